@@ -1,0 +1,133 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/postbox-ipc/postbox/mailbox"
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// apply carries out a mailbox core's effects. bx.mu must be held.
+func (b *Broker) apply(bx *box, effs []mailbox.Effect) {
+	for i := range effs {
+		e := &effs[i]
+		switch e.Kind {
+		case mailbox.EffDeliver:
+			p := e.Ref.(*pending)
+			c := p.c
+			if e.Lease != 0 || p.op == wire.OpRecv {
+				c.pmu.Lock()
+				if e.Lease != 0 {
+					c.leases[e.Lease] = bx
+				}
+				if p.op == wire.OpRecv {
+					c.unregister(p)
+				}
+				c.pmu.Unlock()
+			}
+			op := wire.OpDeliver
+			if p.op == wire.OpRecv {
+				op = wire.OpRecv | wire.OpReply
+			}
+			c.deliver(op, p.req, e.Msg, e.Lease)
+		case mailbox.EffSendDone:
+			p := e.Ref.(*pending)
+			p.c.finish(p)
+			p.c.sendReply(p.req, e.Msg.Seq, e.Taken, e.Receipt)
+		case mailbox.EffFail:
+			p := e.Ref.(*pending)
+			p.c.finish(p)
+			code := codeOf(e.Err)
+			p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, bx.name+": "+code.String())
+		case mailbox.EffDeadLetter:
+			b.log.Info("message dropped", "mailbox", bx.name, "id", e.Msg.Seq, "reason", e.Reason)
+		}
+	}
+}
+
+// unregister forgets a pending request and stops its timer. c.pmu must be
+// held.
+func (c *conn) unregister(p *pending) {
+	// A nil entry is an id reserved by register for p.
+	if q, ok := c.pending[p.req]; ok && (q == p || q == nil) {
+		delete(c.pending, p.req)
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+}
+
+// finish is unregister taking c.pmu.
+func (c *conn) finish(p *pending) {
+	c.pmu.Lock()
+	c.unregister(p)
+	c.pmu.Unlock()
+}
+
+// deliver queues a Delivery frame.
+func (c *conn) deliver(op wire.Op, req uint64, msg *mailbox.Message, lease uint64) {
+	d := wire.Delivery{
+		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority,
+		Redeliveries: msg.Redeliveries, UID: msg.Sender.UID, GID: msg.Sender.GID,
+		PID: msg.Sender.PID, Endpoint: msg.Sender.Endpoint, SentUnixNano: msg.SentUnixNano,
+		Body: msg.Body,
+	}
+	c.wmu.Lock()
+	if !c.closing {
+		b, off := wire.StartFrame(c.out, wire.Header{Op: op, Request: req})
+		c.out = wire.FinishFrame(d.Append(b), off)
+		c.wcond.Signal()
+	}
+	c.wmu.Unlock()
+}
+
+// sendReply queues a SEND reply.
+func (c *conn) sendReply(req, seq uint64, taken bool, who mailbox.Identity) {
+	r := wire.SendReply{ID: seq, Taken: taken, Receipt: wire.Receipt{Endpoint: who.Endpoint, UID: who.UID, GID: who.GID, PID: who.PID}}
+	c.wmu.Lock()
+	if !c.closing {
+		b, off := wire.StartFrame(c.out, wire.Header{Op: wire.OpSend | wire.OpReply, Request: req})
+		c.out = wire.FinishFrame(r.Append(b), off)
+		c.wcond.Signal()
+	}
+	c.wmu.Unlock()
+}
+
+// cancel ends a pending request with err (CodeTimeout, CodeCanceled,
+// CodeClosed).
+func (b *Broker) cancel(p *pending, err error) {
+	bx := p.box
+	bx.mu.Lock()
+	before := bx.core.HeldBytes()
+	if p.send != nil {
+		bx.core.CancelSend(p.send, err)
+	} else {
+		bx.core.CancelReceive(p.recv, err)
+	}
+	b.apply(bx, bx.core.Effects())
+	b.account(bx, before)
+	bx.mu.Unlock()
+}
+
+// codeOf maps mailbox errors to wire status codes.
+func codeOf(err error) wire.Code {
+	switch {
+	case err == nil:
+		return wire.OK
+	case errors.Is(err, mailbox.ErrFull):
+		return wire.CodeFull
+	case errors.Is(err, mailbox.ErrEmpty):
+		return wire.CodeEmpty
+	case errors.Is(err, mailbox.ErrDestroyed):
+		return wire.CodeDestroyed
+	case errors.Is(err, mailbox.ErrStaleLease):
+		return wire.CodeStaleLease
+	case errors.Is(err, mailbox.ErrTimeout):
+		return wire.CodeTimeout
+	case errors.Is(err, mailbox.ErrCanceled):
+		return wire.CodeCanceled
+	case errors.Is(err, mailbox.ErrClosed):
+		return wire.CodeClosed
+	}
+	return wire.CodeInternal
+}

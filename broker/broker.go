@@ -1,0 +1,300 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/postbox-ipc/postbox/mailbox"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("broker: server closed")
+
+// Broker is a postbox broker. Its methods are safe for concurrent use.
+type Broker struct {
+	cfg    Config
+	log    *slog.Logger
+	limits atomic.Pointer[Limits]
+
+	leases    leaseCounter
+	endpoints atomic.Uint64
+	// held is the body bytes held by all mailboxes together, checked
+	// against Limits.MaxQueuedBytes.
+	held atomic.Int64
+	// nconns counts live connections, checked against MaxConnections.
+	nconns atomic.Int64
+
+	mu        sync.RWMutex // guards boxes, conns, listeners, closed
+	boxes     map[string]*box
+	conns     map[*conn]struct{}
+	listeners map[net.Listener]struct{}
+	closed    bool
+
+	wg   sync.WaitGroup // every goroutine the broker started
+	done chan struct{}  // closed by Shutdown/Close
+}
+
+// leaseCounter is the broker-wide LeaseSource: lease ids are unique across
+// all mailboxes, so an ack names one delivery unambiguously.
+type leaseCounter struct{ n atomic.Uint64 }
+
+func (c *leaseCounter) NextLease() uint64 { return c.n.Add(1) }
+
+// New returns a broker with cfg. It panics if cfg does not Validate; call
+// Validate first to handle the error.
+func New(cfg Config) *Broker {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	b := &Broker{
+		cfg:       cfg,
+		log:       cfg.logger(),
+		boxes:     make(map[string]*box),
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		done:      make(chan struct{}),
+	}
+	l := cfg.Limits
+	b.limits.Store(&l)
+	return b
+}
+
+// Limits returns the limits in force.
+func (b *Broker) Limits() Limits { return *b.limits.Load() }
+
+// SetLimits replaces the broker-wide limits. MaxMessage cannot exceed what
+// MaxFrame allows. Existing mailboxes and connections are not affected
+// beyond new requests being checked against the new values.
+func (b *Broker) SetLimits(l Limits) error {
+	c := b.cfg
+	c.Limits = l
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b.limits.Store(&l)
+	return nil
+}
+
+// Listen creates a Unix socket listener at path, creating its directory
+// (0755) if needed and replacing a stale socket file that nobody listens
+// on. The socket file gets mode (e.g. 0666: access is decided per
+// mailbox, from the peer's credentials).
+func Listen(path string, mode os.FileMode) (*net.UnixListener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen %s: a broker is already listening there", path)
+		}
+		os.Remove(path)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	l.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, mode); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Serve accepts connections on l until Shutdown or Close, then returns
+// ErrServerClosed. l must be a Unix socket listener: identity comes from
+// its peer credentials.
+func (b *Broker) Serve(l net.Listener) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrServerClosed
+	}
+	b.listeners[l] = struct{}{}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	defer b.wg.Done()
+	defer func() {
+		b.mu.Lock()
+		delete(b.listeners, l)
+		b.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			select {
+			case <-b.done:
+				return ErrServerClosed
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				b.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-b.done:
+					return ErrServerClosed
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		uc, ok := nc.(*net.UnixConn)
+		if !ok {
+			nc.Close()
+			continue
+		}
+		b.start(uc)
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// Shutdown stops accepting, fails waiting requests with CodeClosed, lets
+// each connection flush what was already written, closes them and waits
+// for every goroutine the broker started, or for ctx.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	conns := b.stop()
+	for _, c := range conns {
+		c.shutdown(true)
+	}
+	wait := make(chan struct{})
+	go func() { b.wg.Wait(); close(wait) }()
+	select {
+	case <-wait:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.shutdown(false)
+		}
+		<-wait
+		return ctx.Err()
+	}
+}
+
+// Close is Shutdown without waiting for flushes: connections are closed at
+// once. It waits for the broker's goroutines.
+func (b *Broker) Close() error {
+	for _, c := range b.stop() {
+		c.shutdown(false)
+	}
+	b.wg.Wait()
+	return nil
+}
+
+// stop marks the broker closed, closes listeners and returns the live
+// connections.
+func (b *Broker) stop() []*conn {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.closed = true
+		close(b.done)
+		for l := range b.listeners {
+			l.Close()
+		}
+	}
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// start registers and runs a new connection.
+func (b *Broker) start(uc *net.UnixConn) {
+	c := newConn(b, uc)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		uc.Close()
+		return
+	}
+	b.conns[c] = struct{}{}
+	b.wg.Add(2)
+	b.mu.Unlock()
+	go c.readLoop()
+	go c.writeLoop()
+}
+
+func (b *Broker) forget(c *conn) {
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+}
+
+// box is one mailbox and what the broker knows about it beyond delivery.
+type box struct {
+	name string
+	// inbox is the owning endpoint for an endpoint's private inbox, else 0.
+	inbox   uint64
+	created time.Time
+
+	mu   sync.Mutex // guards core and the fields below
+	core *mailbox.Mailbox
+	uid  uint32
+	gid  uint32
+	mode uint32
+}
+
+// Permission bits, as for files.
+const (
+	permRead  = 4 // may receive
+	permWrite = 2 // may send
+)
+
+// may reports whether who may perform an operation needing perm on bx.
+// bx.mu must be held.
+func (bx *box) may(who mailbox.Identity, perm uint32) bool {
+	if bx.inbox != 0 {
+		return perm == permWrite || who.Endpoint == bx.inbox
+	}
+	if who.UID == 0 {
+		return true
+	}
+	var bits uint32
+	switch {
+	case who.UID == bx.uid:
+		bits = bx.mode >> 6
+	case who.GID == bx.gid:
+		bits = bx.mode >> 3
+	default:
+		bits = bx.mode
+	}
+	return bits&perm == perm
+}
+
+// owns reports whether who may chmod or destroy bx.
+func (bx *box) owns(who mailbox.Identity) bool {
+	return bx.inbox == 0 && (who.UID == 0 || who.UID == bx.uid)
+}
+
+func (b *Broker) lookup(name []byte) *box {
+	b.mu.RLock()
+	bx := b.boxes[string(name)]
+	b.mu.RUnlock()
+	return bx
+}
+
+// account adds the change in bx's held bytes to the broker-wide total.
+// bx.mu must be held; before is core.HeldBytes() before the call.
+func (b *Broker) account(bx *box, before int64) {
+	if d := bx.core.HeldBytes() - before; d != 0 {
+		b.held.Add(d)
+	}
+}

@@ -1,0 +1,318 @@
+package broker
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/postbox-ipc/postbox/mailbox"
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// outHighWater: the reader stops taking requests from a client while this
+// many reply bytes wait for it to read, so a client that writes without
+// reading cannot grow the broker's memory without bound.
+const outHighWater = 8 << 20
+
+// conn is one client connection: one endpoint.
+type conn struct {
+	b     *Broker
+	nc    *net.UnixConn
+	id    uint64 // endpoint id
+	ident mailbox.Identity
+	pidfd int // -1 if the kernel gave none
+
+	wmu     sync.Mutex // guards out, spare, closing; wcond waits on it
+	wcond   sync.Cond
+	out     []byte // frames waiting to be written
+	spare   []byte // the writer's other buffer
+	closing bool   // no more writes; the writer exits when out is drained (or at once if abort)
+	abort   bool
+
+	pmu     sync.Mutex // guards pending, leases, touched
+	pending map[uint64]*pending
+	leases  map[uint64]*box // leases this endpoint holds, and their mailbox
+	touched map[*box]struct{}
+
+	closeOnce sync.Once
+	done      chan struct{} // closed when the reader has cleaned up
+}
+
+// pending is a request that did not complete at once: a blocked send or
+// receive, or a consumer. It is the Ref the mailbox core returns in effects.
+type pending struct {
+	c     *conn
+	req   uint64
+	op    wire.Op
+	box   *box
+	send  *mailbox.Sender
+	recv  *mailbox.Receiver
+	timer *time.Timer // nil without a timeout
+}
+
+func newConn(b *Broker, uc *net.UnixConn) *conn {
+	c := &conn{
+		b:       b,
+		nc:      uc,
+		pidfd:   -1,
+		pending: make(map[uint64]*pending),
+		leases:  make(map[uint64]*box),
+		touched: make(map[*box]struct{}),
+		done:    make(chan struct{}),
+	}
+	c.wcond.L = &c.wmu
+	return c
+}
+
+// readLoop runs the connection: handshake, then requests until EOF.
+func (c *conn) readLoop() {
+	defer c.b.wg.Done()
+	defer c.cleanup()
+	lim := c.b.Limits()
+	r := wire.NewReader(c.nc, c.b.cfg.MaxFrame, 64<<10)
+	if !c.handshake(r, lim) {
+		return
+	}
+	var h handler
+	h.c = c
+	for {
+		hd, p, err := r.Next()
+		switch {
+		case err == nil:
+		case errors.Is(err, wire.ErrFrameTooLarge):
+			c.replyErr(hd, wire.CodeTooLarge, err.Error())
+			continue
+		default:
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.b.log.Debug("connection ends", "endpoint", c.id, "pid", c.ident.PID, "err", err)
+				if errors.Is(err, wire.ErrBadFrame) {
+					c.replyErr(hd, wire.CodeMalformed, err.Error()+"; closing connection")
+				}
+			}
+			return
+		}
+		h.handle(hd, p)
+		c.throttle()
+	}
+}
+
+// handshake reads HELLO and answers it. It reports whether to go on.
+func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
+	hd, p, err := r.Next()
+	if err != nil {
+		return false
+	}
+	if hd.Op != wire.OpHello {
+		c.replyErr(hd, wire.CodeHandshake, "the first frame must be HELLO")
+		return false
+	}
+	var hello wire.Hello
+	if err := hello.Decode(p); err != nil {
+		c.replyErr(hd, wire.CodeMalformed, "HELLO: "+err.Error())
+		return false
+	}
+	if hello.MinVersion > wire.Version || hello.MaxVersion < wire.Version {
+		c.replyErr(hd, wire.CodeVersion, "this broker speaks protocol version "+strconv.Itoa(int(wire.Version)))
+		return false
+	}
+	if n := c.b.nconns.Add(1); n > int64(lim.MaxConnections) {
+		c.b.nconns.Add(-1)
+		c.replyErr(hd, wire.CodeLimit, "too many connections (limit "+strconv.Itoa(lim.MaxConnections)+")")
+		return false
+	}
+	ident, pidfd, err := peerCredentials(c.nc)
+	if err != nil {
+		c.b.nconns.Add(-1)
+		c.replyErr(hd, wire.CodeInternal, "reading peer credentials: "+err.Error())
+		return false
+	}
+	c.id = c.b.endpoints.Add(1)
+	ident.Endpoint = c.id
+	c.ident, c.pidfd = ident, pidfd
+
+	// The endpoint's private inbox.
+	bx := &box{name: inboxName(c.id), inbox: c.id, created: time.Now(), uid: ident.UID, gid: ident.GID, mode: 0o622}
+	bx.core = mailbox.New(mailbox.Config{Capacity: lim.InboxCapacity, Leases: &c.b.leases})
+	c.b.mu.Lock()
+	c.b.boxes[bx.name] = bx
+	c.b.mu.Unlock()
+	c.touched[bx] = struct{}{}
+
+	c.b.log.Debug("connected", "endpoint", c.id, "uid", ident.UID, "gid", ident.GID, "pid", ident.PID, "client", string(hello.Client))
+	reply := wire.HelloReply{
+		Version: wire.Version, Endpoint: c.id, UID: ident.UID, GID: ident.GID, PID: ident.PID,
+		MaxFrame: uint32(c.b.cfg.MaxFrame), MaxMessage: uint32(lim.MaxMessage), Server: []byte(c.b.cfg.Name),
+	}
+	c.wmu.Lock()
+	b, off := wire.StartFrame(c.out, wire.Header{Op: wire.OpHello | wire.OpReply, Request: hd.Request})
+	c.out = wire.FinishFrame(reply.Append(b), off)
+	c.wcond.Signal()
+	c.wmu.Unlock()
+	return true
+}
+
+func inboxName(id uint64) string { return "@" + strconv.FormatUint(id, 10) }
+
+// throttle blocks the reader while too many reply bytes are unread.
+func (c *conn) throttle() {
+	c.wmu.Lock()
+	for len(c.out) > outHighWater && !c.closing {
+		c.wcond.Wait()
+	}
+	c.wmu.Unlock()
+}
+
+// writeLoop writes whatever frames accumulate, many per write.
+func (c *conn) writeLoop() {
+	defer c.b.wg.Done()
+	c.wmu.Lock()
+	for {
+		for len(c.out) == 0 && !c.closing {
+			c.wcond.Wait()
+		}
+		if c.abort || (c.closing && len(c.out) == 0) {
+			c.wmu.Unlock()
+			c.nc.Close()
+			return
+		}
+		buf := c.out
+		c.out = c.spare[:0]
+		c.wmu.Unlock()
+		_, err := c.nc.Write(buf)
+		c.wmu.Lock()
+		if cap(buf) <= 1<<20 {
+			c.spare = buf[:0]
+		} else {
+			c.spare = nil // do not keep a huge buffer for good
+		}
+		c.wcond.Broadcast() // wake a throttled reader
+		if err != nil {
+			c.closing, c.abort = true, true
+			c.out = c.out[:0]
+			c.wmu.Unlock()
+			c.nc.Close() // makes the reader return and clean up
+			return
+		}
+	}
+}
+
+// shutdown ends the connection from the broker's side. Waiting requests
+// fail with CodeClosed; with flush, frames already queued are written
+// before the socket closes.
+func (c *conn) shutdown(flush bool) {
+	c.failPending(mailbox.ErrClosed)
+	c.wmu.Lock()
+	c.closing = true
+	if !flush {
+		c.abort = true
+	}
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	if !flush {
+		c.nc.Close()
+	} else {
+		// Stop reading new requests; the writer closes the socket once
+		// the output is drained.
+		c.nc.CloseRead()
+	}
+}
+
+// failPending ends every waiting request of this connection with err.
+func (c *conn) failPending(err error) {
+	c.pmu.Lock()
+	ps := make([]*pending, 0, len(c.pending))
+	for _, p := range c.pending {
+		if p != nil {
+			ps = append(ps, p)
+		}
+	}
+	c.pmu.Unlock()
+	for _, p := range ps {
+		c.b.cancel(p, err)
+	}
+}
+
+// cleanup runs once when the reader stops: the endpoint is gone. Its
+// leases return to their mailboxes, its waiters are dropped and its inbox
+// destroyed.
+func (c *conn) cleanup() {
+	c.wmu.Lock()
+	c.closing = true
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	c.nc.CloseRead()
+
+	c.pmu.Lock()
+	for _, p := range c.pending {
+		if p != nil && p.timer != nil {
+			p.timer.Stop()
+		}
+	}
+	touched := make([]*box, 0, len(c.touched))
+	for bx := range c.touched {
+		touched = append(touched, bx)
+	}
+	c.pmu.Unlock()
+
+	if c.id != 0 {
+		for _, bx := range touched {
+			if bx.inbox == c.id {
+				c.b.destroy(bx, mailbox.ErrDestroyed)
+				continue
+			}
+			bx.mu.Lock()
+			before := bx.core.HeldBytes()
+			bx.core.Disconnect(c.id)
+			c.b.apply(bx, bx.core.Effects())
+			c.b.account(bx, before)
+			bx.mu.Unlock()
+		}
+		c.b.nconns.Add(-1)
+		c.b.log.Debug("disconnected", "endpoint", c.id, "pid", c.ident.PID)
+	}
+	if c.pidfd >= 0 {
+		unix.Close(c.pidfd)
+	}
+	c.b.forget(c)
+	close(c.done)
+}
+
+// replyErr queues an error reply to the request in hd.
+func (c *conn) replyErr(hd wire.Header, code wire.Code, msg string) {
+	c.wmu.Lock()
+	if !c.closing {
+		b, off := wire.StartFrame(c.out, wire.Header{Op: hd.Op | wire.OpReply, Status: code, Request: hd.Request})
+		c.out = wire.FinishFrame(wire.AppendError(b, msg), off)
+		c.wcond.Signal()
+	}
+	c.wmu.Unlock()
+}
+
+// replyEmpty queues a successful reply with no payload.
+func (c *conn) replyEmpty(hd wire.Header) {
+	c.wmu.Lock()
+	if !c.closing {
+		c.out = wire.AppendHeader(c.out, wire.Header{Op: hd.Op | wire.OpReply, Request: hd.Request}, 0)
+		c.wcond.Signal()
+	}
+	c.wmu.Unlock()
+}
+
+// appender is a payload that can encode itself.
+type appender interface{ Append([]byte) []byte }
+
+// reply queues a successful reply carrying m.
+func (c *conn) reply(op wire.Op, req uint64, m appender) {
+	c.wmu.Lock()
+	if !c.closing {
+		b, off := wire.StartFrame(c.out, wire.Header{Op: op, Request: req})
+		c.out = wire.FinishFrame(m.Append(b), off)
+		c.wcond.Signal()
+	}
+	c.wmu.Unlock()
+}

@@ -1,0 +1,39 @@
+// Package broker is the postbox broker: it listens on a Unix stream socket,
+// identifies each client from the kernel's peer credentials, speaks the
+// wire protocol (package wire, specified in docs/PROTOCOL.md) and keeps the
+// named mailboxes, whose delivery rules live in package mailbox.
+//
+// # Shape
+//
+// The broker is a thin concurrent shell around deterministic mailbox cores:
+//
+//   - one reader goroutine per connection decodes frames and carries out
+//     each request at once, so a request never waits behind another
+//     connection's work;
+//   - one writer goroutine per connection drains that connection's output
+//     buffer; replies and deliveries from any goroutine are appended to the
+//     buffer, so many frames leave in one write (write coalescing);
+//   - each mailbox is a mailbox.Mailbox under its own mutex. A request
+//     locks only the mailbox it names, calls the core, and carries out the
+//     effects the core returns (deliver, complete a send, fail a waiter)
+//     by appending frames to the connections concerned.
+//
+// A blocked send or receive is not a blocked goroutine: it is a waiter
+// inside the core plus a pending entry on its connection, completed later
+// by whichever goroutine makes the decision (another client's request, a
+// timer, a CANCEL, a disconnect). One stuck receiver or flooding sender
+// therefore never delays another mailbox or connection.
+//
+// # Locks
+//
+// Lock order is box.mu, then conn.pmu, then conn.wmu; Broker.mu is never
+// held while taking a box lock. See each mutex for what it guards.
+//
+// # Lifecycle
+//
+// New returns a broker; Serve accepts on a listener until Shutdown or
+// Close. Shutdown stops accepting, fails waiting requests with CodeClosed,
+// flushes what is already written and waits for every goroutine the broker
+// started; Close does the same without waiting for flushes to finish.
+// Both make Serve return ErrServerClosed.
+package broker

@@ -1,0 +1,460 @@
+package broker
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/postbox-ipc/postbox/mailbox"
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// handler carries out requests for one connection. It is used only by the
+// connection's reader goroutine, so its scratch space needs no lock.
+type handler struct {
+	c      *conn
+	send   wire.Send
+	recv   wire.Recv
+	leases wire.Leases
+}
+
+func (h *handler) handle(hd wire.Header, p []byte) {
+	c := h.c
+	switch hd.Op {
+	case wire.OpSend:
+		h.doSend(hd, p)
+	case wire.OpAck, wire.OpNack:
+		h.doAck(hd, p)
+	case wire.OpRecv:
+		h.doRecv(hd, p)
+	case wire.OpConsume:
+		h.doConsume(hd, p)
+	case wire.OpCredit:
+		h.doCredit(hd, p)
+	case wire.OpCancel:
+		c.pmu.Lock()
+		pd := c.pending[hd.Request]
+		c.pmu.Unlock()
+		if pd != nil {
+			c.b.cancel(pd, mailbox.ErrCanceled)
+		}
+	case wire.OpCreate:
+		h.doCreate(hd, p)
+	case wire.OpDestroy:
+		h.doDestroy(hd, p)
+	case wire.OpChmod:
+		h.doChmod(hd, p)
+	case wire.OpStat:
+		var m wire.Name
+		if m.Decode(p) != nil {
+			c.replyErr(hd, wire.CodeMalformed, "STAT: malformed payload")
+			return
+		}
+		bx := c.b.lookup(m.Name)
+		if bx == nil {
+			c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("mailbox %q not found", m.Name))
+			return
+		}
+		info := bx.info()
+		c.reply(hd.Op|wire.OpReply, hd.Request, &info)
+	case wire.OpList:
+		c.reply(hd.Op|wire.OpReply, hd.Request, list(c.b.list()))
+	case wire.OpPing:
+		c.replyEmpty(hd)
+	case wire.OpHello:
+		c.replyErr(hd, wire.CodeHandshake, "HELLO was already exchanged")
+	default:
+		c.replyErr(hd, wire.CodeUnknownOp, fmt.Sprintf("unknown operation 0x%02x", uint8(hd.Op)))
+	}
+}
+
+type list []wire.MailboxInfo
+
+func (l list) Append(b []byte) []byte { return wire.AppendList(b, l) }
+
+func (h *handler) doSend(hd wire.Header, p []byte) {
+	c, m := h.c, &h.send
+	if m.Decode(p) != nil {
+		c.replyErr(hd, wire.CodeMalformed, "SEND: malformed payload")
+		return
+	}
+	lim := c.b.limits.Load()
+	switch {
+	case m.Type < 1:
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("send to %q: message type must be at least 1, not %d", m.Target, m.Type))
+		return
+	case len(m.Body) > lim.MaxMessage:
+		c.replyErr(hd, wire.CodeTooLarge, fmt.Sprintf("send to %q: message of %d bytes exceeds the limit of %d", m.Target, len(m.Body), lim.MaxMessage))
+		return
+	}
+	bx := c.b.lookup(m.Target)
+	if bx == nil {
+		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("send to %q: no such mailbox", m.Target))
+		return
+	}
+	if c.b.held.Load()+int64(len(m.Body)) > lim.MaxQueuedBytes {
+		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("send to %q: the broker holds %d bytes of messages, its limit", m.Target, lim.MaxQueuedBytes))
+		return
+	}
+	msg := &mailbox.Message{
+		Type: m.Type, Priority: m.Priority, Sender: c.ident,
+		SentUnixNano: time.Now().UnixNano(), Body: slices.Clone(m.Body),
+	}
+	if msg.Body == nil {
+		msg.Body = []byte{}
+	}
+	receipt := hd.Flags&wire.FlagReceipt != 0
+
+	bx.mu.Lock()
+	if !bx.may(c.ident, permWrite) {
+		bx.mu.Unlock()
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("send to %q: permission denied", m.Target))
+		return
+	}
+	before := bx.core.HeldBytes()
+	res, done, err := bx.core.Send(msg, receipt, nil)
+	if err == mailbox.ErrFull && m.Timeout != 0 {
+		if !c.register(hd.Request) {
+			bx.mu.Unlock()
+			c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("request id %d is already in flight", hd.Request))
+			return
+		}
+		pd := &pending{c: c, req: hd.Request, op: wire.OpSend, box: bx}
+		pd.send = &mailbox.Sender{Ref: pd, Endpoint: c.id}
+		res, done, err = bx.core.Send(msg, receipt, pd.send)
+		if err == nil && pd.send.Waiting() {
+			c.wait(pd, m.Timeout)
+		} else {
+			c.finish(pd)
+		}
+	}
+	c.b.apply(bx, bx.core.Effects())
+	c.b.account(bx, before)
+	bx.mu.Unlock()
+
+	switch {
+	case err != nil:
+		code := codeOf(err)
+		if code == wire.CodeFull && bx.core.Config().Capacity == 0 {
+			c.replyErr(hd, code, fmt.Sprintf("send to %q: no receiver is waiting", m.Target))
+		} else {
+			c.replyErr(hd, code, fmt.Sprintf("send to %q: %s", m.Target, code))
+		}
+	case done:
+		c.sendReply(hd.Request, res.Seq, res.Taken, res.Receipt)
+	}
+}
+
+// register reserves req as a pending request id; it reports false if the
+// id is already in flight.
+func (c *conn) register(req uint64) bool {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if _, dup := c.pending[req]; dup {
+		return false
+	}
+	c.pending[req] = nil
+	return true
+}
+
+// wait records pd as pending (its id reserved by register) and arms its
+// timeout. The box's lock must be held, so that no effect for pd can run
+// before it is recorded.
+func (c *conn) wait(pd *pending, timeout int64) {
+	c.pmu.Lock()
+	c.pending[pd.req] = pd
+	c.touched[pd.box] = struct{}{}
+	c.pmu.Unlock()
+	if timeout > 0 {
+		pd.timer = time.AfterFunc(time.Duration(timeout), func() { c.b.cancel(pd, mailbox.ErrTimeout) })
+	}
+}
+
+func (h *handler) doRecv(hd wire.Header, p []byte) {
+	c, m := h.c, &h.recv
+	if m.Decode(p) != nil {
+		c.replyErr(hd, wire.CodeMalformed, "RECV: malformed payload")
+		return
+	}
+	h.receive(hd, m.Name, m.Type, m.Timeout, false, 0)
+}
+
+func (h *handler) doConsume(hd wire.Header, p []byte) {
+	c := h.c
+	var m wire.Consume
+	if m.Decode(p) != nil {
+		c.replyErr(hd, wire.CodeMalformed, "CONSUME: malformed payload")
+		return
+	}
+	h.receive(hd, m.Name, m.Type, -1, true, m.Credit)
+}
+
+// receive registers a one-shot receive or a consumer.
+func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consumer bool, credit uint32) {
+	c := h.c
+	bx := c.b.lookup(name)
+	if bx == nil {
+		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("receive from %q: no such mailbox", name))
+		return
+	}
+	wait := timeout != 0
+	if wait && !c.register(hd.Request) {
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("request id %d is already in flight", hd.Request))
+		return
+	}
+	pd := &pending{c: c, req: hd.Request, op: hd.Op, box: bx}
+	pd.recv = &mailbox.Receiver{Ref: pd, Ident: c.ident, Type: typ, AutoAck: hd.Flags&wire.FlagAutoAck != 0, Consumer: consumer, Credit: credit}
+
+	bx.mu.Lock()
+	if !bx.may(c.ident, permRead) {
+		bx.mu.Unlock()
+		c.finish(pd)
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("receive from %q: permission denied", name))
+		return
+	}
+	c.pmu.Lock()
+	c.touched[bx] = struct{}{}
+	c.pmu.Unlock()
+	before := bx.core.HeldBytes()
+	err := bx.core.Receive(pd.recv, wait)
+	if err == nil && pd.recv.Waiting() {
+		c.wait(pd, timeout)
+	}
+	c.b.apply(bx, bx.core.Effects())
+	c.b.account(bx, before)
+	if err != nil || !pd.recv.Waiting() {
+		c.finish(pd)
+	}
+	bx.mu.Unlock()
+	if err != nil {
+		code := codeOf(err)
+		c.replyErr(hd, code, fmt.Sprintf("receive from %q: %s", name, code))
+	}
+}
+
+func (h *handler) doCredit(hd wire.Header, p []byte) {
+	c := h.c
+	var m wire.Credit
+	if m.Decode(p) != nil {
+		return // CREDIT has no reply; a malformed one is ignored
+	}
+	c.pmu.Lock()
+	pd := c.pending[hd.Request]
+	c.pmu.Unlock()
+	if pd == nil || pd.recv == nil || !pd.recv.Consumer {
+		return
+	}
+	bx := pd.box
+	bx.mu.Lock()
+	before := bx.core.HeldBytes()
+	bx.core.AddCredit(pd.recv, m.N)
+	c.b.apply(bx, bx.core.Effects())
+	c.b.account(bx, before)
+	bx.mu.Unlock()
+}
+
+func (h *handler) doAck(hd wire.Header, p []byte) {
+	c, m := h.c, &h.leases
+	noReply := hd.Flags&wire.FlagNoReply != 0
+	if m.Decode(p) != nil {
+		if !noReply {
+			c.replyErr(hd, wire.CodeMalformed, hd.Op.String()+": malformed payload")
+		}
+		return
+	}
+	var done uint32
+	var firstErr error
+	var failed uint64
+	for _, id := range m.IDs {
+		c.pmu.Lock()
+		bx := c.leases[id]
+		c.pmu.Unlock()
+		err := mailbox.ErrStaleLease
+		if bx != nil {
+			bx.mu.Lock()
+			before := bx.core.HeldBytes()
+			if hd.Op == wire.OpAck {
+				err = bx.core.Ack(c.id, id)
+			} else {
+				err = bx.core.Nack(c.id, id)
+			}
+			c.b.apply(bx, bx.core.Effects())
+			c.b.account(bx, before)
+			bx.mu.Unlock()
+			if err == nil || err == mailbox.ErrStaleLease {
+				c.pmu.Lock()
+				delete(c.leases, id)
+				c.pmu.Unlock()
+			}
+		}
+		if err == nil {
+			done++
+		} else if firstErr == nil {
+			firstErr, failed = err, id
+		}
+	}
+	switch {
+	case noReply:
+	case firstErr != nil:
+		code := codeOf(firstErr)
+		c.replyErr(hd, code, fmt.Sprintf("lease %d: %s (%d of %d applied)", failed, code, done, len(m.IDs)))
+	default:
+		c.reply(hd.Op|wire.OpReply, hd.Request, &wire.AckReply{Done: done})
+	}
+}
+
+func (h *handler) doCreate(hd wire.Header, p []byte) {
+	c, b := h.c, h.c.b
+	var m wire.Create
+	if err := m.Decode(p); err != nil {
+		code := wire.CodeMalformed
+		if err == wire.ErrUnknownTag {
+			code = wire.CodeInvalid
+		}
+		c.replyErr(hd, code, "CREATE: "+err.Error())
+		return
+	}
+	invalid := func(why string) { c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("create %q: %s", m.Name, why)) }
+	switch {
+	case !wire.ValidName(m.Name):
+		invalid("a name is 1 to 200 characters of A-Z a-z 0-9 . _ : / -")
+		return
+	case m.Capacity < -1:
+		invalid("capacity must be -1 (unbounded), 0 (rendezvous) or positive")
+		return
+	case m.Mode > 0o777:
+		invalid(fmt.Sprintf("mode %#o has bits outside 0777", m.Mode))
+		return
+	case m.Durable:
+		invalid("durable mailboxes need the broker to run with a data directory")
+		return
+	case len(m.DeadLetter) > 0:
+		invalid("dead-letter mailboxes are not supported by this broker")
+		return
+	case m.MaxBytes < 0 || m.TTL < 0:
+		invalid("limits must not be negative")
+		return
+	}
+	bx := &box{name: string(m.Name), created: time.Now(), uid: c.ident.UID, gid: c.ident.GID, mode: m.Mode}
+	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxDeliveries: m.MaxDeliveries, TTL: m.TTL, Leases: &b.leases})
+	lim := b.limits.Load()
+	b.mu.Lock()
+	_, exists := b.boxes[bx.name]
+	full := len(b.boxes) >= lim.MaxMailboxes
+	if !exists && !full {
+		b.boxes[bx.name] = bx
+	}
+	b.mu.Unlock()
+	switch {
+	case exists:
+		c.replyErr(hd, wire.CodeExists, fmt.Sprintf("create %q: a mailbox with that name exists", m.Name))
+	case full:
+		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("create %q: the broker already has %d mailboxes, its limit", m.Name, lim.MaxMailboxes))
+	default:
+		b.log.Info("mailbox created", "mailbox", bx.name, "capacity", m.Capacity, "mode", fmt.Sprintf("%#o", m.Mode), "uid", c.ident.UID, "pid", c.ident.PID)
+		c.replyEmpty(hd)
+	}
+}
+
+// owned looks up a mailbox that the caller must own. It replies with the
+// error itself and returns nil when the request cannot go on.
+func (h *handler) owned(hd wire.Header, verb string, name []byte) *box {
+	c := h.c
+	bx := c.b.lookup(name)
+	switch {
+	case bx == nil || bx.inbox != 0:
+		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("%s %q: no such mailbox", verb, name))
+		return nil
+	case !bx.owns(c.ident):
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("%s %q: only its owner (uid %d) or root may", verb, name, bx.uid))
+		return nil
+	}
+	return bx
+}
+
+func (h *handler) doDestroy(hd wire.Header, p []byte) {
+	var m wire.Name
+	if m.Decode(p) != nil {
+		h.c.replyErr(hd, wire.CodeMalformed, "DESTROY: malformed payload")
+		return
+	}
+	bx := h.owned(hd, "destroy", m.Name)
+	if bx == nil {
+		return
+	}
+	h.c.b.destroy(bx, mailbox.ErrDestroyed)
+	h.c.b.log.Info("mailbox destroyed", "mailbox", bx.name, "uid", h.c.ident.UID, "pid", h.c.ident.PID)
+	h.c.replyEmpty(hd)
+}
+
+func (h *handler) doChmod(hd wire.Header, p []byte) {
+	var m wire.Chmod
+	if m.Decode(p) != nil {
+		h.c.replyErr(hd, wire.CodeMalformed, "CHMOD: malformed payload")
+		return
+	}
+	if m.Mode > 0o777 {
+		h.c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("chmod %q: mode %#o has bits outside 0777", m.Name, m.Mode))
+		return
+	}
+	bx := h.owned(hd, "chmod", m.Name)
+	if bx == nil {
+		return
+	}
+	bx.mu.Lock()
+	bx.mode = m.Mode
+	bx.mu.Unlock()
+	h.c.replyEmpty(hd)
+}
+
+// destroy removes bx from the broker and fails everyone waiting on it.
+func (b *Broker) destroy(bx *box, err error) {
+	b.mu.Lock()
+	if b.boxes[bx.name] == bx {
+		delete(b.boxes, bx.name)
+	}
+	b.mu.Unlock()
+	bx.mu.Lock()
+	before := bx.core.HeldBytes()
+	bx.core.Destroy(err)
+	b.apply(bx, bx.core.Effects())
+	b.account(bx, before)
+	bx.mu.Unlock()
+}
+
+// info reports bx's state.
+func (bx *box) info() wire.MailboxInfo {
+	bx.mu.Lock()
+	defer bx.mu.Unlock()
+	st := bx.core.Stats()
+	cfg := bx.core.Config()
+	info := wire.MailboxInfo{
+		Name: []byte(bx.name), UID: bx.uid, GID: bx.gid, Mode: bx.mode, Capacity: cfg.Capacity,
+		Depth: uint64(st.Depth), Bytes: uint64(st.Bytes), Receivers: uint32(st.Receivers),
+		Consumers: uint32(st.Consumers), InFlight: uint32(st.InFlight), BlockedSenders: uint32(st.BlockedSenders),
+		Sent: st.Sent, Received: st.Received, Redelivered: st.Redelivered, CreatedUnix: bx.created.UnixNano(),
+		OldestUnix: st.OldestUnixNano, DeadLettered: st.DeadLettered + st.Expired,
+		TTL: cfg.TTL, MaxDeliveries: cfg.MaxDeliveries,
+	}
+	if bx.inbox != 0 {
+		info.Flags |= wire.MailboxInbox
+	}
+	return info
+}
+
+// list reports every mailbox, sorted by name.
+func (b *Broker) list() []wire.MailboxInfo {
+	b.mu.RLock()
+	boxes := make([]*box, 0, len(b.boxes))
+	for _, bx := range b.boxes {
+		boxes = append(boxes, bx)
+	}
+	b.mu.RUnlock()
+	slices.SortFunc(boxes, func(a, b *box) int { return strings.Compare(a.name, b.name) })
+	infos := make([]wire.MailboxInfo, len(boxes))
+	for i, bx := range boxes {
+		infos[i] = bx.info()
+	}
+	return infos
+}

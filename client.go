@@ -1,0 +1,414 @@
+package postbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// Identity is who a process is, as the kernel told the broker: the sender
+// of a message, or the receiver named by a receipt.
+type Identity struct {
+	UID, GID uint32
+	PID      int32
+	// Endpoint is the broker-assigned id of the connection; its inbox is
+	// "@<Endpoint>".
+	Endpoint uint64
+}
+
+// Client is a connection to a broker. It is safe for concurrent use.
+type Client struct {
+	nc         net.Conn
+	self       Identity
+	maxMessage int
+	ids        atomic.Uint64
+
+	wmu     sync.Mutex // guards out, acks, nacks, werr; wcond waits on it
+	wcond   sync.Cond
+	out     []byte
+	spare   []byte
+	acks    []uint64 // leases to ack without a reply, sent with the next write
+	closing bool
+
+	pmu       sync.Mutex // guards calls, consumers, err
+	calls     map[uint64]*call
+	consumers map[uint64]*Consumer
+	err       error // why the client stopped; nil while it runs
+
+	done chan struct{} // closed when the reader stops
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// DialOption configures Dial.
+type DialOption func(*dialOptions)
+
+type dialOptions struct {
+	socket string
+	name   string
+}
+
+// WithSocket dials path instead of DefaultSocketPath().
+func WithSocket(path string) DialOption { return func(o *dialOptions) { o.socket = path } }
+
+// WithName names the client in the broker's logs.
+func WithName(name string) DialOption { return func(o *dialOptions) { o.name = name } }
+
+// Dial connects to the broker and performs the handshake.
+func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
+	o := dialOptions{socket: DefaultSocketPath(), name: filepath.Base(os.Args[0])}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", o.socket)
+	if err != nil {
+		return nil, fmt.Errorf("postbox: dial %s: %w (is `postbox serve` running?)", o.socket, err)
+	}
+	c, err := handshake(ctx, nc, o.name)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewClient performs the handshake over an established connection (any
+// net.Conn speaking the postbox protocol to a broker) and returns a Client
+// that owns it.
+func NewClient(ctx context.Context, nc net.Conn) (*Client, error) {
+	return handshake(ctx, nc, filepath.Base(os.Args[0]))
+}
+
+func handshake(ctx context.Context, nc net.Conn, name string) (*Client, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+		defer nc.SetDeadline(time.Time{})
+	}
+	hello := wire.Hello{MinVersion: wire.Version, MaxVersion: wire.Version, Client: []byte(name)}
+	b, off := wire.StartFrame(nil, wire.Header{Op: wire.OpHello, Request: 1})
+	if _, err := nc.Write(wire.FinishFrame(hello.Append(b), off)); err != nil {
+		return nil, fmt.Errorf("postbox: handshake: %w", err)
+	}
+	r := wire.NewReader(nc, 0, 64<<10)
+	hd, p, err := r.Next()
+	if err != nil {
+		return nil, fmt.Errorf("postbox: handshake: %w", err)
+	}
+	if hd.Status != wire.OK {
+		return nil, replyError(hd.Status, p)
+	}
+	var rep wire.HelloReply
+	if hd.Op != wire.OpHello|wire.OpReply || rep.Decode(p) != nil {
+		return nil, fmt.Errorf("%w: unexpected handshake reply %s", ErrHandshake, hd.Op)
+	}
+	c := &Client{
+		nc:         nc,
+		self:       Identity{UID: rep.UID, GID: rep.GID, PID: rep.PID, Endpoint: rep.Endpoint},
+		maxMessage: int(rep.MaxMessage),
+		calls:      make(map[uint64]*call),
+		consumers:  make(map[uint64]*Consumer),
+		done:       make(chan struct{}),
+	}
+	c.ids.Store(1)
+	c.wcond.L = &c.wmu
+	c.wg.Add(2)
+	go c.readLoop(r)
+	go c.writeLoop()
+	return c, nil
+}
+
+// Identity returns this client's identity as the broker sees it.
+func (c *Client) Identity() Identity { return c.self }
+
+// MaxMessage is the largest body the broker accepts.
+func (c *Client) MaxMessage() int { return c.maxMessage }
+
+// Close closes the connection. Requests in flight fail with ErrClosed;
+// messages received but not acked go back to their mailboxes. Close waits
+// for the client's goroutines and is idempotent.
+func (c *Client) Close() error {
+	c.once.Do(func() {
+		c.wmu.Lock()
+		c.closing = true
+		c.wcond.Broadcast()
+		c.wmu.Unlock()
+		c.nc.Close()
+	})
+	c.wg.Wait()
+	return nil
+}
+
+// Done is closed when the client stops (Close, or the connection failed).
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the client stopped, or nil while it runs.
+func (c *Client) Err() error {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return c.err
+}
+
+// call is one request waiting for its reply. Calls are pooled.
+type call struct {
+	done   chan struct{} // receives one value when the reply is in
+	op     wire.Op
+	status wire.Code
+	errMsg string
+	buf    []byte         // the reply payload (generic replies)
+	send   wire.SendReply // SEND replies
+	msg    *Message       // RECV replies
+	mbox   string         // RECV: the mailbox name for the Message
+	closed error          // set instead of a reply when the client stops
+}
+
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func (c *Client) newCall(op wire.Op) (*call, uint64) {
+	cl := callPool.Get().(*call)
+	cl.op, cl.status, cl.errMsg, cl.buf, cl.msg, cl.closed = op, 0, "", cl.buf[:0], nil, nil
+	id := c.ids.Add(1)
+	return cl, id
+}
+
+func putCall(cl *call) {
+	if cap(cl.buf) > 64<<10 {
+		cl.buf = nil
+	}
+	cl.msg = nil
+	callPool.Put(cl)
+}
+
+// start registers cl under id and queues the frame built by enc.
+func (c *Client) start(id uint64, cl *call, hd wire.Header, enc func([]byte) []byte) error {
+	c.pmu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.pmu.Unlock()
+		return err
+	}
+	c.calls[id] = cl
+	c.pmu.Unlock()
+	c.wmu.Lock()
+	if c.closing {
+		c.wmu.Unlock()
+		c.pmu.Lock()
+		delete(c.calls, id)
+		c.pmu.Unlock()
+		return ErrClosed
+	}
+	b, off := wire.StartFrame(c.out, hd)
+	c.out = wire.FinishFrame(enc(b), off)
+	c.wcond.Signal()
+	c.wmu.Unlock()
+	return nil
+}
+
+// await waits for cl's reply. If ctx ends first it cancels the request at
+// the broker and still waits for the reply, which says whether the
+// request took effect after all.
+func (c *Client) await(ctx context.Context, id uint64, cl *call) error {
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		c.post(wire.Header{Op: wire.OpCancel, Request: id}, nil)
+		<-cl.done
+	}
+	if cl.closed != nil {
+		return cl.closed
+	}
+	if cl.status != wire.OK {
+		err := &Error{Code: cl.status, Msg: cl.errMsg}
+		if cl.status == wire.CodeCanceled && ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return &Error{Code: wire.CodeTimeout, Msg: cl.errMsg + " (deadline)"}
+			}
+			return fmt.Errorf("%w: %w", err, ctx.Err())
+		}
+		return err
+	}
+	return nil
+}
+
+// post queues a frame that has no reply.
+func (c *Client) post(hd wire.Header, payload []byte) {
+	c.wmu.Lock()
+	if !c.closing {
+		c.out = append(wire.AppendHeader(c.out, hd, len(payload)), payload...)
+		c.wcond.Signal()
+	}
+	c.wmu.Unlock()
+}
+
+// roundTrip sends a request with a generic reply and returns the reply
+// payload (valid until the next roundTrip with the same call).
+func (c *Client) roundTrip(ctx context.Context, op wire.Op, flags uint8, enc func([]byte) []byte) ([]byte, error) {
+	cl, id := c.newCall(op)
+	if err := c.start(id, cl, wire.Header{Op: op, Flags: flags, Request: id}, enc); err != nil {
+		putCall(cl)
+		return nil, err
+	}
+	err := c.await(ctx, id, cl)
+	p := cl.buf
+	cl.buf = nil // the caller keeps it
+	putCall(cl)
+	return p, err
+}
+
+// timeoutOf converts ctx's deadline into a request timeout: -1 none.
+func timeoutOf(ctx context.Context, nowait bool) int64 {
+	if nowait {
+		return 0
+	}
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return -1
+	}
+	d := time.Until(dl)
+	if d <= 0 {
+		return 0
+	}
+	return int64(d)
+}
+
+func (c *Client) writeLoop() {
+	defer c.wg.Done()
+	var ackFrame wire.Leases
+	c.wmu.Lock()
+	for {
+		for len(c.out) == 0 && len(c.acks) == 0 && !c.closing {
+			c.wcond.Wait()
+		}
+		if c.closing {
+			c.wmu.Unlock()
+			return
+		}
+		buf := c.out
+		for len(c.acks) > 0 {
+			n := min(len(c.acks), wire.MaxLeasesPerFrame)
+			ackFrame.IDs = c.acks[:n]
+			b, off := wire.StartFrame(buf, wire.Header{Op: wire.OpAck, Flags: wire.FlagNoReply})
+			buf = wire.FinishFrame(ackFrame.Append(b), off)
+			c.acks = c.acks[n:]
+		}
+		c.acks = c.acks[:0]
+		c.out = c.spare[:0]
+		c.wmu.Unlock()
+		_, err := c.nc.Write(buf)
+		c.wmu.Lock()
+		if cap(buf) <= 1<<20 {
+			c.spare = buf[:0]
+		} else {
+			c.spare = nil
+		}
+		if err != nil {
+			c.closing = true
+			c.wmu.Unlock()
+			c.nc.Close()
+			return
+		}
+	}
+}
+
+func (c *Client) readLoop(r *wire.Reader) {
+	defer c.wg.Done()
+	var err error
+	for {
+		var hd wire.Header
+		var p []byte
+		hd, p, err = r.Next()
+		if err != nil {
+			break
+		}
+		if hd.Op == wire.OpDeliver {
+			c.pmu.Lock()
+			cons := c.consumers[hd.Request]
+			c.pmu.Unlock()
+			if cons != nil {
+				cons.push(p)
+			}
+			continue
+		}
+		c.pmu.Lock()
+		cl := c.calls[hd.Request]
+		delete(c.calls, hd.Request)
+		cons := c.consumers[hd.Request]
+		if cons != nil && hd.Op == wire.OpConsume|wire.OpReply {
+			delete(c.consumers, hd.Request)
+		}
+		c.pmu.Unlock()
+		if cons != nil && hd.Op == wire.OpConsume|wire.OpReply {
+			cons.end(replyError(hd.Status, p))
+		}
+		if cl == nil {
+			continue
+		}
+		cl.status = hd.Status
+		switch {
+		case hd.Status != wire.OK:
+			cl.errMsg = wire.DecodeError(p)
+		case hd.Op == wire.OpSend|wire.OpReply:
+			if cl.send.Decode(p) != nil {
+				cl.status, cl.errMsg = wire.CodeMalformed, "undecodable SEND reply"
+			}
+		case hd.Op == wire.OpRecv|wire.OpReply:
+			cl.msg = c.decodeMessage(p, cl.mbox)
+			if cl.msg == nil {
+				cl.status, cl.errMsg = wire.CodeMalformed, "undecodable delivery"
+			}
+		default:
+			cl.buf = append(cl.buf[:0], p...)
+		}
+		cl.done <- struct{}{}
+	}
+	c.stop(err)
+}
+
+// stop fails everything in flight once the connection is gone.
+func (c *Client) stop(cause error) {
+	c.wmu.Lock()
+	userClosed := c.closing
+	c.closing = true
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	c.nc.Close()
+	err := ErrClosed
+	if !userClosed && cause != nil {
+		err = fmt.Errorf("%w: connection to broker lost: %v", ErrClosed, cause)
+	}
+	c.pmu.Lock()
+	c.err = err
+	calls, cons := c.calls, c.consumers
+	c.calls, c.consumers = map[uint64]*call{}, map[uint64]*Consumer{}
+	c.pmu.Unlock()
+	for _, cl := range calls {
+		cl.closed = err
+		cl.done <- struct{}{}
+	}
+	for _, cn := range cons {
+		cn.end(err)
+	}
+	close(c.done)
+}
+
+func (c *Client) decodeMessage(p []byte, mbox string) *Message {
+	var d wire.Delivery
+	if d.Decode(p) != nil {
+		return nil
+	}
+	m := &Message{
+		ID: d.ID, Mailbox: mbox, Type: d.Type, Priority: d.Priority, Redeliveries: d.Redeliveries,
+		Sender: Identity{UID: d.UID, GID: d.GID, PID: d.PID, Endpoint: d.Endpoint},
+		SentAt: time.Unix(0, d.SentUnixNano), Body: append([]byte(nil), d.Body...),
+		lease: d.Lease, c: c,
+	}
+	return m
+}

@@ -1,0 +1,171 @@
+package postbox
+
+import (
+	"context"
+	"sync"
+
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// Consumer is a stream of messages from one mailbox: the broker pushes
+// messages ahead of the application, up to the prefetch window, so the
+// receive path costs no round trip per message. Next is meant for one
+// goroutine at a time; Close may be called from any.
+type Consumer struct {
+	c      *Client
+	id     uint64
+	name   string
+	window uint32
+
+	mu      sync.Mutex // guards queue, head, err, granted
+	queue   []*Message // received, not yet handed out; live part is queue[head:]
+	head    int
+	err     error         // why the stream ended; nil while it runs
+	granted uint32        // messages handed out since credit was last granted
+	ready   chan struct{} // signalled when queue grows or the stream ends
+	ended   chan struct{} // closed when the stream ended
+}
+
+// Consume starts a consumer. Options: Type (msgrcv selector), Prefetch
+// (default 256), AutoAck.
+func (m *Mailbox) Consume(ctx context.Context, opts ...Option) (*Consumer, error) {
+	o := collect(opts)
+	var flags uint8
+	if o.autoAck {
+		flags |= wire.FlagAutoAck
+	}
+	c := m.c
+	id := c.ids.Add(1)
+	cons := &Consumer{c: c, id: id, name: m.name, window: o.prefetch,
+		ready: make(chan struct{}, 1), ended: make(chan struct{})}
+	c.pmu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.pmu.Unlock()
+		return nil, err
+	}
+	c.consumers[id] = cons
+	c.pmu.Unlock()
+	req := wire.Consume{Name: []byte(m.name), Type: o.typ, Credit: o.prefetch}
+	b := req.Append(nil)
+	c.post(wire.Header{Op: wire.OpConsume, Flags: flags, Request: id}, b)
+	// Errors such as ErrNotFound or ErrPermission end the stream at once;
+	// surface them here with a round trip that orders after CONSUME.
+	if err := c.Ping(ctx); err != nil {
+		cons.Close()
+		return nil, err
+	}
+	cons.mu.Lock()
+	err := cons.err
+	cons.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return cons, nil
+}
+
+// push is called by the client's reader with a DELIVER payload.
+func (cn *Consumer) push(p []byte) {
+	msg := cn.c.decodeMessage(p, cn.name)
+	if msg == nil {
+		return
+	}
+	cn.mu.Lock()
+	if cn.head > 0 && len(cn.queue) == cap(cn.queue) {
+		n := copy(cn.queue, cn.queue[cn.head:])
+		clear(cn.queue[n:])
+		cn.queue, cn.head = cn.queue[:n], 0
+	}
+	cn.queue = append(cn.queue, msg)
+	cn.mu.Unlock()
+	select {
+	case cn.ready <- struct{}{}:
+	default:
+	}
+}
+
+// end records why the stream ended.
+func (cn *Consumer) end(err error) {
+	cn.mu.Lock()
+	if cn.err == nil {
+		cn.err = err
+		close(cn.ended)
+	}
+	cn.mu.Unlock()
+	select {
+	case cn.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Next returns the next message, waiting until one arrives, the stream
+// ends (its error: ErrDestroyed, ErrClosed, ErrCanceled after Close) or
+// ctx ends. Messages already received are returned before the end is
+// reported.
+func (cn *Consumer) Next(ctx context.Context) (*Message, error) {
+	for {
+		cn.mu.Lock()
+		if cn.head < len(cn.queue) {
+			msg := cn.queue[cn.head]
+			cn.queue[cn.head] = nil
+			cn.head++
+			if cn.head == len(cn.queue) {
+				cn.queue, cn.head = cn.queue[:0], 0
+			}
+			cn.granted++
+			var grant uint32
+			if cn.granted >= (cn.window+1)/2 && cn.err == nil {
+				grant, cn.granted = cn.granted, 0
+			}
+			cn.mu.Unlock()
+			if grant > 0 {
+				cn.credit(grant)
+			}
+			return msg, nil
+		}
+		err := cn.err
+		cn.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-cn.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (cn *Consumer) credit(n uint32) {
+	var b [4]byte
+	p := wire.AppendU32(b[:0], n)
+	cn.c.post(wire.Header{Op: wire.OpCredit, Request: cn.id}, p)
+}
+
+// Close ends the stream. Messages received but not yet returned by Next
+// are nacked, so they go to another receiver (with their redelivery count
+// incremented). Close waits for the broker to confirm the end.
+func (cn *Consumer) Close() error {
+	cn.c.post(wire.Header{Op: wire.OpCancel, Request: cn.id}, nil)
+	select {
+	case <-cn.ended:
+	case <-cn.c.done:
+	}
+	cn.mu.Lock()
+	rest := cn.queue[cn.head:]
+	cn.queue, cn.head = nil, 0
+	cn.mu.Unlock()
+	var leases wire.Leases
+	for _, m := range rest {
+		if m.lease != 0 {
+			leases.IDs = append(leases.IDs, m.lease)
+		}
+	}
+	for len(leases.IDs) > 0 {
+		n := min(len(leases.IDs), wire.MaxLeasesPerFrame)
+		chunk := wire.Leases{IDs: leases.IDs[:n]}
+		cn.c.post(wire.Header{Op: wire.OpNack, Flags: wire.FlagNoReply}, chunk.Append(nil))
+		leases.IDs = leases.IDs[n:]
+	}
+	return nil
+}

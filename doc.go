@@ -1,0 +1,36 @@
+// Package postbox is the Go client of postbox, an inter-process
+// communication system for Linux: a broker (`postbox serve`) that keeps
+// named mailboxes, and the vocabulary to use them.
+//
+// A mailbox is a named queue that outlives the processes using it. Senders
+// put messages in; receivers take them out. Every message is stamped by the
+// broker with the sender's kernel-verified identity (uid, gid, pid and
+// endpoint id), which no client can forge. A mailbox is bounded (a send
+// waits for space), unbounded (up to a broker-wide memory limit), or a
+// rendezvous (capacity 0: a send completes only when a receiver has taken
+// the message). Messages carry a type and a priority: queue order is
+// highest priority first, FIFO within a priority, and a receiver may select
+// by type with the rules of SysV msgrcv.
+//
+// A received message is a lease: Ack removes it for good, Nack puts it
+// back, and if the receiving process dies first the broker puts it back by
+// itself, with its redelivery count incremented, for the next receiver.
+//
+//	c, err := postbox.Dial(ctx)
+//	jobs, err := c.Create(ctx, "jobs", postbox.Capacity(1000), postbox.Mode(0o660))
+//	_, err = jobs.Send(ctx, []byte("build #42"), postbox.Priority(5))
+//	msg, err := jobs.Receive(ctx)
+//	fmt.Println(string(msg.Body), msg.Sender.PID)
+//	err = msg.Ack(ctx)
+//
+// A Client is safe for concurrent use and pipelines: many requests are in
+// flight on its one connection at once, and frames written meanwhile leave
+// in one write. Every call that may block takes a context; its deadline is
+// passed to the broker as the request's timeout, and cancelling it cancels
+// the request at the broker.
+//
+// Errors are values to test with errors.Is: ErrFull, ErrEmpty, ErrNotFound,
+// ErrExists, ErrPermission, ErrTooLarge, ErrClosed, ErrDestroyed,
+// ErrTimeout, ErrStaleLease, ErrLimit and the others in errors.go; each
+// maps one-to-one to a status code of the wire protocol (docs/PROTOCOL.md).
+package postbox

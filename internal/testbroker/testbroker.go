@@ -1,0 +1,80 @@
+// Package testbroker starts a real broker on a real Unix socket for tests:
+// in-process (Start) so a test can use it at once, with everything torn
+// down and checked when the test ends.
+package testbroker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/broker"
+)
+
+// Broker is a running in-process broker.
+type Broker struct {
+	*broker.Broker
+	Socket string
+	served chan error
+}
+
+// Start runs a broker with cfg (DefaultConfig if nil) on a socket in a
+// fresh directory that other users can reach (mode 0755 directory, 0666
+// socket), and shuts it down when t ends.
+func Start(t testing.TB, cfg *broker.Config) *Broker {
+	t.Helper()
+	c := broker.DefaultConfig()
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.Logger == nil {
+		if testing.Verbose() {
+			c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		} else {
+			c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		}
+	}
+	dir, err := os.MkdirTemp("", "postbox-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	sock := filepath.Join(dir, "postbox.sock")
+	l, err := broker.Listen(sock, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Broker{Broker: broker.New(c), Socket: sock, served: make(chan error, 1)}
+	go func() { b.served <- b.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.Shutdown(ctx); err != nil {
+			t.Errorf("broker shutdown: %v", err)
+		}
+		if err := <-b.served; !errors.Is(err, broker.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+		os.RemoveAll(dir)
+	})
+	return b
+}
+
+// Dial connects a client to b, closed when t ends.
+func (b *Broker) Dial(t testing.TB) *postbox.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := postbox.Dial(ctx, postbox.WithSocket(b.Socket), postbox.WithName(t.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}

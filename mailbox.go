@@ -1,0 +1,214 @@
+package postbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// Mailbox is a handle on a named mailbox, or on an endpoint's inbox
+// ("@<id>"). Making one costs nothing; the broker checks the name and the
+// caller's permissions on each call. Its methods are safe for concurrent
+// use.
+type Mailbox struct {
+	c    *Client
+	name string
+}
+
+// Mailbox returns a handle on the mailbox called name.
+func (c *Client) Mailbox(name string) *Mailbox { return &Mailbox{c: c, name: name} }
+
+// Inbox returns this client's private inbox: anyone may send to it, only
+// this client may receive from it. It lives as long as the connection.
+func (c *Client) Inbox() *Mailbox { return c.Mailbox(InboxName(c.self.Endpoint)) }
+
+// InboxName is the address of endpoint id's inbox.
+func InboxName(id uint64) string { return "@" + strconv.FormatUint(id, 10) }
+
+// Name returns the mailbox's name.
+func (m *Mailbox) Name() string { return m.name }
+
+// Create makes a mailbox owned by the caller's uid and gid. Options:
+// Capacity (default unbounded), Mode (default 0600), Durable,
+// MaxDeliveries.
+func (c *Client) Create(ctx context.Context, name string, opts ...Option) (*Mailbox, error) {
+	o := collect(opts)
+	req := wire.Create{Name: []byte(name), Capacity: o.capacity, Mode: o.mode, Durable: o.durable,
+		MaxBytes: o.maxBytes, TTL: o.ttl, MaxDeliveries: o.maxDeliveries, DeadLetter: []byte(o.deadLetter)}
+	if _, err := c.roundTrip(ctx, wire.OpCreate, 0, req.Append); err != nil {
+		return nil, err
+	}
+	return c.Mailbox(name), nil
+}
+
+// Destroy removes the mailbox. Blocked senders and receivers fail with
+// ErrDestroyed. Only the owner or root may.
+func (m *Mailbox) Destroy(ctx context.Context) error {
+	req := wire.Name{Name: []byte(m.name)}
+	_, err := m.c.roundTrip(ctx, wire.OpDestroy, 0, req.Append)
+	return err
+}
+
+// Chmod changes the permission bits. Only the owner or root may.
+func (m *Mailbox) Chmod(ctx context.Context, mode os.FileMode) error {
+	req := wire.Chmod{Name: []byte(m.name), Mode: uint32(mode.Perm())}
+	_, err := m.c.roundTrip(ctx, wire.OpChmod, 0, req.Append)
+	return err
+}
+
+// Info is a mailbox's live state.
+type Info struct {
+	Name           string      `json:"name"`
+	UID            uint32      `json:"uid"`
+	GID            uint32      `json:"gid"`
+	Mode           os.FileMode `json:"mode"`
+	Capacity       int64       `json:"capacity"`
+	Durable        bool        `json:"durable"`
+	Inbox          bool        `json:"inbox"`
+	Depth          uint64      `json:"depth"`
+	Bytes          uint64      `json:"bytes"`
+	Receivers      uint32      `json:"receivers"`
+	Consumers      uint32      `json:"consumers"`
+	InFlight       uint32      `json:"in_flight"`
+	BlockedSenders uint32      `json:"blocked_senders"`
+	Sent           uint64      `json:"sent"`
+	Received       uint64      `json:"received"`
+	Redelivered    uint64      `json:"redelivered"`
+	DeadLettered   uint64      `json:"dead_lettered"`
+	MaxDeliveries  uint32      `json:"max_deliveries,omitempty"`
+	DiskBytes      uint64      `json:"disk_bytes,omitempty"`
+	Created        time.Time   `json:"created"`
+	// Oldest is when the oldest queued message was sent (zero if none).
+	Oldest time.Time `json:"oldest,omitzero"`
+}
+
+func infoOf(w *wire.MailboxInfo) Info {
+	i := Info{
+		Name: string(w.Name), UID: w.UID, GID: w.GID, Mode: os.FileMode(w.Mode), Capacity: w.Capacity,
+		Durable: w.Flags&wire.MailboxDurable != 0, Inbox: w.Flags&wire.MailboxInbox != 0,
+		Depth: w.Depth, Bytes: w.Bytes, Receivers: w.Receivers, Consumers: w.Consumers,
+		InFlight: w.InFlight, BlockedSenders: w.BlockedSenders, Sent: w.Sent, Received: w.Received,
+		Redelivered: w.Redelivered, DeadLettered: w.DeadLettered, MaxDeliveries: w.MaxDeliveries,
+		DiskBytes: w.DiskBytes, Created: time.Unix(0, w.CreatedUnix),
+	}
+	if w.OldestUnix != 0 {
+		i.Oldest = time.Unix(0, w.OldestUnix)
+	}
+	return i
+}
+
+// Stat returns the mailbox's live state.
+func (m *Mailbox) Stat(ctx context.Context) (Info, error) {
+	req := wire.Name{Name: []byte(m.name)}
+	p, err := m.c.roundTrip(ctx, wire.OpStat, 0, req.Append)
+	if err != nil {
+		return Info{}, err
+	}
+	var w wire.MailboxInfo
+	if err := w.Decode(p); err != nil {
+		return Info{}, fmt.Errorf("%w: STAT reply", ErrMalformed)
+	}
+	return infoOf(&w), nil
+}
+
+// List returns every mailbox (and inbox), sorted by name.
+func (c *Client) List(ctx context.Context) ([]Info, error) {
+	p, err := c.roundTrip(ctx, wire.OpList, 0, func(b []byte) []byte { return b })
+	if err != nil {
+		return nil, err
+	}
+	ws, err := wire.DecodeList(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: LIST reply", ErrMalformed)
+	}
+	infos := make([]Info, len(ws))
+	for i := range ws {
+		infos[i] = infoOf(&ws[i])
+	}
+	return infos, nil
+}
+
+// Ping checks that the broker answers.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.roundTrip(ctx, wire.OpPing, 0, func(b []byte) []byte { return b })
+	return err
+}
+
+// Receipt says what became of a sent message.
+type Receipt struct {
+	// ID is the message's id within its mailbox.
+	ID uint64
+	// Taken reports whether a receiver had taken the message when Send
+	// returned (always for rendezvous mailboxes and WithReceipt); By names
+	// that receiver.
+	Taken bool
+	By    Identity
+}
+
+// Send puts body into the mailbox. It waits for space while the mailbox is
+// full, until ctx ends (ErrTimeout at its deadline); with NoWait it fails
+// at once with ErrFull. On a rendezvous mailbox, or WithReceipt, it
+// completes only when a receiver has taken the message. Options: Type,
+// Priority, WithReceipt, NoWait. The body may be reused when Send returns.
+func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...Option) (Receipt, error) {
+	o := options{typ: 1}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.typ < 1 {
+		return Receipt{}, fmt.Errorf("%w: send to %q: message type must be at least 1", ErrInvalid, m.name)
+	}
+	var flags uint8
+	if o.receipt {
+		flags |= wire.FlagReceipt
+	}
+	c := m.c
+	cl, id := c.newCall(wire.OpSend)
+	req := wire.Send{Target: []byte(m.name), Type: o.typ, Priority: o.priority, Timeout: timeoutOf(ctx, o.nowait), Body: body}
+	if err := c.start(id, cl, wire.Header{Op: wire.OpSend, Flags: flags, Request: id}, req.Append); err != nil {
+		putCall(cl)
+		return Receipt{}, err
+	}
+	err := c.await(ctx, id, cl)
+	r := Receipt{ID: cl.send.ID, Taken: cl.send.Taken, By: Identity{UID: cl.send.Receipt.UID, GID: cl.send.Receipt.GID, PID: cl.send.Receipt.PID, Endpoint: cl.send.Receipt.Endpoint}}
+	putCall(cl)
+	if err != nil {
+		return Receipt{}, err
+	}
+	return r, nil
+}
+
+// Receive takes one message. It waits until one arrives or ctx ends
+// (ErrTimeout at its deadline); with NoWait it fails at once with
+// ErrEmpty. The message is leased to this client until Ack or Nack; if
+// the client goes away first it returns to the mailbox. Options: Type,
+// NoWait, AutoAck.
+func (m *Mailbox) Receive(ctx context.Context, opts ...Option) (*Message, error) {
+	o := options{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var flags uint8
+	if o.autoAck {
+		flags |= wire.FlagAutoAck
+	}
+	c := m.c
+	cl, id := c.newCall(wire.OpRecv)
+	cl.mbox = m.name
+	req := wire.Recv{Name: []byte(m.name), Type: o.typ, Timeout: timeoutOf(ctx, o.nowait)}
+	if err := c.start(id, cl, wire.Header{Op: wire.OpRecv, Flags: flags, Request: id}, req.Append); err != nil {
+		putCall(cl)
+		return nil, err
+	}
+	err := c.await(ctx, id, cl)
+	msg := cl.msg
+	putCall(cl)
+	if err != nil {
+		return nil, err
+	}
+	return msg, nil
+}

@@ -1,0 +1,577 @@
+package mailbox
+
+import "slices"
+
+// LeaseSource hands out lease ids. Ids must be non-zero and never repeat
+// within the owner's lifetime (a broker shares one source among all its
+// mailboxes so a lease id names one delivery broker-wide).
+type LeaseSource interface{ NextLease() uint64 }
+
+// Counter is a LeaseSource counting from 1. It is not safe for concurrent
+// use; a broker uses an atomic counter instead.
+type Counter struct{ n uint64 }
+
+func (c *Counter) NextLease() uint64 { c.n++; return c.n }
+
+// Config describes a mailbox.
+type Config struct {
+	// Capacity: -1 unbounded, 0 rendezvous, N > 0 at most N queued.
+	Capacity int64
+	// Durable: emit journal effects.
+	Durable bool
+	// MaxDeliveries: a message whose Redeliveries reaches this leaves with
+	// EffDeadLetter instead of returning to the queue. 0 = unlimited.
+	MaxDeliveries uint32
+	// TTL in nanoseconds: Expire removes queued messages older than this.
+	// 0 = none.
+	TTL    int64
+	Leases LeaseSource
+}
+
+// Stats are a mailbox's live state and counters.
+type Stats struct {
+	Depth          int   // queued messages (including offers)
+	Bytes          int64 // queued body bytes
+	HeldBytes      int64 // body bytes of every message held: queued, leased, waiting to enter
+	InFlight       int   // leased
+	Receivers      int   // waiting one-shot receivers
+	Consumers      int   // registered consumers
+	BlockedSenders int   // waiting for space or for their offer to be taken
+	Sent           uint64
+	Received       uint64
+	Redelivered    uint64
+	DeadLettered   uint64
+	Expired        uint64
+	OldestUnixNano int64
+}
+
+// Mailbox is the delivery core of one mailbox. See the package comment.
+type Mailbox struct {
+	cfg     Config
+	q       queue
+	nextSeq uint64
+	leases  map[uint64]*Message
+
+	waiting receiverList // receivers with credit, in waiting order
+	parked  receiverList // consumers with no credit left
+	blocked senderList   // senders waiting for space
+	offers  senderList   // senders whose message is offered in the queue
+
+	held      int64
+	destroyed bool
+	effects   []Effect
+	st        Stats
+}
+
+// New returns an empty mailbox.
+func New(cfg Config) *Mailbox {
+	if cfg.Leases == nil {
+		cfg.Leases = new(Counter)
+	}
+	return &Mailbox{cfg: cfg, nextSeq: 1, leases: make(map[uint64]*Message)}
+}
+
+// Config returns the mailbox's configuration.
+func (m *Mailbox) Config() Config { return m.cfg }
+
+// Effects returns the decisions made by the last call. The slice is reused
+// by the next call: the owner must carry the effects out first.
+func (m *Mailbox) Effects() []Effect { return m.effects }
+
+func (m *Mailbox) begin() {
+	clear(m.effects)
+	m.effects = m.effects[:0]
+}
+
+func (m *Mailbox) emit(e Effect) { m.effects = append(m.effects, e) }
+
+func (m *Mailbox) journal(k Kind, msg *Message) {
+	if m.cfg.Durable {
+		m.emit(Effect{Kind: k, Msg: msg})
+	}
+}
+
+// Result is the outcome of a send that completed at once.
+type Result struct {
+	Seq     uint64
+	Taken   bool // a receiver took it already
+	Receipt Identity
+}
+
+// Send offers msg to the mailbox. receipt asks that the send complete only
+// when a receiver takes the message (capacity 0 implies it).
+//
+// If the send can complete now, Send returns done=true and its Result. If
+// it would have to wait and s is nil, it returns ErrFull and changes
+// nothing. If s is non-nil, s waits (for space, or for its offered message
+// to be taken) and its completion arrives later as EffSendDone or EffFail
+// for s.Ref; Send returns done=false.
+func (m *Mailbox) Send(msg *Message, receipt bool, s *Sender) (res Result, done bool, err error) {
+	m.begin()
+	if m.destroyed {
+		return res, false, ErrDestroyed
+	}
+	receipt = receipt || m.cfg.Capacity == 0
+	if m.cfg.Capacity > 0 && int64(m.q.n) >= m.cfg.Capacity {
+		if s == nil {
+			return res, false, ErrFull
+		}
+		s.Msg, s.Receipt, s.offered = msg, receipt, false
+		m.blocked.push(s)
+		m.held += int64(len(msg.Body))
+		return res, false, nil
+	}
+	r := m.firstWaiter(msg)
+	if r == nil && receipt && s == nil {
+		return res, false, ErrFull
+	}
+	m.accept(msg)
+	if r != nil {
+		m.deliver(r, msg)
+		return Result{Seq: msg.Seq, Taken: true, Receipt: r.Who()}, true, nil
+	}
+	if receipt {
+		s.Msg, s.Receipt = msg, true
+		m.offer(s)
+		return res, false, nil
+	}
+	m.q.push(msg)
+	return Result{Seq: msg.Seq}, true, nil
+}
+
+// accept gives msg its sequence number and counts it as held.
+func (m *Mailbox) accept(msg *Message) {
+	msg.Seq = m.nextSeq
+	m.nextSeq++
+	m.st.Sent++
+	m.held += int64(len(msg.Body))
+	m.journal(EffEnqueued, msg)
+}
+
+func (m *Mailbox) offer(s *Sender) {
+	s.offered = true
+	s.Msg.offer = s
+	m.offers.push(s)
+	m.q.push(s.Msg)
+}
+
+// firstWaiter returns the first waiting receiver that would take msg.
+// Waiting receivers have no matching message in the queue (every arrival
+// is offered to them first), so for a negative selector the new message is
+// the lowest candidate whenever it matches at all.
+func (m *Mailbox) firstWaiter(msg *Message) *Receiver {
+	for r := m.waiting.head; r != nil; r = r.next {
+		if matches(r.Type, msg.Type) {
+			return r
+		}
+	}
+	return nil
+}
+
+// deliver hands a message that is not in the queue to r.
+func (m *Mailbox) deliver(r *Receiver, msg *Message) {
+	if s := msg.offer; s != nil {
+		msg.offer, s.offered = nil, false
+		m.offers.remove(s)
+		m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg, Taken: true, Receipt: r.Who()})
+	}
+	var lease uint64
+	if r.AutoAck {
+		m.st.Received++
+		m.held -= int64(len(msg.Body))
+		m.journal(EffRemoved, msg)
+	} else {
+		lease = m.cfg.Leases.NextLease()
+		msg.lease, msg.holder = lease, r.Ident.Endpoint
+		m.leases[lease] = msg
+		m.journal(EffLeased, msg)
+	}
+	m.emit(Effect{Kind: EffDeliver, Ref: r.Ref, Msg: msg, Lease: lease})
+	if !r.Consumer {
+		r.Credit = 0
+		if r.list != nil {
+			r.list.remove(r)
+		}
+		return
+	}
+	r.Credit--
+	if r.list != nil {
+		r.list.remove(r)
+	}
+	if r.Credit == 0 {
+		m.parked.push(r)
+	} else {
+		m.waiting.push(r) // round-robin among consumers
+	}
+}
+
+// arrive places a message that is entering (or re-entering) the queue:
+// to the first matching waiter, else into the queue.
+func (m *Mailbox) arrive(msg *Message) {
+	if r := m.firstWaiter(msg); r != nil {
+		m.deliver(r, msg)
+		return
+	}
+	m.q.push(msg)
+}
+
+// admit lets blocked senders in while there is space.
+func (m *Mailbox) admit() {
+	for m.blocked.head != nil && (m.cfg.Capacity < 0 || int64(m.q.n) < m.cfg.Capacity) {
+		s := m.blocked.head
+		m.blocked.remove(s)
+		msg := s.Msg
+		m.held -= int64(len(msg.Body)) // accept counts it again
+		m.accept(msg)
+		if r := m.firstWaiter(msg); r != nil {
+			// Not an offer yet, so deliver does not complete the send.
+			m.deliver(r, msg)
+			m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg, Taken: true, Receipt: r.Who()})
+			continue
+		}
+		if s.Receipt {
+			m.offer(s)
+			continue
+		}
+		m.q.push(msg)
+		m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg})
+	}
+}
+
+// Who returns the identity of the receiver, for receipts.
+func (r *Receiver) Who() Identity { return r.Ident }
+
+// Receive registers r. It delivers what r can take now (as EffDeliver
+// effects for r.Ref); a one-shot receiver that got nothing, or a consumer
+// with credit left, then waits. With wait=false a one-shot receiver that
+// got nothing returns ErrEmpty and is not registered.
+func (m *Mailbox) Receive(r *Receiver, wait bool) error {
+	m.begin()
+	if m.destroyed {
+		return ErrDestroyed
+	}
+	if !r.Consumer {
+		r.Credit = 1
+	}
+	if r.Credit == 0 {
+		m.parked.push(r)
+		return nil
+	}
+	if m.serve(r) {
+		return nil
+	}
+	if !wait && !r.Consumer {
+		return ErrEmpty
+	}
+	m.waiting.push(r)
+	return nil
+}
+
+// serve delivers queued messages to r, which is on no list, while it has
+// credit and something matches. deliver puts a consumer back on a list; a
+// one-shot receiver is done after one. It reports whether r took anything.
+func (m *Mailbox) serve(r *Receiver) (took bool) {
+	for r.Credit > 0 {
+		p, i, ok := m.q.pick(r.Type)
+		if !ok {
+			break
+		}
+		msg := m.q.removeAt(p, i)
+		took = true
+		m.deliver(r, msg)
+		if !r.Consumer || r.list == &m.parked {
+			break
+		}
+		m.waiting.remove(r) // keep serving from the backlog
+	}
+	if took {
+		if r.Consumer && r.list == nil {
+			m.waiting.push(r)
+		}
+		m.admit()
+	}
+	return took
+}
+
+// AddCredit grants a consumer n more deliveries.
+func (m *Mailbox) AddCredit(r *Receiver, n uint32) {
+	m.begin()
+	if m.destroyed || !r.Consumer || n == 0 {
+		return
+	}
+	switch r.list {
+	case &m.waiting:
+		r.Credit += n
+	case &m.parked:
+		m.parked.remove(r)
+		r.Credit += n
+		if !m.serve(r) {
+			m.waiting.push(r)
+		}
+	}
+}
+
+// CancelReceive ends a waiting receiver or consumer with err (EffFail). It
+// does nothing if r is not registered.
+func (m *Mailbox) CancelReceive(r *Receiver, err error) {
+	m.begin()
+	if r.list != &m.waiting && r.list != &m.parked {
+		return
+	}
+	r.list.remove(r)
+	m.emit(Effect{Kind: EffFail, Ref: r.Ref, Err: err})
+}
+
+// CancelSend ends a waiting send with err (EffFail), withdrawing its
+// offered message. It does nothing if the send is no longer waiting.
+func (m *Mailbox) CancelSend(s *Sender, err error) {
+	m.begin()
+	switch {
+	case s.list == &m.blocked:
+		m.blocked.remove(s)
+		m.held -= int64(len(s.Msg.Body))
+	case s.list == &m.offers:
+		m.offers.remove(s)
+		m.q.remove(s.Msg)
+		s.Msg.offer, s.offered = nil, false
+		m.held -= int64(len(s.Msg.Body))
+		m.journal(EffRemoved, s.Msg)
+		m.admit()
+	default:
+		return
+	}
+	m.emit(Effect{Kind: EffFail, Ref: s.Ref, Err: err})
+}
+
+// Ack ends the lease: the message is gone.
+func (m *Mailbox) Ack(endpoint, lease uint64) error {
+	m.begin()
+	msg, err := m.unlease(endpoint, lease)
+	if err != nil {
+		return err
+	}
+	m.st.Received++
+	m.held -= int64(len(msg.Body))
+	m.journal(EffRemoved, msg)
+	return nil
+}
+
+// Nack ends the lease and returns the message to its place in the queue.
+func (m *Mailbox) Nack(endpoint, lease uint64) error {
+	m.begin()
+	msg, err := m.unlease(endpoint, lease)
+	if err != nil {
+		return err
+	}
+	m.giveBack(msg)
+	return nil
+}
+
+func (m *Mailbox) unlease(endpoint, lease uint64) (*Message, error) {
+	msg, ok := m.leases[lease]
+	if !ok || msg.holder != endpoint {
+		return nil, ErrStaleLease
+	}
+	delete(m.leases, lease)
+	msg.lease, msg.holder = 0, 0
+	return msg, nil
+}
+
+// giveBack returns an unleased message to the queue, or dead-letters it.
+func (m *Mailbox) giveBack(msg *Message) {
+	msg.Redeliveries++
+	m.st.Redelivered++
+	if m.cfg.MaxDeliveries > 0 && msg.Redeliveries >= m.cfg.MaxDeliveries {
+		m.st.DeadLettered++
+		m.held -= int64(len(msg.Body))
+		m.journal(EffRemoved, msg)
+		m.emit(Effect{Kind: EffDeadLetter, Msg: msg, Reason: "max deliveries reached"})
+		return
+	}
+	m.journal(EffReturned, msg)
+	m.arrive(msg)
+}
+
+// Disconnect forgets an endpoint: its waiting receivers and senders are
+// dropped without effects (nobody is left to tell), its offered messages
+// withdrawn, and every lease it holds returned to the queue with its
+// redelivery count incremented.
+func (m *Mailbox) Disconnect(endpoint uint64) {
+	m.begin()
+	for _, l := range []*receiverList{&m.waiting, &m.parked} {
+		for r := l.head; r != nil; {
+			next := r.next
+			if r.Ident.Endpoint == endpoint {
+				l.remove(r)
+			}
+			r = next
+		}
+	}
+	for s := m.blocked.head; s != nil; {
+		next := s.next
+		if s.Endpoint == endpoint {
+			m.blocked.remove(s)
+			m.held -= int64(len(s.Msg.Body))
+		}
+		s = next
+	}
+	freed := false
+	for s := m.offers.head; s != nil; {
+		next := s.next
+		if s.Endpoint == endpoint {
+			m.offers.remove(s)
+			m.q.remove(s.Msg)
+			s.Msg.offer, s.offered = nil, false
+			m.held -= int64(len(s.Msg.Body))
+			m.journal(EffRemoved, s.Msg)
+			freed = true
+		}
+		s = next
+	}
+	var back []*Message
+	for id, msg := range m.leases {
+		if msg.holder == endpoint {
+			delete(m.leases, id)
+			msg.lease, msg.holder = 0, 0
+			back = append(back, msg)
+		}
+	}
+	// Map order is random; return in queue order so the outcome is
+	// deterministic.
+	slices.SortFunc(back, func(a, b *Message) int {
+		if a.Priority != b.Priority {
+			return int(b.Priority) - int(a.Priority)
+		}
+		if a.Seq < b.Seq {
+			return -1
+		}
+		return 1
+	})
+	for _, msg := range back {
+		m.giveBack(msg)
+	}
+	if freed || len(back) > 0 {
+		m.admit()
+	}
+}
+
+// Expire removes queued messages whose age reached the TTL at now
+// (nanoseconds since the epoch). Each leaves with EffDeadLetter (reason
+// "expired"). Offered messages (their sender still waiting) are left to
+// their sender's own timeout. It returns when the next message will
+// expire, or 0.
+//
+// Removing messages admits blocked senders, whose messages may have waited
+// past the TTL themselves, so Expire repeats until a pass finds nothing: no
+// expired message is left queued, and next covers the admitted ones.
+func (m *Mailbox) Expire(now int64) (next int64) {
+	m.begin()
+	if m.cfg.TTL <= 0 || m.destroyed {
+		return 0
+	}
+	var dead []*Message
+	for {
+		next, dead = 0, dead[:0]
+		m.q.each(func(_ uint8, l *lane) bool {
+			for i := range l.len() {
+				msg := l.at(i)
+				if msg.offer != nil {
+					continue
+				}
+				at := msg.SentUnixNano + m.cfg.TTL
+				if at <= now {
+					dead = append(dead, msg)
+				} else if next == 0 || at < next {
+					next = at
+				}
+			}
+			return true
+		})
+		if len(dead) == 0 {
+			return next
+		}
+		for _, msg := range dead {
+			m.q.remove(msg)
+			m.st.Expired++
+			m.held -= int64(len(msg.Body))
+			m.journal(EffRemoved, msg)
+			m.emit(Effect{Kind: EffDeadLetter, Msg: msg, Reason: "expired"})
+		}
+		m.admit()
+	}
+}
+
+// Destroy ends the mailbox: every waiting sender, receiver and consumer
+// fails with ErrDestroyed (or err, if non-nil), and every message is
+// dropped. Later calls fail with ErrDestroyed; acks get ErrStaleLease.
+func (m *Mailbox) Destroy(err error) {
+	m.begin()
+	if m.destroyed {
+		return
+	}
+	if err == nil {
+		err = ErrDestroyed
+	}
+	m.destroyed = true
+	for _, l := range []*senderList{&m.blocked, &m.offers} {
+		for l.head != nil {
+			s := l.head
+			l.remove(s)
+			m.emit(Effect{Kind: EffFail, Ref: s.Ref, Err: err})
+		}
+	}
+	for _, l := range []*receiverList{&m.waiting, &m.parked} {
+		for l.head != nil {
+			r := l.head
+			l.remove(r)
+			m.emit(Effect{Kind: EffFail, Ref: r.Ref, Err: err})
+		}
+	}
+	m.q = queue{}
+	clear(m.leases)
+	m.held = 0
+}
+
+// Destroyed reports whether Destroy was called.
+func (m *Mailbox) Destroyed() bool { return m.destroyed }
+
+// Restore loads recovered messages (from a durable store) into an empty
+// mailbox, and the next sequence number to assign. It emits nothing.
+func (m *Mailbox) Restore(msgs []*Message, nextSeq uint64) {
+	for _, msg := range msgs {
+		m.q.push(msg)
+		m.held += int64(len(msg.Body))
+		if msg.Seq >= m.nextSeq {
+			m.nextSeq = msg.Seq + 1
+		}
+	}
+	if nextSeq > m.nextSeq {
+		m.nextSeq = nextSeq
+	}
+}
+
+// NextSeq is the sequence number the next accepted message will get.
+func (m *Mailbox) NextSeq() uint64 { return m.nextSeq }
+
+// HeldBytes is the body bytes of every message the mailbox holds.
+func (m *Mailbox) HeldBytes() int64 { return m.held }
+
+// Stats returns the mailbox's live state and counters.
+func (m *Mailbox) Stats() Stats {
+	st := m.st
+	st.Depth = m.q.n
+	st.Bytes = m.q.bytes
+	st.HeldBytes = m.held
+	st.InFlight = len(m.leases)
+	st.BlockedSenders = m.blocked.n + m.offers.n
+	st.Consumers = m.parked.n
+	for r := m.waiting.head; r != nil; r = r.next {
+		if r.Consumer {
+			st.Consumers++
+		} else {
+			st.Receivers++
+		}
+	}
+	st.OldestUnixNano = m.q.oldest()
+	return st
+}

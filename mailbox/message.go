@@ -1,0 +1,233 @@
+package mailbox
+
+import "errors"
+
+// Errors returned by Mailbox methods and carried by EffFail.
+var (
+	ErrFull       = errors.New("mailbox: full")
+	ErrEmpty      = errors.New("mailbox: empty")
+	ErrDestroyed  = errors.New("mailbox: destroyed")
+	ErrStaleLease = errors.New("mailbox: stale lease")
+	ErrTimeout    = errors.New("mailbox: timed out")
+	ErrCanceled   = errors.New("mailbox: canceled")
+	ErrClosed     = errors.New("mailbox: closed")
+)
+
+// Identity is who sent a message (or took it), as read from the kernel by
+// the broker.
+type Identity struct {
+	UID, GID uint32
+	PID      int32
+	Endpoint uint64
+}
+
+// Message is a message held by a mailbox.
+type Message struct {
+	Seq          uint64 // assigned by the mailbox when accepted; 0 before
+	Type         int64
+	Priority     uint8
+	Redeliveries uint32
+	Sender       Identity
+	SentUnixNano int64
+	Body         []byte
+
+	// Set while the message is leased.
+	lease  uint64
+	holder uint64 // endpoint holding the lease
+	// offer is the sender waiting for this message to be taken
+	// (rendezvous or receipt), nil otherwise.
+	offer *Sender
+}
+
+// Leased reports whether the message is currently leased, and the lease.
+func (m *Message) Leased() (uint64, bool) { return m.lease, m.lease != 0 }
+
+// matches reports whether a message satisfies a msgrcv type selector. For
+// negative selectors it only says the message is a candidate; the caller
+// picks the lowest type among candidates.
+func matches(sel, typ int64) bool {
+	switch {
+	case sel == 0:
+		return true
+	case sel > 0:
+		return typ == sel
+	default:
+		return typ <= -sel
+	}
+}
+
+// queue holds messages in queue order: 256 priority lanes, each sorted by
+// Seq, and a bitmap of non-empty lanes so the highest one is found with a
+// few word operations.
+type queue struct {
+	lanes [256]lane
+	bits  [4]uint64 // bit p set when lanes[p] is non-empty
+	n     int
+	bytes int64
+}
+
+// lane is one priority's messages sorted by Seq, stored in a slice whose
+// live part is items[head:].
+type lane struct {
+	items []*Message
+	head  int
+}
+
+func (l *lane) len() int { return len(l.items) - l.head }
+
+func (l *lane) at(i int) *Message { return l.items[l.head+i] }
+
+// insert places m in Seq order. Appending is the common case.
+func (l *lane) insert(m *Message) {
+	live := l.items[l.head:]
+	if len(live) == 0 || live[len(live)-1].Seq < m.Seq {
+		if l.head > 0 && len(l.items) == cap(l.items) {
+			// Reclaim the consumed prefix before growing.
+			n := copy(l.items, live)
+			clear(l.items[n:])
+			l.items, l.head = l.items[:n], 0
+		}
+		l.items = append(l.items, m)
+		return
+	}
+	lo, hi := 0, len(live)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if live[mid].Seq < m.Seq {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	l.items = append(l.items, nil)
+	live = l.items[l.head:]
+	copy(live[lo+1:], live[lo:])
+	live[lo] = m
+}
+
+// removeAt removes the i-th live message.
+func (l *lane) removeAt(i int) {
+	if i == 0 {
+		l.items[l.head] = nil
+		l.head++
+		if l.head == len(l.items) {
+			l.items, l.head = l.items[:0], 0
+		}
+		return
+	}
+	live := l.items[l.head:]
+	copy(live[i:], live[i+1:])
+	live[len(live)-1] = nil
+	l.items = l.items[:len(l.items)-1]
+}
+
+// find returns the index of the message with seq, or -1.
+func (l *lane) find(seq uint64) int {
+	live := l.items[l.head:]
+	lo, hi := 0, len(live)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if live[mid].Seq < seq {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo < len(live) && live[lo].Seq == seq {
+		return lo
+	}
+	return -1
+}
+
+func (q *queue) push(m *Message) {
+	p := m.Priority
+	q.lanes[p].insert(m)
+	q.bits[p>>6] |= 1 << (p & 63)
+	q.n++
+	q.bytes += int64(len(m.Body))
+}
+
+func (q *queue) removeAt(p uint8, i int) *Message {
+	l := &q.lanes[p]
+	m := l.at(i)
+	l.removeAt(i)
+	if l.len() == 0 {
+		q.bits[p>>6] &^= 1 << (p & 63)
+	}
+	q.n--
+	q.bytes -= int64(len(m.Body))
+	return m
+}
+
+// remove takes m out of the queue; it reports false if m is not queued.
+func (q *queue) remove(m *Message) bool {
+	i := q.lanes[m.Priority].find(m.Seq)
+	if i < 0 || q.lanes[m.Priority].at(i) != m {
+		return false
+	}
+	q.removeAt(m.Priority, i)
+	return true
+}
+
+// each calls fn for non-empty lanes from the highest priority down until
+// fn returns false.
+func (q *queue) each(fn func(p uint8, l *lane) bool) {
+	for w := 3; w >= 0; w-- {
+		bits := q.bits[w]
+		for bits != 0 {
+			b := 63 - leadingZeros(bits)
+			bits &^= 1 << b
+			if !fn(uint8(w*64+b), &q.lanes[w*64+b]) {
+				return
+			}
+		}
+	}
+}
+
+// pick finds the message a receiver with selector sel would take, without
+// removing it. It returns the lane and index, or ok=false.
+func (q *queue) pick(sel int64) (p uint8, idx int, ok bool) {
+	if q.n == 0 {
+		return 0, 0, false
+	}
+	if sel == 0 {
+		for w := 3; w >= 0; w-- {
+			if q.bits[w] != 0 {
+				return uint8(w*64 + 63 - leadingZeros(q.bits[w])), 0, true
+			}
+		}
+	}
+	best := int64(0)
+	q.each(func(lp uint8, l *lane) bool {
+		for i := range l.len() {
+			t := l.at(i).Type
+			if !matches(sel, t) {
+				continue
+			}
+			if sel >= 0 {
+				p, idx, ok = lp, i, true
+				return false
+			}
+			// Lowest type wins; the first in queue order among equals.
+			if !ok || t < best {
+				p, idx, ok, best = lp, i, true, t
+			}
+		}
+		return true
+	})
+	return p, idx, ok
+}
+
+// oldest returns the smallest SentUnixNano among queued messages, or 0.
+func (q *queue) oldest() int64 {
+	var o int64
+	q.each(func(_ uint8, l *lane) bool {
+		for i := range l.len() {
+			if t := l.at(i).SentUnixNano; o == 0 || t < o {
+				o = t
+			}
+		}
+		return true
+	})
+	return o
+}

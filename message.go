@@ -1,0 +1,68 @@
+package postbox
+
+import (
+	"context"
+	"time"
+
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// Message is a received message.
+type Message struct {
+	// ID is the message's id within its mailbox (increasing).
+	ID      uint64
+	Mailbox string
+	// Type and Priority are as the sender set them.
+	Type     int64
+	Priority uint8
+	// Redeliveries counts how often the message was handed out before and
+	// came back (its receiver nacked it or died).
+	Redeliveries uint32
+	// Sender is the sending process, as the kernel told the broker.
+	Sender Identity
+	// SentAt is when the broker accepted the message.
+	SentAt time.Time
+	Body   []byte
+
+	lease uint64 // 0 when auto-acked
+	c     *Client
+}
+
+// Lease returns the message's lease id, 0 if it was auto-acked.
+func (m *Message) Lease() uint64 { return m.lease }
+
+// Ack removes the message from its mailbox for good. It fails with
+// ErrStaleLease if the lease is no longer held (already acked, or returned
+// because this client's connection was lost), and then changes nothing.
+func (m *Message) Ack(ctx context.Context) error { return m.settle(ctx, wire.OpAck) }
+
+// Nack returns the message to its place in the mailbox, with its
+// redelivery count incremented, for the next receiver.
+func (m *Message) Nack(ctx context.Context) error { return m.settle(ctx, wire.OpNack) }
+
+func (m *Message) settle(ctx context.Context, op wire.Op) error {
+	if m.lease == 0 {
+		return nil
+	}
+	req := wire.Leases{IDs: []uint64{m.lease}}
+	_, err := m.c.roundTrip(ctx, op, 0, req.Append)
+	return err
+}
+
+// AckNoWait acks without waiting for the broker's answer: the ack is
+// batched with others into the client's next write. Use it where
+// throughput matters; a stale lease is then ignored silently.
+func (m *Message) AckNoWait() {
+	if m.lease == 0 {
+		return
+	}
+	c := m.c
+	c.wmu.Lock()
+	if !c.closing {
+		c.acks = append(c.acks, m.lease)
+		if len(c.acks) == 1 && len(c.out) == 0 {
+			c.wcond.Signal()
+		}
+	}
+	c.wmu.Unlock()
+}

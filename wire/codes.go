@@ -1,0 +1,120 @@
+package wire
+
+import "fmt"
+
+// Op is a frame's operation code.
+type Op uint8
+
+// Requests. A reply to request op X has op X|OpReply.
+const (
+	OpHello   Op = 0x01 // handshake; must be the first frame on a connection
+	OpPing    Op = 0x02
+	OpCreate  Op = 0x10
+	OpDestroy Op = 0x11
+	OpStat    Op = 0x12
+	OpList    Op = 0x13
+	OpChmod   Op = 0x14
+	OpSend    Op = 0x20
+	OpRecv    Op = 0x21
+	OpConsume Op = 0x22
+	OpCredit  Op = 0x23 // no reply
+	OpAck     Op = 0x24
+	OpNack    Op = 0x25
+	OpCancel  Op = 0x26 // no reply of its own
+
+	// OpDeliver is pushed by the broker to a consumer: one message, with the
+	// CONSUME request's id. It has the form of a reply to request op 0x7f,
+	// which is reserved so that DELIVER is no request's reply.
+	OpDeliver Op = 0xff
+
+	// OpReply is or-ed into a request's op to form its reply's op.
+	OpReply Op = 0x80
+)
+
+var opNames = map[Op]string{
+	OpHello: "HELLO", OpPing: "PING", OpCreate: "CREATE", OpDestroy: "DESTROY",
+	OpStat: "STAT", OpList: "LIST", OpChmod: "CHMOD", OpSend: "SEND",
+	OpRecv: "RECV", OpConsume: "CONSUME", OpCredit: "CREDIT", OpAck: "ACK",
+	OpNack: "NACK", OpCancel: "CANCEL", OpDeliver: "DELIVER",
+}
+
+func (o Op) String() string {
+	if n, ok := opNames[o]; ok {
+		return n
+	}
+	if n, ok := opNames[o&^OpReply]; ok && o&OpReply != 0 {
+		return n + "-REPLY"
+	}
+	return fmt.Sprintf("OP(0x%02x)", uint8(o))
+}
+
+// Frame flags. Each is meaningful only on the operations named.
+const (
+	// FlagReceipt (SEND): complete the send only when a receiver has taken
+	// the message, and return who took it. If the deadline passes first the
+	// message is withdrawn: a receipted send is all or nothing.
+	FlagReceipt uint8 = 1 << 0
+	// FlagAutoAck (RECV, CONSUME): the message is removed when delivered; no
+	// lease is created and it is never redelivered.
+	FlagAutoAck uint8 = 1 << 1
+	// FlagNoReply (ACK, NACK): do not reply, even on failure.
+	FlagNoReply uint8 = 1 << 2
+)
+
+// Code is a reply's status. Every Code maps one-to-one to an error of the Go
+// client (see package postbox).
+type Code uint16
+
+const (
+	OK             Code = 0
+	CodeMalformed  Code = 1  // a payload that does not decode
+	CodeVersion    Code = 2  // no protocol version in common
+	CodeUnknownOp  Code = 3  // an op this broker does not know
+	CodeTooLarge   Code = 4  // frame or message over the configured limit
+	CodeNotFound   Code = 5  // no such mailbox or endpoint
+	CodeExists     Code = 6  // mailbox name already taken
+	CodePermission Code = 7  // mode bits or ownership deny the operation
+	CodeFull       Code = 8  // non-blocking send to a full mailbox
+	CodeEmpty      Code = 9  // non-blocking receive found nothing
+	CodeTimeout    Code = 10 // the request's timeout passed
+	CodeDestroyed  Code = 11 // the mailbox was destroyed while waiting
+	CodeStaleLease Code = 12 // ack/nack of a lease that is not held
+	CodeLimit      Code = 13 // a broker-wide limit was reached
+	CodeClosed     Code = 14 // the broker is shutting down
+	CodeCanceled   Code = 15 // the client cancelled the request
+	CodeInternal   Code = 16 // a broker bug; the request was not applied
+	CodeStorage    Code = 17 // the durable store failed the write
+	CodeInvalid    Code = 18 // well-formed but invalid argument
+	CodeHandshake  Code = 19 // a request before HELLO, or HELLO twice
+	codeEnd             = 20
+)
+
+var codeText = [codeEnd]string{
+	OK:             "ok",
+	CodeMalformed:  "malformed frame",
+	CodeVersion:    "unsupported protocol version",
+	CodeUnknownOp:  "unknown operation",
+	CodeTooLarge:   "too large",
+	CodeNotFound:   "not found",
+	CodeExists:     "already exists",
+	CodePermission: "permission denied",
+	CodeFull:       "mailbox is full",
+	CodeEmpty:      "mailbox is empty",
+	CodeTimeout:    "timed out",
+	CodeDestroyed:  "mailbox destroyed",
+	CodeStaleLease: "stale lease",
+	CodeLimit:      "limit reached",
+	CodeClosed:     "broker closed",
+	CodeCanceled:   "canceled",
+	CodeInternal:   "internal error",
+	CodeStorage:    "storage failure",
+	CodeInvalid:    "invalid argument",
+	CodeHandshake:  "handshake required",
+}
+
+func (c Code) String() string {
+	if c < codeEnd {
+		return codeText[c]
+	}
+	return fmt.Sprintf("status %d", uint16(c))
+}
