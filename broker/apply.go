@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/wire"
@@ -38,7 +39,11 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) {
 			p := e.Ref.(*pending)
 			p.c.finish(p)
 			code := codeOf(e.Err)
-			p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, bx.name+": "+code.String())
+			verb := "receive from"
+			if p.op == wire.OpSend {
+				verb = "send to"
+			}
+			p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, fmt.Sprintf("%s %q: %s", verb, bx.name, code))
 		case mailbox.EffDeadLetter:
 			b.log.Info("message dropped", "mailbox", bx.name, "id", e.Msg.Seq, "reason", e.Reason)
 		}

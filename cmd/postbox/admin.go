@@ -1,0 +1,243 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/postbox-ipc/postbox"
+)
+
+func parseMode(s string) (os.FileMode, error) {
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, usageError{fmt.Errorf("mode %q: want octal permission bits such as 0660", s)}
+	}
+	return os.FileMode(m), nil
+}
+
+func newCreate() *cobra.Command {
+	var capacity int64
+	var mode string
+	var durable bool
+	var maxDeliveries uint32
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a mailbox",
+		Long: `Create a mailbox owned by your uid and gid.
+
+--capacity -1 (the default) is unbounded, up to the broker's memory limit;
+0 is a rendezvous (a send completes only when a receiver takes the message);
+N holds at most N messages (senders wait for space).
+--mode works like a file's permission bits: w = may send, r = may receive.`,
+		Example: "  postbox create jobs --capacity 1000 --mode 0660",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := parseMode(mode)
+			if err != nil {
+				return err
+			}
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			opts := []postbox.Option{postbox.Capacity(capacity), postbox.Mode(m), postbox.MaxDeliveries(maxDeliveries)}
+			if durable {
+				opts = append(opts, postbox.Durable())
+			}
+			_, err = c.Create(cmd.Context(), args[0], opts...)
+			return err
+		},
+	}
+	cmd.Flags().Int64Var(&capacity, "capacity", -1, "-1 unbounded, 0 rendezvous, N bounded")
+	cmd.Flags().StringVar(&mode, "mode", "0600", "permission bits (octal)")
+	cmd.Flags().BoolVar(&durable, "durable", false, "keep messages on disk (broker needs a data directory)")
+	cmd.Flags().Uint32Var(&maxDeliveries, "max-deliveries", 0, "drop a message after this many deliveries without ack (0 = unlimited)")
+	return cmd
+}
+
+func newRm() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "Destroy mailboxes (like ipcrm)",
+		Long:  "Destroy mailboxes. Waiting senders and receivers fail with \"mailbox destroyed\". Only the owner or root may.",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var first error
+			for _, name := range args {
+				if err := c.Mailbox(name).Destroy(cmd.Context()); err != nil {
+					if first == nil {
+						first = err
+					} else {
+						fmt.Fprintln(os.Stderr, "postbox:", trimPrefix(err.Error()))
+					}
+				}
+			}
+			return first
+		},
+	}
+}
+
+func newChmod() *cobra.Command {
+	return &cobra.Command{
+		Use:   "chmod MODE NAME",
+		Short: "Change a mailbox's permission bits",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := parseMode(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.Mailbox(args[1]).Chmod(cmd.Context(), m)
+		},
+	}
+}
+
+func outputFlag(cmd *cobra.Command, p *string, def, help string) {
+	cmd.Flags().StringVarP(p, "output", "o", def, help)
+}
+
+func checkOutput(o string, allowed ...string) error {
+	for _, a := range allowed {
+		if o == a {
+			return nil
+		}
+	}
+	return usageError{fmt.Errorf("--output %q: want one of %v", o, allowed)}
+}
+
+func newLs() *cobra.Command {
+	var out string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List mailboxes (like ipcs)",
+		Long: `List mailboxes: name, owner, mode, capacity, depth (queued messages),
+receivers and consumers waiting, messages in flight (leased, not yet acked),
+and blocked senders. --all includes endpoints' private inboxes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(out, "table", "json"); err != nil {
+				return err
+			}
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			infos, err := c.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			shown := infos[:0]
+			for _, i := range infos {
+				if all || !i.Inbox {
+					shown = append(shown, i)
+				}
+			}
+			if out == "json" {
+				enc := json.NewEncoder(os.Stdout)
+				for _, i := range shown {
+					enc.Encode(jsonInfo(i))
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tOWNER\tMODE\tCAPACITY\tDEPTH\tBYTES\tRECEIVERS\tIN FLIGHT\tBLOCKED SENDERS")
+			for _, i := range shown {
+				fmt.Fprintf(tw, "%s\t%d:%d\t%04o\t%s\t%d\t%d\t%d\t%d\t%d\n", i.Name, i.UID, i.GID, uint32(i.Mode),
+					capacityText(i.Capacity), i.Depth, i.Bytes, i.Receivers+i.Consumers, i.InFlight, i.BlockedSenders)
+			}
+			return tw.Flush()
+		},
+	}
+	outputFlag(cmd, &out, "table", "table or json (one object per line)")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "include endpoints' inboxes")
+	return cmd
+}
+
+func capacityText(c int64) string {
+	switch c {
+	case -1:
+		return "unbounded"
+	case 0:
+		return "rendezvous"
+	}
+	return strconv.FormatInt(c, 10)
+}
+
+type infoJSON struct {
+	postbox.Info
+	Mode string `json:"mode"`
+}
+
+func jsonInfo(i postbox.Info) infoJSON {
+	return infoJSON{Info: i, Mode: fmt.Sprintf("%04o", uint32(i.Mode))}
+}
+
+func newStat() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "stat NAME",
+		Short: "Show one mailbox's state",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(out, "text", "json"); err != nil {
+				return err
+			}
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			i, err := c.Mailbox(args[0]).Stat(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				return json.NewEncoder(os.Stdout).Encode(jsonInfo(i))
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 1, ' ', 0)
+			row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+			row("name", i.Name)
+			row("owner", fmt.Sprintf("uid %d, gid %d", i.UID, i.GID))
+			row("mode", fmt.Sprintf("%04o", uint32(i.Mode)))
+			row("capacity", capacityText(i.Capacity))
+			row("durable", i.Durable)
+			row("depth", fmt.Sprintf("%d messages, %d bytes", i.Depth, i.Bytes))
+			row("in flight", i.InFlight)
+			row("receivers", fmt.Sprintf("%d waiting, %d consumers", i.Receivers, i.Consumers))
+			row("blocked senders", i.BlockedSenders)
+			row("sent", i.Sent)
+			row("received", i.Received)
+			row("redelivered", i.Redelivered)
+			row("dead-lettered", i.DeadLettered)
+			if i.MaxDeliveries > 0 {
+				row("max deliveries", i.MaxDeliveries)
+			}
+			if !i.Oldest.IsZero() {
+				row("oldest message", time.Since(i.Oldest).Round(time.Millisecond).String()+" old")
+			}
+			row("created", i.Created.Format(time.RFC3339))
+			return tw.Flush()
+		},
+	}
+	outputFlag(cmd, &out, "text", "text or json")
+	return cmd
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/postbox-ipc/postbox"
+)
+
+// waitContext bounds one wait by --timeout (0 = no bound).
+func waitContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return context.WithTimeout(ctx, timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+func newSend() *cobra.Command {
+	var typ int64
+	var prio uint8
+	var timeout time.Duration
+	var nowait, receipt, lines bool
+	cmd := &cobra.Command{
+		Use:   "send NAME [BODY]",
+		Short: "Send a message (the body from the argument, else stdin)",
+		Long: `Send a message to a mailbox, or to an endpoint's inbox as @<id>.
+
+The body is BODY if given, else all of stdin; with --lines every line of
+stdin is one message (without its newline). A send waits while the mailbox
+is full, up to --timeout; --nowait fails at once instead (exit 3).
+--receipt waits until a receiver has taken the message and prints who took
+it; on a rendezvous mailbox that is always so.
+
+` + exitHelp,
+		Example: "  postbox send jobs 'build #42' --priority 5\n  seq 1 1000 | postbox send jobs --lines",
+		Args:    cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if lines && len(args) == 2 {
+				return usageError{errors.New("--lines reads stdin; do not also give BODY")}
+			}
+			ctx := cmd.Context()
+			c, err := dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			mb := c.Mailbox(args[0])
+			opts := []postbox.Option{postbox.Type(typ), postbox.Priority(prio)}
+			if nowait {
+				opts = append(opts, postbox.NoWait())
+			}
+			if receipt {
+				opts = append(opts, postbox.WithReceipt())
+			}
+			send := func(body []byte) error {
+				wctx, cancel := waitContext(ctx, timeout)
+				defer cancel()
+				r, err := mb.Send(wctx, body, opts...)
+				if err != nil {
+					return err
+				}
+				if r.Taken && (receipt || cmd.Flags().Changed("receipt")) {
+					fmt.Printf("taken by endpoint %d (pid %d, uid %d)\n", r.By.Endpoint, r.By.PID, r.By.UID)
+				}
+				return nil
+			}
+			switch {
+			case len(args) == 2:
+				return send([]byte(args[1]))
+			case lines:
+				sc := bufio.NewScanner(os.Stdin)
+				sc.Buffer(make([]byte, 64<<10), c.MaxMessage()+1)
+				for sc.Scan() {
+					if err := send(sc.Bytes()); err != nil {
+						return err
+					}
+				}
+				if err := sc.Err(); err != nil {
+					return fmt.Errorf("reading stdin: %w", err)
+				}
+				return nil
+			default:
+				body, err := io.ReadAll(os.Stdin)
+				if err != nil {
+					return fmt.Errorf("reading stdin: %w", err)
+				}
+				return send(body)
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.Int64Var(&typ, "type", 1, "message type (>= 1)")
+	f.Uint8Var(&prio, "priority", 0, "priority 0-255, higher first")
+	f.DurationVar(&timeout, "timeout", 0, "give up waiting for space after this long (0 = wait forever)")
+	f.BoolVar(&nowait, "nowait", false, "fail at once if the mailbox is full")
+	f.BoolVar(&receipt, "receipt", false, "wait until a receiver takes the message and print who")
+	f.BoolVar(&lines, "lines", false, "send each line of stdin as one message")
+	return cmd
+}
+
+// messageJSON is recv's JSON line.
+type messageJSON struct {
+	ID           uint64    `json:"id"`
+	Mailbox      string    `json:"mailbox"`
+	Type         int64     `json:"type"`
+	Priority     uint8     `json:"priority"`
+	Redeliveries uint32    `json:"redeliveries"`
+	Sender       senderJS  `json:"sender"`
+	SentAt       time.Time `json:"sent_at"`
+	Body         *string   `json:"body,omitempty"`
+	BodyBase64   []byte    `json:"body_base64,omitempty"`
+}
+
+type senderJS struct {
+	UID      uint32 `json:"uid"`
+	GID      uint32 `json:"gid"`
+	PID      int32  `json:"pid"`
+	Endpoint uint64 `json:"endpoint"`
+}
+
+func toJSON(m *postbox.Message) messageJSON {
+	j := messageJSON{ID: m.ID, Mailbox: m.Mailbox, Type: m.Type, Priority: m.Priority, Redeliveries: m.Redeliveries,
+		Sender: senderJS{m.Sender.UID, m.Sender.GID, m.Sender.PID, m.Sender.Endpoint}, SentAt: m.SentAt}
+	if utf8.Valid(m.Body) {
+		s := string(m.Body)
+		j.Body = &s
+	} else {
+		j.BodyBase64 = m.Body
+	}
+	return j
+}
+
+var _ = base64.StdEncoding // body_base64 is encoded by encoding/json as base64
+
+func newRecv() *cobra.Command {
+	var typ int64
+	var count int
+	var timeout time.Duration
+	var nowait, follow, noAck bool
+	var out string
+	cmd := &cobra.Command{
+		Use:   "recv NAME",
+		Short: "Receive messages",
+		Long: `Receive messages from a mailbox (or your own inbox).
+
+Each message is printed, then acknowledged (so it is gone from the
+mailbox). By default the body is printed followed by a newline (-o text);
+-o raw prints bodies exactly, -o json prints one JSON object per message
+with id, type, priority, the sender's uid/gid/pid/endpoint, sent time,
+redelivery count and body ("body_base64" when the body is not UTF-8).
+
+--type follows SysV msgrcv: 0 any, T > 0 exactly type T, T < 0 the lowest
+type <= |T|. --count N receives N messages (default 1); --follow receives
+until interrupted. --timeout bounds each wait; --nowait fails at once when
+nothing is there (exit 3).
+
+` + exitHelp,
+		Example: "  postbox recv jobs --count 10 -o json\n  postbox recv jobs --follow --type -3",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(out, "text", "raw", "json"); err != nil {
+				return err
+			}
+			if count < 1 {
+				return usageError{fmt.Errorf("--count %d: want at least 1", count)}
+			}
+			ctx := cmd.Context()
+			c, err := dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			mb := c.Mailbox(args[0])
+			opts := []postbox.Option{postbox.Type(typ)}
+			if nowait {
+				opts = append(opts, postbox.NoWait())
+			}
+			w := bufio.NewWriter(os.Stdout)
+			defer w.Flush()
+			enc := json.NewEncoder(w)
+			for n := 0; follow || n < count; n++ {
+				wctx, cancel := waitContext(ctx, timeout)
+				m, err := mb.Receive(wctx, opts...)
+				cancel()
+				if err != nil {
+					if follow && ctx.Err() != nil {
+						return nil // interrupted: the normal end of --follow
+					}
+					return err
+				}
+				switch out {
+				case "json":
+					enc.Encode(toJSON(m))
+				case "raw":
+					w.Write(m.Body)
+				default:
+					w.Write(m.Body)
+					w.WriteByte('\n')
+				}
+				// Print before acking: a message is never lost between the
+				// two, at worst it is seen again.
+				if err := w.Flush(); err != nil {
+					m.Nack(ctx)
+					return err
+				}
+				if noAck {
+					err = m.Nack(ctx)
+				} else {
+					err = m.Ack(ctx)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.Int64Var(&typ, "type", 0, "msgrcv type selector: 0 any, T exactly, -T lowest <= T")
+	f.IntVarP(&count, "count", "n", 1, "receive this many messages")
+	f.BoolVarP(&follow, "follow", "f", false, "keep receiving until interrupted")
+	f.DurationVar(&timeout, "timeout", 0, "give up waiting for a message after this long (0 = wait forever)")
+	f.BoolVar(&nowait, "nowait", false, "fail at once if no message is there")
+	f.BoolVar(&noAck, "peek", false, "put each message back (nack) instead of acking it")
+	outputFlag(cmd, &out, "text", "text, raw or json")
+	return cmd
+}

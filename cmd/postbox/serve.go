@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/postbox-ipc/postbox/broker"
+)
+
+// fileConfig is the --config file: JSON with any of these fields. Limits
+// and the log level are reloaded on SIGHUP; the socket is not.
+type fileConfig struct {
+	broker.Limits
+	LogLevel string `json:"log_level"`
+}
+
+func newServe() *cobra.Command {
+	cfg := broker.DefaultConfig()
+	var socketMode, configFile, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the broker",
+		Long: `Run the postbox broker in the foreground, on its embedded defaults unless
+flags or a --config file say otherwise.
+
+The socket is connectable by every user (--socket-mode 0666): who may do
+what is decided per mailbox from each peer's kernel credentials.
+
+Signals: SIGTERM or SIGINT stop accepting, fail waiting requests with
+"broker closed", flush replies and exit 0. SIGHUP re-reads --config and
+applies its limits and log level (the socket cannot change without a
+restart); the log says what changed.
+
+--config is JSON with any of: max_connections, max_mailboxes,
+max_message_bytes, max_queued_bytes, inbox_capacity, log_level.
+Flags given on the command line win over the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mode, err := strconv.ParseUint(socketMode, 8, 32)
+			if err != nil || mode > 0o777 {
+				return usageError{fmt.Errorf("--socket-mode %q: want octal bits such as 0666", socketMode)}
+			}
+			level := new(slog.LevelVar)
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)}
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Logger = log
+			load := func() error {
+				if configFile == "" {
+					return nil
+				}
+				fc, err := readConfig(configFile, cfg.Limits, level.Level().String())
+				if err != nil {
+					return err
+				}
+				// Command-line flags win over the file.
+				flags := cmd.Flags()
+				l := fc.Limits
+				if flags.Changed("max-connections") {
+					l.MaxConnections = cfg.MaxConnections
+				}
+				if flags.Changed("max-mailboxes") {
+					l.MaxMailboxes = cfg.MaxMailboxes
+				}
+				if flags.Changed("max-message") {
+					l.MaxMessage = cfg.MaxMessage
+				}
+				if flags.Changed("max-queued-bytes") {
+					l.MaxQueuedBytes = cfg.MaxQueuedBytes
+				}
+				cfg.Limits = l
+				if !flags.Changed("log-level") && fc.LogLevel != "" {
+					if err := level.UnmarshalText([]byte(fc.LogLevel)); err != nil {
+						return fmt.Errorf("%s: log_level %q: %w", configFile, fc.LogLevel, err)
+					}
+				}
+				return nil
+			}
+			if err := load(); err != nil {
+				return err
+			}
+			cfg.MaxFrame = max(cfg.MaxFrame, cfg.MaxMessage+64<<10)
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			path := socketPath()
+			l, err := broker.Listen(path, os.FileMode(mode))
+			if err != nil {
+				return err
+			}
+			b := broker.New(cfg)
+			log.Info("postbox broker listening", "socket", path, "pid", os.Getpid(),
+				"max_connections", cfg.MaxConnections, "max_mailboxes", cfg.MaxMailboxes,
+				"max_message_bytes", cfg.MaxMessage, "max_queued_bytes", cfg.MaxQueuedBytes)
+
+			sigs := make(chan os.Signal, 4)
+			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+			defer signal.Stop(sigs)
+			served := make(chan error, 1)
+			go func() { served <- b.Serve(l) }()
+			for {
+				select {
+				case err := <-served:
+					if errors.Is(err, broker.ErrServerClosed) {
+						return nil
+					}
+					return err
+				case s := <-sigs:
+					if s == syscall.SIGHUP {
+						reload(log, b, load, &cfg, configFile)
+						continue
+					}
+					log.Info("shutting down", "signal", s.String())
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					err := b.Shutdown(ctx)
+					cancel()
+					<-served
+					if err != nil {
+						log.Warn("shutdown did not finish flushing in time", "err", err)
+					}
+					log.Info("broker stopped")
+					return nil
+				}
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&socketMode, "socket-mode", "0666", "permission bits of the socket file (octal)")
+	f.StringVar(&configFile, "config", "", "JSON file with limits and log_level, re-read on SIGHUP")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most clients connected at once")
+	f.IntVar(&cfg.MaxMailboxes, "max-mailboxes", cfg.MaxMailboxes, "most mailboxes")
+	f.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "largest message body in bytes")
+	f.Int64Var(&cfg.MaxQueuedBytes, "max-queued-bytes", cfg.MaxQueuedBytes, "most message bytes held in all mailboxes together")
+	return cmd
+}
+
+func readConfig(path string, def broker.Limits, level string) (fileConfig, error) {
+	fc := fileConfig{Limits: def, LogLevel: level}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fc, err
+	}
+	if err := json.Unmarshal(data, &fc); err != nil {
+		return fc, fmt.Errorf("%s: %w", path, err)
+	}
+	return fc, nil
+}
+
+func reload(log *slog.Logger, b *broker.Broker, load func() error, cfg *broker.Config, file string) {
+	if file == "" {
+		log.Info("SIGHUP: no --config file, nothing to reload")
+		return
+	}
+	old := b.Limits()
+	if err := load(); err != nil {
+		log.Error("SIGHUP: configuration not reloaded", "err", err)
+		return
+	}
+	if err := b.SetLimits(cfg.Limits); err != nil {
+		log.Error("SIGHUP: configuration not reloaded", "err", err)
+		cfg.Limits = old
+		return
+	}
+	log.Info("SIGHUP: configuration reloaded", "file", file,
+		"max_connections", fmt.Sprintf("%d -> %d", old.MaxConnections, cfg.MaxConnections),
+		"max_mailboxes", fmt.Sprintf("%d -> %d", old.MaxMailboxes, cfg.MaxMailboxes),
+		"max_message_bytes", fmt.Sprintf("%d -> %d", old.MaxMessage, cfg.MaxMessage),
+		"max_queued_bytes", fmt.Sprintf("%d -> %d", old.MaxQueuedBytes, cfg.MaxQueuedBytes),
+		"inbox_capacity", fmt.Sprintf("%d -> %d", old.InboxCapacity, cfg.InboxCapacity),
+		"not reloadable", "socket path and mode, max frame size")
+}
