@@ -1,0 +1,332 @@
+// Package brokerbench measures the broker beside a raw Unix socket, in one
+// run, for `postbox bench` and the go test benchmarks: mailbox throughput
+// with one sender and one receiver (pipelined, acks on) and send-to-receive
+// latency, each next to a raw Unix-socket echo doing the same work without
+// a broker.
+package brokerbench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/broker"
+	"github.com/postbox-ipc/postbox/internal/benchfmt"
+)
+
+// Config says what to measure.
+type Config struct {
+	// Socket of an existing broker; empty starts one in this process.
+	Socket string
+	// Duration of each throughput figure.
+	Duration time.Duration
+	// Samples of each latency figure.
+	Samples int
+	// Window is how many sends the sender keeps in flight.
+	Window int
+}
+
+// DefaultConfig measures for about ten seconds in all.
+func DefaultConfig() Config {
+	return Config{Duration: 2 * time.Second, Samples: 20000, Window: 128}
+}
+
+// Names of the figures, so callers and docs can refer to them.
+const (
+	NameThroughput    = "mailbox throughput (1 sender, 1 receiver, acks on)"
+	NameRawThroughput = "baseline: raw unix socket echo, pipelined"
+	NameLatency       = "mailbox send→receive latency"
+	NameRawLatency    = "baseline: raw unix socket echo round trip"
+)
+
+// Run measures every figure and returns the rows with ratios filled.
+func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
+	dir, err := os.MkdirTemp("", "postbox-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	sock := cfg.Socket
+	if sock == "" {
+		sock = filepath.Join(dir, "broker.sock")
+		stop, err := startBroker(sock)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
+	var rows []benchfmt.Row
+	for _, size := range []int{64, 4096} {
+		r, err := Throughput(ctx, sock, size, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("throughput %d B: %w", size, err)
+		}
+		raw, err := RawThroughput(ctx, filepath.Join(dir, "raw.sock"), size, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("raw throughput %d B: %w", size, err)
+		}
+		r.Baseline = raw.Name
+		rows = append(rows, r, raw)
+	}
+	lat, err := Latency(ctx, sock, 64, cfg.Samples)
+	if err != nil {
+		return nil, fmt.Errorf("latency: %w", err)
+	}
+	raw, err := RawLatency(ctx, filepath.Join(dir, "rawlat.sock"), 64, cfg.Samples)
+	if err != nil {
+		return nil, fmt.Errorf("raw latency: %w", err)
+	}
+	lat.Baseline = raw.Name
+	rows = append(rows, lat, raw)
+	benchfmt.Fill(rows)
+	return rows, nil
+}
+
+func startBroker(sock string) (stop func(), err error) {
+	l, err := broker.Listen(sock, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cfg := broker.DefaultConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	b := broker.New(cfg)
+	done := make(chan struct{})
+	go func() { b.Serve(l); close(done) }()
+	return func() { b.Close(); <-done }, nil
+}
+
+var mailboxSeq atomic.Uint64
+
+func tempMailbox(ctx context.Context, c *postbox.Client, capacity int64) (*postbox.Mailbox, error) {
+	name := fmt.Sprintf("bench-%d-%d", os.Getpid(), mailboxSeq.Add(1))
+	return c.Create(ctx, name, postbox.Capacity(capacity))
+}
+
+// Throughput moves size-byte messages from one sender client (Window sends
+// in flight) to one receiver client (a consumer acking every message) for
+// cfg.Duration.
+func Throughput(ctx context.Context, sock string, size int, cfg Config) (benchfmt.Row, error) {
+	row := benchfmt.Row{Name: NameThroughput, Size: size, Note: fmt.Sprintf("%d sends in flight", cfg.Window)}
+	sc, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+	if err != nil {
+		return row, err
+	}
+	defer sc.Close()
+	rc, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+	if err != nil {
+		return row, err
+	}
+	defer rc.Close()
+	mb, err := tempMailbox(ctx, sc, 4096)
+	if err != nil {
+		return row, err
+	}
+	defer mb.Destroy(context.Background())
+	cons, err := rc.Mailbox(mb.Name()).Consume(ctx, postbox.Prefetch(1024))
+	if err != nil {
+		return row, err
+	}
+	defer cons.Close()
+
+	body := make([]byte, size)
+	var stop atomic.Bool
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, cfg.Window+1)
+	for range cfg.Window {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				if _, err := mb.Send(ctx, body); err != nil {
+					errc <- err
+					return
+				}
+				sent.Add(1)
+			}
+		}()
+	}
+	var received int64
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	for time.Now().Before(deadline) {
+		m, err := cons.Next(ctx)
+		if err != nil {
+			stop.Store(true)
+			wg.Wait()
+			return row, err
+		}
+		m.AckNoWait()
+		received++
+	}
+	elapsed := time.Since(start)
+	stop.Store(true)
+	// Drain so the senders finish.
+	go func() {
+		for {
+			m, err := cons.Next(ctx)
+			if err != nil {
+				return
+			}
+			m.AckNoWait()
+		}
+	}()
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return row, err
+	default:
+	}
+	row.MsgsPerSec = float64(received) / elapsed.Seconds()
+	row.BytesPerSec = row.MsgsPerSec * float64(size)
+	return row, nil
+}
+
+// Latency measures the time from a Send call in one client to the message
+// coming out of Next in another: two socket hops through the broker, the
+// same as one raw echo round trip.
+func Latency(ctx context.Context, sock string, size, samples int) (benchfmt.Row, error) {
+	row := benchfmt.Row{Name: NameLatency, Size: size}
+	sc, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+	if err != nil {
+		return row, err
+	}
+	defer sc.Close()
+	rc, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+	if err != nil {
+		return row, err
+	}
+	defer rc.Close()
+	mb, err := tempMailbox(ctx, sc, -1)
+	if err != nil {
+		return row, err
+	}
+	defer mb.Destroy(context.Background())
+	cons, err := rc.Mailbox(mb.Name()).Consume(ctx, postbox.Prefetch(16), postbox.AutoAck())
+	if err != nil {
+		return row, err
+	}
+	defer cons.Close()
+	body := make([]byte, size)
+	lat := make([]time.Duration, 0, samples)
+	for i := range samples + samples/10 {
+		t0 := time.Now()
+		if _, err := mb.Send(ctx, body); err != nil {
+			return row, err
+		}
+		if _, err := cons.Next(ctx); err != nil {
+			return row, err
+		}
+		if i >= samples/10 { // warm-up discarded
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	row.P50, row.P99 = benchfmt.Latencies(lat)
+	return row, nil
+}
+
+// echoServer accepts one connection and echoes everything back.
+func echoServer(path string) (net.Listener, error) {
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(c, c)
+		c.Close()
+	}()
+	return l, nil
+}
+
+// RawThroughput pipelines size-byte frames (a 4-byte length prefix, as a
+// minimal protocol would) through an echo server and counts frames read
+// back per second: what a broker-less socket does with the same bytes.
+func RawThroughput(ctx context.Context, path string, size int, cfg Config) (benchfmt.Row, error) {
+	row := benchfmt.Row{Name: NameRawThroughput, Size: size}
+	os.Remove(path)
+	l, err := echoServer(path)
+	if err != nil {
+		return row, err
+	}
+	defer l.Close()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return row, err
+	}
+	defer c.Close()
+	frame := make([]byte, 4+size)
+	var stop atomic.Bool
+	go func() {
+		batch := make([]byte, 0, 64<<10)
+		for !stop.Load() {
+			batch = batch[:0]
+			for len(batch)+len(frame) <= cap(batch) {
+				batch = append(batch, frame...)
+			}
+			if _, err := c.Write(batch); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	var got int64
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	for time.Now().Before(deadline) {
+		n, err := c.Read(buf)
+		if err != nil {
+			return row, err
+		}
+		got += int64(n)
+	}
+	elapsed := time.Since(start)
+	stop.Store(true)
+	c.Close()
+	row.MsgsPerSec = float64(got/int64(len(frame))) / elapsed.Seconds()
+	row.BytesPerSec = row.MsgsPerSec * float64(size)
+	return row, nil
+}
+
+// RawLatency measures a size-byte write and its echo read back.
+func RawLatency(ctx context.Context, path string, size, samples int) (benchfmt.Row, error) {
+	row := benchfmt.Row{Name: NameRawLatency, Size: size}
+	os.Remove(path)
+	l, err := echoServer(path)
+	if err != nil {
+		return row, err
+	}
+	defer l.Close()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return row, err
+	}
+	defer c.Close()
+	buf := make([]byte, size)
+	lat := make([]time.Duration, 0, samples)
+	for i := range samples + samples/10 {
+		t0 := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return row, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return row, err
+		}
+		if i >= samples/10 {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	row.P50, row.P99 = benchfmt.Latencies(lat)
+	return row, nil
+}
