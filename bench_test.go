@@ -32,23 +32,17 @@ func benchSendReceive(b *testing.B, size, window int) {
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
-	work := make(chan struct{}, b.N)
-	for range b.N {
-		work <- struct{}{}
-	}
-	close(work)
-	errc := make(chan error, window)
-	for range window {
-		go func() {
-			for range work {
-				if _, err := mb.Send(ctx, body); err != nil {
-					errc <- err
-					return
-				}
+	pub := mb.Publisher(window)
+	errc := make(chan error, 1)
+	go func() {
+		for range b.N {
+			if err := pub.Send(ctx, body); err != nil {
+				errc <- err
+				return
 			}
-			errc <- nil
-		}()
-	}
+		}
+		errc <- pub.Flush(ctx)
+	}()
 	for range b.N {
 		m, err := cons.Next(ctx)
 		if err != nil {
@@ -56,9 +50,7 @@ func benchSendReceive(b *testing.B, size, window int) {
 		}
 		m.AckNoWait()
 	}
-	for range window {
-		if err := <-errc; err != nil {
-			b.Fatal(err)
-		}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
 	}
 }

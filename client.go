@@ -38,9 +38,11 @@ type Client struct {
 	acks    []uint64 // leases to ack without a reply, sent with the next write
 	closing bool
 
-	pmu       sync.Mutex // guards calls, consumers, err
+	pmu       sync.Mutex // guards calls, consumers, pubs, npub, err
 	calls     map[uint64]*call
 	consumers map[uint64]*Consumer
+	pubs      map[uint64]*Publisher
+	npub      uint64
 	err       error // why the client stopped; nil while it runs
 
 	done chan struct{} // closed when the reader stops
@@ -116,6 +118,7 @@ func handshake(ctx context.Context, nc net.Conn, name string) (*Client, error) {
 		maxMessage: int(rep.MaxMessage),
 		calls:      make(map[uint64]*call),
 		consumers:  make(map[uint64]*Consumer),
+		pubs:       make(map[uint64]*Publisher),
 		done:       make(chan struct{}),
 	}
 	c.ids.Store(1)
@@ -337,6 +340,19 @@ func (c *Client) readLoop(r *wire.Reader) {
 			}
 			continue
 		}
+		if hd.Request&pubBit != 0 {
+			c.pmu.Lock()
+			pub := c.pubs[hd.Request&^pubBit>>32]
+			c.pmu.Unlock()
+			if pub != nil {
+				var err error
+				if hd.Status != wire.OK {
+					err = replyError(hd.Status, p)
+				}
+				pub.settle(err)
+			}
+			continue
+		}
 		c.pmu.Lock()
 		cl := c.calls[hd.Request]
 		delete(c.calls, hd.Request)
@@ -386,9 +402,12 @@ func (c *Client) stop(cause error) {
 	}
 	c.pmu.Lock()
 	c.err = err
-	calls, cons := c.calls, c.consumers
-	c.calls, c.consumers = map[uint64]*call{}, map[uint64]*Consumer{}
+	calls, cons, pubs := c.calls, c.consumers, c.pubs
+	c.calls, c.consumers, c.pubs = map[uint64]*call{}, map[uint64]*Consumer{}, map[uint64]*Publisher{}
 	c.pmu.Unlock()
+	for _, p := range pubs {
+		p.fail(err)
+	}
 	for _, cl := range calls {
 		cl.closed = err
 		cl.done <- struct{}{}
