@@ -1,6 +1,9 @@
 package mailbox
 
-import "slices"
+import (
+	"math"
+	"slices"
+)
 
 // LeaseSource hands out lease ids. Ids must be non-zero and never repeat
 // within the owner's lifetime (a broker shares one source among all its
@@ -299,6 +302,7 @@ func (m *Mailbox) AddCredit(r *Receiver, n uint32) {
 	if m.destroyed || !r.Consumer || n == 0 {
 		return
 	}
+	n = min(n, math.MaxUint32-r.Credit) // saturate: a wrapped credit would be near zero
 	switch r.list {
 	case &m.waiting:
 		r.Credit += n

@@ -1,6 +1,9 @@
 package mailbox
 
-import "errors"
+import (
+	"errors"
+	"math"
+)
 
 // Errors returned by Mailbox methods and carried by EffFail.
 var (
@@ -51,6 +54,9 @@ func matches(sel, typ int64) bool {
 		return true
 	case sel > 0:
 		return typ == sel
+	case sel == math.MinInt64:
+		// -sel would overflow; msgrcv(2) on Linux takes it as "any type".
+		return true
 	default:
 		return typ <= -sel
 	}
