@@ -20,6 +20,11 @@ func (c *Counter) NextLease() uint64 { c.n++; return c.n }
 type Config struct {
 	// Capacity: -1 unbounded, 0 rendezvous, N > 0 at most N queued.
 	Capacity int64
+	// MaxBytes, if positive, also bounds the queued body bytes: a send
+	// that would pass it waits (or fails with ErrFull) as for a full
+	// mailbox. A message larger than MaxBytes still enters an empty queue,
+	// so that it cannot block the mailbox for good.
+	MaxBytes int64
 	// Durable: emit journal effects.
 	Durable bool
 	// MaxDeliveries: a message whose Redeliveries reaches this leaves with
@@ -115,7 +120,7 @@ func (m *Mailbox) Send(msg *Message, receipt bool, s *Sender) (res Result, done 
 		return res, false, ErrDestroyed
 	}
 	receipt = receipt || m.cfg.Capacity == 0
-	if m.cfg.Capacity > 0 && int64(m.q.n) >= m.cfg.Capacity {
+	if m.cfg.Capacity != 0 && !m.hasRoom(len(msg.Body)) {
 		if s == nil {
 			return res, false, ErrFull
 		}
@@ -140,6 +145,14 @@ func (m *Mailbox) Send(msg *Message, receipt bool, s *Sender) (res Result, done 
 	}
 	m.q.push(msg)
 	return Result{Seq: msg.Seq}, true, nil
+}
+
+// hasRoom reports whether a message of size bytes fits in the queue.
+func (m *Mailbox) hasRoom(size int) bool {
+	if m.cfg.Capacity > 0 && int64(m.q.n) >= m.cfg.Capacity {
+		return false
+	}
+	return m.cfg.MaxBytes <= 0 || m.q.n == 0 || m.q.bytes+int64(size) <= m.cfg.MaxBytes
 }
 
 // accept gives msg its sequence number and counts it as held.
@@ -220,7 +233,7 @@ func (m *Mailbox) arrive(msg *Message) {
 
 // admit lets blocked senders in while there is space.
 func (m *Mailbox) admit() {
-	for m.blocked.head != nil && (m.cfg.Capacity < 0 || int64(m.q.n) < m.cfg.Capacity) {
+	for m.blocked.head != nil && m.cfg.Capacity != 0 && m.hasRoom(len(m.blocked.head.Msg.Body)) {
 		s := m.blocked.head
 		m.blocked.remove(s)
 		msg := s.Msg

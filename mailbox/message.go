@@ -33,6 +33,9 @@ type Message struct {
 	Sender       Identity
 	SentUnixNano int64
 	Body         []byte
+	// Reason is why the message was dead-lettered into this mailbox
+	// (wire.ReasonMaxDeliveries, wire.ReasonExpired), 0 otherwise.
+	Reason uint8
 
 	// Set while the message is leased.
 	lease  uint64

@@ -324,16 +324,26 @@ func (m *AckReply) Decode(p []byte) error {
 	return d.Finish()
 }
 
+// Dead-letter reasons, in Delivery.Reason.
+const (
+	ReasonNone          uint8 = 0
+	ReasonMaxDeliveries uint8 = 1 // delivered MaxDeliveries times without an ack
+	ReasonExpired       uint8 = 2 // older than the mailbox's TTL
+)
+
 // DeliveryFixed is the size of a Delivery before its body.
 const DeliveryFixed = 60
 
 // Delivery is one message handed to a receiver: the reply to RECV, and the
 // payload of every DELIVER.
 type Delivery struct {
-	Lease        uint64 // 0 when auto-acked
-	ID           uint64 // the message's id within its mailbox
-	Type         int64
-	Priority     uint8
+	Lease    uint64 // 0 when auto-acked
+	ID       uint64 // the message's id within its mailbox
+	Type     int64
+	Priority uint8
+	// Reason is why a message is in a dead-letter mailbox (ReasonNone
+	// otherwise).
+	Reason       uint8
 	Redeliveries uint32
 	UID, GID     uint32 // sender identity, stamped by the broker
 	PID          int32
@@ -346,7 +356,7 @@ func (m *Delivery) Append(b []byte) []byte {
 	b = AppendU64(b, m.Lease)
 	b = AppendU64(b, m.ID)
 	b = AppendI64(b, m.Type)
-	b = append(b, m.Priority, 0, 0, 0)
+	b = append(b, m.Priority, m.Reason, 0, 0)
 	b = AppendU32(b, m.Redeliveries)
 	b = AppendU32(b, m.UID)
 	b = AppendU32(b, m.GID)
@@ -359,8 +369,8 @@ func (m *Delivery) Append(b []byte) []byte {
 func (m *Delivery) Decode(p []byte) error {
 	d := NewDecoder(p)
 	m.Lease, m.ID, m.Type = d.U64(), d.U64(), d.I64()
-	m.Priority = d.U8()
-	d.take(3)
+	m.Priority, m.Reason = d.U8(), d.U8()
+	d.take(2)
 	m.Redeliveries, m.UID, m.GID, m.PID = d.U32(), d.U32(), d.U32(), d.I32()
 	m.Endpoint, m.SentUnixNano = d.U64(), d.I64()
 	m.Body = d.Rest()
