@@ -427,7 +427,7 @@ func (c *Client) decodeMessage(p []byte, mbox string) *Message {
 		ID: d.ID, Mailbox: mbox, Type: d.Type, Priority: d.Priority, Redeliveries: d.Redeliveries,
 		Sender: Identity{UID: d.UID, GID: d.GID, PID: d.PID, Endpoint: d.Endpoint},
 		SentAt: time.Unix(0, d.SentUnixNano), Body: append([]byte(nil), d.Body...),
-		lease: d.Lease, c: c,
+		lease: d.Lease, c: c, Reason: Reason(d.Reason),
 	}
 	return m
 }

@@ -33,8 +33,8 @@ func InboxName(id uint64) string { return "@" + strconv.FormatUint(id, 10) }
 func (m *Mailbox) Name() string { return m.name }
 
 // Create makes a mailbox owned by the caller's uid and gid. Options:
-// Capacity (default unbounded), Mode (default 0600), Durable,
-// MaxDeliveries.
+// Capacity (default unbounded), Mode (default 0600), Durable, MaxBytes,
+// TTL, MaxDeliveries, DeadLetter.
 func (c *Client) Create(ctx context.Context, name string, opts ...Option) (*Mailbox, error) {
 	o := collect(opts)
 	req := wire.Create{Name: []byte(name), Capacity: o.capacity, Mode: o.mode, Durable: o.durable,
@@ -62,26 +62,29 @@ func (m *Mailbox) Chmod(ctx context.Context, mode os.FileMode) error {
 
 // Info is a mailbox's live state.
 type Info struct {
-	Name           string      `json:"name"`
-	UID            uint32      `json:"uid"`
-	GID            uint32      `json:"gid"`
-	Mode           os.FileMode `json:"mode"`
-	Capacity       int64       `json:"capacity"`
-	Durable        bool        `json:"durable"`
-	Inbox          bool        `json:"inbox"`
-	Depth          uint64      `json:"depth"`
-	Bytes          uint64      `json:"bytes"`
-	Receivers      uint32      `json:"receivers"`
-	Consumers      uint32      `json:"consumers"`
-	InFlight       uint32      `json:"in_flight"`
-	BlockedSenders uint32      `json:"blocked_senders"`
-	Sent           uint64      `json:"sent"`
-	Received       uint64      `json:"received"`
-	Redelivered    uint64      `json:"redelivered"`
-	DeadLettered   uint64      `json:"dead_lettered"`
-	MaxDeliveries  uint32      `json:"max_deliveries,omitempty"`
-	DiskBytes      uint64      `json:"disk_bytes,omitempty"`
-	Created        time.Time   `json:"created"`
+	Name           string        `json:"name"`
+	UID            uint32        `json:"uid"`
+	GID            uint32        `json:"gid"`
+	Mode           os.FileMode   `json:"mode"`
+	Capacity       int64         `json:"capacity"`
+	Durable        bool          `json:"durable"`
+	Inbox          bool          `json:"inbox"`
+	Depth          uint64        `json:"depth"`
+	Bytes          uint64        `json:"bytes"`
+	Receivers      uint32        `json:"receivers"`
+	Consumers      uint32        `json:"consumers"`
+	InFlight       uint32        `json:"in_flight"`
+	BlockedSenders uint32        `json:"blocked_senders"`
+	Sent           uint64        `json:"sent"`
+	Received       uint64        `json:"received"`
+	Redelivered    uint64        `json:"redelivered"`
+	DeadLettered   uint64        `json:"dead_lettered"`
+	MaxDeliveries  uint32        `json:"max_deliveries,omitempty"`
+	MaxBytes       int64         `json:"max_bytes,omitempty"`
+	TTL            time.Duration `json:"ttl,omitempty"`
+	DeadLetter     string        `json:"dead_letter,omitempty"`
+	DiskBytes      uint64        `json:"disk_bytes,omitempty"`
+	Created        time.Time     `json:"created"`
 	// Oldest is when the oldest queued message was sent (zero if none).
 	Oldest time.Time `json:"oldest,omitzero"`
 }
@@ -94,6 +97,7 @@ func infoOf(w *wire.MailboxInfo) Info {
 		InFlight: w.InFlight, BlockedSenders: w.BlockedSenders, Sent: w.Sent, Received: w.Received,
 		Redelivered: w.Redelivered, DeadLettered: w.DeadLettered, MaxDeliveries: w.MaxDeliveries,
 		DiskBytes: w.DiskBytes, Created: time.Unix(0, w.CreatedUnix),
+		MaxBytes: w.MaxBytes, TTL: time.Duration(w.TTL), DeadLetter: string(w.DeadLetter),
 	}
 	if w.OldestUnix != 0 {
 		i.Oldest = time.Unix(0, w.OldestUnix)

@@ -2,6 +2,7 @@ package postbox
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/postbox-ipc/postbox/wire"
@@ -23,6 +24,9 @@ type Message struct {
 	// SentAt is when the broker accepted the message.
 	SentAt time.Time
 	Body   []byte
+	// Reason says why the message is in a dead-letter mailbox; ReasonNone
+	// elsewhere.
+	Reason Reason
 
 	lease uint64 // 0 when auto-acked
 	c     *Client
@@ -65,4 +69,25 @@ func (m *Message) AckNoWait() {
 		}
 	}
 	c.wmu.Unlock()
+}
+
+// Reason says why a message was dead-lettered.
+type Reason uint8
+
+const (
+	ReasonNone          = Reason(wire.ReasonNone)
+	ReasonMaxDeliveries = Reason(wire.ReasonMaxDeliveries)
+	ReasonExpired       = Reason(wire.ReasonExpired)
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonNone:
+		return ""
+	case ReasonMaxDeliveries:
+		return "max deliveries reached"
+	case ReasonExpired:
+		return "expired"
+	}
+	return fmt.Sprintf("reason %d", uint8(r))
 }

@@ -1,6 +1,9 @@
 package postbox
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
 // Option adjusts one call. Each option says which calls it applies to;
 // others ignore it.
@@ -50,9 +53,24 @@ func Mode(m os.FileMode) Option { return func(o *options) { o.mode = uint32(m.Pe
 // data directory).
 func Durable() Option { return func(o *options) { o.durable = true } }
 
-// MaxDeliveries (Create): after n deliveries without an ack a message is
-// dropped (dead-lettered). 0 means unlimited.
+// MaxDeliveries (Create): after n deliveries without an ack a message
+// leaves the mailbox: to its DeadLetter mailbox if it has one, else it is
+// dropped. 0 means unlimited.
 func MaxDeliveries(n uint32) Option { return func(o *options) { o.maxDeliveries = n } }
+
+// MaxBytes (Create) also bounds the queued body bytes; a send past it
+// waits or fails with ErrFull as for a full mailbox. 0 means no bound.
+func MaxBytes(n int64) Option { return func(o *options) { o.maxBytes = n } }
+
+// TTL (Create): queued messages older than d are removed (moved to the
+// dead-letter mailbox, if there is one, with reason "expired").
+func TTL(d time.Duration) Option { return func(o *options) { o.ttl = int64(d) } }
+
+// DeadLetter (Create) names an existing mailbox, which the creator may
+// send to, that receives this mailbox's dead letters: messages past
+// MaxDeliveries or their TTL, with their original sender identity and a
+// Reason.
+func DeadLetter(name string) Option { return func(o *options) { o.deadLetter = name } }
 
 // Type (Send) sets the message type (>= 1, default 1). (Receive, Consume)
 // selects by type with msgrcv rules: 0 any, > 0 exactly, < 0 the lowest

@@ -45,7 +45,11 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) {
 			}
 			p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, fmt.Sprintf("%s %q: %s", verb, bx.name, code))
 		case mailbox.EffDeadLetter:
-			b.log.Info("message dropped", "mailbox", bx.name, "id", e.Msg.Seq, "reason", e.Reason)
+			if bx.deadLetter == "" {
+				b.log.Info("message dropped", "mailbox", bx.name, "id", e.Msg.Seq, "reason", e.Reason)
+				continue
+			}
+			b.queueDead(deadLetter{to: bx.deadLetter, msg: e.Msg, reason: reasonCode(e.Reason)})
 		}
 	}
 }
@@ -72,7 +76,7 @@ func (c *conn) finish(p *pending) {
 // deliver queues a Delivery frame.
 func (c *conn) deliver(op wire.Op, req uint64, msg *mailbox.Message, lease uint64) {
 	d := wire.Delivery{
-		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority,
+		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason,
 		Redeliveries: msg.Redeliveries, UID: msg.Sender.UID, GID: msg.Sender.GID,
 		PID: msg.Sender.PID, Endpoint: msg.Sender.Endpoint, SentUnixNano: msg.SentUnixNano,
 		Body: msg.Body,

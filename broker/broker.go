@@ -38,6 +38,11 @@ type Broker struct {
 	listeners map[net.Listener]struct{}
 	closed    bool
 
+	dmu       sync.Mutex    // guards dead
+	dead      []deadLetter  // waiting for the housekeeper to move them
+	deadReady chan struct{} // signals the housekeeper that dead is non-empty
+	keeping   bool          // the housekeeper runs; guarded by mu
+
 	wg   sync.WaitGroup // every goroutine the broker started
 	done chan struct{}  // closed by Shutdown/Close
 }
@@ -61,6 +66,7 @@ func New(cfg Config) *Broker {
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		done:      make(chan struct{}),
+		deadReady: make(chan struct{}, 1),
 	}
 	l := cfg.Limits
 	b.limits.Store(&l)
@@ -121,6 +127,11 @@ func (b *Broker) Serve(l net.Listener) error {
 	}
 	b.listeners[l] = struct{}{}
 	b.wg.Add(1)
+	if !b.keeping {
+		b.keeping = true
+		b.wg.Add(1)
+		go b.housekeep()
+	}
 	b.mu.Unlock()
 	defer b.wg.Done()
 	defer func() {
@@ -244,6 +255,9 @@ type box struct {
 	// inbox is the owning endpoint for an endpoint's private inbox, else 0.
 	inbox   uint64
 	created time.Time
+	// deadLetter names the mailbox that receives this one's dead letters
+	// ("" = they are dropped).
+	deadLetter string
 
 	mu   sync.Mutex // guards core and the fields below
 	core *mailbox.Mailbox

@@ -85,7 +85,12 @@ func (c *conn) readLoop() {
 		switch {
 		case err == nil:
 		case errors.Is(err, wire.ErrFrameTooLarge):
-			c.replyErr(hd, wire.CodeTooLarge, err.Error())
+			// Frames that never get a reply do not get this one either:
+			// its id belongs to another request still in flight.
+			noReply := (hd.Op == wire.OpAck || hd.Op == wire.OpNack) && hd.Flags&wire.FlagNoReply != 0
+			if hd.Op != wire.OpCredit && hd.Op != wire.OpCancel && !noReply {
+				c.replyErr(hd, wire.CodeTooLarge, err.Error())
+			}
 			continue
 		default:
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {

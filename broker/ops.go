@@ -329,15 +329,29 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	case m.Durable:
 		invalid("durable mailboxes need the broker to run with a data directory")
 		return
-	case len(m.DeadLetter) > 0:
-		invalid("dead-letter mailboxes are not supported by this broker")
-		return
 	case m.MaxBytes < 0 || m.TTL < 0:
 		invalid("limits must not be negative")
 		return
+	case len(m.DeadLetter) > 0 && string(m.DeadLetter) == string(m.Name):
+		invalid("a mailbox cannot be its own dead-letter mailbox")
+		return
 	}
-	bx := &box{name: string(m.Name), created: time.Now(), uid: c.ident.UID, gid: c.ident.GID, mode: m.Mode}
-	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxDeliveries: m.MaxDeliveries, TTL: m.TTL, Leases: &b.leases})
+	if len(m.DeadLetter) > 0 {
+		dlq := b.lookup(m.DeadLetter)
+		if dlq == nil || dlq.inbox != 0 {
+			c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("create %q: dead-letter mailbox %q not found", m.Name, m.DeadLetter))
+			return
+		}
+		dlq.mu.Lock()
+		ok := dlq.may(c.ident, permWrite)
+		dlq.mu.Unlock()
+		if !ok {
+			c.replyErr(hd, wire.CodePermission, fmt.Sprintf("create %q: may not send to dead-letter mailbox %q", m.Name, m.DeadLetter))
+			return
+		}
+	}
+	bx := &box{name: string(m.Name), created: time.Now(), uid: c.ident.UID, gid: c.ident.GID, mode: m.Mode, deadLetter: string(m.DeadLetter)}
+	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxBytes: m.MaxBytes, MaxDeliveries: m.MaxDeliveries, TTL: m.TTL, Leases: &b.leases})
 	lim := b.limits.Load()
 	b.mu.Lock()
 	_, exists := b.boxes[bx.name]
@@ -435,7 +449,7 @@ func (bx *box) info() wire.MailboxInfo {
 		Consumers: uint32(st.Consumers), InFlight: uint32(st.InFlight), BlockedSenders: uint32(st.BlockedSenders),
 		Sent: st.Sent, Received: st.Received, Redelivered: st.Redelivered, CreatedUnix: bx.created.UnixNano(),
 		OldestUnix: st.OldestUnixNano, DeadLettered: st.DeadLettered + st.Expired,
-		TTL: cfg.TTL, MaxDeliveries: cfg.MaxDeliveries,
+		TTL: cfg.TTL, MaxDeliveries: cfg.MaxDeliveries, MaxBytes: cfg.MaxBytes, DeadLetter: []byte(bx.deadLetter),
 	}
 	if bx.inbox != 0 {
 		info.Flags |= wire.MailboxInbox

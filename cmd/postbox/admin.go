@@ -26,6 +26,9 @@ func newCreate() *cobra.Command {
 	var mode string
 	var durable bool
 	var maxDeliveries uint32
+	var maxBytes int64
+	var ttl time.Duration
+	var deadLetter string
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a mailbox",
@@ -47,7 +50,8 @@ N holds at most N messages (senders wait for space).
 				return err
 			}
 			defer c.Close()
-			opts := []postbox.Option{postbox.Capacity(capacity), postbox.Mode(m), postbox.MaxDeliveries(maxDeliveries)}
+			opts := []postbox.Option{postbox.Capacity(capacity), postbox.Mode(m), postbox.MaxDeliveries(maxDeliveries),
+				postbox.MaxBytes(maxBytes), postbox.TTL(ttl), postbox.DeadLetter(deadLetter)}
 			if durable {
 				opts = append(opts, postbox.Durable())
 			}
@@ -58,7 +62,10 @@ N holds at most N messages (senders wait for space).
 	cmd.Flags().Int64Var(&capacity, "capacity", -1, "-1 unbounded, 0 rendezvous, N bounded")
 	cmd.Flags().StringVar(&mode, "mode", "0600", "permission bits (octal)")
 	cmd.Flags().BoolVar(&durable, "durable", false, "keep messages on disk (broker needs a data directory)")
-	cmd.Flags().Uint32Var(&maxDeliveries, "max-deliveries", 0, "drop a message after this many deliveries without ack (0 = unlimited)")
+	cmd.Flags().Uint32Var(&maxDeliveries, "max-deliveries", 0, "after this many deliveries without an ack a message is dead-lettered (0 = unlimited)")
+	cmd.Flags().Int64Var(&maxBytes, "max-bytes", 0, "also bound the queued bytes (0 = no bound)")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "queued messages older than this are dead-lettered (0 = never)")
+	cmd.Flags().StringVar(&deadLetter, "dead-letter", "", "existing mailbox that receives dead letters (default: they are dropped)")
 	return cmd
 }
 
@@ -230,6 +237,15 @@ func newStat() *cobra.Command {
 			row("dead-lettered", i.DeadLettered)
 			if i.MaxDeliveries > 0 {
 				row("max deliveries", i.MaxDeliveries)
+			}
+			if i.MaxBytes > 0 {
+				row("max bytes", i.MaxBytes)
+			}
+			if i.TTL > 0 {
+				row("ttl", i.TTL)
+			}
+			if i.DeadLetter != "" {
+				row("dead-letter mailbox", i.DeadLetter)
 			}
 			if !i.Oldest.IsZero() {
 				row("oldest message", time.Since(i.Oldest).Round(time.Millisecond).String()+" old")

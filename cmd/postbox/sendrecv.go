@@ -115,6 +115,7 @@ type messageJSON struct {
 	Type         int64     `json:"type"`
 	Priority     uint8     `json:"priority"`
 	Redeliveries uint32    `json:"redeliveries"`
+	Reason       string    `json:"dead_letter_reason,omitempty"`
 	Sender       senderJS  `json:"sender"`
 	SentAt       time.Time `json:"sent_at"`
 	Body         *string   `json:"body,omitempty"`
@@ -129,7 +130,7 @@ type senderJS struct {
 }
 
 func toJSON(m *postbox.Message) messageJSON {
-	j := messageJSON{ID: m.ID, Mailbox: m.Mailbox, Type: m.Type, Priority: m.Priority, Redeliveries: m.Redeliveries,
+	j := messageJSON{ID: m.ID, Mailbox: m.Mailbox, Type: m.Type, Priority: m.Priority, Redeliveries: m.Redeliveries, Reason: m.Reason.String(),
 		Sender: senderJS{m.Sender.UID, m.Sender.GID, m.Sender.PID, m.Sender.Endpoint}, SentAt: m.SentAt}
 	if utf8.Valid(m.Body) {
 		s := string(m.Body)

@@ -1,0 +1,108 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/postbox-ipc/postbox/mailbox"
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// expiryInterval is how often mailboxes with a TTL are swept. A message
+// expires at most this late.
+const expiryInterval = 100 * time.Millisecond
+
+// deadLetter is a message on its way to a dead-letter mailbox.
+type deadLetter struct {
+	to     string
+	msg    *mailbox.Message
+	reason uint8
+}
+
+// housekeep runs until the broker stops: it expires messages past their
+// mailbox's TTL and moves dead letters. Moving happens here, not where a
+// message dies, because that code holds the dying mailbox's lock and must
+// not take another mailbox's.
+func (b *Broker) housekeep() {
+	defer b.wg.Done()
+	tick := time.NewTicker(expiryInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-tick.C:
+			b.expire(time.Now().UnixNano())
+		case <-b.deadReady:
+		}
+		b.moveDead()
+	}
+}
+
+// expire sweeps every mailbox that has a TTL.
+func (b *Broker) expire(now int64) {
+	b.mu.RLock()
+	var boxes []*box
+	for _, bx := range b.boxes {
+		if bx.core.Config().TTL > 0 { // Config never changes after New
+			boxes = append(boxes, bx)
+		}
+	}
+	b.mu.RUnlock()
+	for _, bx := range boxes {
+		bx.mu.Lock()
+		before := bx.core.HeldBytes()
+		bx.core.Expire(now)
+		b.apply(bx, bx.core.Effects())
+		b.account(bx, before)
+		bx.mu.Unlock()
+	}
+}
+
+// queueDead hands a dead message to the housekeeper. Called with the
+// source mailbox's lock held.
+func (b *Broker) queueDead(d deadLetter) {
+	b.dmu.Lock()
+	b.dead = append(b.dead, d)
+	b.dmu.Unlock()
+	select {
+	case b.deadReady <- struct{}{}:
+	default:
+	}
+}
+
+// moveDead puts queued dead letters into their dead-letter mailboxes,
+// keeping the original sender identity and recording the reason. A
+// dead-letter mailbox that is gone or full drops the message, with a log
+// line.
+func (b *Broker) moveDead() {
+	b.dmu.Lock()
+	dead := b.dead
+	b.dead = nil
+	b.dmu.Unlock()
+	for _, d := range dead {
+		m := d.msg
+		moved := &mailbox.Message{Type: m.Type, Priority: m.Priority, Redeliveries: m.Redeliveries,
+			Sender: m.Sender, SentUnixNano: m.SentUnixNano, Body: m.Body, Reason: d.reason}
+		dlq := b.lookup([]byte(d.to))
+		if dlq == nil {
+			b.log.Warn("dead letter dropped: dead-letter mailbox is gone", "mailbox", d.to, "id", m.Seq)
+			continue
+		}
+		dlq.mu.Lock()
+		before := dlq.core.HeldBytes()
+		_, _, err := dlq.core.Send(moved, false, nil)
+		b.apply(dlq, dlq.core.Effects())
+		b.account(dlq, before)
+		dlq.mu.Unlock()
+		if err != nil {
+			b.log.Warn("dead letter dropped", "mailbox", d.to, "id", m.Seq, "err", err)
+		}
+	}
+}
+
+func reasonCode(r string) uint8 {
+	if r == "expired" {
+		return wire.ReasonExpired
+	}
+	return wire.ReasonMaxDeliveries
+}
