@@ -1,0 +1,166 @@
+package store
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+)
+
+// Open locks opts.Dir, recovers the mailboxes and messages recorded there
+// (see Recovered), starts a fresh segment and starts the writer goroutine.
+// A second Open of the same directory, from this process or another, fails
+// with ErrLocked until the first Store is closed or its process exits.
+func Open(opts Options) (*Store, error) {
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, classify("create directory", err)
+	}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		opts:       opts,
+		log:        log,
+		lock:       lock,
+		wake:       make(chan struct{}, 1),
+		compactReq: make(chan chan error),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		st:         newState(true),
+	}
+	if err := s.recover(); err != nil {
+		s.w.close(true)
+		unlockDir(lock)
+		return nil, fmt.Errorf("open %s: %w", opts.Dir, err)
+	}
+	go s.run()
+	return s, nil
+}
+
+// recover replays every segment in order into s.st, cuts a torn tail off
+// the last one, builds s.rec, then starts a new segment (header, snapshot,
+// and Return records for messages that were leased) before any new write.
+func (s *Store) recover() error {
+	dir := s.opts.Dir
+	ids, err := listSegments(dir)
+	if err != nil {
+		return classify("list segments", err)
+	}
+	var (
+		corrupt []Corruption
+		dropped int64
+	)
+	for i, id := range ids {
+		name := segName(id)
+		path := filepath.Join(dir, name)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return classify("read "+name, err)
+		}
+		last := i == len(ids)-1
+		s.st.segs[id] = &segInfo{id: id, size: int64(len(b))}
+		s.w.nextID = id + 1
+		r := scanSegment(name, b, last, func(typ byte, p []byte, off, size int64) bool {
+			return s.st.apply(typ, p, id, off, size)
+		})
+		if last && !r.headerOK && r.records == 0 {
+			// The newest segment never got its header to disk: it holds
+			// nothing, so it goes.
+			s.log.Warn("store: removed a segment whose creation was interrupted", "segment", name, "dropped_bytes", len(b))
+			dropped += int64(len(b))
+			delete(s.st.segs, id)
+			if err := os.Remove(path); err != nil {
+				return classify("remove "+name, err)
+			}
+			if err := s.syncDir(); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.torn > 0 {
+			s.log.Warn("store: truncated torn tail of the last segment", "segment", name, "offset", r.end, "dropped_bytes", r.torn)
+			if err := truncateFile(path, r.end, s.opts.NoSync); err != nil {
+				return err
+			}
+			s.st.segs[id].size = r.end
+			dropped += r.torn
+		}
+		for _, c := range r.corrupt {
+			s.log.Error("store: skipped corrupt bytes", "segment", c.Segment, "offset", c.Offset, "length", c.Length, "reason", c.Reason)
+		}
+		corrupt = append(corrupt, r.corrupt...)
+		s.w.segs = append(s.w.segs, id)
+	}
+	if len(corrupt) > 0 && s.opts.FailOnCorruption {
+		c := corrupt[0]
+		return fmt.Errorf("%w: %d damaged range(s), first in %s at offset %d (%d bytes, %s)",
+			ErrCorrupt, len(corrupt), c.Segment, c.Offset, c.Length, c.Reason)
+	}
+	rec, returned := s.st.recovered()
+	rec.DroppedBytes, rec.Corrupt = dropped, corrupt
+	if rec.Orphaned > 0 {
+		s.log.Error("store: dropped messages whose mailbox has no definition", "messages", rec.Orphaned)
+	}
+	s.rec = rec
+	if s.w.nextID == 0 {
+		s.w.nextID = 1
+	}
+	if err := s.rotate(); err != nil {
+		return err
+	}
+	if len(returned) > 0 {
+		var buf []byte
+		for _, k := range returned {
+			var start int
+			buf, start = beginRecord(buf, recReturn)
+			buf = putStr(buf, k.mailbox)
+			buf = putU64(buf, k.seq)
+			buf = putU32(buf, k.redeliveries)
+			endRecord(buf, start)
+		}
+		if err := s.commit(buf); err != nil {
+			return err
+		}
+	}
+	s.reclaim()
+	n := 0
+	for _, msgs := range rec.Messages {
+		n += len(msgs)
+	}
+	s.log.Debug("store: opened", "dir", dir, "segments", len(s.w.segs), "mailboxes", len(rec.Mailboxes),
+		"messages", n, "returned_leases", len(returned), "dropped_bytes", dropped, "corrupt_ranges", len(corrupt))
+	return nil
+}
+
+func (s *Store) syncDir() error {
+	if s.opts.NoSync {
+		return nil
+	}
+	return classify("fsync directory", syncDir(s.opts.Dir))
+}
+
+func truncateFile(path string, size int64, noSync bool) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return classify("open "+filepath.Base(path), err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return classify("truncate "+filepath.Base(path), err)
+	}
+	if !noSync {
+		if err := f.Sync(); err != nil {
+			return classify("fsync "+filepath.Base(path), err)
+		}
+	}
+	return nil
+}
