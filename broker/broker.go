@@ -32,8 +32,9 @@ type Broker struct {
 	// nconns counts live connections, checked against MaxConnections.
 	nconns atomic.Int64
 
-	mu        sync.RWMutex // guards boxes, conns, listeners, closed
-	boxes     map[string]*box
+	mu        sync.RWMutex    // guards boxes, named, conns, listeners, closed
+	boxes     map[string]*box // named mailboxes and endpoints' inboxes
+	named     int             // named mailboxes in boxes (the MaxMailboxes count)
 	conns     map[*conn]struct{}
 	listeners map[net.Listener]struct{}
 	closed    bool

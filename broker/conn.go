@@ -19,6 +19,13 @@ import (
 // reading cannot grow the broker's memory without bound.
 const outHighWater = 8 << 20
 
+// handshakeTimeout bounds the wait for HELLO; maxHelloSize bounds its
+// size field.
+const (
+	handshakeTimeout = 10 * time.Second
+	maxHelloSize     = 4096
+)
+
 // conn is one client connection: one endpoint.
 type conn struct {
 	b     *Broker
@@ -108,12 +115,21 @@ func (c *conn) readLoop() {
 
 // handshake reads HELLO and answers it. It reports whether to go on.
 func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
-	hd, p, err := r.Next()
+	// A peer that never completes HELLO must not hold a connection (and
+	// two goroutines) for long, nor make the broker read or skip a huge
+	// frame: the header is checked before anything else is read.
+	c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	defer c.nc.SetReadDeadline(time.Time{})
+	hd, size, err := r.PeekHeader()
 	if err != nil {
 		return false
 	}
-	if hd.Op != wire.OpHello {
+	if hd.Op != wire.OpHello || size > maxHelloSize {
 		c.replyErr(hd, wire.CodeHandshake, "the first frame must be HELLO")
+		return false
+	}
+	hd, p, err := r.Next()
+	if err != nil {
 		return false
 	}
 	var hello wire.Hello

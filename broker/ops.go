@@ -355,9 +355,10 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	lim := b.limits.Load()
 	b.mu.Lock()
 	_, exists := b.boxes[bx.name]
-	full := len(b.boxes) >= lim.MaxMailboxes
+	full := b.named >= lim.MaxMailboxes
 	if !exists && !full {
 		b.boxes[bx.name] = bx
+		b.named++
 	}
 	b.mu.Unlock()
 	switch {
@@ -427,6 +428,9 @@ func (b *Broker) destroy(bx *box, err error) {
 	b.mu.Lock()
 	if b.boxes[bx.name] == bx {
 		delete(b.boxes, bx.name)
+		if bx.inbox == 0 {
+			b.named--
+		}
 	}
 	b.mu.Unlock()
 	bx.mu.Lock()

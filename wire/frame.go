@@ -88,6 +88,21 @@ func NewReader(r io.Reader, maxFrame, bufSize int) *Reader {
 // would block.
 func (r *Reader) Buffered() int { return r.r.Buffered() }
 
+// PeekHeader returns the next frame's header and size field without
+// consuming anything, so a server can refuse a frame (say, before the
+// handshake) without reading or skipping its payload.
+func (r *Reader) PeekHeader() (Header, int, error) {
+	hdr, err := r.r.Peek(HeaderSize)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return Header{}, 0, err
+	}
+	h := Header{Op: Op(hdr[4]), Flags: hdr[5], Status: Code(binary.LittleEndian.Uint16(hdr[6:])), Request: binary.LittleEndian.Uint64(hdr[8:])}
+	return h, int(binary.LittleEndian.Uint32(hdr)), nil
+}
+
 // Next reads the next frame. The payload is valid until the next call.
 // On ErrFrameTooLarge the header is valid and the frame has been skipped.
 func (r *Reader) Next() (Header, []byte, error) {

@@ -1,6 +1,8 @@
 // Package testbroker starts a real broker on a real Unix socket for tests:
-// in-process (Start) so a test can use it at once, with everything torn
-// down and checked when the test ends.
+// in-process (Start) so a test can use it at once, or as a separate
+// `postbox serve` process (StartProcess, with the binary from BuildCLI),
+// with everything torn down and checked when the test ends. CheckGoroutines
+// fails a test that leaves goroutines behind.
 package testbroker
 
 import (
@@ -21,7 +23,9 @@ import (
 type Broker struct {
 	*broker.Broker
 	Socket string
-	served chan error
+
+	served   chan struct{} // closed when Serve has returned
+	serveErr error         // what Serve returned; read after served is closed
 }
 
 // Start runs a broker with cfg (DefaultConfig if nil) on a socket in a
@@ -50,20 +54,30 @@ func Start(t testing.TB, cfg *broker.Config) *Broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Broker{Broker: broker.New(c), Socket: sock, served: make(chan error, 1)}
-	go func() { b.served <- b.Serve(l) }()
+	b := &Broker{Broker: broker.New(c), Socket: sock, served: make(chan struct{})}
+	go func() {
+		b.serveErr = b.Serve(l)
+		close(b.served)
+	}()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := b.Shutdown(ctx); err != nil {
 			t.Errorf("broker shutdown: %v", err)
 		}
-		if err := <-b.served; !errors.Is(err, broker.ErrServerClosed) {
+		if err := b.Served(); !errors.Is(err, broker.ErrServerClosed) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 		os.RemoveAll(dir)
 	})
 	return b
+}
+
+// Served waits for Serve to return (after Shutdown or Close) and returns
+// its error. It may be called any number of times.
+func (b *Broker) Served() error {
+	<-b.served
+	return b.serveErr
 }
 
 // Dial connects a client to b, closed when t ends.
