@@ -13,8 +13,10 @@ const (
 	// EffFail: the waiter Ref (a Sender or Receiver) ended with Err.
 	EffFail
 	// EffDeadLetter: Msg exceeded MaxDeliveries (or expired) and left the
-	// mailbox; the owner moves it to the dead-letter mailbox, if any.
-	// Reason says why.
+	// mailbox. It is also the journal entry of that removal (there is no
+	// EffRemoved for it): a durable owner records the move to the
+	// dead-letter mailbox, or the drop, as one change. The owner moves it
+	// to the dead-letter mailbox, if any. Reason says why.
 	EffDeadLetter
 
 	// Journal effects, emitted only by durable mailboxes.
@@ -26,8 +28,8 @@ const (
 	// EffReturned: Msg came back (nack or disconnect); Msg.Redeliveries is
 	// its new count.
 	EffReturned
-	// EffRemoved: Msg left the mailbox for good (acked, auto-acked,
-	// withdrawn, expired or dead-lettered).
+	// EffRemoved: Msg left the mailbox for good (acked, auto-acked or
+	// withdrawn; dead letters leave with EffDeadLetter instead).
 	EffRemoved
 )
 

@@ -266,7 +266,7 @@ func TestMaxDeliveriesDeadLetters(t *testing.T) {
 	if err := m.Nack(1, l); err != nil {
 		t.Fatal(err)
 	}
-	wantEffects(t, m, "removed a", "deadletter a (max deliveries reached)")
+	wantEffects(t, m, "deadletter a (max deliveries reached)")
 	wantQueue(t, m)
 	if st := m.Stats(); st.DeadLettered != 1 || st.HeldBytes != 0 || st.InFlight != 0 {
 		t.Fatalf("stats %+v", st)

@@ -80,7 +80,7 @@ func TestExpireRemovesOldMessages(t *testing.T) {
 	if next := m.Expire(1110); next != 1150 {
 		t.Fatalf("Expire(1110) = %d, want 1150", next)
 	}
-	wantEffects(t, m, "removed a", "deadletter a (expired)", "removed c", "deadletter c (expired)")
+	wantEffects(t, m, "deadletter a (expired)", "deadletter c (expired)")
 	wantQueue(t, m, "b", "d")
 	if st := m.Stats(); st.Expired != 2 || st.HeldBytes != 2 || st.OldestUnixNano != 1050 {
 		t.Fatalf("stats %+v", st)
@@ -154,7 +154,7 @@ func TestDurableMailboxJournalsEveryChange(t *testing.T) {
 		f()
 		checkInvariants(t, m)
 		for _, e := range m.Effects() {
-			if e.Kind >= EffEnqueued {
+			if e.Kind >= EffEnqueued || e.Kind == EffDeadLetter {
 				journal = append(journal, effString(e))
 			}
 		}
@@ -200,7 +200,7 @@ func TestDurableMailboxJournalsEveryChange(t *testing.T) {
 		"leased a lease=2",
 		"leased b lease=3",
 		"removed b",
-		"removed a", // second nack: dead letter
+		"deadletter a (max deliveries reached)", // second nack: the removal
 		"enqueued c seq=3",
 		"removed c", // auto-acked
 		"enqueued d seq=4",

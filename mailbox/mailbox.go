@@ -401,7 +401,6 @@ func (m *Mailbox) giveBack(msg *Message) {
 	if m.cfg.MaxDeliveries > 0 && msg.Redeliveries >= m.cfg.MaxDeliveries {
 		m.st.DeadLettered++
 		m.held -= int64(len(msg.Body))
-		m.journal(EffRemoved, msg)
 		m.emit(Effect{Kind: EffDeadLetter, Msg: msg, Reason: "max deliveries reached"})
 		return
 	}
@@ -511,7 +510,6 @@ func (m *Mailbox) Expire(now int64) (next int64) {
 			m.q.remove(msg)
 			m.st.Expired++
 			m.held -= int64(len(msg.Body))
-			m.journal(EffRemoved, msg)
 			m.emit(Effect{Kind: EffDeadLetter, Msg: msg, Reason: "expired"})
 		}
 		m.admit()

@@ -220,6 +220,8 @@ func (md *model) apply(checkPick bool) {
 				md.fatalf("dead-lettered %s while %v", e.Msg.Body, mm.place)
 			}
 			mm.place = pDead
+			// EffDeadLetter is also the journal entry of the removal.
+			delete(md.store, e.Msg)
 		case EffEnqueued:
 			if md.store[e.Msg] || e.Msg.Seq == 0 {
 				md.fatalf("journal enqueued %s twice or without Seq", e.Msg.Body)
