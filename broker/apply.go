@@ -4,12 +4,20 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/postbox-ipc/postbox/store"
+
 	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
 // apply carries out a mailbox core's effects. bx.mu must be held.
-func (b *Broker) apply(bx *box, effs []mailbox.Effect) {
+//
+// For a durable mailbox it also writes the journal effects to the store,
+// and holds back every frame the step produces (deliveries, send
+// completions) until those records are durable. It returns the last
+// ticket written and whether any was, so the caller can hold back its own
+// reply the same way.
+func (b *Broker) apply(bx *box, effs []mailbox.Effect) (t store.Ticket, wrote bool) {
 	for i := range effs {
 		e := &effs[i]
 		switch e.Kind {
@@ -30,11 +38,29 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) {
 			if p.op == wire.OpRecv {
 				op = wire.OpRecv | wire.OpReply
 			}
-			c.deliver(op, p.req, e.Msg, e.Lease)
+			if !wrote {
+				c.deliver(op, p.req, e.Msg, e.Lease)
+				continue
+			}
+			msg, lease := e.Msg, e.Lease
+			b.after(t, true, func(error) {
+				// Delivered even if the record failed: the message is in
+				// memory and its sender was told the send failed (at least
+				// once, never lost).
+				c.deliver(op, p.req, msg, lease)
+			})
 		case mailbox.EffSendDone:
 			p := e.Ref.(*pending)
 			p.c.finish(p)
-			p.c.sendReply(p.req, e.Msg.Seq, e.Taken, e.Receipt)
+			seq, taken, who := e.Msg.Seq, e.Taken, e.Receipt
+			b.after(t, wrote, func(err error) {
+				if err != nil {
+					code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
+					p.c.replyErr(wire.Header{Op: wire.OpSend, Request: p.req}, code, text)
+					return
+				}
+				p.c.sendReply(p.req, seq, taken, who)
+			})
 		case mailbox.EffFail:
 			p := e.Ref.(*pending)
 			p.c.finish(p)
@@ -45,13 +71,22 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) {
 			}
 			p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, fmt.Sprintf("%s %q: %s", verb, bx.name, code))
 		case mailbox.EffDeadLetter:
-			if bx.deadLetter == "" {
-				b.log.Info("message dropped", "mailbox", bx.name, "id", e.Msg.Seq, "reason", e.Reason)
+			if bx.deadLetter != "" {
+				b.queueDead(deadLetter{to: bx.deadLetter, from: bx.name, fromDurable: bx.durable && b.st != nil,
+					msg: e.Msg, reason: reasonCode(e.Reason)})
 				continue
 			}
-			b.queueDead(deadLetter{to: bx.deadLetter, msg: e.Msg, reason: reasonCode(e.Reason)})
+			b.log.Info("message dropped", "mailbox", bx.name, "id", e.Msg.Seq, "reason", e.Reason)
+			if bx.durable && b.st != nil {
+				t, wrote = b.st.Ack(bx.name, e.Msg.Seq), true
+			}
+		default: // journal effects
+			if bx.durable && b.st != nil {
+				t, wrote = b.journal(bx, e), true
+			}
 		}
 	}
+	return t, wrote
 }
 
 // unregister forgets a pending request and stops its timer. c.pmu must be

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/postbox-ipc/postbox/mailbox"
+	"github.com/postbox-ipc/postbox/store"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -44,6 +45,9 @@ type Broker struct {
 	deadReady chan struct{} // signals the housekeeper that dead is non-empty
 	keeping   bool          // the housekeeper runs; guarded by mu
 
+	st   *store.Store // nil without a data directory
+	sync syncer       // completes requests once their records are durable
+
 	wg   sync.WaitGroup // every goroutine the broker started
 	done chan struct{}  // closed by Shutdown/Close
 }
@@ -54,11 +58,22 @@ type leaseCounter struct{ n atomic.Uint64 }
 
 func (c *leaseCounter) NextLease() uint64 { return c.n.Add(1) }
 
-// New returns a broker with cfg. It panics if cfg does not Validate; call
-// Validate first to handle the error.
+// New returns a broker with cfg. It panics where Open would fail; use
+// Open to handle the error.
 func New(cfg Config) *Broker {
-	if err := cfg.Validate(); err != nil {
+	b, err := Open(cfg)
+	if err != nil {
 		panic(err)
+	}
+	return b
+}
+
+// Open returns a broker with cfg. With a DataDir it opens the store there
+// (taking its lock: a second broker on the directory fails with
+// store.ErrLocked) and recovers the durable mailboxes.
+func Open(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	b := &Broker{
 		cfg:       cfg,
@@ -71,7 +86,14 @@ func New(cfg Config) *Broker {
 	}
 	l := cfg.Limits
 	b.limits.Store(&l)
-	return b
+	if cfg.DataDir != "" {
+		if err := b.openStore(); err != nil {
+			return nil, err
+		}
+		b.wg.Add(1)
+		go b.syncLoop()
+	}
+	return b, nil
 }
 
 // Limits returns the limits in force.
@@ -187,16 +209,28 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	wait := make(chan struct{})
 	go func() { b.wg.Wait(); close(wait) }()
+	var err error
 	select {
 	case <-wait:
-		return nil
 	case <-ctx.Done():
 		for _, c := range conns {
 			c.shutdown(false)
 		}
 		<-wait
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	if serr := b.closeStore(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// closeStore closes the store once nothing can write to it any more.
+func (b *Broker) closeStore() error {
+	if b.st == nil {
+		return nil
+	}
+	return b.st.Close()
 }
 
 // Close is Shutdown without waiting for flushes: connections are closed at
@@ -206,7 +240,7 @@ func (b *Broker) Close() error {
 		c.shutdown(false)
 	}
 	b.wg.Wait()
-	return nil
+	return b.closeStore()
 }
 
 // stop marks the broker closed, closes listeners and returns the live
@@ -219,6 +253,9 @@ func (b *Broker) stop() []*conn {
 		close(b.done)
 		for l := range b.listeners {
 			l.Close()
+		}
+		if b.st != nil {
+			b.wakeSyncer()
 		}
 	}
 	conns := make([]*conn, 0, len(b.conns))
@@ -259,12 +296,16 @@ type box struct {
 	// deadLetter names the mailbox that receives this one's dead letters
 	// ("" = they are dropped).
 	deadLetter string
+	// durable: the core journals and the broker records it in the store.
+	durable bool
 
 	mu   sync.Mutex // guards core and the fields below
 	core *mailbox.Mailbox
 	uid  uint32
 	gid  uint32
 	mode uint32
+	// moving is set while a dead letter is being added (see journal).
+	moving *moving
 }
 
 // Permission bits, as for files.

@@ -31,6 +31,13 @@ type Config struct {
 	// MaxFrame bounds a frame's size field. It must leave room for
 	// MaxMessage plus headers. Fixed for the broker's lifetime.
 	MaxFrame int `json:"max_frame_bytes"`
+	// DataDir holds durable mailboxes (package store). Empty: the broker
+	// keeps everything in memory and refuses durable mailboxes. A second
+	// broker on the same directory is refused.
+	DataDir string `json:"-"`
+	// NoSync skips fdatasync in the store: for tests and benchmarks only,
+	// as nothing is then durable against a machine crash.
+	NoSync bool `json:"-"`
 	// Name is reported to clients in the handshake.
 	Name string `json:"-"`
 	// Logger receives the broker's logs; nil means slog.Default().

@@ -13,9 +13,11 @@ const expiryInterval = 100 * time.Millisecond
 
 // deadLetter is a message on its way to a dead-letter mailbox.
 type deadLetter struct {
-	to     string
-	msg    *mailbox.Message
-	reason uint8
+	to          string
+	from        string
+	fromDurable bool // its removal from the source is not yet recorded
+	msg         *mailbox.Message
+	reason      uint8
 }
 
 // housekeep runs until the broker stops: it expires messages past their
@@ -85,17 +87,25 @@ func (b *Broker) moveDead() {
 			Sender: m.Sender, SentUnixNano: m.SentUnixNano, Body: m.Body, Reason: d.reason}
 		dlq := b.lookup([]byte(d.to))
 		if dlq == nil {
-			b.log.Warn("dead letter dropped: dead-letter mailbox is gone", "mailbox", d.to, "id", m.Seq)
+			b.log.Warn("dead letter dropped: dead-letter mailbox is gone", "mailbox", d.to, "from", d.from, "id", m.Seq)
+			b.forgetDead(d)
 			continue
 		}
 		dlq.mu.Lock()
 		before := dlq.core.HeldBytes()
+		if dlq.durable && d.fromDurable {
+			dlq.moving = &moving{msg: moved, from: d.from, seq: m.Seq, fromDurable: true}
+		}
 		_, _, err := dlq.core.Send(moved, false, nil)
 		b.apply(dlq, dlq.core.Effects())
+		dlq.moving = nil
 		b.account(dlq, before)
 		dlq.mu.Unlock()
 		if err != nil {
-			b.log.Warn("dead letter dropped", "mailbox", d.to, "id", m.Seq, "err", err)
+			b.log.Warn("dead letter dropped", "mailbox", d.to, "from", d.from, "id", m.Seq, "err", err)
+			b.forgetDead(d)
+		} else if d.fromDurable && !dlq.durable {
+			b.forgetDead(d) // now only in memory: off the source's log
 		}
 	}
 }
@@ -105,4 +115,12 @@ func reasonCode(r string) uint8 {
 		return wire.ReasonExpired
 	}
 	return wire.ReasonMaxDeliveries
+}
+
+// forgetDead records that a dead letter from a durable mailbox left it
+// without being recorded in a durable dead-letter mailbox.
+func (b *Broker) forgetDead(d deadLetter) {
+	if d.fromDurable {
+		b.st.Ack(d.from, d.msg.Seq)
+	}
 }

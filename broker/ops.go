@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/postbox-ipc/postbox/mailbox"
+	"github.com/postbox-ipc/postbox/store"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
@@ -56,7 +57,7 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 			c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("mailbox %q not found", m.Name))
 			return
 		}
-		info := bx.info()
+		info := c.b.info(bx)
 		c.reply(hd.Op|wire.OpReply, hd.Request, &info)
 	case wire.OpList:
 		c.reply(hd.Op|wire.OpReply, hd.Request, list(c.b.list()))
@@ -129,7 +130,7 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 			c.finish(pd)
 		}
 	}
-	c.b.apply(bx, bx.core.Effects())
+	t, wrote := c.b.apply(bx, bx.core.Effects())
 	c.b.account(bx, before)
 	bx.mu.Unlock()
 
@@ -141,8 +142,17 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 		} else {
 			c.replyErr(hd, code, fmt.Sprintf("send to %q: %s", m.Target, code))
 		}
-	case done:
+	case done && !wrote:
 		c.sendReply(hd.Request, res.Seq, res.Taken, res.Receipt)
+	case done:
+		c.b.after(t, true, func(err error) {
+			if err != nil {
+				code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
+				c.replyErr(hd, code, text)
+				return
+			}
+			c.sendReply(hd.Request, res.Seq, res.Taken, res.Receipt)
+		})
 	}
 }
 
@@ -221,7 +231,7 @@ func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consu
 	if err == nil && pd.recv.Waiting() {
 		c.wait(pd, timeout)
 	}
-	c.b.apply(bx, bx.core.Effects())
+	c.b.apply(bx, bx.core.Effects()) // holds back durable deliveries itself
 	c.b.account(bx, before)
 	if err != nil || !pd.recv.Waiting() {
 		c.finish(pd)
@@ -266,6 +276,8 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	var done uint32
 	var firstErr error
 	var failed uint64
+	var last store.Ticket
+	var wrote bool
 	for _, id := range m.IDs {
 		c.pmu.Lock()
 		bx := c.leases[id]
@@ -279,7 +291,9 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			} else {
 				err = bx.core.Nack(c.id, id)
 			}
-			c.b.apply(bx, bx.core.Effects())
+			if t, w := c.b.apply(bx, bx.core.Effects()); w {
+				last, wrote = t, true
+			}
 			c.b.account(bx, before)
 			bx.mu.Unlock()
 			if err == nil || err == mailbox.ErrStaleLease {
@@ -294,14 +308,24 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			firstErr, failed = err, id
 		}
 	}
-	switch {
-	case noReply:
-	case firstErr != nil:
-		code := codeOf(firstErr)
-		c.replyErr(hd, code, fmt.Sprintf("lease %d: %s (%d of %d applied)", failed, code, done, len(m.IDs)))
-	default:
-		c.reply(hd.Op|wire.OpReply, hd.Request, &wire.AckReply{Done: done})
+	if noReply {
+		return
 	}
+	n := len(m.IDs)
+	// An ACK is confirmed only once its removal is durable: a confirmed
+	// ack is never undone by a crash.
+	c.b.after(last, wrote, func(serr error) {
+		switch {
+		case serr != nil:
+			code, text := storageError(hd.Op.String(), serr)
+			c.replyErr(hd, code, text)
+		case firstErr != nil:
+			code := codeOf(firstErr)
+			c.replyErr(hd, code, fmt.Sprintf("lease %d: %s (%d of %d applied)", failed, code, done, n))
+		default:
+			c.reply(hd.Op|wire.OpReply, hd.Request, &wire.AckReply{Done: done})
+		}
+	})
 }
 
 func (h *handler) doCreate(hd wire.Header, p []byte) {
@@ -326,8 +350,8 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	case m.Mode > 0o777:
 		invalid(fmt.Sprintf("mode %#o has bits outside 0777", m.Mode))
 		return
-	case m.Durable:
-		invalid("durable mailboxes need the broker to run with a data directory")
+	case m.Durable && b.st == nil:
+		invalid("durable mailboxes need the broker to run with a data directory (postbox serve --data DIR)")
 		return
 	case m.MaxBytes < 0 || m.TTL < 0:
 		invalid("limits must not be negative")
@@ -350,8 +374,10 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 			return
 		}
 	}
-	bx := &box{name: string(m.Name), created: time.Now(), uid: c.ident.UID, gid: c.ident.GID, mode: m.Mode, deadLetter: string(m.DeadLetter)}
-	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxBytes: m.MaxBytes, MaxDeliveries: m.MaxDeliveries, TTL: m.TTL, Leases: &b.leases})
+	bx := &box{name: string(m.Name), created: time.Now(), uid: c.ident.UID, gid: c.ident.GID, mode: m.Mode,
+		deadLetter: string(m.DeadLetter), durable: m.Durable}
+	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxBytes: m.MaxBytes, MaxDeliveries: m.MaxDeliveries,
+		TTL: m.TTL, Durable: m.Durable, Leases: &b.leases})
 	lim := b.limits.Load()
 	b.mu.Lock()
 	_, exists := b.boxes[bx.name]
@@ -366,6 +392,20 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 		c.replyErr(hd, wire.CodeExists, fmt.Sprintf("create %q: a mailbox with that name exists", m.Name))
 	case full:
 		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("create %q: the broker already has %d mailboxes, its limit", m.Name, lim.MaxMailboxes))
+	case bx.durable:
+		bx.mu.Lock()
+		t := b.st.PutMailbox(bx.def())
+		bx.mu.Unlock()
+		b.after(t, true, func(err error) {
+			if err != nil {
+				b.destroy(bx, mailbox.ErrDestroyed)
+				code, text := storageError(fmt.Sprintf("create %q", bx.name), err)
+				c.replyErr(hd, code, text)
+				return
+			}
+			b.log.Info("mailbox created", "mailbox", bx.name, "durable", true, "capacity", m.Capacity, "mode", fmt.Sprintf("%#o", m.Mode), "uid", c.ident.UID, "pid", c.ident.PID)
+			c.replyEmpty(hd)
+		})
 	default:
 		b.log.Info("mailbox created", "mailbox", bx.name, "capacity", m.Capacity, "mode", fmt.Sprintf("%#o", m.Mode), "uid", c.ident.UID, "pid", c.ident.PID)
 		c.replyEmpty(hd)
@@ -398,9 +438,16 @@ func (h *handler) doDestroy(hd wire.Header, p []byte) {
 	if bx == nil {
 		return
 	}
-	h.c.b.destroy(bx, mailbox.ErrDestroyed)
+	t, wrote := h.c.b.destroy(bx, mailbox.ErrDestroyed)
 	h.c.b.log.Info("mailbox destroyed", "mailbox", bx.name, "uid", h.c.ident.UID, "pid", h.c.ident.PID)
-	h.c.replyEmpty(hd)
+	h.c.b.after(t, wrote, func(err error) {
+		if err != nil {
+			code, text := storageError(fmt.Sprintf("destroy %q", bx.name), err)
+			h.c.replyErr(hd, code, text)
+			return
+		}
+		h.c.replyEmpty(hd)
+	})
 }
 
 func (h *handler) doChmod(hd wire.Header, p []byte) {
@@ -419,12 +466,24 @@ func (h *handler) doChmod(hd wire.Header, p []byte) {
 	}
 	bx.mu.Lock()
 	bx.mode = m.Mode
+	var t store.Ticket
+	if bx.durable {
+		t = h.c.b.st.PutMailbox(bx.def())
+	}
 	bx.mu.Unlock()
-	h.c.replyEmpty(hd)
+	h.c.b.after(t, bx.durable, func(err error) {
+		if err != nil {
+			code, text := storageError(fmt.Sprintf("chmod %q", bx.name), err)
+			h.c.replyErr(hd, code, text)
+			return
+		}
+		h.c.replyEmpty(hd)
+	})
 }
 
 // destroy removes bx from the broker and fails everyone waiting on it.
-func (b *Broker) destroy(bx *box, err error) {
+// For a durable mailbox it returns the ticket of its deletion record.
+func (b *Broker) destroy(bx *box, err error) (t store.Ticket, wrote bool) {
 	b.mu.Lock()
 	if b.boxes[bx.name] == bx {
 		delete(b.boxes, bx.name)
@@ -434,15 +493,19 @@ func (b *Broker) destroy(bx *box, err error) {
 	}
 	b.mu.Unlock()
 	bx.mu.Lock()
+	defer bx.mu.Unlock()
 	before := bx.core.HeldBytes()
 	bx.core.Destroy(err)
 	b.apply(bx, bx.core.Effects())
 	b.account(bx, before)
-	bx.mu.Unlock()
+	if bx.durable && b.st != nil {
+		return b.st.DeleteMailbox(bx.name), true
+	}
+	return t, false
 }
 
 // info reports bx's state.
-func (bx *box) info() wire.MailboxInfo {
+func (b *Broker) info(bx *box) wire.MailboxInfo {
 	bx.mu.Lock()
 	defer bx.mu.Unlock()
 	st := bx.core.Stats()
@@ -458,6 +521,12 @@ func (bx *box) info() wire.MailboxInfo {
 	if bx.inbox != 0 {
 		info.Flags |= wire.MailboxInbox
 	}
+	if bx.durable {
+		info.Flags |= wire.MailboxDurable
+		if b.st != nil {
+			info.DiskBytes = uint64(b.st.Stats(bx.name).Bytes)
+		}
+	}
 	return info
 }
 
@@ -472,7 +541,7 @@ func (b *Broker) list() []wire.MailboxInfo {
 	slices.SortFunc(boxes, func(a, b *box) int { return strings.Compare(a.name, b.name) })
 	infos := make([]wire.MailboxInfo, len(boxes))
 	for i, bx := range boxes {
-		infos[i] = bx.info()
+		infos[i] = b.info(bx)
 	}
 	return infos
 }

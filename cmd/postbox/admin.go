@@ -227,6 +227,9 @@ func newStat() *cobra.Command {
 			row("mode", fmt.Sprintf("%04o", uint32(i.Mode)))
 			row("capacity", capacityText(i.Capacity))
 			row("durable", i.Durable)
+			if i.Durable {
+				row("on disk", fmt.Sprintf("%d bytes", i.DiskBytes))
+			}
 			row("depth", fmt.Sprintf("%d messages, %d bytes", i.Depth, i.Bytes))
 			row("in flight", i.InFlight)
 			row("receivers", fmt.Sprintf("%d waiting, %d consumers", i.Receivers, i.Consumers))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -26,12 +27,18 @@ type fileConfig struct {
 
 func newServe() *cobra.Command {
 	cfg := broker.DefaultConfig()
-	var socketMode, configFile, logLevel string
+	var socketMode, configFile, logLevel, dataDir string
+	var memoryOnly bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the broker",
 		Long: `Run the postbox broker in the foreground, on its embedded defaults unless
 flags or a --config file say otherwise.
+
+Durable mailboxes live in the data directory: --data DIR, else
+$POSTBOX_DATA, else $XDG_STATE_HOME/postbox, else ~/.local/state/postbox.
+A second broker on the same directory is refused. --memory runs without
+one.
 
 The socket is connectable by every user (--socket-mode 0666): who may do
 what is decided per mailbox from each peer's kernel credentials.
@@ -94,13 +101,25 @@ Flags given on the command line win over the file.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
-			path := socketPath()
-			l, err := broker.Listen(path, os.FileMode(mode))
+			if !memoryOnly {
+				if dataDir == "" {
+					dataDir = defaultDataDir()
+				}
+				cfg.DataDir = dataDir
+			}
+			// Open the data directory first: a second broker on it is
+			// refused before it touches the socket.
+			b, err := broker.Open(cfg)
 			if err != nil {
 				return err
 			}
-			b := broker.New(cfg)
-			log.Info("postbox broker listening", "socket", path, "pid", os.Getpid(),
+			path := socketPath()
+			l, err := broker.Listen(path, os.FileMode(mode))
+			if err != nil {
+				b.Close()
+				return err
+			}
+			log.Info("postbox broker listening", "socket", path, "pid", os.Getpid(), "data", cfg.DataDir,
 				"max_connections", cfg.MaxConnections, "max_mailboxes", cfg.MaxMailboxes,
 				"max_message_bytes", cfg.MaxMessage, "max_queued_bytes", cfg.MaxQueuedBytes)
 
@@ -139,6 +158,8 @@ Flags given on the command line win over the file.`,
 	f.StringVar(&socketMode, "socket-mode", "0666", "permission bits of the socket file (octal)")
 	f.StringVar(&configFile, "config", "", "JSON file with limits and log_level, re-read on SIGHUP")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&dataDir, "data", "", "data directory for durable mailboxes (default $POSTBOX_DATA, else $XDG_STATE_HOME/postbox, else ~/.local/state/postbox)")
+	f.BoolVar(&memoryOnly, "memory", false, "no data directory: keep everything in memory and refuse durable mailboxes")
 	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most clients connected at once")
 	f.IntVar(&cfg.MaxMailboxes, "max-mailboxes", cfg.MaxMailboxes, "most mailboxes")
 	f.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "largest message body in bytes")
@@ -180,4 +201,19 @@ func reload(log *slog.Logger, b *broker.Broker, load func() error, cfg *broker.C
 		"max_queued_bytes", fmt.Sprintf("%d -> %d", old.MaxQueuedBytes, cfg.MaxQueuedBytes),
 		"inbox_capacity", fmt.Sprintf("%d -> %d", old.InboxCapacity, cfg.InboxCapacity),
 		"not reloadable", "socket path and mode, max frame size")
+}
+
+// defaultDataDir is where durable mailboxes live unless --data says
+// otherwise.
+func defaultDataDir() string {
+	if d := os.Getenv("POSTBOX_DATA"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "postbox")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "postbox")
+	}
+	return filepath.Join(os.TempDir(), "postbox-"+strconv.Itoa(os.Getuid()), "data")
 }

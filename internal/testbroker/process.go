@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -104,7 +105,8 @@ type Process struct {
 }
 
 // StartProcess runs `bin serve --socket <fresh 0755 dir>/postbox.sock
-// args...` and returns once the socket accepts connections. When t ends
+// args...` (with --data in that directory unless args give --data or
+// --memory) and returns once the socket accepts connections. When t ends
 // the broker is sent SIGTERM (SIGKILL if it has not exited within
 // HangGuard) and its directory removed.
 func StartProcess(t testing.TB, bin string, args ...string) *Process {
@@ -114,6 +116,10 @@ func StartProcess(t testing.TB, bin string, args ...string) *Process {
 		t.Fatal(err)
 	}
 	p := &Process{Socket: filepath.Join(dir, "postbox.sock"), exited: make(chan struct{})}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--data") || a == "--memory" }) {
+		// Never the user's default data directory: each broker its own.
+		args = append([]string{"--data", filepath.Join(dir, "data")}, args...)
+	}
 	p.Cmd = exec.Command(bin, append([]string{"serve", "--socket", p.Socket}, args...)...)
 	p.Cmd.Stderr = &p.log
 	p.Cmd.Stdout = &p.log
