@@ -196,3 +196,12 @@ func (b *Broker) openStore() error {
 func storageError(what string, err error) (wire.Code, string) {
 	return wire.CodeStorage, fmt.Sprintf("%s: not made durable: %v", what, err)
 }
+
+// DiskStats reports the store's counters (fsyncs, records, bytes on
+// disk); ok is false for a broker without a data directory.
+func (b *Broker) DiskStats() (st store.DiskStats, ok bool) {
+	if b.st == nil {
+		return st, false
+	}
+	return b.st.DiskStats(), true
+}

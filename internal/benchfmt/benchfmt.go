@@ -93,15 +93,15 @@ func WriteJSON(w io.Writer, rows []Row) error {
 // WriteTable prints rows as an aligned table.
 func WriteTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tSIZE\tP50\tP99\tMSGS/S\tMB/S\tCPU s\tVS BASELINE")
+	fmt.Fprintln(tw, "FIGURE\tSIZE\tP50\tP99\tMSGS/S\tMB/S\tCPU s\tVS BASELINE\tNOTE")
 	for _, r := range rows {
 		ratio := "-"
 		if r.Ratio != 0 {
 			ratio = fmt.Sprintf("%.2fx %s", r.Ratio, r.Baseline)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.Name, size(r.Size), ns(r.P50), ns(r.P99), rate(r.MsgsPerSec),
-			rate(r.BytesPerSec/1e6), cpu(r.CPUSeconds), ratio)
+			rate(r.BytesPerSec/1e6), cpu(r.CPUSeconds), ratio, r.Note)
 	}
 	return tw.Flush()
 }

@@ -1,0 +1,163 @@
+package brokerbench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/broker"
+	"github.com/postbox-ipc/postbox/internal/benchfmt"
+	"github.com/postbox-ipc/postbox/store/storebench"
+)
+
+// Names of the durability figures measured through the broker.
+const (
+	NameDurableSend = "broker durable send"
+	NameMemorySend  = "baseline: broker non-durable send"
+)
+
+// RunDurable measures durability in one run on the disk holding dir: the
+// store alone (package storebench: durable appends with 1, 16 and 64
+// writers beside a raw write+fdatasync loop and a NoSync run), and whole
+// sends through the broker to a durable mailbox with 1, 16 and 64
+// concurrent senders beside the same sends to a non-durable one.
+func RunDurable(ctx context.Context, dir string, quick bool) ([]benchfmt.Row, error) {
+	rows, err := storebench.Run(ctx, dir, quick)
+	if err != nil {
+		return nil, err
+	}
+	d := 2 * time.Second
+	if quick {
+		d = 300 * time.Millisecond
+	}
+	for _, senders := range []int{1, 16, 64} {
+		for _, size := range []int{256, 4096} {
+			mem, err := brokerSends(ctx, dir, false, senders, size, d)
+			if err != nil {
+				return nil, err
+			}
+			dur, err := brokerSends(ctx, dir, true, senders, size, d)
+			if err != nil {
+				return nil, err
+			}
+			mem.Name = fmt.Sprintf("%s, %d senders", NameMemorySend, senders)
+			dur.Name = fmt.Sprintf("%s, %d senders", NameDurableSend, senders)
+			dur.Baseline = mem.Name
+			rows = append(rows, dur, mem)
+		}
+	}
+	benchfmt.Fill(rows)
+	return rows, nil
+}
+
+// brokerSends runs an in-process broker with a data directory under dir
+// and has senders clients each send size-byte messages, one at a time, for
+// d, while one consumer acks them. Each send's latency is its whole round
+// trip, including the group commit when durable.
+func brokerSends(ctx context.Context, dir string, durable bool, senders, size int, d time.Duration) (benchfmt.Row, error) {
+	row := benchfmt.Row{Size: size}
+	data, err := os.MkdirTemp(dir, "brokerbench-")
+	if err != nil {
+		return row, err
+	}
+	defer os.RemoveAll(data)
+	cfg := broker.DefaultConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.DataDir = filepath.Join(data, "data")
+	b, err := broker.Open(cfg)
+	if err != nil {
+		return row, err
+	}
+	sock := filepath.Join(data, "s.sock")
+	l, err := broker.Listen(sock, 0o600)
+	if err != nil {
+		b.Close()
+		return row, err
+	}
+	go b.Serve(l)
+	defer b.Close()
+
+	rc, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+	if err != nil {
+		return row, err
+	}
+	defer rc.Close()
+	opts := []postbox.Option{postbox.Capacity(-1)}
+	if durable {
+		opts = append(opts, postbox.Durable())
+	}
+	if _, err := rc.Create(ctx, "bench", opts...); err != nil {
+		return row, err
+	}
+	cons, err := rc.Mailbox("bench").Consume(ctx, postbox.Prefetch(4096))
+	if err != nil {
+		return row, err
+	}
+	go func() {
+		for {
+			m, err := cons.Next(ctx)
+			if err != nil {
+				return
+			}
+			m.AckNoWait()
+		}
+	}()
+	defer cons.Close()
+
+	before, _ := b.DiskStats()
+	lats := make([][]time.Duration, senders)
+	errs := make([]error, senders)
+	var wg sync.WaitGroup
+	start := time.Now()
+	stop := start.Add(d)
+	for i := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer c.Close()
+			mb := c.Mailbox("bench")
+			body := make([]byte, size)
+			for time.Now().Before(stop) {
+				t0 := time.Now()
+				if _, err := mb.Send(ctx, body); err != nil {
+					errs[i] = err
+					return
+				}
+				lats[i] = append(lats[i], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	for _, err := range errs {
+		if err != nil {
+			return row, err
+		}
+	}
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	after, _ := b.DiskStats()
+	row.MsgsPerSec = float64(len(all)) / elapsed.Seconds()
+	row.BytesPerSec = row.MsgsPerSec * float64(size)
+	row.P50, row.P99 = benchfmt.Latencies(all)
+	if durable {
+		fsyncs := after.Fsyncs - before.Fsyncs
+		if fsyncs > 0 {
+			row.Note = fmt.Sprintf("%.0f fsyncs/s, %.1f sends per fsync", float64(fsyncs)/elapsed.Seconds(), float64(len(all))/float64(fsyncs))
+		}
+	}
+	return row, nil
+}
