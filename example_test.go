@@ -1,0 +1,156 @@
+package postbox_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/broker"
+)
+
+// startBroker runs an in-process broker on a socket in a fresh directory,
+// as a program embedding postbox would; the returned func stops it.
+func startBroker() (socket string, stop func()) {
+	dir, _ := os.MkdirTemp("", "postbox-example-")
+	socket = filepath.Join(dir, "postbox.sock")
+	cfg := broker.DefaultConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	b := broker.New(cfg)
+	l, err := broker.Listen(socket, 0o666)
+	if err != nil {
+		panic(err)
+	}
+	go b.Serve(l)
+	return socket, func() { b.Close(); os.RemoveAll(dir) }
+}
+
+// A worker pool in miniature: a job is sent to a bounded mailbox, a worker
+// receives it, sees who sent it, and acks it.
+func Example() {
+	socket, stop := startBroker()
+	defer stop()
+	ctx := context.Background()
+
+	c, err := postbox.Dial(ctx, postbox.WithSocket(socket))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	jobs, err := c.Create(ctx, "jobs", postbox.Capacity(1000), postbox.Mode(0o660))
+	if err != nil {
+		panic(err)
+	}
+	if _, err := jobs.Send(ctx, []byte("build #42"), postbox.Priority(5)); err != nil {
+		panic(err)
+	}
+
+	msg, err := jobs.Receive(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s from pid %v\n", msg.Body, msg.Sender.PID == int32(os.Getpid()))
+	if err := msg.Ack(ctx); err != nil {
+		panic(err)
+	}
+	// Output: build #42 from pid true
+}
+
+// Typed receive follows SysV msgrcv: a negative type takes the message
+// with the lowest type at most |type|.
+func ExampleType() {
+	socket, stop := startBroker()
+	defer stop()
+	ctx := context.Background()
+	c, _ := postbox.Dial(ctx, postbox.WithSocket(socket))
+	defer c.Close()
+	mb, _ := c.Create(ctx, "typed")
+	for _, t := range []int64{5, 3, 9, 2} {
+		mb.Send(ctx, []byte(fmt.Sprint("type ", t)), postbox.Type(t))
+	}
+	m, _ := mb.Receive(ctx, postbox.Type(-4), postbox.AutoAck())
+	fmt.Println(string(m.Body))
+	m, _ = mb.Receive(ctx, postbox.Type(9), postbox.AutoAck())
+	fmt.Println(string(m.Body))
+	m, _ = mb.Receive(ctx, postbox.AutoAck())
+	fmt.Println(string(m.Body))
+	// Output:
+	// type 2
+	// type 9
+	// type 5
+}
+
+// A rendezvous mailbox (capacity 0): the send completes only when a
+// receiver takes the message, and its receipt names that receiver.
+func ExampleRendezvous() {
+	socket, stop := startBroker()
+	defer stop()
+	ctx := context.Background()
+	sender, _ := postbox.Dial(ctx, postbox.WithSocket(socket))
+	defer sender.Close()
+	receiver, _ := postbox.Dial(ctx, postbox.WithSocket(socket))
+	defer receiver.Close()
+	mb, _ := sender.Create(ctx, "handoff", postbox.Rendezvous())
+
+	got := make(chan string)
+	go func() {
+		m, _ := receiver.Mailbox("handoff").Receive(ctx, postbox.AutoAck())
+		got <- string(m.Body)
+	}()
+	r, err := mb.Send(ctx, []byte("baton"))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(<-got, r.Taken, r.By.Endpoint == receiver.Identity().Endpoint)
+	// Output: baton true true
+}
+
+// A consumer streams messages with prefetch; a publisher pipelines sends.
+func ExampleMailbox_Publisher() {
+	socket, stop := startBroker()
+	defer stop()
+	ctx := context.Background()
+	c, _ := postbox.Dial(ctx, postbox.WithSocket(socket))
+	defer c.Close()
+	mb, _ := c.Create(ctx, "stream")
+
+	pub := mb.Publisher(64)
+	for i := range 1000 {
+		pub.Send(ctx, []byte(fmt.Sprint(i)))
+	}
+	if err := pub.Flush(ctx); err != nil {
+		panic(err)
+	}
+	cons, _ := mb.Consume(ctx, postbox.Prefetch(128))
+	defer cons.Close()
+	sum := 0
+	for range 1000 {
+		m, _ := cons.Next(ctx)
+		var n int
+		fmt.Sscan(string(m.Body), &n)
+		sum += n
+		m.AckNoWait()
+	}
+	fmt.Println(sum)
+	// Output: 499500
+}
+
+// Every connection has a private inbox that anyone may send to and only
+// it may read: the way to reply to one process.
+func ExampleClient_Inbox() {
+	socket, stop := startBroker()
+	defer stop()
+	ctx := context.Background()
+	a, _ := postbox.Dial(ctx, postbox.WithSocket(socket))
+	defer a.Close()
+	b, _ := postbox.Dial(ctx, postbox.WithSocket(socket))
+	defer b.Close()
+
+	b.Mailbox(a.Inbox().Name()).Send(ctx, []byte("just for you"))
+	m, _ := a.Inbox().Receive(ctx, postbox.AutoAck())
+	fmt.Println(string(m.Body), m.Sender.Endpoint == b.Identity().Endpoint)
+	// Output: just for you true
+}
