@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ type Identity struct {
 // Client is a connection to a broker. It is safe for concurrent use.
 type Client struct {
 	nc         net.Conn
+	fdr        *fdReader // nil unless nc is a Unix socket
 	self       Identity
 	maxMessage int
 	ids        atomic.Uint64
@@ -100,7 +102,13 @@ func handshake(ctx context.Context, nc net.Conn, name string) (*Client, error) {
 	if _, err := nc.Write(wire.FinishFrame(hello.Append(b), off)); err != nil {
 		return nil, fmt.Errorf("postbox: handshake: %w", err)
 	}
-	r := wire.NewReader(nc, 0, 64<<10)
+	var fdr *fdReader
+	var src io.Reader = nc
+	if uc, ok := nc.(*net.UnixConn); ok {
+		fdr = newFDReader(uc)
+		src = fdr
+	}
+	r := wire.NewReader(src, 0, 64<<10)
 	hd, p, err := r.Next()
 	if err != nil {
 		return nil, fmt.Errorf("postbox: handshake: %w", err)
@@ -114,6 +122,7 @@ func handshake(ctx context.Context, nc net.Conn, name string) (*Client, error) {
 	}
 	c := &Client{
 		nc:         nc,
+		fdr:        fdr,
 		self:       Identity{UID: rep.UID, GID: rep.GID, PID: rep.PID, Endpoint: rep.Endpoint},
 		maxMessage: int(rep.MaxMessage),
 		calls:      make(map[uint64]*call),
@@ -169,6 +178,7 @@ type call struct {
 	buf    []byte         // the reply payload (generic replies)
 	send   wire.SendReply // SEND replies
 	msg    *Message       // RECV replies
+	files  []*os.File     // CHANNEL and ATTACH replies
 	mbox   string         // RECV: the mailbox name for the Message
 	closed error          // set instead of a reply when the client stops
 }
@@ -177,7 +187,7 @@ var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}
 
 func (c *Client) newCall(op wire.Op) (*call, uint64) {
 	cl := callPool.Get().(*call)
-	cl.op, cl.status, cl.errMsg, cl.buf, cl.msg, cl.closed = op, 0, "", cl.buf[:0], nil, nil
+	cl.op, cl.status, cl.errMsg, cl.buf, cl.msg, cl.closed, cl.files = op, 0, "", cl.buf[:0], nil, nil, nil
 	id := c.ids.Add(1)
 	return cl, id
 }
@@ -375,6 +385,13 @@ func (c *Client) readLoop(r *wire.Reader) {
 			if cl.send.Decode(p) != nil {
 				cl.status, cl.errMsg = wire.CodeMalformed, "undecodable SEND reply"
 			}
+		case hd.Op == wire.OpChannel|wire.OpReply || hd.Op == wire.OpAttach|wire.OpReply:
+			if c.fdr != nil {
+				cl.files = c.fdr.take(2)
+			}
+			if hd.Op == wire.OpChannel|wire.OpReply && cl.send.Decode(p) != nil {
+				cl.status, cl.errMsg = wire.CodeMalformed, "undecodable CHANNEL reply"
+			}
 		case hd.Op == wire.OpRecv|wire.OpReply:
 			cl.msg = c.decodeMessage(p, cl.mbox)
 			if cl.msg == nil {
@@ -415,6 +432,9 @@ func (c *Client) stop(cause error) {
 	for _, cn := range cons {
 		cn.end(err)
 	}
+	if c.fdr != nil {
+		c.fdr.closeAll()
+	}
 	close(c.done)
 }
 
@@ -427,7 +447,7 @@ func (c *Client) decodeMessage(p []byte, mbox string) *Message {
 		ID: d.ID, Mailbox: mbox, Type: d.Type, Priority: d.Priority, Redeliveries: d.Redeliveries,
 		Sender: Identity{UID: d.UID, GID: d.GID, PID: d.PID, Endpoint: d.Endpoint},
 		SentAt: time.Unix(0, d.SentUnixNano), Body: append([]byte(nil), d.Body...),
-		lease: d.Lease, c: c, Reason: Reason(d.Reason),
+		lease: d.Lease, c: c, Reason: Reason(d.Reason), flags: d.Flags,
 	}
 	return m
 }

@@ -29,6 +29,7 @@ type Message struct {
 	Reason Reason
 
 	lease uint64 // 0 when auto-acked
+	flags uint8  // wire.DeliveryChannelOffer
 	c     *Client
 }
 

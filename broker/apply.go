@@ -59,14 +59,17 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (t store.Ticket, wrote bo
 					p.c.replyErr(wire.Header{Op: wire.OpSend, Request: p.req}, code, text)
 					return
 				}
-				p.c.sendReply(p.req, seq, taken, who)
+				p.c.sendDone(p.req, p.offer, seq, taken, who)
 			})
 		case mailbox.EffFail:
 			p := e.Ref.(*pending)
 			p.c.finish(p)
+			if p.offer != nil {
+				b.dropOffer(p.offer)
+			}
 			code := codeOf(e.Err)
 			verb := "receive from"
-			if p.op == wire.OpSend {
+			if p.op == wire.OpSend || p.op == wire.OpChannel {
 				verb = "send to"
 			}
 			p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, fmt.Sprintf("%s %q: %s", verb, bx.name, code))
@@ -111,7 +114,7 @@ func (c *conn) finish(p *pending) {
 // deliver queues a Delivery frame.
 func (c *conn) deliver(op wire.Op, req uint64, msg *mailbox.Message, lease uint64) {
 	d := wire.Delivery{
-		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason,
+		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason, Flags: msg.Flags,
 		Redeliveries: msg.Redeliveries, UID: msg.Sender.UID, GID: msg.Sender.GID,
 		PID: msg.Sender.PID, Endpoint: msg.Sender.Endpoint, SentUnixNano: msg.SentUnixNano,
 		Body: msg.Body,

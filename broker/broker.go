@@ -45,6 +45,9 @@ type Broker struct {
 	deadReady chan struct{} // signals the housekeeper that dead is non-empty
 	keeping   bool          // the housekeeper runs; guarded by mu
 
+	omu    sync.Mutex // guards offers
+	offers map[[16]byte]*offer
+
 	st   *store.Store // nil without a data directory
 	sync syncer       // completes requests once their records are durable
 
@@ -83,6 +86,7 @@ func Open(cfg Config) (*Broker, error) {
 		listeners: make(map[net.Listener]struct{}),
 		done:      make(chan struct{}),
 		deadReady: make(chan struct{}, 1),
+		offers:    make(map[[16]byte]*offer),
 	}
 	l := cfg.Limits
 	b.limits.Store(&l)
@@ -219,6 +223,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		<-wait
 		err = ctx.Err()
 	}
+	b.closeOffers()
 	if serr := b.closeStore(); err == nil {
 		err = serr
 	}
@@ -240,6 +245,7 @@ func (b *Broker) Close() error {
 		c.shutdown(false)
 	}
 	b.wg.Wait()
+	b.closeOffers()
 	return b.closeStore()
 }
 

@@ -36,9 +36,10 @@ type conn struct {
 
 	wmu     sync.Mutex // guards out, spare, closing; wcond waits on it
 	wcond   sync.Cond
-	out     []byte // frames waiting to be written
-	spare   []byte // the writer's other buffer
-	closing bool   // no more writes; the writer exits when out is drained (or at once if abort)
+	out     []byte    // frames waiting to be written
+	fds     []fdFrame // frames in out that carry descriptors
+	spare   []byte    // the writer's other buffer
+	closing bool      // no more writes; the writer exits when out is drained (or at once if abort)
 	abort   bool
 
 	pmu     sync.Mutex // guards pending, leases, touched
@@ -60,6 +61,7 @@ type pending struct {
 	send  *mailbox.Sender
 	recv  *mailbox.Receiver
 	timer *time.Timer // nil without a timeout
+	offer *offer      // the channel a CHANNEL request offers, else nil
 }
 
 func newConn(b *Broker, uc *net.UnixConn) *conn {
@@ -197,14 +199,25 @@ func (c *conn) writeLoop() {
 			c.wcond.Wait()
 		}
 		if c.abort || (c.closing && len(c.out) == 0) {
+			for _, f := range c.fds {
+				for _, file := range f.files {
+					file.Close()
+				}
+			}
+			c.fds = nil
 			c.wmu.Unlock()
 			c.nc.Close()
 			return
 		}
-		buf := c.out
-		c.out = c.spare[:0]
+		buf, fds := c.out, c.fds
+		c.out, c.fds = c.spare[:0], nil
 		c.wmu.Unlock()
-		_, err := c.nc.Write(buf)
+		var err error
+		if fds == nil {
+			_, err = c.nc.Write(buf)
+		} else {
+			err = c.writeWithFDs(buf, fds)
+		}
 		c.wmu.Lock()
 		if cap(buf) <= 1<<20 {
 			c.spare = buf[:0]
@@ -215,6 +228,12 @@ func (c *conn) writeLoop() {
 		if err != nil {
 			c.closing, c.abort = true, true
 			c.out = c.out[:0]
+			for _, f := range c.fds {
+				for _, file := range f.files {
+					file.Close()
+				}
+			}
+			c.fds = nil
 			c.wmu.Unlock()
 			c.nc.Close() // makes the reader return and clean up
 			return

@@ -42,6 +42,10 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		}
 	case wire.OpCreate:
 		h.doCreate(hd, p)
+	case wire.OpChannel:
+		h.doChannel(hd, p)
+	case wire.OpAttach:
+		h.doAttach(hd, p)
 	case wire.OpDestroy:
 		h.doDestroy(hd, p)
 	case wire.OpChmod:
@@ -81,51 +85,68 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 		return
 	}
 	lim := c.b.limits.Load()
-	switch {
-	case m.Type < 1:
-		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("send to %q: message type must be at least 1, not %d", m.Target, m.Type))
-		return
-	case len(m.Body) > lim.MaxMessage:
+	if len(m.Body) > lim.MaxMessage {
 		c.replyErr(hd, wire.CodeTooLarge, fmt.Sprintf("send to %q: message of %d bytes exceeds the limit of %d", m.Target, len(m.Body), lim.MaxMessage))
 		return
 	}
-	bx := c.b.lookup(m.Target)
-	if bx == nil {
-		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("send to %q: no such mailbox", m.Target))
-		return
-	}
-	if c.b.held.Load()+int64(len(m.Body)) > lim.MaxQueuedBytes {
-		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("send to %q: the broker holds %d bytes of messages, its limit", m.Target, lim.MaxQueuedBytes))
-		return
-	}
-	msg := &mailbox.Message{
-		Type: m.Type, Priority: m.Priority, Sender: c.ident,
-		SentUnixNano: time.Now().UnixNano(), Body: slices.Clone(m.Body),
-	}
+	msg := &mailbox.Message{Type: m.Type, Priority: m.Priority, Body: slices.Clone(m.Body)}
 	if msg.Body == nil {
 		msg.Body = []byte{}
 	}
+	h.put(hd, m.Target, msg, m.Timeout, nil)
+}
+
+// put sends msg (a SEND's message, or a CHANNEL's offer) to target: the
+// permission and limit checks, the core's decision, and the reply, now or
+// when the send completes.
+func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeout int64, off *offer) {
+	c := h.c
+	lim := c.b.limits.Load()
+	fail := func(code wire.Code, format string, args ...any) {
+		if off != nil {
+			c.b.dropOffer(off)
+		}
+		c.replyErr(hd, code, fmt.Sprintf("send to %q: ", target)+fmt.Sprintf(format, args...))
+	}
+	if msg.Type < 1 {
+		fail(wire.CodeInvalid, "message type must be at least 1, not %d", msg.Type)
+		return
+	}
+	bx := c.b.lookup(target)
+	switch {
+	case bx == nil:
+		fail(wire.CodeNotFound, "no such mailbox")
+		return
+	case off != nil && bx.durable:
+		fail(wire.CodeInvalid, "a channel offer cannot go to a durable mailbox")
+		return
+	case c.b.held.Load()+int64(len(msg.Body)) > lim.MaxQueuedBytes:
+		fail(wire.CodeLimit, "the broker holds %d bytes of messages, its limit", lim.MaxQueuedBytes)
+		return
+	}
+	msg.Sender = c.ident
+	msg.SentUnixNano = time.Now().UnixNano()
 	receipt := hd.Flags&wire.FlagReceipt != 0
 
 	bx.mu.Lock()
 	if !bx.may(c.ident, permWrite) {
 		bx.mu.Unlock()
-		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("send to %q: permission denied", m.Target))
+		fail(wire.CodePermission, "permission denied")
 		return
 	}
 	before := bx.core.HeldBytes()
 	res, done, err := bx.core.Send(msg, receipt, nil)
-	if err == mailbox.ErrFull && m.Timeout != 0 {
+	if err == mailbox.ErrFull && timeout != 0 {
 		if !c.register(hd.Request) {
 			bx.mu.Unlock()
-			c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("request id %d is already in flight", hd.Request))
+			fail(wire.CodeInvalid, "request id %d is already in flight", hd.Request)
 			return
 		}
-		pd := &pending{c: c, req: hd.Request, op: wire.OpSend, box: bx}
+		pd := &pending{c: c, req: hd.Request, op: hd.Op, box: bx, offer: off}
 		pd.send = &mailbox.Sender{Ref: pd, Endpoint: c.id}
 		res, done, err = bx.core.Send(msg, receipt, pd.send)
 		if err == nil && pd.send.Waiting() {
-			c.wait(pd, m.Timeout)
+			c.wait(pd, timeout)
 		} else {
 			c.finish(pd)
 		}
@@ -138,12 +159,12 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 	case err != nil:
 		code := codeOf(err)
 		if code == wire.CodeFull && bx.core.Config().Capacity == 0 {
-			c.replyErr(hd, code, fmt.Sprintf("send to %q: no receiver is waiting", m.Target))
+			fail(code, "no receiver is waiting")
 		} else {
-			c.replyErr(hd, code, fmt.Sprintf("send to %q: %s", m.Target, code))
+			fail(code, "%s", code)
 		}
 	case done && !wrote:
-		c.sendReply(hd.Request, res.Seq, res.Taken, res.Receipt)
+		c.sendDone(hd.Request, off, res.Seq, res.Taken, res.Receipt)
 	case done:
 		c.b.after(t, true, func(err error) {
 			if err != nil {
@@ -151,9 +172,18 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 				c.replyErr(hd, code, text)
 				return
 			}
-			c.sendReply(hd.Request, res.Seq, res.Taken, res.Receipt)
+			c.sendDone(hd.Request, off, res.Seq, res.Taken, res.Receipt)
 		})
 	}
+}
+
+// sendDone answers a completed SEND, or a CHANNEL whose offer was placed.
+func (c *conn) sendDone(req uint64, off *offer, seq uint64, taken bool, who mailbox.Identity) {
+	if off != nil {
+		c.channelReply(req, seq, off)
+		return
+	}
+	c.sendReply(req, seq, taken, who)
 }
 
 // register reserves req as a pending request id; it reports false if the

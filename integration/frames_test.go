@@ -199,7 +199,7 @@ func TestUnknownOpRepliesUnknownOpAndConnectionContinues(t *testing.T) {
 	b := start(t, nil)
 	bystander := create(t, b.Dial(t), "bystander")
 	rc := dialRaw(t, b.Socket)
-	for _, op := range []wire.Op{0x7e, 0x03, 0x30} {
+	for _, op := range []wire.Op{0x7e, 0x03, 0x3f} {
 		hd, _ := rc.roundTrip(t, op, 0, []byte("whatever"))
 		if hd.Status != wire.CodeUnknownOp || hd.Op != op|wire.OpReply {
 			t.Fatalf("op 0x%02x: reply %s %s, want %s", uint8(op), hd.Op, hd.Status, wire.CodeUnknownOp)

@@ -36,6 +36,8 @@ type Message struct {
 	// Reason is why the message was dead-lettered into this mailbox
 	// (wire.ReasonMaxDeliveries, wire.ReasonExpired), 0 otherwise.
 	Reason uint8
+	// Flags are carried to receivers untouched (wire.DeliveryChannelOffer).
+	Flags uint8
 
 	// Set while the message is leased.
 	lease  uint64

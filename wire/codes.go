@@ -21,6 +21,8 @@ const (
 	OpAck     Op = 0x24
 	OpNack    Op = 0x25
 	OpCancel  Op = 0x26 // no reply of its own
+	OpChannel Op = 0x30 // offer a shared-memory channel; the reply carries descriptors
+	OpAttach  Op = 0x31 // take the other end of an offered channel; the reply carries descriptors
 
 	// OpDeliver is pushed by the broker to a consumer: one message, with the
 	// CONSUME request's id. It has the form of a reply to request op 0x7f,
@@ -36,6 +38,7 @@ var opNames = map[Op]string{
 	OpStat: "STAT", OpList: "LIST", OpChmod: "CHMOD", OpSend: "SEND",
 	OpRecv: "RECV", OpConsume: "CONSUME", OpCredit: "CREDIT", OpAck: "ACK",
 	OpNack: "NACK", OpCancel: "CANCEL", OpDeliver: "DELIVER",
+	OpChannel: "CHANNEL", OpAttach: "ATTACH",
 }
 
 func (o Op) String() string {

@@ -331,6 +331,53 @@ const (
 	ReasonExpired       uint8 = 2 // older than the mailbox's TTL
 )
 
+// DeliveryChannelOffer (Delivery.Flags): the message is a shared-memory
+// channel offer made with CHANNEL; its body is the 16-byte token to ATTACH
+// with.
+const DeliveryChannelOffer uint8 = 1 << 0
+
+// Channel asks the broker to create a shared-memory channel and offer its
+// other end to whoever receives the offer message from Target (a mailbox
+// or "@id"). The offer travels like a SEND with these fields.
+type Channel struct {
+	Target   []byte
+	Type     int64
+	Priority uint8
+	Timeout  int64
+	// RingSize is the bytes of each direction's ring (0: the default).
+	RingSize uint32
+}
+
+func (m *Channel) Append(b []byte) []byte {
+	b = AppendString(b, m.Target)
+	b = AppendI64(b, m.Type)
+	b = append(b, m.Priority)
+	b = AppendI64(b, m.Timeout)
+	return AppendU32(b, m.RingSize)
+}
+
+func (m *Channel) Decode(p []byte) error {
+	d := NewDecoder(p)
+	m.Target, m.Type, m.Priority, m.Timeout, m.RingSize = d.String(), d.I64(), d.U8(), d.I64(), d.U32()
+	return d.Finish()
+}
+
+// TokenSize is the size of a channel offer's token.
+const TokenSize = 16
+
+// Attach takes the other end of an offered channel.
+type Attach struct{ Token [TokenSize]byte }
+
+func (m *Attach) Append(b []byte) []byte { return append(b, m.Token[:]...) }
+
+func (m *Attach) Decode(p []byte) error {
+	if len(p) != TokenSize {
+		return ErrMalformed
+	}
+	copy(m.Token[:], p)
+	return nil
+}
+
 // DeliveryFixed is the size of a Delivery before its body.
 const DeliveryFixed = 60
 
@@ -343,7 +390,9 @@ type Delivery struct {
 	Priority uint8
 	// Reason is why a message is in a dead-letter mailbox (ReasonNone
 	// otherwise).
-	Reason       uint8
+	Reason uint8
+	// Flags describe the message (DeliveryChannelOffer).
+	Flags        uint8
 	Redeliveries uint32
 	UID, GID     uint32 // sender identity, stamped by the broker
 	PID          int32
@@ -356,7 +405,7 @@ func (m *Delivery) Append(b []byte) []byte {
 	b = AppendU64(b, m.Lease)
 	b = AppendU64(b, m.ID)
 	b = AppendI64(b, m.Type)
-	b = append(b, m.Priority, m.Reason, 0, 0)
+	b = append(b, m.Priority, m.Reason, m.Flags, 0)
 	b = AppendU32(b, m.Redeliveries)
 	b = AppendU32(b, m.UID)
 	b = AppendU32(b, m.GID)
@@ -369,8 +418,8 @@ func (m *Delivery) Append(b []byte) []byte {
 func (m *Delivery) Decode(p []byte) error {
 	d := NewDecoder(p)
 	m.Lease, m.ID, m.Type = d.U64(), d.U64(), d.I64()
-	m.Priority, m.Reason = d.U8(), d.U8()
-	d.take(2)
+	m.Priority, m.Reason, m.Flags = d.U8(), d.U8(), d.U8()
+	d.take(1)
 	m.Redeliveries, m.UID, m.GID, m.PID = d.U32(), d.U32(), d.U32(), d.I32()
 	m.Endpoint, m.SentUnixNano = d.U64(), d.I64()
 	m.Body = d.Rest()

@@ -140,7 +140,7 @@ func deliveryFields(d *Delivery) []field {
 	return []field{
 		{8, fmt.Sprintf("lease id = %d", d.Lease)}, {8, fmt.Sprintf("message id = %d", d.ID)},
 		{8, fmt.Sprintf("type = %d", d.Type)}, {1, fmt.Sprintf("priority = %d", d.Priority)},
-		{3, "reason 0, padding (zero)"}, {4, fmt.Sprintf("redeliveries = %d", d.Redeliveries)},
+		{3, "reason 0, flags 0, padding (zero)"}, {4, fmt.Sprintf("redeliveries = %d", d.Redeliveries)},
 		{4, fmt.Sprintf("sender uid = %d", d.UID)}, {4, fmt.Sprintf("sender gid = %d", d.GID)},
 		{4, fmt.Sprintf("sender pid = %d", d.PID)}, {8, fmt.Sprintf("sender endpoint = %d", d.Endpoint)},
 		{8, fmt.Sprintf("sent = %d (unix ns)", d.SentUnixNano)},

@@ -55,6 +55,12 @@ func samples() []sample {
 			Body: []byte("payload")},
 			func() payload { return new(Delivery) }},
 		{"MailboxInfo", sampleInfo("jobs"), func() payload { return new(MailboxInfo) }},
+		{"DeliveryOffer", &Delivery{Lease: 1, ID: 2, Type: 1, Reason: ReasonExpired, Flags: DeliveryChannelOffer,
+			Body: make([]byte, TokenSize)},
+			func() payload { return new(Delivery) }},
+		{"Channel", &Channel{Target: []byte("@3"), Type: 1, Priority: 2, Timeout: -1, RingSize: 1 << 16},
+			func() payload { return new(Channel) }},
+		{"Attach", &Attach{Token: [TokenSize]byte{1, 2, 3, 15: 16}}, func() payload { return new(Attach) }},
 	}
 }
 
