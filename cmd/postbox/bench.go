@@ -8,6 +8,7 @@ import (
 
 	"github.com/postbox-ipc/postbox/internal/benchfmt"
 	"github.com/postbox-ipc/postbox/internal/brokerbench"
+	"github.com/postbox-ipc/postbox/shm/shmbench"
 )
 
 func newBench() *cobra.Command {
@@ -43,7 +44,7 @@ msgs_per_sec, bytes_per_sec, baseline, ratio.`,
 			return benchfmt.WriteTable(os.Stdout, rows)
 		},
 	}
-	cmd.AddCommand(newBenchDurable())
+	cmd.AddCommand(newBenchDurable(), newBenchShm())
 	outputFlag(cmd, &out, "table", "table or json")
 	cmd.Flags().DurationVar(&cfg.Duration, "duration", 2*time.Second, "how long each throughput figure runs")
 	cmd.Flags().IntVar(&cfg.Samples, "samples", cfg.Samples, "latency samples per figure")
@@ -84,6 +85,37 @@ mailbox.`,
 	}
 	outputFlag(cmd, &out, "table", "table or json")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory on the disk to measure (default the temp directory)")
+	cmd.Flags().BoolVar(&quick, "quick", false, "short runs (figures are rougher)")
+	return cmd
+}
+
+func newBenchShm() *cobra.Command {
+	var out string
+	var quick bool
+	cmd := &cobra.Command{
+		Use:   "shm",
+		Short: "Measure shared-memory channels against a pipe and a Unix socket, in one run",
+		Long: `Measure, in one run, with the peer in a separate process: one-way latency
+(round trip / 2) p50/p99 for 64 B, 4 KiB, 64 KiB and 1 MiB messages, busy-poll
+and default wait policies, copy and loan APIs; throughput (msgs/s, bytes/s),
+batched and unbatched; and the same figures for a Go pipe and a Go Unix
+socket, with ratios and the CPU time used.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(out, "table", "json"); err != nil {
+				return err
+			}
+			rows, err := shmbench.Run(cmd.Context(), shmbench.Config{Quick: quick})
+			if err != nil {
+				return err
+			}
+			if out == "json" {
+				return benchfmt.WriteJSON(os.Stdout, rows)
+			}
+			return benchfmt.WriteTable(os.Stdout, rows)
+		},
+	}
+	outputFlag(cmd, &out, "table", "table or json")
 	cmd.Flags().BoolVar(&quick, "quick", false, "short runs (figures are rougher)")
 	return cmd
 }

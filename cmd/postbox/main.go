@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/shm/shmbench"
 )
 
 // Exit codes.
@@ -42,6 +43,8 @@ const exitHelp = `Exit status:
 type usageError struct{ error }
 
 func main() {
+	// `postbox bench shm` runs its peer as a second copy of this binary.
+	shmbench.MaybeRunPeer()
 	root := newRoot()
 	// Client commands end cleanly on SIGINT/SIGTERM; serve installs its
 	// own handlers, which take precedence.
