@@ -52,9 +52,10 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (t store.Ticket, wrote bo
 		case mailbox.EffSendDone:
 			p := e.Ref.(*pending)
 			p.c.finish(p)
-			seq, taken, who := e.Msg.Seq, e.Taken, e.Receipt
+			msg, seq, taken, who := e.Msg, e.Msg.Seq, e.Taken, e.Receipt
 			b.after(t, wrote, func(err error) {
 				if err != nil {
+					b.discard(bx, msg)
 					code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
 					p.c.replyErr(wire.Header{Op: wire.OpSend, Request: p.req}, code, text)
 					return

@@ -168,6 +168,7 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 	case done:
 		c.b.after(t, true, func(err error) {
 			if err != nil {
+				c.b.discard(bx, msg)
 				code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
 				c.replyErr(hd, code, text)
 				return
@@ -175,6 +176,20 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 			c.sendDone(hd.Request, off, res.Seq, res.Taken, res.Receipt)
 		})
 	}
+}
+
+// discard takes a message whose record could not be written back out of
+// its mailbox, if nobody has taken it yet: its sender is told the send
+// failed, so it should not be delivered. (If it was already delivered it
+// stays delivered: at least once.)
+func (b *Broker) discard(bx *box, msg *mailbox.Message) {
+	bx.mu.Lock()
+	before := bx.core.HeldBytes()
+	if bx.core.Discard(msg) {
+		b.apply(bx, bx.core.Effects())
+	}
+	b.account(bx, before)
+	bx.mu.Unlock()
 }
 
 // sendDone answers a completed SEND, or a CHANNEL whose offer was placed.

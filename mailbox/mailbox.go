@@ -360,6 +360,20 @@ func (m *Mailbox) CancelSend(s *Sender, err error) {
 	m.emit(Effect{Kind: EffFail, Ref: s.Ref, Err: err})
 }
 
+// Discard takes a queued message back out without a trace, as if it had
+// never been accepted: the owner could not make it durable, and its
+// sender is told so. It does nothing (and reports false) if the message
+// is no longer simply queued: leased, taken or offered.
+func (m *Mailbox) Discard(msg *Message) bool {
+	m.begin()
+	if m.destroyed || msg.offer != nil || msg.lease != 0 || !m.q.remove(msg) {
+		return false
+	}
+	m.held -= int64(len(msg.Body))
+	m.admit()
+	return true
+}
+
 // Ack ends the lease: the message is gone.
 func (m *Mailbox) Ack(endpoint, lease uint64) error {
 	m.begin()

@@ -182,6 +182,20 @@
 // compaction write that fails pauses compaction until a user batch
 // succeeds.
 //
+// A full disk must not lock a broker out of freeing space, since acks are
+// records too. The store keeps a reserve file, DIR/RESERVE
+// (Options.ReserveBytes, 1 MiB, at most 1/16 of the file system). The
+// first write that fails with ENOSPC deletes it and puts the store in a
+// low-space state: Append and PutMailbox are refused at once with
+// ErrDiskFull, compaction stops (it needs room to copy), and every other
+// record (Ack, Lease, Return, DeadLetter, DeleteMailbox) is still written,
+// into the reserve's room; a batch of only such records that hit ENOSPC is
+// retried there. Opening on a full disk works too: Open goes on in the
+// newest segment if it cannot start a new one. As acks empty segments they
+// are reclaimed; once there is room for three reserves the reserve is
+// recreated and new messages are accepted again (a refused Append checks
+// the free space, so space freed by someone else counts too).
+//
 // A failed fdatasync is different: the kernel may already have dropped
 // the dirty pages and marked them clean, so the store cannot know what
 // reached the disk. It then fails for good: that batch and every later

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -115,7 +116,16 @@ func (s *Store) recover() error {
 		s.w.nextID = 1
 	}
 	if err := s.rotate(); err != nil {
-		return err
+		// A full disk must not keep the broker down: freeing space needs
+		// a running broker (receivers acking). Go on in the newest
+		// segment; the writer starts a new one once there is room.
+		if !errors.Is(err, ErrDiskFull) || len(s.w.segs) == 0 {
+			return err
+		}
+		if rerr := s.reopenNewest(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		s.log.Warn("store: disk full: cannot start a new segment; appending to the newest one", "dir", dir, "err", err)
 	}
 	if len(returned) > 0 {
 		var buf []byte
@@ -128,10 +138,20 @@ func (s *Store) recover() error {
 			endRecord(buf, start)
 		}
 		if err := s.commit(buf); err != nil {
-			return err
+			if !errors.Is(err, ErrDiskFull) {
+				return err
+			}
+			// The leases are returned in memory all the same; if the
+			// broker crashes again before they are recorded, their
+			// redelivery counts go up once more than they should.
+			s.log.Warn("store: disk full: could not record returned leases", "messages", len(returned), "err", err)
 		}
 	}
 	s.reclaim()
+	if !s.makeReserve() {
+		s.low.on.Store(true)
+		s.log.Warn("store: disk full: no room for the reserve; new messages are refused until space is freed, acks still work", "dir", dir)
+	}
 	n := 0
 	for _, msgs := range rec.Messages {
 		n += len(msgs)
@@ -162,5 +182,17 @@ func truncateFile(path string, size int64, noSync bool) error {
 			return classify("fsync "+filepath.Base(path), err)
 		}
 	}
+	return nil
+}
+
+// reopenNewest makes the newest existing segment the one written to.
+func (s *Store) reopenNewest() error {
+	id := s.w.segs[len(s.w.segs)-1]
+	name := segName(id)
+	f, err := os.OpenFile(filepath.Join(s.opts.Dir, name), os.O_RDWR, 0)
+	if err != nil {
+		return classify("open "+name, err)
+	}
+	s.w.f, s.w.id, s.w.size = f, id, s.st.segs[id].size
 	return nil
 }

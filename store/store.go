@@ -37,6 +37,10 @@ type Options struct {
 	// are written between steps, so this bounds the pause compaction can
 	// add to a write.
 	CompactChunkBytes int64
+	// ReserveBytes is the size of the reserve file that lets acks be
+	// recorded when the disk is full (see reserve.go): 0 means 1 MiB,
+	// negative means no reserve.
+	ReserveBytes int64
 	// FailOnCorruption makes Open fail with ErrCorrupt instead of
 	// skipping and reporting records whose checksum does not match.
 	FailOnCorruption bool
@@ -64,6 +68,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.CompactChunkBytes == 0 {
 		o.CompactChunkBytes = 1 << 20
+	}
+	if o.ReserveBytes == 0 {
+		o.ReserveBytes = 1 << 20
 	}
 }
 
@@ -205,6 +212,10 @@ type Store struct {
 	st  *state
 
 	fsyncs, records, batches, reclaimed, copied atomic.Uint64
+
+	// low is set while the disk is full and the reserve spent: Append and
+	// PutMailbox are refused, everything else is still recorded.
+	low lowSpace
 }
 
 // batch is shared by every record of one group commit: one allocation per

@@ -14,6 +14,9 @@ func (s *Store) PutMailbox(def MailboxDef) Ticket {
 	if len(def.Name) > maxName || len(def.DeadLetter) > maxName {
 		return Ticket{err: ErrTooLarge}
 	}
+	if s.refused() {
+		return Ticket{err: errLowSpace}
+	}
 	b, start, t := s.begin(recPutMailbox)
 	if t.err != nil {
 		return t
@@ -40,6 +43,9 @@ func (s *Store) DeleteMailbox(name string) Ticket {
 func (s *Store) Append(m *Message) Ticket {
 	if len(m.Mailbox) > maxName || len(m.DeadReason) > maxName || len(m.Body) > maxPayload-1024 {
 		return Ticket{err: ErrTooLarge}
+	}
+	if s.refused() {
+		return Ticket{err: errLowSpace}
 	}
 	b, start, t := s.begin(recAppend)
 	if t.err != nil {

@@ -107,6 +107,9 @@ func (s *Store) flush() {
 	b.err = s.commit(buf)
 	if b.err == nil {
 		s.w.paused = false
+		if s.low.on.Load() {
+			s.reclaimLow()
+		}
 	}
 	close(b.done)
 	if cap(buf) <= 8<<20 {
@@ -136,7 +139,16 @@ func (s *Store) commit(buf []byte) error {
 	n := sealRecords(buf)
 	off := s.w.size
 	name := segName(s.w.id)
-	if _, err := s.w.f.WriteAt(buf, off); err != nil {
+	_, err := s.w.f.WriteAt(buf, off)
+	if err != nil && errors.Is(classify("write", err), ErrDiskFull) {
+		// The reserve's room is for records that free space or only
+		// change state: a batch of those is retried there; a batch that
+		// adds messages fails.
+		if s.spendReserve() && !addsData(buf) && s.w.f.Truncate(off) == nil {
+			_, err = s.w.f.WriteAt(buf, off)
+		}
+	}
+	if err != nil {
 		err = classify("write "+name, err)
 		if terr := s.w.f.Truncate(off); terr != nil {
 			return s.fail(fmt.Errorf("%w; cutting it back also failed: %w", err, classify("truncate "+name, terr)))
@@ -182,6 +194,19 @@ func sealRecords(buf []byte) int {
 		p += size
 	}
 	return n
+}
+
+// addsData reports whether a batch holds records that add data (new
+// messages, mailbox definitions) rather than free it.
+func addsData(buf []byte) bool {
+	for p := 0; p+recHeaderSize <= len(buf); {
+		switch buf[p+8] {
+		case recAppend, recPutMailbox:
+			return true
+		}
+		p += recHeaderSize + int(binary.LittleEndian.Uint32(buf[p+4:]))
+	}
+	return false
 }
 
 // fail makes the store refuse every further write with err.
@@ -269,14 +294,32 @@ func (s *Store) reclaim() {
 		s.idx.Unlock()
 		s.w.segs = s.w.segs[1:]
 		s.reclaimed.Add(1)
+		s.refill()
 	}
+}
+
+// reclaimLow frees space while the disk is full (when compaction, which
+// needs room to copy, is off): once the log is down to one segment with
+// no live message, a fresh (small) segment lets it go.
+func (s *Store) reclaimLow() {
+	s.idx.Lock()
+	si := s.st.segs[s.w.id]
+	empty := si != nil && si.count == 0 && len(s.w.segs) == 1
+	s.idx.Unlock()
+	if empty {
+		if err := s.rotate(); err != nil {
+			return
+		}
+	}
+	s.reclaim()
+	s.refill()
 }
 
 // needCompact reports whether the oldest segment should be copied
 // forward: it is sealed, still pinned by live messages, and either mostly
 // dead itself or the log as a whole carries too much dead weight.
 func (s *Store) needCompact() bool {
-	if s.w.failed != nil || s.w.paused || len(s.w.segs) < 2 || s.w.segs[0] == s.w.id || s.w.segs[0] == s.w.stuck {
+	if s.w.failed != nil || s.w.paused || s.low.on.Load() || len(s.w.segs) < 2 || s.w.segs[0] == s.w.id || s.w.segs[0] == s.w.stuck {
 		return false
 	}
 	s.idx.Lock()

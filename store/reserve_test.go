@@ -1,0 +1,65 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/postbox-ipc/postbox/store"
+)
+
+// TestFullDiskStillRecordsAcksAndRecoversWhenTheyFreeSpace: when the disk
+// fills, new messages are refused with ErrDiskFull, acks are still
+// recorded (in the reserve's room), and once the acks free a segment new
+// messages are accepted again, with nothing acknowledged lost.
+func TestFullDiskStillRecordsAcksAndRecoversWhenTheyFreeSpace(t *testing.T) {
+	mnt := mountTmpfs(t, "1m")
+	o := testOptions(filepath.Join(mnt, "data"), nil)
+	o.NoSync = false
+	s := mustOpen(t, o)
+	defer s.Close()
+	wait(t, s.PutMailbox(def("q")))
+
+	var acked []uint64
+	seq := uint64(0)
+	for {
+		seq++
+		err := s.Append(msg("q", seq, 0, body(seq, 4000))).Wait(context.Background())
+		if err != nil {
+			if !errors.Is(err, store.ErrDiskFull) {
+				t.Fatalf("append on a full disk: %v, want ErrDiskFull", err)
+			}
+			break
+		}
+		acked = append(acked, seq)
+		if seq > 10000 {
+			t.Fatal("a 1 MiB file system never filled")
+		}
+	}
+	if len(acked) < 10 {
+		t.Fatalf("only %d messages fitted", len(acked))
+	}
+	// Still full: new messages refused at once, acks recorded.
+	if err := s.Append(msg("q", seq+1, 0, "x")).Wait(context.Background()); !errors.Is(err, store.ErrDiskFull) {
+		t.Fatalf("append while full: %v, want ErrDiskFull", err)
+	}
+	for _, a := range acked {
+		if err := s.Ack("q", a).Wait(context.Background()); err != nil {
+			t.Fatalf("ack of %d on a full disk: %v", a, err)
+		}
+	}
+	// Everything acked: the space is back and so are appends.
+	if err := s.Append(msg("q", seq+2, 0, "after")).Wait(context.Background()); err != nil {
+		t.Fatalf("append after the acks freed space: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := mustOpen(t, o)
+	defer s2.Close()
+	got := s2.Recovered().Messages["q"]
+	if len(got) != 1 || string(got[0].Body) != "after" {
+		t.Fatalf("after reopen: %d messages, want only the one sent after the acks", len(got))
+	}
+}
