@@ -289,3 +289,41 @@ func TestRestoreKeepsSeqAndQueueOrder(t *testing.T) {
 		t.Fatalf("HeldBytes = %d", m.HeldBytes())
 	}
 }
+
+// TestDiscardTakesBackOnlyAQueuedMessage: a message whose record could not
+// be written is taken back out without a trace, unless a receiver already
+// has it.
+func TestDiscardTakesBackOnlyAQueuedMessage(t *testing.T) {
+	m := New(Config{Capacity: 1, Durable: true})
+	a := &Message{Type: 1, Body: []byte("a")}
+	if _, done, err := m.Send(a, false, nil); !done || err != nil {
+		t.Fatalf("send: %v %v", done, err)
+	}
+	blocked := &Sender{Ref: "s", Endpoint: 1}
+	if _, _, err := m.Send(&Message{Type: 1, Body: []byte("b")}, false, blocked); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Discard(a) {
+		t.Fatal("a queued message was not discarded")
+	}
+	// Discarding made room: the blocked sender is admitted.
+	if st := m.Stats(); st.Depth != 1 || st.BlockedSenders != 0 || st.HeldBytes != 1 {
+		t.Fatalf("after discard: %+v", st)
+	}
+	r := &Receiver{Ref: "r", Ident: Identity{Endpoint: 2}}
+	if err := m.Receive(r, false); err != nil {
+		t.Fatal(err)
+	}
+	var got *Message
+	for _, e := range m.Effects() {
+		if e.Kind == EffDeliver {
+			got = e.Msg
+		}
+	}
+	if got == nil || string(got.Body) != "b" {
+		t.Fatalf("delivered %v, want b", got)
+	}
+	if m.Discard(got) {
+		t.Fatal("a leased message was discarded")
+	}
+}

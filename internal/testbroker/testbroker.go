@@ -7,11 +7,6 @@ package testbroker
 
 import (
 	"context"
-	"errors"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,39 +32,10 @@ func Start(t testing.TB, cfg *broker.Config) *Broker {
 	if cfg != nil {
 		c = *cfg
 	}
-	if c.Logger == nil {
-		if testing.Verbose() {
-			c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		} else {
-			c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		}
-	}
-	dir, err := os.MkdirTemp("", "postbox-test-")
+	b, err := Open(t, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(dir, 0o755)
-	sock := filepath.Join(dir, "postbox.sock")
-	l, err := broker.Listen(sock, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &Broker{Broker: broker.New(c), Socket: sock, served: make(chan struct{})}
-	go func() {
-		b.serveErr = b.Serve(l)
-		close(b.served)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("broker shutdown: %v", err)
-		}
-		if err := b.Served(); !errors.Is(err, broker.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-		os.RemoveAll(dir)
-	})
 	return b
 }
 
