@@ -443,11 +443,36 @@ func (c *Client) decodeMessage(p []byte, mbox string) *Message {
 	if d.Decode(p) != nil {
 		return nil
 	}
-	m := &Message{
-		ID: d.ID, Mailbox: mbox, Type: d.Type, Priority: d.Priority, Redeliveries: d.Redeliveries,
-		Sender: Identity{UID: d.UID, GID: d.GID, PID: d.PID, Endpoint: d.Endpoint},
-		SentAt: time.Unix(0, d.SentUnixNano), Body: append([]byte(nil), d.Body...),
-		lease: d.Lease, c: c, Reason: Reason(d.Reason), flags: d.Flags,
-	}
+	m := newMessage(d.Body)
+	m.ID, m.Mailbox, m.Type, m.Priority, m.Redeliveries = d.ID, mbox, d.Type, d.Priority, d.Redeliveries
+	m.Sender = Identity{UID: d.UID, GID: d.GID, PID: d.PID, Endpoint: d.Endpoint}
+	m.SentAt = time.Unix(0, d.SentUnixNano)
+	m.lease, m.c, m.Reason, m.flags = d.Lease, c, Reason(d.Reason), d.Flags
 	return m
+}
+
+// newMessage returns a Message holding a copy of body. Small bodies share
+// one allocation with the Message, halving the allocations per received
+// message.
+func newMessage(body []byte) *Message {
+	n := len(body)
+	switch {
+	case n <= 64:
+		x := new(struct {
+			m Message
+			b [64]byte
+		})
+		x.m.Body = x.b[:n:n]
+		copy(x.m.Body, body)
+		return &x.m
+	case n <= 512:
+		x := new(struct {
+			m Message
+			b [512]byte
+		})
+		x.m.Body = x.b[:n:n]
+		copy(x.m.Body, body)
+		return &x.m
+	}
+	return &Message{Body: append(make([]byte, 0, n), body...)}
 }

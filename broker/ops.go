@@ -18,6 +18,7 @@ type handler struct {
 	send   wire.Send
 	recv   wire.Recv
 	leases wire.Leases
+	boxes  []*box // scratch: the mailbox of each lease in an ACK or NACK
 }
 
 func (h *handler) handle(hd wire.Header, p []byte) {
@@ -89,10 +90,8 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 		c.replyErr(hd, wire.CodeTooLarge, fmt.Sprintf("send to %q: message of %d bytes exceeds the limit of %d", m.Target, len(m.Body), lim.MaxMessage))
 		return
 	}
-	msg := &mailbox.Message{Type: m.Type, Priority: m.Priority, Body: slices.Clone(m.Body)}
-	if msg.Body == nil {
-		msg.Body = []byte{}
-	}
+	msg := newMessage(m.Body)
+	msg.Type, msg.Priority = m.Type, m.Priority
 	h.put(hd, m.Target, msg, m.Timeout, nil)
 }
 
@@ -323,14 +322,36 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	var failed uint64
 	var last store.Ticket
 	var wrote bool
+	// One pass over this connection's lease table (a lease is settled
+	// either way: applied, or stale), then one lock per run of leases in
+	// the same mailbox.
+	boxes := h.boxes[:0]
+	c.pmu.Lock()
 	for _, id := range m.IDs {
-		c.pmu.Lock()
-		bx := c.leases[id]
-		c.pmu.Unlock()
+		boxes = append(boxes, c.leases[id])
+		delete(c.leases, id)
+	}
+	c.pmu.Unlock()
+	var cur *box
+	var before int64
+	release := func() {
+		if cur != nil {
+			c.b.account(cur, before)
+			cur.mu.Unlock()
+		}
+	}
+	for i, id := range m.IDs {
+		bx := boxes[i]
+		if bx != cur {
+			release()
+			cur = bx
+			if bx != nil {
+				bx.mu.Lock()
+				before = bx.core.HeldBytes()
+			}
+		}
 		err := mailbox.ErrStaleLease
 		if bx != nil {
-			bx.mu.Lock()
-			before := bx.core.HeldBytes()
 			if hd.Op == wire.OpAck {
 				err = bx.core.Ack(c.id, id)
 			} else {
@@ -339,13 +360,6 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			if t, w := c.b.apply(bx, bx.core.Effects()); w {
 				last, wrote = t, true
 			}
-			c.b.account(bx, before)
-			bx.mu.Unlock()
-			if err == nil || err == mailbox.ErrStaleLease {
-				c.pmu.Lock()
-				delete(c.leases, id)
-				c.pmu.Unlock()
-			}
 		}
 		if err == nil {
 			done++
@@ -353,6 +367,9 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			firstErr, failed = err, id
 		}
 	}
+	release()
+	clear(boxes)
+	h.boxes = boxes
 	if noReply {
 		return
 	}
