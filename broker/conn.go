@@ -4,11 +4,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/wire"
@@ -32,7 +31,7 @@ type conn struct {
 	nc    *net.UnixConn
 	id    uint64 // endpoint id
 	ident mailbox.Identity
-	pidfd int // -1 if the kernel gave none
+	pidf  *os.File // the peer's pidfd; nil if the kernel gave none
 
 	wmu     sync.Mutex // guards out, spare, closing; wcond waits on it
 	wcond   sync.Cond
@@ -68,7 +67,6 @@ func newConn(b *Broker, uc *net.UnixConn) *conn {
 	c := &conn{
 		b:       b,
 		nc:      uc,
-		pidfd:   -1,
 		pending: make(map[uint64]*pending),
 		leases:  make(map[uint64]*box),
 		touched: make(map[*box]struct{}),
@@ -86,6 +84,11 @@ func (c *conn) readLoop() {
 	r := wire.NewReader(c.nc, c.b.cfg.MaxFrame, 64<<10)
 	if !c.handshake(r, lim) {
 		return
+	}
+	if c.pidf != nil {
+		// The watcher ends when cleanup closes the pidfd.
+		c.b.wg.Add(1)
+		go c.watchPeer(c.pidf)
 	}
 	var h handler
 	h.c = c
@@ -156,7 +159,10 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	}
 	c.id = c.b.endpoints.Add(1)
 	ident.Endpoint = c.id
-	c.ident, c.pidfd = ident, pidfd
+	c.ident = ident
+	if pidfd >= 0 {
+		c.pidf = pidFile(pidfd)
+	}
 
 	// The endpoint's private inbox.
 	bx := &box{name: inboxName(c.id), inbox: c.id, created: time.Now(), uid: ident.UID, gid: ident.GID, mode: 0o622}
@@ -315,8 +321,8 @@ func (c *conn) cleanup() {
 		c.b.nconns.Add(-1)
 		c.b.log.Debug("disconnected", "endpoint", c.id, "pid", c.ident.PID)
 	}
-	if c.pidfd >= 0 {
-		unix.Close(c.pidfd)
+	if c.pidf != nil {
+		c.pidf.Close()
 	}
 	c.b.forget(c)
 	close(c.done)

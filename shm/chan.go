@@ -26,9 +26,11 @@ import (
 type Chan struct {
 	side Side
 	cfg  Config // local: Wait and SpinTime; sizes come from the segment
-	mem  []byte
-	geo  geometry
-	ctl  *net.UnixConn
+	// inlineMax is the largest message that goes inline in the send ring.
+	inlineMax uint64
+	mem       []byte
+	geo       geometry
+	ctl       *net.UnixConn
 
 	// state publishes the stateXxx bits: set by Close, by the watcher when
 	// the peer goes, and by whoever finds the segment corrupt. Every
@@ -63,8 +65,17 @@ type Chan struct {
 	fdReady   chan struct{} // signalled (cap 1) when fds gains an entry
 	watchDone chan struct{} // closed when the watcher returns
 
+	// spin is Hybrid's adaptive spin budget in ns, per direction
+	// ([spinRecv], [spinSend]; see wait.go).
+	spin [2]atomic.Int64
+
 	closeOnce sync.Once
 }
+
+const (
+	spinRecv = 0
+	spinSend = 1
+)
 
 const (
 	stateClosed   = 1 << iota // Close was called
@@ -138,6 +149,9 @@ func attach(mem *os.File, ctl *net.UnixConn, side Side, cfg Config) (*Chan, erro
 	c.prod.published, c.prod.headCache = c.prod.tail, c.prod.ring.head.Load()
 	c.cons.read = c.cons.ring.head.Load()
 	c.cons.head, c.cons.published, c.cons.tailCache = c.cons.read, c.cons.read, c.cons.read
+	c.inlineMax = min(c.prod.maxInline(), g.maxMessage)
+	c.spin[spinRecv].Store(int64(cfg.SpinTime))
+	c.spin[spinSend].Store(int64(cfg.SpinTime))
 	go c.watch()
 	return c, nil
 }

@@ -1,8 +1,12 @@
 package shm
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -107,6 +111,7 @@ func TestStoppedPeerIsNotDeclaredDead(t *testing.T) {
 				t.Fatal(err)
 			}
 			cmd.Process.Signal(syscall.SIGSTOP)
+			waitStopped(t, cmd.Process.Pid)
 			if err := c.Send(ctx, []byte("while stopped")); err != nil {
 				t.Fatal(err)
 			}
@@ -121,6 +126,50 @@ func TestStoppedPeerIsNotDeclaredDead(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitStopped waits until the kernel shows pid stopped: SIGSTOP takes
+// effect asynchronously, and a child still running could answer.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the parenthesised command name.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("pid %d did not stop", pid)
+}
+
+// TestCancelWakesParkedReceive checks a parked Receive ends with the
+// context's error when the context is cancelled. The elapsed time is
+// logged; the bound is only the hang guard.
+func TestCancelWakesParkedReceive(t *testing.T) {
+	_, b := pair(t, Config{}, Config{Wait: Park})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Receive(ctx, make([]byte, 64))
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // let it park; not needed for correctness
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Receive: %v, want context.Canceled", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatal("Receive did not return after cancel")
+	}
+	t.Logf("cancel reported after %v", time.Since(start))
 }
 
 // TestPeerDeathIsReportedPromptly checks a parked Receive ends with

@@ -67,6 +67,13 @@ func (c *Chan) ReceiveTimeout(p []byte, d time.Duration) (int, error) {
 func (c *Chan) receive(dl *deadline, p []byte) (int, error) {
 	c.recvMu.Lock()
 	defer c.recvMu.Unlock()
+	if c.state.Load() == 0 {
+		if body, ok := c.takeInlineLocked(len(p)); ok {
+			n := copy(p, body)
+			c.cons.publish()
+			return n, nil
+		}
+	}
 	buf, seq, err := c.viewLocked(dl, len(p))
 	if err == ErrShortBuffer {
 		return int(seq), err // seq holds the message length
@@ -106,6 +113,19 @@ func (c *Chan) ReceiveBatch(ctx context.Context, max int, fn func(msg []byte)) (
 	c.recvMu.Lock()
 	defer c.recvMu.Unlock()
 	n := 0
+	if c.state.Load() == 0 {
+		for n < max {
+			body, ok := c.takeInlineLocked(-1)
+			if !ok {
+				break
+			}
+			fn(body)
+			n++
+		}
+		if n > 0 {
+			dl = tryDeadline
+		}
+	}
 	for n < max {
 		buf, seq, err := c.viewLocked(&dl, -1)
 		if err != nil {
@@ -131,6 +151,25 @@ func (c *Chan) publishLocked() {
 		c.cons.publish()
 		c.cons.wakeProducer()
 	}
+}
+
+// takeInlineLocked is the fast path of Receive and ReceiveBatch: if no
+// loan is outstanding and the next record is an inline message of at most
+// max bytes (any size if max < 0), it consumes the record (head and read
+// move together; the caller publishes head) and returns its body, valid
+// until head is published. Otherwise it reports false and the general
+// path (viewLocked) takes over, which also reports ErrCorrupt. The caller
+// holds recvMu and has checked the state since taking it.
+func (c *Chan) takeInlineLocked(max int) ([]byte, bool) {
+	if c.relSeq != c.viewSeq {
+		return nil, false
+	}
+	rec, err := c.cons.peek()
+	if err != nil || rec.kind != recInline || (max >= 0 && rec.n > uint64(max)) {
+		return nil, false
+	}
+	c.cons.read, c.cons.head = rec.end, rec.end
+	return c.cons.data[rec.body : rec.body+rec.n : rec.body+rec.n], true
 }
 
 // viewLocked finds the next message, waiting per dl, and records it as
@@ -196,7 +235,7 @@ func (c *Chan) waitData(dl *deadline) error {
 		}
 		return ErrEmpty
 	}
-	w := waitCond{idx: c.cons.tail, old: c.cons.read, word: c.cons.dataWait}
+	w := waitCond{idx: c.cons.tail, old: c.cons.read, word: c.cons.dataWait, spin: &c.spin[spinRecv]}
 	c.rxWaiters.Add(1)
 	c.recvMu.Unlock()
 	err := c.wait(dl, &w)

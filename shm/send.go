@@ -76,6 +76,10 @@ func (c *Chan) SendTimeout(p []byte, d time.Duration) error {
 func (c *Chan) send(dl *deadline, p []byte) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
+	if c.res.gen == 0 && c.state.Load() == 0 && c.sendInlineLocked(p) {
+		c.prod.publish()
+		return nil
+	}
 	if err := c.reserveLocked(dl, len(p)); err != nil {
 		return err
 	}
@@ -91,7 +95,14 @@ func (c *Chan) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error) 
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	defer c.prod.publish()
+	if err := c.stateErr(); err != nil {
+		return 0, err
+	}
+	c.cancelLocked()
 	for i, p := range msgs {
+		if c.sendInlineLocked(p) {
+			continue
+		}
 		if err := c.reserveLocked(&dl, len(p)); err != nil {
 			return i, err
 		}
@@ -101,6 +112,24 @@ func (c *Chan) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error) 
 		}
 	}
 	return len(msgs), nil
+}
+
+// sendInlineLocked is the fast path of Send and SendBatch: it stages p
+// inline if p is small enough and the ring has room now, and reports
+// whether it did. The caller has checked the state and that no
+// reservation is open; anything else goes the general way.
+func (c *Chan) sendInlineLocked(p []byte) bool {
+	n := uint64(len(p))
+	if n > c.inlineMax {
+		return false
+	}
+	pos, err := c.prod.reserve(n)
+	if err != nil {
+		return false // ErrFull waits, ErrCorrupt is reported, by reserveLocked
+	}
+	copy(c.prod.data[pos+recHeader:pos+recHeader+n], p)
+	c.prod.commit(pos, n, recInline)
+	return true
 }
 
 // Flush publishes staged messages.
@@ -215,7 +244,7 @@ func (c *Chan) waitRoom(dl *deadline, p *pool, used int) error {
 		return ErrFull
 	}
 	c.prod.publish()
-	w := waitCond{idx: c.prod.head, old: c.prod.headCache, word: c.prod.roomWait}
+	w := waitCond{idx: c.prod.head, old: c.prod.headCache, word: c.prod.roomWait, spin: &c.spin[spinSend]}
 	if p != nil {
 		w.pool, w.used = p, used
 	}

@@ -11,9 +11,9 @@ import (
 )
 
 // The wait protocol. A side that must wait first polls (BusyPoll forever,
-// Hybrid for Config.SpinTime), then parks on a 32-bit futex word in the
-// segment: the ring's dataWait word for a reader, its roomWait word for a
-// writer. Parking is Dekker-style:
+// Hybrid for an adaptive budget of at most Config.SpinTime), then parks on
+// a 32-bit futex word in the segment: the ring's dataWait word for a
+// reader, its roomWait word for a writer. Parking is Dekker-style:
 //
 //	sleeper                      waker
 //	store word = 1               publish index (atomic store)
@@ -27,9 +27,19 @@ import (
 // the memfd page, so it works across processes and mappings.
 //
 // A parked side never sleeps longer than parkSlice: each slice it re-checks
-// its context, deadline and state. The watcher goroutine (chan.go) also
-// clears the flags and wakes both words when the peer goes or the channel
-// closes, so those are noticed at once.
+// its context, deadline and state. It is woken sooner by everything that
+// ends its wait: the watcher goroutine (chan.go) clears the flags and
+// wakes both words when the peer goes or the channel closes, and a
+// context that can be cancelled gets a context.AfterFunc that does the
+// same for the word its sleeper is on (the sleeper re-checks the context
+// after raising the flag, so a cancellation cannot slip in between).
+//
+// The futex was measured against parking in Go's network poller on an
+// eventfd (see doc.go, Figures): the futex wakes a parked peer faster, as
+// the sleeping thread resumes directly, with no scheduler hop. What made a
+// sleeping peer slow to answer was spinning: a side that spun its whole
+// 50 µs while the peer was waking took the core the peer needed. Hence
+// the adaptive spin below.
 const parkSlice = 25 * time.Millisecond
 
 const (
@@ -71,6 +81,18 @@ func timeoutDeadline(t time.Duration) deadline {
 
 var tryDeadline = deadline{try: true}
 
+func (d *deadline) isDone() bool {
+	if d.done == nil {
+		return false
+	}
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // expired reports the error to return if the wait is over.
 func (d *deadline) expired() error {
 	if d.done != nil {
@@ -98,6 +120,7 @@ type waitCond struct {
 	pool *pool
 	used int
 	word *atomic.Uint32 // futex to park on
+	spin *atomic.Int64  // Hybrid: the direction's current spin budget, ns
 }
 
 func (w *waitCond) ready() bool {
@@ -113,8 +136,13 @@ func (w *waitCond) ready() bool {
 // reader drains published data after the peer has gone.
 func (c *Chan) wait(dl *deadline, w *waitCond) error {
 	var start time.Time
+	var budget time.Duration
+	parked := false
 	for i := 0; ; i++ {
 		if w.ready() {
+			if c.cfg.Wait == Hybrid && !parked && !start.IsZero() {
+				c.growSpin(w.spin)
+			}
 			return nil
 		}
 		if err := c.stateErr(); err != nil {
@@ -140,13 +168,17 @@ func (c *Chan) wait(dl *deadline, w *waitCond) error {
 				return err
 			}
 			if start.IsZero() {
-				start = time.Now()
+				start, budget = time.Now(), time.Duration(w.spin.Load())
 				continue
 			}
-			if time.Since(start) < c.cfg.SpinTime {
+			if time.Since(start) < budget {
 				continue
+			}
+			if !parked {
+				c.shrinkSpin(w.spin)
 			}
 		}
+		parked = true
 		if err := dl.expired(); err != nil {
 			return err
 		}
@@ -154,11 +186,37 @@ func (c *Chan) wait(dl *deadline, w *waitCond) error {
 	}
 }
 
+// Hybrid's spin adapts per direction: a wait that ends while spinning
+// doubles the budget (up to Config.SpinTime), one that has to park halves
+// it (down to minSpin). When the peer answers within the spin the channel
+// keeps spinning; when it does not (it is asleep, or busy elsewhere),
+// spinning would only take a core the peer may need to wake up on, so the
+// side parks almost at once.
+const minSpin = 2 * time.Microsecond
+
+func (c *Chan) growSpin(s *atomic.Int64) {
+	if b := s.Load(); b < int64(c.cfg.SpinTime) {
+		s.Store(min(2*b, int64(c.cfg.SpinTime)))
+	}
+}
+
+func (c *Chan) shrinkSpin(s *atomic.Int64) {
+	if b := s.Load(); b > int64(minSpin) {
+		s.Store(max(b/2, int64(minSpin)))
+	}
+}
+
 // park sleeps on w.word for at most parkSlice (less if the deadline is
 // nearer), following the protocol at the top of this file.
 func (c *Chan) park(dl *deadline, w *waitCond) {
+	var stop func() bool
+	if dl.done != nil {
+		word := w.word
+		stop = context.AfterFunc(dl.ctx, func() { kick(word) })
+		defer stop()
+	}
 	w.word.Store(1)
-	if w.ready() || c.state.Load() != 0 {
+	if w.ready() || c.state.Load() != 0 || dl.isDone() {
 		w.word.Store(0)
 		return
 	}
@@ -172,4 +230,11 @@ func (c *Chan) park(dl *deadline, w *waitCond) {
 		futexWait(w.word, 1, d)
 	}
 	w.word.Store(0)
+}
+
+// kick wakes whoever sleeps on word, as a waker would.
+func kick(word *atomic.Uint32) {
+	if word.CompareAndSwap(1, 0) {
+		futexWake(word)
+	}
 }

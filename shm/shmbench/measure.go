@@ -84,7 +84,9 @@ func (p *peer) shmLatency(name string, c *shm.Chan, op uint32, size, n int, gap 
 		CPUSeconds: (cpu + peerCPU).Seconds(), Note: note}, nil
 }
 
-func (p *peer) streamLatency(name string, r io.Reader, w io.Writer, size, n int) (benchfmt.Row, error) {
+// streamLatency is shmLatency over a byte stream; with gap > 0 it sleeps
+// between pings, so that the peer has gone to sleep in the poller.
+func (p *peer) streamLatency(name string, r io.Reader, w io.Writer, size, n int, gap time.Duration) (benchfmt.Row, error) {
 	warm := n / 10
 	if _, err := w.Write(cmdBytes(opEcho, size, n+warm)); err != nil {
 		return benchfmt.Row{}, err
@@ -92,6 +94,9 @@ func (p *peer) streamLatency(name string, r io.Reader, w io.Writer, size, n int)
 	cpu0 := cpuNow()
 	samples := make([]time.Duration, 0, n)
 	for i := 0; i < n+warm; i++ {
+		if gap > 0 {
+			time.Sleep(gap)
+		}
 		t0 := time.Now()
 		if _, err := w.Write(p.buf[:size]); err != nil {
 			return benchfmt.Row{}, err
@@ -108,8 +113,12 @@ func (p *peer) streamLatency(name string, r io.Reader, w io.Writer, size, n int)
 		return benchfmt.Row{}, err
 	}
 	p50, p99 := benchfmt.Latencies(samples)
+	note := "one-way = round trip / 2"
+	if gap > 0 {
+		note += ", " + gap.String() + " between pings"
+	}
 	return benchfmt.Row{Name: name, Size: size, P50: p50, P99: p99,
-		CPUSeconds: (cpu + peerCPU(p.reply)).Seconds(), Note: "one-way = round trip / 2"}, nil
+		CPUSeconds: (cpu + peerCPU(p.reply)).Seconds(), Note: note}, nil
 }
 
 // shmThroughput streams n messages and waits for the peer's reply after

@@ -35,11 +35,15 @@ type Config struct {
 // Row names. Shared-memory rows name the Unix socket row of the same kind
 // and size as their baseline.
 const (
-	latUnix  = "baseline: unix socket latency"
-	latPipe  = "baseline: pipe latency"
-	thrUnix  = "baseline: unix socket throughput"
-	thrPipe  = "baseline: pipe throughput"
-	batchLen = 64
+	latUnix = "baseline: unix socket latency"
+	latPipe = "baseline: pipe latency"
+	// The peer-asleep pair: 64 B pings asleepGap apart.
+	latUnixAsleep = "baseline: unix socket latency, peer asleep"
+	latShmAsleep  = "shm latency default, peer asleep"
+	asleepGap     = 2 * time.Millisecond
+	thrUnix       = "baseline: unix socket throughput"
+	thrPipe       = "baseline: pipe throughput"
+	batchLen      = 64
 )
 
 // peer is the running peer process and the parent's ends of every link.
@@ -87,8 +91,8 @@ func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
 	for _, size := range sizes {
 		n := max(latIters(size)/scale, 20)
 		steps := []func() (benchfmt.Row, error){
-			func() (benchfmt.Row, error) { return p.streamLatency(latUnix, p.sock, p.sock, size, n) },
-			func() (benchfmt.Row, error) { return p.streamLatency(latPipe, p.pipeR, p.pipeW, size, n) },
+			func() (benchfmt.Row, error) { return p.streamLatency(latUnix, p.sock, p.sock, size, n, 0) },
+			func() (benchfmt.Row, error) { return p.streamLatency(latPipe, p.pipeR, p.pipeW, size, n, 0) },
 			func() (benchfmt.Row, error) {
 				return p.shmLatency("shm latency busy-poll copy", p.busy, opEcho, size, n, 0)
 			},
@@ -109,8 +113,14 @@ func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
 		}
 	}
 	// A peer that has parked between messages: each ping waits for a
-	// kernel wake-up. Compare with the Unix socket, which always does.
-	if err := add(p.shmLatency("shm latency default, peer asleep", p.def, opEcho, 64, max(300/scale, 20), 2*time.Millisecond)); err != nil {
+	// kernel wake-up. Its baseline is the Unix socket with the same gap,
+	// whose peer has gone to sleep the same way (back-to-back pings find
+	// it awake, or barely asleep).
+	asleep := max(300/scale, 20)
+	if err := add(p.streamLatency(latUnixAsleep, p.sock, p.sock, 64, asleep, asleepGap)); err != nil {
+		return nil, err
+	}
+	if err := add(p.shmLatency(latShmAsleep, p.def, opEcho, 64, asleep, asleepGap)); err != nil {
 		return nil, err
 	}
 	for _, size := range sizes {
@@ -140,7 +150,9 @@ func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
 	for i := range rows {
 		r := &rows[i]
 		switch {
-		case r.Name == latUnix || r.Name == thrUnix:
+		case r.Name == latUnix || r.Name == thrUnix || r.Name == latUnixAsleep:
+		case r.Name == latShmAsleep:
+			r.Baseline = latUnixAsleep
 		case r.Name == latPipe || r.P50 > 0:
 			r.Baseline = latUnix
 		default:
