@@ -317,7 +317,7 @@ func (c *Client) writeLoop() {
 		c.wmu.Unlock()
 		_, err := c.nc.Write(buf)
 		c.wmu.Lock()
-		if cap(buf) <= 1<<20 {
+		if cap(buf) <= maxKeptBuffer {
 			c.spare = buf[:0]
 		} else {
 			c.spare = nil
@@ -334,6 +334,9 @@ func (c *Client) writeLoop() {
 func (c *Client) readLoop(r *wire.Reader) {
 	defer c.wg.Done()
 	var err error
+	// The publisher of the last reply: replies to one publisher come in
+	// runs, so this saves a locked map lookup per reply.
+	var lastPub *Publisher
 	for {
 		var hd wire.Header
 		var p []byte
@@ -351,9 +354,13 @@ func (c *Client) readLoop(r *wire.Reader) {
 			continue
 		}
 		if hd.Request&pubBit != 0 {
-			c.pmu.Lock()
-			pub := c.pubs[hd.Request&^pubBit>>32]
-			c.pmu.Unlock()
+			pub := lastPub
+			if num := hd.Request &^ pubBit >> 32; pub == nil || pub.num != num {
+				c.pmu.Lock()
+				pub = c.pubs[num]
+				c.pmu.Unlock()
+				lastPub = pub
+			}
 			if pub != nil {
 				var err error
 				if hd.Status != wire.OK {
@@ -476,3 +483,7 @@ func newMessage(body []byte) *Message {
 	}
 	return &Message{Body: append(make([]byte, 0, n), body...)}
 }
+
+// maxKeptBuffer is the largest output buffer the client keeps between
+// writes (see the broker's).
+const maxKeptBuffer = 8 << 20

@@ -93,7 +93,13 @@ func (c *conn) readLoop() {
 	var h handler
 	h.c = c
 	for {
+		// Frames that arrived in one read share one timestamp: the
+		// clock is read once per read from the socket, not per message.
+		fresh := r.Buffered() < wire.HeaderSize
 		hd, p, err := r.Next()
+		if fresh {
+			h.now = time.Now().UnixNano()
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, wire.ErrFrameTooLarge):
@@ -225,7 +231,7 @@ func (c *conn) writeLoop() {
 			err = c.writeWithFDs(buf, fds)
 		}
 		c.wmu.Lock()
-		if cap(buf) <= 1<<20 {
+		if cap(buf) <= maxKeptBuffer {
 			c.spare = buf[:0]
 		} else {
 			c.spare = nil // do not keep a huge buffer for good
@@ -362,3 +368,9 @@ func (c *conn) reply(op wire.Op, req uint64, m appender) {
 	}
 	c.wmu.Unlock()
 }
+
+// maxKeptBuffer is the largest output buffer a connection keeps between
+// writes. Larger ones (a burst of big messages) are dropped after use;
+// keeping up to this much saves reallocating it on every write while
+// large messages stream.
+const maxKeptBuffer = 8 << 20

@@ -19,6 +19,7 @@ type handler struct {
 	recv   wire.Recv
 	leases wire.Leases
 	boxes  []*box // scratch: the mailbox of each lease in an ACK or NACK
+	now    int64  // when the current frame was read (unix nanoseconds)
 }
 
 func (h *handler) handle(hd wire.Header, p []byte) {
@@ -124,7 +125,7 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 		return
 	}
 	msg.Sender = c.ident
-	msg.SentUnixNano = time.Now().UnixNano()
+	msg.SentUnixNano = h.now
 	receipt := hd.Flags&wire.FlagReceipt != 0
 
 	bx.mu.Lock()
