@@ -43,6 +43,7 @@ func DefaultConfig() Config {
 const (
 	NameThroughput    = "mailbox throughput (1 sender, 1 receiver, acks on)"
 	NameRawThroughput = "baseline: raw unix socket echo, pipelined"
+	NameRawPerWrite   = "raw unix socket echo, one write per message"
 	NameLatency       = "mailbox send→receive latency"
 	NameRawLatency    = "baseline: raw unix socket echo round trip"
 )
@@ -73,8 +74,12 @@ func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
 		if err != nil {
 			return nil, fmt.Errorf("raw throughput %d B: %w", size, err)
 		}
-		r.Baseline = raw.Name
-		rows = append(rows, r, raw)
+		perWrite, err := RawPerWrite(ctx, filepath.Join(dir, "raw1.sock"), size, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("raw per-write throughput %d B: %w", size, err)
+		}
+		r.Baseline, perWrite.Baseline = raw.Name, raw.Name
+		rows = append(rows, r, raw, perWrite)
 	}
 	lat, err := Latency(ctx, sock, 64, cfg.Samples)
 	if err != nil {
@@ -328,5 +333,49 @@ func RawLatency(ctx context.Context, path string, size, samples int) (benchfmt.R
 		}
 	}
 	row.P50, row.P99 = benchfmt.Latencies(lat)
+	return row, nil
+}
+
+// RawPerWrite is RawThroughput with one write(2) per frame, as a program
+// that sends each message when it has it would do: the socket cost a
+// broker-less design pays per message.
+func RawPerWrite(ctx context.Context, path string, size int, cfg Config) (benchfmt.Row, error) {
+	row := benchfmt.Row{Name: NameRawPerWrite, Size: size, Note: "no framing work, no broker"}
+	os.Remove(path)
+	l, err := echoServer(path)
+	if err != nil {
+		return row, err
+	}
+	defer l.Close()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return row, err
+	}
+	defer c.Close()
+	frame := make([]byte, 4+size)
+	var stop atomic.Bool
+	go func() {
+		for !stop.Load() {
+			if _, err := c.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	var got int64
+	start := time.Now()
+	deadline := start.Add(cfg.Duration)
+	for time.Now().Before(deadline) {
+		n, err := c.Read(buf)
+		if err != nil {
+			return row, err
+		}
+		got += int64(n)
+	}
+	elapsed := time.Since(start)
+	stop.Store(true)
+	c.Close()
+	row.MsgsPerSec = float64(got/int64(len(frame))) / elapsed.Seconds()
+	row.BytesPerSec = row.MsgsPerSec * float64(size)
 	return row, nil
 }
