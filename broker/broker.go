@@ -312,6 +312,9 @@ type box struct {
 	mode uint32
 	// moving is set while a dead letter is being added (see journal).
 	moving *moving
+	// lazyAck is set while acks nobody waits for (ACK with NOREPLY) are
+	// applied: their records need no fdatasync of their own.
+	lazyAck bool
 }
 
 // Permission bits, as for files.

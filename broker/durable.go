@@ -108,6 +108,9 @@ func (b *Broker) journal(bx *box, e *mailbox.Effect) store.Ticket {
 	case mailbox.EffReturned:
 		return b.st.Return(bx.name, m.Seq, m.Redeliveries)
 	case mailbox.EffRemoved:
+		if bx.lazyAck {
+			return b.st.AckAsync(bx.name, m.Seq)
+		}
 		return b.st.Ack(bx.name, m.Seq)
 	}
 	return store.Ticket{}

@@ -337,6 +337,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	var before int64
 	release := func() {
 		if cur != nil {
+			cur.lazyAck = false
 			c.b.account(cur, before)
 			cur.mu.Unlock()
 		}
@@ -349,6 +350,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			if bx != nil {
 				bx.mu.Lock()
 				before = bx.core.HeldBytes()
+				bx.lazyAck = noReply
 			}
 		}
 		err := mailbox.ErrStaleLease

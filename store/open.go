@@ -137,7 +137,7 @@ func (s *Store) recover() error {
 			buf = putU32(buf, k.redeliveries)
 			endRecord(buf, start)
 		}
-		if err := s.commit(buf); err != nil {
+		if err := s.commit(buf, true); err != nil {
 			if !errors.Is(err, ErrDiskFull) {
 				return err
 			}

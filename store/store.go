@@ -223,6 +223,10 @@ type Store struct {
 type batch struct {
 	done chan struct{}
 	err  error // written before done is closed
+	// sync: some record in the batch needs an fdatasync. A batch of only
+	// lazy records (Lease, AckAsync) is written without one; the next
+	// synced batch (or rotation, or Close) makes it durable.
+	sync bool
 }
 
 // Ticket reports when one record is durable.

@@ -22,7 +22,7 @@ func (s *Store) PutMailbox(def MailboxDef) Ticket {
 		return t
 	}
 	b = appendDef(b, &def)
-	return s.end(b, start)
+	return s.end(b, start, false)
 }
 
 // DeleteMailbox records that a mailbox is gone, with all its messages.
@@ -35,7 +35,7 @@ func (s *Store) DeleteMailbox(name string) Ticket {
 		return t
 	}
 	b = putStr(b, name)
-	return s.end(b, start)
+	return s.end(b, start, false)
 }
 
 // Append records a new message. It copies what it needs: the caller may
@@ -52,25 +52,37 @@ func (s *Store) Append(m *Message) Ticket {
 		return t
 	}
 	b = appendMessage(b, m, m.Mailbox, m.Seq, 0)
-	return s.end(b, start)
+	return s.end(b, start, false)
 }
 
 // Ack records that a message is consumed for good (or expired).
 func (s *Store) Ack(mailbox string, seq uint64) Ticket {
-	return s.seqRecord(recAck, mailbox, seq, 0)
+	return s.seqRecord(recAck, mailbox, seq, 0, false)
+}
+
+// AckAsync is Ack for an ack that nobody waits to see confirmed (a
+// receiver's fire-and-forget ack): the record is written with the next
+// batch but costs no fdatasync of its own, so its Ticket says only that
+// it was written. A crash before the next synced batch loses it, and the
+// message is delivered again: at least once, never lost.
+func (s *Store) AckAsync(mailbox string, seq uint64) Ticket {
+	return s.seqRecord(recAck, mailbox, seq, 0, true)
 }
 
 // Lease records that a message was handed to a receiver. If the store
 // stops while it is leased, Open returns it with Redeliveries+1. Callers
 // normally need not wait on it: losing a Lease only loses that increment.
+//
+// A Lease is lazy: it costs no fdatasync of its own and is made durable by
+// the next batch that needs one (its Ticket says only that it was written).
 func (s *Store) Lease(mailbox string, seq uint64) Ticket {
-	return s.seqRecord(recLease, mailbox, seq, 0)
+	return s.seqRecord(recLease, mailbox, seq, 0, true)
 }
 
 // Return records that a lease ended without an ack (nack, receiver gone);
 // redeliveries is the message's new count.
 func (s *Store) Return(mailbox string, seq uint64, redeliveries uint32) Ticket {
-	return s.seqRecord(recReturn, mailbox, seq, redeliveries)
+	return s.seqRecord(recReturn, mailbox, seq, redeliveries, false)
 }
 
 // DeadLetter moves message seq of from to mailbox to as newSeq, with the
@@ -90,10 +102,10 @@ func (s *Store) DeadLetter(from string, seq uint64, to string, newSeq uint64, re
 	b = putStr(b, to)
 	b = putU64(b, newSeq)
 	b = putStr(b, reason)
-	return s.end(b, start)
+	return s.end(b, start, false)
 }
 
-func (s *Store) seqRecord(typ byte, mailbox string, seq uint64, n uint32) Ticket {
+func (s *Store) seqRecord(typ byte, mailbox string, seq uint64, n uint32, lazy bool) Ticket {
 	if len(mailbox) > maxName {
 		return Ticket{err: ErrTooLarge}
 	}
@@ -106,7 +118,7 @@ func (s *Store) seqRecord(typ byte, mailbox string, seq uint64, n uint32) Ticket
 	if typ == recReturn {
 		b = putU32(b, n)
 	}
-	return s.end(b, start)
+	return s.end(b, start, lazy)
 }
 
 // begin locks s.mu and starts a record in the pending buffer. If the store
@@ -128,11 +140,14 @@ func (s *Store) begin(typ byte) ([]byte, int, Ticket) {
 
 // end stores the payload length, publishes the record, unlocks s.mu and
 // wakes the writer.
-func (s *Store) end(b []byte, start int) Ticket {
+func (s *Store) end(b []byte, start int, lazy bool) Ticket {
 	binary.LittleEndian.PutUint32(b[start+4:], uint32(len(b)-start-recHeaderSize))
 	s.pending = b
 	if s.cur == nil {
 		s.cur = &batch{done: make(chan struct{})}
+	}
+	if !lazy {
+		s.cur.sync = true
 	}
 	t := Ticket{b: s.cur}
 	s.mu.Unlock()

@@ -27,6 +27,7 @@ type writer struct {
 	segs   []uint64 // ids of the segment files, ascending; last is active
 	failed error    // sticky; mirrors Store.failed
 	spare  []byte   // the previous pending buffer, reused
+	dirty  bool     // the active segment has lazy records not yet fdatasynced
 
 	// compaction of the oldest segment
 	cID     uint64
@@ -104,7 +105,7 @@ func (s *Store) flush() {
 		s.w.spare = buf
 		return
 	}
-	b.err = s.commit(buf)
+	b.err = s.commit(buf, b.sync)
 	if b.err == nil {
 		s.w.paused = false
 		if s.low.on.Load() {
@@ -122,7 +123,11 @@ func (s *Store) flush() {
 // commit appends buf (whole records, checksums not yet filled in) to the
 // log, makes it durable and applies it to the index. On a write error the
 // file is cut back to where it was, so the next batch follows valid data.
-func (s *Store) commit(buf []byte) error {
+//
+// With sync false (a batch of lazy records) the data is written but not
+// fdatasynced; w.dirty remembers it, and the next synced commit, rotation
+// or Close covers it.
+func (s *Store) commit(buf []byte, sync bool) error {
 	if s.w.failed != nil {
 		return s.w.failed
 	}
@@ -156,7 +161,9 @@ func (s *Store) commit(buf []byte) error {
 		s.log.Warn("store: write failed, batch cut back", "segment", name, "records", n, "err", err)
 		return err
 	}
-	if !s.opts.NoSync {
+	if !s.opts.NoSync && !sync {
+		s.w.dirty = true
+	} else if !s.opts.NoSync {
 		if err := fdatasync(s.w.f); err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages; nothing written since the last good sync can be
@@ -164,6 +171,7 @@ func (s *Store) commit(buf []byte) error {
 			return s.fail(classify("fdatasync "+name, err))
 		}
 		s.fsyncs.Add(1)
+		s.w.dirty = false
 	}
 	s.w.size += int64(len(buf))
 	s.idx.Lock()
@@ -251,7 +259,15 @@ func (s *Store) rotate() error {
 		return classify("start "+name, err)
 	}
 	if s.w.f != nil {
-		s.w.f.Close() // every batch in it was synced when written
+		if s.w.dirty && !s.opts.NoSync {
+			// Lazy records written since the last sync.
+			if err := fdatasync(s.w.f); err != nil {
+				return s.fail(classify("fdatasync "+segName(s.w.id), err))
+			}
+			s.fsyncs.Add(1)
+		}
+		s.w.dirty = false
+		s.w.f.Close() // every batch in it is synced now
 	}
 	s.w.f, s.w.id, s.w.size = f, id, int64(len(buf))
 	s.w.segs = append(s.w.segs, id)
@@ -420,7 +436,7 @@ func (s *Store) compactStep() {
 	if copied == 0 {
 		return
 	}
-	if err := s.commit(buf); err != nil {
+	if err := s.commit(buf, true); err != nil {
 		s.log.Warn("store: compaction write failed; retrying after the next successful batch", "segment", name, "err", err)
 		s.w.paused = true
 		s.w.cList = nil
