@@ -63,3 +63,30 @@ func TestFullDiskStillRecordsAcksAndRecoversWhenTheyFreeSpace(t *testing.T) {
 		t.Fatalf("after reopen: %d messages, want only the one sent after the acks", len(got))
 	}
 }
+
+// TestLazyRecordsCostNoFsyncOfTheirOwn: a Lease or AckAsync alone is
+// written without an fdatasync; the next synced record, or Close, makes
+// it durable.
+func TestLazyRecordsCostNoFsyncOfTheirOwn(t *testing.T) {
+	o := testOptions(t.TempDir(), nil)
+	o.NoSync = false
+	s := mustOpen(t, o)
+	wait(t, s.PutMailbox(def("q")))
+	wait(t, s.Append(msg("q", 1, 0, "a")))
+	wait(t, s.Append(msg("q", 2, 0, "b")))
+	before := s.DiskStats().Fsyncs
+	wait(t, s.Lease("q", 1))
+	wait(t, s.AckAsync("q", 2))
+	if got := s.DiskStats().Fsyncs; got != before {
+		t.Fatalf("lazy records cost %d fsyncs", got-before)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, o)
+	defer s.Close()
+	got := s.Recovered().Messages["q"]
+	if len(got) != 1 || got[0].Seq != 1 || got[0].Redeliveries != 1 {
+		t.Fatalf("after Close and Open: %+v, want only seq 1, returned from its lease (redeliveries 1)", got)
+	}
+}
