@@ -256,10 +256,23 @@ func echoServer(path string) (net.Listener, error) {
 }
 
 // RawThroughput pipelines size-byte frames (a 4-byte length prefix, as a
-// minimal protocol would) through an echo server and counts frames read
-// back per second: what a broker-less socket does with the same bytes.
+// minimal protocol would) through an echo server in 64 KiB writes and
+// counts frames read back per second: the ceiling for the same bytes with
+// no broker and no per-message work.
 func RawThroughput(ctx context.Context, path string, size int, cfg Config) (benchfmt.Row, error) {
-	row := benchfmt.Row{Name: NameRawThroughput, Size: size}
+	return rawStream(path, size, cfg, true, benchfmt.Row{Name: NameRawThroughput, Size: size})
+}
+
+// RawPerWrite is RawThroughput with one write(2) per frame, as a program
+// that sends each message when it has it would do: the socket cost a
+// broker-less design pays per message.
+func RawPerWrite(ctx context.Context, path string, size int, cfg Config) (benchfmt.Row, error) {
+	return rawStream(path, size, cfg, false, benchfmt.Row{Name: NameRawPerWrite, Size: size, Note: "no framing work, no broker"})
+}
+
+// rawStream streams frames through an echo server for cfg.Duration,
+// batched into 64 KiB writes or one write per frame.
+func rawStream(path string, size int, cfg Config, batched bool, row benchfmt.Row) (benchfmt.Row, error) {
 	os.Remove(path)
 	l, err := echoServer(path)
 	if err != nil {
@@ -272,15 +285,17 @@ func RawThroughput(ctx context.Context, path string, size int, cfg Config) (benc
 	}
 	defer c.Close()
 	frame := make([]byte, 4+size)
+	out := frame
+	if batched {
+		out = make([]byte, 0, 64<<10)
+		for len(out)+len(frame) <= cap(out) {
+			out = append(out, frame...)
+		}
+	}
 	var stop atomic.Bool
 	go func() {
-		batch := make([]byte, 0, 64<<10)
 		for !stop.Load() {
-			batch = batch[:0]
-			for len(batch)+len(frame) <= cap(batch) {
-				batch = append(batch, frame...)
-			}
-			if _, err := c.Write(batch); err != nil {
+			if _, err := c.Write(out); err != nil {
 				return
 			}
 		}
@@ -333,49 +348,5 @@ func RawLatency(ctx context.Context, path string, size, samples int) (benchfmt.R
 		}
 	}
 	row.P50, row.P99 = benchfmt.Latencies(lat)
-	return row, nil
-}
-
-// RawPerWrite is RawThroughput with one write(2) per frame, as a program
-// that sends each message when it has it would do: the socket cost a
-// broker-less design pays per message.
-func RawPerWrite(ctx context.Context, path string, size int, cfg Config) (benchfmt.Row, error) {
-	row := benchfmt.Row{Name: NameRawPerWrite, Size: size, Note: "no framing work, no broker"}
-	os.Remove(path)
-	l, err := echoServer(path)
-	if err != nil {
-		return row, err
-	}
-	defer l.Close()
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		return row, err
-	}
-	defer c.Close()
-	frame := make([]byte, 4+size)
-	var stop atomic.Bool
-	go func() {
-		for !stop.Load() {
-			if _, err := c.Write(frame); err != nil {
-				return
-			}
-		}
-	}()
-	buf := make([]byte, 64<<10)
-	var got int64
-	start := time.Now()
-	deadline := start.Add(cfg.Duration)
-	for time.Now().Before(deadline) {
-		n, err := c.Read(buf)
-		if err != nil {
-			return row, err
-		}
-		got += int64(n)
-	}
-	elapsed := time.Since(start)
-	stop.Store(true)
-	c.Close()
-	row.MsgsPerSec = float64(got/int64(len(frame))) / elapsed.Seconds()
-	row.BytesPerSec = row.MsgsPerSec * float64(size)
 	return row, nil
 }
