@@ -33,12 +33,13 @@ type Client struct {
 	maxMessage int
 	ids        atomic.Uint64
 
-	wmu     sync.Mutex // guards out, acks, nacks, werr; wcond waits on it
+	wmu     sync.Mutex // guards out, spare, acks, closing, abort; wcond waits on it
 	wcond   sync.Cond
 	out     []byte
 	spare   []byte
 	acks    []uint64 // leases to ack without a reply, sent with the next write
-	closing bool
+	closing bool     // no new frames; the writer drains what is queued, then exits
+	abort   bool     // the connection is gone: the writer exits without writing
 
 	pmu       sync.Mutex // guards calls, consumers, pubs, npub, err
 	calls     map[uint64]*call
@@ -47,9 +48,10 @@ type Client struct {
 	npub      uint64
 	err       error // why the client stopped; nil while it runs
 
-	done chan struct{} // closed when the reader stops
-	wg   sync.WaitGroup
-	once sync.Once
+	done       chan struct{} // closed when the reader stops
+	writerDone chan struct{} // closed when the writer stops
+	wg         sync.WaitGroup
+	once       sync.Once
 }
 
 // DialOption configures Dial.
@@ -129,6 +131,7 @@ func handshake(ctx context.Context, nc net.Conn, name string) (*Client, error) {
 		consumers:  make(map[uint64]*Consumer),
 		pubs:       make(map[uint64]*Publisher),
 		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
 	c.ids.Store(1)
 	c.wcond.L = &c.wmu
@@ -153,11 +156,18 @@ func (c *Client) Close() error {
 		c.closing = true
 		c.wcond.Broadcast()
 		c.wmu.Unlock()
+		// Frames already queued (fire-and-forget acks, nacks, credit)
+		// still go out, within a bound in case the broker stopped reading.
+		c.nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		<-c.writerDone
 		c.nc.Close()
 	})
 	c.wg.Wait()
 	return nil
 }
+
+// closeFlushTimeout bounds how long Close waits to write queued frames.
+const closeFlushTimeout = 5 * time.Second
 
 // Done is closed when the client stops (Close, or the connection failed).
 func (c *Client) Done() <-chan struct{} { return c.done }
@@ -214,8 +224,14 @@ func (c *Client) start(id uint64, cl *call, hd wire.Header, enc func([]byte) []b
 	if c.closing {
 		c.wmu.Unlock()
 		c.pmu.Lock()
+		_, still := c.calls[id]
 		delete(c.calls, id)
 		c.pmu.Unlock()
+		if !still {
+			// stop took the call first and completes it: wait, so the
+			// call is not pooled while stop still writes to it.
+			<-cl.done
+		}
 		return ErrClosed
 	}
 	b, off := wire.StartFrame(c.out, hd)
@@ -294,13 +310,14 @@ func timeoutOf(ctx context.Context, nowait bool) int64 {
 
 func (c *Client) writeLoop() {
 	defer c.wg.Done()
+	defer close(c.writerDone)
 	var ackFrame wire.Leases
 	c.wmu.Lock()
 	for {
 		for len(c.out) == 0 && len(c.acks) == 0 && !c.closing {
 			c.wcond.Wait()
 		}
-		if c.closing {
+		if c.abort || (c.closing && len(c.out) == 0 && len(c.acks) == 0) {
 			c.wmu.Unlock()
 			return
 		}
@@ -323,7 +340,7 @@ func (c *Client) writeLoop() {
 			c.spare = nil
 		}
 		if err != nil {
-			c.closing = true
+			c.closing, c.abort = true, true
 			c.wmu.Unlock()
 			c.nc.Close()
 			return
@@ -416,7 +433,7 @@ func (c *Client) readLoop(r *wire.Reader) {
 func (c *Client) stop(cause error) {
 	c.wmu.Lock()
 	userClosed := c.closing
-	c.closing = true
+	c.closing, c.abort = true, true
 	c.wcond.Broadcast()
 	c.wmu.Unlock()
 	c.nc.Close()

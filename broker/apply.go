@@ -73,7 +73,12 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (t store.Ticket, wrote bo
 			if p.op == wire.OpSend || p.op == wire.OpChannel {
 				verb = "send to"
 			}
-			p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, fmt.Sprintf("%s %q: %s", verb, bx.name, code))
+			text := fmt.Sprintf("%s %q: %s", verb, bx.name, code)
+			// Held back like the rest: a withdrawn send's removal must be
+			// on disk before its sender hears it was withdrawn.
+			b.after(t, wrote, func(error) {
+				p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, text)
+			})
 		case mailbox.EffDeadLetter:
 			if bx.deadLetter != "" {
 				b.queueDead(deadLetter{to: bx.deadLetter, from: bx.name, fromDurable: bx.durable && b.st != nil,

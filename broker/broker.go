@@ -51,8 +51,9 @@ type Broker struct {
 	st   *store.Store // nil without a data directory
 	sync syncer       // completes requests once their records are durable
 
-	wg   sync.WaitGroup // every goroutine the broker started
-	done chan struct{}  // closed by Shutdown/Close
+	wg      sync.WaitGroup // every goroutine the broker started
+	done    chan struct{}  // closed by Shutdown/Close: no more accepting
+	closing chan struct{}  // closed once connections are being closed
 }
 
 // leaseCounter is the broker-wide LeaseSource: lease ids are unique across
@@ -85,6 +86,7 @@ func Open(cfg Config) (*Broker, error) {
 		conns:     make(map[*conn]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		done:      make(chan struct{}),
+		closing:   make(chan struct{}),
 		deadReady: make(chan struct{}, 1),
 		offers:    make(map[[16]byte]*offer),
 	}
@@ -209,6 +211,13 @@ func isTemporary(err error) bool {
 func (b *Broker) Shutdown(ctx context.Context) error {
 	conns := b.stop()
 	for _, c := range conns {
+		c.failPending(mailbox.ErrClosed)
+	}
+	// Durable requests whose records are being written get their replies
+	// before their connections close.
+	b.drainSync(ctx)
+	b.closeConns()
+	for _, c := range conns {
 		c.shutdown(true)
 	}
 	wait := make(chan struct{})
@@ -241,7 +250,9 @@ func (b *Broker) closeStore() error {
 // Close is Shutdown without waiting for flushes: connections are closed at
 // once. It waits for the broker's goroutines.
 func (b *Broker) Close() error {
-	for _, c := range b.stop() {
+	conns := b.stop()
+	b.closeConns()
+	for _, c := range conns {
 		c.shutdown(false)
 	}
 	b.wg.Wait()
@@ -260,15 +271,27 @@ func (b *Broker) stop() []*conn {
 		for l := range b.listeners {
 			l.Close()
 		}
-		if b.st != nil {
-			b.wakeSyncer()
-		}
 	}
 	conns := make([]*conn, 0, len(b.conns))
 	for c := range b.conns {
 		conns = append(conns, c)
 	}
 	return conns
+}
+
+// closeConns marks the point after which nothing more is answered; it
+// ends the syncer.
+func (b *Broker) closeConns() {
+	b.mu.Lock()
+	select {
+	case <-b.closing:
+	default:
+		close(b.closing)
+	}
+	b.mu.Unlock()
+	if b.st != nil {
+		b.wakeSyncer()
+	}
 }
 
 // start registers and runs a new connection.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,8 +33,33 @@ const ChannelOfferTTL = time.Minute
 
 type offer struct {
 	token [wire.TokenSize]byte
-	seg   *shm.Segment
 	timer *time.Timer
+
+	mu sync.Mutex // guards a and b
+	// a and b are each side's descriptors (memfd, control socket), each
+	// side with its own copy of the memfd. A side's pair is set to nil
+	// when it is handed to a connection's writer, which sends and closes
+	// it; dropOffer closes whatever is still here.
+	a, b []*os.File
+}
+
+// take removes and returns one side's descriptors (nil if gone).
+func (off *offer) take(side shm.Side) []*os.File {
+	off.mu.Lock()
+	defer off.mu.Unlock()
+	p := &off.a
+	if side == shm.SideB {
+		p = &off.b
+	}
+	fs := *p
+	*p = nil
+	return fs
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 func (h *handler) doChannel(hd wire.Header, p []byte) {
@@ -43,7 +69,7 @@ func (h *handler) doChannel(hd wire.Header, p []byte) {
 		c.replyErr(hd, wire.CodeMalformed, "CHANNEL: malformed payload")
 		return
 	}
-	seg, err := shm.Create(shm.Config{RingSize: int(m.RingSize)})
+	off, err := newOffer(shm.Config{RingSize: int(m.RingSize)})
 	if err != nil {
 		code := wire.CodeInternal
 		if m.RingSize != 0 {
@@ -52,8 +78,6 @@ func (h *handler) doChannel(hd wire.Header, p []byte) {
 		c.replyErr(hd, code, fmt.Sprintf("channel to %q: %v", m.Target, err))
 		return
 	}
-	off := &offer{seg: seg}
-	rand.Read(off.token[:])
 	b.omu.Lock()
 	b.offers[off.token] = off
 	off.timer = time.AfterFunc(ChannelOfferTTL, func() { b.dropOffer(off) })
@@ -63,40 +87,59 @@ func (h *handler) doChannel(hd wire.Header, p []byte) {
 	h.put(hd, m.Target, msg, m.Timeout, off)
 }
 
-// dropOffer forgets an offer that will not be attached.
-func (b *Broker) dropOffer(off *offer) {
-	b.omu.Lock()
-	_, ok := b.offers[off.token]
-	delete(b.offers, off.token)
-	b.omu.Unlock()
-	if ok {
-		off.timer.Stop()
-		off.seg.Close()
+// newOffer creates a channel segment and splits its descriptors between
+// the two sides, each with its own copy of the memfd, so that handing one
+// side over can never close or race with the other's.
+func newOffer(cfg shm.Config) (*offer, error) {
+	seg, err := shm.Create(cfg)
+	if err != nil {
+		return nil, err
 	}
+	mem, ctlA := seg.Files(shm.SideA)
+	_, ctlB := seg.Files(shm.SideB)
+	memB, err := dupFile(mem)
+	if err != nil {
+		seg.Close()
+		return nil, err
+	}
+	off := &offer{a: []*os.File{mem, ctlA}, b: []*os.File{memB, ctlB}}
+	rand.Read(off.token[:])
+	return off, nil
 }
 
-// channelReply answers CHANNEL with side A's descriptors. Side B's stay
-// with the offer.
+// dropOffer forgets an offer that will not be attached, closing the
+// descriptors not yet handed over.
+func (b *Broker) dropOffer(off *offer) {
+	b.omu.Lock()
+	delete(b.offers, off.token)
+	b.omu.Unlock()
+	if off.timer != nil {
+		off.timer.Stop()
+	}
+	closeFiles(off.take(shm.SideA))
+	closeFiles(off.take(shm.SideB))
+}
+
+// channelReply answers CHANNEL with side A's descriptors.
 func (c *conn) channelReply(req, seq uint64, off *offer) {
-	mem, ctl := off.seg.Files(shm.SideA)
-	memA, err := dupFile(mem)
-	if err != nil {
-		c.b.dropOffer(off)
-		c.replyErr(wire.Header{Op: wire.OpChannel, Request: req}, wire.CodeInternal, "channel: "+err.Error())
+	files := off.take(shm.SideA)
+	if files == nil {
+		c.replyErr(wire.Header{Op: wire.OpChannel, Request: req}, wire.CodeNotFound, "channel: the offer was dropped")
 		return
 	}
 	r := wire.SendReply{ID: seq}
 	c.wmu.Lock()
 	if c.closing {
 		c.wmu.Unlock()
-		memA.Close()
+		closeFiles(files)
+		c.b.dropOffer(off) // nobody will use side A: B must see it gone
 		return
 	}
 	b, start := wire.StartFrame(c.out, wire.Header{Op: wire.OpChannel | wire.OpReply, Request: req})
 	c.out = wire.FinishFrame(r.Append(b), start)
-	// The writer closes both after sending: the broker keeps no copy of
-	// side A's control socket.
-	c.fds = append(c.fds, fdFrame{off: start, files: []*os.File{memA, ctl}})
+	// The writer closes them after sending: the broker keeps no copy of
+	// side A.
+	c.fds = append(c.fds, fdFrame{off: start, files: files})
 	c.wcond.Signal()
 	c.wmu.Unlock()
 }
@@ -120,20 +163,23 @@ func (h *handler) doAttach(hd wire.Header, p []byte) {
 	off := b.offers[m.Token]
 	delete(b.offers, m.Token)
 	b.omu.Unlock()
-	if off == nil {
+	var files []*os.File
+	if off != nil {
+		off.timer.Stop()
+		files = off.take(shm.SideB)
+	}
+	if files == nil {
 		c.replyErr(hd, wire.CodeNotFound, "attach: no such channel offer (already taken, expired, or its broker restarted)")
 		return
 	}
-	off.timer.Stop()
-	mem, ctl := off.seg.Files(shm.SideB)
 	c.wmu.Lock()
 	if c.closing {
 		c.wmu.Unlock()
-		off.seg.Close()
+		closeFiles(files)
 		return
 	}
 	c.out = wire.AppendHeader(c.out, wire.Header{Op: wire.OpAttach | wire.OpReply, Request: hd.Request}, 0)
-	c.fds = append(c.fds, fdFrame{off: len(c.out) - wire.HeaderSize, files: []*os.File{mem, ctl}})
+	c.fds = append(c.fds, fdFrame{off: len(c.out) - wire.HeaderSize, files: files})
 	c.wcond.Signal()
 	c.wmu.Unlock()
 }

@@ -300,9 +300,13 @@ func (c *conn) cleanup() {
 	c.nc.CloseRead()
 
 	c.pmu.Lock()
+	var offers []*offer
 	for _, p := range c.pending {
 		if p != nil && p.timer != nil {
 			p.timer.Stop()
+		}
+		if p != nil && p.offer != nil {
+			offers = append(offers, p.offer) // a CHANNEL still waiting to place its offer
 		}
 	}
 	touched := make([]*box, 0, len(c.touched))
@@ -310,6 +314,9 @@ func (c *conn) cleanup() {
 		touched = append(touched, bx)
 	}
 	c.pmu.Unlock()
+	for _, off := range offers {
+		c.b.dropOffer(off)
+	}
 
 	if c.id != 0 {
 		for _, bx := range touched {

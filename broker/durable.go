@@ -24,9 +24,11 @@ import (
 
 // syncer runs deferred completions once their ticket is durable.
 type syncer struct {
-	mu    sync.Mutex // guards queue
-	cond  sync.Cond
-	queue []deferred
+	mu     sync.Mutex // guards queue, queued, done
+	cond   sync.Cond  // signalled when queue grows or done advances
+	queue  []deferred
+	queued uint64 // completions ever queued
+	done   uint64 // completions ever run
 }
 
 type deferred struct {
@@ -44,13 +46,38 @@ func (b *Broker) after(t store.Ticket, wrote bool, fn func(error)) {
 	s := &b.sync
 	s.mu.Lock()
 	s.queue = append(s.queue, deferred{t, fn})
-	s.cond.Signal()
+	s.queued++
+	s.cond.Broadcast()
 	s.mu.Unlock()
 }
 
-// syncLoop is the syncer goroutine. It stops when the broker stops;
-// completions still queued then are dropped, as their connections are
-// closing too.
+// drainSync waits until every completion queued so far has run (their
+// replies are then in their connections' output), or ctx ends. Shutdown
+// calls it before closing connections, so that requests whose records
+// became durable are answered.
+func (b *Broker) drainSync(ctx context.Context) {
+	if b.st == nil {
+		return
+	}
+	s := &b.sync
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	target := s.queued
+	for s.done < target && ctx.Err() == nil {
+		s.cond.Wait()
+	}
+	s.mu.Unlock()
+}
+
+// syncLoop is the syncer goroutine. Shutdown lets it finish what was
+// queued before closing connections (drainSync); it stops once the
+// connections are closing, dropping what is left, as nobody is there to
+// answer.
 func (b *Broker) syncLoop() {
 	defer b.wg.Done()
 	s := &b.sync
@@ -58,7 +85,7 @@ func (b *Broker) syncLoop() {
 		s.mu.Lock()
 		for len(s.queue) == 0 {
 			select {
-			case <-b.done:
+			case <-b.closing:
 				s.mu.Unlock()
 				return
 			default:
@@ -71,11 +98,15 @@ func (b *Broker) syncLoop() {
 		for i, d := range batch {
 			select {
 			case <-d.t.Done():
-			case <-b.done:
+			case <-b.closing:
 				return
 			}
 			d.fn(d.t.Wait(context.Background()))
 			batch[i] = deferred{}
+			s.mu.Lock()
+			s.done++
+			s.cond.Broadcast()
+			s.mu.Unlock()
 		}
 	}
 }

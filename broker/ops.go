@@ -58,6 +58,10 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 			c.replyErr(hd, wire.CodeMalformed, "STAT: malformed payload")
 			return
 		}
+		if !validTarget(m.Name) {
+			c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("stat %q: %s", m.Name, badName))
+			return
+		}
 		bx := c.b.lookup(m.Name)
 		if bx == nil {
 			c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("mailbox %q not found", m.Name))
@@ -112,6 +116,10 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 		fail(wire.CodeInvalid, "message type must be at least 1, not %d", msg.Type)
 		return
 	}
+	if !validTarget(target) {
+		fail(wire.CodeInvalid, "%s", badName)
+		return
+	}
 	bx := c.b.lookup(target)
 	switch {
 	case bx == nil:
@@ -119,9 +127,6 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 		return
 	case off != nil && bx.durable:
 		fail(wire.CodeInvalid, "a channel offer cannot go to a durable mailbox")
-		return
-	case c.b.held.Load()+int64(len(msg.Body)) > lim.MaxQueuedBytes:
-		fail(wire.CodeLimit, "the broker holds %d bytes of messages, its limit", lim.MaxQueuedBytes)
 		return
 	}
 	msg.Sender = c.ident
@@ -132,6 +137,13 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 	if !bx.may(c.ident, permWrite) {
 		bx.mu.Unlock()
 		fail(wire.CodePermission, "permission denied")
+		return
+	}
+	// Checked against the total before this send is added: concurrent
+	// sends to other mailboxes may pass the limit by a message each.
+	if c.b.held.Load()+int64(len(msg.Body)) > lim.MaxQueuedBytes {
+		bx.mu.Unlock()
+		fail(wire.CodeLimit, "the broker holds %d bytes of messages, its limit", lim.MaxQueuedBytes)
 		return
 	}
 	before := bx.core.HeldBytes()
@@ -248,6 +260,10 @@ func (h *handler) doConsume(hd wire.Header, p []byte) {
 // receive registers a one-shot receive or a consumer.
 func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consumer bool, credit uint32) {
 	c := h.c
+	if !validTarget(name) {
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("receive from %q: %s", name, badName))
+		return
+	}
 	bx := c.b.lookup(name)
 	if bx == nil {
 		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("receive from %q: no such mailbox", name))
@@ -350,7 +366,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			if bx != nil {
 				bx.mu.Lock()
 				before = bx.core.HeldBytes()
-				bx.lazyAck = noReply
+				bx.lazyAck = noReply && hd.Op == wire.OpAck // a NACK may deliver: never lazy
 			}
 		}
 		err := mailbox.ErrStaleLease
@@ -407,7 +423,7 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	invalid := func(why string) { c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("create %q: %s", m.Name, why)) }
 	switch {
 	case !wire.ValidName(m.Name):
-		invalid("a name is 1 to 200 characters of A-Z a-z 0-9 . _ : / -")
+		invalid(badName)
 		return
 	case m.Capacity < -1:
 		invalid("capacity must be -1 (unbounded), 0 (rendezvous) or positive")
@@ -481,6 +497,10 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 // error itself and returns nil when the request cannot go on.
 func (h *handler) owned(hd wire.Header, verb string, name []byte) *box {
 	c := h.c
+	if !validTarget(name) {
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("%s %q: %s", verb, name, badName))
+		return nil
+	}
 	bx := c.b.lookup(name)
 	switch {
 	case bx == nil || bx.inbox != 0:
@@ -609,4 +629,20 @@ func (b *Broker) list() []wire.MailboxInfo {
 		infos[i] = b.info(bx)
 	}
 	return infos
+}
+
+const badName = "a mailbox name is 1 to 200 characters of A-Z a-z 0-9 . _ : / - (or @<endpoint id> for an inbox)"
+
+// validTarget reports whether name can name a mailbox or an inbox
+// ("@" and a decimal endpoint id).
+func validTarget(name []byte) bool {
+	if len(name) > 1 && name[0] == '@' {
+		for _, ch := range name[1:] {
+			if ch < '0' || ch > '9' {
+				return false
+			}
+		}
+		return len(name) <= 21
+	}
+	return wire.ValidName(name)
 }

@@ -133,7 +133,7 @@ func (m *Mailbox) Send(msg *Message, receipt bool, s *Sender) (res Result, done 
 	if r == nil && receipt && s == nil {
 		return res, false, ErrFull
 	}
-	m.accept(msg)
+	m.accept(msg, r != nil || !receipt)
 	if r != nil {
 		m.deliver(r, msg)
 		return Result{Seq: msg.Seq, Taken: true, Receipt: r.Who()}, true, nil
@@ -155,13 +155,18 @@ func (m *Mailbox) hasRoom(size int) bool {
 	return m.cfg.MaxBytes <= 0 || m.q.n == 0 || m.q.bytes+int64(size) <= m.cfg.MaxBytes
 }
 
-// accept gives msg its sequence number and counts it as held.
-func (m *Mailbox) accept(msg *Message) {
+// accept gives msg its sequence number and counts it as held. An offered
+// message (rendezvous, receipt) is journaled only when it is taken: until
+// then its send may still be withdrawn, and a crash must not turn it into
+// a plain queued message that its sender was never told about.
+func (m *Mailbox) accept(msg *Message, journal bool) {
 	msg.Seq = m.nextSeq
 	m.nextSeq++
 	m.st.Sent++
 	m.held += int64(len(msg.Body))
-	m.journal(EffEnqueued, msg)
+	if journal {
+		m.journal(EffEnqueued, msg)
+	}
 }
 
 func (m *Mailbox) offer(s *Sender) {
@@ -189,6 +194,7 @@ func (m *Mailbox) deliver(r *Receiver, msg *Message) {
 	if s := msg.offer; s != nil {
 		msg.offer, s.offered = nil, false
 		m.offers.remove(s)
+		m.journal(EffEnqueued, msg) // the offer becomes a message now
 		m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg, Taken: true, Receipt: r.Who()})
 	}
 	var lease uint64
@@ -238,8 +244,9 @@ func (m *Mailbox) admit() {
 		m.blocked.remove(s)
 		msg := s.Msg
 		m.held -= int64(len(msg.Body)) // accept counts it again
-		m.accept(msg)
-		if r := m.firstWaiter(msg); r != nil {
+		r := m.firstWaiter(msg)
+		m.accept(msg, r != nil || !s.Receipt)
+		if r != nil {
 			// Not an offer yet, so deliver does not complete the send.
 			m.deliver(r, msg)
 			m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg, Taken: true, Receipt: r.Who()})
@@ -351,8 +358,7 @@ func (m *Mailbox) CancelSend(s *Sender, err error) {
 		m.offers.remove(s)
 		m.q.remove(s.Msg)
 		s.Msg.offer, s.offered = nil, false
-		m.held -= int64(len(s.Msg.Body))
-		m.journal(EffRemoved, s.Msg)
+		m.held -= int64(len(s.Msg.Body)) // never journaled: nothing to remove
 		m.admit()
 	default:
 		return
@@ -453,7 +459,6 @@ func (m *Mailbox) Disconnect(endpoint uint64) {
 			m.q.remove(s.Msg)
 			s.Msg.offer, s.offered = nil, false
 			m.held -= int64(len(s.Msg.Body))
-			m.journal(EffRemoved, s.Msg)
 			freed = true
 		}
 		s = next

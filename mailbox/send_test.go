@@ -176,9 +176,9 @@ func TestRendezvousOfferWithdrawnOnCancel(t *testing.T) {
 	if _, _, err := m.Send(newMsg("a", 1, 0), false, s); err != nil {
 		t.Fatal(err)
 	}
-	wantEffects(t, m, "enqueued a seq=1")
+	wantEffects(t, m) // an offer is journaled only when taken
 	m.CancelSend(s, ErrCanceled)
-	wantEffects(t, m, "removed a", "fail s: mailbox: canceled")
+	wantEffects(t, m, "fail s: mailbox: canceled")
 	wantQueue(t, m)
 	if m.HeldBytes() != 0 {
 		t.Fatalf("HeldBytes = %d, want 0", m.HeldBytes())

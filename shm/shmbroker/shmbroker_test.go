@@ -155,3 +155,52 @@ func TestUnattachedOfferIsDroppedWithBroker(t *testing.T) {
 		t.Fatalf("receive on an offer dropped by the broker: %v, want ErrPeerGone", err)
 	}
 }
+
+// TestAttachRacingTheChannelReply: the offer can be taken and attached
+// before the broker has answered the offering CHANNEL; each side must
+// still get its own working descriptors (run with -race).
+func TestAttachRacingTheChannelReply(t *testing.T) {
+	b := testbroker.Start(t, nil)
+	a, bc := b.Dial(t), b.Dial(t)
+	ctx := ctx10(t)
+	n := 200
+	if testing.Short() {
+		n = 20
+	}
+	type accepted struct {
+		ch  *shm.Chan
+		err error
+	}
+	got := make(chan accepted, n)
+	go func() {
+		for range n {
+			// Waiting already, so the offer goes straight to this receiver.
+			offer, err := bc.Inbox().Receive(ctx, postbox.AutoAck())
+			if err != nil {
+				got <- accepted{err: err}
+				return
+			}
+			ch, err := shmbroker.Accept(ctx, bc, offer, shm.Config{RingSize: 4096})
+			got <- accepted{ch, err}
+		}
+	}()
+	for i := range n {
+		chA, err := shmbroker.Open(ctx, a, bc.Inbox().Name(), shm.Config{RingSize: 4096})
+		if err != nil {
+			t.Fatalf("offer %d: %v", i, err)
+		}
+		acc := <-got
+		if acc.err != nil {
+			t.Fatalf("accept %d: %v", i, acc.err)
+		}
+		if err := chA.Send(ctx, []byte{byte(i)}); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		buf := make([]byte, 8)
+		if k, err := acc.ch.Receive(ctx, buf); err != nil || k != 1 || buf[0] != byte(i) {
+			t.Fatalf("channel %d: %d bytes %v, err %v", i, k, buf[:k], err)
+		}
+		chA.Close()
+		acc.ch.Close()
+	}
+}
