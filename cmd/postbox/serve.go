@@ -50,7 +50,8 @@ restart); the log says what changed.
 
 --config is JSON with any of: max_connections, max_mailboxes,
 max_message_bytes, max_queued_bytes, inbox_capacity, log_level.
-Flags given on the command line win over the file.`,
+Flags given on the command line win over the file. On a reload, a key
+missing from the file keeps the value in force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mode, err := strconv.ParseUint(socketMode, 8, 32)
