@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/postbox-ipc/postbox/broker"
 	"github.com/postbox-ipc/postbox/internal/benchfmt"
 	"github.com/postbox-ipc/postbox/internal/brokerbench"
 	"github.com/postbox-ipc/postbox/shm/shmbench"
@@ -22,7 +23,9 @@ func newBench() *cobra.Command {
 (pipelined, acks on) at 64 B and 4 KiB, and send-to-receive latency p50/p99
 at 64 B; beside each, a raw Unix-socket echo doing the same without a
 broker, and the ratio to it. The broker runs in this process unless
---use-socket measures the one at --socket.
+--use-socket measures the one at --socket. The in-process broker (and so
+the clients beside it) run with serve's collector settings (GOGC=400 and
+a soft memory limit) unless $GOGC or $GOMEMLIMIT say otherwise.
 
 -o json prints one JSON object per figure: name, size, p50_ns, p99_ns,
 msgs_per_sec, bytes_per_sec, baseline, ratio.`,
@@ -33,6 +36,10 @@ msgs_per_sec, bytes_per_sec, baseline, ratio.`,
 			}
 			if useSocket {
 				cfg.Socket = socketPath()
+			} else {
+				// The broker runs in this process: give it the collector
+				// settings `postbox serve` runs with.
+				tuneGC(broker.DefaultConfig())
 			}
 			rows, err := brokerbench.Run(cmd.Context(), cfg)
 			if err != nil {

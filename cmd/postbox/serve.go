@@ -51,7 +51,10 @@ restart); the log says what changed.
 --config is JSON with any of: max_connections, max_mailboxes,
 max_message_bytes, max_queued_bytes, inbox_capacity, log_level.
 Flags given on the command line win over the file. On a reload, a key
-missing from the file keeps the value in force.`,
+missing from the file keeps the value in force.
+
+The broker runs the Go collector at GOGC=400 with a soft memory limit of
+twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mode, err := strconv.ParseUint(socketMode, 8, 32)
@@ -110,6 +113,7 @@ missing from the file keeps the value in force.`,
 			}
 			// Open the data directory first: a second broker on it is
 			// refused before it touches the socket.
+			gcPercent, memLimit := tuneGC(cfg)
 			b, err := broker.Open(cfg)
 			if err != nil {
 				return err
@@ -121,6 +125,7 @@ missing from the file keeps the value in force.`,
 				return err
 			}
 			log.Info("postbox broker listening", "socket", path, "pid", os.Getpid(), "data", cfg.DataDir,
+				"gogc", gcPercent, "memory_limit", memLimit,
 				"max_connections", cfg.MaxConnections, "max_mailboxes", cfg.MaxMailboxes,
 				"max_message_bytes", cfg.MaxMessage, "max_queued_bytes", cfg.MaxQueuedBytes)
 
