@@ -80,6 +80,7 @@ mailbox.`,
 			if dir == "" {
 				dir = os.TempDir()
 			}
+			tuneGC(broker.DefaultConfig()) // the brokers measured run in this process
 			rows, err := brokerbench.RunDurable(cmd.Context(), dir, quick)
 			if err != nil {
 				return err
