@@ -11,40 +11,8 @@ type Sender struct {
 	// Receipt: complete only when a receiver takes the message.
 	Receipt bool
 
-	list       *senderList // the list this sender is on, nil if none
-	prev, next *Sender
-	offered    bool // Msg is in the queue as an offer
-}
-
-type senderList struct {
-	head, tail *Sender
-	n          int
-}
-
-func (l *senderList) push(s *Sender) {
-	s.list, s.prev, s.next = l, l.tail, nil
-	if l.tail != nil {
-		l.tail.next = s
-	} else {
-		l.head = s
-	}
-	l.tail = s
-	l.n++
-}
-
-func (l *senderList) remove(s *Sender) {
-	if s.prev != nil {
-		s.prev.next = s.next
-	} else {
-		l.head = s.next
-	}
-	if s.next != nil {
-		s.next.prev = s.prev
-	} else {
-		l.tail = s.prev
-	}
-	s.list, s.prev, s.next = nil, nil, nil
-	l.n--
+	links[*Sender]      // its place on a list (blocked or offers), if any
+	offered        bool // Msg is in the queue as an offer
 }
 
 // Receiver is a receive waiting in a mailbox: a one-shot receive, or a
@@ -62,39 +30,7 @@ type Receiver struct {
 	Consumer bool
 	Credit   uint32
 
-	list       *receiverList
-	prev, next *Receiver
-}
-
-type receiverList struct {
-	head, tail *Receiver
-	n          int
-}
-
-func (l *receiverList) push(r *Receiver) {
-	r.list, r.prev, r.next = l, l.tail, nil
-	if l.tail != nil {
-		l.tail.next = r
-	} else {
-		l.head = r
-	}
-	l.tail = r
-	l.n++
-}
-
-func (l *receiverList) remove(r *Receiver) {
-	if r.prev != nil {
-		r.prev.next = r.next
-	} else {
-		l.head = r.next
-	}
-	if r.next != nil {
-		r.next.prev = r.prev
-	} else {
-		l.tail = r.prev
-	}
-	r.list, r.prev, r.next = nil, nil, nil
-	l.n--
+	links[*Receiver] // its place on a list (waiting or parked), if any
 }
 
 // Waiting reports whether the receiver is registered (waiting for a
@@ -103,3 +39,63 @@ func (r *Receiver) Waiting() bool { return r.list != nil }
 
 // Waiting reports whether the send is still waiting.
 func (s *Sender) Waiting() bool { return s.list != nil }
+
+func (s *Sender) node() *links[*Sender]     { return &s.links }
+func (r *Receiver) node() *links[*Receiver] { return &r.links }
+
+type (
+	senderList   = list[*Sender]
+	receiverList = list[*Receiver]
+)
+
+// links place an element on a list: intrusive, so moving a waiter between
+// lists (the hot path of round-robin consumers) allocates nothing.
+type links[E comparable] struct {
+	list       owner[E] // the list the element is on (a *list[E]), nil if none
+	prev, next E
+}
+
+// owner is the list an element is on.
+type owner[E any] interface{ remove(E) }
+
+// element is what a list holds: a pointer to a struct embedding links.
+type element[E comparable] interface {
+	comparable
+	node() *links[E]
+}
+
+// list is a doubly linked FIFO of waiters.
+type list[E element[E]] struct {
+	head, tail E
+	n          int
+}
+
+func (l *list[E]) push(e E) {
+	var none E
+	k := e.node()
+	k.list, k.prev, k.next = l, l.tail, none
+	if l.tail != none {
+		l.tail.node().next = e
+	} else {
+		l.head = e
+	}
+	l.tail = e
+	l.n++
+}
+
+func (l *list[E]) remove(e E) {
+	var none E
+	k := e.node()
+	if k.prev != none {
+		k.prev.node().next = k.next
+	} else {
+		l.head = k.next
+	}
+	if k.next != none {
+		k.next.node().prev = k.prev
+	} else {
+		l.tail = k.prev
+	}
+	k.list, k.prev, k.next = nil, none, none
+	l.n--
+}
