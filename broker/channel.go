@@ -65,8 +65,7 @@ func closeFiles(fs []*os.File) {
 func (h *handler) doChannel(hd wire.Header, p []byte) {
 	c, b := h.c, h.c.b
 	var m wire.Channel
-	if m.Decode(p) != nil {
-		c.replyErr(hd, wire.CodeMalformed, "CHANNEL: malformed payload")
+	if !h.decode(hd, p, &m) {
 		return
 	}
 	off, err := newOffer(shm.Config{RingSize: int(m.RingSize)})
@@ -155,8 +154,7 @@ func dupFile(f *os.File) (*os.File, error) {
 func (h *handler) doAttach(hd wire.Header, p []byte) {
 	c, b := h.c, h.c.b
 	var m wire.Attach
-	if m.Decode(p) != nil {
-		c.replyErr(hd, wire.CodeMalformed, "ATTACH: malformed payload")
+	if !h.decode(hd, p, &m) {
 		return
 	}
 	b.omu.Lock()

@@ -54,8 +54,7 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doChmod(hd, p)
 	case wire.OpStat:
 		var m wire.Name
-		if m.Decode(p) != nil {
-			c.replyErr(hd, wire.CodeMalformed, "STAT: malformed payload")
+		if !h.decode(hd, p, &m) {
 			return
 		}
 		if !validTarget(m.Name) {
@@ -86,8 +85,7 @@ func (l list) Append(b []byte) []byte { return wire.AppendList(b, l) }
 
 func (h *handler) doSend(hd wire.Header, p []byte) {
 	c, m := h.c, &h.send
-	if m.Decode(p) != nil {
-		c.replyErr(hd, wire.CodeMalformed, "SEND: malformed payload")
+	if !h.decode(hd, p, m) {
 		return
 	}
 	lim := c.b.limits.Load()
@@ -213,6 +211,16 @@ func (c *conn) sendDone(req uint64, off *offer, seq uint64, taken bool, who mail
 	c.sendReply(req, seq, taken, who)
 }
 
+// decode decodes a request's payload into m. If it does not decode it
+// answers MALFORMED and reports false.
+func (h *handler) decode(hd wire.Header, p []byte, m interface{ Decode([]byte) error }) bool {
+	if m.Decode(p) == nil {
+		return true
+	}
+	h.c.replyErr(hd, wire.CodeMalformed, hd.Op.String()+": malformed payload")
+	return false
+}
+
 // register reserves req as a pending request id; it reports false if the
 // id is already in flight.
 func (c *conn) register(req uint64) bool {
@@ -239,19 +247,16 @@ func (c *conn) wait(pd *pending, timeout int64) {
 }
 
 func (h *handler) doRecv(hd wire.Header, p []byte) {
-	c, m := h.c, &h.recv
-	if m.Decode(p) != nil {
-		c.replyErr(hd, wire.CodeMalformed, "RECV: malformed payload")
+	m := &h.recv
+	if !h.decode(hd, p, m) {
 		return
 	}
 	h.receive(hd, m.Name, m.Type, m.Timeout, false, 0)
 }
 
 func (h *handler) doConsume(hd wire.Header, p []byte) {
-	c := h.c
 	var m wire.Consume
-	if m.Decode(p) != nil {
-		c.replyErr(hd, wire.CodeMalformed, "CONSUME: malformed payload")
+	if !h.decode(hd, p, &m) {
 		return
 	}
 	h.receive(hd, m.Name, m.Type, -1, true, m.Credit)
@@ -515,8 +520,7 @@ func (h *handler) owned(hd wire.Header, verb string, name []byte) *box {
 
 func (h *handler) doDestroy(hd wire.Header, p []byte) {
 	var m wire.Name
-	if m.Decode(p) != nil {
-		h.c.replyErr(hd, wire.CodeMalformed, "DESTROY: malformed payload")
+	if !h.decode(hd, p, &m) {
 		return
 	}
 	bx := h.owned(hd, "destroy", m.Name)
@@ -537,8 +541,7 @@ func (h *handler) doDestroy(hd wire.Header, p []byte) {
 
 func (h *handler) doChmod(hd wire.Header, p []byte) {
 	var m wire.Chmod
-	if m.Decode(p) != nil {
-		h.c.replyErr(hd, wire.CodeMalformed, "CHMOD: malformed payload")
+	if !h.decode(hd, p, &m) {
 		return
 	}
 	if m.Mode > 0o777 {
