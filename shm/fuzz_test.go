@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -36,11 +37,19 @@ func FuzzRecordHeader(f *testing.F) {
 		}
 		b.cons.ring.tail.Store(tail)
 		buf := make([]byte, 1<<20)
-		for i := 0; i < 8; i++ {
+		done, cancel := context.WithCancel(context.Background())
+		cancel() // ReceiveBatch below takes what is there and never waits
+		for i := 0; i < 9; i++ {
 			var err error
-			if i%2 == 0 {
+			switch i % 3 {
+			case 0:
 				_, err = b.TryReceive(buf)
-			} else {
+			case 1:
+				_, err = b.ReceiveBatch(done, 4, func(m []byte) { _ = append(buf[:0], m...) })
+				if errors.Is(err, context.Canceled) {
+					err = ErrEmpty
+				}
+			default:
 				var l Loan
 				l, err = b.TryReceiveLoan()
 				if err == nil {

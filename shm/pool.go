@@ -24,6 +24,7 @@ type pool struct {
 	bs    uint64          // block size
 	n     int             // number of blocks
 	tag   uint32          // producer only: generation of the last run
+	next  int             // producer only: the block after the last run, where alloc looks first
 }
 
 func poolAt(mem []byte, g geometry, p int) pool {
@@ -41,36 +42,59 @@ func (p *pool) max() uint64 { return uint64(p.n) * p.bs }
 
 func (p *pool) blocksFor(length uint64) int { return int((length + p.bs - 1) / p.bs) }
 
-// alloc finds count free contiguous blocks, first fit, and marks the run.
-// It returns the run's first block and state word. On ErrPoolExhausted it
-// returns instead how many blocks its scan saw in use: a waiter waits for
-// inUse to drop below that, so a free that raced with the scan is not
-// missed.
+// alloc finds count free contiguous blocks and marks the run. It is next
+// fit: the search starts where the last run ended and only falls back to
+// a scan from block 0 when nothing fits from there, so runs are handed out
+// round the pool in order and a block is reused as late as possible. (First
+// fit reused the block the consumer had just read: its lines were still in
+// the consumer's cache, and each write had to take them back, which halved
+// copy throughput.) It returns the run's first block and state word. On
+// ErrPoolExhausted it returns instead how many blocks the full scan saw in
+// use: a waiter waits for inUse to drop below that, so a free that raced
+// with the scan is not missed.
 func (p *pool) alloc(count int) (first int, word uint32, used int, err error) {
+	err = ErrPoolExhausted
+	if p.next > 0 && p.next < p.n {
+		first, _, err = p.scan(p.next, count)
+	}
+	if err == ErrPoolExhausted {
+		first, used, err = p.scan(0, count)
+	}
+	if err != nil {
+		return 0, 0, used, err
+	}
+	p.tag = p.tag%0xffff + 1
+	word = p.tag<<16 | uint32(count)
+	p.words[first].Store(word)
+	p.next = first + count
+	return first, word, 0, nil
+}
+
+// scan looks for count free contiguous blocks from block from, which must
+// start a run or be free (0 and the end of the last run always are), to
+// the end of the pool. It skips whole runs, so the zero words inside a
+// run are never taken for free ones.
+func (p *pool) scan(from, count int) (first, used int, err error) {
 	run := 0
-	for i := 0; i < p.n; {
+	for i := from; i < p.n; {
 		w := p.words[i].Load()
 		if w == 0 {
 			run++
 			i++
 			if run == count {
-				first := i - count
-				p.tag = p.tag%0xffff + 1
-				word := p.tag<<16 | uint32(count)
-				p.words[first].Store(word)
-				return first, word, 0, nil
+				return i - count, used, nil
 			}
 			continue
 		}
 		c := int(w & 0xffff)
 		if c == 0 || c > p.n-i {
-			return 0, 0, 0, ErrCorrupt
+			return 0, 0, ErrCorrupt
 		}
 		run = 0
 		used += c
 		i += c
 	}
-	return 0, 0, used, ErrPoolExhausted
+	return 0, used, ErrPoolExhausted
 }
 
 // check validates a descriptor read from the ring (consumer side): the run

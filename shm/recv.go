@@ -106,27 +106,27 @@ func (c *Chan) receiveLoan(dl *deadline) (Loan, error) {
 
 // ReceiveBatch waits (per ctx) for at least one message, then calls fn on
 // each queued message, up to max, in order. Each message is valid only
-// during its fn call; all are released together with one index store. It
-// returns how many fn saw.
+// during its fn call. What fn has seen is released with one index store
+// per run of messages the sender published together (not one per
+// message), so a long batch frees room for the sender as it goes. fn must
+// not call back into c's receive side. It returns how many fn saw.
 func (c *Chan) ReceiveBatch(ctx context.Context, max int, fn func(msg []byte)) (int, error) {
 	dl := ctxDeadline(ctx)
 	c.recvMu.Lock()
 	defer c.recvMu.Unlock()
 	n := 0
-	if c.state.Load() == 0 {
-		for n < max {
-			body, ok := c.takeInlineLocked(-1)
-			if !ok {
+	for n < max {
+		if c.relSeq == c.viewSeq && c.state.Load() == 0 {
+			n += c.cons.takeInline(max-n, fn)
+			if n == max {
 				break
 			}
-			fn(body)
-			n++
 		}
+		// Empty, or the next record is not inline, or a loan is
+		// outstanding: the general way, waiting only for the first.
 		if n > 0 {
 			dl = tryDeadline
 		}
-	}
-	for n < max {
 		buf, seq, err := c.viewLocked(&dl, -1)
 		if err != nil {
 			if n > 0 && (err == ErrEmpty || err == ErrPeerGone) {
@@ -138,9 +138,6 @@ func (c *Chan) ReceiveBatch(ctx context.Context, max int, fn func(msg []byte)) (
 		fn(buf)
 		n++
 		c.releaseLocked(seq, false)
-		if n == 1 {
-			dl = tryDeadline // only the first message is waited for
-		}
 	}
 	c.publishLocked()
 	return n, nil
@@ -153,7 +150,7 @@ func (c *Chan) publishLocked() {
 	}
 }
 
-// takeInlineLocked is the fast path of Receive and ReceiveBatch: if no
+// takeInlineLocked is the fast path of Receive: if no
 // loan is outstanding and the next record is an inline message of at most
 // max bytes (any size if max < 0), it consumes the record (head and read
 // move together; the caller publishes head) and returns its body, valid

@@ -179,6 +179,13 @@ func TestChanWrapsWithRandomSizes(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	buf := make([]byte, 64<<10)
 	for seq := 0; seq < count; {
+		if r.IntN(3) == 0 {
+			n, err := b.ReceiveBatch(ctx, 1+r.IntN(16), func(m []byte) { checkMsg(t, m, uint64(seq)); seq++ })
+			if err != nil || n == 0 {
+				t.Fatalf("receive batch at %d: %d, %v", seq, n, err)
+			}
+			continue
+		}
 		if r.IntN(2) == 0 {
 			n, err := b.Receive(ctx, buf)
 			if err != nil {

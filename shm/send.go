@@ -99,7 +99,14 @@ func (c *Chan) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error) 
 		return 0, err
 	}
 	c.cancelLocked()
-	for i, p := range msgs {
+	for i := 0; i < len(msgs); i++ {
+		i += c.prod.stageInline(msgs[i:], c.inlineMax)
+		if i == len(msgs) {
+			break
+		}
+		// msgs[i] wraps the ring, needs a fresh look at head, or is not
+		// inline: the general way.
+		p := msgs[i]
 		if c.sendInlineLocked(p) {
 			continue
 		}
@@ -186,7 +193,7 @@ func (c *Chan) reserveLocked(dl *deadline, n int) error {
 	size := uint64(n)
 	tier := uint8(recMemfd)
 	switch {
-	case size <= c.prod.maxInline():
+	case size <= c.inlineMax:
 		tier = recInline
 	case size <= c.txPool.max():
 		tier = recPool
