@@ -127,7 +127,7 @@ func attach(mem *os.File, ctl *net.UnixConn, side Side, cfg Config) (*Chan, erro
 	}
 	// Fault the rings in now, not one page at a time as the tail first
 	// walks over them (a few µs per page, which showed as the p99 of
-	// 64 B round trips with a 4 MiB ring). Best effort: kernels before
+	// 64 B round trips with a large ring). Best effort: kernels before
 	// 5.14 refuse the advice and fault lazily. The pools stay lazy.
 	unix.Madvise(m[g.ringData(0):g.ringData(2)], unix.MADV_POPULATE_WRITE)
 	tx, rx := int(side), 1-int(side)

@@ -146,12 +146,12 @@
 // inline in the ring. Larger ones, up to N×B, take a run of contiguous
 // pool blocks and only a 16-byte descriptor crosses the ring. The pool
 // hands runs out next-fit, round the pool, so a block is rewritten as long
-// as possible after the receiver read it; the ring (4 MiB by default) is
-// sized for the same reason. Memory the producer rewrites while it is
+// as possible after the receiver read it; the ring's size (1 MiB by
+// default) trades the same effect against latency (Config). Memory the producer rewrites while it is
 // still in the consumer's cache costs a cross-core transfer per line:
 // with a 256 KiB ring and first-fit blocks, 64 B batches and 64 KiB
 // copies ran at a quarter to a fifth of what they do now. The cost is
-// resident memory: both rings are faulted in at Attach (8 MiB by
+// resident memory: both rings are faulted in at Attach (2 MiB by
 // default), and a pool in use is touched all the way round. When the pool has no free run the sender waits (or
 // TrySend returns ErrPoolExhausted); nothing falls back to another tier. A
 // receiver that never releases a loan only holds its run: Stats reports
@@ -166,60 +166,57 @@
 // # Figures
 //
 // `postbox bench shm` on the development machine (2 shared AMD EPYC
-// vCPUs), peer in a separate process, everything in one run; one-way
-// latency = round trip / 2. Rows marked * were re-measured after the
-// throughput work (4 MiB default ring, next-fit pool, messages of B/2 or
-// more to the pool, batch hot loops); the latency rows are from before
-// and measured the same within noise in the same session:
+// vCPUs), peer in a separate process, everything in one run with the
+// default Config (1 MiB rings); one-way latency = round trip / 2:
 //
 //	figure (64 B unless noted)                 p50       p99
-//	busy-poll, copy                            195 ns    300 ns
-//	busy-poll, loan                            275 ns    355 ns
-//	default (hybrid), continuous, copy         190 ns    250 ns
-//	default (hybrid), continuous, loan         265 ns    345 ns
-//	loan 1 MiB, busy-poll / default            300 ns / 295 ns
-//	copy 4 KiB, default                        786 ns    27 µs
-//	Unix socket                                15.7 µs   72.8 µs
-//	pipe                                       5.3 µs    65.9 µs
+//	busy-poll, copy                            190 ns    275 ns
+//	busy-poll, loan                            245 ns    315 ns
+//	default (hybrid), continuous, copy         195 ns    250 ns
+//	default (hybrid), continuous, loan         240 ns    310 ns
+//	loan 1 MiB, busy-poll / default            295 ns / 345 ns
+//	copy 4 KiB, default                        571 ns    841 ns
+//	copy 64 KiB, busy-poll / default           19.5 µs / 39.2 µs
+//	Unix socket                                16.6 µs   77.4 µs
+//	Unix socket, 64 KiB                        32.3 µs   80.1 µs
+//	pipe                                       4.2 µs    67.7 µs
 //
 //	peer asleep (2 ms between 64 B pings)      p50       p99
-//	default (adaptive spin, futex)             20.6 µs   91 µs
-//	Unix socket, same gaps                     23.4 µs   73 µs
+//	default (adaptive spin, futex)             23.9 µs   130 µs
+//	Unix socket, same gaps                     40.2 µs   125 µs
 //
-//	throughput                                 msgs/s      bytes/s       before
-//	64 B copy, unbatched, default            * 13.9–26 M   0.9–1.7 GB/s  11.9–16.3 M
-//	64 B copy, SendBatch of 64, default      * 72–133 M    4.6–8.5 GB/s  23.4–28.6 M
-//	64 B copy, SendBatch of 64, busy-poll    * 56–95 M     3.6–6.1 GB/s  22–36 M
-//	4 KiB copy, unbatched, default           * 2.7–7.5 M   11–31 GB/s    1.5–7.5 GB/s
-//	64 KiB copy, default                     * 279–414 k   18–27 GB/s    5.1–7.4 GB/s
-//	64 KiB copy, busy-poll                   * 341–526 k   22–35 GB/s    1.5–6.3 GB/s
-//	1 MiB copy (pool), default               * 12–14 k     13–15 GB/s    12–15 GB/s
-//	64 B Unix socket, one write per message    362 k       23 MB/s
-//	64 B pipe                                  1.30 M      83 MB/s
-//	1 MiB Unix socket                          4.7 k       4.9 GB/s
+//	throughput                                 msgs/s    bytes/s
+//	64 B copy, unbatched, default              14.6 M    0.94 GB/s
+//	64 B copy, SendBatch of 64, default        49.1 M    3.1 GB/s   (84 M in another run)
+//	64 B copy, SendBatch of 64, busy-poll      41.0 M    2.6 GB/s
+//	4 KiB copy, unbatched, busy-poll           2.49 M    10.2 GB/s
+//	64 KiB copy, unbatched, default            374 k     24.5 GB/s
+//	64 KiB copy, unbatched, busy-poll          420 k     27.5 GB/s
+//	1 MiB copy (pool), default                 13.3 k    14.0 GB/s
+//	64 B Unix socket, one write per message    338 k     22 MB/s
+//	64 B pipe                                  1.07 M    69 MB/s
+//	64 KiB Unix socket                         46.6 k    3.1 GB/s
 //
-// The ranges are over four runs of the new code and three of the old one
-// (built from the previous commit), taken alternately in one session on
-// an otherwise idle machine. The benchmark is unchanged and runs with the
-// default Config, so the new rows measure the new defaults. Against the
-// aims: busy-poll p50 ≤ 300 ns and p99 ≤ 1 µs, default continuous p50 ≤
-// 1 µs, peer asleep no worse than a socket, 1 MiB loans within 1.5× of
-// 64 B, ≥ 10 M unbatched, ≥ 50 M batched and ≥ 10 GB/s copies at 64 KiB
-// are met. The default policy's throughput varies more from run to run
-// than busy-poll's: Hybrid's adaptive spin can settle into parking between
-// messages (each then costs a futex wake-up), and which way it settles
-// depends on the first waits. A sleeping peer answers as fast as a Unix
-// socket peer asleep for as long (the fair comparison: that socket's peer
-// sleeps in the poller too), not as fast as a socket whose peer never
-// sleeps. Parking on an eventfd watched by Go's poller was tried and
-// measured no better than the futex (34–43 µs against 19–29 µs in
-// alternating runs), so the futex stays.
+// Against the aims: busy-poll p50 ≤ 300 ns and p99 ≤ 1 µs, default
+// continuous p50 ≤ 1 µs, peer asleep no worse than a socket, 1 MiB loans
+// within 1.5× of 64 B, ≥ 10 M unbatched and ≥ 10 GB/s copies at 64 KiB
+// are met; ≥ 50 M batched is met in some runs (49-84 M at the default
+// 1 MiB ring; a 4 MiB ring gives 72-133 M but triples 64 B latency). The
+// throughput work (next-fit pool, messages of half a block or more
+// through the pool, batch loops) raised 64 KiB copies from 5-7 GB/s to
+// 18-35 GB/s but made a single 64 KiB ping-pong slower (10 µs before,
+// 19-39 µs now: each message touches fresh pool memory). The default
+// policy's throughput varies more from run to run than busy-poll's:
+// Hybrid's adaptive spin can settle into parking between messages. A
+// sleeping peer answers faster than a Unix socket peer asleep for as long
+// (the fair comparison: that socket's peer sleeps in the poller too), not
+// as fast as a socket whose peer never sleeps. Parking on an eventfd
+// watched by Go's poller was tried and measured no better than the futex
+// (34–43 µs against 19–29 µs in alternating runs), so the futex stays.
 //
-// In-process (go test -bench, both ends in one process, same session):
-// BenchmarkSendBatch64 16.8 ns/op (was 36.7), BenchmarkSendReceive/64KiB
-// 1.7 µs/op, 38.6 GB/s (was 9.2 µs, 7.2 GB/s); 0 allocs/op on every path.
-// Run-to-run variation on this machine is large (2× is common). To
-// reproduce:
+// In-process (go test -bench, both ends in one process): 0 allocs/op on
+// every path. Run-to-run variation on this machine is large (2× is
+// common). To reproduce:
 //
 //	postbox bench shm            (or: POSTBOX_SHMBENCH_FULL=1 go test -run TestRunFull -v ./shm/shmbench)
 //	go test -run '^$' -bench . -benchmem ./shm
