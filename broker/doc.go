@@ -31,9 +31,27 @@
 //
 // # Lifecycle
 //
-// New returns a broker; Serve accepts on a listener until Shutdown or
-// Close. Shutdown stops accepting, fails waiting requests with CodeClosed,
-// flushes what is already written and waits for every goroutine the broker
-// started; Close does the same without waiting for flushes to finish.
-// Both make Serve return ErrServerClosed.
+// Open (or New) returns a broker, recovering durable mailboxes when it has
+// a data directory; Serve accepts on a listener until Shutdown or Close.
+// Shutdown stops accepting, fails waiting requests with CodeClosed,
+// answers durable requests whose records are being written, flushes what
+// is already written and waits for every goroutine the broker started;
+// Close does the same without waiting for flushes to finish. Both make
+// Serve return ErrServerClosed.
+//
+// # Durability
+//
+// For a durable mailbox the core's journal effects go to the store
+// (package store) under the mailbox's lock, so the log holds the core's
+// decisions in order, and nothing about the mailbox leaves the broker (a
+// reply, a delivery, an ack confirmation) before those records are on
+// disk: the syncer goroutine releases each held-back frame when its group
+// commit completes (durable.go).
+//
+// # Identity
+//
+// Each connection's peer credentials are read once, at HELLO, and stamped
+// on everything it sends. Where the kernel gives a pidfd (SO_PEERPIDFD),
+// the broker ends the connection when that process exits, even if a child
+// inherited the socket (pidfd.go).
 package broker
