@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -24,7 +25,13 @@ import (
 const reserveName = "RESERVE"
 
 // lowSpace is set while the reserve is spent.
-type lowSpace struct{ on atomic.Bool }
+type lowSpace struct {
+	on atomic.Bool
+	// mu serialises the reserve file's deletion (the writer goroutine)
+	// and re-creation (any goroutine whose write was refused), and the
+	// transitions of on that go with them.
+	mu sync.Mutex
+}
 
 // refused reports whether a new message must be refused for lack of
 // space. Space can also come back from outside (another file deleted), so
@@ -98,6 +105,8 @@ func (s *Store) reserveSize() int64 {
 // space, and enters the low-space state. It reports whether there was a
 // reserve to free.
 func (s *Store) spendReserve() bool {
+	s.low.mu.Lock()
+	defer s.low.mu.Unlock()
 	s.low.on.Store(true)
 	if err := os.Remove(s.reservePath()); err != nil {
 		return false
@@ -113,6 +122,11 @@ func (s *Store) spendReserve() bool {
 // that accepting messages again does not fill the disk at once.
 func (s *Store) refill() {
 	if !s.low.on.Load() || s.free() < 3*s.reserveSize() {
+		return
+	}
+	s.low.mu.Lock()
+	defer s.low.mu.Unlock()
+	if !s.low.on.Load() {
 		return
 	}
 	if s.makeReserve() {

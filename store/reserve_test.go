@@ -90,3 +90,56 @@ func TestLazyRecordsCostNoFsyncOfTheirOwn(t *testing.T) {
 		t.Fatalf("after Close and Open: %+v, want only seq 1, returned from its lease (redeliveries 1)", got)
 	}
 }
+
+// TestFullDiskWithAPinnedOldSegmentRecovers: one old message still live
+// in the oldest segment must not keep the log from shrinking while the
+// disk is full: compaction copies it forward (it is small beside what the
+// segment frees) and new messages are accepted again once acks free room.
+func TestFullDiskWithAPinnedOldSegmentRecovers(t *testing.T) {
+	mnt := mountTmpfs(t, "2m")
+	o := testOptions(filepath.Join(mnt, "data"), nil)
+	o.NoSync = false
+	o.SegmentSize = 64 << 10
+	s := mustOpen(t, o)
+	defer s.Close()
+	wait(t, s.PutMailbox(def("keep")))
+	wait(t, s.PutMailbox(def("q")))
+	wait(t, s.Append(msg("keep", 1, 0, "pinned")))
+	var acked []uint64
+	for seq := uint64(1); ; seq++ {
+		err := s.Append(msg("q", seq, 0, body(seq, 4000))).Wait(context.Background())
+		if err != nil {
+			if !errors.Is(err, store.ErrDiskFull) {
+				t.Fatalf("append: %v", err)
+			}
+			break
+		}
+		acked = append(acked, seq)
+		if seq > 100000 {
+			t.Fatal("the file system never filled")
+		}
+	}
+	for _, a := range acked {
+		if err := s.Ack("q", a).Wait(context.Background()); err != nil {
+			t.Fatalf("ack %d: %v", a, err)
+		}
+	}
+	if err := s.Compact(context.Background()); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+	if err := s.Append(msg("q", 1<<20, 0, "after")).Wait(context.Background()); err != nil {
+		t.Fatalf("append after acking everything but one pinned message: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := mustOpen(t, o)
+	defer s2.Close()
+	r := s2.Recovered()
+	if got := r.Messages["keep"]; len(got) != 1 || string(got[0].Body) != "pinned" {
+		t.Fatalf("pinned message after reopen: %+v", got)
+	}
+	if got := r.Messages["q"]; len(got) != 1 || string(got[0].Body) != "after" {
+		t.Fatalf("q after reopen: %d messages", len(got))
+	}
+}

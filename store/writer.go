@@ -135,7 +135,7 @@ func (s *Store) commit(buf []byte, sync bool) error {
 	// crosses the line still goes into it, so no batch is ever split.
 	if s.w.f == nil || s.w.size >= s.opts.SegmentSize {
 		if err := s.rotate(); err != nil {
-			if s.w.f == nil {
+			if s.w.f == nil || s.w.failed != nil {
 				return err
 			}
 			s.log.Warn("store: cannot start a new segment, continuing in the current one", "dir", s.opts.Dir, "err", err)
@@ -232,6 +232,16 @@ func (s *Store) fail(err error) error {
 // and a snapshot of every mailbox definition, so older segments are never
 // needed for definitions or sequence numbers.
 func (s *Store) rotate() error {
+	if s.w.f != nil && s.w.dirty && !s.opts.NoSync {
+		// Lazy records written since the last sync go to disk before the
+		// segment is sealed; if that fails nothing after it can be
+		// trusted.
+		if err := fdatasync(s.w.f); err != nil {
+			return s.fail(classify("fdatasync "+segName(s.w.id), err))
+		}
+		s.fsyncs.Add(1)
+		s.w.dirty = false
+	}
 	id := s.w.nextID
 	s.w.nextID++ // even on failure: a leftover file must not block the next try
 	name := segName(id)
@@ -259,15 +269,7 @@ func (s *Store) rotate() error {
 		return classify("start "+name, err)
 	}
 	if s.w.f != nil {
-		if s.w.dirty && !s.opts.NoSync {
-			// Lazy records written since the last sync.
-			if err := fdatasync(s.w.f); err != nil {
-				return s.fail(classify("fdatasync "+segName(s.w.id), err))
-			}
-			s.fsyncs.Add(1)
-		}
-		s.w.dirty = false
-		s.w.f.Close() // every batch in it is synced now
+		s.w.f.Close() // every batch in it is synced (see the top)
 	}
 	s.w.f, s.w.id, s.w.size = f, id, int64(len(buf))
 	s.w.segs = append(s.w.segs, id)
@@ -335,7 +337,7 @@ func (s *Store) reclaimLow() {
 // forward: it is sealed, still pinned by live messages, and either mostly
 // dead itself or the log as a whole carries too much dead weight.
 func (s *Store) needCompact() bool {
-	if s.w.failed != nil || s.w.paused || s.low.on.Load() || len(s.w.segs) < 2 || s.w.segs[0] == s.w.id || s.w.segs[0] == s.w.stuck {
+	if s.w.failed != nil || s.w.paused || len(s.w.segs) < 2 || s.w.segs[0] == s.w.id || s.w.segs[0] == s.w.stuck {
 		return false
 	}
 	s.idx.Lock()
@@ -343,6 +345,12 @@ func (s *Store) needCompact() bool {
 	si := s.st.segs[s.w.segs[0]]
 	if si == nil || si.count == 0 {
 		return false
+	}
+	if s.low.on.Load() {
+		// Low on space, copying needs room: copy only what is small
+		// beside what deleting the segment frees, so a few live messages
+		// cannot pin the log (and keep new messages refused) for good.
+		return si.live*16 <= si.size
 	}
 	if si.live*100 <= si.size*int64(s.opts.CompactLivePercent) {
 		return true
