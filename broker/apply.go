@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/postbox-ipc/postbox/store"
-
 	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/wire"
 )
@@ -17,7 +15,7 @@ import (
 // completions) until those records are durable. It returns the last
 // ticket written and whether any was, so the caller can hold back its own
 // reply the same way.
-func (b *Broker) apply(bx *box, effs []mailbox.Effect) (t store.Ticket, wrote bool) {
+func (b *Broker) apply(bx *box, effs []mailbox.Effect) (st step) {
 	for i := range effs {
 		e := &effs[i]
 		switch e.Kind {
@@ -38,12 +36,12 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (t store.Ticket, wrote bo
 			if p.op == wire.OpRecv {
 				op = wire.OpRecv | wire.OpReply
 			}
-			if !wrote {
+			if !st.wrote() {
 				c.deliver(op, p.req, e.Msg, e.Lease)
 				continue
 			}
 			msg, lease := e.Msg, e.Lease
-			b.after(t, true, func(error) {
+			b.after(st, func(error) {
 				// Delivered even if the record failed: the message is in
 				// memory and its sender was told the send failed (at least
 				// once, never lost).
@@ -53,7 +51,7 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (t store.Ticket, wrote bo
 			p := e.Ref.(*pending)
 			p.c.finish(p)
 			msg, seq, taken, who := e.Msg, e.Msg.Seq, e.Taken, e.Receipt
-			b.after(t, wrote, func(err error) {
+			b.after(st, func(err error) {
 				if err != nil {
 					b.discard(bx, msg)
 					code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
@@ -76,7 +74,7 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (t store.Ticket, wrote bo
 			text := fmt.Sprintf("%s %q: %s", verb, bx.name, code)
 			// Held back like the rest: a withdrawn send's removal must be
 			// on disk before its sender hears it was withdrawn.
-			b.after(t, wrote, func(error) {
+			b.after(st, func(error) {
 				p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, text)
 			})
 		case mailbox.EffDeadLetter:
@@ -87,15 +85,15 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (t store.Ticket, wrote bo
 			}
 			b.log.Info("message dropped", "mailbox", bx.name, "id", e.Msg.Seq, "reason", e.Reason)
 			if bx.durable && b.st != nil {
-				t, wrote = b.st.Ack(bx.name, e.Msg.Seq), true
+				st.add(b.st.Ack(bx.name, e.Msg.Seq))
 			}
 		default: // journal effects
 			if bx.durable && b.st != nil {
-				t, wrote = b.journal(bx, e), true
+				st.add(b.journal(bx, e))
 			}
 		}
 	}
-	return t, wrote
+	return st
 }
 
 // unregister forgets a pending request and stops its timer. c.pmu must be

@@ -247,7 +247,13 @@ func (c *conn) writeLoop() {
 			}
 			c.fds = nil
 			c.wmu.Unlock()
-			c.nc.Close() // makes the reader return and clean up
+			// The peer stopped reading (it closed, or is closing). Requests
+			// it sent before that, such as fire-and-forget acks, may still
+			// be unread: let the reader take them up to EOF instead of
+			// discarding them with the socket, then close it.
+			c.nc.CloseWrite()
+			<-c.done
+			c.nc.Close()
 			return
 		}
 	}

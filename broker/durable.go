@@ -32,20 +32,80 @@ type syncer struct {
 }
 
 type deferred struct {
-	t  store.Ticket
+	st step
 	fn func(error)
 }
 
-// after runs fn once t is durable, with t's error; at once when there was
-// nothing to wait for (no store, or no record written).
-func (b *Broker) after(t store.Ticket, wrote bool, fn func(error)) {
-	if b.st == nil || !wrote {
+// step is the store records one core step (or one request's steps)
+// wrote. Its outcome is the first error among them: a record refused at
+// once (the disk is full) or a batch that failed must fail the reply even
+// if a later record of the step was written. Records of one step are
+// submitted back to back, so they fall in at most two batches, which
+// complete in log order: when the last is done, the first is too.
+type step struct {
+	first, last store.Ticket
+	n           int
+	refused     error // a record refused at submission
+}
+
+func (s *step) add(t store.Ticket) {
+	select {
+	case <-t.Done(): // refused outright (or its batch already done)
+		if err := t.Wait(context.Background()); err != nil && s.refused == nil {
+			s.refused = err
+		}
+	default:
+	}
+	if s.n == 0 {
+		s.first = t
+	}
+	s.last = t
+	s.n++
+}
+
+// join adds every record of o.
+func (s *step) join(o step) {
+	if o.n == 0 {
+		return
+	}
+	if o.refused != nil && s.refused == nil {
+		s.refused = o.refused
+	}
+	if s.n == 0 {
+		s.first = o.first
+	}
+	s.last = o.last
+	s.n += o.n
+}
+
+// wrote reports whether the step wrote anything.
+func (s step) wrote() bool { return s.n > 0 }
+
+// err is the step's outcome; call it once s.last is done.
+func (s step) err() error {
+	if s.refused != nil {
+		return s.refused
+	}
+	if err := s.first.Wait(context.Background()); err != nil {
+		return err
+	}
+	return s.last.Wait(context.Background())
+}
+
+// after runs fn once st's records are durable, with the first error
+// among them; at once when there was nothing to wait for.
+func (b *Broker) after(st step, fn func(error)) {
+	if b.st == nil || !st.wrote() {
 		fn(nil)
+		return
+	}
+	if st.refused != nil {
+		fn(st.refused) // nothing to wait for: it failed already
 		return
 	}
 	s := &b.sync
 	s.mu.Lock()
-	s.queue = append(s.queue, deferred{t, fn})
+	s.queue = append(s.queue, deferred{st, fn})
 	s.queued++
 	s.cond.Broadcast()
 	s.mu.Unlock()
@@ -68,7 +128,7 @@ func (b *Broker) drainSync(ctx context.Context) {
 	defer stop()
 	s.mu.Lock()
 	target := s.queued
-	for s.done < target && ctx.Err() == nil {
+	for s.done < target && ctx.Err() == nil && !b.isClosing() {
 		s.cond.Wait()
 	}
 	s.mu.Unlock()
@@ -97,11 +157,11 @@ func (b *Broker) syncLoop() {
 		s.mu.Unlock()
 		for i, d := range batch {
 			select {
-			case <-d.t.Done():
+			case <-d.st.last.Done():
 			case <-b.closing:
 				return
 			}
-			d.fn(d.t.Wait(context.Background()))
+			d.fn(d.st.err())
 			batch[i] = deferred{}
 			s.mu.Lock()
 			s.done++
@@ -238,4 +298,15 @@ func (b *Broker) DiskStats() (st store.DiskStats, ok bool) {
 		return st, false
 	}
 	return b.st.DiskStats(), true
+}
+
+// isClosing reports whether connections are being closed (the syncer has
+// stopped or is stopping).
+func (b *Broker) isClosing() bool {
+	select {
+	case <-b.closing:
+		return true
+	default:
+		return false
+	}
 }

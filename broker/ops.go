@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/postbox-ipc/postbox/mailbox"
-	"github.com/postbox-ipc/postbox/store"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
@@ -161,7 +160,7 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 			c.finish(pd)
 		}
 	}
-	t, wrote := c.b.apply(bx, bx.core.Effects())
+	st := c.b.apply(bx, bx.core.Effects())
 	c.b.account(bx, before)
 	bx.mu.Unlock()
 
@@ -173,10 +172,10 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 		} else {
 			fail(code, "%s", code)
 		}
-	case done && !wrote:
+	case done && !st.wrote():
 		c.sendDone(hd.Request, off, res.Seq, res.Taken, res.Receipt)
 	case done:
-		c.b.after(t, true, func(err error) {
+		c.b.after(st, func(err error) {
 			if err != nil {
 				c.b.discard(bx, msg)
 				code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
@@ -342,8 +341,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	var done uint32
 	var firstErr error
 	var failed uint64
-	var last store.Ticket
-	var wrote bool
+	var st step
 	// One pass over this connection's lease table (a lease is settled
 	// either way: applied, or stale), then one lock per run of leases in
 	// the same mailbox.
@@ -381,9 +379,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			} else {
 				err = bx.core.Nack(c.id, id)
 			}
-			if t, w := c.b.apply(bx, bx.core.Effects()); w {
-				last, wrote = t, true
-			}
+			st.join(c.b.apply(bx, bx.core.Effects()))
 		}
 		if err == nil {
 			done++
@@ -400,7 +396,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	n := len(m.IDs)
 	// An ACK is confirmed only once its removal is durable: a confirmed
 	// ack is never undone by a crash.
-	c.b.after(last, wrote, func(serr error) {
+	c.b.after(st, func(serr error) {
 		switch {
 		case serr != nil:
 			code, text := storageError(hd.Op.String(), serr)
@@ -479,10 +475,11 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	case full:
 		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("create %q: the broker already has %d mailboxes, its limit", m.Name, lim.MaxMailboxes))
 	case bx.durable:
+		var st step
 		bx.mu.Lock()
-		t := b.st.PutMailbox(bx.def())
+		st.add(b.st.PutMailbox(bx.def()))
 		bx.mu.Unlock()
-		b.after(t, true, func(err error) {
+		b.after(st, func(err error) {
 			if err != nil {
 				b.destroy(bx, mailbox.ErrDestroyed)
 				code, text := storageError(fmt.Sprintf("create %q", bx.name), err)
@@ -527,9 +524,9 @@ func (h *handler) doDestroy(hd wire.Header, p []byte) {
 	if bx == nil {
 		return
 	}
-	t, wrote := h.c.b.destroy(bx, mailbox.ErrDestroyed)
+	st := h.c.b.destroy(bx, mailbox.ErrDestroyed)
 	h.c.b.log.Info("mailbox destroyed", "mailbox", bx.name, "uid", h.c.ident.UID, "pid", h.c.ident.PID)
-	h.c.b.after(t, wrote, func(err error) {
+	h.c.b.after(st, func(err error) {
 		if err != nil {
 			code, text := storageError(fmt.Sprintf("destroy %q", bx.name), err)
 			h.c.replyErr(hd, code, text)
@@ -554,12 +551,12 @@ func (h *handler) doChmod(hd wire.Header, p []byte) {
 	}
 	bx.mu.Lock()
 	bx.mode = m.Mode
-	var t store.Ticket
+	var st step
 	if bx.durable {
-		t = h.c.b.st.PutMailbox(bx.def())
+		st.add(h.c.b.st.PutMailbox(bx.def()))
 	}
 	bx.mu.Unlock()
-	h.c.b.after(t, bx.durable, func(err error) {
+	h.c.b.after(st, func(err error) {
 		if err != nil {
 			code, text := storageError(fmt.Sprintf("chmod %q", bx.name), err)
 			h.c.replyErr(hd, code, text)
@@ -571,7 +568,7 @@ func (h *handler) doChmod(hd wire.Header, p []byte) {
 
 // destroy removes bx from the broker and fails everyone waiting on it.
 // For a durable mailbox it returns the ticket of its deletion record.
-func (b *Broker) destroy(bx *box, err error) (t store.Ticket, wrote bool) {
+func (b *Broker) destroy(bx *box, err error) (st step) {
 	b.mu.Lock()
 	if b.boxes[bx.name] == bx {
 		delete(b.boxes, bx.name)
@@ -587,9 +584,9 @@ func (b *Broker) destroy(bx *box, err error) (t store.Ticket, wrote bool) {
 	b.apply(bx, bx.core.Effects())
 	b.account(bx, before)
 	if bx.durable && b.st != nil {
-		return b.st.DeleteMailbox(bx.name), true
+		st.add(b.st.DeleteMailbox(bx.name))
 	}
-	return t, false
+	return st
 }
 
 // info reports bx's state.
