@@ -147,8 +147,10 @@ func (c *Client) Identity() Identity { return c.self }
 // MaxMessage is the largest body the broker accepts.
 func (c *Client) MaxMessage() int { return c.maxMessage }
 
-// Close closes the connection. Requests in flight fail with ErrClosed;
-// messages received but not acked go back to their mailboxes. Close waits
+// Close closes the connection. Frames already queued are written first
+// (within 5 s): fire-and-forget acks take effect, and so may requests
+// whose callers are still waiting, though those callers get ErrClosed.
+// Messages received but not acked go back to their mailboxes. Close waits
 // for the client's goroutines and is idempotent.
 func (c *Client) Close() error {
 	c.once.Do(func() {
