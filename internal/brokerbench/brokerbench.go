@@ -238,6 +238,32 @@ func Latency(ctx context.Context, sock string, size, samples int) (benchfmt.Row,
 	return row, nil
 }
 
+// echoConn is a connection to a one-shot echo server; Close ends both.
+type echoConn struct {
+	net.Conn
+	l net.Listener
+}
+
+func (e echoConn) Close() error {
+	e.l.Close()
+	return e.Conn.Close()
+}
+
+// dialEcho starts an echo server at path and connects to it.
+func dialEcho(path string) (net.Conn, error) {
+	os.Remove(path)
+	l, err := echoServer(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return echoConn{c, l}, nil
+}
+
 // echoServer accepts one connection and echoes everything back.
 func echoServer(path string) (net.Listener, error) {
 	l, err := net.Listen("unix", path)
@@ -273,13 +299,7 @@ func RawPerWrite(ctx context.Context, path string, size int, cfg Config) (benchf
 // rawStream streams frames through an echo server for cfg.Duration,
 // batched into 64 KiB writes or one write per frame.
 func rawStream(path string, size int, cfg Config, batched bool, row benchfmt.Row) (benchfmt.Row, error) {
-	os.Remove(path)
-	l, err := echoServer(path)
-	if err != nil {
-		return row, err
-	}
-	defer l.Close()
-	c, err := net.Dial("unix", path)
+	c, err := dialEcho(path)
 	if err != nil {
 		return row, err
 	}
@@ -322,13 +342,7 @@ func rawStream(path string, size int, cfg Config, batched bool, row benchfmt.Row
 // RawLatency measures a size-byte write and its echo read back.
 func RawLatency(ctx context.Context, path string, size, samples int) (benchfmt.Row, error) {
 	row := benchfmt.Row{Name: NameRawLatency, Size: size}
-	os.Remove(path)
-	l, err := echoServer(path)
-	if err != nil {
-		return row, err
-	}
-	defer l.Close()
-	c, err := net.Dial("unix", path)
+	c, err := dialEcho(path)
 	if err != nil {
 		return row, err
 	}
