@@ -8,14 +8,16 @@ import (
 	"github.com/postbox-ipc/postbox/wire"
 )
 
-// apply carries out a mailbox core's effects. bx.mu must be held.
+// apply carries out a mailbox core's effects. bx.mu must be held; what
+// must not run under it is added to r, which the caller runs once it has
+// released bx.mu (see ready.go).
 //
 // For a durable mailbox it also writes the journal effects to the store,
 // and holds back every frame the step produces (deliveries, send
 // completions) until those records are durable. It returns the last
 // ticket written and whether any was, so the caller can hold back its own
 // reply the same way.
-func (b *Broker) apply(bx *box, effs []mailbox.Effect) (st step) {
+func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step) {
 	for i := range effs {
 		e := &effs[i]
 		switch e.Kind {
@@ -41,7 +43,7 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (st step) {
 				continue
 			}
 			msg, lease := e.Msg, e.Lease
-			b.after(st, func(error) {
+			b.after(r, st, func(error) {
 				// Delivered even if the record failed: the message is in
 				// memory and its sender was told the send failed (at least
 				// once, never lost).
@@ -51,8 +53,9 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (st step) {
 			p := e.Ref.(*pending)
 			p.c.finish(p)
 			msg, seq, taken, who := e.Msg, e.Msg.Seq, e.Taken, e.Receipt
-			b.after(st, func(err error) {
+			b.after(r, st, func(err error) {
 				if err != nil {
+					// Takes bx.mu: runs after this step released it.
 					b.discard(bx, msg)
 					code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
 					p.c.replyErr(wire.Header{Op: wire.OpSend, Request: p.req}, code, text)
@@ -63,8 +66,8 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (st step) {
 		case mailbox.EffFail:
 			p := e.Ref.(*pending)
 			p.c.finish(p)
-			if p.offer != nil {
-				b.dropOffer(p.offer)
+			if off := p.offer; off != nil {
+				r.add(func() { b.dropOffer(off) }) // stops a timer, closes files
 			}
 			code := codeOf(e.Err)
 			verb := "receive from"
@@ -74,7 +77,7 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (st step) {
 			text := fmt.Sprintf("%s %q: %s", verb, bx.name, code)
 			// Held back like the rest: a withdrawn send's removal must be
 			// on disk before its sender hears it was withdrawn.
-			b.after(st, func(error) {
+			b.after(r, st, func(error) {
 				p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, text)
 			})
 		case mailbox.EffDeadLetter:
@@ -83,7 +86,8 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect) (st step) {
 					msg: e.Msg, reason: reasonCode(e.Reason)})
 				continue
 			}
-			b.log.Info("message dropped", "mailbox", bx.name, "id", e.Msg.Seq, "reason", e.Reason)
+			name, seq, reason := bx.name, e.Msg.Seq, e.Reason
+			r.add(func() { b.log.Info("message dropped", "mailbox", name, "id", seq, "reason", reason) })
 			if bx.durable && b.st != nil {
 				st.add(b.st.Ack(bx.name, e.Msg.Seq))
 			}
@@ -148,6 +152,7 @@ func (c *conn) sendReply(req, seq uint64, taken bool, who mailbox.Identity) {
 // CodeClosed).
 func (b *Broker) cancel(p *pending, err error) {
 	bx := p.box
+	var r completions
 	bx.mu.Lock()
 	before := bx.core.HeldBytes()
 	if p.send != nil {
@@ -155,9 +160,10 @@ func (b *Broker) cancel(p *pending, err error) {
 	} else {
 		bx.core.CancelReceive(p.recv, err)
 	}
-	b.apply(bx, bx.core.Effects())
+	b.apply(bx, bx.core.Effects(), &r)
 	b.account(bx, before)
 	bx.mu.Unlock()
+	r.run()
 }
 
 // codeOf maps mailbox errors to wire status codes.

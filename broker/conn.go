@@ -330,12 +330,14 @@ func (c *conn) cleanup() {
 				c.b.destroy(bx, mailbox.ErrDestroyed)
 				continue
 			}
+			var r completions
 			bx.mu.Lock()
 			before := bx.core.HeldBytes()
 			bx.core.Disconnect(c.id)
-			c.b.apply(bx, bx.core.Effects())
+			c.b.apply(bx, bx.core.Effects(), &r)
 			c.b.account(bx, before)
 			bx.mu.Unlock()
+			r.run()
 		}
 		c.b.nconns.Add(-1)
 		c.b.log.Debug("disconnected", "endpoint", c.id, "pid", c.ident.PID)

@@ -26,8 +26,19 @@
 //
 // # Locks
 //
-// Lock order is box.mu, then conn.pmu, then conn.wmu; Broker.mu is never
-// held while taking a box lock. See each mutex for what it guards.
+// Lock order is box.mu, then Broker.mu (only destroy takes it under a box
+// lock), then conn.pmu, then conn.wmu; Broker.mu is never held while
+// taking a box lock. See each mutex for what it guards.
+//
+// Ready, then act: under a box lock the broker only decides. It changes
+// the core, submits the core's records to the store (which never touches
+// the disk on the caller's goroutine), records pending requests and
+// leases, and appends frames to connections' output buffers; every other
+// consequence of the step (a completion that withdraws a refused message,
+// which takes that same box lock; dropping a channel offer; a log line)
+// is collected in a completions list and run once the lock is released,
+// or by the syncer goroutine, which holds no lock. No callback ever runs
+// under a box lock (ready.go).
 //
 // # Lifecycle
 //
@@ -46,7 +57,8 @@
 // decisions in order, and nothing about the mailbox leaves the broker (a
 // reply, a delivery, an ack confirmation) before those records are on
 // disk: the syncer goroutine releases each held-back frame when its group
-// commit completes (durable.go).
+// commit completes (durable.go). A destroyed mailbox writes
+// nothing more: its deletion is its last record.
 //
 // # Identity
 //

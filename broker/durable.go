@@ -20,7 +20,12 @@ import (
 // written and fdatasynced. The records are submitted under the mailbox's
 // lock, so their order in the log is the order of the core's decisions;
 // the replies wait for their ticket on the syncer goroutine, which takes
-// them in submission order (group commit completes batches in log order).
+// them in submission order (group commit completes batches in log order)
+// and runs them holding no lock. A reply that needs no wait (nothing was
+// written, or the store refused a record at once) is not run in place
+// either: it goes on the caller's completions list (ready.go), run after
+// the mailbox lock is released, because the reply to a refused send takes
+// that lock to withdraw the message.
 
 // syncer runs deferred completions once their ticket is durable.
 type syncer struct {
@@ -93,14 +98,18 @@ func (s step) err() error {
 }
 
 // after runs fn once st's records are durable, with the first error
-// among them; at once when there was nothing to wait for.
-func (b *Broker) after(st step, fn func(error)) {
+// among them. It never calls fn itself: with nothing to wait for (no
+// records, or a record refused outright) fn goes on r, which the caller
+// runs once it holds no mailbox lock; otherwise the syncer goroutine runs
+// it, holding none either. So fn may take any lock, even the lock of the
+// mailbox whose step wrote st (see ready.go).
+func (b *Broker) after(r *completions, st step, fn func(error)) {
 	if b.st == nil || !st.wrote() {
-		fn(nil)
+		r.add(func() { fn(nil) })
 		return
 	}
-	if st.refused != nil {
-		fn(st.refused) // nothing to wait for: it failed already
+	if err := st.refused; err != nil {
+		r.add(func() { fn(err) }) // nothing to wait for: it failed already
 		return
 	}
 	s := &b.sync

@@ -50,18 +50,22 @@ func (b *Broker) expire(now int64) {
 		}
 	}
 	b.mu.RUnlock()
+	var r completions
 	for _, bx := range boxes {
 		bx.mu.Lock()
 		before := bx.core.HeldBytes()
 		bx.core.Expire(now)
-		b.apply(bx, bx.core.Effects())
+		b.apply(bx, bx.core.Effects(), &r)
 		b.account(bx, before)
 		bx.mu.Unlock()
+		r.run()
 	}
 }
 
 // queueDead hands a dead message to the housekeeper. Called with the
-// source mailbox's lock held.
+// source mailbox's lock held: it takes only b.dmu (a leaf) and never
+// blocks, and the move itself, which takes the dead-letter mailbox's
+// lock, happens on the housekeeper's goroutine (see ready.go).
 func (b *Broker) queueDead(d deadLetter) {
 	b.dmu.Lock()
 	b.dead = append(b.dead, d)
@@ -91,16 +95,18 @@ func (b *Broker) moveDead() {
 			b.forgetDead(d)
 			continue
 		}
+		var r completions
 		dlq.mu.Lock()
 		before := dlq.core.HeldBytes()
 		if dlq.durable && d.fromDurable {
 			dlq.moving = &moving{msg: moved, from: d.from, seq: m.Seq, fromDurable: true}
 		}
 		_, _, err := dlq.core.Send(moved, false, nil)
-		b.apply(dlq, dlq.core.Effects())
+		b.apply(dlq, dlq.core.Effects(), &r)
 		dlq.moving = nil
 		b.account(dlq, before)
 		dlq.mu.Unlock()
+		r.run()
 		if err != nil {
 			b.log.Warn("dead letter dropped", "mailbox", d.to, "from", d.from, "id", m.Seq, "err", err)
 			b.forgetDead(d)

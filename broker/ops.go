@@ -130,6 +130,7 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 	msg.SentUnixNano = h.now
 	receipt := hd.Flags&wire.FlagReceipt != 0
 
+	var r completions
 	bx.mu.Lock()
 	if !bx.may(c.ident, permWrite) {
 		bx.mu.Unlock()
@@ -160,9 +161,10 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 			c.finish(pd)
 		}
 	}
-	st := c.b.apply(bx, bx.core.Effects())
+	st := c.b.apply(bx, bx.core.Effects(), &r)
 	c.b.account(bx, before)
 	bx.mu.Unlock()
+	r.run()
 
 	switch {
 	case err != nil:
@@ -175,7 +177,7 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 	case done && !st.wrote():
 		c.sendDone(hd.Request, off, res.Seq, res.Taken, res.Receipt)
 	case done:
-		c.b.after(st, func(err error) {
+		c.b.after(&r, st, func(err error) {
 			if err != nil {
 				c.b.discard(bx, msg)
 				code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
@@ -184,6 +186,7 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 			}
 			c.sendDone(hd.Request, off, res.Seq, res.Taken, res.Receipt)
 		})
+		r.run()
 	}
 }
 
@@ -191,14 +194,17 @@ func (h *handler) put(hd wire.Header, target []byte, msg *mailbox.Message, timeo
 // its mailbox, if nobody has taken it yet: its sender is told the send
 // failed, so it should not be delivered. (If it was already delivered it
 // stays delivered: at least once.)
+// It takes bx.mu, so it runs as a completion, never under a mailbox lock.
 func (b *Broker) discard(bx *box, msg *mailbox.Message) {
+	var r completions
 	bx.mu.Lock()
 	before := bx.core.HeldBytes()
 	if bx.core.Discard(msg) {
-		b.apply(bx, bx.core.Effects())
+		b.apply(bx, bx.core.Effects(), &r)
 	}
 	b.account(bx, before)
 	bx.mu.Unlock()
+	r.run()
 }
 
 // sendDone answers a completed SEND, or a CHANNEL whose offer was placed.
@@ -281,6 +287,7 @@ func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consu
 	pd := &pending{c: c, req: hd.Request, op: hd.Op, box: bx}
 	pd.recv = &mailbox.Receiver{Ref: pd, Ident: c.ident, Type: typ, AutoAck: hd.Flags&wire.FlagAutoAck != 0, Consumer: consumer, Credit: credit}
 
+	var r completions
 	bx.mu.Lock()
 	if !bx.may(c.ident, permRead) {
 		bx.mu.Unlock()
@@ -296,12 +303,13 @@ func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consu
 	if err == nil && pd.recv.Waiting() {
 		c.wait(pd, timeout)
 	}
-	c.b.apply(bx, bx.core.Effects()) // holds back durable deliveries itself
+	c.b.apply(bx, bx.core.Effects(), &r) // holds back durable deliveries itself
 	c.b.account(bx, before)
 	if err != nil || !pd.recv.Waiting() {
 		c.finish(pd)
 	}
 	bx.mu.Unlock()
+	r.run()
 	if err != nil {
 		code := codeOf(err)
 		c.replyErr(hd, code, fmt.Sprintf("receive from %q: %s", name, code))
@@ -321,12 +329,14 @@ func (h *handler) doCredit(hd wire.Header, p []byte) {
 		return
 	}
 	bx := pd.box
+	var r completions
 	bx.mu.Lock()
 	before := bx.core.HeldBytes()
 	bx.core.AddCredit(pd.recv, m.N)
-	c.b.apply(bx, bx.core.Effects())
+	c.b.apply(bx, bx.core.Effects(), &r)
 	c.b.account(bx, before)
 	bx.mu.Unlock()
+	r.run()
 }
 
 func (h *handler) doAck(hd wire.Header, p []byte) {
@@ -342,6 +352,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	var firstErr error
 	var failed uint64
 	var st step
+	var r completions
 	// One pass over this connection's lease table (a lease is settled
 	// either way: applied, or stale), then one lock per run of leases in
 	// the same mailbox.
@@ -359,6 +370,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			cur.lazyAck = false
 			c.b.account(cur, before)
 			cur.mu.Unlock()
+			r.run()
 		}
 	}
 	for i, id := range m.IDs {
@@ -379,7 +391,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			} else {
 				err = bx.core.Nack(c.id, id)
 			}
-			st.join(c.b.apply(bx, bx.core.Effects()))
+			st.join(c.b.apply(bx, bx.core.Effects(), &r))
 		}
 		if err == nil {
 			done++
@@ -396,7 +408,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	n := len(m.IDs)
 	// An ACK is confirmed only once its removal is durable: a confirmed
 	// ack is never undone by a crash.
-	c.b.after(st, func(serr error) {
+	c.b.after(&r, st, func(serr error) {
 		switch {
 		case serr != nil:
 			code, text := storageError(hd.Op.String(), serr)
@@ -408,6 +420,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			c.reply(hd.Op|wire.OpReply, hd.Request, &wire.AckReply{Done: done})
 		}
 	})
+	r.run()
 }
 
 func (h *handler) doCreate(hd wire.Header, p []byte) {
@@ -477,9 +490,18 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	case bx.durable:
 		var st step
 		bx.mu.Lock()
-		st.add(b.st.PutMailbox(bx.def()))
+		gone := bx.destroyed // by a DESTROY that found it before it was recorded
+		if !gone {
+			st.add(b.st.PutMailbox(bx.def()))
+		}
 		bx.mu.Unlock()
-		b.after(st, func(err error) {
+		if gone {
+			c.replyErr(hd, wire.CodeDestroyed, fmt.Sprintf("create %q: destroyed before it was recorded", bx.name))
+			return
+		}
+		var r completions
+		defer r.run()
+		b.after(&r, st, func(err error) {
 			if err != nil {
 				b.destroy(bx, mailbox.ErrDestroyed)
 				code, text := storageError(fmt.Sprintf("create %q", bx.name), err)
@@ -524,9 +546,15 @@ func (h *handler) doDestroy(hd wire.Header, p []byte) {
 	if bx == nil {
 		return
 	}
-	st := h.c.b.destroy(bx, mailbox.ErrDestroyed)
+	st, ok := h.c.b.destroy(bx, mailbox.ErrDestroyed)
+	if !ok {
+		// Another DESTROY got there first.
+		h.c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("destroy %q: no such mailbox", m.Name))
+		return
+	}
 	h.c.b.log.Info("mailbox destroyed", "mailbox", bx.name, "uid", h.c.ident.UID, "pid", h.c.ident.PID)
-	h.c.b.after(st, func(err error) {
+	var r completions
+	h.c.b.after(&r, st, func(err error) {
 		if err != nil {
 			code, text := storageError(fmt.Sprintf("destroy %q", bx.name), err)
 			h.c.replyErr(hd, code, text)
@@ -534,6 +562,7 @@ func (h *handler) doDestroy(hd wire.Header, p []byte) {
 		}
 		h.c.replyEmpty(hd)
 	})
+	r.run()
 }
 
 func (h *handler) doChmod(hd wire.Header, p []byte) {
@@ -550,13 +579,21 @@ func (h *handler) doChmod(hd wire.Header, p []byte) {
 		return
 	}
 	bx.mu.Lock()
+	if bx.destroyed {
+		// A DESTROY won the race since the lookup: writing the
+		// definition now would bring the mailbox back on restart.
+		bx.mu.Unlock()
+		h.c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("chmod %q: no such mailbox", m.Name))
+		return
+	}
 	bx.mode = m.Mode
 	var st step
 	if bx.durable {
 		st.add(h.c.b.st.PutMailbox(bx.def()))
 	}
 	bx.mu.Unlock()
-	h.c.b.after(st, func(err error) {
+	var r completions
+	h.c.b.after(&r, st, func(err error) {
 		if err != nil {
 			code, text := storageError(fmt.Sprintf("chmod %q", bx.name), err)
 			h.c.replyErr(hd, code, text)
@@ -564,11 +601,34 @@ func (h *handler) doChmod(hd wire.Header, p []byte) {
 		}
 		h.c.replyEmpty(hd)
 	})
+	r.run()
 }
 
 // destroy removes bx from the broker and fails everyone waiting on it.
-// For a durable mailbox it returns the ticket of its deletion record.
-func (b *Broker) destroy(bx *box, err error) (st step) {
+// For a durable mailbox it returns the ticket of its deletion record. It
+// reports false, doing nothing, if bx was already destroyed.
+//
+// Everything happens under bx.mu, the deletion record before bx leaves
+// b.boxes: a record about bx written under bx.mu (a CHMOD's definition)
+// then either precedes the deletion or is not written at all (it sees
+// bx.destroyed), and a new mailbox of the same name, which can only be
+// created once bx has left b.boxes, is recorded after the deletion. (This
+// is the one place that takes b.mu under a box lock.)
+func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
+	var r completions
+	bx.mu.Lock()
+	if bx.destroyed {
+		bx.mu.Unlock()
+		return st, false
+	}
+	bx.destroyed = true
+	before := bx.core.HeldBytes()
+	bx.core.Destroy(err)
+	b.apply(bx, bx.core.Effects(), &r)
+	b.account(bx, before)
+	if bx.durable && b.st != nil {
+		st.add(b.st.DeleteMailbox(bx.name))
+	}
 	b.mu.Lock()
 	if b.boxes[bx.name] == bx {
 		delete(b.boxes, bx.name)
@@ -577,16 +637,9 @@ func (b *Broker) destroy(bx *box, err error) (st step) {
 		}
 	}
 	b.mu.Unlock()
-	bx.mu.Lock()
-	defer bx.mu.Unlock()
-	before := bx.core.HeldBytes()
-	bx.core.Destroy(err)
-	b.apply(bx, bx.core.Effects())
-	b.account(bx, before)
-	if bx.durable && b.st != nil {
-		st.add(b.st.DeleteMailbox(bx.name))
-	}
-	return st
+	bx.mu.Unlock()
+	r.run()
+	return st, true
 }
 
 // info reports bx's state.
