@@ -193,8 +193,10 @@
 // retried there. Opening on a full disk works too: Open goes on in the
 // newest segment if it cannot start a new one. As acks empty segments they
 // are reclaimed; once there is room for three reserves the reserve is
-// recreated and new messages are accepted again (a refused Append checks
-// the free space, so space freed by someone else counts too).
+// recreated and new messages are accepted again (Append and PutMailbox
+// check the free space, so space freed by someone else counts too). Only
+// the writer goroutine writes the reserve: a write method does no disk
+// I/O, so it may be called under its caller's locks.
 //
 // A failed fdatasync is different: the kernel may already have dropped
 // the dirty pages and marked them clean, so the store cannot know what

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -21,28 +20,40 @@ import (
 // (Ack, Lease, Return, DeadLetter, DeleteMailbox) is still written, into
 // the reserve's room. When a segment is reclaimed the store tries to
 // recreate the reserve; once that succeeds it accepts new messages again.
+//
+// The reserve file is the writer goroutine's (and Open's, before the
+// writer starts): only it deletes, writes, fdatasyncs and re-creates the
+// file. A write method (Append, PutMailbox) is called under its caller's
+// locks (a broker mailbox's, for one) and must not wait for the disk, so
+// while low on space it only looks at the free space (statfs, which reads
+// the file system's counters) and, if there is room again, accepts the
+// record: the writer restores the reserve before it writes that record's
+// batch (flush).
 
 const reserveName = "RESERVE"
 
-// lowSpace is set while the reserve is spent.
+// lowSpace is set while the reserve is spent. Only the writer goroutine
+// changes it (and Open, before starting the writer); any goroutine reads
+// it.
 type lowSpace struct {
 	on atomic.Bool
-	// mu serialises the reserve file's deletion (the writer goroutine)
-	// and re-creation (any goroutine whose write was refused), and the
-	// transitions of on that go with them.
-	mu sync.Mutex
 }
 
 // refused reports whether a new message must be refused for lack of
-// space. Space can also come back from outside (another file deleted), so
-// a refused write checks the free space (one statfs) and, if there is
-// room again, restores the reserve.
+// space. It is called on the submitting goroutine, so it does no I/O
+// beyond one statfs: space can also come back from outside (another file
+// deleted), and once there is room for three reserves the record is
+// accepted and the writer goroutine restores the reserve before writing
+// it (see flush).
 func (s *Store) refused() bool {
-	if !s.low.on.Load() {
-		return false
-	}
-	s.refill()
-	return s.low.on.Load()
+	return s.low.on.Load() && !s.roomForReserve()
+}
+
+// roomForReserve reports whether the file system has room to restore the
+// reserve and leave the low-space state: room for three reserves, so that
+// accepting messages again does not fill the disk at once.
+func (s *Store) roomForReserve() bool {
+	return s.free() >= 3*s.reserveSize()
 }
 
 // free is the bytes available to the store's file system (0 if unknown).
@@ -66,6 +77,9 @@ func (s *Store) makeReserve() bool {
 	path := s.reservePath()
 	if fi, err := os.Stat(path); err == nil && fi.Size() >= size {
 		return true
+	}
+	if h := s.reserveHook.Load(); h != nil {
+		(*h)()
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -104,9 +118,8 @@ func (s *Store) reserveSize() int64 {
 // spendReserve deletes the reserve after a write failed for lack of
 // space, and enters the low-space state. It reports whether there was a
 // reserve to free.
+// Writer goroutine (or Open) only.
 func (s *Store) spendReserve() bool {
-	s.low.mu.Lock()
-	defer s.low.mu.Unlock()
 	s.low.on.Store(true)
 	if err := os.Remove(s.reservePath()); err != nil {
 		return false
@@ -118,15 +131,11 @@ func (s *Store) spendReserve() bool {
 }
 
 // refill tries to restore the reserve after space was freed, and leaves
-// the low-space state if it can. It waits for room for three reserves, so
-// that accepting messages again does not fill the disk at once.
+// the low-space state if it can. It writes and fdatasyncs the reserve
+// file, so it runs on the writer goroutine only, never on a goroutine
+// submitting a record.
 func (s *Store) refill() {
-	if !s.low.on.Load() || s.free() < 3*s.reserveSize() {
-		return
-	}
-	s.low.mu.Lock()
-	defer s.low.mu.Unlock()
-	if !s.low.on.Load() {
+	if !s.low.on.Load() || !s.roomForReserve() {
 		return
 	}
 	if s.makeReserve() {

@@ -3,8 +3,11 @@ package store_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/postbox-ipc/postbox/store"
 )
@@ -141,5 +144,96 @@ func TestFullDiskWithAPinnedOldSegmentRecovers(t *testing.T) {
 	}
 	if got := r.Messages["q"]; len(got) != 1 || string(got[0].Body) != "after" {
 		t.Fatalf("q after reopen: %d messages", len(got))
+	}
+}
+
+// TestReserveIsRestoredByTheWriterNotTheSubmitter: once space is back, the
+// first Append is accepted at once and the writer goroutine restores the
+// reserve (a file write and an fdatasync) before writing it. The
+// submitter never waits for that: Append is called under the caller's
+// locks (a broker holds a mailbox's), where waiting for the disk stalls
+// every client of that mailbox.
+func TestReserveIsRestoredByTheWriterNotTheSubmitter(t *testing.T) {
+	mnt := mountTmpfs(t, "1m")
+	o := testOptions(filepath.Join(mnt, "data"), nil)
+	o.NoSync = false
+	s := mustOpen(t, o)
+	defer s.Close()
+	wait(t, s.PutMailbox(def("q")))
+
+	filler := filepath.Join(mnt, "filler")
+	fillFile(t, filler)
+	if err := s.Append(msg("q", 1, 0, body(1, 4000))).Wait(context.Background()); !errors.Is(err, store.ErrDiskFull) {
+		t.Fatalf("append on a full disk: %v, want ErrDiskFull", err)
+	}
+	if _, err := os.Stat(filepath.Join(o.Dir, "RESERVE")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("reserve after the disk filled: %v, want it spent", err)
+	}
+
+	// Whoever writes the reserve now blocks until released.
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	store.SetReserveHook(s, func() {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	})
+	defer store.SetReserveHook(s, nil)
+	released := false
+	unblock := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	defer unblock()
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+
+	appended := make(chan store.Ticket, 1)
+	go func() { appended <- s.Append(msg("q", 2, 0, "after")) }()
+	var tk store.Ticket
+	select {
+	case tk = <-appended:
+	case <-time.After(30 * time.Second):
+		unblock()
+		<-appended
+		t.Fatal("Append waited for the reserve to be restored: the refill ran on the submitting goroutine")
+	}
+	select {
+	case <-entered: // the writer restores the reserve before writing the record
+	case <-time.After(30 * time.Second):
+		t.Fatal("the writer never restored the reserve")
+	}
+	select {
+	case <-tk.Done():
+		t.Fatal("the record was written before the reserve was restored")
+	default:
+	}
+	unblock()
+	wait(t, tk)
+	if _, err := os.Stat(filepath.Join(o.Dir, "RESERVE")); err != nil {
+		t.Fatalf("reserve after space came back: %v", err)
+	}
+}
+
+// fillFile writes path until the file system is full.
+func fillFile(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			return
+		}
 	}
 }

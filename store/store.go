@@ -216,6 +216,10 @@ type Store struct {
 	// low is set while the disk is full and the reserve spent: Append and
 	// PutMailbox are refused, everything else is still recorded.
 	low lowSpace
+	// reserveHook, if set, runs on the goroutine about to write the
+	// reserve file (tests: which goroutine that is, and what waits for
+	// it).
+	reserveHook atomic.Pointer[func()]
 }
 
 // batch is shared by every record of one group commit: one allocation per

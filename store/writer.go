@@ -105,6 +105,10 @@ func (s *Store) flush() {
 		s.w.spare = buf
 		return
 	}
+	// A record accepted while low on space (refused found room again)
+	// goes after the reserve is back: restoring it is the writer's job,
+	// never the submitter's.
+	s.refill()
 	b.err = s.commit(buf, b.sync)
 	if b.err == nil {
 		s.w.paused = false
