@@ -338,10 +338,6 @@ type box struct {
 	// lazyAck is set while acks nobody waits for (ACK with NOREPLY) are
 	// applied: their records need no fdatasync of their own.
 	lazyAck bool
-	// destroyed is set by destroy: nothing more about bx may be written
-	// to the store (a definition written after its deletion record would
-	// bring it back on restart).
-	destroyed bool
 }
 
 // Permission bits, as for files.

@@ -490,7 +490,7 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	case bx.durable:
 		var st step
 		bx.mu.Lock()
-		gone := bx.destroyed // by a DESTROY that found it before it was recorded
+		gone := bx.core.Destroyed() // by a DESTROY that found it before it was recorded
 		if !gone {
 			st.add(b.st.PutMailbox(bx.def()))
 		}
@@ -579,7 +579,7 @@ func (h *handler) doChmod(hd wire.Header, p []byte) {
 		return
 	}
 	bx.mu.Lock()
-	if bx.destroyed {
+	if bx.core.Destroyed() {
 		// A DESTROY won the race since the lookup: writing the
 		// definition now would bring the mailbox back on restart.
 		bx.mu.Unlock()
@@ -609,19 +609,18 @@ func (h *handler) doChmod(hd wire.Header, p []byte) {
 // reports false, doing nothing, if bx was already destroyed.
 //
 // Everything happens under bx.mu, the deletion record before bx leaves
-// b.boxes: a record about bx written under bx.mu (a CHMOD's definition)
-// then either precedes the deletion or is not written at all (it sees
-// bx.destroyed), and a new mailbox of the same name, which can only be
-// created once bx has left b.boxes, is recorded after the deletion. (This
-// is the one place that takes b.mu under a box lock.)
+// b.boxes: a record about bx written under bx.mu (a CHMOD's or CREATE's
+// definition) then either precedes the deletion or is not written at all
+// (it sees bx.core.Destroyed()), and a new mailbox of the same name, which
+// can only be created once bx has left b.boxes, is recorded after the
+// deletion. (This is the one place that takes b.mu under a box lock.)
 func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
 	var r completions
 	bx.mu.Lock()
-	if bx.destroyed {
+	if bx.core.Destroyed() {
 		bx.mu.Unlock()
 		return st, false
 	}
-	bx.destroyed = true
 	before := bx.core.HeldBytes()
 	bx.core.Destroy(err)
 	b.apply(bx, bx.core.Effects(), &r)
