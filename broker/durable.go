@@ -105,11 +105,11 @@ func (s step) err() error {
 // mailbox whose step wrote st (see ready.go).
 func (b *Broker) after(r *completions, st step, fn func(error)) {
 	if b.st == nil || !st.wrote() {
-		r.add(func() { fn(nil) })
+		r.addDone(fn, nil)
 		return
 	}
-	if err := st.refused; err != nil {
-		r.add(func() { fn(err) }) // nothing to wait for: it failed already
+	if st.refused != nil {
+		r.addDone(fn, st.refused) // nothing to wait for: it failed already
 		return
 	}
 	s := &b.sync

@@ -39,18 +39,36 @@ package broker
 // must not do there. The zero value is an empty list. A list belongs to
 // one goroutine.
 type completions struct {
-	fns []func()
+	list []completion
+}
+
+// completion is fn(), or done(err) for a request's reply (kept apart so
+// that Broker.after allocates no closure of its own).
+type completion struct {
+	fn   func()
+	done func(error)
+	err  error
 }
 
 // add collects fn to run once the lock is released.
-func (r *completions) add(fn func()) { r.fns = append(r.fns, fn) }
+func (r *completions) add(fn func()) { r.list = append(r.list, completion{fn: fn}) }
+
+// addDone collects done(err) to run once the lock is released.
+func (r *completions) addDone(done func(error), err error) {
+	r.list = append(r.list, completion{done: done, err: err})
+}
 
 // run does the collected work in the order it was collected and empties
 // the list. The caller must hold no mailbox lock.
 func (r *completions) run() {
-	for i, fn := range r.fns {
-		r.fns[i] = nil
-		fn()
+	for i := range r.list {
+		c := r.list[i]
+		r.list[i] = completion{}
+		if c.fn != nil {
+			c.fn()
+		} else {
+			c.done(c.err)
+		}
 	}
-	r.fns = r.fns[:0]
+	r.list = r.list[:0]
 }
