@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/broker"
 	"github.com/postbox-ipc/postbox/internal/testbroker"
+	"go.uber.org/goleak"
 )
 
 // roleEnv, when set, makes the test binary play a client role (see
@@ -35,14 +35,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if n := testbroker.Settle(before); n > before && code == 0 {
-		fmt.Fprintf(os.Stderr, "goroutine leak: %d goroutines before the tests, %d after\n%s", before, n, testbroker.Stacks())
-		code = 1
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+	// After all tests (parallel ones included), no goroutine of ours may
+	// be left; goleak itself ignores the testing package's and os/signal's.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 var (

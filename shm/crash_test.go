@@ -16,7 +16,8 @@ import (
 // SIGKILL at random moments. Every message received before and after must
 // be complete, then Receive reports ErrPeerGone instead of hanging.
 func TestKillSenderNeverDeliversHalfMessages(t *testing.T) {
-	checkNoLeak(t)
+	// It kills only its own children; leaks are caught by VerifyTestMain.
+	t.Parallel()
 	r := rand.New(rand.NewPCG(11, 12))
 	for round := 0; round < 5; round++ {
 		c, cmd := startChild(t, "sender", Config{})
@@ -52,7 +53,8 @@ func TestKillSenderNeverDeliversHalfMessages(t *testing.T) {
 // streams to it: the parent's Send, blocked on a full ring, returns
 // ErrPeerGone.
 func TestKillReceiverUnblocksSender(t *testing.T) {
-	checkNoLeak(t)
+	// It kills only its own children; leaks are caught by VerifyTestMain.
+	t.Parallel()
 	r := rand.New(rand.NewPCG(13, 14))
 	for round := 0; round < 3; round++ {
 		c, cmd := startChild(t, "receiver", Config{})
@@ -78,6 +80,7 @@ func TestKillReceiverUnblocksSender(t *testing.T) {
 // pool reservation: the parent never sees the half message, only the note
 // sent after it, and then ErrPeerGone; its pool stats show the stuck run.
 func TestKillMidWriteLeavesNothingBehind(t *testing.T) {
+	t.Parallel() // it kills only its own child
 	c, cmd := startChild(t, "stuck-loan", Config{})
 	ctx := guardCtx(t)
 	buf := make([]byte, 1<<20)
@@ -99,6 +102,9 @@ func TestKillMidWriteLeavesNothingBehind(t *testing.T) {
 // calls time out rather than report the peer gone, and after SIGCONT the
 // exchange resumes.
 func TestStoppedPeerIsNotDeclaredDead(t *testing.T) {
+	// It stops only its own child, and a busy machine can only make the
+	// stopped peer's silence longer, never end it.
+	t.Parallel()
 	for _, w := range []WaitPolicy{Hybrid, BusyPoll, Park} {
 		t.Run(w.String(), func(t *testing.T) {
 			c, cmd := startChild(t, "echo", Config{Wait: w})
@@ -176,6 +182,7 @@ func TestCancelWakesParkedReceive(t *testing.T) {
 // ErrPeerGone after the peer dies. The bound is a hang guard, not a speed
 // claim; the elapsed time is logged.
 func TestPeerDeathIsReportedPromptly(t *testing.T) {
+	t.Parallel() // it kills only its own child; the bound is a hang guard
 	c, cmd := startChild(t, "receiver", Config{Wait: Park})
 	ctx := guardCtx(t)
 	errc := make(chan error, 1)

@@ -2,9 +2,10 @@ package shm
 
 import (
 	"context"
-	"runtime"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // hangGuard bounds a test that would otherwise hang on a bug. It is never
@@ -40,18 +41,25 @@ func pair(t testing.TB, cfgA, cfgB Config) (a, b *Chan) {
 	return a, b
 }
 
-// checkNoLeak fails if goroutines started during the test outlive it.
+// checkNoLeak fails t if goroutines started during t are still alive once
+// t's other cleanups have run (goleak.Find with goleak.IgnoreCurrent). It
+// keeps looking for up to hangGuard, as goroutines may take a moment to exit
+// after Close; one goleak.Find gives up after under a second. goleak cannot
+// tell whose goroutine it sees, so a test that calls checkNoLeak must not
+// call t.Parallel; parallel tests rely on VerifyTestMain in TestMain.
 func checkNoLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
+	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(hangGuard)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("goroutines leaked: %d > %d\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		for {
+			err := goleak.Find(ignore)
+			if err == nil {
 				return
 			}
-			time.Sleep(time.Millisecond)
+			if time.Now().After(deadline) {
+				t.Errorf("goroutines leaked: %v", err)
+				return
+			}
 		}
 	})
 }

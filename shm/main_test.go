@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // childEnv selects a child role when the test binary re-executes itself.
@@ -18,7 +20,9 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(runChild(role))
 	}
-	os.Exit(m.Run())
+	// No goroutine of ours may outlive the tests, parallel ones included;
+	// goleak itself ignores the testing package's and os/signal's.
+	goleak.VerifyTestMain(m)
 }
 
 // startChild runs this test binary as a child in role, attached to a new

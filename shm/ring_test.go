@@ -49,6 +49,7 @@ func checkMsg(t testing.TB, got []byte, seq uint64) {
 // interleaving, so millions of records and wrap-arounds run quickly and
 // deterministically (no goroutines, no timing).
 func TestRingWrapsWithRandomSizesAndInterleavings(t *testing.T) {
+	t.Parallel() // one goroutine over its own memory
 	count := uint64(1_000_000)
 	if testing.Short() {
 		count = 100_000
@@ -115,7 +116,8 @@ func TestRingWrapsWithRandomSizesAndInterleavings(t *testing.T) {
 // TestChanWrapsWithRandomSizes runs the same over a Chan, producer and
 // consumer in separate goroutines, across all three tiers.
 func TestChanWrapsWithRandomSizes(t *testing.T) {
-	checkNoLeak(t)
+	// Its own segment and goroutines; leaks are caught by VerifyTestMain.
+	t.Parallel()
 	count := 300_000
 	if testing.Short() {
 		count = 30_000

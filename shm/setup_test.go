@@ -152,6 +152,8 @@ func TestAttachValidatesHeader(t *testing.T) {
 // TestIdleChannelParks checks that a receiver blocked on an idle channel
 // under the default policy sleeps rather than spins. The bound (a quarter
 // of a core) only catches spinning; the measured figure is logged.
+//
+// It must not run in parallel: it measures the whole process's CPU time.
 func TestIdleChannelParks(t *testing.T) {
 	checkNoLeak(t)
 	_, b := pair(t, Config{}, Config{})

@@ -31,6 +31,7 @@ func TestSecondOpenIsLockedInProcess(t *testing.T) {
 }
 
 func TestSecondOpenIsLockedFromAnotherProcess(t *testing.T) {
+	t.Parallel() // its own temp dir and child; it waits on the child most of the time
 	dir := t.TempDir()
 	s := mustOpen(t, testOptions(dir, nil))
 	out := runChild(t, "open", dir)
@@ -59,6 +60,7 @@ func runChild(t *testing.T, role, dir string) string {
 // kill that every Append the child saw acknowledged is present unless its
 // Ack was also acknowledged, and that no acknowledged Ack is undone.
 func TestSIGKILLLosesNoAcknowledgedRecord(t *testing.T) {
+	t.Parallel() // its own temp dir; it kills only its own children
 	rounds := 3
 	if *long {
 		rounds = 20

@@ -24,6 +24,7 @@ func mountTmpfs(t *testing.T, size string) string {
 }
 
 func TestDiskFullFailsTheBatchKeepsAcknowledgedDataAndRecovers(t *testing.T) {
+	t.Parallel() // its own tmpfs, mounted on its own temp dir
 	mnt := mountTmpfs(t, "1m")
 	dir := filepath.Join(mnt, "data")
 	o := testOptions(dir, nil)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/postbox-ipc/postbox/store"
+	"go.uber.org/goleak"
 )
 
 // The test binary doubles as the child process of the cross-process tests:
@@ -17,7 +18,10 @@ import (
 func TestMain(m *testing.M) {
 	switch os.Getenv("STORE_TEST_CHILD") {
 	case "":
-		os.Exit(m.Run())
+		// No goroutine of ours (a Store's writer, say) may outlive the
+		// tests, parallel ones included; goleak itself ignores the testing
+		// package's and os/signal's.
+		goleak.VerifyTestMain(m)
 	case "open":
 		childOpen(os.Getenv("STORE_TEST_DIR"))
 	case "crash":

@@ -31,6 +31,7 @@ func TestSegmentsAreReclaimedOnceEverythingIsAcked(t *testing.T) {
 }
 
 func TestCompactionBoundsWhatRecoveryReads(t *testing.T) {
+	t.Parallel() // its own temp dir
 	dir := t.TempDir()
 	o := testOptions(dir, nil)
 	o.SegmentSize = 8 << 10

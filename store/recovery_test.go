@@ -52,6 +52,7 @@ func checkBodies(t *testing.T, r *store.Recovered, bodyLen int) {
 }
 
 func TestTornTailAtEveryByteOffsetLosesOnlyTheTornRecord(t *testing.T) {
+	t.Parallel() // its own temp dir
 	const n, last, bodyLen = 20, 3, 24
 	tmpl := filepath.Join(t.TempDir(), "tmpl")
 	ends := writeWaited(t, testOptions(tmpl, nil), n, bodyLen)

@@ -17,6 +17,7 @@ import (
 // recorded (in the reserve's room), and once the acks free a segment new
 // messages are accepted again, with nothing acknowledged lost.
 func TestFullDiskStillRecordsAcksAndRecoversWhenTheyFreeSpace(t *testing.T) {
+	t.Parallel() // its own tmpfs, mounted on its own temp dir
 	mnt := mountTmpfs(t, "1m")
 	o := testOptions(filepath.Join(mnt, "data"), nil)
 	o.NoSync = false
@@ -99,6 +100,7 @@ func TestLazyRecordsCostNoFsyncOfTheirOwn(t *testing.T) {
 // disk is full: compaction copies it forward (it is small beside what the
 // segment frees) and new messages are accepted again once acks free room.
 func TestFullDiskWithAPinnedOldSegmentRecovers(t *testing.T) {
+	t.Parallel() // its own tmpfs, mounted on its own temp dir
 	mnt := mountTmpfs(t, "2m")
 	o := testOptions(filepath.Join(mnt, "data"), nil)
 	o.NoSync = false

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/postbox-ipc/postbox/store"
+	"go.uber.org/goleak"
 )
 
 func TestRoundTripThroughCloseAndOpen(t *testing.T) {
@@ -259,19 +259,22 @@ func TestConcurrentWritersKeepPerGoroutineOrder(t *testing.T) {
 
 func mbName(i int) string { return "mb-" + string(rune('a'+i%26)) + string(rune('a'+i/26)) }
 
+// TestCloseStopsTheWriterGoroutine must not run in parallel: goleak sees
+// every goroutine in the process, not only this test's.
 func TestCloseStopsTheWriterGoroutine(t *testing.T) {
-	before := runtime.NumGoroutine()
+	ignore := goleak.IgnoreCurrent()
 	for range 5 {
 		s := mustOpen(t, testOptions(t.TempDir(), nil))
 		s.PutMailbox(def("q"))
 		s.Close()
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	err := goleak.Find(ignore)
+	for err != nil && time.Now().Before(deadline) {
+		err = goleak.Find(ignore)
 	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines after Close, %d before", n, before)
+	if err != nil {
+		t.Fatalf("goroutines alive after Close: %v", err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/postbox-ipc/postbox/internal/testbroker"
+	"go.uber.org/goleak"
 )
 
 var bin string // the postbox binary under test
@@ -33,9 +34,12 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	// No goroutine of ours may outlive the tests; goleak itself ignores
+	// the testing package's and os/signal's.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 // cliRun is one finished invocation.

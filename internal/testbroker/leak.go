@@ -1,46 +1,42 @@
 package testbroker
 
 import (
-	"runtime"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
-// CheckGoroutines fails t if, once t's other cleanups have run, more
-// goroutines are alive than when it was called. Call it first in a test
-// (before Start and Dial) so that its check runs last. Goroutines may take
-// a moment to exit after Close returns, so the check waits for the count
-// to settle (at most HangGuard) before failing. Tests that use it must not
-// run in parallel with others.
+// CheckGoroutines fails t if goroutines started during t are still alive
+// once t's other cleanups have run (goleak.Find with goleak.IgnoreCurrent,
+// plus opts). Call it first in a test (before Start and Dial) so that its
+// check runs last. Goroutines may take a moment to exit after Close
+// returns, so the check keeps looking (at most HangGuard) before failing.
+//
+// goleak cannot tell whose goroutine it sees, so a test that calls
+// CheckGoroutines must not call t.Parallel. Parallel tests rely on the
+// package's goleak.VerifyTestMain instead. (Go runs every parallel
+// top-level test only after all sequential ones have finished, so
+// sequential tests with this check never overlap a parallel one.)
 func CheckGoroutines(t testing.TB) {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	opts := []goleak.Option{goleak.IgnoreCurrent()}
 	t.Cleanup(func() {
-		if n := settle(before); n > before {
-			t.Errorf("goroutine leak: %d goroutines before the test, %d after\n%s", before, n, stacks())
+		if err := settle(opts); err != nil {
+			t.Errorf("goroutine leak: %v", err)
 		}
 	})
 }
 
-// Settle waits (at most HangGuard) until at most want goroutines are
-// alive and returns the last count, for a check in TestMain.
-func Settle(want int) int { return settle(want) }
-
-func settle(want int) int {
+// settle runs goleak.Find until it finds nothing or HangGuard has passed,
+// and returns its last error. A single Find gives up after well under a
+// second, too soon on a slow, shared machine.
+func settle(opts []goleak.Option) error {
 	deadline := time.Now().Add(HangGuard)
 	for {
-		n := runtime.NumGoroutine()
-		if n <= want || time.Now().After(deadline) {
-			return n
+		err := goleak.Find(opts...)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
-		time.Sleep(time.Millisecond)
 	}
-}
-
-// Stacks returns every goroutine's stack, for a leak report.
-func Stacks() string { return stacks() }
-
-func stacks() string {
-	buf := make([]byte, 1<<20)
-	return string(buf[:runtime.Stack(buf, true)])
 }

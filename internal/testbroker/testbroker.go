@@ -2,7 +2,7 @@
 // in-process (Start) so a test can use it at once, or as a separate
 // `postbox serve` process (StartProcess, with the binary from BuildCLI),
 // with everything torn down and checked when the test ends. CheckGoroutines
-// fails a test that leaves goroutines behind.
+// fails a test that leaves goroutines behind (using go.uber.org/goleak).
 package testbroker
 
 import (
