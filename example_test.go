@@ -125,7 +125,7 @@ func ExampleMailbox_Publisher() {
 		panic(err)
 	}
 	cons, _ := mb.Consume(ctx, postbox.Prefetch(128))
-	defer cons.Close()
+	defer cons.Close(ctx)
 	sum := 0
 	for range 1000 {
 		m, _ := cons.Next(ctx)
