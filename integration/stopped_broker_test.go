@@ -179,12 +179,12 @@ func TestLateRepliesAfterGiveUpDoNotCorruptLaterCalls(t *testing.T) {
 	// Three requests the client gives up on; the broker reads them only
 	// after SIGCONT, and then answers each: a RECV that leases m1, a SEND
 	// that queues its message, and a STAT.
-	_, err := q.Receive(within(t, time.Second))
-	gaveUpAtDeadline(t, err, "Receive")
-	_, err = late.Send(within(t, time.Second), []byte("late"))
-	gaveUpAtDeadline(t, err, "Send")
-	_, err = late.Stat(within(t, time.Second))
-	gaveUpAtDeadline(t, err, "Stat")
+	r := async(func() (*postbox.Message, error) { return q.Receive(within(t, time.Second)) })
+	s := async(func() (postbox.Receipt, error) { return late.Send(within(t, time.Second), []byte("late")) })
+	st := async(func() (postbox.Info, error) { return late.Stat(within(t, time.Second)) })
+	gaveUpAtDeadline(t, await(t, r, "Receive").err, "Receive")
+	gaveUpAtDeadline(t, await(t, s, "Send").err, "Send")
+	gaveUpAtDeadline(t, await(t, st, "Stat").err, "Stat")
 	resume(t, p)
 
 	// The late replies come in while these calls are in flight, reusing
