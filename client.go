@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,10 +266,13 @@ func (c *Client) newCall(op wire.Op) (*call, uint64) {
 
 // what names cl's request in an error.
 func (cl *call) what() string {
-	if cl.mbox != "" {
-		return fmt.Sprintf("%s %q", cl.op, cl.mbox)
+	switch cl.op {
+	case wire.OpSend:
+		return fmt.Sprintf("send to %q", cl.mbox)
+	case wire.OpRecv:
+		return fmt.Sprintf("receive from %q", cl.mbox)
 	}
-	return cl.op.String()
+	return strings.ToLower(cl.op.String())
 }
 
 func putCall(cl *call) {

@@ -62,7 +62,8 @@ func (m *Mailbox) Consume(ctx context.Context, opts ...Option) (*Consumer, error
 	// Errors such as ErrNotFound or ErrPermission end the stream at once;
 	// surface them here with a round trip that orders after CONSUME.
 	if err := c.Ping(ctx); err != nil {
-		cons.Close(ctx)
+		// Ping already waited out the reply grace if ctx ended.
+		cons.close(ctx, 0)
 		return nil, err
 	}
 	cons.mu.Lock()
@@ -163,11 +164,15 @@ func (cn *Consumer) credit(n uint32) {
 // ends. Messages received but not yet returned by Next are nacked, so
 // they go to another receiver (with their redelivery count incremented),
 // except auto-acked ones: the broker has already removed those, so Next
-// still returns them. If ctx ends first, Close returns an error matching
-// ErrTimeout (or context.Canceled) and ErrUnknownOutcome: the stream ends
-// locally at once, and messages that still arrive are handled the same
+// still returns them. If ctx ends first and the broker does not confirm
+// within the reply grace (see WithReplyGrace), Close returns an error
+// matching ErrUnknownOutcome and ErrTimeout (or context.Canceled): the
+// stream ends locally, and messages that still arrive are handled the same
 // way (leased ones nacked, auto-acked ones kept for Next).
-func (cn *Consumer) Close(ctx context.Context) error {
+func (cn *Consumer) Close(ctx context.Context) error { return cn.close(ctx, cn.c.grace) }
+
+// close is Close, waiting up to grace for the broker after ctx ended.
+func (cn *Consumer) close(ctx context.Context, grace time.Duration) error {
 	cn.c.post(wire.Header{Op: wire.OpCancel, Request: cn.id}, nil)
 	var err error
 	select {
@@ -176,12 +181,12 @@ func (cn *Consumer) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		// As for a call (see await): the broker's answer may be just
 		// behind the deadline.
-		t := time.NewTimer(cn.c.grace)
+		t := time.NewTimer(grace)
 		select {
 		case <-cn.ended:
 		case <-cn.c.done:
 		case <-t.C:
-			err = &ctxError{op: fmt.Sprintf("close consumer of %q", cn.name), cause: ctx.Err(), unknown: true, grace: cn.c.grace}
+			err = &ctxError{op: fmt.Sprintf("close consumer of %q", cn.name), cause: ctx.Err(), unknown: true, grace: grace}
 		}
 		t.Stop()
 	}
