@@ -27,7 +27,7 @@ func benchSendReceive(b *testing.B, size, window int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer cons.Close()
+	defer cons.Close(ctx)
 	body := make([]byte, size)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ type Client struct {
 	fdr        *fdReader // nil unless nc is a Unix socket
 	self       Identity
 	maxMessage int
+	grace      time.Duration // see WithReplyGrace
 	ids        atomic.Uint64
 
 	wmu     sync.Mutex // guards out, spare, acks, closing, abort; wcond waits on it
@@ -60,6 +62,11 @@ type DialOption func(*dialOptions)
 type dialOptions struct {
 	socket string
 	name   string
+	grace  time.Duration
+}
+
+func dialDefaults() dialOptions {
+	return dialOptions{socket: DefaultSocketPath(), name: filepath.Base(os.Args[0]), grace: DefaultReplyGrace}
 }
 
 // WithSocket dials path instead of DefaultSocketPath().
@@ -68,9 +75,32 @@ func WithSocket(path string) DialOption { return func(o *dialOptions) { o.socket
 // WithName names the client in the broker's logs.
 func WithName(name string) DialOption { return func(o *dialOptions) { o.name = name } }
 
-// Dial connects to the broker and performs the handshake.
+// DefaultReplyGrace is how long a call waits for the broker's reply after
+// its context ended, unless WithReplyGrace says otherwise.
+//
+// The broker is told each request's timeout and answers CANCEL at once,
+// so its definite reply ("timed out, nothing happened", or the request's
+// result if it completed first) normally arrives within microseconds of
+// the deadline: the broker's clock started when it read the request, a
+// little after the client's. A quarter of a second covers that on a
+// loaded machine (scheduling delays, garbage collection, a busy broker)
+// many times over, while a call to a broker that is stopped or wedged
+// returns at most that long after its context ended, with
+// ErrUnknownOutcome.
+const DefaultReplyGrace = 250 * time.Millisecond
+
+// WithReplyGrace sets how long a call waits for the broker's reply after
+// its context ended before giving up with ErrUnknownOutcome (default
+// DefaultReplyGrace). A longer grace turns more give-ups into definite
+// answers from a slow broker; a shorter one returns sooner from a dead one.
+func WithReplyGrace(d time.Duration) DialOption {
+	return func(o *dialOptions) { o.grace = max(d, 0) }
+}
+
+// Dial connects to the broker and performs the handshake, both bounded by
+// ctx (at its deadline the error matches ErrTimeout).
 func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
-	o := dialOptions{socket: DefaultSocketPath(), name: filepath.Base(os.Args[0])}
+	o := dialDefaults()
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -79,7 +109,7 @@ func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postbox: dial %s: %w (is `postbox serve` running?)", o.socket, err)
 	}
-	c, err := handshake(ctx, nc, o.name)
+	c, err := handshake(ctx, nc, o)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -88,45 +118,28 @@ func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
 }
 
 // NewClient performs the handshake over an established connection (any
-// net.Conn speaking the postbox protocol to a broker) and returns a Client
-// that owns it.
-func NewClient(ctx context.Context, nc net.Conn) (*Client, error) {
-	return handshake(ctx, nc, filepath.Base(os.Args[0]))
+// net.Conn speaking the postbox protocol to a broker), bounded by ctx, and
+// returns a Client that owns it. Of the options, WithName and
+// WithReplyGrace apply.
+func NewClient(ctx context.Context, nc net.Conn, opts ...DialOption) (*Client, error) {
+	o := dialDefaults()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return handshake(ctx, nc, o)
 }
 
-func handshake(ctx context.Context, nc net.Conn, name string) (*Client, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
-		defer nc.SetDeadline(time.Time{})
-	}
-	hello := wire.Hello{MinVersion: wire.Version, MaxVersion: wire.Version, Client: []byte(name)}
-	b, off := wire.StartFrame(nil, wire.Header{Op: wire.OpHello, Request: 1})
-	if _, err := nc.Write(wire.FinishFrame(hello.Append(b), off)); err != nil {
-		return nil, fmt.Errorf("postbox: handshake: %w", err)
-	}
-	var fdr *fdReader
-	var src io.Reader = nc
-	if uc, ok := nc.(*net.UnixConn); ok {
-		fdr = newFDReader(uc)
-		src = fdr
-	}
-	r := wire.NewReader(src, 0, 64<<10)
-	hd, p, err := r.Next()
+func handshake(ctx context.Context, nc net.Conn, o dialOptions) (*Client, error) {
+	rep, r, fdr, err := hello(ctx, nc, o.name)
 	if err != nil {
-		return nil, fmt.Errorf("postbox: handshake: %w", err)
-	}
-	if hd.Status != wire.OK {
-		return nil, replyError(hd.Status, p)
-	}
-	var rep wire.HelloReply
-	if hd.Op != wire.OpHello|wire.OpReply || rep.Decode(p) != nil {
-		return nil, fmt.Errorf("%w: unexpected handshake reply %s", ErrHandshake, hd.Op)
+		return nil, err
 	}
 	c := &Client{
 		nc:         nc,
 		fdr:        fdr,
 		self:       Identity{UID: rep.UID, GID: rep.GID, PID: rep.PID, Endpoint: rep.Endpoint},
 		maxMessage: int(rep.MaxMessage),
+		grace:      o.grace,
 		calls:      make(map[uint64]*call),
 		consumers:  make(map[uint64]*Consumer),
 		pubs:       make(map[uint64]*Publisher),
@@ -139,6 +152,53 @@ func handshake(ctx context.Context, nc net.Conn, name string) (*Client, error) {
 	go c.readLoop(r)
 	go c.writeLoop()
 	return c, nil
+}
+
+// hello exchanges HELLO frames over nc, within ctx: when ctx ends, the
+// connection's deadline is moved to the past, which ends a blocked read or
+// write at once.
+func hello(ctx context.Context, nc net.Conn, name string) (rep wire.HelloReply, r *wire.Reader, fdr *fdReader, err error) {
+	var mu sync.Mutex // guards finished, so a late AfterFunc does not touch the deadline after hello returns
+	finished := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		if !finished {
+			nc.SetDeadline(time.Unix(1, 0))
+		}
+		mu.Unlock()
+	})
+	defer func() {
+		stop()
+		mu.Lock()
+		finished = true
+		nc.SetDeadline(time.Time{})
+		mu.Unlock()
+		if err != nil && ctx.Err() != nil {
+			err = contextEnded(ctx, "handshake: no answer from the broker")
+		}
+	}()
+	h := wire.Hello{MinVersion: wire.Version, MaxVersion: wire.Version, Client: []byte(name)}
+	b, off := wire.StartFrame(nil, wire.Header{Op: wire.OpHello, Request: 1})
+	if _, err := nc.Write(wire.FinishFrame(h.Append(b), off)); err != nil {
+		return rep, nil, nil, fmt.Errorf("postbox: handshake: %w", err)
+	}
+	var src io.Reader = nc
+	if uc, ok := nc.(*net.UnixConn); ok {
+		fdr = newFDReader(uc)
+		src = fdr
+	}
+	r = wire.NewReader(src, 0, 64<<10)
+	hd, p, err := r.Next()
+	if err != nil {
+		return rep, nil, nil, fmt.Errorf("postbox: handshake: %w", err)
+	}
+	if hd.Status != wire.OK {
+		return rep, nil, nil, replyError(hd.Status, p)
+	}
+	if hd.Op != wire.OpHello|wire.OpReply || rep.Decode(p) != nil {
+		return rep, nil, nil, fmt.Errorf("%w: unexpected handshake reply %s", ErrHandshake, hd.Op)
+	}
+	return rep, r, fdr, nil
 }
 
 // Identity returns this client's identity as the broker sees it.
@@ -191,7 +251,7 @@ type call struct {
 	send   wire.SendReply // SEND replies
 	msg    *Message       // RECV replies
 	files  []*os.File     // CHANNEL and ATTACH replies
-	mbox   string         // RECV: the mailbox name for the Message
+	mbox   string         // SEND, RECV: the mailbox; RECV: the name for the Message
 	closed error          // set instead of a reply when the client stops
 }
 
@@ -199,9 +259,20 @@ var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}
 
 func (c *Client) newCall(op wire.Op) (*call, uint64) {
 	cl := callPool.Get().(*call)
-	cl.op, cl.status, cl.errMsg, cl.buf, cl.msg, cl.closed, cl.files = op, 0, "", cl.buf[:0], nil, nil, nil
+	cl.op, cl.status, cl.errMsg, cl.buf, cl.msg, cl.closed, cl.files, cl.mbox = op, 0, "", cl.buf[:0], nil, nil, nil, ""
 	id := c.ids.Add(1)
 	return cl, id
+}
+
+// what names cl's request in an error.
+func (cl *call) what() string {
+	switch cl.op {
+	case wire.OpSend:
+		return fmt.Sprintf("send to %q", cl.mbox)
+	case wire.OpRecv:
+		return fmt.Sprintf("receive from %q", cl.mbox)
+	}
+	return strings.ToLower(cl.op.String())
 }
 
 func putCall(cl *call) {
@@ -244,21 +315,50 @@ func (c *Client) start(id uint64, cl *call, hd wire.Header, enc func([]byte) []b
 }
 
 // await waits for cl's reply. If ctx ends first it cancels the request at
-// the broker and still waits for the reply, which says whether the
-// request took effect after all.
+// the broker and waits up to the reply grace for the reply, which says
+// whether the request took effect after all: normally it arrives at once
+// (the broker knows the request's timeout, and answers CANCEL promptly).
+// If it does not, the broker is stuck or unreachable: await takes the call
+// out of the table, so that a late reply finds nothing to write into
+// (calls are pooled), and reports that the outcome is unknown.
 func (c *Client) await(ctx context.Context, id uint64, cl *call) error {
 	select {
 	case <-cl.done:
+		return c.result(ctx, cl)
 	case <-ctx.Done():
-		c.post(wire.Header{Op: wire.OpCancel, Request: id}, nil)
-		<-cl.done
 	}
+	c.post(wire.Header{Op: wire.OpCancel, Request: id}, nil)
+	t := time.NewTimer(c.grace)
+	defer t.Stop()
+	select {
+	case <-cl.done:
+		return c.result(ctx, cl)
+	case <-t.C:
+	}
+	c.pmu.Lock()
+	_, still := c.calls[id]
+	delete(c.calls, id)
+	c.pmu.Unlock()
+	if !still {
+		// The reader (or stop) took the call first and is completing it:
+		// the reply is in after all, and the call is not pooled while it
+		// is still written to.
+		<-cl.done
+		return c.result(ctx, cl)
+	}
+	return &ctxError{op: cl.what(), cause: ctx.Err(), unknown: true, grace: c.grace}
+}
+
+// result is the error cl's reply (or the client's end) says.
+func (c *Client) result(ctx context.Context, cl *call) error {
 	if cl.closed != nil {
 		return cl.closed
 	}
 	if cl.status != wire.OK {
 		err := &Error{Code: cl.status, Msg: cl.errMsg}
 		if cl.status == wire.CodeCanceled && ctx.Err() != nil {
+			// The broker withdrew the request on our CANCEL: nothing
+			// happened, and the caller learns why it was cancelled.
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return &Error{Code: wire.CodeTimeout, Msg: cl.errMsg + " (deadline)"}
 			}
@@ -401,6 +501,7 @@ func (c *Client) readLoop(r *wire.Reader) {
 			cons.end(replyError(hd.Status, p))
 		}
 		if cl == nil {
+			c.discard(hd, p)
 			continue
 		}
 		cl.status = hd.Status
@@ -429,6 +530,27 @@ func (c *Client) readLoop(r *wire.Reader) {
 		cl.done <- struct{}{}
 	}
 	c.stop(err)
+}
+
+// discard disposes of a reply nobody waits for: its caller gave up (see
+// await). Descriptors it carried are closed, so that they are not taken by
+// the next CHANNEL or ATTACH reply; a message it leased goes back to its
+// mailbox.
+func (c *Client) discard(hd wire.Header, p []byte) {
+	if hd.Status != wire.OK {
+		return
+	}
+	switch hd.Op {
+	case wire.OpChannel | wire.OpReply, wire.OpAttach | wire.OpReply:
+		if c.fdr != nil {
+			closeFiles(c.fdr.take(2))
+		}
+	case wire.OpRecv | wire.OpReply:
+		var d wire.Delivery
+		if d.Decode(p) == nil && d.Lease != 0 {
+			c.nack([]uint64{d.Lease})
+		}
+	}
 }
 
 // stop fails everything in flight once the connection is gone.

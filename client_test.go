@@ -57,7 +57,7 @@ func TestConsumerKeepsReceivingPastItsPrefetchWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cons.Close()
+	defer cons.Close(ctx)
 	for i := range 50 {
 		if _, err := mb.Send(ctx, []byte{byte(i)}); err != nil {
 			t.Fatal(err)

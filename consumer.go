@@ -2,7 +2,9 @@ package postbox
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/postbox-ipc/postbox/wire"
 )
@@ -11,17 +13,25 @@ import (
 // messages ahead of the application, up to the prefetch window, so the
 // receive path costs no round trip per message. Next is meant for one
 // goroutine at a time; Close may be called from any.
+//
+// Close ends the stream without losing messages. Prefetched messages that
+// are leased go back to the mailbox (nacked). Under AutoAck the broker has
+// already removed the prefetched messages, so they are kept instead: after
+// Close, Next still returns every auto-acked message received (then the
+// end error), and an application that must not drop a message drains the
+// consumer with Next until it fails.
 type Consumer struct {
 	c      *Client
 	id     uint64
 	name   string
 	window uint32
 
-	mu      sync.Mutex // guards queue, head, err, granted
+	mu      sync.Mutex // guards queue, head, err, granted, closed
 	queue   []*Message // received, not yet handed out; live part is queue[head:]
 	head    int
 	err     error         // why the stream ended; nil while it runs
 	granted uint32        // messages handed out since credit was last granted
+	closed  bool          // Close was called: leased arrivals are nacked, no credit is granted
 	ready   chan struct{} // signalled when queue grows or the stream ends
 	ended   chan struct{} // closed when the stream ended
 }
@@ -52,7 +62,8 @@ func (m *Mailbox) Consume(ctx context.Context, opts ...Option) (*Consumer, error
 	// Errors such as ErrNotFound or ErrPermission end the stream at once;
 	// surface them here with a round trip that orders after CONSUME.
 	if err := c.Ping(ctx); err != nil {
-		cons.Close()
+		// Ping already waited out the reply grace if ctx ended.
+		cons.close(ctx, 0)
 		return nil, err
 	}
 	cons.mu.Lock()
@@ -71,6 +82,12 @@ func (cn *Consumer) push(p []byte) {
 		return
 	}
 	cn.mu.Lock()
+	if cn.closed && msg.lease != 0 {
+		// Close has run, but the broker had not yet seen its CANCEL.
+		cn.mu.Unlock()
+		cn.c.nack([]uint64{msg.lease})
+		return
+	}
 	if cn.head > 0 && len(cn.queue) == cap(cn.queue) {
 		n := copy(cn.queue, cn.queue[cn.head:])
 		clear(cn.queue[n:])
@@ -100,8 +117,9 @@ func (cn *Consumer) end(err error) {
 
 // Next returns the next message, waiting until one arrives, the stream
 // ends (its error: ErrDestroyed, ErrClosed, ErrCanceled after Close) or
-// ctx ends. Messages already received are returned before the end is
-// reported.
+// ctx ends (an error matching ErrTimeout at its deadline; no message is
+// taken). Messages already received are returned before the end is
+// reported, including, after Close, the auto-acked ones.
 func (cn *Consumer) Next(ctx context.Context) (*Message, error) {
 	for {
 		cn.mu.Lock()
@@ -114,7 +132,7 @@ func (cn *Consumer) Next(ctx context.Context) (*Message, error) {
 			}
 			cn.granted++
 			var grant uint32
-			if cn.granted >= (cn.window+1)/2 && cn.err == nil {
+			if cn.granted >= (cn.window+1)/2 && cn.err == nil && !cn.closed {
 				grant, cn.granted = cn.granted, 0
 			}
 			cn.mu.Unlock()
@@ -131,7 +149,7 @@ func (cn *Consumer) Next(ctx context.Context) (*Message, error) {
 		select {
 		case <-cn.ready:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, contextEnded(ctx, fmt.Sprintf("next from %q", cn.name))
 		}
 	}
 }
@@ -142,30 +160,63 @@ func (cn *Consumer) credit(n uint32) {
 	cn.c.post(wire.Header{Op: wire.OpCredit, Request: cn.id}, p)
 }
 
-// Close ends the stream. Messages received but not yet returned by Next
-// are nacked, so they go to another receiver (with their redelivery count
-// incremented). Close waits for the broker to confirm the end.
-func (cn *Consumer) Close() error {
+// Close ends the stream, waiting until the broker confirms the end or ctx
+// ends. Messages received but not yet returned by Next are nacked, so
+// they go to another receiver (with their redelivery count incremented),
+// except auto-acked ones: the broker has already removed those, so Next
+// still returns them. If ctx ends first and the broker does not confirm
+// within the reply grace (see WithReplyGrace), Close returns an error
+// matching ErrUnknownOutcome and ErrTimeout (or context.Canceled): the
+// stream ends locally, and messages that still arrive are handled the same
+// way (leased ones nacked, auto-acked ones kept for Next).
+func (cn *Consumer) Close(ctx context.Context) error { return cn.close(ctx, cn.c.grace) }
+
+// close is Close, waiting up to grace for the broker after ctx ended.
+func (cn *Consumer) close(ctx context.Context, grace time.Duration) error {
 	cn.c.post(wire.Header{Op: wire.OpCancel, Request: cn.id}, nil)
+	var err error
 	select {
 	case <-cn.ended:
 	case <-cn.c.done:
+	case <-ctx.Done():
+		// As for a call (see await): the broker's answer may be just
+		// behind the deadline.
+		t := time.NewTimer(grace)
+		select {
+		case <-cn.ended:
+		case <-cn.c.done:
+		case <-t.C:
+			err = &ctxError{op: fmt.Sprintf("close consumer of %q", cn.name), cause: ctx.Err(), unknown: true, grace: grace}
+		}
+		t.Stop()
 	}
 	cn.mu.Lock()
-	rest := cn.queue[cn.head:]
-	cn.queue, cn.head = nil, 0
-	cn.mu.Unlock()
-	var leases wire.Leases
-	for _, m := range rest {
+	cn.closed = true
+	var leases []uint64
+	kept := cn.queue[:0]
+	for _, m := range cn.queue[cn.head:] {
 		if m.lease != 0 {
-			leases.IDs = append(leases.IDs, m.lease)
+			leases = append(leases, m.lease)
+		} else {
+			kept = append(kept, m)
 		}
 	}
-	for len(leases.IDs) > 0 {
-		n := min(len(leases.IDs), wire.MaxLeasesPerFrame)
-		chunk := wire.Leases{IDs: leases.IDs[:n]}
-		cn.c.post(wire.Header{Op: wire.OpNack, Flags: wire.FlagNoReply}, chunk.Append(nil))
-		leases.IDs = leases.IDs[n:]
+	clear(cn.queue[len(kept):])
+	cn.queue, cn.head = kept, 0
+	cn.mu.Unlock()
+	if err != nil {
+		cn.end(fmt.Errorf("%w: consumer of %q closed before the broker confirmed", ErrCanceled, cn.name))
 	}
-	return nil
+	cn.c.nack(leases)
+	return err
+}
+
+// nack returns leases to their mailboxes without waiting for a reply.
+func (c *Client) nack(leases []uint64) {
+	for len(leases) > 0 {
+		n := min(len(leases), wire.MaxLeasesPerFrame)
+		chunk := wire.Leases{IDs: leases[:n]}
+		c.post(wire.Header{Op: wire.OpNack, Flags: wire.FlagNoReply}, chunk.Append(nil))
+		leases = leases[n:]
+	}
 }

@@ -29,8 +29,19 @@
 // passed to the broker as the request's timeout, and cancelling it cancels
 // the request at the broker.
 //
+// Every call returns when its context ends, even if the broker never
+// answers. At a deadline the broker normally answers first ("timed out":
+// an error matching ErrTimeout, and nothing happened); on a cancel it
+// answers CANCELED, or with the result if the request completed first.
+// The client waits for that answer up to a grace after the context ended
+// (DefaultReplyGrace, see WithReplyGrace); if none comes, the call
+// returns an error matching ErrUnknownOutcome as well as ErrTimeout or
+// context.Canceled: the request may or may not have taken effect, and its
+// reply, should it come later, is discarded safely.
+//
 // Errors are values to test with errors.Is: ErrFull, ErrEmpty, ErrNotFound,
 // ErrExists, ErrPermission, ErrTooLarge, ErrClosed, ErrDestroyed,
 // ErrTimeout, ErrStaleLease, ErrLimit and the others in errors.go; each
-// maps one-to-one to a status code of the wire protocol (docs/PROTOCOL.md).
+// maps one-to-one to a status code of the wire protocol (docs/PROTOCOL.md),
+// except ErrUnknownOutcome, which the client reports on its own.
 package postbox

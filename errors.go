@@ -3,6 +3,8 @@ package postbox
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/postbox-ipc/postbox/wire"
 )
@@ -33,6 +35,18 @@ var (
 	ErrStorage   = errors.New("postbox: storage failure")
 	ErrInvalid   = errors.New("postbox: invalid argument")
 	ErrHandshake = errors.New("postbox: handshake failed")
+	// ErrUnknownOutcome: the caller's context ended and the broker did
+	// not answer within the client's reply grace (see WithReplyGrace),
+	// so the client gave up waiting. The request may or may not have
+	// taken effect at the broker: a send may have been queued, an ack may
+	// have removed its message, a receive may have leased a message (which
+	// the client nacks if its reply arrives later, unless it was
+	// auto-acked: then it is gone). It comes with ErrTimeout (and
+	// context.DeadlineExceeded) at a deadline, or context.Canceled on a
+	// cancel. An error matching ErrTimeout but not ErrUnknownOutcome is
+	// definite: the broker said the request timed out and nothing
+	// happened.
+	ErrUnknownOutcome = errors.New("postbox: outcome unknown")
 )
 
 var codeErrors = map[wire.Code]error{
@@ -90,6 +104,52 @@ func (e *Error) Temporary() bool {
 		return true
 	}
 	return false
+}
+
+// ctxError is a failure the client decided on its own because the
+// caller's context ended. It unwraps to the context's error; it matches
+// ErrTimeout at a deadline, and ErrUnknownOutcome when a request had been
+// sent and its reply never came (unknown is set).
+type ctxError struct {
+	op      string // what was being done, e.g. `receive from "jobs"`
+	cause   error  // ctx.Err()
+	unknown bool
+	grace   time.Duration // how long the client waited for a reply after ctx ended
+}
+
+func (e *ctxError) Error() string {
+	if e.unknown && e.grace > 0 {
+		return fmt.Sprintf("postbox: %s: %v, and no reply from the broker within %v after: outcome unknown (the request may have taken effect)",
+			e.op, e.cause, e.grace)
+	}
+	if e.unknown {
+		return fmt.Sprintf("postbox: %s: %v before the broker replied: outcome unknown (the request may have taken effect)", e.op, e.cause)
+	}
+	return fmt.Sprintf("postbox: %s: %v", e.op, e.cause)
+}
+
+func (e *ctxError) Unwrap() error { return e.cause }
+
+func (e *ctxError) Is(target error) bool {
+	switch target {
+	case ErrTimeout:
+		return e.Timeout()
+	case ErrUnknownOutcome:
+		return e.unknown
+	}
+	return false
+}
+
+// Timeout reports whether the context's deadline passed (net.Error).
+func (e *ctxError) Timeout() bool { return errors.Is(e.cause, context.DeadlineExceeded) }
+
+// Temporary reports whether retrying may succeed (net.Error).
+func (e *ctxError) Temporary() bool { return e.Timeout() }
+
+// contextEnded returns the error for op when ctx ended before anything was
+// asked of the broker (or nothing it did can be lost).
+func contextEnded(ctx context.Context, op string) error {
+	return &ctxError{op: op, cause: ctx.Err()}
 }
 
 func replyError(code wire.Code, p []byte) error {

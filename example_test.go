@@ -2,11 +2,13 @@ package postbox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/broker"
@@ -125,7 +127,7 @@ func ExampleMailbox_Publisher() {
 		panic(err)
 	}
 	cons, _ := mb.Consume(ctx, postbox.Prefetch(128))
-	defer cons.Close()
+	defer cons.Close(ctx)
 	sum := 0
 	for range 1000 {
 		m, _ := cons.Next(ctx)
@@ -153,4 +155,38 @@ func ExampleClient_Inbox() {
 	m, _ := a.Inbox().Receive(ctx, postbox.AutoAck())
 	fmt.Println(string(m.Body), m.Sender.Endpoint == b.Identity().Endpoint)
 	// Output: just for you true
+}
+
+// A receive with a deadline ends in one of three ways, and a caller that
+// must not lose or double-process work tells them apart.
+func ExampleErrUnknownOutcome() {
+	socket, stop := startBroker()
+	defer stop()
+	// A generous grace: this broker is alive, so its definite answer is
+	// worth waiting for even on a loaded machine.
+	c, err := postbox.Dial(context.Background(), postbox.WithSocket(socket), postbox.WithReplyGrace(10*time.Second))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	jobs, err := c.Create(context.Background(), "jobs")
+	if err != nil {
+		panic(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = jobs.Receive(ctx)
+	switch {
+	case err == nil:
+		fmt.Println("got a job")
+	case errors.Is(err, postbox.ErrUnknownOutcome):
+		// The broker did not answer in time: a send may have been queued,
+		// an ack may have taken effect. Check before retrying.
+		fmt.Println("outcome unknown")
+	case errors.Is(err, postbox.ErrTimeout):
+		// The broker said so: nothing was taken.
+		fmt.Println("no job within the deadline")
+	}
+	// Output: no job within the deadline
 }

@@ -172,6 +172,7 @@ func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...Option) (Receip
 	}
 	c := m.c
 	cl, id := c.newCall(wire.OpSend)
+	cl.mbox = m.name
 	req := wire.Send{Target: []byte(m.name), Type: o.typ, Priority: o.priority, Timeout: timeoutOf(ctx, o.nowait), Body: body}
 	if err := c.start(id, cl, wire.Header{Op: wire.OpSend, Flags: flags, Request: id}, req.Append); err != nil {
 		putCall(cl)

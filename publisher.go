@@ -2,6 +2,7 @@ package postbox
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/postbox-ipc/postbox/wire"
@@ -61,7 +62,8 @@ func (m *Mailbox) Publisher(window int, opts ...Option) *Publisher {
 	return p
 }
 
-// Send queues body. It waits while the window is full, until ctx ends.
+// Send queues body. It waits while the window is full, until ctx ends
+// (then nothing is sent, and the error matches ErrTimeout at a deadline).
 // It returns the error of an earlier send, if one failed.
 func (p *Publisher) Send(ctx context.Context, body []byte) error {
 	if p.typ < 1 {
@@ -75,7 +77,7 @@ func (p *Publisher) Send(ctx context.Context, body []byte) error {
 		}
 		if !p.waitCtx(ctx) {
 			p.mu.Unlock()
-			return ctx.Err()
+			return contextEnded(ctx, fmt.Sprintf("publish to %q: window full", p.name))
 		}
 	}
 	if p.err != nil {
@@ -140,13 +142,19 @@ func (p *Publisher) fail(err error) {
 }
 
 // Flush waits until every send is settled and returns the first error.
-// If ctx ends first it returns ctx's error; the sends go on.
+// If ctx ends first it returns an error matching ErrUnknownOutcome (and
+// ErrTimeout at a deadline): the sends in flight go on, and may or may not
+// be queued.
 func (p *Publisher) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for p.inflight > 0 {
 		if !p.waitCtx(ctx) {
-			return ctx.Err()
+			if p.err != nil {
+				return p.err
+			}
+			return &ctxError{op: fmt.Sprintf("flush publisher of %q: %d sends unsettled", p.name, p.inflight),
+				cause: ctx.Err(), unknown: true}
 		}
 	}
 	return p.err

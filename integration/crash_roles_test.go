@@ -176,7 +176,7 @@ func crashRecv(args []string) int {
 		if err != nil {
 			return roleFail("crash-recv", err)
 		}
-		defer cons.Close()
+		defer cons.Close(ctx)
 		next = func() (*postbox.Message, error) { return cons.Next(ctx) }
 	}
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())))

@@ -316,7 +316,7 @@ func TestCompetingReceiversGetDistinctMessages(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer cons.Close()
+			defer cons.Close(ctxT(t))
 			for {
 				m, err := cons.Next(ctx)
 				if err != nil {

@@ -228,7 +228,7 @@ func TestDurableConfirmedAckIsNotUndoneByACrash(t *testing.T) {
 		t.Fatalf("consumer got %v, %v; want two", m, err)
 	}
 	ack(t, m)
-	cons.Close()
+	cons.Close(ctxT(t))
 	// An auto-acked receive is removed before it is delivered.
 	if m := recv(t, mb, postbox.AutoAck()); string(m.Body) != "three" {
 		t.Fatalf("auto-ack receive got %q, want three", m.Body)

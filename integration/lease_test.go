@@ -214,7 +214,7 @@ func TestDestroyWakesBlockedSendersReceiversAndConsumers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cons.Close()
+	defer cons.Close(ctxT(t))
 	next := async(func() (*postbox.Message, error) { return cons.Next(ctx) })
 
 	waitStat(t, full, "BlockedSenders == 2", func(i postbox.Info) bool { return i.BlockedSenders == 2 })

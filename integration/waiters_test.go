@@ -89,7 +89,7 @@ func TestConsumerCloseReturnsUnreadMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	ack(t, m)
-	if err := cons.Close(); err != nil {
+	if err := cons.Close(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	// Every message not handed to the application is back, without the
@@ -111,7 +111,7 @@ func TestConsumerWithTypeSelectorGetsOnlyMatchingMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cons.Close()
+	defer cons.Close(ctxT(t))
 	for i := range 6 {
 		send(t, mb, fmt.Sprint(i), postbox.Type(int64(1+i%2)))
 	}

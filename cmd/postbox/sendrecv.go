@@ -25,6 +25,22 @@ func waitContext(ctx context.Context, timeout time.Duration) (context.Context, c
 	return context.WithCancel(ctx)
 }
 
+// dialWithin dials the broker, the connection and handshake bounded by
+// --timeout too: a broker that accepts but never answers (stopped, wedged)
+// must not hang a command that was told how long to wait.
+func dialWithin(ctx context.Context, timeout time.Duration) (*postbox.Client, error) {
+	dctx, cancel := waitContext(ctx, timeout)
+	defer cancel()
+	return dial(dctx)
+}
+
+// timeoutHelp is the --timeout paragraph of send's and recv's help.
+const timeoutHelp = `--timeout also bounds connecting to the broker and, for recv, each ack.
+When it passes, the command waits a moment longer for the broker's own
+answer; a broker that does not answer (stopped or wedged) makes the
+command exit 3 saying the outcome is unknown: the message may have been
+sent, or received and removed.`
+
 func newSend() *cobra.Command {
 	var typ int64
 	var prio uint8
@@ -41,6 +57,8 @@ is full, up to --timeout; --nowait fails at once instead (exit 3).
 --receipt waits until a receiver has taken the message and prints who took
 it; on a rendezvous mailbox that is always so.
 
+` + timeoutHelp + `
+
 ` + exitHelp,
 		Example: "  postbox send jobs 'build #42' --priority 5\n  seq 1 1000 | postbox send jobs --lines",
 		Args:    cobra.RangeArgs(1, 2),
@@ -49,7 +67,7 @@ it; on a rendezvous mailbox that is always so.
 				return usageError{errors.New("--lines reads stdin; do not also give BODY")}
 			}
 			ctx := cmd.Context()
-			c, err := dial(ctx)
+			c, err := dialWithin(ctx, timeout)
 			if err != nil {
 				return err
 			}
@@ -165,6 +183,8 @@ type <= |T|. --count N receives N messages (default 1); --follow receives
 until interrupted. --timeout bounds each wait; --nowait fails at once when
 nothing is there (exit 3).
 
+` + timeoutHelp + `
+
 ` + exitHelp,
 		Example: "  postbox recv jobs --count 10 -o json\n  postbox recv jobs --follow --type -3",
 		Args:    cobra.ExactArgs(1),
@@ -176,7 +196,7 @@ nothing is there (exit 3).
 				return usageError{fmt.Errorf("--count %d: want at least 1", count)}
 			}
 			ctx := cmd.Context()
-			c, err := dial(ctx)
+			c, err := dialWithin(ctx, timeout)
 			if err != nil {
 				return err
 			}
@@ -210,15 +230,18 @@ nothing is there (exit 3).
 				}
 				// Print before acking: a message is never lost between the
 				// two, at worst it is seen again.
+				actx, cancel := waitContext(ctx, timeout)
 				if err := w.Flush(); err != nil {
-					m.Nack(ctx)
+					m.Nack(actx)
+					cancel()
 					return err
 				}
 				if noAck {
-					err = m.Nack(ctx)
+					err = m.Nack(actx)
 				} else {
-					err = m.Ack(ctx)
+					err = m.Ack(actx)
 				}
+				cancel()
 				if err != nil {
 					return err
 				}

@@ -139,7 +139,7 @@ func Throughput(ctx context.Context, sock string, size int, cfg Config) (benchfm
 	if err != nil {
 		return row, err
 	}
-	defer cons.Close()
+	defer cons.Close(ctx)
 
 	body := make([]byte, size)
 	var stop atomic.Bool
@@ -219,7 +219,7 @@ func Latency(ctx context.Context, sock string, size, samples int) (benchfmt.Row,
 	if err != nil {
 		return row, err
 	}
-	defer cons.Close()
+	defer cons.Close(ctx)
 	body := make([]byte, size)
 	lat := make([]time.Duration, 0, samples)
 	for i := range samples + samples/10 {

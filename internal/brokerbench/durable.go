@@ -108,7 +108,7 @@ func brokerSends(ctx context.Context, dir string, durable bool, senders, size in
 			m.AckNoWait()
 		}
 	}()
-	defer cons.Close()
+	defer cons.Close(ctx)
 
 	before, _ := b.DiskStats()
 	lats := make([][]time.Duration, senders)
