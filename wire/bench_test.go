@@ -11,15 +11,24 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	send, delivery, leases := benchSend(), benchDelivery(), benchLeases()
 	sendEnc, delivEnc, leasesEnc := send.Append(nil), delivery.Append(nil), leases.Append(nil)
 	headers := sampleHeaders()
+	reply := &SendReply{IDs: []uint64{7}}
+	replyEnc := reply.Append(nil)
+	var sink uint64
 	buf := make([]byte, 0, 4096)
 	r := NewReader(&loopReader{data: benchStream()}, 0, 0)
 	for name, f := range map[string]func(){
-		"Send.Append":     func() { buf = send.Append(buf[:0]) },
-		"Send.Decode":     func() { send.Decode(sendEnc) },
-		"Delivery.Append": func() { buf = delivery.Append(buf[:0]) },
-		"Delivery.Decode": func() { delivery.Decode(delivEnc) },
-		"Leases.Decode":   func() { leases.Decode(leasesEnc) },
-		"ValidateHeaders": func() { ValidateHeaders(headers) },
+		"Send.Append":      func() { buf = send.Append(buf[:0]) },
+		"Send.Decode":      func() { send.Decode(sendEnc) },
+		"Delivery.Append":  func() { buf = delivery.Append(buf[:0]) },
+		"Delivery.Decode":  func() { delivery.Decode(delivEnc) },
+		"Leases.Decode":    func() { leases.Decode(leasesEnc) },
+		"ValidateHeaders":  func() { ValidateHeaders(headers) },
+		"SendReply.Decode": func() { reply.Decode(replyEnc) },
+		"Leases.All": func() {
+			for id := range leases.All() {
+				sink += id
+			}
+		},
 		"framed Send": func() {
 			b, off := StartFrame(buf[:0], Header{Op: OpSend, Request: 1})
 			buf = FinishFrame(send.Append(b), off)

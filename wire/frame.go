@@ -61,6 +61,13 @@ type Header struct {
 	Request uint64
 }
 
+// Push reports whether the frame was pushed by the broker (FlagPush): a
+// client routes by this bit before looking at the op.
+func (h Header) Push() bool { return h.Flags&FlagPush != 0 }
+
+// Urgent reports whether the frame is in the urgent (control) lane.
+func (h Header) Urgent() bool { return h.Flags&FlagUrgent != 0 }
+
 // AppendHeader appends a header for a payload of payloadLen bytes.
 func AppendHeader(b []byte, h Header, payloadLen int) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(HeaderSize-4+payloadLen))
