@@ -21,7 +21,9 @@ type Create struct {
 	MaxBytes      int64
 	TTL           int64
 	MaxDeliveries uint32
-	DeadLetter    []byte
+	// DeadLetter: nil for none. A non-nil empty value is sent, and refused
+	// (ErrInvalid), as the protocol says.
+	DeadLetter []byte
 	// Ext is appended after the options by Append. Decode leaves it nil:
 	// unknown non-critical entries are skipped, not kept, so a decoded
 	// Create re-encodes canonically (options in tag order).

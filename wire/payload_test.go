@@ -441,3 +441,9 @@ func TestAckReplyCountBeyondPayloadIsMalformed(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestMailboxInfoMinimumIsTheZeroEncoding(t *testing.T) {
+	if n := len((&MailboxInfo{}).Append(nil)); n != mailboxInfoMin {
+		t.Fatalf("zero MailboxInfo is %d bytes, mailboxInfoMin %d", n, mailboxInfoMin)
+	}
+}

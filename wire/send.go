@@ -16,6 +16,10 @@ type SendMsg struct {
 	Body     []byte
 }
 
+// Size is what the broker's max-message limit applies to: len(Body) +
+// len(Headers).
+func (s *SendMsg) Size() int { return len(s.Body) + len(s.Headers) }
+
 // Send puts messages into a mailbox or an endpoint's inbox:
 // `target string | timeout i64 | count u16 (1..MaxBatch) | count x {type
 // i64 | priority u8 | headers | body bytes} | ext`.
