@@ -3,13 +3,9 @@ package postbox
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"sync"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/postbox-ipc/postbox/internal/mux"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
@@ -40,30 +36,40 @@ func (f ChannelFiles) Close() error {
 
 // OfferChannel asks the broker for a shared-memory channel to whoever
 // receives the offer from target (a mailbox, or "@id" for one endpoint),
-// and returns side A's files. The offer is sent like a message (Type and
-// Priority apply; the caller needs write permission on target); ringSize
-// 0 takes the default. Whoever receives it calls AttachChannel within a
-// minute, or the offer lapses and side A sees its peer gone.
-func (c *Client) OfferChannel(ctx context.Context, target string, ringSize uint32, opts ...Option) (ChannelFiles, uint64, error) {
-	o := options{typ: 1}
-	for _, opt := range opts {
-		opt(&o)
+// and returns side A's files. The offer is sent like a message (of the
+// SendOptions, Type, Priority and NoWait apply; headers and WithReceipt
+// are refused with ErrInvalid; the caller needs write permission on
+// target); ringSize 0 takes the default. Whoever receives it calls
+// AttachChannel within a minute, or the offer lapses and side A sees its
+// peer gone.
+func (c *Client) OfferChannel(ctx context.Context, target string, ringSize uint32, opts ...SendOption) (ChannelFiles, uint64, error) {
+	o := sendDefaults(opts)
+	if o.receipt || !o.hdr.empty() {
+		return ChannelFiles{}, 0, fmt.Errorf("%w: channel offer to %q: headers and WithReceipt do not apply", ErrInvalid, target)
+	}
+	if !c.m.HasFiles() {
+		return ChannelFiles{}, 0, fmt.Errorf("%w: channel offer to %q: the connection cannot pass descriptors (not a Unix socket)", ErrInvalid, target)
 	}
 	req := wire.Channel{Target: []byte(target), Type: o.typ, Priority: o.priority, Timeout: timeoutOf(ctx, o.nowait), RingSize: ringSize}
-	cl, id := c.newCall(wire.OpChannel)
-	if err := c.start(id, cl, wire.Header{Op: wire.OpChannel, Request: id}, req.Append); err != nil {
-		putCall(cl)
+	cl := c.m.NewCall()
+	if err := c.m.Start(cl, wire.OpChannel, 0, req.Append); err != nil {
+		c.m.Release(cl)
 		return ChannelFiles{}, 0, err
 	}
-	err := c.await(ctx, id, cl)
-	files, seq := cl.files, cl.send.ID
-	cl.files = nil
-	putCall(cl)
+	err := c.wait(ctx, cl, wire.OpChannel, target)
+	files := cl.Files
+	var seq uint64
+	if len(cl.Send.IDs) > 0 {
+		seq = cl.Send.IDs[0]
+	}
+	cl.Files = nil
+	c.m.Release(cl)
 	if err != nil {
+		mux.CloseFiles(files)
 		return ChannelFiles{}, 0, err
 	}
 	if len(files) != 2 {
-		closeFiles(files)
+		mux.CloseFiles(files)
 		return ChannelFiles{}, 0, fmt.Errorf("%w: CHANNEL reply carried %d descriptors, want 2", ErrMalformed, len(files))
 	}
 	return ChannelFiles{Mem: files[0], Ctl: files[1]}, seq, nil
@@ -77,95 +83,22 @@ func (c *Client) AttachChannel(ctx context.Context, offer *Message) (ChannelFile
 	}
 	var req wire.Attach
 	copy(req.Token[:], offer.Body)
-	cl, id := c.newCall(wire.OpAttach)
-	if err := c.start(id, cl, wire.Header{Op: wire.OpAttach, Request: id}, req.Append); err != nil {
-		putCall(cl)
+	cl := c.m.NewCall()
+	if err := c.m.Start(cl, wire.OpAttach, 0, req.Append); err != nil {
+		c.m.Release(cl)
 		return ChannelFiles{}, err
 	}
-	err := c.await(ctx, id, cl)
-	files := cl.files
-	cl.files = nil
-	putCall(cl)
+	err := c.wait(ctx, cl, wire.OpAttach, "")
+	files := cl.Files
+	cl.Files = nil
+	c.m.Release(cl)
 	if err != nil {
+		mux.CloseFiles(files)
 		return ChannelFiles{}, err
 	}
 	if len(files) != 2 {
-		closeFiles(files)
+		mux.CloseFiles(files)
 		return ChannelFiles{}, fmt.Errorf("%w: ATTACH reply carried %d descriptors, want 2", ErrMalformed, len(files))
 	}
 	return ChannelFiles{Mem: files[0], Ctl: files[1]}, nil
-}
-
-func closeFiles(fs []*os.File) {
-	for _, f := range fs {
-		f.Close()
-	}
-}
-
-// fdReader reads the broker's byte stream with recvmsg, keeping the
-// descriptors that arrive (SCM_RIGHTS) in order. The broker attaches
-// descriptors only to CHANNEL and ATTACH replies, so those replies take
-// them from the front of the queue.
-type fdReader struct {
-	uc  *net.UnixConn
-	oob []byte
-
-	mu  sync.Mutex // guards fds
-	fds []*os.File
-}
-
-func newFDReader(uc *net.UnixConn) *fdReader {
-	return &fdReader{uc: uc, oob: make([]byte, unix.CmsgSpace(4*8))}
-}
-
-func (r *fdReader) Read(p []byte) (int, error) {
-	n, oobn, _, _, err := r.uc.ReadMsgUnix(p, r.oob)
-	if oobn > 0 {
-		r.keep(r.oob[:oobn])
-	}
-	if n < 0 {
-		n = 0
-	}
-	if n == 0 && err == nil && len(p) > 0 {
-		err = io.EOF // recvmsg reports a closed stream as 0 bytes
-	}
-	return n, err
-}
-
-func (r *fdReader) keep(oob []byte) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return
-	}
-	for i := range msgs {
-		fds, err := unix.ParseUnixRights(&msgs[i])
-		if err != nil {
-			continue
-		}
-		r.mu.Lock()
-		for _, fd := range fds {
-			unix.CloseOnExec(fd)
-			r.fds = append(r.fds, os.NewFile(uintptr(fd), "postbox-channel"))
-		}
-		r.mu.Unlock()
-	}
-}
-
-// take removes and returns the first n queued descriptors.
-func (r *fdReader) take(n int) []*os.File {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n = min(n, len(r.fds))
-	fs := append([]*os.File(nil), r.fds[:n]...)
-	r.fds = r.fds[n:]
-	return fs
-}
-
-// closeAll closes descriptors nobody took (the client is stopping).
-func (r *fdReader) closeAll() {
-	r.mu.Lock()
-	fs := r.fds
-	r.fds = nil
-	r.mu.Unlock()
-	closeFiles(fs)
 }

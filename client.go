@@ -2,78 +2,131 @@ package postbox
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/postbox-ipc/postbox/internal/mux"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
-// Identity is who a process is, as the kernel told the broker: the sender
-// of a message, or the receiver named by a receipt.
+// IdentityKind says how the broker established an Identity.
+type IdentityKind uint8
+
+const (
+	// KindUnknown: the broker could not tell (no credentials).
+	KindUnknown = IdentityKind(wire.PrincipalNone)
+	// KindUnix: the kernel told the broker (SO_PEERCRED, pidfd): UID,
+	// GID and PID are meaningful.
+	KindUnix = IdentityKind(wire.PrincipalUnix)
+	// KindTLS is reserved for peers identified by a TLS certificate.
+	KindTLS = IdentityKind(wire.PrincipalTLS)
+)
+
+func (k IdentityKind) String() string {
+	switch k {
+	case KindUnknown:
+		return "unknown"
+	case KindUnix:
+		return "unix"
+	case KindTLS:
+		return "tls"
+	}
+	return fmt.Sprintf("kind %d", uint8(k))
+}
+
+// Identity is who a process is, as the broker established it: the sender
+// of a message, the receiver named by a receipt, or this client.
 type Identity struct {
+	// Kind says how the broker knows; UID, GID and PID are meaningful for
+	// KindUnix.
+	Kind     IdentityKind
 	UID, GID uint32
 	PID      int32
 	// Endpoint is the broker-assigned id of the connection; its inbox is
-	// "@<Endpoint>".
+	// "@<Endpoint>". Endpoint ids are never reused, even across broker
+	// restarts (their high 32 bits are the broker's Epoch).
 	Endpoint uint64
+}
+
+func identityOf(w wire.Identity) Identity {
+	return Identity{Kind: IdentityKind(w.Kind), UID: w.UID, GID: w.GID, PID: w.PID, Endpoint: w.Endpoint}
+}
+
+// Session identifies a client across its connections: a Client sends it
+// in its handshake, and one that reconnects with WithSession is known to
+// the broker as the same session (its logs, and later exactly-once
+// replies, key on it).
+type Session [16]byte
+
+// String returns the session in hex.
+func (s Session) String() string { return hex.EncodeToString(s[:]) }
+
+// IsZero reports whether s is all zero (no session).
+func (s Session) IsZero() bool { return s == Session{} }
+
+// ParseSession parses the hex form String returns.
+func ParseSession(s string) (Session, error) {
+	var id Session
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("%w: session %q: want 32 hex digits", ErrInvalid, s)
+	}
+	copy(id[:], b)
+	return id, nil
 }
 
 // Client is a connection to a broker. It is safe for concurrent use.
 type Client struct {
-	nc         net.Conn
-	fdr        *fdReader // nil unless nc is a Unix socket
+	m          *mux.Conn
 	self       Identity
+	session    Session
+	epoch      uint64
+	caps       uint64
 	maxMessage int
+	maxFrame   int
+	server     string
 	grace      time.Duration // see WithReplyGrace
-	ids        atomic.Uint64
-
-	wmu     sync.Mutex // guards out, spare, acks, closing, abort; wcond waits on it
-	wcond   sync.Cond
-	out     []byte
-	spare   []byte
-	acks    []uint64 // leases to ack without a reply, sent with the next write
-	closing bool     // no new frames; the writer drains what is queued, then exits
-	abort   bool     // the connection is gone: the writer exits without writing
-
-	pmu       sync.Mutex // guards calls, consumers, pubs, npub, err
-	calls     map[uint64]*call
-	consumers map[uint64]*Consumer
-	pubs      map[uint64]*Publisher
-	npub      uint64
-	err       error // why the client stopped; nil while it runs
-
-	done       chan struct{} // closed when the reader stops
-	writerDone chan struct{} // closed when the writer stops
-	wg         sync.WaitGroup
-	once       sync.Once
 }
 
-// DialOption configures Dial.
+// DialOption configures Dial and NewClient.
 type DialOption func(*dialOptions)
 
 type dialOptions struct {
-	socket string
-	name   string
-	grace  time.Duration
+	socket  string
+	name    string
+	grace   time.Duration
+	session Session
 }
 
-func dialDefaults() dialOptions {
-	return dialOptions{socket: DefaultSocketPath(), name: filepath.Base(os.Args[0]), grace: DefaultReplyGrace}
+func dialDefaults(opts []DialOption) dialOptions {
+	o := dialOptions{socket: DefaultSocketPath(), name: filepath.Base(os.Args[0]), grace: DefaultReplyGrace}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if len(o.name) > wire.MaxClientName {
+		o.name = o.name[:wire.MaxClientName]
+	}
+	return o
 }
 
 // WithSocket dials path instead of DefaultSocketPath().
 func WithSocket(path string) DialOption { return func(o *dialOptions) { o.socket = path } }
 
-// WithName names the client in the broker's logs.
+// WithName names the client in the broker's logs (at most 255 bytes; a
+// longer name is cut).
 func WithName(name string) DialOption { return func(o *dialOptions) { o.name = name } }
+
+// WithSession resumes session id (Client.Session of an earlier client)
+// instead of starting a new one: a reconnecting client passes the session
+// it had. By default every Client starts a session of 16 random bytes.
+func WithSession(id Session) DialOption { return func(o *dialOptions) { o.session = id } }
 
 // DefaultReplyGrace is how long a call waits for the broker's reply after
 // its context ended, unless WithReplyGrace says otherwise.
@@ -100,10 +153,7 @@ func WithReplyGrace(d time.Duration) DialOption {
 // Dial connects to the broker and performs the handshake, both bounded by
 // ctx (at its deadline the error matches ErrTimeout).
 func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
-	o := dialDefaults()
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := dialDefaults(opts)
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", o.socket)
 	if err != nil {
@@ -119,93 +169,96 @@ func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
 
 // NewClient performs the handshake over an established connection (any
 // net.Conn speaking the postbox protocol to a broker), bounded by ctx, and
-// returns a Client that owns it. Of the options, WithName and
-// WithReplyGrace apply.
+// returns a Client that owns it. Of the options, WithName, WithSession
+// and WithReplyGrace apply. Descriptor passing (shared-memory channels)
+// is asked for only on a *net.UnixConn.
 func NewClient(ctx context.Context, nc net.Conn, opts ...DialOption) (*Client, error) {
-	o := dialDefaults()
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return handshake(ctx, nc, o)
+	return handshake(ctx, nc, dialDefaults(opts))
 }
 
 func handshake(ctx context.Context, nc net.Conn, o dialOptions) (*Client, error) {
-	rep, r, fdr, err := hello(ctx, nc, o.name)
-	if err != nil {
-		return nil, err
+	h := wire.Hello{MinVersion: wire.Version, MaxVersion: wire.Version, Client: []byte(o.name), Session: wire.Session(o.session)}
+	if _, ok := nc.(*net.UnixConn); ok {
+		h.Caps |= wire.CapDescriptors
+	}
+	if o.session.IsZero() {
+		if _, err := rand.Read(h.Session[:]); err != nil {
+			return nil, fmt.Errorf("postbox: handshake: session id: %w", err)
+		}
+	}
+	rep, status, msg, err := mux.Handshake(ctx, nc, &h)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, contextEnded(ctx, "handshake: no answer from the broker")
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	case status == wire.CodeVersion:
+		return nil, fmt.Errorf("%w: the broker does not speak protocol version %d, which this client needs (broker: %q); upgrade the broker",
+			&Error{Code: status, Msg: msg}, wire.Version, msg)
+	case status != wire.OK:
+		return nil, &Error{Code: status, Msg: msg}
+	case rep.Version != wire.Version:
+		return nil, fmt.Errorf("%w: the broker answered with protocol version %d, this client speaks %d", ErrVersion, rep.Version, wire.Version)
 	}
 	c := &Client{
-		nc:         nc,
-		fdr:        fdr,
-		self:       Identity{UID: rep.UID, GID: rep.GID, PID: rep.PID, Endpoint: rep.Endpoint},
+		self:       identityOf(rep.Principal),
+		session:    Session(rep.Session),
+		epoch:      rep.Epoch,
+		caps:       rep.Caps,
 		maxMessage: int(rep.MaxMessage),
+		maxFrame:   int(rep.MaxFrame),
+		server:     string(rep.Server),
 		grace:      o.grace,
-		calls:      make(map[uint64]*call),
-		consumers:  make(map[uint64]*Consumer),
-		pubs:       make(map[uint64]*Publisher),
-		done:       make(chan struct{}),
-		writerDone: make(chan struct{}),
 	}
-	c.ids.Store(1)
-	c.wcond.L = &c.wmu
-	c.wg.Add(2)
-	go c.readLoop(r)
-	go c.writeLoop()
+	c.self.Endpoint = rep.Endpoint
+	c.m = mux.New(nc, mux.Config{
+		MaxFrame: readLimit(rep.MaxFrame),
+		Grace:    o.grace,
+		Stopped:  stoppedError,
+	})
 	return c, nil
 }
 
-// hello exchanges HELLO frames over nc, within ctx: when ctx ends, the
-// connection's deadline is moved to the past, which ends a blocked read or
-// write at once.
-func hello(ctx context.Context, nc net.Conn, name string) (rep wire.HelloReply, r *wire.Reader, fdr *fdReader, err error) {
-	var mu sync.Mutex // guards finished, so a late AfterFunc does not touch the deadline after hello returns
-	finished := false
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		if !finished {
-			nc.SetDeadline(time.Unix(1, 0))
-		}
-		mu.Unlock()
-	})
-	defer func() {
-		stop()
-		mu.Lock()
-		finished = true
-		nc.SetDeadline(time.Time{})
-		mu.Unlock()
-		if err != nil && ctx.Err() != nil {
-			err = contextEnded(ctx, "handshake: no answer from the broker")
-		}
-	}()
-	h := wire.Hello{MinVersion: wire.Version, MaxVersion: wire.Version, Client: []byte(name)}
-	b, off := wire.StartFrame(nil, wire.Header{Op: wire.OpHello, Request: 1})
-	if _, err := nc.Write(wire.FinishFrame(h.Append(b), off)); err != nil {
-		return rep, nil, nil, fmt.Errorf("postbox: handshake: %w", err)
+// readLimit is the largest frame the client reads: the broker's max frame
+// plus what a DELIVER adds to a message (its fixed fields and the
+// headers' length fields; the headers themselves count in the message
+// size the broker already bounds), plus one more headers block of slack
+// for a broker that counts headers apart from max frame.
+func readLimit(maxFrame uint32) int {
+	if maxFrame == 0 {
+		maxFrame = wire.DefaultMaxFrame
 	}
-	var src io.Reader = nc
-	if uc, ok := nc.(*net.UnixConn); ok {
-		fdr = newFDReader(uc)
-		src = fdr
+	return int(maxFrame) + wire.DeliveryOverhead + wire.MaxHeaderBytes
+}
+
+func stoppedError(cause error) error {
+	if cause == nil {
+		return ErrClosed
 	}
-	r = wire.NewReader(src, 0, 64<<10)
-	hd, p, err := r.Next()
-	if err != nil {
-		return rep, nil, nil, fmt.Errorf("postbox: handshake: %w", err)
-	}
-	if hd.Status != wire.OK {
-		return rep, nil, nil, replyError(hd.Status, p)
-	}
-	if hd.Op != wire.OpHello|wire.OpReply || rep.Decode(p) != nil {
-		return rep, nil, nil, fmt.Errorf("%w: unexpected handshake reply %s", ErrHandshake, hd.Op)
-	}
-	return rep, r, fdr, nil
+	return fmt.Errorf("%w: connection to broker lost: %v", ErrClosed, cause)
 }
 
 // Identity returns this client's identity as the broker sees it.
 func (c *Client) Identity() Identity { return c.self }
 
-// MaxMessage is the largest body the broker accepts.
+// Session returns this client's session (see WithSession).
+func (c *Client) Session() Session { return c.session }
+
+// Epoch returns the broker's epoch: a random non-zero number it picked
+// when it started. A different epoch after a reconnect means the broker
+// restarted (and inboxes of the old run are gone).
+func (c *Client) Epoch() uint64 { return c.epoch }
+
+// Server returns the broker's self-description from the handshake.
+func (c *Client) Server() string { return c.server }
+
+// MaxMessage is the largest message the broker accepts: len(body) plus
+// the encoded size of its headers.
 func (c *Client) MaxMessage() int { return c.maxMessage }
+
+// MaxFrame is the largest frame the broker accepts; a SendBatch larger
+// than this goes in several frames.
+func (c *Client) MaxFrame() int { return c.maxFrame }
 
 // Close closes the connection. Frames already queued are written first
 // (within 5 s): fire-and-forget acks take effect, and so may requests
@@ -213,184 +266,63 @@ func (c *Client) MaxMessage() int { return c.maxMessage }
 // Messages received but not acked go back to their mailboxes. Close waits
 // for the client's goroutines and is idempotent.
 func (c *Client) Close() error {
-	c.once.Do(func() {
-		c.wmu.Lock()
-		c.closing = true
-		c.wcond.Broadcast()
-		c.wmu.Unlock()
-		// Frames already queued (fire-and-forget acks, nacks, credit)
-		// still go out, within a bound in case the broker stopped reading.
-		c.nc.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
-		<-c.writerDone
-		c.nc.Close()
-	})
-	c.wg.Wait()
+	c.m.Close()
 	return nil
 }
-
-// closeFlushTimeout bounds how long Close waits to write queued frames.
-const closeFlushTimeout = 5 * time.Second
 
 // Done is closed when the client stops (Close, or the connection failed).
-func (c *Client) Done() <-chan struct{} { return c.done }
+func (c *Client) Done() <-chan struct{} { return c.m.Done() }
 
 // Err returns why the client stopped, or nil while it runs.
-func (c *Client) Err() error {
-	c.pmu.Lock()
-	defer c.pmu.Unlock()
-	return c.err
-}
+func (c *Client) Err() error { return c.m.Err() }
 
-// call is one request waiting for its reply. Calls are pooled.
-type call struct {
-	done   chan struct{} // receives one value when the reply is in
-	op     wire.Op
-	status wire.Code
-	errMsg string
-	buf    []byte         // the reply payload (generic replies)
-	send   wire.SendReply // SEND replies
-	msg    *Message       // RECV replies
-	files  []*os.File     // CHANNEL and ATTACH replies
-	mbox   string         // SEND, RECV: the mailbox; RECV: the name for the Message
-	closed error          // set instead of a reply when the client stops
-}
-
-var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
-
-func (c *Client) newCall(op wire.Op) (*call, uint64) {
-	cl := callPool.Get().(*call)
-	cl.op, cl.status, cl.errMsg, cl.buf, cl.msg, cl.closed, cl.files, cl.mbox = op, 0, "", cl.buf[:0], nil, nil, nil, ""
-	id := c.ids.Add(1)
-	return cl, id
-}
-
-// what names cl's request in an error.
-func (cl *call) what() string {
-	switch cl.op {
+// what names a request in an error, in the user's words.
+func what(op wire.Op, mbox string) string {
+	switch op {
 	case wire.OpSend:
-		return fmt.Sprintf("send to %q", cl.mbox)
+		return fmt.Sprintf("send to %q", mbox)
 	case wire.OpRecv:
-		return fmt.Sprintf("receive from %q", cl.mbox)
+		return fmt.Sprintf("receive from %q", mbox)
 	}
-	return strings.ToLower(cl.op.String())
+	return strings.ToLower(op.String())
 }
 
-func putCall(cl *call) {
-	if cap(cl.buf) > 64<<10 {
-		cl.buf = nil
+// wait waits for cl's reply and returns the error it says (nil for OK).
+func (c *Client) wait(ctx context.Context, cl *mux.Call, op wire.Op, mbox string) error {
+	err := c.m.Await(ctx, cl)
+	if errors.Is(err, mux.ErrNoReply) {
+		return &ctxError{op: what(op, mbox), cause: ctx.Err(), unknown: true, grace: c.grace}
 	}
-	cl.msg = nil
-	callPool.Put(cl)
-}
-
-// start registers cl under id and queues the frame built by enc.
-func (c *Client) start(id uint64, cl *call, hd wire.Header, enc func([]byte) []byte) error {
-	c.pmu.Lock()
-	if c.err != nil {
-		err := c.err
-		c.pmu.Unlock()
+	if err != nil {
 		return err
 	}
-	c.calls[id] = cl
-	c.pmu.Unlock()
-	c.wmu.Lock()
-	if c.closing {
-		c.wmu.Unlock()
-		c.pmu.Lock()
-		_, still := c.calls[id]
-		delete(c.calls, id)
-		c.pmu.Unlock()
-		if !still {
-			// stop took the call first and completes it: wait, so the
-			// call is not pooled while stop still writes to it.
-			<-cl.done
+	if cl.Status == wire.OK {
+		return nil
+	}
+	e := &Error{Code: cl.Status, Msg: cl.Msg}
+	if cl.Status == wire.CodeCanceled && ctx.Err() != nil {
+		// The broker withdrew the request on our CANCEL: nothing
+		// happened, and the caller learns why it was cancelled.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return &Error{Code: wire.CodeTimeout, Msg: cl.Msg + " (deadline)"}
 		}
-		return ErrClosed
+		return fmt.Errorf("%w: %w", e, ctx.Err())
 	}
-	b, off := wire.StartFrame(c.out, hd)
-	c.out = wire.FinishFrame(enc(b), off)
-	c.wcond.Signal()
-	c.wmu.Unlock()
-	return nil
-}
-
-// await waits for cl's reply. If ctx ends first it cancels the request at
-// the broker and waits up to the reply grace for the reply, which says
-// whether the request took effect after all: normally it arrives at once
-// (the broker knows the request's timeout, and answers CANCEL promptly).
-// If it does not, the broker is stuck or unreachable: await takes the call
-// out of the table, so that a late reply finds nothing to write into
-// (calls are pooled), and reports that the outcome is unknown.
-func (c *Client) await(ctx context.Context, id uint64, cl *call) error {
-	select {
-	case <-cl.done:
-		return c.result(ctx, cl)
-	case <-ctx.Done():
-	}
-	c.post(wire.Header{Op: wire.OpCancel, Request: id}, nil)
-	t := time.NewTimer(c.grace)
-	defer t.Stop()
-	select {
-	case <-cl.done:
-		return c.result(ctx, cl)
-	case <-t.C:
-	}
-	c.pmu.Lock()
-	_, still := c.calls[id]
-	delete(c.calls, id)
-	c.pmu.Unlock()
-	if !still {
-		// The reader (or stop) took the call first and is completing it:
-		// the reply is in after all, and the call is not pooled while it
-		// is still written to.
-		<-cl.done
-		return c.result(ctx, cl)
-	}
-	return &ctxError{op: cl.what(), cause: ctx.Err(), unknown: true, grace: c.grace}
-}
-
-// result is the error cl's reply (or the client's end) says.
-func (c *Client) result(ctx context.Context, cl *call) error {
-	if cl.closed != nil {
-		return cl.closed
-	}
-	if cl.status != wire.OK {
-		err := &Error{Code: cl.status, Msg: cl.errMsg}
-		if cl.status == wire.CodeCanceled && ctx.Err() != nil {
-			// The broker withdrew the request on our CANCEL: nothing
-			// happened, and the caller learns why it was cancelled.
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return &Error{Code: wire.CodeTimeout, Msg: cl.errMsg + " (deadline)"}
-			}
-			return fmt.Errorf("%w: %w", err, ctx.Err())
-		}
-		return err
-	}
-	return nil
-}
-
-// post queues a frame that has no reply.
-func (c *Client) post(hd wire.Header, payload []byte) {
-	c.wmu.Lock()
-	if !c.closing {
-		c.out = append(wire.AppendHeader(c.out, hd, len(payload)), payload...)
-		c.wcond.Signal()
-	}
-	c.wmu.Unlock()
+	return e
 }
 
 // roundTrip sends a request with a generic reply and returns the reply
-// payload (valid until the next roundTrip with the same call).
+// payload (the caller's to keep).
 func (c *Client) roundTrip(ctx context.Context, op wire.Op, flags uint8, enc func([]byte) []byte) ([]byte, error) {
-	cl, id := c.newCall(op)
-	if err := c.start(id, cl, wire.Header{Op: op, Flags: flags, Request: id}, enc); err != nil {
-		putCall(cl)
+	cl := c.m.NewCall()
+	if err := c.m.Start(cl, op, flags, enc); err != nil {
+		c.m.Release(cl)
 		return nil, err
 	}
-	err := c.await(ctx, id, cl)
-	p := cl.buf
-	cl.buf = nil // the caller keeps it
-	putCall(cl)
+	err := c.wait(ctx, cl, op, "")
+	p := cl.Payload
+	cl.Payload = nil // the caller keeps it
+	c.m.Release(cl)
 	return p, err
 }
 
@@ -410,182 +342,7 @@ func timeoutOf(ctx context.Context, nowait bool) int64 {
 	return int64(d)
 }
 
-func (c *Client) writeLoop() {
-	defer c.wg.Done()
-	defer close(c.writerDone)
-	var ackFrame wire.Leases
-	c.wmu.Lock()
-	for {
-		for len(c.out) == 0 && len(c.acks) == 0 && !c.closing {
-			c.wcond.Wait()
-		}
-		if c.abort || (c.closing && len(c.out) == 0 && len(c.acks) == 0) {
-			c.wmu.Unlock()
-			return
-		}
-		buf := c.out
-		for len(c.acks) > 0 {
-			n := min(len(c.acks), wire.MaxLeasesPerFrame)
-			ackFrame.IDs = c.acks[:n]
-			b, off := wire.StartFrame(buf, wire.Header{Op: wire.OpAck, Flags: wire.FlagNoReply})
-			buf = wire.FinishFrame(ackFrame.Append(b), off)
-			c.acks = c.acks[n:]
-		}
-		c.acks = c.acks[:0]
-		c.out = c.spare[:0]
-		c.wmu.Unlock()
-		_, err := c.nc.Write(buf)
-		c.wmu.Lock()
-		if cap(buf) <= maxKeptBuffer {
-			c.spare = buf[:0]
-		} else {
-			c.spare = nil
-		}
-		if err != nil {
-			c.closing, c.abort = true, true
-			c.wmu.Unlock()
-			c.nc.Close()
-			return
-		}
-	}
-}
-
-func (c *Client) readLoop(r *wire.Reader) {
-	defer c.wg.Done()
-	var err error
-	// The publisher of the last reply: replies to one publisher come in
-	// runs, so this saves a locked map lookup per reply.
-	var lastPub *Publisher
-	for {
-		var hd wire.Header
-		var p []byte
-		hd, p, err = r.Next()
-		if err != nil {
-			break
-		}
-		if hd.Op == wire.OpDeliver {
-			c.pmu.Lock()
-			cons := c.consumers[hd.Request]
-			c.pmu.Unlock()
-			if cons != nil {
-				cons.push(p)
-			}
-			continue
-		}
-		if hd.Request&pubBit != 0 {
-			pub := lastPub
-			if num := hd.Request &^ pubBit >> 32; pub == nil || pub.num != num {
-				c.pmu.Lock()
-				pub = c.pubs[num]
-				c.pmu.Unlock()
-				lastPub = pub
-			}
-			if pub != nil {
-				var err error
-				if hd.Status != wire.OK {
-					err = replyError(hd.Status, p)
-				}
-				pub.settle(err)
-			}
-			continue
-		}
-		c.pmu.Lock()
-		cl := c.calls[hd.Request]
-		delete(c.calls, hd.Request)
-		cons := c.consumers[hd.Request]
-		if cons != nil && hd.Op == wire.OpConsume|wire.OpReply {
-			delete(c.consumers, hd.Request)
-		}
-		c.pmu.Unlock()
-		if cons != nil && hd.Op == wire.OpConsume|wire.OpReply {
-			cons.end(replyError(hd.Status, p))
-		}
-		if cl == nil {
-			c.discard(hd, p)
-			continue
-		}
-		cl.status = hd.Status
-		switch {
-		case hd.Status != wire.OK:
-			cl.errMsg = wire.DecodeError(p)
-		case hd.Op == wire.OpSend|wire.OpReply:
-			if cl.send.Decode(p) != nil {
-				cl.status, cl.errMsg = wire.CodeMalformed, "undecodable SEND reply"
-			}
-		case hd.Op == wire.OpChannel|wire.OpReply || hd.Op == wire.OpAttach|wire.OpReply:
-			if c.fdr != nil {
-				cl.files = c.fdr.take(2)
-			}
-			if hd.Op == wire.OpChannel|wire.OpReply && cl.send.Decode(p) != nil {
-				cl.status, cl.errMsg = wire.CodeMalformed, "undecodable CHANNEL reply"
-			}
-		case hd.Op == wire.OpRecv|wire.OpReply:
-			cl.msg = c.decodeMessage(p, cl.mbox)
-			if cl.msg == nil {
-				cl.status, cl.errMsg = wire.CodeMalformed, "undecodable delivery"
-			}
-		default:
-			cl.buf = append(cl.buf[:0], p...)
-		}
-		cl.done <- struct{}{}
-	}
-	c.stop(err)
-}
-
-// discard disposes of a reply nobody waits for: its caller gave up (see
-// await). Descriptors it carried are closed, so that they are not taken by
-// the next CHANNEL or ATTACH reply; a message it leased goes back to its
-// mailbox.
-func (c *Client) discard(hd wire.Header, p []byte) {
-	if hd.Status != wire.OK {
-		return
-	}
-	switch hd.Op {
-	case wire.OpChannel | wire.OpReply, wire.OpAttach | wire.OpReply:
-		if c.fdr != nil {
-			closeFiles(c.fdr.take(2))
-		}
-	case wire.OpRecv | wire.OpReply:
-		var d wire.Delivery
-		if d.Decode(p) == nil && d.Lease != 0 {
-			c.nack([]uint64{d.Lease})
-		}
-	}
-}
-
-// stop fails everything in flight once the connection is gone.
-func (c *Client) stop(cause error) {
-	c.wmu.Lock()
-	userClosed := c.closing
-	c.closing, c.abort = true, true
-	c.wcond.Broadcast()
-	c.wmu.Unlock()
-	c.nc.Close()
-	err := ErrClosed
-	if !userClosed && cause != nil {
-		err = fmt.Errorf("%w: connection to broker lost: %v", ErrClosed, cause)
-	}
-	c.pmu.Lock()
-	c.err = err
-	calls, cons, pubs := c.calls, c.consumers, c.pubs
-	c.calls, c.consumers, c.pubs = map[uint64]*call{}, map[uint64]*Consumer{}, map[uint64]*Publisher{}
-	c.pmu.Unlock()
-	for _, p := range pubs {
-		p.fail(err)
-	}
-	for _, cl := range calls {
-		cl.closed = err
-		cl.done <- struct{}{}
-	}
-	for _, cn := range cons {
-		cn.end(err)
-	}
-	if c.fdr != nil {
-		c.fdr.closeAll()
-	}
-	close(c.done)
-}
-
+// decodeMessage makes a Message of a Delivery payload from mailbox mbox.
 func (c *Client) decodeMessage(p []byte, mbox string) *Message {
 	var d wire.Delivery
 	if d.Decode(p) != nil {
@@ -593,9 +350,12 @@ func (c *Client) decodeMessage(p []byte, mbox string) *Message {
 	}
 	m := newMessage(d.Body)
 	m.ID, m.Mailbox, m.Type, m.Priority, m.Redeliveries = d.ID, mbox, d.Type, d.Priority, d.Redeliveries
-	m.Sender = Identity{UID: d.UID, GID: d.GID, PID: d.PID, Endpoint: d.Endpoint}
+	m.Sender = identityOf(d.Sender)
 	m.SentAt = time.Unix(0, d.SentUnixNano)
 	m.lease, m.c, m.Reason, m.flags = d.Lease, c, Reason(d.Reason), d.Flags
+	if len(d.Headers) > 0 && m.setHeaders(d.Headers) != nil {
+		return nil
+	}
 	return m
 }
 
@@ -624,7 +384,3 @@ func newMessage(body []byte) *Message {
 	}
 	return &Message{Body: append(make([]byte, 0, n), body...)}
 }
-
-// maxKeptBuffer is the largest output buffer the client keeps between
-// writes (see the broker's).
-const maxKeptBuffer = 8 << 20

@@ -38,27 +38,22 @@ type Consumer struct {
 
 // Consume starts a consumer. Options: Type (msgrcv selector), Prefetch
 // (default 256), AutoAck.
-func (m *Mailbox) Consume(ctx context.Context, opts ...Option) (*Consumer, error) {
-	o := collect(opts)
+func (m *Mailbox) Consume(ctx context.Context, opts ...ConsumeOption) (*Consumer, error) {
+	o := consumeDefaults(opts)
 	var flags uint8
 	if o.autoAck {
 		flags |= wire.FlagAutoAck
 	}
 	c := m.c
-	id := c.ids.Add(1)
-	cons := &Consumer{c: c, id: id, name: m.name, window: o.prefetch,
+	cons := &Consumer{c: c, name: m.name, window: o.prefetch,
 		ready: make(chan struct{}, 1), ended: make(chan struct{})}
-	c.pmu.Lock()
-	if c.err != nil {
-		err := c.err
-		c.pmu.Unlock()
+	id, err := c.m.OpenStream((*consumerStream)(cons))
+	if err != nil {
 		return nil, err
 	}
-	c.consumers[id] = cons
-	c.pmu.Unlock()
+	cons.id = id
 	req := wire.Consume{Name: []byte(m.name), Type: o.typ, Credit: o.prefetch}
-	b := req.Append(nil)
-	c.post(wire.Header{Op: wire.OpConsume, Flags: flags, Request: id}, b)
+	c.m.Post(false, wire.Header{Op: wire.OpConsume, Flags: flags, Request: id}, req.Append)
 	// Errors such as ErrNotFound or ErrPermission end the stream at once;
 	// surface them here with a round trip that orders after CONSUME.
 	if err := c.Ping(ctx); err != nil {
@@ -67,7 +62,7 @@ func (m *Mailbox) Consume(ctx context.Context, opts ...Option) (*Consumer, error
 		return nil, err
 	}
 	cons.mu.Lock()
-	err := cons.err
+	err = cons.err
 	cons.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -75,17 +70,26 @@ func (m *Mailbox) Consume(ctx context.Context, opts ...Option) (*Consumer, error
 	return cons, nil
 }
 
-// push is called by the client's reader with a DELIVER payload.
-func (cn *Consumer) push(p []byte) {
+// consumerStream is a Consumer as the connection sees it: the mux.Stream
+// of its CONSUME request. Its methods run on the connection's reader.
+type consumerStream Consumer
+
+// Push takes a DELIVER payload.
+func (s *consumerStream) Push(_ wire.Header, p []byte) {
+	cn := (*Consumer)(s)
 	msg := cn.c.decodeMessage(p, cn.name)
 	if msg == nil {
+		var d wire.Delivery
+		if d.Decode(p) == nil && d.Lease != 0 {
+			cn.c.m.Nack([]uint64{d.Lease})
+		}
 		return
 	}
 	cn.mu.Lock()
 	if cn.closed && msg.lease != 0 {
 		// Close has run, but the broker had not yet seen its CANCEL.
 		cn.mu.Unlock()
-		cn.c.nack([]uint64{msg.lease})
+		cn.c.m.Nack([]uint64{msg.lease})
 		return
 	}
 	if cn.head > 0 && len(cn.queue) == cap(cn.queue) {
@@ -100,6 +104,12 @@ func (cn *Consumer) push(p []byte) {
 	default:
 	}
 }
+
+// End takes the CONSUME reply that ends the stream.
+func (s *consumerStream) End(hd wire.Header, p []byte) { (*Consumer)(s).end(replyError(hd.Status, p)) }
+
+// Stopped: the connection stopped.
+func (s *consumerStream) Stopped(err error) { (*Consumer)(s).end(err) }
 
 // end records why the stream ended.
 func (cn *Consumer) end(err error) {
@@ -155,9 +165,8 @@ func (cn *Consumer) Next(ctx context.Context) (*Message, error) {
 }
 
 func (cn *Consumer) credit(n uint32) {
-	var b [4]byte
-	p := wire.AppendU32(b[:0], n)
-	cn.c.post(wire.Header{Op: wire.OpCredit, Request: cn.id}, p)
+	req := wire.Credit{N: n}
+	cn.c.m.Post(false, wire.Header{Op: wire.OpCredit, Request: cn.id}, req.Append)
 }
 
 // Close ends the stream, waiting until the broker confirms the end or ctx
@@ -171,20 +180,24 @@ func (cn *Consumer) credit(n uint32) {
 // way (leased ones nacked, auto-acked ones kept for Next).
 func (cn *Consumer) Close(ctx context.Context) error { return cn.close(ctx, cn.c.grace) }
 
+// Done is closed when the stream has ended (its end error is what Next
+// returns once the messages received are handed out).
+func (cn *Consumer) Done() <-chan struct{} { return cn.ended }
+
 // close is Close, waiting up to grace for the broker after ctx ended.
 func (cn *Consumer) close(ctx context.Context, grace time.Duration) error {
-	cn.c.post(wire.Header{Op: wire.OpCancel, Request: cn.id}, nil)
+	cn.c.m.Post(true, wire.Header{Op: wire.OpCancel, Flags: wire.FlagUrgent, Request: cn.id}, nil)
 	var err error
 	select {
 	case <-cn.ended:
-	case <-cn.c.done:
+	case <-cn.c.m.Done():
 	case <-ctx.Done():
 		// As for a call (see await): the broker's answer may be just
 		// behind the deadline.
 		t := time.NewTimer(grace)
 		select {
 		case <-cn.ended:
-		case <-cn.c.done:
+		case <-cn.c.m.Done():
 		case <-t.C:
 			err = &ctxError{op: fmt.Sprintf("close consumer of %q", cn.name), cause: ctx.Err(), unknown: true, grace: grace}
 		}
@@ -207,16 +220,6 @@ func (cn *Consumer) close(ctx context.Context, grace time.Duration) error {
 	if err != nil {
 		cn.end(fmt.Errorf("%w: consumer of %q closed before the broker confirmed", ErrCanceled, cn.name))
 	}
-	cn.c.nack(leases)
+	cn.c.m.Nack(leases)
 	return err
-}
-
-// nack returns leases to their mailboxes without waiting for a reply.
-func (c *Client) nack(leases []uint64) {
-	for len(leases) > 0 {
-		n := min(len(leases), wire.MaxLeasesPerFrame)
-		chunk := wire.Leases{IDs: leases[:n]}
-		c.post(wire.Header{Op: wire.OpNack, Flags: wire.FlagNoReply}, chunk.Append(nil))
-		leases = leases[n:]
-	}
 }

@@ -153,5 +153,6 @@ func contextEnded(ctx context.Context, op string) error {
 }
 
 func replyError(code wire.Code, p []byte) error {
-	return &Error{Code: code, Msg: wire.DecodeError(p)}
+	msg, _ := wire.DecodeError(p)
+	return &Error{Code: code, Msg: msg}
 }

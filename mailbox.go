@@ -3,6 +3,7 @@ package postbox
 import (
 	"context"
 	"fmt"
+	"iter"
 	"os"
 	"strconv"
 	"time"
@@ -35,10 +36,13 @@ func (m *Mailbox) Name() string { return m.name }
 // Create makes a mailbox owned by the caller's uid and gid. Options:
 // Capacity (default unbounded), Mode (default 0600), Durable, MaxBytes,
 // TTL, MaxDeliveries, DeadLetter.
-func (c *Client) Create(ctx context.Context, name string, opts ...Option) (*Mailbox, error) {
-	o := collect(opts)
+func (c *Client) Create(ctx context.Context, name string, opts ...CreateOption) (*Mailbox, error) {
+	o := createDefaults(opts)
 	req := wire.Create{Name: []byte(name), Capacity: o.capacity, Mode: o.mode, Durable: o.durable,
-		MaxBytes: o.maxBytes, TTL: o.ttl, MaxDeliveries: o.maxDeliveries, DeadLetter: []byte(o.deadLetter)}
+		MaxBytes: o.maxBytes, TTL: o.ttl, MaxDeliveries: o.maxDeliveries}
+	if o.hasDeadLetter {
+		req.DeadLetter = []byte(o.deadLetter)
+	}
 	if _, err := c.roundTrip(ctx, wire.OpCreate, 0, req.Append); err != nil {
 		return nil, err
 	}
@@ -119,21 +123,64 @@ func (m *Mailbox) Stat(ctx context.Context) (Info, error) {
 	return infoOf(&w), nil
 }
 
-// List returns every mailbox (and inbox), sorted by name.
+// List returns every mailbox (and inbox), sorted by name. It asks for
+// pages of wire.MaxListLimit entries until there are no more (see
+// ListPage); mailboxes created or destroyed meanwhile may or may not be
+// in the result.
 func (c *Client) List(ctx context.Context) ([]Info, error) {
-	p, err := c.roundTrip(ctx, wire.OpList, 0, func(b []byte) []byte { return b })
+	var all []Info
+	for info, err := range c.Mailboxes(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, info)
+	}
+	return all, nil
+}
+
+// Mailboxes iterates over every mailbox (and inbox), sorted by name,
+// fetching a page at a time. After an error it yields no more.
+func (c *Client) Mailboxes(ctx context.Context) iter.Seq2[Info, error] {
+	return func(yield func(Info, error) bool) {
+		cursor := ""
+		for {
+			page, next, err := c.ListPage(ctx, cursor, wire.MaxListLimit)
+			if err != nil {
+				yield(Info{}, err)
+				return
+			}
+			for _, info := range page {
+				if !yield(info, nil) {
+					return
+				}
+			}
+			if next == "" {
+				return
+			}
+			cursor = next
+		}
+	}
+}
+
+// ListPage returns up to limit mailboxes whose names sort after cursor
+// ("" for the first page), and the cursor of the next page ("" when
+// there is no more). limit 0 takes the broker's default (256); more than
+// 1024 is taken as 1024.
+func (c *Client) ListPage(ctx context.Context, cursor string, limit int) ([]Info, string, error) {
+	req := wire.List{Cursor: []byte(cursor), Limit: uint32(min(max(limit, 0), wire.MaxListLimit))}
+	p, err := c.roundTrip(ctx, wire.OpList, 0, req.Append)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	ws, err := wire.DecodeList(p)
-	if err != nil {
-		return nil, fmt.Errorf("%w: LIST reply", ErrMalformed)
+	var rep wire.ListReply
+	if err := rep.Decode(p); err != nil {
+		return nil, "", fmt.Errorf("%w: LIST reply", ErrMalformed)
 	}
-	infos := make([]Info, len(ws))
-	for i := range ws {
-		infos[i] = infoOf(&ws[i])
+	infos := make([]Info, len(rep.Infos))
+	for i := range rep.Infos {
+		infos[i] = infoOf(&rep.Infos[i])
 	}
-	return infos, nil
+	return infos, string(rep.Next), nil
 }
 
 // Ping checks that the broker answers.
@@ -157,30 +204,40 @@ type Receipt struct {
 // full, until ctx ends (ErrTimeout at its deadline); with NoWait it fails
 // at once with ErrFull. On a rendezvous mailbox, or WithReceipt, it
 // completes only when a receiver has taken the message. Options: Type,
-// Priority, WithReceipt, NoWait. The body may be reused when Send returns.
-func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...Option) (Receipt, error) {
-	o := options{typ: 1}
-	for _, opt := range opts {
-		opt(&o)
-	}
+// Priority, WithReceipt, NoWait and the headers (ReplyTo, CorrelationID,
+// ContentType, MessageDeadline, WithHeader), whose limits are checked
+// before anything is sent (ErrInvalid). The body may be reused when Send
+// returns.
+func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...SendOption) (Receipt, error) {
+	o := sendDefaults(opts)
 	if o.typ < 1 {
 		return Receipt{}, fmt.Errorf("%w: send to %q: message type must be at least 1", ErrInvalid, m.name)
+	}
+	var hdr []byte
+	if !o.hdr.empty() {
+		var err error
+		if hdr, err = appendHeaders(nil, &o.hdr); err != nil {
+			return Receipt{}, fmt.Errorf("send to %q: %w", m.name, err)
+		}
 	}
 	var flags uint8
 	if o.receipt {
 		flags |= wire.FlagReceipt
 	}
 	c := m.c
-	cl, id := c.newCall(wire.OpSend)
-	cl.mbox = m.name
-	req := wire.Send{Target: []byte(m.name), Type: o.typ, Priority: o.priority, Timeout: timeoutOf(ctx, o.nowait), Body: body}
-	if err := c.start(id, cl, wire.Header{Op: wire.OpSend, Flags: flags, Request: id}, req.Append); err != nil {
-		putCall(cl)
+	cl := c.m.NewCall()
+	msgs := [1]wire.SendMsg{{Type: o.typ, Priority: o.priority, Headers: hdr, Body: body}}
+	req := wire.Send{Target: []byte(m.name), Timeout: timeoutOf(ctx, o.nowait), Msgs: msgs[:]}
+	if err := c.m.Start(cl, wire.OpSend, flags, req.Append); err != nil {
+		c.m.Release(cl)
 		return Receipt{}, err
 	}
-	err := c.await(ctx, id, cl)
-	r := Receipt{ID: cl.send.ID, Taken: cl.send.Taken, By: Identity{UID: cl.send.Receipt.UID, GID: cl.send.Receipt.GID, PID: cl.send.Receipt.PID, Endpoint: cl.send.Receipt.Endpoint}}
-	putCall(cl)
+	err := c.wait(ctx, cl, wire.OpSend, m.name)
+	var r Receipt
+	if len(cl.Send.IDs) > 0 {
+		r = Receipt{ID: cl.Send.IDs[0], Taken: cl.Send.Taken, By: identityOf(cl.Send.Receipt)}
+	}
+	c.m.Release(cl)
 	if err != nil {
 		return Receipt{}, err
 	}
@@ -192,26 +249,31 @@ func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...Option) (Receip
 // ErrEmpty. The message is leased to this client until Ack or Nack; if
 // the client goes away first it returns to the mailbox. Options: Type,
 // NoWait, AutoAck.
-func (m *Mailbox) Receive(ctx context.Context, opts ...Option) (*Message, error) {
-	o := options{}
-	for _, opt := range opts {
-		opt(&o)
-	}
+func (m *Mailbox) Receive(ctx context.Context, opts ...ReceiveOption) (*Message, error) {
+	o := receiveDefaults(opts)
 	var flags uint8
 	if o.autoAck {
 		flags |= wire.FlagAutoAck
 	}
 	c := m.c
-	cl, id := c.newCall(wire.OpRecv)
-	cl.mbox = m.name
+	cl := c.m.NewCall()
 	req := wire.Recv{Name: []byte(m.name), Type: o.typ, Timeout: timeoutOf(ctx, o.nowait)}
-	if err := c.start(id, cl, wire.Header{Op: wire.OpRecv, Flags: flags, Request: id}, req.Append); err != nil {
-		putCall(cl)
+	if err := c.m.Start(cl, wire.OpRecv, flags, req.Append); err != nil {
+		c.m.Release(cl)
 		return nil, err
 	}
-	err := c.await(ctx, id, cl)
-	msg := cl.msg
-	putCall(cl)
+	err := c.wait(ctx, cl, wire.OpRecv, m.name)
+	var msg *Message
+	if err == nil {
+		if msg = c.decodeMessage(cl.Payload, m.name); msg == nil {
+			err = fmt.Errorf("%w: receive from %q: undecodable delivery", ErrMalformed, m.name)
+			var d wire.Delivery
+			if d.Decode(cl.Payload) == nil && d.Lease != 0 {
+				c.m.Nack([]uint64{d.Lease})
+			}
+		}
+	}
+	c.m.Release(cl)
 	if err != nil {
 		return nil, err
 	}

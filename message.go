@@ -3,6 +3,7 @@ package postbox
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/postbox-ipc/postbox/wire"
@@ -19,7 +20,7 @@ type Message struct {
 	// Redeliveries counts how often the message was handed out before and
 	// came back (its receiver nacked it or died).
 	Redeliveries uint32
-	// Sender is the sending process, as the kernel told the broker.
+	// Sender is the sending process, as the broker established it.
 	Sender Identity
 	// SentAt is when the broker accepted the message.
 	SentAt time.Time
@@ -27,6 +28,17 @@ type Message struct {
 	// Reason says why the message is in a dead-letter mailbox; ReasonNone
 	// elsewhere.
 	Reason Reason
+
+	// Headers, as the sender set them (see ReplyTo, CorrelationID,
+	// ContentType, MessageDeadline, WithHeader); zero when absent. The
+	// broker forwards them byte for byte and never adds any: what it
+	// vouches for is in Sender and SentAt.
+	ReplyTo       string
+	CorrelationID []byte
+	ContentType   string
+	Deadline      time.Time
+	// Header holds the user headers; nil if there are none.
+	Header Header
 
 	lease uint64 // 0 when auto-acked
 	flags uint8  // wire.DeliveryChannelOffer
@@ -42,34 +54,39 @@ func (m *Message) Lease() uint64 { return m.lease }
 func (m *Message) Ack(ctx context.Context) error { return m.settle(ctx, wire.OpAck) }
 
 // Nack returns the message to its place in the mailbox, with its
-// redelivery count incremented, for the next receiver.
+// redelivery count incremented, for the next receiver. It fails with
+// ErrStaleLease as Ack does.
 func (m *Message) Nack(ctx context.Context) error { return m.settle(ctx, wire.OpNack) }
 
 func (m *Message) settle(ctx context.Context, op wire.Op) error {
 	if m.lease == 0 {
 		return nil
 	}
-	req := wire.Leases{IDs: []uint64{m.lease}}
-	_, err := m.c.roundTrip(ctx, op, 0, req.Append)
-	return err
-}
-
-// AckNoWait acks without waiting for the broker's answer: the ack is
-// batched with others into the client's next write. Use it where
-// throughput matters; a stale lease is then ignored silently.
-func (m *Message) AckNoWait() {
-	if m.lease == 0 {
-		return
+	req := wire.Leases{Ranges: []wire.LeaseRange{{First: m.lease, N: 1}}}
+	p, err := m.c.roundTrip(ctx, op, 0, req.Append)
+	if err != nil {
+		return err
 	}
-	c := m.c
-	c.wmu.Lock()
-	if !c.closing {
-		c.acks = append(c.acks, m.lease)
-		if len(c.acks) == 1 && len(c.out) == 0 {
-			c.wcond.Signal()
+	var rep wire.AckReply
+	if err := rep.Decode(p); err != nil {
+		return fmt.Errorf("%w: %s reply", ErrMalformed, op)
+	}
+	for _, f := range rep.Failed {
+		if f.Lease == m.lease {
+			return &Error{Code: f.Status, Msg: fmt.Sprintf("%s of message %d in %q (lease %d): %s",
+				strings.ToLower(op.String()), m.ID, m.Mailbox, m.lease, f.Status)}
 		}
 	}
-	c.wmu.Unlock()
+	return nil
+}
+
+// AckNoWait acks without waiting for the broker's answer: acks are
+// gathered into the client's next write, consecutive leases as one range.
+// Use it where throughput matters; a stale lease is then ignored silently.
+func (m *Message) AckNoWait() {
+	if m.lease != 0 {
+		m.c.m.AckNoWait(m.lease)
+	}
 }
 
 // Reason says why a message was dead-lettered.

@@ -5,11 +5,47 @@ import (
 	"time"
 )
 
-// Option adjusts one call. Each option says which calls it applies to;
-// others ignore it.
-type Option func(*options)
+// Options say where they apply: each call takes its own option type, and
+// an option implements the types of every call it means something for,
+// so an option that means nothing for a call does not compile there
+// (Send(ctx, b, Durable()) is a compile error).
+//
+//	option                     Create  Send  Receive  Consume  Publisher
+//	Capacity, Unbounded,       x
+//	  Rendezvous, Mode,
+//	  Durable, MaxBytes, TTL,
+//	  MaxDeliveries, DeadLetter
+//	Type                               x     x        x        x
+//	Priority                           x                       x
+//	WithReceipt                        x                       x
+//	NoWait                             x     x
+//	AutoAck                                  x        x
+//	Prefetch                                          x
+//	ReplyTo, CorrelationID,            x                       x
+//	  ContentType, WithHeader,
+//	  MessageDeadline
+//
+// Send's options also apply to SendBatch (as defaults for each message's
+// zero fields) and OfferChannel (Type, Priority and NoWait; headers and
+// WithReceipt are refused there with ErrInvalid).
 
-type options struct {
+// CreateOption configures Create.
+type CreateOption interface{ applyCreate(*createOptions) }
+
+// SendOption configures Send, SendBatch and OfferChannel.
+type SendOption interface{ applySend(*sendOptions) }
+
+// ReceiveOption configures Receive.
+type ReceiveOption interface{ applyReceive(*receiveOptions) }
+
+// ConsumeOption configures Consume.
+type ConsumeOption interface{ applyConsume(*consumeOptions) }
+
+// PublisherOption configures a Publisher: it applies to every message the
+// Publisher sends.
+type PublisherOption interface{ applyPublisher(*publisherOptions) }
+
+type createOptions struct {
 	capacity      int64
 	mode          uint32
 	durable       bool
@@ -17,81 +53,284 @@ type options struct {
 	ttl           int64
 	maxDeliveries uint32
 	deadLetter    string
+	hasDeadLetter bool
+}
 
+// outHeaders are the headers an option set asks for.
+type outHeaders struct {
+	replyTo       string
+	correlationID []byte
+	contentType   string
+	deadline      time.Time
+	user          Header
+}
+
+func (h *outHeaders) empty() bool {
+	return h.replyTo == "" && h.correlationID == nil && h.contentType == "" && h.deadline.IsZero() && len(h.user) == 0
+}
+
+type sendOptions struct {
 	typ      int64
 	priority uint8
 	receipt  bool
 	nowait   bool
+	hdr      outHeaders
+}
+
+type receiveOptions struct {
+	typ     int64
+	nowait  bool
+	autoAck bool
+}
+
+type consumeOptions struct {
+	typ      int64
 	autoAck  bool
 	prefetch uint32
 }
 
-func collect(opts []Option) options {
-	o := options{capacity: -1, mode: 0o600, typ: 0, prefetch: 256}
+type publisherOptions struct{ sendOptions }
+
+func createDefaults(opts []CreateOption) createOptions {
+	o := createOptions{capacity: -1, mode: 0o600}
 	for _, opt := range opts {
-		opt(&o)
+		opt.applyCreate(&o)
 	}
 	return o
 }
 
+func sendDefaults(opts []SendOption) sendOptions {
+	o := sendOptions{typ: 1}
+	for _, opt := range opts {
+		opt.applySend(&o)
+	}
+	return o
+}
+
+func receiveDefaults(opts []ReceiveOption) receiveOptions {
+	var o receiveOptions
+	for _, opt := range opts {
+		opt.applyReceive(&o)
+	}
+	return o
+}
+
+func consumeDefaults(opts []ConsumeOption) consumeOptions {
+	o := consumeOptions{prefetch: 256}
+	for _, opt := range opts {
+		opt.applyConsume(&o)
+	}
+	return o
+}
+
+func publisherDefaults(opts []PublisherOption) publisherOptions {
+	o := publisherOptions{sendOptions{typ: 1}}
+	for _, opt := range opts {
+		opt.applyPublisher(&o)
+	}
+	return o
+}
+
+// Create options.
+
+type capacityOption int64
+
+func (c capacityOption) applyCreate(o *createOptions) { o.capacity = int64(c) }
+
 // Capacity (Create): -1 unbounded (the default), 0 rendezvous, n > 0 at
 // most n queued messages.
-func Capacity(n int64) Option { return func(o *options) { o.capacity = n } }
+func Capacity(n int64) CreateOption { return capacityOption(n) }
 
 // Unbounded (Create) is Capacity(-1).
-func Unbounded() Option { return Capacity(-1) }
+func Unbounded() CreateOption { return Capacity(-1) }
 
 // Rendezvous (Create) is Capacity(0): a send completes only when a
 // receiver takes the message.
-func Rendezvous() Option { return Capacity(0) }
+func Rendezvous() CreateOption { return Capacity(0) }
+
+type modeOption uint32
+
+func (m modeOption) applyCreate(o *createOptions) { o.mode = uint32(m) }
 
 // Mode (Create) sets the permission bits: like a file's, w = may send,
 // r = may receive. The default is 0600.
-func Mode(m os.FileMode) Option { return func(o *options) { o.mode = uint32(m.Perm()) } }
+func Mode(m os.FileMode) CreateOption { return modeOption(m.Perm()) }
+
+type durableOption struct{}
+
+func (durableOption) applyCreate(o *createOptions) { o.durable = true }
 
 // Durable (Create) asks for a mailbox kept on disk (the broker needs a
 // data directory).
-func Durable() Option { return func(o *options) { o.durable = true } }
+func Durable() CreateOption { return durableOption{} }
+
+type maxDeliveriesOption uint32
+
+func (n maxDeliveriesOption) applyCreate(o *createOptions) { o.maxDeliveries = uint32(n) }
 
 // MaxDeliveries (Create): after n deliveries without an ack a message
 // leaves the mailbox: to its DeadLetter mailbox if it has one, else it is
 // dropped. 0 means unlimited.
-func MaxDeliveries(n uint32) Option { return func(o *options) { o.maxDeliveries = n } }
+func MaxDeliveries(n uint32) CreateOption { return maxDeliveriesOption(n) }
 
-// MaxBytes (Create) also bounds the queued body bytes; a send past it
-// waits or fails with ErrFull as for a full mailbox. 0 means no bound.
-func MaxBytes(n int64) Option { return func(o *options) { o.maxBytes = n } }
+type maxBytesOption int64
+
+func (n maxBytesOption) applyCreate(o *createOptions) { o.maxBytes = int64(n) }
+
+// MaxBytes (Create) also bounds the queued bytes (bodies and headers); a
+// send past it waits or fails with ErrFull as for a full mailbox. 0 means
+// no bound.
+func MaxBytes(n int64) CreateOption { return maxBytesOption(n) }
+
+type ttlOption time.Duration
+
+func (d ttlOption) applyCreate(o *createOptions) { o.ttl = int64(d) }
 
 // TTL (Create): queued messages older than d are removed (moved to the
 // dead-letter mailbox, if there is one, with reason "expired").
-func TTL(d time.Duration) Option { return func(o *options) { o.ttl = int64(d) } }
+func TTL(d time.Duration) CreateOption { return ttlOption(d) }
+
+type deadLetterOption string
+
+func (n deadLetterOption) applyCreate(o *createOptions) {
+	o.deadLetter, o.hasDeadLetter = string(n), true
+}
 
 // DeadLetter (Create) names an existing mailbox, which the creator may
 // send to, that receives this mailbox's dead letters: messages past
 // MaxDeliveries or their TTL, with their original sender identity and a
 // Reason.
-func DeadLetter(name string) Option { return func(o *options) { o.deadLetter = name } }
+func DeadLetter(name string) CreateOption { return deadLetterOption(name) }
 
-// Type (Send) sets the message type (>= 1, default 1). (Receive, Consume)
-// selects by type with msgrcv rules: 0 any, > 0 exactly, < 0 the lowest
-// type <= |t|.
-func Type(t int64) Option { return func(o *options) { o.typ = t } }
+// Options of several calls.
 
-// Priority (Send): 0-255, higher first. The default is 0.
-func Priority(p uint8) Option { return func(o *options) { o.priority = p } }
+type typeOption int64
 
-// WithReceipt (Send): complete only when a receiver has taken the message,
-// and say who. If the context ends first the message is withdrawn.
-func WithReceipt() Option { return func(o *options) { o.receipt = true } }
+func (t typeOption) applySend(o *sendOptions)           { o.typ = int64(t) }
+func (t typeOption) applyReceive(o *receiveOptions)     { o.typ = int64(t) }
+func (t typeOption) applyConsume(o *consumeOptions)     { o.typ = int64(t) }
+func (t typeOption) applyPublisher(o *publisherOptions) { o.typ = int64(t) }
+
+// TypeOption is what Type returns: a SendOption, ReceiveOption,
+// ConsumeOption and PublisherOption.
+type TypeOption interface {
+	SendOption
+	ReceiveOption
+	ConsumeOption
+	PublisherOption
+}
+
+// Type (Send, Publisher) sets the message type (>= 1, default 1).
+// (Receive, Consume) selects by type with msgrcv rules: 0 any, > 0
+// exactly, < 0 the lowest type <= |t|.
+func Type(t int64) TypeOption { return typeOption(t) }
+
+// SendPublisherOption is an option of Send and of a Publisher.
+type SendPublisherOption interface {
+	SendOption
+	PublisherOption
+}
+
+type priorityOption uint8
+
+func (p priorityOption) applySend(o *sendOptions)           { o.priority = uint8(p) }
+func (p priorityOption) applyPublisher(o *publisherOptions) { o.priority = uint8(p) }
+
+// Priority (Send, Publisher): 0-255, higher first. The default is 0.
+func Priority(p uint8) SendPublisherOption { return priorityOption(p) }
+
+type receiptOption struct{}
+
+func (receiptOption) applySend(o *sendOptions)           { o.receipt = true }
+func (receiptOption) applyPublisher(o *publisherOptions) { o.receipt = true }
+
+// WithReceipt (Send, Publisher): complete only when a receiver has taken
+// the message, and say who. If the context ends first the message is
+// withdrawn. A Publisher with receipts sends one message per frame.
+func WithReceipt() SendPublisherOption { return receiptOption{} }
+
+// SendReceiveOption is an option of Send and Receive.
+type SendReceiveOption interface {
+	SendOption
+	ReceiveOption
+}
+
+type noWaitOption struct{}
+
+func (noWaitOption) applySend(o *sendOptions)       { o.nowait = true }
+func (noWaitOption) applyReceive(o *receiveOptions) { o.nowait = true }
 
 // NoWait (Send, Receive): fail at once with ErrFull or ErrEmpty instead of
 // waiting.
-func NoWait() Option { return func(o *options) { o.nowait = true } }
+func NoWait() SendReceiveOption { return noWaitOption{} }
+
+// ReceiveConsumeOption is an option of Receive and Consume.
+type ReceiveConsumeOption interface {
+	ReceiveOption
+	ConsumeOption
+}
+
+type autoAckOption struct{}
+
+func (autoAckOption) applyReceive(o *receiveOptions) { o.autoAck = true }
+func (autoAckOption) applyConsume(o *consumeOptions) { o.autoAck = true }
 
 // AutoAck (Receive, Consume): the broker removes the message as it
 // delivers it; there is no lease and no redelivery.
-func AutoAck() Option { return func(o *options) { o.autoAck = true } }
+func AutoAck() ReceiveConsumeOption { return autoAckOption{} }
+
+type prefetchOption uint32
+
+func (n prefetchOption) applyConsume(o *consumeOptions) { o.prefetch = max(uint32(n), 1) }
 
 // Prefetch (Consume): how many messages the broker may send ahead of the
 // application (default 256).
-func Prefetch(n uint32) Option { return func(o *options) { o.prefetch = max(n, 1) } }
+func Prefetch(n uint32) ConsumeOption { return prefetchOption(n) }
+
+// Header options (Send, Publisher): they set the message's headers (see
+// Message and docs/PROTOCOL.md, "Message headers"). Limits are checked
+// before anything is sent: a value past them fails the call with
+// ErrInvalid.
+
+type headerOption func(*outHeaders)
+
+func (f headerOption) applySend(o *sendOptions)           { f(&o.hdr) }
+func (f headerOption) applyPublisher(o *publisherOptions) { f(&o.hdr) }
+
+// ReplyTo (Send, Publisher) sets the REPLY_TO header: the address (a
+// mailbox name or "@id", 1..255 bytes) a receiver should answer to.
+func ReplyTo(addr string) SendPublisherOption {
+	return headerOption(func(h *outHeaders) { h.replyTo = addr })
+}
+
+// CorrelationID (Send, Publisher) sets the CORRELATION_ID header: 1..255
+// opaque bytes that tie a reply to its request. b is not copied: it must
+// not change until the call returns.
+func CorrelationID(b []byte) SendPublisherOption {
+	return headerOption(func(h *outHeaders) { h.correlationID = b })
+}
+
+// ContentType (Send, Publisher) sets the CONTENT_TYPE header: 1..255
+// bytes of printable ASCII (space included), e.g. "application/json".
+func ContentType(s string) SendPublisherOption {
+	return headerOption(func(h *outHeaders) { h.contentType = s })
+}
+
+// MessageDeadline (Send, Publisher) sets the DEADLINE header: when the
+// sender stops caring about an answer. The broker carries it; it does not
+// act on it (use TTL for that).
+func MessageDeadline(t time.Time) SendPublisherOption {
+	return headerOption(func(h *outHeaders) { h.deadline = t })
+}
+
+// WithHeader (Send, Publisher) adds a user header: key is 1..128 bytes of
+// [A-Za-z0-9-_.] (case-sensitive), value 0..4096 bytes. Repeat it to add
+// more values, under the same key or others.
+func WithHeader(key, value string) SendPublisherOption {
+	return headerOption(func(h *outHeaders) {
+		if h.user == nil {
+			h.user = Header{}
+		}
+		h.user.Add(key, value)
+	})
+}

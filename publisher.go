@@ -5,70 +5,94 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/postbox-ipc/postbox/internal/mux"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
 // Publisher sends to one mailbox without waiting for each send's reply:
-// up to its window of sends are in flight at once, which is how one
-// goroutine reaches the broker's full throughput. A send that fails makes
-// the Publisher fail: that error is returned by the next Send and by
-// Flush, and no further sends are made. Its methods are safe for
-// concurrent use.
+// up to its window of messages are in flight at once, which is how one
+// goroutine reaches the broker's full throughput. The messages queued
+// while the connection's writer is busy go out together in one SEND frame
+// (up to wire.MaxBatch messages), so a pipelined producer spends a
+// fraction of a frame, and of a broker reply, per message (Sent/Frames).
+// A send that fails makes the Publisher fail: that error is returned by
+// the next Send and by Flush, and no further sends are made. Its methods
+// are safe for concurrent use.
 //
 // Sends wait for space in a full mailbox (there is no per-send timeout);
 // Flush waits until every send is settled.
 type Publisher struct {
-	c      *Client
-	num    uint64 // publisher number, in bits 32..62 of its request ids
-	name   []byte
-	window int
-	flags  uint8
-	typ    int64
-	prio   uint8
+	c       *Client
+	g       *mux.Group
+	name    []byte
+	window  int
+	flags   uint8
+	typ     int64
+	prio    uint8
+	hdr     []byte // the headers block every message carries
+	perMsg  int    // encoded bytes a message adds besides its body
+	maxSize int    // the frame size a batch stays under
 
-	mu       sync.Mutex // guards seq, inflight, err; cond waits on it
+	mu       sync.Mutex // guards everything below; cond waits on it
 	cond     sync.Cond
-	seq      uint32
-	inflight int
+	pend     []byte     // messages encoded for SEND, waiting for the writer
+	batches  []pubBatch // how pend divides into frames
+	seq      uint32     // frames sent
+	inflight int        // messages queued or sent, not yet settled
 	err      error
 	sent     uint64
+	frames   uint64
 }
 
-// Request ids with this bit belong to a Publisher.
-const pubBit = 1 << 63
+// pubBatch is one frame's worth of pend: pend[off:end], n messages.
+type pubBatch struct{ off, end, n int }
 
-// Publisher returns a Publisher for m keeping up to window sends in
-// flight (at least 1). Options: Type, Priority, WithReceipt.
-func (m *Mailbox) Publisher(window int, opts ...Option) *Publisher {
-	o := options{typ: 1}
-	for _, opt := range opts {
-		opt(&o)
-	}
+// pubCountBits: a Publisher's request id carries its frame's message
+// count minus 1 in its low bits, so a reply settles that many with no
+// table of frames in flight.
+const pubCountBits = 10 // wire.MaxBatch == 1<<pubCountBits
+
+// Publisher returns a Publisher for m keeping up to window messages in
+// flight (at least 1). Options: Type, Priority, WithReceipt (then one
+// message per frame) and the headers, which every message carries. An
+// invalid option makes every Send fail with its error.
+func (m *Mailbox) Publisher(window int, opts ...PublisherOption) *Publisher {
+	o := publisherDefaults(opts)
 	c := m.c
 	p := &Publisher{c: c, name: []byte(m.name), window: max(window, 1), typ: o.typ, prio: o.priority}
+	p.cond.L = &p.mu
 	if o.receipt {
 		p.flags |= wire.FlagReceipt
 	}
-	p.cond.L = &p.mu
-	c.pmu.Lock()
-	c.npub++
-	p.num = c.npub
-	if c.err != nil {
-		p.err = c.err
-	} else {
-		c.pubs[p.num] = p
+	if o.typ < 1 {
+		p.err = fmt.Errorf("%w: publish to %q: message type must be at least 1", ErrInvalid, m.name)
 	}
-	c.pmu.Unlock()
+	if !o.hdr.empty() && p.err == nil {
+		var err error
+		if p.hdr, err = appendHeaders(nil, &o.hdr); err != nil {
+			p.err = fmt.Errorf("publish to %q: %w", m.name, err)
+		}
+	}
+	p.perMsg = 8 + 1 + 4 + len(p.hdr) + 4
+	p.maxSize = c.maxFrame
+	if p.maxSize <= 0 {
+		p.maxSize = wire.DefaultMaxFrame
+	}
+	if p.err == nil {
+		g, err := c.m.NewGroup((*pubGroup)(p))
+		if err != nil {
+			p.err = err
+		}
+		p.g = g
+	}
 	return p
 }
 
 // Send queues body. It waits while the window is full, until ctx ends
 // (then nothing is sent, and the error matches ErrTimeout at a deadline).
-// It returns the error of an earlier send, if one failed.
+// It returns the error of an earlier send, if one failed. body may be
+// reused when Send returns (it is copied).
 func (p *Publisher) Send(ctx context.Context, body []byte) error {
-	if p.typ < 1 {
-		return ErrInvalid
-	}
 	p.mu.Lock()
 	for p.inflight >= p.window && p.err == nil {
 		if ctx.Done() == nil {
@@ -85,26 +109,71 @@ func (p *Publisher) Send(ctx context.Context, body []byte) error {
 		p.mu.Unlock()
 		return err
 	}
-	p.seq++
+	size := p.perMsg + len(body)
+	kick := len(p.batches) == 0
+	if kick || p.flags&wire.FlagReceipt != 0 || p.batches[len(p.batches)-1].n >= wire.MaxBatch ||
+		p.batches[len(p.batches)-1].end-p.batches[len(p.batches)-1].off+size > p.maxSize-64-len(p.name) {
+		p.batches = append(p.batches, pubBatch{off: len(p.pend), end: len(p.pend)})
+	}
+	b := wire.AppendI64(p.pend, p.typ)
+	b = append(b, p.prio)
+	b = wire.AppendBytes(b, p.hdr)
+	p.pend = wire.AppendBytes(b, body)
+	last := &p.batches[len(p.batches)-1]
+	last.end = len(p.pend)
+	last.n++
 	p.inflight++
 	p.sent++
-	id := pubBit | p.num<<32 | uint64(p.seq)
 	p.mu.Unlock()
-
-	c := p.c
-	req := wire.Send{Target: p.name, Type: p.typ, Priority: p.prio, Timeout: -1, Body: body}
-	c.wmu.Lock()
-	if c.closing {
-		c.wmu.Unlock()
-		p.settle(ErrClosed)
-		return ErrClosed
+	if kick {
+		p.c.m.Kick()
 	}
-	b, off := wire.StartFrame(c.out, wire.Header{Op: wire.OpSend, Flags: p.flags, Request: id})
-	c.out = wire.FinishFrame(req.Append(b), off)
-	c.wcond.Signal()
-	c.wmu.Unlock()
 	return nil
 }
+
+// pubGroup is a Publisher as the connection sees it: a mux.Group of SEND
+// requests whose frames it appends right before each write.
+type pubGroup Publisher
+
+// Flush appends the queued messages as SEND frames (mux.Flusher). It runs
+// under the writer's lock.
+func (g *pubGroup) Flush(b []byte) []byte {
+	p := (*Publisher)(g)
+	p.mu.Lock()
+	for _, bt := range p.batches {
+		p.seq++
+		id := p.g.Request((p.seq&(1<<(32-pubCountBits)-1))<<pubCountBits | uint32(bt.n-1))
+		var off int
+		b, off = wire.StartFrame(b, wire.Header{Op: wire.OpSend, Flags: p.flags, Request: id})
+		b = wire.AppendString(b, p.name)
+		b = wire.AppendI64(b, -1)
+		b = wire.AppendU16(b, uint16(bt.n))
+		b = append(b, p.pend[bt.off:bt.end]...)
+		b = wire.FinishFrame(b, off)
+		p.frames++
+	}
+	p.batches, p.pend = p.batches[:0], p.pend[:0]
+	if cap(p.pend) > 4<<20 {
+		p.pend = nil
+	}
+	p.mu.Unlock()
+	return b
+}
+
+// Reply settles the messages of the frame hd answers.
+func (g *pubGroup) Reply(hd wire.Header, pl []byte) {
+	var err error
+	if hd.Status != wire.OK {
+		err = replyError(hd.Status, pl)
+		if msg, done := wire.DecodeError(pl); done > 0 {
+			err = &BatchError{Done: int(done), Err: &Error{Code: hd.Status, Msg: msg}}
+		}
+	}
+	(*Publisher)(g).settle(int(hd.Request&(1<<pubCountBits-1))+1, err)
+}
+
+// Stopped fails the publisher: the connection stopped.
+func (g *pubGroup) Stopped(err error) { (*Publisher)(g).fail(err) }
 
 // waitCtx waits on p.cond until signalled or ctx ends; p.mu is held. It
 // reports false if ctx ended.
@@ -119,10 +188,10 @@ func (p *Publisher) waitCtx(ctx context.Context) bool {
 	return ctx.Err() == nil
 }
 
-// settle records one reply (err nil for success).
-func (p *Publisher) settle(err error) {
+// settle records the reply to n messages (err nil for success).
+func (p *Publisher) settle(n int, err error) {
 	p.mu.Lock()
-	p.inflight--
+	p.inflight = max(p.inflight-n, 0)
 	if err != nil && p.err == nil {
 		p.err = err
 	}
@@ -137,6 +206,7 @@ func (p *Publisher) fail(err error) {
 		p.err = err
 	}
 	p.inflight = 0
+	p.batches, p.pend = p.batches[:0], p.pend[:0]
 	p.cond.Broadcast()
 	p.mu.Unlock()
 }
@@ -167,11 +237,19 @@ func (p *Publisher) Sent() uint64 {
 	return p.sent
 }
 
+// Frames is how many SEND frames carried them so far: Sent/Frames is the
+// number of messages per frame that batching achieved.
+func (p *Publisher) Frames() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.frames
+}
+
 // Close flushes and forgets the publisher.
 func (p *Publisher) Close(ctx context.Context) error {
 	err := p.Flush(ctx)
-	p.c.pmu.Lock()
-	delete(p.c.pubs, p.num)
-	p.c.pmu.Unlock()
+	if p.g != nil {
+		p.g.Close()
+	}
 	return err
 }
