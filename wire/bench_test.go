@@ -8,15 +8,27 @@ import (
 // The message hot path (SEND in, DELIVER out, frames read) must not allocate
 // per message. The benchmarks show it with -benchmem; this test enforces it.
 func TestHotPathDoesNotAllocate(t *testing.T) {
-	send, delivery := benchSend(), benchDelivery()
-	sendEnc, delivEnc := send.Append(nil), delivery.Append(nil)
+	send, delivery, leases := benchSend(), benchDelivery(), benchLeases()
+	sendEnc, delivEnc, leasesEnc := send.Append(nil), delivery.Append(nil), leases.Append(nil)
+	headers := sampleHeaders()
+	reply := &SendReply{IDs: []uint64{7}}
+	replyEnc := reply.Append(nil)
+	var sink uint64
 	buf := make([]byte, 0, 4096)
 	r := NewReader(&loopReader{data: benchStream()}, 0, 0)
 	for name, f := range map[string]func(){
-		"Send.Append":     func() { buf = send.Append(buf[:0]) },
-		"Send.Decode":     func() { send.Decode(sendEnc) },
-		"Delivery.Append": func() { buf = delivery.Append(buf[:0]) },
-		"Delivery.Decode": func() { delivery.Decode(delivEnc) },
+		"Send.Append":      func() { buf = send.Append(buf[:0]) },
+		"Send.Decode":      func() { send.Decode(sendEnc) },
+		"Delivery.Append":  func() { buf = delivery.Append(buf[:0]) },
+		"Delivery.Decode":  func() { delivery.Decode(delivEnc) },
+		"Leases.Decode":    func() { leases.Decode(leasesEnc) },
+		"ValidateHeaders":  func() { ValidateHeaders(headers) },
+		"SendReply.Decode": func() { reply.Decode(replyEnc) },
+		"Leases.All": func() {
+			for id := range leases.All() {
+				sink += id
+			}
+		},
 		"framed Send": func() {
 			b, off := StartFrame(buf[:0], Header{Op: OpSend, Request: 1})
 			buf = FinishFrame(send.Append(b), off)
@@ -30,13 +42,20 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 }
 
 func benchSend() *Send {
-	return &Send{Target: []byte("jobs/high"), Type: 1, Priority: 5, Timeout: -1,
-		Body: bytes.Repeat([]byte{'m'}, 128)}
+	return &Send{Target: []byte("jobs/high"), Timeout: -1, Msgs: []SendMsg{{Type: 1, Priority: 5,
+		Headers: AppendHeaders(nil, &HeaderFields{CorrelationID: []byte("42")}),
+		Body:    bytes.Repeat([]byte{'m'}, 128)}}}
 }
 
 func benchDelivery() *Delivery {
-	return &Delivery{Lease: 1, ID: 2, Type: 1, Priority: 5, UID: 1000, GID: 1000, PID: 99,
-		Endpoint: 3, SentUnixNano: 1, Body: bytes.Repeat([]byte{'m'}, 128)}
+	return &Delivery{Lease: 1, ID: 2, Type: 1, Priority: 5,
+		Sender:       Identity{Kind: PrincipalUnix, UID: 1000, GID: 1000, PID: 99, Endpoint: 3},
+		SentUnixNano: 1, Headers: AppendHeaders(nil, &HeaderFields{CorrelationID: []byte("42")}),
+		Body: bytes.Repeat([]byte{'m'}, 128)}
+}
+
+func benchLeases() *Leases {
+	return &Leases{Ranges: RangesOf([]uint64{1, 2, 3, 4, 7, 8, 10}, nil)}
 }
 
 // benchStream is many small DELIVER frames back to back.
@@ -66,7 +85,7 @@ func (l *loopReader) Read(p []byte) (int, error) {
 func BenchmarkSendAppend(b *testing.B) {
 	m := benchSend()
 	buf := make([]byte, 0, 4096)
-	b.SetBytes(int64(len(m.Body)))
+	b.SetBytes(int64(len(m.Msgs[0].Body)))
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = m.Append(buf[:0])
@@ -116,6 +135,44 @@ func BenchmarkReaderNext(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := r.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSendDecodeBatch64(b *testing.B) {
+	m := benchSend()
+	for range 63 {
+		m.Msgs = append(m.Msgs, m.Msgs[0])
+	}
+	enc := m.Append(nil)
+	var d Send
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Decode(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLeasesDecode(b *testing.B) {
+	enc := benchLeases().Append(nil)
+	var m Leases
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := m.Decode(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkValidateHeaders(b *testing.B) {
+	h := sampleHeaders()
+	b.SetBytes(int64(len(h)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ValidateHeaders(h); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,11 +1,16 @@
 package wire
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Op is a frame's operation code.
 type Op uint8
 
-// Requests. A reply to request op X has op X|OpReply.
+// Requests are 0x01..0x5f. The reply to request op X (any X, known or not)
+// has op X|OpReply and FlagPush clear. Pushed frames use 0x60..0x7f with
+// FlagPush set.
 const (
 	OpHello   Op = 0x01 // handshake; must be the first frame on a connection
 	OpPing    Op = 0x02
@@ -24,10 +29,14 @@ const (
 	OpChannel Op = 0x30 // offer a shared-memory channel; the reply carries descriptors
 	OpAttach  Op = 0x31 // take the other end of an offered channel; the reply carries descriptors
 
-	// OpDeliver is pushed by the broker to a consumer: one message, with the
-	// CONSUME request's id. It has the form of a reply to request op 0x7f,
-	// which is reserved so that DELIVER is no request's reply.
-	OpDeliver Op = 0xff
+	// OpDeliver is pushed by the broker to a consumer (FlagPush set): one
+	// Delivery, with the CONSUME request's id in the request field.
+	OpDeliver Op = 0x60
+
+	// OpPushFirst..OpPushLast are the ops of pushed frames; those after
+	// OpDeliver are reserved (events, death notifications).
+	OpPushFirst Op = 0x60
+	OpPushLast  Op = 0x7f
 
 	// OpReply is or-ed into a request's op to form its reply's op.
 	OpReply Op = 0x80
@@ -41,6 +50,12 @@ var opNames = map[Op]string{
 	OpChannel: "CHANNEL", OpAttach: "ATTACH",
 }
 
+// Pushed reports whether o is in the range of pushed ops (0x60..0x7f).
+func (o Op) Pushed() bool { return o >= OpPushFirst && o <= OpPushLast }
+
+// Reply returns the op of the reply to request op o.
+func (o Op) Reply() Op { return o | OpReply }
+
 func (o Op) String() string {
 	if n, ok := opNames[o]; ok {
 		return n
@@ -51,7 +66,8 @@ func (o Op) String() string {
 	return fmt.Sprintf("OP(0x%02x)", uint8(o))
 }
 
-// Frame flags. Each is meaningful only on the operations named.
+// Frame flags. Bits 0..5 are per operation, meaningful only on the
+// operations named; bits 6 and 7 are frame-class bits valid on every frame.
 const (
 	// FlagReceipt (SEND): complete the send only when a receiver has taken
 	// the message, and return who took it. If the deadline passes first the
@@ -62,6 +78,25 @@ const (
 	FlagAutoAck uint8 = 1 << 1
 	// FlagNoReply (ACK, NACK): do not reply, even on failure.
 	FlagNoReply uint8 = 1 << 2
+
+	// FlagUrgent (any frame): control class. The sender writes the frame
+	// ahead of every data frame it has queued (never splitting a frame);
+	// the reply to an URGENT request is URGENT too. Order is FIFO within a
+	// lane, unspecified between lanes.
+	FlagUrgent uint8 = 1 << 6
+	// FlagPush (any frame): pushed by the broker, not a reply. Only the
+	// broker sets it; a client request with it set is malformed. Route an
+	// incoming frame by FlagPush first, then by op.
+	FlagPush uint8 = 1 << 7
+)
+
+// Capabilities, the bits of Hello.Caps (asked) and HelloReply.Caps
+// (granted: the intersection of what was asked and what the broker has).
+const (
+	// CapDescriptors: SCM_RIGHTS descriptor passing (CHANNEL and ATTACH),
+	// granted only on a Unix socket. Without it CHANNEL and ATTACH are
+	// CodeInvalid.
+	CapDescriptors uint64 = 1 << 0
 )
 
 // Code is a reply's status. Every Code maps one-to-one to an error of the Go
@@ -120,4 +155,20 @@ func (c Code) String() string {
 		return codeText[c]
 	}
 	return fmt.Sprintf("status %d", uint16(c))
+}
+
+// CodeOf returns the status a broker answers to a request whose payload
+// failed to decode with err: CodeVersion for ErrVersion, CodeInvalid for
+// ErrUnknownCritical, ErrInvalidHeaders and ErrInvalid, CodeMalformed for
+// anything else.
+func CodeOf(err error) Code {
+	switch {
+	case err == nil:
+		return OK
+	case errors.Is(err, ErrVersion):
+		return CodeVersion
+	case errors.Is(err, ErrUnknownCritical), errors.Is(err, ErrInvalidHeaders), errors.Is(err, ErrInvalid):
+		return CodeInvalid
+	}
+	return CodeMalformed
 }

@@ -9,7 +9,9 @@ import (
 
 // Encoding a SEND frame and reading it back, as a client and the broker do.
 func Example() {
-	send := wire.Send{Target: []byte("jobs"), Type: 1, Priority: 5, Timeout: -1, Body: []byte("build #42")}
+	headers := wire.AppendHeaders(nil, &wire.HeaderFields{ContentType: []byte("text/plain")})
+	send := wire.Send{Target: []byte("jobs"), Timeout: -1, Msgs: []wire.SendMsg{
+		{Type: 1, Priority: 5, Headers: headers, Body: []byte("build #42")}}}
 	b, off := wire.StartFrame(nil, wire.Header{Op: wire.OpSend, Request: 7})
 	frame := wire.FinishFrame(send.Append(b), off)
 
@@ -22,6 +24,11 @@ func Example() {
 	if err := got.Decode(payload); err != nil {
 		panic(err)
 	}
-	fmt.Println(hd.Op, hd.Request, string(got.Target), got.Priority, string(got.Body))
-	// Output: SEND 7 jobs 5 build #42
+	h, err := wire.ParseHeaders(got.Msgs[0].Headers)
+	if err != nil {
+		panic(err)
+	}
+	m := got.Msgs[0]
+	fmt.Println(hd.Op, hd.Request, string(got.Target), m.Priority, string(h.ContentType), string(m.Body))
+	// Output: SEND 7 jobs 5 text/plain build #42
 }

@@ -12,20 +12,39 @@ import (
 const (
 	// Magic opens every HELLO payload: the bytes "PBOX".
 	Magic uint32 = 0x584f4250
-	// Version is the protocol version this package speaks.
-	Version uint16 = 1
+	// Version is the protocol version this package speaks. There is no v1
+	// support: a broker answers a HELLO whose range excludes 2 with
+	// CodeVersion.
+	Version uint16 = 2
 	// HeaderSize is the size of a frame header in bytes.
 	HeaderSize = 16
 	// DefaultMaxFrame is the default limit on a frame's size field.
 	DefaultMaxFrame = 16 << 20
 )
 
-// Errors returned by the decoder.
+// Errors returned by the decoders. Each maps to one status (see CodeOf):
+// a broker answers a request that fails to decode with that status, a
+// client treats a reply or pushed frame that fails to decode as malformed.
 var (
-	// ErrMalformed: the payload does not decode. The stream itself is still
-	// in sync (the frame's length was valid), so a server can reply with
-	// CodeMalformed and go on.
+	// ErrMalformed: the payload does not decode (a field or an ext entry runs
+	// past the end, a count is out of range, bytes remain). The stream itself
+	// is still in sync (the frame's length was valid), so a server can reply
+	// with CodeMalformed and go on.
 	ErrMalformed = errors.New("wire: malformed payload")
+	// ErrUnknownCritical: the payload's ext tail holds a critical tag (bit
+	// 0x8000) this package does not know. The payload is well-formed but
+	// asks for something unsupported: CodeInvalid.
+	ErrUnknownCritical = errors.New("wire: unknown critical extension tag")
+	// ErrInvalidHeaders: a message headers block parses but breaks a rule of
+	// its tags or the block's limits: CodeInvalid.
+	ErrInvalidHeaders = errors.New("wire: invalid message headers")
+	// ErrInvalid: a well-formed field with a value the protocol forbids
+	// (CREATE's DEAD_LETTER empty or not a valid name): CodeInvalid.
+	ErrInvalid = errors.New("wire: invalid field value")
+	// ErrVersion: a HELLO whose version range does not include Version. Its
+	// MinVersion and MaxVersion are set, nothing after them was read:
+	// CodeVersion.
+	ErrVersion = errors.New("wire: no protocol version in common")
 	// ErrFrameTooLarge: a frame's size field exceeds the reader's limit.
 	// The reader has skipped the frame's bytes, so the stream stays in sync.
 	ErrFrameTooLarge = errors.New("wire: frame too large")
@@ -41,6 +60,13 @@ type Header struct {
 	Status  Code
 	Request uint64
 }
+
+// Push reports whether the frame was pushed by the broker (FlagPush): a
+// client routes by this bit before looking at the op.
+func (h Header) Push() bool { return h.Flags&FlagPush != 0 }
+
+// Urgent reports whether the frame is in the urgent (control) lane.
+func (h Header) Urgent() bool { return h.Flags&FlagUrgent != 0 }
 
 // AppendHeader appends a header for a payload of payloadLen bytes.
 func AppendHeader(b []byte, h Header, payloadLen int) []byte {
@@ -160,38 +186,40 @@ func unexpected(err error) error {
 
 // Decoder reads fields from a payload. The first error sticks: after a
 // short or invalid field every later read returns a zero value and Err
-// reports ErrMalformed, so a decode function can read all its fields and
-// check once.
+// reports the first error (ErrMalformed for a short field), so a decode
+// function can read all its fields and check once.
 type Decoder struct {
 	p   []byte
-	bad bool
+	err error
 }
 
 // NewDecoder returns a Decoder over p.
 func NewDecoder(p []byte) Decoder { return Decoder{p: p} }
 
-// Err returns ErrMalformed if any read failed.
-func (d *Decoder) Err() error {
-	if d.bad {
-		return ErrMalformed
+// Err returns the first error of any read.
+func (d *Decoder) Err() error { return d.err }
+
+// Fail records err unless an earlier error is recorded.
+func (d *Decoder) Fail(err error) {
+	if d.err == nil {
+		d.err = err
 	}
-	return nil
 }
 
-// Finish returns ErrMalformed if any read failed or bytes remain.
+// Finish returns the first error, or ErrMalformed if bytes remain.
 func (d *Decoder) Finish() error {
-	if d.bad || len(d.p) != 0 {
-		return ErrMalformed
+	if d.err == nil && len(d.p) != 0 {
+		d.err = ErrMalformed
 	}
-	return nil
+	return d.err
 }
 
 // Len returns the number of unread bytes.
 func (d *Decoder) Len() int { return len(d.p) }
 
 func (d *Decoder) take(n int) []byte {
-	if d.bad || n < 0 || n > len(d.p) {
-		d.bad = true
+	if d.err != nil || n < 0 || n > len(d.p) {
+		d.Fail(ErrMalformed)
 		return nil
 	}
 	b := d.p[:n:n]
@@ -230,13 +258,26 @@ func (d *Decoder) U64() uint64 {
 func (d *Decoder) I32() int32 { return int32(d.U32()) }
 func (d *Decoder) I64() int64 { return int64(d.U64()) }
 
-// String reads a u16 length and that many bytes. The result aliases the
-// payload.
+// String reads a `string` field: a u16 length and that many bytes. The
+// result aliases the payload.
 func (d *Decoder) String() []byte { return d.take(int(d.U16())) }
 
-// Bytes reads a u32 length and that many bytes. The result aliases the
-// payload.
-func (d *Decoder) Bytes() []byte { return d.take(int(d.U32())) }
+// Bytes reads a `bytes` field: a u32 length and that many bytes. The result
+// aliases the payload.
+func (d *Decoder) Bytes() []byte {
+	n := d.U32()
+	if uint64(n) > uint64(len(d.p)) {
+		d.Fail(ErrMalformed)
+		return nil
+	}
+	return d.take(int(n))
+}
+
+// ID16 reads 16 raw bytes.
+func (d *Decoder) ID16() (id [16]byte) {
+	copy(id[:], d.take(16))
+	return id
+}
 
 // Rest returns the unread bytes.
 func (d *Decoder) Rest() []byte { return d.take(len(d.p)) }
@@ -258,8 +299,12 @@ func AppendString[S ~string | ~[]byte](b []byte, s S) []byte {
 	return append(b, s...)
 }
 
-// AppendBytes appends a u32 length and p.
+// AppendBytes appends a `bytes` field: a u32 length and p.
 func AppendBytes(b []byte, p []byte) []byte {
 	b = AppendU32(b, uint32(len(p)))
 	return append(b, p...)
 }
+
+// PutU32 writes v at b[0:4], little-endian: for patching a length written
+// as a placeholder.
+func PutU32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }
