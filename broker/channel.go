@@ -91,8 +91,10 @@ func (h *handler) doChannel(hd wire.Header, p []byte) {
 	b.omu.Unlock()
 	msg := &mailbox.Message{Type: m.Type, Priority: m.Priority, Flags: wire.DeliveryChannelOffer,
 		Body: append([]byte(nil), off.token[:]...)}
-	h.put(hd, m.Target, append(h.msgs[:0], msg), int64(len(msg.Body)), m.Timeout, off)
-	clear(h.msgs[:1])
+	msgs := append(h.msgs[:0], msg)
+	h.put(hd, m.Target, msgs, int64(len(msg.Body)), m.Timeout, off)
+	clear(msgs)
+	h.msgs = msgs[:0]
 }
 
 // newOffer creates a channel segment and splits its descriptors between
