@@ -36,7 +36,10 @@ func (h *handler) doList(hd wire.Header, p []byte) {
 	if !h.decode(hd, p, &m) {
 		return
 	}
-	infos, next := h.c.b.list(m.Cursor, m.PageSize())
+	// The page ends early rather than make a reply larger than the max
+	// frame: count, next (at most a name) and the frame's 12 bytes.
+	budget := h.c.b.cfg.MaxFrame - wire.HeaderSize + 4 - 4 - 2 - wire.MaxNameLen
+	infos, next := h.c.b.list(m.Cursor, m.PageSize(), budget)
 	h.c.reply(replyHeader(hd, wire.OK), &wire.ListReply{Infos: infos, Next: next})
 }
 
@@ -283,8 +286,9 @@ func (b *Broker) info(bx *box) wire.MailboxInfo {
 }
 
 // list reports a page of at most limit mailboxes whose names sort after
-// cursor (byte order), and the cursor of the next page ("" if none).
-func (b *Broker) list(cursor []byte, limit int) ([]wire.MailboxInfo, []byte) {
+// cursor (byte order), their entries taking at most budget bytes (but
+// at least one entry), and the cursor of the next page (nil if none).
+func (b *Broker) list(cursor []byte, limit, budget int) ([]wire.MailboxInfo, []byte) {
 	after := string(cursor)
 	b.mu.RLock()
 	boxes := make([]*box, 0, min(len(b.boxes), 4*limit))
@@ -295,14 +299,27 @@ func (b *Broker) list(cursor []byte, limit int) ([]wire.MailboxInfo, []byte) {
 	}
 	b.mu.RUnlock()
 	slices.SortFunc(boxes, func(a, b *box) int { return strings.Compare(a.name, b.name) })
-	var next []byte
-	if len(boxes) > limit {
-		boxes = boxes[:limit]
-		next = []byte(boxes[limit-1].name)
+	infos := make([]wire.MailboxInfo, 0, min(len(boxes), limit))
+	size := 0
+	for _, bx := range boxes {
+		if len(infos) == limit {
+			break
+		}
+		info := b.info(bx)
+		n := 4 + infoSize(&info)
+		if len(infos) > 0 && size+n > budget {
+			break
+		}
+		size += n
+		infos = append(infos, info)
 	}
-	infos := make([]wire.MailboxInfo, len(boxes))
-	for i, bx := range boxes {
-		infos[i] = b.info(bx)
+	var next []byte
+	if len(infos) < len(boxes) {
+		next = []byte(infos[len(infos)-1].Name)
 	}
 	return infos, next
 }
+
+// infoSize is the encoded size of info (wire.MailboxInfo's fixed 136 bytes
+// and its two names, its ext tail being empty).
+func infoSize(info *wire.MailboxInfo) int { return 136 + len(info.Name) + len(info.DeadLetter) }

@@ -122,8 +122,7 @@ func (c *conn) readLoop() {
 		case errors.Is(err, wire.ErrFrameTooLarge):
 			// Frames that never get a reply do not get this one either:
 			// its id belongs to another request still in flight.
-			noReply := (hd.Op == wire.OpAck || hd.Op == wire.OpNack) && hd.Flags&wire.FlagNoReply != 0
-			if hd.Op != wire.OpCredit && hd.Op != wire.OpCancel && !noReply {
+			if !noReply(hd) {
 				c.replyErr(hd, wire.CodeTooLarge, err.Error())
 			}
 			continue

@@ -546,3 +546,66 @@ func TestV2ConsumeDeliversPushedFrames(t *testing.T) {
 		}
 	}
 }
+
+func TestV2SendBatchToRendezvousMailboxIsInvalid(t *testing.T) {
+	b := startBroker(t, nil)
+	rc := dialRaw(t, b.socket)
+	rc.create(t, wire.Create{Name: []byte("rv"), Capacity: 0})
+	hd, p := rc.send(t, 0, wire.Send{Target: []byte("rv"), Timeout: -1, Msgs: []wire.SendMsg{{Type: 1}, {Type: 1}}})
+	must(t, "batch of 2 to a rendezvous mailbox", hd, p, wire.CodeInvalid)
+	hd, p = rc.send(t, 0, wire.Send{Target: []byte("rv"), Timeout: 0, Msgs: []wire.SendMsg{{Type: 1}}})
+	must(t, "one message, nobody waiting", hd, p, wire.CodeFull)
+}
+
+func TestV2ListPageEndsEarlyToFitMaxFrame(t *testing.T) {
+	b := startBroker(t, func(c *broker.Config) { c.MaxMessage = 1; c.MaxFrame = 2048 })
+	rc := dialRaw(t, b.socket)
+	for i := range 20 {
+		rc.create(t, wire.Create{Name: []byte(fmt.Sprintf("%s%02d", strings.Repeat("n", 150), i)), Capacity: -1})
+	}
+	seen := 0
+	var cursor []byte
+	for pages := 0; ; pages++ {
+		f, id := rc.frame(wire.OpList, 0, (&wire.List{Cursor: cursor, Limit: 1024}).Append(nil))
+		rc.write(t, f)
+		hd, p := rc.reply(t, id)
+		must(t, "LIST", hd, p, wire.OK)
+		if len(p)+12 > 2048 {
+			t.Fatalf("page of %d bytes, max frame 2048", len(p)+12)
+		}
+		var r wire.ListReply
+		if err := r.Decode(p); err != nil {
+			t.Fatal(err)
+		}
+		seen += len(r.Infos)
+		if len(r.Next) == 0 {
+			if pages < 3 || seen != 21 {
+				t.Fatalf("%d entries in %d pages", seen, pages+1)
+			}
+			return
+		}
+		cursor = append([]byte(nil), r.Next...)
+	}
+}
+
+func TestV2PushFlagOnFramesWithoutReplyIsDroppedSilently(t *testing.T) {
+	b := startBroker(t, nil)
+	rc := dialRaw(t, b.socket)
+	for _, f := range [][]byte{
+		wire.AppendHeader(nil, wire.Header{Op: wire.OpCredit, Flags: wire.FlagPush, Request: 50}, 4),
+		wire.AppendHeader(nil, wire.Header{Op: wire.OpCancel, Flags: wire.FlagPush, Request: 51}, 0),
+	} {
+		if len(f) == wire.HeaderSize && f[4] == byte(wire.OpCredit) {
+			f = append(f, 1, 0, 0, 0)
+		}
+		rc.write(t, f)
+	}
+	ack := (&wire.Leases{Ranges: []wire.LeaseRange{{First: 1, N: 1}}}).Append(nil)
+	rc.write(t, append(wire.AppendHeader(nil, wire.Header{Op: wire.OpAck, Flags: wire.FlagPush | wire.FlagNoReply, Request: 52}, len(ack)), ack...))
+	f, id := rc.frame(wire.OpPing, 0, nil)
+	rc.write(t, f)
+	hd, _, err := rc.next(t)
+	if err != nil || hd.Request != id {
+		t.Fatalf("first frame back: %s to %d (%v), want PING's reply", hd.Op, hd.Request, err)
+	}
+}

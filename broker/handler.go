@@ -25,7 +25,11 @@ type handler struct {
 func (h *handler) handle(hd wire.Header, p []byte) {
 	c := h.c
 	if hd.Push() {
-		c.replyErr(hd, wire.CodeMalformed, "a client frame must not set the PUSH flag")
+		// Malformed; dropped silently if the frame gets no reply (its id
+		// belongs to another request).
+		if !noReply(hd) {
+			c.replyErr(hd, wire.CodeMalformed, "a client frame must not set the PUSH flag")
+		}
 		return
 	}
 	switch hd.Op {
@@ -72,6 +76,18 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 	default:
 		c.replyErr(hd, wire.CodeUnknownOp, fmt.Sprintf("unknown operation 0x%02x", uint8(hd.Op)))
 	}
+}
+
+// noReply reports whether the request in hd never gets a reply: CREDIT,
+// CANCEL, and ACK or NACK with NOREPLY.
+func noReply(hd wire.Header) bool {
+	switch hd.Op {
+	case wire.OpCredit, wire.OpCancel:
+		return true
+	case wire.OpAck, wire.OpNack:
+		return hd.Flags&wire.FlagNoReply != 0
+	}
+	return false
 }
 
 // decode decodes a request's payload into m. If it does not decode it

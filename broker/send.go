@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/wire"
@@ -20,7 +21,8 @@ import (
 // goes on, message by message, as room appears. The OK reply lists every
 // id; a failure part way is that error with DONE = the messages admitted
 // (which stay queued). The request's timeout bounds its waiting from the
-// first wait on: one timer for the whole frame.
+// moment the broker read it (now + timeout): one timer for the whole
+// frame, armed at its first wait.
 
 // sendBatch is a pending SEND's progress. It is guarded by the lock of its
 // mailbox (box.mu) until the request finishes; its final reply only reads
@@ -97,6 +99,11 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 	case off != nil && bx.durable:
 		fail(0, wire.CodeInvalid, "a channel offer cannot go to a durable mailbox")
 		return
+	case len(msgs) > 1 && bx.core.Config().Capacity == 0: // Config never changes after New
+		// Every message to a rendezvous mailbox is receipted, and a
+		// receipt names the one receiver of the one message.
+		fail(0, wire.CodeInvalid, "a rendezvous mailbox (capacity 0) takes one message per SEND, not %d", len(msgs))
+		return
 	}
 	for _, msg := range msgs {
 		msg.Sender = c.ident
@@ -140,6 +147,11 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 				st.join(c.b.apply(bx, bx.core.Effects(), &r))
 				pd.batch = &sendBatch{msgs: slices.Clone(msgs[n:]), admitted: slices.Clone(msgs[:n]),
 					ids: slices.Clone(ids), st: st, receipt: receipt}
+				// The deadline is fixed when the request starts: it bounds
+				// every wait of the batch.
+				if timeout > 0 {
+					timeout = max(1, h.now+timeout-time.Now().UnixNano())
+				}
 				c.wait(pd, timeout)
 				waiting = true
 				break
