@@ -2,28 +2,34 @@ package broker
 
 import "github.com/postbox-ipc/postbox/mailbox"
 
-// newMessage returns a message holding a copy of body. Small bodies share
-// one allocation with the message: on the send hot path that halves the
-// allocations per message.
-func newMessage(body []byte) *mailbox.Message {
-	n := len(body)
+// newMessage returns a message holding a copy of body and headers, both in
+// one allocation. Small messages share that allocation with the message
+// itself: on the send hot path that halves the allocations per message.
+func newMessage(body, headers []byte) *mailbox.Message {
+	n := len(body) + len(headers)
+	var m *mailbox.Message
+	var buf []byte
 	switch {
 	case n <= 64:
 		x := new(struct {
 			m mailbox.Message
 			b [64]byte
 		})
-		x.m.Body = x.b[:n:n]
-		copy(x.m.Body, body)
-		return &x.m
+		m, buf = &x.m, x.b[:n:n]
 	case n <= 512:
 		x := new(struct {
 			m mailbox.Message
 			b [512]byte
 		})
-		x.m.Body = x.b[:n:n]
-		copy(x.m.Body, body)
-		return &x.m
+		m, buf = &x.m, x.b[:n:n]
+	default:
+		m, buf = new(mailbox.Message), make([]byte, n)
 	}
-	return &mailbox.Message{Body: append(make([]byte, 0, n), body...)}
+	copy(buf, body)
+	m.Body = buf[:len(body):len(body)]
+	if len(headers) > 0 {
+		copy(buf[len(body):], headers)
+		m.Headers = buf[len(body):]
+	}
+	return m
 }

@@ -34,12 +34,14 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 				}
 				c.pmu.Unlock()
 			}
-			op := wire.OpDeliver
+			// A consumer's deliveries are pushed (DELIVER); a RECV's is
+			// its reply.
+			hd := wire.Header{Op: wire.OpDeliver, Flags: wire.FlagPush, Request: p.req}
 			if p.op == wire.OpRecv {
-				op = wire.OpRecv | wire.OpReply
+				hd = replyHeader(p.header(nil), wire.OK)
 			}
 			if !st.wrote() {
-				c.deliver(op, p.req, e.Msg, e.Lease)
+				c.deliver(hd, e.Msg, e.Lease)
 				continue
 			}
 			msg, lease := e.Msg, e.Lease
@@ -47,39 +49,36 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 				// Delivered even if the record failed: the message is in
 				// memory and its sender was told the send failed (at least
 				// once, never lost).
-				c.deliver(op, p.req, msg, lease)
+				c.deliver(hd, msg, lease)
 			})
 		case mailbox.EffSendDone:
 			p := e.Ref.(*pending)
+			bt := p.batch
+			bt.admitted = append(bt.admitted, e.Msg)
+			bt.ids = append(bt.ids, e.Msg.Seq)
+			bt.msgs = bt.msgs[1:]
+			bt.taken, bt.who = e.Taken, e.Receipt
+			bt.st.join(st)
+			if len(bt.msgs) > 0 {
+				// The rest of the batch: admitting takes this box's lock.
+				r.add(func() { b.continueSend(p) })
+				continue
+			}
 			p.c.finish(p)
-			msg, seq, taken, who := e.Msg, e.Msg.Seq, e.Taken, e.Receipt
-			b.after(r, st, func(err error) {
-				if err != nil {
-					// Takes bx.mu: runs after this step released it.
-					b.discard(bx, msg)
-					code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
-					p.c.replyErr(wire.Header{Op: wire.OpSend, Request: p.req}, code, text)
-					return
-				}
-				p.c.sendDone(p.req, p.offer, seq, taken, who)
-			})
+			b.batchDone(r, p)
 		case mailbox.EffFail:
 			p := e.Ref.(*pending)
 			p.c.finish(p)
-			if off := p.offer; off != nil {
-				r.add(func() { b.dropOffer(off) }) // stops a timer, closes files
+			if p.batch != nil {
+				// Held back like the rest: a withdrawn send's removal must
+				// be on disk before its sender hears it was withdrawn.
+				b.batchFailed(r, p, e.Err, st)
+				continue
 			}
 			code := codeOf(e.Err)
-			verb := "receive from"
-			if p.op == wire.OpSend || p.op == wire.OpChannel {
-				verb = "send to"
-			}
-			text := fmt.Sprintf("%s %q: %s", verb, bx.name, code)
-			// Held back like the rest: a withdrawn send's removal must be
-			// on disk before its sender hears it was withdrawn.
-			b.after(r, st, func(error) {
-				p.c.replyErr(wire.Header{Op: p.op, Request: p.req}, code, text)
-			})
+			hd := p.header(e.Err)
+			text := fmt.Sprintf("receive from %q: %s", bx.name, code)
+			b.after(r, st, func(error) { p.c.replyErr(hd, code, text) })
 		case mailbox.EffDeadLetter:
 			if bx.deadLetter != "" {
 				b.queueDead(deadLetter{to: bx.deadLetter, from: bx.name, fromDurable: bx.durable && b.st != nil,
@@ -119,33 +118,17 @@ func (c *conn) finish(p *pending) {
 	c.pmu.Unlock()
 }
 
-// deliver queues a Delivery frame.
-func (c *conn) deliver(op wire.Op, req uint64, msg *mailbox.Message, lease uint64) {
+// deliver queues a Delivery frame with header hd.
+func (c *conn) deliver(hd wire.Header, msg *mailbox.Message, lease uint64) {
 	d := wire.Delivery{
 		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason, Flags: msg.Flags,
-		Redeliveries: msg.Redeliveries, UID: msg.Sender.UID, GID: msg.Sender.GID,
-		PID: msg.Sender.PID, Endpoint: msg.Sender.Endpoint, SentUnixNano: msg.SentUnixNano,
-		Body: msg.Body,
+		Redeliveries: msg.Redeliveries, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
+		Headers: msg.Headers, Body: msg.Body,
 	}
-	c.wmu.Lock()
-	if !c.closing {
-		b, off := wire.StartFrame(c.out, wire.Header{Op: op, Request: req})
-		c.out = wire.FinishFrame(d.Append(b), off)
-		c.wcond.Signal()
-	}
-	c.wmu.Unlock()
-}
-
-// sendReply queues a SEND reply.
-func (c *conn) sendReply(req, seq uint64, taken bool, who mailbox.Identity) {
-	r := wire.SendReply{ID: seq, Taken: taken, Receipt: wire.Receipt{Endpoint: who.Endpoint, UID: who.UID, GID: who.GID, PID: who.PID}}
-	c.wmu.Lock()
-	if !c.closing {
-		b, off := wire.StartFrame(c.out, wire.Header{Op: wire.OpSend | wire.OpReply, Request: req})
-		c.out = wire.FinishFrame(r.Append(b), off)
-		c.wcond.Signal()
-	}
-	c.wmu.Unlock()
+	c.w.Append(hd.Urgent(), func(b []byte) []byte {
+		b, off := wire.StartFrame(b, hd)
+		return wire.FinishFrame(d.Append(b), off)
+	})
 }
 
 // cancel ends a pending request with err (CodeTimeout, CodeCanceled,
@@ -156,6 +139,11 @@ func (b *Broker) cancel(p *pending, err error) {
 	bx.mu.Lock()
 	before := bx.core.HeldBytes()
 	if p.send != nil {
+		if bt := p.batch; bt != nil && !p.send.Waiting() && bt.err == nil {
+			// Between two of its messages' admissions: the continuation
+			// (continueSend) ends the request with err.
+			bt.err = err
+		}
 		bx.core.CancelSend(p.send, err)
 	} else {
 		bx.core.CancelReceive(p.recv, err)

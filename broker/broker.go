@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,7 +27,10 @@ type Broker struct {
 	log    *slog.Logger
 	limits atomic.Pointer[Limits]
 
-	leases    leaseCounter
+	leases leaseCounter
+	// epoch is this run's random non-zero 32-bit value: endpoint ids are
+	// epoch<<32 | n, n counting connections from 1 (endpoints).
+	epoch     uint64
 	endpoints atomic.Uint64
 	// held is the body bytes held by all mailboxes together, checked
 	// against Limits.MaxQueuedBytes.
@@ -90,6 +95,7 @@ func Open(cfg Config) (*Broker, error) {
 		deadReady: make(chan struct{}, 1),
 		offers:    make(map[[16]byte]*offer),
 	}
+	b.epoch = newEpoch()
 	l := cfg.Limits
 	b.limits.Store(&l)
 	if cfg.DataDir != "" {
@@ -101,6 +107,20 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	return b, nil
 }
+
+// newEpoch picks a random non-zero 32-bit epoch.
+func newEpoch() uint64 {
+	var e [4]byte
+	for {
+		rand.Read(e[:])
+		if v := binary.LittleEndian.Uint32(e[:]); v != 0 {
+			return uint64(v)
+		}
+	}
+}
+
+// Epoch returns this run's epoch: the high 32 bits of every endpoint id.
+func (b *Broker) Epoch() uint64 { return b.epoch }
 
 // Limits returns the limits in force.
 func (b *Broker) Limits() Limits { return *b.limits.Load() }
@@ -295,7 +315,7 @@ func (b *Broker) closeConns() {
 }
 
 // start registers and runs a new connection.
-func (b *Broker) start(uc *net.UnixConn) {
+func (b *Broker) start(uc net.Conn) {
 	c := newConn(b, uc)
 	b.mu.Lock()
 	if b.closed {

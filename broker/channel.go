@@ -68,6 +68,14 @@ func (h *handler) doChannel(hd wire.Header, p []byte) {
 	if !h.decode(hd, p, &m) {
 		return
 	}
+	if c.caps&wire.CapDescriptors == 0 {
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("channel to %q: needs the DESCRIPTORS capability (a Unix socket, asked for at HELLO)", m.Target))
+		return
+	}
+	if m.Type < 1 {
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("channel to %q: message type must be at least 1, not %d", m.Target, m.Type))
+		return
+	}
 	off, err := newOffer(shm.Config{RingSize: int(m.RingSize)})
 	if err != nil {
 		code := wire.CodeInternal
@@ -83,7 +91,10 @@ func (h *handler) doChannel(hd wire.Header, p []byte) {
 	b.omu.Unlock()
 	msg := &mailbox.Message{Type: m.Type, Priority: m.Priority, Flags: wire.DeliveryChannelOffer,
 		Body: append([]byte(nil), off.token[:]...)}
-	h.put(hd, m.Target, msg, m.Timeout, off)
+	msgs := append(h.msgs[:0], msg)
+	h.put(hd, m.Target, msgs, int64(len(msg.Body)), m.Timeout, off)
+	clear(msgs)
+	h.msgs = msgs[:0]
 }
 
 // newOffer creates a channel segment and splits its descriptors between
@@ -120,27 +131,22 @@ func (b *Broker) dropOffer(off *offer) {
 }
 
 // channelReply answers CHANNEL with side A's descriptors.
-func (c *conn) channelReply(req, seq uint64, off *offer) {
+func (c *conn) channelReply(hd wire.Header, seq uint64, off *offer) {
 	files := off.take(shm.SideA)
 	if files == nil {
-		c.replyErr(wire.Header{Op: wire.OpChannel, Request: req}, wire.CodeNotFound, "channel: the offer was dropped")
+		c.replyErr(hd, wire.CodeNotFound, "channel: the offer was dropped")
 		return
 	}
-	r := wire.SendReply{ID: seq}
-	c.wmu.Lock()
-	if c.closing {
-		c.wmu.Unlock()
-		closeFiles(files)
+	m := wire.SendReply{IDs: []uint64{seq}}
+	h := replyHeader(hd, wire.OK)
+	// The writer closes the files after sending: the broker keeps no copy
+	// of side A.
+	if !c.w.AppendWithFiles(h.Urgent(), files, func(b []byte) []byte {
+		b, start := wire.StartFrame(b, h)
+		return wire.FinishFrame(m.Append(b), start)
+	}) {
 		c.b.dropOffer(off) // nobody will use side A: B must see it gone
-		return
 	}
-	b, start := wire.StartFrame(c.out, wire.Header{Op: wire.OpChannel | wire.OpReply, Request: req})
-	c.out = wire.FinishFrame(r.Append(b), start)
-	// The writer closes them after sending: the broker keeps no copy of
-	// side A.
-	c.fds = append(c.fds, fdFrame{off: start, files: files})
-	c.wcond.Signal()
-	c.wmu.Unlock()
 }
 
 func dupFile(f *os.File) (*os.File, error) {
@@ -157,6 +163,10 @@ func (h *handler) doAttach(hd wire.Header, p []byte) {
 	if !h.decode(hd, p, &m) {
 		return
 	}
+	if c.caps&wire.CapDescriptors == 0 {
+		c.replyErr(hd, wire.CodeInvalid, "attach: needs the DESCRIPTORS capability (a Unix socket, asked for at HELLO)")
+		return
+	}
 	b.omu.Lock()
 	off := b.offers[m.Token]
 	delete(b.offers, m.Token)
@@ -170,56 +180,8 @@ func (h *handler) doAttach(hd wire.Header, p []byte) {
 		c.replyErr(hd, wire.CodeNotFound, "attach: no such channel offer (already taken, expired, or its broker restarted)")
 		return
 	}
-	c.wmu.Lock()
-	if c.closing {
-		c.wmu.Unlock()
-		closeFiles(files)
-		return
-	}
-	c.out = wire.AppendHeader(c.out, wire.Header{Op: wire.OpAttach | wire.OpReply, Request: hd.Request}, 0)
-	c.fds = append(c.fds, fdFrame{off: len(c.out) - wire.HeaderSize, files: files})
-	c.wcond.Signal()
-	c.wmu.Unlock()
-}
-
-// fdFrame is a frame in conn.out that must carry descriptors.
-type fdFrame struct {
-	off   int // offset of the frame in the buffer
-	files []*os.File
-}
-
-// writeWithFDs writes buf, attaching each fdFrame's descriptors to the
-// first byte of its frame, and closes them once sent (or on failure).
-func (c *conn) writeWithFDs(buf []byte, fds []fdFrame) error {
-	defer func() {
-		for _, f := range fds {
-			for _, file := range f.files {
-				file.Close()
-			}
-		}
-	}()
-	pos := 0
-	for _, f := range fds {
-		if f.off > pos {
-			if _, err := c.nc.Write(buf[pos:f.off]); err != nil {
-				return err
-			}
-		}
-		ints := make([]int, len(f.files))
-		for i, file := range f.files {
-			ints[i] = int(file.Fd())
-		}
-		n, _, err := c.nc.WriteMsgUnix(buf[f.off:f.off+wire.HeaderSize], unix.UnixRights(ints...), nil)
-		if err != nil {
-			return err
-		}
-		pos = f.off + n
-	}
-	if pos < len(buf) {
-		_, err := c.nc.Write(buf[pos:])
-		return err
-	}
-	return nil
+	rh := replyHeader(hd, wire.OK)
+	c.w.AppendWithFiles(rh.Urgent(), files, func(b []byte) []byte { return wire.AppendHeader(b, rh, 0) })
 }
 
 // closeOffers drops every offer (shutdown).

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"github.com/postbox-ipc/postbox/wire"
 	"log/slog"
 	"os"
 )
@@ -30,7 +31,7 @@ type Config struct {
 	Limits
 	// MaxFrame bounds a frame's size field. It must leave room for
 	// MaxMessage plus headers. Fixed for the broker's lifetime.
-	MaxFrame int `json:"max_frame_bytes"`
+	MaxFrame int `json:"max_frame"`
 	// DataDir holds durable mailboxes (package store). Empty: the broker
 	// keeps everything in memory and refuses durable mailboxes. A second
 	// broker on the same directory is refused.
@@ -54,7 +55,7 @@ func DefaultConfig() Config {
 			MaxQueuedBytes: 1 << 30,
 			InboxCapacity:  4096,
 		},
-		MaxFrame: 4<<20 + 64<<10,
+		MaxFrame: wire.DefaultMaxFrame,
 		Name:     "postbox",
 	}
 }

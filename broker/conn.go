@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/postbox-ipc/postbox/internal/framewriter"
 	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/wire"
 )
@@ -18,6 +21,12 @@ import (
 // reading cannot grow the broker's memory without bound.
 const outHighWater = 8 << 20
 
+// maxKeptBuffer is the largest output buffer a connection keeps between
+// writes. Larger ones (a burst of big messages) are dropped after use;
+// keeping up to this much saves reallocating it on every write while
+// large messages stream.
+const maxKeptBuffer = 8 << 20
+
 // handshakeTimeout bounds the wait for HELLO; maxHelloSize bounds its
 // size field.
 const (
@@ -25,54 +34,62 @@ const (
 	maxHelloSize     = 4096
 )
 
-// conn is one client connection: one endpoint.
-type conn struct {
-	b     *Broker
-	nc    *net.UnixConn
-	id    uint64 // endpoint id
-	ident mailbox.Identity
-	pidf  *os.File // the peer's pidfd; nil if the kernel gave none
+// maxEndpoints is how many connections one broker run can number: the
+// low 32 bits of an endpoint id (its high 32 bits are the epoch).
+const maxEndpoints = 1<<32 - 1
 
-	wmu     sync.Mutex // guards out, spare, closing; wcond waits on it
-	wcond   sync.Cond
-	out     []byte    // frames waiting to be written
-	fds     []fdFrame // frames in out that carry descriptors
-	spare   []byte    // the writer's other buffer
-	closing bool      // no more writes; the writer exits when out is drained (or at once if abort)
-	abort   bool
+// conn is one client connection: one endpoint.
+//
+// Its output is a framewriter.Writer, which owns the write side: any
+// goroutine appends whole frames to it (replies and deliveries, under a
+// mailbox lock or not: the writer's lock is a leaf), and the writer
+// goroutine (writeLoop) coalesces them into few writes, urgent frames
+// first.
+type conn struct {
+	b       *Broker
+	nc      net.Conn
+	uc      *net.UnixConn // nc if it is a Unix socket, else nil
+	w       *framewriter.Writer
+	id      uint64 // endpoint id: epoch<<32 | n
+	ident   mailbox.Identity
+	caps    uint64       // capabilities granted at HELLO
+	session wire.Session // the client's session, given or assigned at HELLO
+	pidf    *os.File     // the peer's pidfd; nil if the kernel gave none
 
 	pmu     sync.Mutex // guards pending, leases, touched
 	pending map[uint64]*pending
 	leases  map[uint64]*box // leases this endpoint holds, and their mailbox
 	touched map[*box]struct{}
 
-	closeOnce sync.Once
-	done      chan struct{} // closed when the reader has cleaned up
+	done chan struct{} // closed when the reader has cleaned up
 }
 
 // pending is a request that did not complete at once: a blocked send or
 // receive, or a consumer. It is the Ref the mailbox core returns in effects.
 type pending struct {
-	c     *conn
-	req   uint64
-	op    wire.Op
-	box   *box
-	send  *mailbox.Sender
-	recv  *mailbox.Receiver
-	timer *time.Timer // nil without a timeout
-	offer *offer      // the channel a CHANNEL request offers, else nil
+	c      *conn
+	req    uint64
+	op     wire.Op
+	urgent bool // the request was URGENT: its replies go in the urgent lane
+	box    *box
+	send   *mailbox.Sender
+	recv   *mailbox.Receiver
+	timer  *time.Timer // nil without a timeout
+	offer  *offer      // the channel a CHANNEL request offers, else nil
+	batch  *sendBatch  // the SEND's messages and progress (send != nil)
 }
 
-func newConn(b *Broker, uc *net.UnixConn) *conn {
+func newConn(b *Broker, nc net.Conn) *conn {
 	c := &conn{
 		b:       b,
-		nc:      uc,
+		nc:      nc,
 		pending: make(map[uint64]*pending),
 		leases:  make(map[uint64]*box),
 		touched: make(map[*box]struct{}),
 		done:    make(chan struct{}),
 	}
-	c.wcond.L = &c.wmu
+	c.uc, _ = nc.(*net.UnixConn)
+	c.w = framewriter.New(nc, framewriter.Config{HighWater: outHighWater, MaxKept: maxKeptBuffer})
 	return c
 }
 
@@ -105,22 +122,21 @@ func (c *conn) readLoop() {
 		case errors.Is(err, wire.ErrFrameTooLarge):
 			// Frames that never get a reply do not get this one either:
 			// its id belongs to another request still in flight.
-			noReply := (hd.Op == wire.OpAck || hd.Op == wire.OpNack) && hd.Flags&wire.FlagNoReply != 0
-			if hd.Op != wire.OpCredit && hd.Op != wire.OpCancel && !noReply {
+			if !noReply(hd) {
 				c.replyErr(hd, wire.CodeTooLarge, err.Error())
 			}
 			continue
 		default:
+			// A size field below the header's (wire.ErrBadFrame) leaves
+			// the stream out of sync: the connection closes without a
+			// reply, as the protocol says.
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.b.log.Debug("connection ends", "endpoint", c.id, "pid", c.ident.PID, "err", err)
-				if errors.Is(err, wire.ErrBadFrame) {
-					c.replyErr(hd, wire.CodeMalformed, err.Error()+"; closing connection")
-				}
 			}
 			return
 		}
 		h.handle(hd, p)
-		c.throttle()
+		c.w.Wait() // the backlog limit (a closing writer returns at once)
 	}
 }
 
@@ -132,8 +148,8 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	defer c.nc.SetReadDeadline(time.Time{})
 	hd, size, err := r.PeekHeader()
-	if err != nil {
-		return false
+	if err != nil || size < wire.HeaderSize-4 {
+		return false // a bad size field: closed without a reply
 	}
 	if hd.Op != wire.OpHello || size > maxHelloSize {
 		c.replyErr(hd, wire.CodeHandshake, "the first frame must be HELLO")
@@ -143,13 +159,17 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	if err != nil {
 		return false
 	}
-	var hello wire.Hello
-	if err := hello.Decode(p); err != nil {
-		c.replyErr(hd, wire.CodeMalformed, "HELLO: "+err.Error())
+	if hd.Push() {
+		c.replyErr(hd, wire.CodeMalformed, "HELLO: a client frame must not set the PUSH flag")
 		return false
 	}
-	if hello.MinVersion > wire.Version || hello.MaxVersion < wire.Version {
-		c.replyErr(hd, wire.CodeVersion, "this broker speaks protocol version "+strconv.Itoa(int(wire.Version)))
+	var hello wire.Hello
+	if err := hello.Decode(p); err != nil {
+		if errors.Is(err, wire.ErrVersion) {
+			c.replyErr(hd, wire.CodeVersion, "this broker speaks protocol version "+strconv.Itoa(int(wire.Version)))
+			return false
+		}
+		c.replyErr(hd, wire.CodeOf(err), "HELLO: "+err.Error())
 		return false
 	}
 	if n := c.b.nconns.Add(1); n > int64(lim.MaxConnections) {
@@ -157,17 +177,30 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 		c.replyErr(hd, wire.CodeLimit, "too many connections (limit "+strconv.Itoa(lim.MaxConnections)+")")
 		return false
 	}
-	ident, pidfd, err := peerCredentials(c.nc)
+	n := c.b.endpoints.Add(1)
+	if n > maxEndpoints {
+		c.b.nconns.Add(-1)
+		c.replyErr(hd, wire.CodeLimit, "this broker run has numbered 2^32-1 connections, its limit; restart it")
+		return false
+	}
+	ident, pidfd, err := c.b.credentials(c.nc)
 	if err != nil {
 		c.b.nconns.Add(-1)
 		c.replyErr(hd, wire.CodeInternal, "reading peer credentials: "+err.Error())
 		return false
 	}
-	c.id = c.b.endpoints.Add(1)
+	c.id = c.b.epoch<<32 | n
 	ident.Endpoint = c.id
 	c.ident = ident
 	if pidfd >= 0 {
 		c.pidf = pidFile(pidfd)
+	}
+	if c.uc != nil {
+		c.caps = hello.Caps & wire.CapDescriptors
+	}
+	c.session = hello.Session
+	if c.session == (wire.Session{}) {
+		rand.Read(c.session[:])
 	}
 
 	// The endpoint's private inbox.
@@ -178,85 +211,49 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	c.b.mu.Unlock()
 	c.touched[bx] = struct{}{}
 
-	c.b.log.Debug("connected", "endpoint", c.id, "uid", ident.UID, "gid", ident.GID, "pid", ident.PID, "client", string(hello.Client))
+	c.b.log.Debug("connected", "endpoint", c.id, "session", hex.EncodeToString(c.session[:]), "kind", ident.Kind,
+		"uid", ident.UID, "gid", ident.GID, "pid", ident.PID, "client", string(hello.Client))
 	reply := wire.HelloReply{
-		Version: wire.Version, Endpoint: c.id, UID: ident.UID, GID: ident.GID, PID: ident.PID,
-		MaxFrame: uint32(c.b.cfg.MaxFrame), MaxMessage: uint32(lim.MaxMessage), Server: []byte(c.b.cfg.Name),
+		Version: wire.Version, Endpoint: c.id, Caps: c.caps, Epoch: c.b.epoch, Session: c.session,
+		Principal: wireIdentity(ident), MaxFrame: uint32(c.b.cfg.MaxFrame), MaxMessage: uint32(lim.MaxMessage),
+		Server: []byte(c.b.cfg.Name),
 	}
-	c.wmu.Lock()
-	b, off := wire.StartFrame(c.out, wire.Header{Op: wire.OpHello | wire.OpReply, Request: hd.Request})
-	c.out = wire.FinishFrame(reply.Append(b), off)
-	c.wcond.Signal()
-	c.wmu.Unlock()
+	c.reply(wire.Header{Op: wire.OpHello | wire.OpReply, Request: hd.Request}, &reply)
 	return true
 }
 
 func inboxName(id uint64) string { return "@" + strconv.FormatUint(id, 10) }
 
-// throttle blocks the reader while too many reply bytes are unread.
-func (c *conn) throttle() {
-	c.wmu.Lock()
-	for len(c.out) > outHighWater && !c.closing {
-		c.wcond.Wait()
-	}
-	c.wmu.Unlock()
+// wireIdentity is id as the protocol encodes it.
+func wireIdentity(id mailbox.Identity) wire.Identity {
+	return wire.Identity{Kind: id.Kind, UID: id.UID, GID: id.GID, PID: id.PID, Endpoint: id.Endpoint}
 }
 
-// writeLoop writes whatever frames accumulate, many per write.
+// writeLoop runs the connection's writer until it is closed or a write
+// fails, then closes the socket.
 func (c *conn) writeLoop() {
 	defer c.b.wg.Done()
-	c.wmu.Lock()
-	for {
-		for len(c.out) == 0 && !c.closing {
-			c.wcond.Wait()
+	c.w.Run()
+	if err := c.w.Err(); err != nil && !errors.Is(err, framewriter.ErrClosed) {
+		// The peer stopped reading (it closed, or is closing). Requests
+		// it sent before that, such as fire-and-forget acks, may still
+		// be unread: let the reader take them up to EOF instead of
+		// discarding them with the socket, then close it.
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
 		}
-		if c.abort || (c.closing && len(c.out) == 0) {
-			for _, f := range c.fds {
-				for _, file := range f.files {
-					file.Close()
-				}
-			}
-			c.fds = nil
-			c.wmu.Unlock()
-			c.nc.Close()
-			return
-		}
-		buf, fds := c.out, c.fds
-		c.out, c.fds = c.spare[:0], nil
-		c.wmu.Unlock()
-		var err error
-		if fds == nil {
-			_, err = c.nc.Write(buf)
-		} else {
-			err = c.writeWithFDs(buf, fds)
-		}
-		c.wmu.Lock()
-		if cap(buf) <= maxKeptBuffer {
-			c.spare = buf[:0]
-		} else {
-			c.spare = nil // do not keep a huge buffer for good
-		}
-		c.wcond.Broadcast() // wake a throttled reader
-		if err != nil {
-			c.closing, c.abort = true, true
-			c.out = c.out[:0]
-			for _, f := range c.fds {
-				for _, file := range f.files {
-					file.Close()
-				}
-			}
-			c.fds = nil
-			c.wmu.Unlock()
-			// The peer stopped reading (it closed, or is closing). Requests
-			// it sent before that, such as fire-and-forget acks, may still
-			// be unread: let the reader take them up to EOF instead of
-			// discarding them with the socket, then close it.
-			c.nc.CloseWrite()
-			<-c.done
-			c.nc.Close()
-			return
-		}
+		<-c.done
 	}
+	c.nc.Close()
+}
+
+// closeRead stops the reader: it sees EOF.
+func (c *conn) closeRead() {
+	if cr, ok := c.nc.(interface{ CloseRead() error }); ok {
+		cr.CloseRead()
+		return
+	}
+	c.nc.SetReadDeadline(time.Now())
 }
 
 // shutdown ends the connection from the broker's side. Waiting requests
@@ -264,19 +261,13 @@ func (c *conn) writeLoop() {
 // before the socket closes.
 func (c *conn) shutdown(flush bool) {
 	c.failPending(mailbox.ErrClosed)
-	c.wmu.Lock()
-	c.closing = true
-	if !flush {
-		c.abort = true
-	}
-	c.wcond.Broadcast()
-	c.wmu.Unlock()
+	c.w.Shutdown(flush)
 	if !flush {
 		c.nc.Close()
 	} else {
 		// Stop reading new requests; the writer closes the socket once
 		// the output is drained.
-		c.nc.CloseRead()
+		c.closeRead()
 	}
 }
 
@@ -299,11 +290,8 @@ func (c *conn) failPending(err error) {
 // leases return to their mailboxes, its waiters are dropped and its inbox
 // destroyed.
 func (c *conn) cleanup() {
-	c.wmu.Lock()
-	c.closing = true
-	c.wcond.Broadcast()
-	c.wmu.Unlock()
-	c.nc.CloseRead()
+	c.w.Shutdown(true)
+	c.closeRead()
 
 	c.pmu.Lock()
 	var offers []*offer
@@ -349,43 +337,45 @@ func (c *conn) cleanup() {
 	close(c.done)
 }
 
-// replyErr queues an error reply to the request in hd.
-func (c *conn) replyErr(hd wire.Header, code wire.Code, msg string) {
-	c.wmu.Lock()
-	if !c.closing {
-		b, off := wire.StartFrame(c.out, wire.Header{Op: hd.Op | wire.OpReply, Status: code, Request: hd.Request})
-		c.out = wire.FinishFrame(wire.AppendError(b, msg), off)
-		c.wcond.Signal()
-	}
-	c.wmu.Unlock()
+// replyHeader is the header of the reply to the request in hd: op|0x80,
+// PUSH clear, in the urgent lane if the request was.
+func replyHeader(hd wire.Header, code wire.Code) wire.Header {
+	return wire.Header{Op: hd.Op | wire.OpReply, Flags: hd.Flags & wire.FlagUrgent, Status: code, Request: hd.Request}
 }
 
-// replyEmpty queues a successful reply with no payload.
+// replyErr queues an error reply to the request in hd.
+func (c *conn) replyErr(hd wire.Header, code wire.Code, msg string) {
+	h := replyHeader(hd, code)
+	c.w.Append(h.Urgent(), func(b []byte) []byte {
+		b, off := wire.StartFrame(b, h)
+		return wire.FinishFrame(wire.AppendError(b, msg), off)
+	})
+}
+
+// replyErrDone queues an error reply to a SEND that says how many of its
+// messages were admitted (ext DONE).
+func (c *conn) replyErrDone(hd wire.Header, code wire.Code, msg string, done int) {
+	h := replyHeader(hd, code)
+	c.w.Append(h.Urgent(), func(b []byte) []byte {
+		b, off := wire.StartFrame(b, h)
+		return wire.FinishFrame(wire.AppendErrorDone(b, msg, uint32(done)), off)
+	})
+}
+
+// replyEmpty queues a successful reply with an empty payload.
 func (c *conn) replyEmpty(hd wire.Header) {
-	c.wmu.Lock()
-	if !c.closing {
-		c.out = wire.AppendHeader(c.out, wire.Header{Op: hd.Op | wire.OpReply, Request: hd.Request}, 0)
-		c.wcond.Signal()
-	}
-	c.wmu.Unlock()
+	h := replyHeader(hd, wire.OK)
+	c.w.Append(h.Urgent(), func(b []byte) []byte { return wire.AppendHeader(b, h, 0) })
 }
 
 // appender is a payload that can encode itself.
 type appender interface{ Append([]byte) []byte }
 
-// reply queues a successful reply carrying m.
-func (c *conn) reply(op wire.Op, req uint64, m appender) {
-	c.wmu.Lock()
-	if !c.closing {
-		b, off := wire.StartFrame(c.out, wire.Header{Op: op, Request: req})
-		c.out = wire.FinishFrame(m.Append(b), off)
-		c.wcond.Signal()
-	}
-	c.wmu.Unlock()
+// reply queues a frame with header h carrying m (not on the hot paths:
+// m escapes).
+func (c *conn) reply(h wire.Header, m appender) {
+	c.w.Append(h.Urgent(), func(b []byte) []byte {
+		b, off := wire.StartFrame(b, h)
+		return wire.FinishFrame(m.Append(b), off)
+	})
 }
-
-// maxKeptBuffer is the largest output buffer a connection keeps between
-// writes. Larger ones (a burst of big messages) are dropped after use;
-// keeping up to this much saves reallocating it on every write while
-// large messages stream.
-const maxKeptBuffer = 8 << 20

@@ -199,9 +199,9 @@ func (b *Broker) journal(bx *box, e *mailbox.Effect) store.Ticket {
 		}
 		return b.st.Append(&store.Message{
 			Mailbox: bx.name, Seq: m.Seq, Type: m.Type, Priority: m.Priority,
-			SenderUID: m.Sender.UID, SenderGID: m.Sender.GID, SenderPID: m.Sender.PID,
+			SenderKind: m.Sender.Kind, SenderUID: m.Sender.UID, SenderGID: m.Sender.GID, SenderPID: m.Sender.PID,
 			SenderEndpoint: m.Sender.Endpoint, SentUnixNano: m.SentUnixNano,
-			Redeliveries: m.Redeliveries, DeadReason: reasonText(m.Reason), Body: m.Body,
+			Redeliveries: m.Redeliveries, DeadReason: reasonText(m.Reason), Body: m.Body, Headers: m.Headers,
 		})
 	case mailbox.EffLeased:
 		return b.st.Lease(bx.name, m.Seq)
@@ -260,8 +260,8 @@ func (b *Broker) recover() error {
 		for i := range stored {
 			s := &stored[i]
 			msgs[i] = &mailbox.Message{Seq: s.Seq, Type: s.Type, Priority: s.Priority, Redeliveries: s.Redeliveries,
-				Sender:       mailbox.Identity{UID: s.SenderUID, GID: s.SenderGID, PID: s.SenderPID, Endpoint: s.SenderEndpoint},
-				SentUnixNano: s.SentUnixNano, Body: s.Body, Reason: reasonCode(s.DeadReason)}
+				Sender:       mailbox.Identity{Kind: s.SenderKind, UID: s.SenderUID, GID: s.SenderGID, PID: s.SenderPID, Endpoint: s.SenderEndpoint},
+				SentUnixNano: s.SentUnixNano, Body: s.Body, Headers: s.Headers, Reason: reasonCode(s.DeadReason)}
 		}
 		bx.core.Restore(msgs, rec.NextSeq[d.Name])
 		b.held.Add(bx.core.HeldBytes())

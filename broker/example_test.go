@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 
-	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/broker"
+	"github.com/postbox-ipc/postbox/wire"
 )
 
-// A broker embedded in a Go program: listen, serve, and shut down.
+// A broker embedded in a Go program: listen, serve, and shut down. The
+// client here speaks the protocol with package wire; a Go program would
+// use package postbox's Dial.
 func Example() {
 	dir, _ := os.MkdirTemp("", "postbox-broker-example-")
 	defer os.RemoveAll(dir)
@@ -21,7 +24,7 @@ func Example() {
 
 	cfg := broker.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.MaxMailboxes = 100
+	cfg.Name = "example"
 	b, err := broker.Open(cfg)
 	if err != nil {
 		panic(err)
@@ -33,16 +36,20 @@ func Example() {
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(l) }()
 
-	ctx := context.Background()
-	c, _ := postbox.Dial(ctx, postbox.WithSocket(socket))
-	c.Create(ctx, "hello")
-	fmt.Println(c.Mailbox("hello").Name())
-	c.Close()
+	nc, _ := net.Dial("unix", socket)
+	hello := wire.Hello{MinVersion: 2, MaxVersion: 2, Client: []byte("example")}
+	frame, off := wire.StartFrame(nil, wire.Header{Op: wire.OpHello, Request: 1})
+	nc.Write(wire.FinishFrame(hello.Append(frame), off))
+	_, p, _ := wire.NewReader(nc, 0, 0).Next()
+	var reply wire.HelloReply
+	reply.Decode(p)
+	fmt.Println(string(reply.Server), reply.Version, reply.Endpoint>>32 == reply.Epoch)
+	nc.Close()
 
-	b.Shutdown(ctx)
+	b.Shutdown(context.Background())
 	fmt.Println(errors.Is(<-served, broker.ErrServerClosed))
 	// Output:
-	// hello
+	// example 2 true
 	// true
 }
 

@@ -88,7 +88,7 @@ func (b *Broker) moveDead() {
 	for _, d := range dead {
 		m := d.msg
 		moved := &mailbox.Message{Type: m.Type, Priority: m.Priority, Redeliveries: m.Redeliveries,
-			Sender: m.Sender, SentUnixNano: m.SentUnixNano, Body: m.Body, Reason: d.reason}
+			Sender: m.Sender, SentUnixNano: m.SentUnixNano, Body: m.Body, Headers: m.Headers, Reason: d.reason}
 		dlq := b.lookup([]byte(d.to))
 		if dlq == nil {
 			b.log.Warn("dead letter dropped: dead-letter mailbox is gone", "mailbox", d.to, "from", d.from, "id", m.Seq)

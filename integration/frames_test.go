@@ -40,16 +40,22 @@ func dialRaw0(t *testing.T, socket string) *rawConn {
 func dialRaw(t *testing.T, socket string) *rawConn {
 	t.Helper()
 	rc := dialRaw0(t, socket)
-	hello := wire.Hello{MinVersion: wire.Version, MaxVersion: wire.Version, Client: []byte("raw")}
+	hello := wire.Hello{MinVersion: wire.Version, MaxVersion: wire.Version, Client: []byte("raw"), Caps: wire.CapDescriptors}
 	hd, p := rc.roundTrip(t, wire.OpHello, 0, hello.Append(nil))
 	if hd.Status != wire.OK || hd.Op != wire.OpHello|wire.OpReply {
-		t.Fatalf("HELLO: %s %s %q", hd.Op, hd.Status, wire.DecodeError(p))
+		t.Fatalf("HELLO: %s %s %q", hd.Op, hd.Status, errText(p))
 	}
 	if err := rc.hello.Decode(p); err != nil {
 		t.Fatalf("HELLO reply: %v", err)
 	}
 	rc.hello.Server = slices.Clone(rc.hello.Server)
 	return rc
+}
+
+// errText is an error reply's message.
+func errText(p []byte) string {
+	msg, _ := wire.DecodeError(p)
+	return msg
 }
 
 // write sends raw bytes.
@@ -91,7 +97,7 @@ func (rc *rawConn) reply(t *testing.T, id uint64) (wire.Header, []byte) {
 		if err != nil {
 			t.Fatalf("waiting for the reply to request %d: %v", id, err)
 		}
-		if hd.Request == id && hd.Op != wire.OpDeliver {
+		if hd.Request == id && !hd.Push() {
 			return hd, p
 		}
 	}
@@ -102,7 +108,7 @@ func (rc *rawConn) ping(t *testing.T) {
 	t.Helper()
 	hd, p := rc.roundTrip(t, wire.OpPing, 0, nil)
 	if hd.Op != wire.OpPing|wire.OpReply || hd.Status != wire.OK {
-		t.Fatalf("PING: %s %s %q", hd.Op, hd.Status, wire.DecodeError(p))
+		t.Fatalf("PING: %s %s %q", hd.Op, hd.Status, errText(p))
 	}
 }
 
@@ -119,7 +125,7 @@ func (rc *rawConn) expectClosed(t *testing.T) []wire.Code {
 				t.Fatalf("connection should close, got %s reply", hd.Op)
 			}
 			codes = append(codes, hd.Status)
-			t.Logf("before closing, the broker said %s: %q", hd.Status, wire.DecodeError(p))
+			t.Logf("before closing, the broker said %s: %q", hd.Status, errText(p))
 			continue
 		}
 		var ne net.Error
@@ -169,29 +175,29 @@ func TestSendFrameCannotCarryIdentity(t *testing.T) {
 	c := b.Dial(t)
 	mb := create(t, c, "who", postbox.Mode(0o666))
 	rc := dialRaw(t, b.Socket)
-	if rc.hello.PID != int32(os.Getpid()) || rc.hello.UID != uint32(os.Getuid()) || rc.hello.GID != uint32(os.Getgid()) {
-		t.Fatalf("HELLO reply names %+v, not this process", rc.hello)
+	pr := rc.hello.Principal
+	if pr.Kind != wire.PrincipalUnix || pr.PID != int32(os.Getpid()) || pr.UID != uint32(os.Getuid()) || pr.GID != uint32(os.Getgid()) {
+		t.Fatalf("HELLO reply names %+v, not this process", pr)
 	}
-	// A SEND whose payload goes on after the fields the protocol defines,
-	// with bytes shaped like an identity (uid 0, gid 0, pid 1): all of it is
-	// body, and the sender is still who the kernel says.
-	forged := binary.LittleEndian.AppendUint32(nil, 0)
-	forged = binary.LittleEndian.AppendUint32(forged, 0)
-	forged = binary.LittleEndian.AppendUint32(forged, 1)
-	forged = append(forged, "uid=0 pid=1"...)
-	req := wire.Send{Target: []byte("who"), Type: 1, Timeout: 0, Body: forged}
+	// A SEND whose body and ext tail (a non-critical tag, which the broker
+	// skips) hold bytes shaped like an identity (kind 1, uid 0, gid 0, pid
+	// 1): the body is delivered as it is, and the sender is still who the
+	// kernel says.
+	id := wire.Identity{Kind: wire.PrincipalUnix, PID: 1}
+	forged := append(id.Append(nil), "uid=0 pid=1"...)
+	req := wire.Send{Target: []byte("who"), Timeout: 0, Msgs: []wire.SendMsg{{Type: 1, Body: forged}},
+		Ext: wire.AppendExt(nil, 0x0101, id.Append(nil))}
 	hd, p := rc.roundTrip(t, wire.OpSend, 0, req.Append(nil))
 	if hd.Status != wire.OK {
-		t.Fatalf("SEND: %s %q", hd.Status, wire.DecodeError(p))
+		t.Fatalf("SEND: %s %q", hd.Status, errText(p))
 	}
 	m := recv(t, mb)
 	ack(t, m)
 	if !bytes.Equal(m.Body, forged) {
 		t.Fatalf("body %q, want every trailing byte %q", m.Body, forged)
 	}
-	want := postbox.Identity{UID: rc.hello.UID, GID: rc.hello.GID, PID: rc.hello.PID, Endpoint: rc.hello.Endpoint}
-	if m.Sender != want {
-		t.Fatalf("sender %+v, want the raw connection's real identity %+v", m.Sender, want)
+	if m.Sender.UID != pr.UID || m.Sender.GID != pr.GID || m.Sender.PID != pr.PID || m.Sender.Endpoint != rc.hello.Endpoint {
+		t.Fatalf("sender %+v, want the raw connection's real identity %+v", m.Sender, pr)
 	}
 }
 
@@ -199,9 +205,9 @@ func TestUnknownOpRepliesUnknownOpAndConnectionContinues(t *testing.T) {
 	b := start(t, nil)
 	bystander := create(t, b.Dial(t), "bystander")
 	rc := dialRaw(t, b.Socket)
-	for _, op := range []wire.Op{0x7e, 0x03, 0x3f} {
+	for _, op := range []wire.Op{0x7f, 0x7e, 0x60, 0x03, 0x3f} {
 		hd, _ := rc.roundTrip(t, op, 0, []byte("whatever"))
-		if hd.Status != wire.CodeUnknownOp || hd.Op != op|wire.OpReply {
+		if hd.Status != wire.CodeUnknownOp || hd.Op != op|wire.OpReply || hd.Push() {
 			t.Fatalf("op 0x%02x: reply %s %s, want %s", uint8(op), hd.Op, hd.Status, wire.CodeUnknownOp)
 		}
 		rc.ping(t)
@@ -214,8 +220,8 @@ func TestTruncatedSendPayloadRepliesMalformed(t *testing.T) {
 	bystander := create(t, b.Dial(t), "bystander")
 	create(t, b.Dial(t), "target", postbox.Mode(0o666))
 	rc := dialRaw(t, b.Socket)
-	full := (&wire.Send{Target: []byte("target"), Type: 1, Timeout: 0, Body: nil}).Append(nil)
-	for _, cut := range []int{1, 5, len("target") + 2 + 4, len(full) - 1} {
+	full := (&wire.Send{Target: []byte("target"), Timeout: 0, Msgs: []wire.SendMsg{{Type: 1, Body: []byte("xy")}}}).Append(nil)
+	for _, cut := range []int{1, 5, len("target") + 2 + 4, len("target") + 2 + 8 + 2 + 3, len(full) - 1} {
 		hd, p := rc.roundTrip(t, wire.OpSend, 0, full[:cut])
 		if hd.Status != wire.CodeMalformed {
 			t.Fatalf("SEND cut to %d of %d bytes: %s %q, want %s", cut, len(full), hd.Status, wire.DecodeError(p), wire.CodeMalformed)
@@ -247,7 +253,7 @@ func TestOversizedFrameRepliesTooLargeAndConnectionContinues(t *testing.T) {
 	pingPong(t, bystander, "after oversized frame")
 }
 
-func TestFrameSizeBelowHeaderClosesConnection(t *testing.T) {
+func TestFrameSizeBelowHeaderClosesConnectionWithoutReply(t *testing.T) {
 	b := start(t, nil)
 	bystander := create(t, b.Dial(t), "bystander")
 	for _, size := range []uint32{0, 4, 11} {
@@ -255,10 +261,8 @@ func TestFrameSizeBelowHeaderClosesConnection(t *testing.T) {
 		bad := binary.LittleEndian.AppendUint32(nil, size)
 		bad = append(bad, byte(wire.OpPing), 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0)
 		rc.write(t, bad)
-		for _, code := range rc.expectClosed(t) {
-			if code != wire.CodeMalformed {
-				t.Fatalf("size %d: status %s before closing, want at most %s", size, code, wire.CodeMalformed)
-			}
+		if codes := rc.expectClosed(t); len(codes) != 0 {
+			t.Fatalf("size %d: statuses %v before closing, want no reply", size, codes)
 		}
 		pingPong(t, bystander, "after a bad frame size")
 	}
@@ -299,6 +303,19 @@ func TestHelloTwiceRepliesHandshakeAndConnectionContinues(t *testing.T) {
 		t.Fatalf("second HELLO: %s, want %s", hd.Status, wire.CodeHandshake)
 	}
 	rc.ping(t)
+}
+
+func TestV1HelloRepliesVersionAndCloses(t *testing.T) {
+	b := start(t, nil)
+	rc := dialRaw0(t, b.Socket)
+	// A v1 HELLO ends after the client string.
+	p := wire.AppendU16(wire.AppendU16(wire.AppendU32(nil, wire.Magic), 1), 1)
+	p = wire.AppendString(p, "v1")
+	f, _ := rc.frame(wire.OpHello, 0, p)
+	rc.write(t, f)
+	if codes := rc.expectClosed(t); len(codes) != 1 || codes[0] != wire.CodeVersion {
+		t.Fatalf("v1 HELLO: replies %v, want one %s", codes, wire.CodeVersion)
+	}
 }
 
 func TestHelloWithoutCommonVersionRepliesVersionAndCloses(t *testing.T) {

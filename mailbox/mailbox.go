@@ -20,7 +20,7 @@ func (c *Counter) NextLease() uint64 { c.n++; return c.n }
 type Config struct {
 	// Capacity: -1 unbounded, 0 rendezvous, N > 0 at most N queued.
 	Capacity int64
-	// MaxBytes, if positive, also bounds the queued body bytes: a send
+	// MaxBytes, if positive, also bounds the queued bytes (bodies and headers): a send
 	// that would pass it waits (or fails with ErrFull) as for a full
 	// mailbox. A message larger than MaxBytes still enters an empty queue,
 	// so that it cannot block the mailbox for good.
@@ -39,8 +39,8 @@ type Config struct {
 // Stats are a mailbox's live state and counters.
 type Stats struct {
 	Depth          int   // queued messages (including offers)
-	Bytes          int64 // queued body bytes
-	HeldBytes      int64 // body bytes of every message held: queued, leased, waiting to enter
+	Bytes          int64 // queued bytes (bodies and headers)
+	HeldBytes      int64 // bytes (bodies and headers) of every message held: queued, leased, waiting to enter
 	InFlight       int   // leased
 	Receivers      int   // waiting one-shot receivers
 	Consumers      int   // registered consumers
@@ -120,13 +120,13 @@ func (m *Mailbox) Send(msg *Message, receipt bool, s *Sender) (res Result, done 
 		return res, false, ErrDestroyed
 	}
 	receipt = receipt || m.cfg.Capacity == 0
-	if m.cfg.Capacity != 0 && !m.hasRoom(len(msg.Body)) {
+	if m.cfg.Capacity != 0 && !m.hasRoom(msg.size()) {
 		if s == nil {
 			return res, false, ErrFull
 		}
 		s.Msg, s.Receipt, s.offered = msg, receipt, false
 		m.blocked.push(s)
-		m.held += int64(len(msg.Body))
+		m.held += int64(msg.size())
 		return res, false, nil
 	}
 	r := m.firstWaiter(msg)
@@ -163,7 +163,7 @@ func (m *Mailbox) accept(msg *Message, journal bool) {
 	msg.Seq = m.nextSeq
 	m.nextSeq++
 	m.st.Sent++
-	m.held += int64(len(msg.Body))
+	m.held += int64(msg.size())
 	if journal {
 		m.journal(EffEnqueued, msg)
 	}
@@ -200,7 +200,7 @@ func (m *Mailbox) deliver(r *Receiver, msg *Message) {
 	var lease uint64
 	if r.AutoAck {
 		m.st.Received++
-		m.held -= int64(len(msg.Body))
+		m.held -= int64(msg.size())
 		m.journal(EffRemoved, msg)
 	} else {
 		lease = m.cfg.Leases.NextLease()
@@ -239,11 +239,11 @@ func (m *Mailbox) arrive(msg *Message) {
 
 // admit lets blocked senders in while there is space.
 func (m *Mailbox) admit() {
-	for m.blocked.head != nil && m.cfg.Capacity != 0 && m.hasRoom(len(m.blocked.head.Msg.Body)) {
+	for m.blocked.head != nil && m.cfg.Capacity != 0 && m.hasRoom(m.blocked.head.Msg.size()) {
 		s := m.blocked.head
 		m.blocked.remove(s)
 		msg := s.Msg
-		m.held -= int64(len(msg.Body)) // accept counts it again
+		m.held -= int64(msg.size()) // accept counts it again
 		r := m.firstWaiter(msg)
 		m.accept(msg, r != nil || !s.Receipt)
 		if r != nil {
@@ -353,12 +353,12 @@ func (m *Mailbox) CancelSend(s *Sender, err error) {
 	switch {
 	case s.list == &m.blocked:
 		m.blocked.remove(s)
-		m.held -= int64(len(s.Msg.Body))
+		m.held -= int64(s.Msg.size())
 	case s.list == &m.offers:
 		m.offers.remove(s)
 		m.q.remove(s.Msg)
 		s.Msg.offer, s.offered = nil, false
-		m.held -= int64(len(s.Msg.Body)) // never journaled: nothing to remove
+		m.held -= int64(s.Msg.size()) // never journaled: nothing to remove
 		m.admit()
 	default:
 		return
@@ -375,7 +375,7 @@ func (m *Mailbox) Discard(msg *Message) bool {
 	if m.destroyed || msg.offer != nil || msg.lease != 0 || !m.q.remove(msg) {
 		return false
 	}
-	m.held -= int64(len(msg.Body))
+	m.held -= int64(msg.size())
 	m.admit()
 	return true
 }
@@ -388,7 +388,7 @@ func (m *Mailbox) Ack(endpoint, lease uint64) error {
 		return err
 	}
 	m.st.Received++
-	m.held -= int64(len(msg.Body))
+	m.held -= int64(msg.size())
 	m.journal(EffRemoved, msg)
 	return nil
 }
@@ -420,7 +420,7 @@ func (m *Mailbox) giveBack(msg *Message) {
 	m.st.Redelivered++
 	if m.cfg.MaxDeliveries > 0 && msg.Redeliveries >= m.cfg.MaxDeliveries {
 		m.st.DeadLettered++
-		m.held -= int64(len(msg.Body))
+		m.held -= int64(msg.size())
 		m.emit(Effect{Kind: EffDeadLetter, Msg: msg, Reason: "max deliveries reached"})
 		return
 	}
@@ -447,7 +447,7 @@ func (m *Mailbox) Disconnect(endpoint uint64) {
 		next := s.next
 		if s.Endpoint == endpoint {
 			m.blocked.remove(s)
-			m.held -= int64(len(s.Msg.Body))
+			m.held -= int64(s.Msg.size())
 		}
 		s = next
 	}
@@ -458,7 +458,7 @@ func (m *Mailbox) Disconnect(endpoint uint64) {
 			m.offers.remove(s)
 			m.q.remove(s.Msg)
 			s.Msg.offer, s.offered = nil, false
-			m.held -= int64(len(s.Msg.Body))
+			m.held -= int64(s.Msg.size())
 			freed = true
 		}
 		s = next
@@ -528,7 +528,7 @@ func (m *Mailbox) Expire(now int64) (next int64) {
 		for _, msg := range dead {
 			m.q.remove(msg)
 			m.st.Expired++
-			m.held -= int64(len(msg.Body))
+			m.held -= int64(msg.size())
 			m.emit(Effect{Kind: EffDeadLetter, Msg: msg, Reason: "expired"})
 		}
 		m.admit()
@@ -574,7 +574,7 @@ func (m *Mailbox) Destroyed() bool { return m.destroyed }
 func (m *Mailbox) Restore(msgs []*Message, nextSeq uint64) {
 	for _, msg := range msgs {
 		m.q.push(msg)
-		m.held += int64(len(msg.Body))
+		m.held += int64(msg.size())
 		if msg.Seq >= m.nextSeq {
 			m.nextSeq = msg.Seq + 1
 		}
@@ -587,7 +587,7 @@ func (m *Mailbox) Restore(msgs []*Message, nextSeq uint64) {
 // NextSeq is the sequence number the next accepted message will get.
 func (m *Mailbox) NextSeq() uint64 { return m.nextSeq }
 
-// HeldBytes is the body bytes of every message the mailbox holds.
+// HeldBytes is the bytes (bodies and headers) of every message the mailbox holds.
 func (m *Mailbox) HeldBytes() int64 { return m.held }
 
 // Stats returns the mailbox's live state and counters.

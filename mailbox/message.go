@@ -16,9 +16,11 @@ var (
 	ErrClosed     = errors.New("mailbox: closed")
 )
 
-// Identity is who sent a message (or took it), as read from the kernel by
-// the broker.
+// Identity is who sent a message (or took it), as the broker established
+// it. Kind is the principal kind (wire.PrincipalUnix: UID, GID and PID
+// come from the kernel; wire.PrincipalNone: nothing is known).
 type Identity struct {
+	Kind     uint8
 	UID, GID uint32
 	PID      int32
 	Endpoint uint64
@@ -33,6 +35,9 @@ type Message struct {
 	Sender       Identity
 	SentUnixNano int64
 	Body         []byte
+	// Headers is the message's headers block (package wire), kept and
+	// forwarded byte for byte; nil for none. Byte limits and held bytes count it with the body.
+	Headers []byte
 	// Reason is why the message was dead-lettered into this mailbox
 	// (wire.ReasonMaxDeliveries, wire.ReasonExpired), 0 otherwise.
 	Reason uint8
@@ -46,6 +51,10 @@ type Message struct {
 	// (rendezvous or receipt), nil otherwise.
 	offer *Sender
 }
+
+// size is what the message counts for in byte limits and held bytes: its
+// body and its headers.
+func (m *Message) size() int { return len(m.Body) + len(m.Headers) }
 
 // Leased reports whether the message is currently leased, and the lease.
 func (m *Message) Leased() (uint64, bool) { return m.lease, m.lease != 0 }
@@ -155,7 +164,7 @@ func (q *queue) push(m *Message) {
 	q.lanes[p].insert(m)
 	q.bits[p>>6] |= 1 << (p & 63)
 	q.n++
-	q.bytes += int64(len(m.Body))
+	q.bytes += int64(m.size())
 }
 
 func (q *queue) removeAt(p uint8, i int) *Message {
@@ -166,7 +175,7 @@ func (q *queue) removeAt(p uint8, i int) *Message {
 		q.bits[p>>6] &^= 1 << (p & 63)
 	}
 	q.n--
-	q.bytes -= int64(len(m.Body))
+	q.bytes -= int64(m.size())
 	return m
 }
 

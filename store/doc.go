@@ -63,10 +63,13 @@
 //	1 Snapshot      u32 count, then count × (Def, u64 next seq)
 //	2 PutMailbox    Def
 //	3 DeleteMailbox str name
-//	4 Append        str mailbox, u64 seq, u8 flags (bit 0: leased),
-//	                u8 priority, i64 type, u32 sender uid, u32 sender gid,
-//	                i32 sender pid, u64 sender endpoint, i64 sent unix ns,
-//	                u32 redeliveries, str dead reason, u32 body length, body
+//	4 Append        str mailbox, u64 seq, u8 flags (bit 0: leased,
+//	                bit 1: headers follow the body, bit 2: a kind byte
+//	                follows), u8 priority, i64 type, u32 sender uid,
+//	                u32 sender gid, i32 sender pid, u64 sender endpoint,
+//	                i64 sent unix ns, u32 redeliveries, str dead reason,
+//	                u32 body length, body, [u32 headers length, headers],
+//	                [u8 sender principal kind]
 //	5 Ack           str mailbox, u64 seq
 //	6 Lease         str mailbox, u64 seq
 //	7 Return        str mailbox, u64 seq, u32 redeliveries

@@ -38,9 +38,21 @@ const (
 	recMaxType       = recDeadLetter
 )
 
-// flagLeased in an Append record's flags byte marks a copied-forward
-// message that was leased when it was copied.
-const flagLeased = 1
+// Bits of an Append record's flags byte. flagLeased marks a
+// copied-forward message that was leased when it was copied. flagHeaders:
+// the body is followed by the message's headers block (u32 n + n bytes).
+// flagKind: then by one byte, the sender's principal kind (without it the
+// sender was a Unix peer, as every sender was before kinds existed). The
+// two later bits keep records written before them decoding as they were.
+const (
+	flagLeased  = 1 << 0
+	flagHeaders = 1 << 1
+	flagKind    = 1 << 2
+)
+
+// kindUnix is the principal kind a record without flagKind means
+// (wire.PrincipalUnix; the store does not import wire).
+const kindUnix = 1
 
 func encodeSegHeader(id uint64) []byte {
 	h := make([]byte, segHeaderSize)
@@ -119,6 +131,13 @@ func appendDef(b []byte, d *MailboxDef) []byte {
 // separately so a copied-forward, dead-lettered message can be written
 // under its new name without building a new Message.
 func appendMessage(b []byte, m *Message, mailbox string, seq uint64, flags byte) []byte {
+	flags &^= flagHeaders | flagKind
+	if len(m.Headers) > 0 {
+		flags |= flagHeaders
+	}
+	if m.SenderKind != kindUnix {
+		flags |= flagKind
+	}
 	b = putStr(b, mailbox)
 	b = putU64(b, seq)
 	b = append(b, flags, m.Priority)
@@ -131,7 +150,15 @@ func appendMessage(b []byte, m *Message, mailbox string, seq uint64, flags byte)
 	b = putU32(b, m.Redeliveries)
 	b = putStr(b, m.DeadReason)
 	b = putU32(b, uint32(len(m.Body)))
-	return append(b, m.Body...)
+	b = append(b, m.Body...)
+	if flags&flagHeaders != 0 {
+		b = putU32(b, uint32(len(m.Headers)))
+		b = append(b, m.Headers...)
+	}
+	if flags&flagKind != 0 {
+		b = append(b, m.SenderKind)
+	}
+	return b
 }
 
 // decoder reads little-endian fields; after any short read ok is false and
@@ -227,15 +254,31 @@ func decodeMessage(p []byte, m *Message, full bool) (h msgHead, ok bool) {
 	h.redeliveries = d.u32()
 	reason := d.str()
 	body := d.take(int(d.u32()))
+	var headers []byte
+	if h.flags&flagHeaders != 0 {
+		headers = d.take(int(d.u32()))
+	}
+	kind := byte(kindUnix)
+	if h.flags&flagKind != 0 {
+		kind = d.u8()
+	}
 	if !d.done() {
 		return h, false
 	}
 	if full {
 		*m = Message{
 			Mailbox: string(h.mailbox), Seq: h.seq, Type: typ, Priority: h.priority,
-			SenderUID: uid, SenderGID: gid, SenderPID: pid, SenderEndpoint: ep,
+			SenderKind: kind, SenderUID: uid, SenderGID: gid, SenderPID: pid, SenderEndpoint: ep,
 			SentUnixNano: h.sent, Redeliveries: h.redeliveries,
-			DeadReason: string(reason), Body: append([]byte(nil), body...),
+			DeadReason: string(reason),
+		}
+		// Body and headers share one allocation, as in the broker.
+		buf := make([]byte, len(body)+len(headers))
+		copy(buf, body)
+		copy(buf[len(body):], headers)
+		m.Body = buf[:len(body):len(body)]
+		if len(headers) > 0 {
+			m.Headers = buf[len(body):]
 		}
 	}
 	return h, true

@@ -109,9 +109,13 @@ type Message struct {
 	Mailbox string
 	// Seq is the per-mailbox sequence number assigned by the mailbox
 	// core; queue order is (Priority desc, Seq asc).
-	Seq            uint64
-	Type           int64
-	Priority       uint8
+	Seq      uint64
+	Type     int64
+	Priority uint8
+	// SenderKind is the sender's principal kind (wire.PrincipalUnix = 1,
+	// wire.PrincipalNone = 0, ...). Records written before kinds existed
+	// decode as 1.
+	SenderKind     uint8
 	SenderUID      uint32
 	SenderGID      uint32
 	SenderPID      int32
@@ -120,6 +124,9 @@ type Message struct {
 	Redeliveries   uint32
 	DeadReason     string // set when the message was dead-lettered
 	Body           []byte
+	// Headers is the message's headers block (see package wire), stored
+	// and returned byte for byte; nil for none.
+	Headers []byte
 }
 
 // Recovered is what Open found on disk.

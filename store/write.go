@@ -39,9 +39,9 @@ func (s *Store) DeleteMailbox(name string) Ticket {
 }
 
 // Append records a new message. It copies what it needs: the caller may
-// reuse m and m.Body as soon as it returns.
+// reuse m, m.Body and m.Headers as soon as it returns.
 func (s *Store) Append(m *Message) Ticket {
-	if len(m.Mailbox) > maxName || len(m.DeadReason) > maxName || len(m.Body) > maxPayload-1024 {
+	if len(m.Mailbox) > maxName || len(m.DeadReason) > maxName || len(m.Body)+len(m.Headers) > maxPayload-1024 {
 		return Ticket{err: ErrTooLarge}
 	}
 	if s.refused() {

@@ -1,0 +1,325 @@
+package broker
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/postbox-ipc/postbox/mailbox"
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// Administration: CREATE, DESTROY, CHMOD, STAT and LIST.
+
+func (h *handler) doStat(hd wire.Header, p []byte) {
+	c := h.c
+	var m wire.Name
+	if !h.decode(hd, p, &m) {
+		return
+	}
+	if !wire.ValidAddress(m.Name) {
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("stat %q: %s", m.Name, badName))
+		return
+	}
+	bx := c.b.lookup(m.Name)
+	if bx == nil {
+		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("mailbox %q not found", m.Name))
+		return
+	}
+	info := c.b.info(bx)
+	c.reply(replyHeader(hd, wire.OK), &info)
+}
+
+func (h *handler) doList(hd wire.Header, p []byte) {
+	var m wire.List
+	if !h.decode(hd, p, &m) {
+		return
+	}
+	// The page ends early rather than make a reply larger than the max
+	// frame: count, next (at most a name) and the frame's 12 bytes.
+	budget := h.c.b.cfg.MaxFrame - wire.HeaderSize + 4 - 4 - 2 - wire.MaxNameLen
+	infos, next := h.c.b.list(m.Cursor, m.PageSize(), budget)
+	h.c.reply(replyHeader(hd, wire.OK), &wire.ListReply{Infos: infos, Next: next})
+}
+
+func (h *handler) doCreate(hd wire.Header, p []byte) {
+	c, b := h.c, h.c.b
+	var m wire.Create
+	if err := m.Decode(p); err != nil {
+		// An unknown critical option, or a DEAD_LETTER that is empty or
+		// no valid name, is INVALID; the rest MALFORMED.
+		c.replyErr(hd, wire.CodeOf(err), "CREATE: "+err.Error())
+		return
+	}
+	invalid := func(why string) { c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("create %q: %s", m.Name, why)) }
+	switch {
+	case !wire.ValidName(m.Name):
+		invalid(badName)
+		return
+	case m.Capacity < -1:
+		invalid("capacity must be -1 (unbounded), 0 (rendezvous) or positive")
+		return
+	case m.Mode > 0o777:
+		invalid(fmt.Sprintf("mode %#o has bits outside 0777", m.Mode))
+		return
+	case m.Durable && b.st == nil:
+		invalid("durable mailboxes need the broker to run with a data directory (postbox serve --data DIR)")
+		return
+	case m.MaxBytes < 0 || m.TTL < 0:
+		invalid("limits must not be negative")
+		return
+	case len(m.DeadLetter) > 0 && string(m.DeadLetter) == string(m.Name):
+		invalid("a mailbox cannot be its own dead-letter mailbox")
+		return
+	}
+	if len(m.DeadLetter) > 0 {
+		dlq := b.lookup(m.DeadLetter)
+		if dlq == nil || dlq.inbox != 0 {
+			c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("create %q: dead-letter mailbox %q not found", m.Name, m.DeadLetter))
+			return
+		}
+		dlq.mu.Lock()
+		ok := dlq.may(c.ident, permWrite)
+		dlq.mu.Unlock()
+		if !ok {
+			c.replyErr(hd, wire.CodePermission, fmt.Sprintf("create %q: may not send to dead-letter mailbox %q", m.Name, m.DeadLetter))
+			return
+		}
+	}
+	bx := &box{name: string(m.Name), created: time.Now(), uid: c.ident.UID, gid: c.ident.GID, mode: m.Mode,
+		deadLetter: string(m.DeadLetter), durable: m.Durable}
+	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxBytes: m.MaxBytes, MaxDeliveries: m.MaxDeliveries,
+		TTL: m.TTL, Durable: m.Durable, Leases: &b.leases})
+	lim := b.limits.Load()
+	b.mu.Lock()
+	_, exists := b.boxes[bx.name]
+	full := b.named >= lim.MaxMailboxes
+	if !exists && !full {
+		b.boxes[bx.name] = bx
+		b.named++
+	}
+	b.mu.Unlock()
+	switch {
+	case exists:
+		c.replyErr(hd, wire.CodeExists, fmt.Sprintf("create %q: a mailbox with that name exists", m.Name))
+	case full:
+		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("create %q: the broker already has %d mailboxes, its limit", m.Name, lim.MaxMailboxes))
+	case bx.durable:
+		var st step
+		bx.mu.Lock()
+		gone := bx.core.Destroyed() // by a DESTROY that found it before it was recorded
+		if !gone {
+			st.add(b.st.PutMailbox(bx.def()))
+		}
+		bx.mu.Unlock()
+		if gone {
+			c.replyErr(hd, wire.CodeDestroyed, fmt.Sprintf("create %q: destroyed before it was recorded", bx.name))
+			return
+		}
+		var r completions
+		defer r.run()
+		b.after(&r, st, func(err error) {
+			if err != nil {
+				b.destroy(bx, mailbox.ErrDestroyed)
+				code, text := storageError(fmt.Sprintf("create %q", bx.name), err)
+				c.replyErr(hd, code, text)
+				return
+			}
+			b.log.Info("mailbox created", "mailbox", bx.name, "durable", true, "capacity", m.Capacity, "mode", fmt.Sprintf("%#o", m.Mode), "uid", c.ident.UID, "pid", c.ident.PID)
+			c.replyEmpty(hd)
+		})
+	default:
+		b.log.Info("mailbox created", "mailbox", bx.name, "capacity", m.Capacity, "mode", fmt.Sprintf("%#o", m.Mode), "uid", c.ident.UID, "pid", c.ident.PID)
+		c.replyEmpty(hd)
+	}
+}
+
+// owned looks up a mailbox that the caller must own. It replies with the
+// error itself and returns nil when the request cannot go on.
+func (h *handler) owned(hd wire.Header, verb string, name []byte) *box {
+	c := h.c
+	if !wire.ValidAddress(name) {
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("%s %q: %s", verb, name, badName))
+		return nil
+	}
+	bx := c.b.lookup(name)
+	switch {
+	case bx == nil || bx.inbox != 0:
+		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("%s %q: no such mailbox", verb, name))
+		return nil
+	case !bx.owns(c.ident):
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("%s %q: only its owner (uid %d) or root may", verb, name, bx.uid))
+		return nil
+	}
+	return bx
+}
+
+func (h *handler) doDestroy(hd wire.Header, p []byte) {
+	var m wire.Name
+	if !h.decode(hd, p, &m) {
+		return
+	}
+	bx := h.owned(hd, "destroy", m.Name)
+	if bx == nil {
+		return
+	}
+	st, ok := h.c.b.destroy(bx, mailbox.ErrDestroyed)
+	if !ok {
+		// Another DESTROY got there first.
+		h.c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("destroy %q: no such mailbox", m.Name))
+		return
+	}
+	h.c.b.log.Info("mailbox destroyed", "mailbox", bx.name, "uid", h.c.ident.UID, "pid", h.c.ident.PID)
+	var r completions
+	h.c.b.after(&r, st, func(err error) {
+		if err != nil {
+			code, text := storageError(fmt.Sprintf("destroy %q", bx.name), err)
+			h.c.replyErr(hd, code, text)
+			return
+		}
+		h.c.replyEmpty(hd)
+	})
+	r.run()
+}
+
+func (h *handler) doChmod(hd wire.Header, p []byte) {
+	var m wire.Chmod
+	if !h.decode(hd, p, &m) {
+		return
+	}
+	if m.Mode > 0o777 {
+		h.c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("chmod %q: mode %#o has bits outside 0777", m.Name, m.Mode))
+		return
+	}
+	bx := h.owned(hd, "chmod", m.Name)
+	if bx == nil {
+		return
+	}
+	bx.mu.Lock()
+	if bx.core.Destroyed() {
+		// A DESTROY won the race since the lookup: writing the
+		// definition now would bring the mailbox back on restart.
+		bx.mu.Unlock()
+		h.c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("chmod %q: no such mailbox", m.Name))
+		return
+	}
+	bx.mode = m.Mode
+	var st step
+	if bx.durable {
+		st.add(h.c.b.st.PutMailbox(bx.def()))
+	}
+	bx.mu.Unlock()
+	var r completions
+	h.c.b.after(&r, st, func(err error) {
+		if err != nil {
+			code, text := storageError(fmt.Sprintf("chmod %q", bx.name), err)
+			h.c.replyErr(hd, code, text)
+			return
+		}
+		h.c.replyEmpty(hd)
+	})
+	r.run()
+}
+
+// destroy removes bx from the broker and fails everyone waiting on it.
+// For a durable mailbox it returns the ticket of its deletion record. It
+// reports false, doing nothing, if bx was already destroyed.
+//
+// Everything happens under bx.mu, the deletion record before bx leaves
+// b.boxes: a record about bx written under bx.mu (a CHMOD's or CREATE's
+// definition) then either precedes the deletion or is not written at all
+// (it sees bx.core.Destroyed()), and a new mailbox of the same name, which
+// can only be created once bx has left b.boxes, is recorded after the
+// deletion. (This is the one place that takes b.mu under a box lock.)
+func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
+	var r completions
+	bx.mu.Lock()
+	if bx.core.Destroyed() {
+		bx.mu.Unlock()
+		return st, false
+	}
+	before := bx.core.HeldBytes()
+	bx.core.Destroy(err)
+	b.apply(bx, bx.core.Effects(), &r)
+	b.account(bx, before)
+	if bx.durable && b.st != nil {
+		st.add(b.st.DeleteMailbox(bx.name))
+	}
+	b.mu.Lock()
+	if b.boxes[bx.name] == bx {
+		delete(b.boxes, bx.name)
+		if bx.inbox == 0 {
+			b.named--
+		}
+	}
+	b.mu.Unlock()
+	bx.mu.Unlock()
+	r.run()
+	return st, true
+}
+
+// info reports bx's state.
+func (b *Broker) info(bx *box) wire.MailboxInfo {
+	bx.mu.Lock()
+	defer bx.mu.Unlock()
+	st := bx.core.Stats()
+	cfg := bx.core.Config()
+	info := wire.MailboxInfo{
+		Name: []byte(bx.name), UID: bx.uid, GID: bx.gid, Mode: bx.mode, Capacity: cfg.Capacity,
+		Depth: uint64(st.Depth), Bytes: uint64(st.Bytes), Receivers: uint32(st.Receivers),
+		Consumers: uint32(st.Consumers), InFlight: uint32(st.InFlight), BlockedSenders: uint32(st.BlockedSenders),
+		Sent: st.Sent, Received: st.Received, Redelivered: st.Redelivered, CreatedUnix: bx.created.UnixNano(),
+		OldestUnix: st.OldestUnixNano, DeadLettered: st.DeadLettered + st.Expired,
+		TTL: cfg.TTL, MaxDeliveries: cfg.MaxDeliveries, MaxBytes: cfg.MaxBytes, DeadLetter: []byte(bx.deadLetter),
+	}
+	if bx.inbox != 0 {
+		info.Flags |= wire.MailboxInbox
+	}
+	if bx.durable {
+		info.Flags |= wire.MailboxDurable
+		if b.st != nil {
+			info.DiskBytes = uint64(b.st.Stats(bx.name).Bytes)
+		}
+	}
+	return info
+}
+
+// list reports a page of at most limit mailboxes whose names sort after
+// cursor (byte order), their entries taking at most budget bytes (but
+// at least one entry), and the cursor of the next page (nil if none).
+func (b *Broker) list(cursor []byte, limit, budget int) ([]wire.MailboxInfo, []byte) {
+	after := string(cursor)
+	b.mu.RLock()
+	boxes := make([]*box, 0, min(len(b.boxes), 4*limit))
+	for name, bx := range b.boxes {
+		if name > after {
+			boxes = append(boxes, bx)
+		}
+	}
+	b.mu.RUnlock()
+	slices.SortFunc(boxes, func(a, b *box) int { return strings.Compare(a.name, b.name) })
+	infos := make([]wire.MailboxInfo, 0, min(len(boxes), limit))
+	size := 0
+	for _, bx := range boxes {
+		if len(infos) == limit {
+			break
+		}
+		info := b.info(bx)
+		n := 4 + infoSize(&info)
+		if len(infos) > 0 && size+n > budget {
+			break
+		}
+		size += n
+		infos = append(infos, info)
+	}
+	var next []byte
+	if len(infos) < len(boxes) {
+		next = []byte(infos[len(infos)-1].Name)
+	}
+	return infos, next
+}
+
+// infoSize is the encoded size of info (wire.MailboxInfo's fixed 136 bytes
+// and its two names, its ext tail being empty).
+func infoSize(info *wire.MailboxInfo) int { return 136 + len(info.Name) + len(info.DeadLetter) }

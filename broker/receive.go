@@ -1,0 +1,99 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/postbox-ipc/postbox/mailbox"
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// Receiving: RECV (one message, its reply a Delivery), CONSUME (a stream
+// of pushed DELIVER frames) and CREDIT.
+
+func (h *handler) doRecv(hd wire.Header, p []byte) {
+	m := &h.recv
+	if !h.decode(hd, p, m) {
+		return
+	}
+	h.receive(hd, m.Name, m.Type, m.Timeout, false, 0)
+}
+
+func (h *handler) doConsume(hd wire.Header, p []byte) {
+	var m wire.Consume
+	if !h.decode(hd, p, &m) {
+		return
+	}
+	h.receive(hd, m.Name, m.Type, -1, true, m.Credit)
+}
+
+// receive registers a one-shot receive or a consumer.
+func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consumer bool, credit uint32) {
+	c := h.c
+	if !wire.ValidAddress(name) {
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("receive from %q: %s", name, badName))
+		return
+	}
+	bx := c.b.lookup(name)
+	if bx == nil {
+		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("receive from %q: no such mailbox", name))
+		return
+	}
+	wait := timeout != 0
+	if wait && !c.register(hd.Request) {
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("request id %d is already in flight", hd.Request))
+		return
+	}
+	pd := &pending{c: c, req: hd.Request, op: hd.Op, urgent: hd.Urgent(), box: bx}
+	pd.recv = &mailbox.Receiver{Ref: pd, Ident: c.ident, Type: typ, AutoAck: hd.Flags&wire.FlagAutoAck != 0, Consumer: consumer, Credit: credit}
+
+	var r completions
+	bx.mu.Lock()
+	if !bx.may(c.ident, permRead) {
+		bx.mu.Unlock()
+		c.finish(pd)
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("receive from %q: permission denied", name))
+		return
+	}
+	c.pmu.Lock()
+	c.touched[bx] = struct{}{}
+	c.pmu.Unlock()
+	before := bx.core.HeldBytes()
+	err := bx.core.Receive(pd.recv, wait)
+	if err == nil && pd.recv.Waiting() {
+		c.wait(pd, timeout)
+	}
+	c.b.apply(bx, bx.core.Effects(), &r) // holds back durable deliveries itself
+	c.b.account(bx, before)
+	if err != nil || !pd.recv.Waiting() {
+		c.finish(pd)
+	}
+	bx.mu.Unlock()
+	r.run()
+	if err != nil {
+		code := codeOf(err)
+		c.replyErr(hd, code, fmt.Sprintf("receive from %q: %s", name, code))
+	}
+}
+
+func (h *handler) doCredit(hd wire.Header, p []byte) {
+	c := h.c
+	var m wire.Credit
+	if m.Decode(p) != nil {
+		return // CREDIT has no reply; a malformed one is ignored
+	}
+	c.pmu.Lock()
+	pd := c.pending[hd.Request]
+	c.pmu.Unlock()
+	if pd == nil || pd.recv == nil || !pd.recv.Consumer {
+		return
+	}
+	bx := pd.box
+	var r completions
+	bx.mu.Lock()
+	before := bx.core.HeldBytes()
+	bx.core.AddCredit(pd.recv, m.N)
+	c.b.apply(bx, bx.core.Effects(), &r)
+	c.b.account(bx, before)
+	bx.mu.Unlock()
+	r.run()
+}
