@@ -147,31 +147,33 @@ func validUserKey(k string) bool {
 	return true
 }
 
-// setHeaders fills m's header fields from a received headers block (the
+// setHeaders fills m's headers from a received headers block (the
 // broker validated it). Reserved tags are skipped.
 func (m *Message) setHeaders(raw []byte) error {
 	var f wire.HeaderFields
 	if err := f.Parse(raw); err != nil {
 		return err
 	}
+	h := &messageHeaders{}
 	if f.ReplyTo != nil {
-		m.ReplyTo = string(f.ReplyTo)
+		h.replyTo = string(f.ReplyTo)
 	}
 	if f.CorrelationID != nil {
-		m.CorrelationID = slices.Clone(f.CorrelationID)
+		h.correlationID = slices.Clone(f.CorrelationID)
 	}
 	if f.ContentType != nil {
-		m.ContentType = string(f.ContentType)
+		h.contentType = string(f.ContentType)
 	}
 	if f.Deadline != 0 {
-		m.Deadline = time.Unix(0, f.Deadline)
+		h.deadline = time.Unix(0, f.Deadline)
 	}
 	if len(f.User) > 0 {
-		m.Header = make(Header, len(f.User))
+		h.user = make(Header, len(f.User))
 		for _, kv := range f.User {
 			k := string(kv.Key)
-			m.Header[k] = append(m.Header[k], string(kv.Value))
+			h.user[k] = append(h.user[k], string(kv.Value))
 		}
 	}
+	m.hdr = h
 	return nil
 }

@@ -17,6 +17,9 @@ type Message struct {
 	// Type and Priority are as the sender set them.
 	Type     int64
 	Priority uint8
+	// Reason says why the message is in a dead-letter mailbox; ReasonNone
+	// elsewhere.
+	Reason Reason
 	// Redeliveries counts how often the message was handed out before and
 	// came back (its receiver nacked it or died).
 	Redeliveries uint32
@@ -25,24 +28,69 @@ type Message struct {
 	// SentAt is when the broker accepted the message.
 	SentAt time.Time
 	Body   []byte
-	// Reason says why the message is in a dead-letter mailbox; ReasonNone
-	// elsewhere.
-	Reason Reason
 
-	// Headers, as the sender set them (see ReplyTo, CorrelationID,
-	// ContentType, MessageDeadline, WithHeader); zero when absent. The
-	// broker forwards them byte for byte and never adds any: what it
-	// vouches for is in Sender and SentAt.
-	ReplyTo       string
-	CorrelationID []byte
-	ContentType   string
-	Deadline      time.Time
-	// Header holds the user headers; nil if there are none.
-	Header Header
-
-	lease uint64 // 0 when auto-acked
 	flags uint8  // wire.DeliveryChannelOffer
+	lease uint64 // 0 when auto-acked
 	c     *Client
+	// hdr holds the headers; nil when the message has none, so a message
+	// without headers costs no more than before they existed (the fields
+	// above plus a small body fit one allocation size class).
+	hdr *messageHeaders
+}
+
+// messageHeaders are a received message's headers, decoded.
+type messageHeaders struct {
+	replyTo       string
+	correlationID []byte
+	contentType   string
+	deadline      time.Time
+	user          Header
+}
+
+// The headers, as the sender set them (see the SendOptions ReplyTo,
+// CorrelationID, ContentType, MessageDeadline and WithHeader); zero when
+// absent. The broker forwards them byte for byte and never adds any:
+// what it vouches for is in Sender and SentAt.
+
+// ReplyTo returns the REPLY_TO header: the address to answer to.
+func (m *Message) ReplyTo() string {
+	if m.hdr == nil {
+		return ""
+	}
+	return m.hdr.replyTo
+}
+
+// CorrelationID returns the CORRELATION_ID header (nil if absent).
+func (m *Message) CorrelationID() []byte {
+	if m.hdr == nil {
+		return nil
+	}
+	return m.hdr.correlationID
+}
+
+// ContentType returns the CONTENT_TYPE header.
+func (m *Message) ContentType() string {
+	if m.hdr == nil {
+		return ""
+	}
+	return m.hdr.contentType
+}
+
+// Deadline returns the DEADLINE header (the zero Time if absent).
+func (m *Message) Deadline() time.Time {
+	if m.hdr == nil {
+		return time.Time{}
+	}
+	return m.hdr.deadline
+}
+
+// Header returns the user headers (nil if there are none). The map is
+// the message's own.
+func (m *Message) Header() Header {
+	if m.hdr == nil {
+		return nil
+	}
+	return m.hdr.user
 }
 
 // Lease returns the message's lease id, 0 if it was auto-acked.

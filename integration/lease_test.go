@@ -174,9 +174,16 @@ func TestAckOfLeaseReturnedByDisconnectAndReleasedElsewhereIsStale(t *testing.T)
 	// second lease.
 	rc := dialRaw(t, b.Socket)
 	for _, lease := range []uint64{oldLease, m2.Lease()} {
-		hd, p := rc.roundTrip(t, wire.OpAck, 0, (&wire.Leases{IDs: []uint64{lease}}).Append(nil))
-		if hd.Status != wire.CodeStaleLease {
-			t.Fatalf("raw ack of lease %d by a non-holder: status %s (%q), want %s", lease, hd.Status, wire.DecodeError(p), wire.CodeStaleLease)
+		// v2: the frame is answered OK and the lease's outcome is in the
+		// AckReply (docs/PROTOCOL.md, ACK/NACK).
+		hd, p := rc.roundTrip(t, wire.OpAck, 0, (&wire.Leases{Ranges: []wire.LeaseRange{{First: lease, N: 1}}}).Append(nil))
+		var rep wire.AckReply
+		if hd.Status != wire.OK || rep.Decode(p) != nil {
+			msg, _ := wire.DecodeError(p)
+			t.Fatalf("raw ack of lease %d by a non-holder: status %s (%q), want OK with a per-lease failure", lease, hd.Status, msg)
+		}
+		if rep.Done != 0 || len(rep.Failed) != 1 || rep.Failed[0].Lease != lease || rep.Failed[0].Status != wire.CodeStaleLease {
+			t.Fatalf("raw ack of lease %d by a non-holder: %+v, want that lease failed with %s", lease, rep, wire.CodeStaleLease)
 		}
 	}
 	wantErr(t, m1.Ack(ctxT(t)), postbox.ErrClosed, "ack through the closed first client")

@@ -97,7 +97,7 @@ func ctxT(t testing.TB) context.Context {
 }
 
 // create makes a mailbox or fails t.
-func create(t testing.TB, c *postbox.Client, name string, opts ...postbox.Option) *postbox.Mailbox {
+func create(t testing.TB, c *postbox.Client, name string, opts ...postbox.CreateOption) *postbox.Mailbox {
 	t.Helper()
 	mb, err := c.Create(ctxT(t), name, opts...)
 	if err != nil {
@@ -106,7 +106,7 @@ func create(t testing.TB, c *postbox.Client, name string, opts ...postbox.Option
 	return mb
 }
 
-func send(t testing.TB, mb *postbox.Mailbox, body string, opts ...postbox.Option) postbox.Receipt {
+func send(t testing.TB, mb *postbox.Mailbox, body string, opts ...postbox.SendOption) postbox.Receipt {
 	t.Helper()
 	r, err := mb.Send(ctxT(t), []byte(body), opts...)
 	if err != nil {
@@ -115,7 +115,7 @@ func send(t testing.TB, mb *postbox.Mailbox, body string, opts ...postbox.Option
 	return r
 }
 
-func recv(t testing.TB, mb *postbox.Mailbox, opts ...postbox.Option) *postbox.Message {
+func recv(t testing.TB, mb *postbox.Mailbox, opts ...postbox.ReceiveOption) *postbox.Message {
 	t.Helper()
 	m, err := mb.Receive(ctxT(t), opts...)
 	if err != nil {
@@ -132,7 +132,7 @@ func ack(t testing.TB, m *postbox.Message) {
 }
 
 // recvAck receives one message, acks it and returns its body.
-func recvAck(t testing.TB, mb *postbox.Mailbox, opts ...postbox.Option) string {
+func recvAck(t testing.TB, mb *postbox.Mailbox, opts ...postbox.ReceiveOption) string {
 	t.Helper()
 	m := recv(t, mb, opts...)
 	ack(t, m)

@@ -50,8 +50,11 @@ N holds at most N messages (senders wait for space).
 				return err
 			}
 			defer c.Close()
-			opts := []postbox.Option{postbox.Capacity(capacity), postbox.Mode(m), postbox.MaxDeliveries(maxDeliveries),
-				postbox.MaxBytes(maxBytes), postbox.TTL(ttl), postbox.DeadLetter(deadLetter)}
+			opts := []postbox.CreateOption{postbox.Capacity(capacity), postbox.Mode(m), postbox.MaxDeliveries(maxDeliveries),
+				postbox.MaxBytes(maxBytes), postbox.TTL(ttl)}
+			if deadLetter != "" {
+				opts = append(opts, postbox.DeadLetter(deadLetter))
+			}
 			if durable {
 				opts = append(opts, postbox.Durable())
 			}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -46,6 +47,8 @@ func newSend() *cobra.Command {
 	var prio uint8
 	var timeout time.Duration
 	var nowait, receipt, lines bool
+	var headers []string
+	var replyTo, correlationID, contentType string
 	cmd := &cobra.Command{
 		Use:   "send NAME [BODY]",
 		Short: "Send a message (the body from the argument, else stdin)",
@@ -56,6 +59,13 @@ stdin is one message (without its newline). A send waits while the mailbox
 is full, up to --timeout; --nowait fails at once instead (exit 3).
 --receipt waits until a receiver has taken the message and prints who took
 it; on a rendezvous mailbox that is always so.
+
+Headers travel with the message and are shown by recv -o json: --header
+KEY=VALUE adds a user header (repeatable; keys are case-sensitive, 1..128
+bytes of A-Z a-z 0-9 - _ .; values up to 4096 bytes), --reply-to names the
+mailbox or @id to answer to, --correlation-id ties a reply to its request
+(1..255 bytes), --content-type describes the body. A header past its
+limits fails before anything is sent (exit 2).
 
 ` + timeoutHelp + `
 
@@ -73,12 +83,28 @@ it; on a rendezvous mailbox that is always so.
 			}
 			defer c.Close()
 			mb := c.Mailbox(args[0])
-			opts := []postbox.Option{postbox.Type(typ), postbox.Priority(prio)}
+			opts := []postbox.SendOption{postbox.Type(typ), postbox.Priority(prio)}
 			if nowait {
 				opts = append(opts, postbox.NoWait())
 			}
 			if receipt {
 				opts = append(opts, postbox.WithReceipt())
+			}
+			for _, h := range headers {
+				k, v, ok := strings.Cut(h, "=")
+				if !ok {
+					return usageError{fmt.Errorf("--header %q: want KEY=VALUE", h)}
+				}
+				opts = append(opts, postbox.WithHeader(k, v))
+			}
+			if replyTo != "" {
+				opts = append(opts, postbox.ReplyTo(replyTo))
+			}
+			if correlationID != "" {
+				opts = append(opts, postbox.CorrelationID([]byte(correlationID)))
+			}
+			if contentType != "" {
+				opts = append(opts, postbox.ContentType(contentType))
 			}
 			send := func(body []byte) error {
 				wctx, cancel := waitContext(ctx, timeout)
@@ -123,6 +149,10 @@ it; on a rendezvous mailbox that is always so.
 	f.BoolVar(&nowait, "nowait", false, "fail at once if the mailbox is full")
 	f.BoolVar(&receipt, "receipt", false, "wait until a receiver takes the message and print who")
 	f.BoolVar(&lines, "lines", false, "send each line of stdin as one message")
+	f.StringArrayVar(&headers, "header", nil, "user header KEY=VALUE (repeatable)")
+	f.StringVar(&replyTo, "reply-to", "", "REPLY_TO header: the mailbox or @id to answer to")
+	f.StringVar(&correlationID, "correlation-id", "", "CORRELATION_ID header (1..255 bytes)")
+	f.StringVar(&contentType, "content-type", "", "CONTENT_TYPE header, e.g. application/json")
 	return cmd
 }
 
@@ -138,9 +168,17 @@ type messageJSON struct {
 	SentAt       time.Time `json:"sent_at"`
 	Body         *string   `json:"body,omitempty"`
 	BodyBase64   []byte    `json:"body_base64,omitempty"`
+
+	ReplyTo             string              `json:"reply_to,omitempty"`
+	CorrelationID       *string             `json:"correlation_id,omitempty"`
+	CorrelationIDBase64 []byte              `json:"correlation_id_base64,omitempty"`
+	ContentType         string              `json:"content_type,omitempty"`
+	Deadline            time.Time           `json:"deadline,omitzero"`
+	Headers             map[string][]string `json:"headers,omitempty"`
 }
 
 type senderJS struct {
+	Kind     string `json:"kind"`
 	UID      uint32 `json:"uid"`
 	GID      uint32 `json:"gid"`
 	PID      int32  `json:"pid"`
@@ -149,7 +187,16 @@ type senderJS struct {
 
 func toJSON(m *postbox.Message) messageJSON {
 	j := messageJSON{ID: m.ID, Mailbox: m.Mailbox, Type: m.Type, Priority: m.Priority, Redeliveries: m.Redeliveries, Reason: m.Reason.String(),
-		Sender: senderJS{m.Sender.UID, m.Sender.GID, m.Sender.PID, m.Sender.Endpoint}, SentAt: m.SentAt}
+		Sender: senderJS{m.Sender.Kind.String(), m.Sender.UID, m.Sender.GID, m.Sender.PID, m.Sender.Endpoint}, SentAt: m.SentAt,
+		ReplyTo: m.ReplyTo(), ContentType: m.ContentType(), Deadline: m.Deadline(), Headers: m.Header()}
+	if id := m.CorrelationID(); id != nil {
+		if utf8.Valid(id) {
+			s := string(id)
+			j.CorrelationID = &s
+		} else {
+			j.CorrelationIDBase64 = id
+		}
+	}
 	if utf8.Valid(m.Body) {
 		s := string(m.Body)
 		j.Body = &s
@@ -175,8 +222,11 @@ func newRecv() *cobra.Command {
 Each message is printed, then acknowledged (so it is gone from the
 mailbox). By default the body is printed followed by a newline (-o text);
 -o raw prints bodies exactly, -o json prints one JSON object per message
-with id, type, priority, the sender's uid/gid/pid/endpoint, sent time,
-redelivery count and body ("body_base64" when the body is not UTF-8).
+with id, type, priority, the sender's kind/uid/gid/pid/endpoint, sent
+time, redelivery count, body ("body_base64" when the body is not UTF-8)
+and the headers the sender set: reply_to, correlation_id
+("correlation_id_base64" when not UTF-8), content_type, deadline and the
+user headers as "headers": {"key": ["value", ...]}.
 
 --type follows SysV msgrcv: 0 any, T > 0 exactly type T, T < 0 the lowest
 type <= |T|. --count N receives N messages (default 1); --follow receives
@@ -202,7 +252,7 @@ nothing is there (exit 3).
 			}
 			defer c.Close()
 			mb := c.Mailbox(args[0])
-			opts := []postbox.Option{postbox.Type(typ)}
+			opts := []postbox.ReceiveOption{postbox.Type(typ)}
 			if nowait {
 				opts = append(opts, postbox.NoWait())
 			}

@@ -88,7 +88,7 @@ func brokerSends(ctx context.Context, dir string, durable bool, senders, size in
 		return row, err
 	}
 	defer rc.Close()
-	opts := []postbox.Option{postbox.Capacity(-1)}
+	opts := []postbox.CreateOption{postbox.Capacity(-1)}
 	if durable {
 		opts = append(opts, postbox.Durable())
 	}

@@ -38,7 +38,7 @@ import (
 // Sending may begin at once; the messages wait in the ring until the peer
 // attaches. If nobody attaches within a minute, the broker drops the
 // offer and this side's calls fail with shm.ErrPeerGone.
-func Open(ctx context.Context, c *postbox.Client, target string, cfg shm.Config, opts ...postbox.Option) (*shm.Chan, error) {
+func Open(ctx context.Context, c *postbox.Client, target string, cfg shm.Config, opts ...postbox.SendOption) (*shm.Chan, error) {
 	files, _, err := c.OfferChannel(ctx, target, uint32(cfg.RingSize), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("shmbroker: offer to %q: %w", target, err)
