@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postbox-ipc/postbox/internal/framewriter"
@@ -61,6 +62,9 @@ type conn struct {
 	leases  map[uint64]*box // leases this endpoint holds, and their mailbox
 	touched map[*box]struct{}
 
+	// gone is set when cleanup starts: a SEND batch between two of its
+	// messages' admissions (continueSend) then admits no more.
+	gone atomic.Bool
 	done chan struct{} // closed when the reader has cleaned up
 }
 
@@ -290,6 +294,7 @@ func (c *conn) failPending(err error) {
 // leases return to their mailboxes, its waiters are dropped and its inbox
 // destroyed.
 func (c *conn) cleanup() {
+	c.gone.Store(true)
 	c.w.Shutdown(true)
 	c.closeRead()
 

@@ -242,6 +242,12 @@ func (b *Broker) continueSend(p *pending) {
 	bx.mu.Lock()
 	before := bx.core.HeldBytes()
 	err := bt.err
+	if err == nil && c.gone.Load() {
+		// Its connection is going: cleanup's Disconnect, which takes this
+		// lock after gone is set, would not find a sender registered
+		// later.
+		err = mailbox.ErrClosed
+	}
 	for err == nil && len(bt.msgs) > 0 {
 		msg := bt.msgs[0]
 		p.send = &mailbox.Sender{Ref: p, Endpoint: c.id}
