@@ -111,13 +111,12 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 	}
 	receipt := hd.Flags&wire.FlagReceipt != 0
 
-	var r completions
-	bx.mu.Lock()
-	if !bx.may(c.ident, permWrite) {
-		bx.mu.Unlock()
+	if !c.authorize(bx, ActSend) {
 		fail(0, wire.CodePermission, "permission denied")
 		return
 	}
+	var r completions
+	bx.mu.Lock()
 	// Checked against the total before this send is added: concurrent
 	// sends to other mailboxes may pass the limit by a frame each.
 	if c.b.held.Load()+size > lim.MaxQueuedBytes {
