@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/wire"
@@ -27,6 +26,10 @@ func (h *handler) doStat(hd wire.Header, p []byte) {
 		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("mailbox %q not found", m.Name))
 		return
 	}
+	if !c.authorize(bx, ActStat) {
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("stat %q: permission denied", m.Name))
+		return
+	}
 	info := c.b.info(bx)
 	c.reply(replyHeader(hd, wire.OK), &info)
 }
@@ -34,6 +37,10 @@ func (h *handler) doStat(hd wire.Header, p []byte) {
 func (h *handler) doList(hd wire.Header, p []byte) {
 	var m wire.List
 	if !h.decode(hd, p, &m) {
+		return
+	}
+	if h.c.b.auth.Authorize(h.c.who, Object{}, ActList) != nil {
+		h.c.replyErr(hd, wire.CodePermission, "list: permission denied")
 		return
 	}
 	// The page ends early rather than make a reply larger than the max
@@ -79,16 +86,17 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 			c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("create %q: dead-letter mailbox %q not found", m.Name, m.DeadLetter))
 			return
 		}
-		dlq.mu.Lock()
-		ok := dlq.may(c.ident, permWrite)
-		dlq.mu.Unlock()
-		if !ok {
+		if !c.authorize(dlq, ActSend) {
 			c.replyErr(hd, wire.CodePermission, fmt.Sprintf("create %q: may not send to dead-letter mailbox %q", m.Name, m.DeadLetter))
 			return
 		}
 	}
-	bx := &box{name: string(m.Name), created: time.Now(), uid: c.ident.UID, gid: c.ident.GID, mode: m.Mode,
-		deadLetter: string(m.DeadLetter), durable: m.Durable}
+	if b.auth.Authorize(c.who, Object{Name: string(m.Name), OwnerUID: c.ident.UID, OwnerGID: c.ident.GID, Mode: m.Mode}, ActCreate) != nil {
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("create %q: permission denied", m.Name))
+		return
+	}
+	bx := newBox(string(m.Name), 0, c.ident.UID, c.ident.GID, m.Mode)
+	bx.deadLetter, bx.durable = string(m.DeadLetter), m.Durable
 	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxBytes: m.MaxBytes, MaxDeliveries: m.MaxDeliveries,
 		TTL: m.TTL, Durable: m.Durable, Leases: &b.leases})
 	lim := b.limits.Load()
@@ -137,7 +145,8 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 
 // owned looks up a mailbox that the caller must own. It replies with the
 // error itself and returns nil when the request cannot go on.
-func (h *handler) owned(hd wire.Header, verb string, name []byte) *box {
+func (h *handler) owned(hd wire.Header, act Action, name []byte) *box {
+	verb := act.String()
 	c := h.c
 	if !wire.ValidAddress(name) {
 		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("%s %q: %s", verb, name, badName))
@@ -148,8 +157,8 @@ func (h *handler) owned(hd wire.Header, verb string, name []byte) *box {
 	case bx == nil || bx.inbox != 0:
 		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("%s %q: no such mailbox", verb, name))
 		return nil
-	case !bx.owns(c.ident):
-		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("%s %q: only its owner (uid %d) or root may", verb, name, bx.uid))
+	case !c.authorize(bx, act):
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("%s %q: permission denied (its owner is uid %d)", verb, name, bx.uid))
 		return nil
 	}
 	return bx
@@ -160,7 +169,7 @@ func (h *handler) doDestroy(hd wire.Header, p []byte) {
 	if !h.decode(hd, p, &m) {
 		return
 	}
-	bx := h.owned(hd, "destroy", m.Name)
+	bx := h.owned(hd, ActDestroy, m.Name)
 	if bx == nil {
 		return
 	}
@@ -192,7 +201,7 @@ func (h *handler) doChmod(hd wire.Header, p []byte) {
 		h.c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("chmod %q: mode %#o has bits outside 0777", m.Name, m.Mode))
 		return
 	}
-	bx := h.owned(hd, "chmod", m.Name)
+	bx := h.owned(hd, ActChmod, m.Name)
 	if bx == nil {
 		return
 	}
@@ -204,7 +213,7 @@ func (h *handler) doChmod(hd wire.Header, p []byte) {
 		h.c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("chmod %q: no such mailbox", m.Name))
 		return
 	}
-	bx.mode = m.Mode
+	bx.mode.Store(m.Mode)
 	var st step
 	if bx.durable {
 		st.add(h.c.b.st.PutMailbox(bx.def()))
@@ -266,7 +275,7 @@ func (b *Broker) info(bx *box) wire.MailboxInfo {
 	st := bx.core.Stats()
 	cfg := bx.core.Config()
 	info := wire.MailboxInfo{
-		Name: []byte(bx.name), UID: bx.uid, GID: bx.gid, Mode: bx.mode, Capacity: cfg.Capacity,
+		Name: []byte(bx.name), UID: bx.uid, GID: bx.gid, Mode: bx.mode.Load(), Capacity: cfg.Capacity,
 		Depth: uint64(st.Depth), Bytes: uint64(st.Bytes), Receivers: uint32(st.Receivers),
 		Consumers: uint32(st.Consumers), InFlight: uint32(st.InFlight), BlockedSenders: uint32(st.BlockedSenders),
 		Sent: st.Sent, Received: st.Received, Redelivered: st.Redelivered, CreatedUnix: bx.created.UnixNano(),

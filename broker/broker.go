@@ -25,6 +25,7 @@ var ErrServerClosed = errors.New("broker: server closed")
 type Broker struct {
 	cfg    Config
 	log    *slog.Logger
+	auth   Authorizer
 	limits atomic.Pointer[Limits]
 
 	leases leaseCounter
@@ -96,6 +97,10 @@ func Open(cfg Config) (*Broker, error) {
 		offers:    make(map[[16]byte]*offer),
 	}
 	b.epoch = newEpoch()
+	b.auth = cfg.Authorizer
+	if b.auth == nil {
+		b.auth = ModeAuthorizer{}
+	}
 	l := cfg.Limits
 	b.limits.Store(&l)
 	if cfg.DataDir != "" {
@@ -166,9 +171,18 @@ func Listen(path string, mode os.FileMode) (*net.UnixListener, error) {
 }
 
 // Serve accepts connections on l until Shutdown or Close, then returns
-// ErrServerClosed. l must be a Unix socket listener: identity comes from
-// its peer credentials.
-func (b *Broker) Serve(l net.Listener) error {
+// ErrServerClosed. Any stream listener will do; who each peer is comes
+// from PeerCredentials (the kernel's peer credentials on a Unix socket,
+// KindNone on anything else). ServeWith takes another credential
+// function.
+func (b *Broker) Serve(l net.Listener) error { return b.ServeWith(l, PeerCredentials) }
+
+// ServeWith is Serve with creds saying who is at the other end of each
+// connection l accepts (nil: PeerCredentials).
+func (b *Broker) ServeWith(l net.Listener, creds Credentials) error {
+	if creds == nil {
+		creds = PeerCredentials
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -211,12 +225,7 @@ func (b *Broker) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		uc, ok := nc.(*net.UnixConn)
-		if !ok {
-			nc.Close()
-			continue
-		}
-		b.start(uc)
+		b.start(nc, creds)
 	}
 }
 
@@ -315,12 +324,12 @@ func (b *Broker) closeConns() {
 }
 
 // start registers and runs a new connection.
-func (b *Broker) start(uc net.Conn) {
-	c := newConn(b, uc)
+func (b *Broker) start(nc net.Conn, creds Credentials) {
+	c := newConn(b, nc, creds)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		uc.Close()
+		nc.Close()
 		return
 	}
 	b.conns[c] = struct{}{}
@@ -336,6 +345,13 @@ func (b *Broker) forget(c *conn) {
 	b.mu.Unlock()
 }
 
+// newBox returns a box without its core.
+func newBox(name string, inbox uint64, uid, gid, mode uint32) *box {
+	bx := &box{name: name, inbox: inbox, created: time.Now(), uid: uid, gid: gid}
+	bx.mode.Store(mode)
+	return bx
+}
+
 // box is one mailbox and what the broker knows about it beyond delivery.
 type box struct {
 	name string
@@ -348,11 +364,15 @@ type box struct {
 	// durable: the core journals and the broker records it in the store.
 	durable bool
 
+	// uid and gid own the mailbox (its creator); they never change.
+	uid, gid uint32
+	// mode is the permission bits: stored under mu (so that a durable
+	// definition record and the change are in the same order), read
+	// without it (authorization happens before a request takes mu).
+	mode atomic.Uint32
+
 	mu   sync.Mutex // guards core and the fields below
 	core *mailbox.Mailbox
-	uid  uint32
-	gid  uint32
-	mode uint32
 	// moving is set while a dead letter is being added (see journal).
 	moving *moving
 	// lazyAck is set while acks nobody waits for (ACK with NOREPLY) are
@@ -360,36 +380,15 @@ type box struct {
 	lazyAck bool
 }
 
-// Permission bits, as for files.
-const (
-	permRead  = 4 // may receive
-	permWrite = 2 // may send
-)
-
-// may reports whether who may perform an operation needing perm on bx.
-// bx.mu must be held.
-func (bx *box) may(who mailbox.Identity, perm uint32) bool {
-	if bx.inbox != 0 {
-		return perm == permWrite || who.Endpoint == bx.inbox
-	}
-	if who.UID == 0 {
-		return true
-	}
-	var bits uint32
-	switch {
-	case who.UID == bx.uid:
-		bits = bx.mode >> 6
-	case who.GID == bx.gid:
-		bits = bx.mode >> 3
-	default:
-		bits = bx.mode
-	}
-	return bits&perm == perm
+// object is bx as the Authorizer sees it.
+func (bx *box) object() Object {
+	return Object{Name: bx.name, Inbox: bx.inbox, OwnerUID: bx.uid, OwnerGID: bx.gid, Mode: bx.mode.Load()}
 }
 
-// owns reports whether who may chmod or destroy bx.
-func (bx *box) owns(who mailbox.Identity) bool {
-	return bx.inbox == 0 && (who.UID == 0 || who.UID == bx.uid)
+// authorize asks the broker's Authorizer whether c may do act on bx. It
+// takes no lock (bx.mode is atomic, the rest of an object never changes).
+func (c *conn) authorize(bx *box, act Action) bool {
+	return c.b.auth.Authorize(c.who, bx.object(), act) == nil
 }
 
 func (b *Broker) lookup(name []byte) *box {

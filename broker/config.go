@@ -43,6 +43,9 @@ type Config struct {
 	Name string `json:"-"`
 	// Logger receives the broker's logs; nil means slog.Default().
 	Logger *slog.Logger `json:"-"`
+	// Authorizer decides who may do what to which mailbox; nil means
+	// ModeAuthorizer (file-like mode bits).
+	Authorizer Authorizer `json:"-"`
 }
 
 // DefaultConfig returns the embedded defaults `postbox serve` runs with.

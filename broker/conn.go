@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postbox-ipc/postbox/internal/framewriter"
@@ -50,17 +51,22 @@ type conn struct {
 	nc      net.Conn
 	uc      *net.UnixConn // nc if it is a Unix socket, else nil
 	w       *framewriter.Writer
-	id      uint64 // endpoint id: epoch<<32 | n
-	ident   mailbox.Identity
-	caps    uint64       // capabilities granted at HELLO
-	session wire.Session // the client's session, given or assigned at HELLO
-	pidf    *os.File     // the peer's pidfd; nil if the kernel gave none
+	creds   Credentials      // its listener's credential function
+	id      uint64           // endpoint id: epoch<<32 | n
+	who     Principal        // who the peer is (creds, at HELLO); Endpoint = id
+	ident   mailbox.Identity // who, as stamped on its messages
+	caps    uint64           // capabilities granted at HELLO
+	session wire.Session     // the client's session, given or assigned at HELLO
+	pidf    *os.File         // the peer's pidfd; nil if the kernel gave none
 
 	pmu     sync.Mutex // guards pending, leases, touched
 	pending map[uint64]*pending
 	leases  map[uint64]*box // leases this endpoint holds, and their mailbox
 	touched map[*box]struct{}
 
+	// gone is set when cleanup starts: a SEND batch between two of its
+	// messages' admissions (continueSend) then admits no more.
+	gone atomic.Bool
 	done chan struct{} // closed when the reader has cleaned up
 }
 
@@ -79,10 +85,11 @@ type pending struct {
 	batch  *sendBatch  // the SEND's messages and progress (send != nil)
 }
 
-func newConn(b *Broker, nc net.Conn) *conn {
+func newConn(b *Broker, nc net.Conn, creds Credentials) *conn {
 	c := &conn{
 		b:       b,
 		nc:      nc,
+		creds:   creds,
 		pending: make(map[uint64]*pending),
 		leases:  make(map[uint64]*box),
 		touched: make(map[*box]struct{}),
@@ -183,18 +190,17 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 		c.replyErr(hd, wire.CodeLimit, "this broker run has numbered 2^32-1 connections, its limit; restart it")
 		return false
 	}
-	ident, pidfd, err := c.b.credentials(c.nc)
+	who, err := c.creds(c.nc)
 	if err != nil {
 		c.b.nconns.Add(-1)
 		c.replyErr(hd, wire.CodeInternal, "reading peer credentials: "+err.Error())
 		return false
 	}
 	c.id = c.b.epoch<<32 | n
-	ident.Endpoint = c.id
-	c.ident = ident
-	if pidfd >= 0 {
-		c.pidf = pidFile(pidfd)
-	}
+	who.Endpoint = c.id
+	c.who, c.pidf = who, who.PIDFD
+	c.ident = mailbox.Identity{Kind: uint8(who.Kind), UID: who.UID, GID: who.GID, PID: who.PID, Endpoint: c.id}
+	ident := c.ident
 	if c.uc != nil {
 		c.caps = hello.Caps & wire.CapDescriptors
 	}
@@ -204,7 +210,7 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	}
 
 	// The endpoint's private inbox.
-	bx := &box{name: inboxName(c.id), inbox: c.id, created: time.Now(), uid: ident.UID, gid: ident.GID, mode: 0o622}
+	bx := newBox(inboxName(c.id), c.id, ident.UID, ident.GID, 0o622)
 	bx.core = mailbox.New(mailbox.Config{Capacity: lim.InboxCapacity, Leases: &c.b.leases})
 	c.b.mu.Lock()
 	c.b.boxes[bx.name] = bx
@@ -290,6 +296,7 @@ func (c *conn) failPending(err error) {
 // leases return to their mailboxes, its waiters are dropped and its inbox
 // destroyed.
 func (c *conn) cleanup() {
+	c.gone.Store(true)
 	c.w.Shutdown(true)
 	c.closeRead()
 

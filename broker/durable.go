@@ -239,7 +239,7 @@ func reasonText(r uint8) string {
 func (bx *box) def() store.MailboxDef {
 	cfg := bx.core.Config()
 	return store.MailboxDef{
-		Name: bx.name, OwnerUID: bx.uid, OwnerGID: bx.gid, Mode: bx.mode,
+		Name: bx.name, OwnerUID: bx.uid, OwnerGID: bx.gid, Mode: bx.mode.Load(),
 		Capacity: cfg.Capacity, MaxBytes: cfg.MaxBytes, TTL: time.Duration(cfg.TTL),
 		MaxDeliveries: cfg.MaxDeliveries, DeadLetter: bx.deadLetter,
 		CreatedUnixNano: bx.created.UnixNano(),
@@ -251,8 +251,8 @@ func (b *Broker) recover() error {
 	rec := b.st.Recovered()
 	n := 0
 	for _, d := range rec.Mailboxes {
-		bx := &box{name: d.Name, created: time.Unix(0, d.CreatedUnixNano), uid: d.OwnerUID, gid: d.OwnerGID,
-			mode: d.Mode, deadLetter: d.DeadLetter, durable: true}
+		bx := newBox(d.Name, 0, d.OwnerUID, d.OwnerGID, d.Mode)
+		bx.created, bx.deadLetter, bx.durable = time.Unix(0, d.CreatedUnixNano), d.DeadLetter, true
 		bx.core = mailbox.New(mailbox.Config{Capacity: d.Capacity, MaxBytes: d.MaxBytes, TTL: int64(d.TTL),
 			MaxDeliveries: d.MaxDeliveries, Durable: true, Leases: &b.leases})
 		stored := rec.Messages[d.Name]

@@ -4,33 +4,20 @@ import (
 	"net"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/postbox-ipc/postbox/mailbox"
-	"github.com/postbox-ipc/postbox/wire"
 )
-
-// credentials says who is at the other end of nc: for a Unix socket the
-// kernel's peer credentials (PrincipalUnix), else nobody known
-// (PrincipalNone). pidfd is -1 when there is none.
-func (b *Broker) credentials(nc net.Conn) (id mailbox.Identity, pidfd int, err error) {
-	if uc, ok := nc.(*net.UnixConn); ok {
-		return peerCredentials(uc)
-	}
-	return mailbox.Identity{Kind: wire.PrincipalNone}, -1, nil
-}
 
 // peerCredentials reads the kernel's view of who is at the other end of a
 // Unix socket: SO_PEERCRED (uid, gid, pid at connect time) and, where the
 // kernel has it (Linux 6.5+), SO_PEERPIDFD: a pidfd for that exact
 // process, which stays valid (and keeps naming the same process) even if
-// the pid is recycled. pidfd is -1 when unavailable.
-func peerCredentials(uc *net.UnixConn) (id mailbox.Identity, pidfd int, err error) {
-	id.Kind = wire.PrincipalUnix
+// the pid is recycled. PIDFD is nil when unavailable.
+func peerCredentials(uc *net.UnixConn) (id Principal, err error) {
+	id.Kind = KindUnix
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return id, -1, err
+		return id, err
 	}
-	pidfd = -1
+	pidfd := -1
 	var cerr error
 	err = raw.Control(func(fd uintptr) {
 		var cred *unix.Ucred
@@ -47,5 +34,14 @@ func peerCredentials(uc *net.UnixConn) (id mailbox.Identity, pidfd int, err erro
 	if err == nil {
 		err = cerr
 	}
-	return id, pidfd, err
+	if err != nil {
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
+		return id, err
+	}
+	if pidfd >= 0 {
+		id.PIDFD = pidFile(pidfd)
+	}
+	return id, nil
 }

@@ -30,6 +30,8 @@ type testBroker struct {
 	cfg    broker.Config
 	socket string
 	served chan error
+	// alsoServed are other listeners' Serve results.
+	alsoServed []chan error
 }
 
 // startBroker runs a broker with the default config changed by mut (nil:
@@ -77,8 +79,10 @@ func (tb *testBroker) stop(t *testing.T) {
 	if err := tb.Shutdown(ctx); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
-	if err := <-tb.served; !errors.Is(err, broker.ErrServerClosed) {
-		t.Errorf("Serve returned %v", err)
+	for _, ch := range append([]chan error{tb.served}, tb.alsoServed...) {
+		if err := <-ch; !errors.Is(err, broker.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
 	}
 	tb.served = nil
 }

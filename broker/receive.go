@@ -46,14 +46,13 @@ func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consu
 	pd := &pending{c: c, req: hd.Request, op: hd.Op, urgent: hd.Urgent(), box: bx}
 	pd.recv = &mailbox.Receiver{Ref: pd, Ident: c.ident, Type: typ, AutoAck: hd.Flags&wire.FlagAutoAck != 0, Consumer: consumer, Credit: credit}
 
-	var r completions
-	bx.mu.Lock()
-	if !bx.may(c.ident, permRead) {
-		bx.mu.Unlock()
+	if !c.authorize(bx, ActReceive) {
 		c.finish(pd)
 		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("receive from %q: permission denied", name))
 		return
 	}
+	var r completions
+	bx.mu.Lock()
 	c.pmu.Lock()
 	c.touched[bx] = struct{}{}
 	c.pmu.Unlock()

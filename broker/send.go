@@ -111,13 +111,12 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 	}
 	receipt := hd.Flags&wire.FlagReceipt != 0
 
-	var r completions
-	bx.mu.Lock()
-	if !bx.may(c.ident, permWrite) {
-		bx.mu.Unlock()
+	if !c.authorize(bx, ActSend) {
 		fail(0, wire.CodePermission, "permission denied")
 		return
 	}
+	var r completions
+	bx.mu.Lock()
 	// Checked against the total before this send is added: concurrent
 	// sends to other mailboxes may pass the limit by a frame each.
 	if c.b.held.Load()+size > lim.MaxQueuedBytes {
@@ -242,6 +241,12 @@ func (b *Broker) continueSend(p *pending) {
 	bx.mu.Lock()
 	before := bx.core.HeldBytes()
 	err := bt.err
+	if err == nil && c.gone.Load() {
+		// Its connection is going: cleanup's Disconnect, which takes this
+		// lock after gone is set, would not find a sender registered
+		// later.
+		err = mailbox.ErrClosed
+	}
 	for err == nil && len(bt.msgs) > 0 {
 		msg := bt.msgs[0]
 		p.send = &mailbox.Sender{Ref: p, Endpoint: c.id}
