@@ -113,7 +113,7 @@ func TestDurableMailboxKeepsDefinitionAndMessagesAcrossRestart(t *testing.T) {
 			t.Fatalf("after restart got %q, want %q (order %q)", m.Body, body, order)
 		}
 		if body == "from-child" {
-			want := postbox.Identity{UID: uint32(child.UID), GID: uint32(child.GID), PID: int32(child.PID), Endpoint: child.Endpoint}
+			want := postbox.Identity{Kind: postbox.KindUnix, UID: uint32(child.UID), GID: uint32(child.GID), PID: int32(child.PID), Endpoint: child.Endpoint}
 			if m.Sender != want || m.Priority != 0 || m.Type != 1 || m.Redeliveries != 0 {
 				t.Errorf("from-child after restart: sender %+v priority %d type %d redeliveries %d; want sender %+v, 0, 1, 0",
 					m.Sender, m.Priority, m.Type, m.Redeliveries, want)

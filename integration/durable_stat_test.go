@@ -78,7 +78,7 @@ func TestDurableDeadLetterSurvivesRestartWithReasonAndOriginalSender(t *testing.
 		t.Fatalf("dl.jobs after restart: %+v, %v; want only the good message", info, err)
 	}
 	m := recv(t, c.Mailbox("dl.dead"))
-	want := postbox.Identity{UID: uint32(child.UID), GID: uint32(child.GID), PID: int32(child.PID), Endpoint: child.Endpoint}
+	want := postbox.Identity{Kind: postbox.KindUnix, UID: uint32(child.UID), GID: uint32(child.GID), PID: int32(child.PID), Endpoint: child.Endpoint}
 	if string(m.Body) != "poison" || m.Reason != postbox.ReasonMaxDeliveries || m.Sender != want {
 		t.Errorf("dead letter after restart: %q reason %q sender %+v; want poison, %q, %+v",
 			m.Body, m.Reason, m.Sender, postbox.ReasonMaxDeliveries, want)

@@ -77,7 +77,7 @@ func TestMode0622AllowsOtherUIDSendButNotReceive(t *testing.T) {
 	// The other uid's message carries its identity, as the kernel gave it.
 	m := recv(t, mb)
 	ack(t, m)
-	want := postbox.Identity{UID: 65534, GID: 65534, PID: int32(sent.PID), Endpoint: sent.Endpoint}
+	want := postbox.Identity{Kind: postbox.KindUnix, UID: 65534, GID: 65534, PID: int32(sent.PID), Endpoint: sent.Endpoint}
 	if string(m.Body) != "from nobody" || m.Sender != want {
 		t.Fatalf("got %q from %+v, want \"from nobody\" from %+v", m.Body, m.Sender, want)
 	}
