@@ -65,7 +65,7 @@ KEY=VALUE adds a user header (repeatable; keys are case-sensitive, 1..128
 bytes of A-Z a-z 0-9 - _ .; values up to 4096 bytes), --reply-to names the
 mailbox or @id to answer to, --correlation-id ties a reply to its request
 (1..255 bytes), --content-type describes the body. A header past its
-limits fails before anything is sent (exit 2).
+limits fails before anything is sent (exit 1).
 
 ` + timeoutHelp + `
 

@@ -53,6 +53,12 @@ max_message_bytes, max_queued_bytes, inbox_capacity, log_level.
 Flags given on the command line win over the file. On a reload, a key
 missing from the file keeps the value in force.
 
+--max-frame bounds every frame's size both ways (default 16 MiB) and is
+told to clients in the handshake; it is fixed until a restart. It must
+exceed --max-message by at least 1 KiB (a message's headers, up to 16 KiB,
+and its SEND fields travel in the same frame). Unless given, it grows to
+--max-message + 64 KiB when a larger --max-message needs that.
+
 The broker runs the Go collector at GOGC=400 with a soft memory limit of
 twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 		Args: cobra.NoArgs,
@@ -101,7 +107,10 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			if err := load(); err != nil {
 				return err
 			}
-			cfg.MaxFrame = max(cfg.MaxFrame, cfg.MaxMessage+64<<10)
+			if !cmd.Flags().Changed("max-frame") {
+				// Room for the largest message, its headers and fields.
+				cfg.MaxFrame = max(cfg.MaxFrame, cfg.MaxMessage+64<<10)
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -127,7 +136,7 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			log.Info("postbox broker listening", "socket", path, "pid", os.Getpid(), "data", cfg.DataDir,
 				"gogc", gcPercent, "memory_limit", memLimit,
 				"max_connections", cfg.MaxConnections, "max_mailboxes", cfg.MaxMailboxes,
-				"max_message_bytes", cfg.MaxMessage, "max_queued_bytes", cfg.MaxQueuedBytes)
+				"max_message_bytes", cfg.MaxMessage, "max_frame", cfg.MaxFrame, "max_queued_bytes", cfg.MaxQueuedBytes)
 
 			sigs := make(chan os.Signal, 4)
 			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -168,7 +177,8 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.BoolVar(&memoryOnly, "memory", false, "no data directory: keep everything in memory and refuse durable mailboxes")
 	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most clients connected at once")
 	f.IntVar(&cfg.MaxMailboxes, "max-mailboxes", cfg.MaxMailboxes, "most mailboxes")
-	f.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "largest message body in bytes")
+	f.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "largest message in bytes (body plus headers)")
+	f.IntVar(&cfg.MaxFrame, "max-frame", cfg.MaxFrame, "largest frame in bytes, both ways (fixed until a restart)")
 	f.Int64Var(&cfg.MaxQueuedBytes, "max-queued-bytes", cfg.MaxQueuedBytes, "most message bytes held in all mailboxes together")
 	return cmd
 }
