@@ -193,8 +193,8 @@ func handshake(ctx context.Context, nc net.Conn, o dialOptions) (*Client, error)
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	case status == wire.CodeVersion:
-		return nil, fmt.Errorf("%w: the broker does not speak protocol version %d, which this client needs (broker: %q); upgrade the broker",
-			&Error{Code: status, Msg: msg}, wire.Version, msg)
+		return nil, fmt.Errorf("%w: this client speaks protocol version %d only; upgrade the broker",
+			&Error{Code: status, Msg: msg}, wire.Version)
 	case status != wire.OK:
 		return nil, &Error{Code: status, Msg: msg}
 	case rep.Version != wire.Version:
