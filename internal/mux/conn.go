@@ -241,6 +241,11 @@ func (c *Conn) readLoop() {
 			}
 			continue
 		}
+		if hd.Op&wire.OpReply == 0 {
+			// Neither pushed nor a reply (a pushed op without the PUSH
+			// bit, say): nothing waits for it.
+			continue
+		}
 		if hd.Request&groupBit != 0 {
 			g := last
 			if num := hd.Request &^ groupBit >> 32; g == nil || g.num != num {
