@@ -23,9 +23,41 @@
 //	fmt.Println(string(msg.Body), msg.Sender.PID)
 //	err = msg.Ack(ctx)
 //
+// Options say where they apply: Create takes CreateOptions, Send
+// SendOptions, Receive ReceiveOptions, Consume ConsumeOptions and
+// Publisher PublisherOptions. An option meaningful for several calls is of
+// all their types (Type, NoWait, AutoAck, Priority, the headers), and one
+// that means nothing for a call does not compile there; the table is at
+// CreateOption's declaration.
+//
+// Messages carry headers, set with SendOptions and read with methods of
+// Message: ReplyTo, CorrelationID, ContentType, MessageDeadline and user
+// key/values (WithHeader; Message.Header returns a Header, like
+// net/http.Header but with case-sensitive keys). The broker forwards them
+// byte for byte and checks their limits; the client checks them first
+// (ErrInvalid). The sender's identity and the sent time are stamped by the
+// broker, never headers.
+//
+//	_, err = jobs.Send(ctx, req, postbox.ReplyTo(c.Inbox().Name()), postbox.CorrelationID(id))
+//	m, err := jobs.Receive(ctx)
+//	_, err = c.Mailbox(m.ReplyTo()).Send(ctx, answer, postbox.CorrelationID(m.CorrelationID()))
+//
+// Batching: Mailbox.SendBatch sends many messages per frame and returns
+// their ids (a partial failure is a *BatchError saying how many were
+// queued); a Publisher gathers the sends queued while the connection is
+// busy writing into shared SEND frames; AckNoWait acks leave as lease
+// ranges. A pipelined producer or consumer so spends a fraction of a frame
+// per message.
+//
+// The handshake gives each Client a session (random, or resumed with
+// WithSession), the broker's epoch, and the client's Identity, whose Kind
+// says how the broker knows it (KindUnix: from the kernel).
+//
 // A Client is safe for concurrent use and pipelines: many requests are in
 // flight on its one connection at once, and frames written meanwhile leave
-// in one write. Every call that may block takes a context; its deadline is
+// in one write. Package internal/mux owns the connection (framing, the call
+// table, the writer, the routing of pushed frames); this package holds
+// the vocabulary and thin methods over it. Every call that may block takes a context; its deadline is
 // passed to the broker as the request's timeout, and cancelling it cancels
 // the request at the broker.
 //
