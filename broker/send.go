@@ -78,24 +78,40 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 	h.msgs = msgs[:0]
 }
 
-// put sends msgs (a SEND's messages, or a CHANNEL's offer) to target, in
-// order: the permission and limit checks, the core's decisions, and the
-// reply, now or when the send completes. size is the messages' total.
-func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, size, timeout int64, off *offer) {
+// put sends msgs (a SEND's messages, or a CHANNEL's offer) to the target
+// name names, in order, once the Authorizer allows it. size is the
+// messages' total.
+func (h *handler) put(hd wire.Header, name []byte, msgs []*mailbox.Message, size, timeout int64, off *offer) {
 	c := h.c
+	t, code, why := c.b.resolve(name)
+	if t == nil {
+		c.sendErr(hd, name, off, 0, code, why)
+		return
+	}
+	if c.b.auth.Authorize(c.who, t.object(), ActSend) != nil {
+		c.sendErr(hd, name, off, 0, wire.CodePermission, "permission denied")
+		return
+	}
+	for _, msg := range msgs {
+		msg.Sender = c.ident
+		msg.SentUnixNano = h.now
+	}
+	// The request lives in the handler: a target keeps nothing of it, and
+	// passing it through the interface allocates nothing.
+	h.sreq = sendRequest{c: c, hd: hd, msgs: msgs, size: size, timeout: timeout, now: h.now, off: off, ids: &h.ids}
+	t.send(&h.sreq)
+	h.sreq = sendRequest{}
+}
+
+// send is target.send for the local queue: the limit checks, the core's
+// decisions message by message, and the reply.
+func (bx *box) send(sr *sendRequest) {
+	c, hd, msgs, off, timeout := sr.c, sr.hd, sr.msgs, sr.off, sr.timeout
 	lim := c.b.limits.Load()
 	fail := func(done int, code wire.Code, format string, args ...any) {
-		c.sendErr(hd, target, off, done, code, fmt.Sprintf(format, args...))
+		c.sendErr(hd, []byte(bx.name), off, done, code, fmt.Sprintf(format, args...))
 	}
-	if !wire.ValidAddress(target) {
-		fail(0, wire.CodeInvalid, "%s", badName)
-		return
-	}
-	bx := c.b.lookup(target)
 	switch {
-	case bx == nil:
-		fail(0, wire.CodeNotFound, "no such mailbox")
-		return
 	case off != nil && bx.durable:
 		fail(0, wire.CodeInvalid, "a channel offer cannot go to a durable mailbox")
 		return
@@ -105,27 +121,19 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 		fail(0, wire.CodeInvalid, "a rendezvous mailbox (capacity 0) takes one message per SEND, not %d", len(msgs))
 		return
 	}
-	for _, msg := range msgs {
-		msg.Sender = c.ident
-		msg.SentUnixNano = h.now
-	}
 	receipt := hd.Flags&wire.FlagReceipt != 0
 
-	if !c.authorize(bx, ActSend) {
-		fail(0, wire.CodePermission, "permission denied")
-		return
-	}
 	var r completions
 	bx.mu.Lock()
 	// Checked against the total before this send is added: concurrent
 	// sends to other mailboxes may pass the limit by a frame each.
-	if c.b.held.Load()+size > lim.MaxQueuedBytes {
+	if c.b.held.Load()+sr.size > lim.MaxQueuedBytes {
 		bx.mu.Unlock()
 		fail(0, wire.CodeLimit, "the broker holds %d bytes of messages, its limit", lim.MaxQueuedBytes)
 		return
 	}
 	before := bx.core.HeldBytes()
-	ids := h.ids[:0]
+	ids := (*sr.ids)[:0]
 	var st step
 	var err error
 	var res mailbox.Result
@@ -149,7 +157,7 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 				// The deadline is fixed when the request starts: it bounds
 				// every wait of the batch.
 				if timeout > 0 {
-					timeout = max(1, h.now+timeout-time.Now().UnixNano())
+					timeout = max(1, sr.now+timeout-time.Now().UnixNano())
 				}
 				c.wait(pd, timeout)
 				waiting = true
@@ -166,7 +174,7 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 	c.b.account(bx, before)
 	bx.mu.Unlock()
 	r.run()
-	h.ids = ids[:0]
+	*sr.ids = ids[:0]
 	if waiting {
 		return
 	}
