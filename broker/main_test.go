@@ -42,4 +42,3 @@ func brokerGoroutines() string {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
