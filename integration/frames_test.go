@@ -160,7 +160,7 @@ func TestSenderIdentityIsTheSendingProcess(t *testing.T) {
 		}
 		m := recv(t, mb)
 		ack(t, m)
-		want := postbox.Identity{UID: uint32(r.UID), GID: uint32(r.GID), PID: int32(r.PID), Endpoint: r.Endpoint}
+		want := postbox.Identity{Kind: postbox.KindUnix, UID: uint32(r.UID), GID: uint32(r.GID), PID: int32(r.PID), Endpoint: r.Endpoint}
 		if m.Sender != want {
 			t.Fatalf("sender %+v, want the child as it reports itself %+v", m.Sender, want)
 		}
