@@ -32,6 +32,7 @@ type sendBatch struct {
 	admitted []*mailbox.Message // admitted so far, in order
 	ids      []uint64           // their ids
 	st       step               // the records the admissions wrote
+	steps    []step             // durable mailbox: steps[i] is admitted[i]'s records
 	receipt  bool
 	taken    bool // the last message was taken at once (rendezvous, receipt)
 	who      mailbox.Identity
@@ -135,6 +136,12 @@ func (bx *box) send(sr *sendRequest) {
 	before := bx.core.HeldBytes()
 	ids := (*sr.ids)[:0]
 	var st step
+	// steps[i] is the records admitting message i wrote: a durable
+	// mailbox's reply says how many leading messages were made durable.
+	var steps []step
+	if bx.durable {
+		steps = make([]step, 0, len(msgs))
+	}
 	var err error
 	var res mailbox.Result
 	waiting := false
@@ -153,7 +160,7 @@ func (bx *box) send(sr *sendRequest) {
 			if err == nil && !done {
 				st.join(c.b.apply(bx, bx.core.Effects(), &r))
 				pd.batch = &sendBatch{msgs: slices.Clone(msgs[n:]), admitted: slices.Clone(msgs[:n]),
-					ids: slices.Clone(ids), st: st, receipt: receipt}
+					ids: slices.Clone(ids), st: st, steps: steps, receipt: receipt}
 				// The deadline is fixed when the request starts: it bounds
 				// every wait of the batch.
 				if timeout > 0 {
@@ -165,11 +172,18 @@ func (bx *box) send(sr *sendRequest) {
 			}
 			c.finish(pd)
 		}
-		st.join(c.b.apply(bx, bx.core.Effects(), &r))
+		ms := c.b.apply(bx, bx.core.Effects(), &r)
+		st.join(ms)
 		if err != nil {
 			break
 		}
 		ids = append(ids, res.Seq)
+		if steps != nil {
+			steps = append(steps, ms)
+		}
+		if ms.refused != nil {
+			break // the disk is full: admit no more (the reply is STORAGE)
+		}
 	}
 	c.b.account(bx, before)
 	bx.mu.Unlock()
@@ -187,9 +201,7 @@ func (bx *box) send(sr *sendRequest) {
 		admitted := slices.Clone(msgs[:n])
 		c.b.after(&r, st, func(serr error) {
 			if serr != nil {
-				c.b.discard(bx, admitted...)
-				code, text := storageError(fmt.Sprintf("send to %q", bx.name), serr)
-				c.sendErr(hd, nil, off, 0, code, text)
+				c.storageFailed(hd, bx, off, admitted, steps, serr)
 				return
 			}
 			c.sendFailed(hd, bx, off, err, n)
@@ -198,13 +210,11 @@ func (bx *box) send(sr *sendRequest) {
 	case !st.wrote():
 		c.sendDone(hd, off, ids, res.Taken, res.Receipt)
 	default:
-		admitted, ids := slices.Clone(msgs), slices.Clone(ids)
+		admitted, ids := slices.Clone(msgs[:len(ids)]), slices.Clone(ids)
 		taken, who := res.Taken, res.Receipt
 		c.b.after(&r, st, func(serr error) {
 			if serr != nil {
-				c.b.discard(bx, admitted...)
-				code, text := storageError(fmt.Sprintf("send to %q", bx.name), serr)
-				c.sendErr(hd, nil, off, 0, code, text)
+				c.storageFailed(hd, bx, off, admitted, steps, serr)
 				return
 			}
 			c.sendDone(hd, off, ids, taken, who)
@@ -225,6 +235,29 @@ func (c *conn) sendErr(hd wire.Header, target []byte, off *offer, done int, code
 		return
 	}
 	c.replyErrDone(hd, code, text, done)
+}
+
+// storageFailed answers a send whose records did not all become durable:
+// STORAGE with DONE = the leading messages whose records did, which stay
+// queued; the first whose record failed and those after it are taken back
+// (where nobody has taken them yet) and count as not admitted. steps[i]
+// is message i's records (nil for a mailbox that is not durable). It
+// takes bx's lock: it runs as a completion.
+func (c *conn) storageFailed(hd wire.Header, bx *box, off *offer, admitted []*mailbox.Message, steps []step, err error) {
+	done := 0
+	for done < len(steps) && steps[done].err() == nil {
+		done++
+	}
+	var written []bool // of admitted[done:]: whose record is on disk all the same
+	for i := done + 1; i < len(steps); i++ {
+		if written == nil {
+			written = make([]bool, len(admitted)-done)
+		}
+		written[i-done] = steps[i].err() == nil
+	}
+	c.b.discard(bx, admitted[done:], written)
+	code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
+	c.sendErr(hd, nil, off, done, code, text)
 }
 
 // sendFailed answers a send that stopped at a message with err, done
@@ -259,7 +292,8 @@ func (b *Broker) continueSend(p *pending) {
 		msg := bt.msgs[0]
 		p.send = &mailbox.Sender{Ref: p, Endpoint: c.id}
 		res, done, e := bx.core.Send(msg, bt.receipt, p.send)
-		bt.st.join(b.apply(bx, bx.core.Effects(), &r))
+		ms := b.apply(bx, bx.core.Effects(), &r)
+		bt.st.join(ms)
 		if e != nil {
 			err = e
 			break
@@ -271,9 +305,15 @@ func (b *Broker) continueSend(p *pending) {
 			return
 		}
 		bt.admitted = append(bt.admitted, msg)
+		if bx.durable {
+			bt.steps = append(bt.steps, ms)
+		}
 		bt.ids = append(bt.ids, res.Seq)
 		bt.msgs = bt.msgs[1:]
 		bt.taken, bt.who = res.Taken, res.Receipt
+		if ms.refused != nil {
+			break // the disk is full: admit no more (the reply is STORAGE)
+		}
 	}
 	c.finish(p)
 	if err != nil {
@@ -336,32 +376,30 @@ func (b *Broker) batchFailed(r *completions, p *pending, err error, st step) {
 	})
 }
 
-// batchStorage answers a pending SEND whose records failed: the messages
-// it admitted are taken back where nobody has them yet, and the reply is
-// STORAGE with DONE 0. It takes the box's lock: it runs as a completion.
+// batchStorage answers a pending SEND whose records failed (see
+// storageFailed). It takes the box's lock: it runs as a completion.
 func (b *Broker) batchStorage(p *pending, hd wire.Header, err error) {
-	b.discard(p.box, p.batch.admitted...)
-	code, text := storageError(fmt.Sprintf("send to %q", p.box.name), err)
-	if p.offer != nil {
-		b.dropOffer(p.offer)
-		p.c.replyErr(hd, code, text)
-		return
-	}
-	p.c.replyErrDone(hd, code, text, 0)
+	p.c.storageFailed(hd, p.box, p.offer, p.batch.admitted, p.batch.steps, err)
 }
 
 // discard takes messages whose records could not be written back out of
-// their mailbox, if nobody has taken them yet: their sender is told the
-// send failed, so they should not be delivered. (One already delivered
-// stays delivered: at least once.)
-// It takes bx.mu, so it runs as a completion, never under a mailbox lock.
-func (b *Broker) discard(bx *box, msgs ...*mailbox.Message) {
+// their mailbox, if nobody has taken them yet: their sender is told they
+// were not admitted, so they should not be delivered. (One already
+// delivered stays delivered: at least once.) written[i], if given, says
+// msgs[i]'s own record reached the disk although an earlier one of its
+// batch did not: its removal is recorded too, or a restart would bring it
+// back. It takes bx.mu, so it runs as a completion, never under a mailbox
+// lock.
+func (b *Broker) discard(bx *box, msgs []*mailbox.Message, written []bool) {
 	var r completions
 	bx.mu.Lock()
 	before := bx.core.HeldBytes()
-	for _, msg := range msgs {
+	for i, msg := range msgs {
 		if bx.core.Discard(msg) {
 			b.apply(bx, bx.core.Effects(), &r)
+			if written != nil && written[i] && bx.durable && b.st != nil && !bx.core.Destroyed() {
+				b.st.Ack(bx.name, msg.Seq)
+			}
 		}
 	}
 	b.account(bx, before)

@@ -3,6 +3,8 @@ package broker_test
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -282,4 +284,34 @@ func waitInfo(t *testing.T, rc *rawConn, name string, ok func(wire.MailboxInfo) 
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// A durable batch that runs out of disk part way: STORAGE with DONE = the
+// leading messages that were made durable; those stay, the rest are gone.
+func TestV2DurableBatchOnAFullDiskRepliesStorageWithDone(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=2m,mode=0755"); err != nil {
+		t.Skipf("mount -t tmpfs not permitted here: %v", err)
+	}
+	defer syscall.Unmount(dir, 0)
+	b := startBroker(t, func(c *broker.Config) { c.DataDir = filepath.Join(dir, "data"); c.NoSync = true })
+	rc := dialRaw(t, b.socket)
+	rc.create(t, wire.Create{Name: []byte("full"), Capacity: -1, Durable: true})
+	body := make([]byte, 16<<10)
+	m := wire.Send{Target: []byte("full")}
+	for range 300 { // 4.7 MiB: more than the disk holds
+		m.Msgs = append(m.Msgs, wire.SendMsg{Type: 1, Body: body})
+	}
+	hd, p := rc.send(t, 0, m)
+	must(t, "a batch larger than the disk", hd, p, wire.CodeStorage)
+	_, done := wire.DecodeError(p)
+	if done == 0 || done >= 300 {
+		t.Fatalf("DONE %d, want some but not all", done)
+	}
+	waitInfo(t, rc, "full", func(i wire.MailboxInfo) bool { return i.Depth == uint64(done) })
+	t.Logf("%d of 300 messages of 16 KiB made durable on 2 MiB", done)
+	b = b.restart(t)
+	rc = dialRaw(t, b.socket)
+	waitInfo(t, rc, "full", func(i wire.MailboxInfo) bool { return i.Depth == uint64(done) })
+	b.stop(t) // before the unmount
 }
