@@ -3,7 +3,6 @@ package broker
 import (
 	"slices"
 
-	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
@@ -28,54 +27,33 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	// One pass over this connection's lease table (a lease is settled
 	// either way: applied, or stale), then one lock per run of leases in
 	// the same mailbox.
-	boxes := h.boxes[:0]
+	boxes, ids := h.boxes[:0], h.ids[:0]
 	c.pmu.Lock()
 	for id := range m.All() {
 		boxes = append(boxes, c.leases[id])
+		ids = append(ids, id)
 		delete(c.leases, id)
 	}
 	c.pmu.Unlock()
-	var cur *box
-	var before int64
-	release := func() {
-		if cur != nil {
-			cur.lazyAck = false
-			c.b.account(cur, before)
-			cur.mu.Unlock()
-			r.run()
+	lazy := noReply && hd.Op == wire.OpAck // a NACK may deliver: never lazy
+	for i := 0; i < len(ids); {
+		j := i + 1
+		for j < len(ids) && boxes[j] == boxes[i] {
+			j++
 		}
-	}
-	i := 0
-	for id := range m.All() {
-		bx := boxes[i]
-		i++
-		if bx != cur {
-			release()
-			cur = bx
-			if bx != nil {
-				bx.mu.Lock()
-				before = bx.core.HeldBytes()
-				bx.lazyAck = noReply && hd.Op == wire.OpAck // a NACK may deliver: never lazy
-			}
-		}
-		err := mailbox.ErrStaleLease
-		if bx != nil {
-			if hd.Op == wire.OpAck {
-				err = bx.core.Ack(c.id, id)
-			} else {
-				err = bx.core.Nack(c.id, id)
-			}
-			st.join(c.b.apply(bx, bx.core.Effects(), &r))
-		}
-		if err == nil {
-			done++
+		if bx := boxes[i]; bx != nil {
+			var n uint32
+			n, failed = bx.settle(c, hd.Op, lazy, ids[i:j], failed, &st, &r)
+			done += n
 		} else {
-			failed = append(failed, wire.LeaseFailure{Lease: id, Status: codeOf(err)})
+			for _, id := range ids[i:j] {
+				failed = append(failed, wire.LeaseFailure{Lease: id, Status: wire.CodeStaleLease})
+			}
 		}
+		i = j
 	}
-	release()
 	clear(boxes)
-	h.boxes = boxes
+	h.boxes, h.ids = boxes[:0], ids[:0]
 	h.failed = failed[:0]
 	if noReply {
 		return
@@ -98,6 +76,36 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 		c.ackReply(hd, done, failed)
 	})
 	r.run()
+}
+
+// settle acks (or nacks, by op) leases of bx held by c, in order, under
+// one hold of bx.mu: lazy is an ACK nobody waits for. It returns how many
+// were settled, failed with those that were not appended, and adds the
+// records written to st.
+func (bx *box) settle(c *conn, op wire.Op, lazy bool, leases []uint64, failed []wire.LeaseFailure, st *step, r *completions) (uint32, []wire.LeaseFailure) {
+	var done uint32
+	bx.mu.Lock()
+	before := bx.core.HeldBytes()
+	bx.lazyAck = lazy
+	for _, id := range leases {
+		var err error
+		if op == wire.OpAck {
+			err = bx.core.Ack(c.id, id)
+		} else {
+			err = bx.core.Nack(c.id, id)
+		}
+		st.join(c.b.apply(bx, bx.core.Effects(), r))
+		if err == nil {
+			done++
+		} else {
+			failed = append(failed, wire.LeaseFailure{Lease: id, Status: codeOf(err)})
+		}
+	}
+	bx.lazyAck = false
+	c.b.account(bx, before)
+	bx.mu.Unlock()
+	r.run()
+	return done, failed
 }
 
 // ackReply queues an AckReply with header h.

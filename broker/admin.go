@@ -17,20 +17,16 @@ func (h *handler) doStat(hd wire.Header, p []byte) {
 	if !h.decode(hd, p, &m) {
 		return
 	}
-	if !wire.ValidAddress(m.Name) {
-		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("stat %q: %s", m.Name, badName))
+	t, code, why := c.b.resolve(m.Name)
+	if t == nil {
+		c.replyErr(hd, code, fmt.Sprintf("stat %q: %s", m.Name, why))
 		return
 	}
-	bx := c.b.lookup(m.Name)
-	if bx == nil {
-		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("mailbox %q not found", m.Name))
-		return
-	}
-	if !c.authorize(bx, ActStat) {
+	if c.b.auth.Authorize(c.who, t.object(), ActStat) != nil {
 		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("stat %q: permission denied", m.Name))
 		return
 	}
-	info := c.b.info(bx)
+	info := t.info()
 	c.reply(replyHeader(hd, wire.OK), &info)
 }
 
@@ -97,6 +93,9 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	}
 	bx := newBox(string(m.Name), 0, c.ident.UID, c.ident.GID, m.Mode)
 	bx.deadLetter, bx.durable = string(m.DeadLetter), m.Durable
+	if m.Durable {
+		bx.st = b.st
+	}
 	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxBytes: m.MaxBytes, MaxDeliveries: m.MaxDeliveries,
 		TTL: m.TTL, Durable: m.Durable, Leases: &b.leases})
 	lim := b.limits.Load()
@@ -143,25 +142,28 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	}
 }
 
-// owned looks up a mailbox that the caller must own. It replies with the
-// error itself and returns nil when the request cannot go on.
-func (h *handler) owned(hd wire.Header, act Action, name []byte) *box {
-	verb := act.String()
+// named resolves a name for DESTROY or CHMOD: a named target (an inbox
+// is NOT_FOUND: it cannot be destroyed or chmodded) that the Authorizer
+// lets the caller act on. It replies itself and returns nil when the
+// request cannot go on.
+func (h *handler) named(hd wire.Header, act Action, name []byte) target {
 	c := h.c
-	if !wire.ValidAddress(name) {
-		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("%s %q: %s", verb, name, badName))
+	verb := act.String()
+	t, code, why := c.b.resolve(name)
+	if t == nil {
+		c.replyErr(hd, code, fmt.Sprintf("%s %q: %s", verb, name, why))
 		return nil
 	}
-	bx := c.b.lookup(name)
+	obj := t.object()
 	switch {
-	case bx == nil || bx.inbox != 0:
-		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("%s %q: no such mailbox", verb, name))
+	case obj.Inbox != 0:
+		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("%s %q: no such mailbox (an inbox cannot be)", verb, name))
 		return nil
-	case !c.authorize(bx, act):
-		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("%s %q: permission denied (its owner is uid %d)", verb, name, bx.uid))
+	case c.b.auth.Authorize(c.who, obj, act) != nil:
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("%s %q: permission denied (its owner is uid %d)", verb, name, obj.OwnerUID))
 		return nil
 	}
-	return bx
+	return t
 }
 
 func (h *handler) doDestroy(hd wire.Header, p []byte) {
@@ -169,27 +171,9 @@ func (h *handler) doDestroy(hd wire.Header, p []byte) {
 	if !h.decode(hd, p, &m) {
 		return
 	}
-	bx := h.owned(hd, ActDestroy, m.Name)
-	if bx == nil {
-		return
+	if t := h.named(hd, ActDestroy, m.Name); t != nil {
+		t.destroy(h.c, hd)
 	}
-	st, ok := h.c.b.destroy(bx, mailbox.ErrDestroyed)
-	if !ok {
-		// Another DESTROY got there first.
-		h.c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("destroy %q: no such mailbox", m.Name))
-		return
-	}
-	h.c.b.log.Info("mailbox destroyed", "mailbox", bx.name, "uid", h.c.ident.UID, "pid", h.c.ident.PID)
-	var r completions
-	h.c.b.after(&r, st, func(err error) {
-		if err != nil {
-			code, text := storageError(fmt.Sprintf("destroy %q", bx.name), err)
-			h.c.replyErr(hd, code, text)
-			return
-		}
-		h.c.replyEmpty(hd)
-	})
-	r.run()
 }
 
 func (h *handler) doChmod(hd wire.Header, p []byte) {
@@ -201,32 +185,56 @@ func (h *handler) doChmod(hd wire.Header, p []byte) {
 		h.c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("chmod %q: mode %#o has bits outside 0777", m.Name, m.Mode))
 		return
 	}
-	bx := h.owned(hd, ActChmod, m.Name)
-	if bx == nil {
+	if t := h.named(hd, ActChmod, m.Name); t != nil {
+		t.chmod(h.c, hd, m.Mode)
+	}
+}
+
+// destroy is target.destroy for the local queue.
+func (bx *box) destroy(c *conn, hd wire.Header) {
+	st, ok := c.b.destroy(bx, mailbox.ErrDestroyed)
+	if !ok {
+		// Another DESTROY got there first.
+		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("destroy %q: no such mailbox", bx.name))
 		return
 	}
+	c.b.log.Info("mailbox destroyed", "mailbox", bx.name, "uid", c.ident.UID, "pid", c.ident.PID)
+	var r completions
+	c.b.after(&r, st, func(err error) {
+		if err != nil {
+			code, text := storageError(fmt.Sprintf("destroy %q", bx.name), err)
+			c.replyErr(hd, code, text)
+			return
+		}
+		c.replyEmpty(hd)
+	})
+	r.run()
+}
+
+// chmod is target.chmod for the local queue.
+func (bx *box) chmod(c *conn, hd wire.Header, mode uint32) {
 	bx.mu.Lock()
 	if bx.core.Destroyed() {
 		// A DESTROY won the race since the lookup: writing the
 		// definition now would bring the mailbox back on restart.
 		bx.mu.Unlock()
-		h.c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("chmod %q: no such mailbox", m.Name))
+		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("chmod %q: no such mailbox", bx.name))
 		return
 	}
-	bx.mode.Store(m.Mode)
+	bx.mode.Store(mode)
 	var st step
 	if bx.durable {
-		st.add(h.c.b.st.PutMailbox(bx.def()))
+		st.add(c.b.st.PutMailbox(bx.def()))
 	}
 	bx.mu.Unlock()
 	var r completions
-	h.c.b.after(&r, st, func(err error) {
+	c.b.after(&r, st, func(err error) {
 		if err != nil {
 			code, text := storageError(fmt.Sprintf("chmod %q", bx.name), err)
-			h.c.replyErr(hd, code, text)
+			c.replyErr(hd, code, text)
 			return
 		}
-		h.c.replyEmpty(hd)
+		c.replyEmpty(hd)
 	})
 	r.run()
 }
@@ -268,8 +276,8 @@ func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
 	return st, true
 }
 
-// info reports bx's state.
-func (b *Broker) info(bx *box) wire.MailboxInfo {
+// info is target.info for the local queue.
+func (bx *box) info() wire.MailboxInfo {
 	bx.mu.Lock()
 	defer bx.mu.Unlock()
 	st := bx.core.Stats()
@@ -287,8 +295,8 @@ func (b *Broker) info(bx *box) wire.MailboxInfo {
 	}
 	if bx.durable {
 		info.Flags |= wire.MailboxDurable
-		if b.st != nil {
-			info.DiskBytes = uint64(b.st.Stats(bx.name).Bytes)
+		if bx.st != nil {
+			info.DiskBytes = uint64(bx.st.Stats(bx.name).Bytes)
 		}
 	}
 	return info
@@ -314,7 +322,7 @@ func (b *Broker) list(cursor []byte, limit, budget int) ([]wire.MailboxInfo, []b
 		if len(infos) == limit {
 			break
 		}
-		info := b.info(bx)
+		info := bx.info()
 		n := 4 + infoSize(&info)
 		if len(infos) > 0 && size+n > budget {
 			break

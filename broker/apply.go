@@ -55,12 +55,17 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 			p := e.Ref.(*pending)
 			bt := p.batch
 			bt.admitted = append(bt.admitted, e.Msg)
+			if bx.durable {
+				bt.steps = append(bt.steps, st)
+			}
 			bt.ids = append(bt.ids, e.Msg.Seq)
 			bt.msgs = bt.msgs[1:]
 			bt.taken, bt.who = e.Taken, e.Receipt
 			bt.st.join(st)
-			if len(bt.msgs) > 0 {
+			if len(bt.msgs) > 0 && st.refused == nil {
 				// The rest of the batch: admitting takes this box's lock.
+				// (After a record refused for a full disk, no more: the
+				// reply is STORAGE.)
 				r.add(func() { b.continueSend(p) })
 				continue
 			}

@@ -41,7 +41,8 @@ type Principal struct {
 	PID      int32
 	// PIDFD is a pidfd of the peer process (SO_PEERPIDFD), or nil. The
 	// broker owns it once the credential function returns: it ends the
-	// connection when that process exits, and closes it.
+	// connection when that process exits, and closes it. An Authorizer
+	// may look at it but must not close it.
 	PIDFD *os.File
 	// Subject is a TLS client certificate's subject (KindTLS; reserved).
 	Subject string

@@ -18,8 +18,12 @@ import (
 // (CONSUME) and settles each with fire-and-forget ACKs (NOREPLY), batched
 // as a client's AckNoWait is.
 
-func BenchmarkSendReceiveAck64(b *testing.B) { benchSendReceiveAck(b, 64) }
-func BenchmarkSendReceiveAck4K(b *testing.B) { benchSendReceiveAck(b, 4096) }
+func BenchmarkSendReceiveAck64(b *testing.B) { benchSendReceiveAck(b, 64, 1) }
+func BenchmarkSendReceiveAck4K(b *testing.B) { benchSendReceiveAck(b, 4096, 1) }
+
+// BenchmarkSendBatch64ReceiveAck64 is BenchmarkSendReceiveAck64 with the
+// producer sending 64 messages per SEND frame.
+func BenchmarkSendBatch64ReceiveAck64(b *testing.B) { benchSendReceiveAck(b, 64, 64) }
 
 func benchSocket(b *testing.B) string {
 	cfg := broker.DefaultConfig()
@@ -72,7 +76,7 @@ func (c *benchConn) request(b *testing.B, op wire.Op, req uint64, flags uint8, p
 	}
 }
 
-func benchSendReceiveAck(b *testing.B, size int) {
+func benchSendReceiveAck(b *testing.B, size, batch int) {
 	socket := benchSocket(b)
 	prod, cons := benchDial(b, socket), benchDial(b, socket)
 	prod.request(b, wire.OpCreate, 2, 0, createPayload("bench", 4096))
@@ -86,8 +90,9 @@ func benchSendReceiveAck(b *testing.B, size int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	done := make(chan error, 1)
+	frames := (b.N + batch - 1) / batch
 	go func() { // the producer's replies
-		for range b.N {
+		for range frames {
 			hd, _, err := prod.r.Next()
 			if err == nil && hd.Status != wire.OK {
 				err = io.ErrUnexpectedEOF
@@ -102,9 +107,12 @@ func benchSendReceiveAck(b *testing.B, size int) {
 	sent := make(chan struct{}, window)
 	go func() { // the producer
 		var out []byte
-		for i := range b.N {
-			sent <- struct{}{}
-			out = appendSend(out[:0], uint64(i+100), "bench", body)
+		for i := range frames {
+			k := min(batch, b.N-i*batch)
+			for range k {
+				sent <- struct{}{}
+			}
+			out = appendSend(out[:0], uint64(i+100), "bench", body, k)
 			prod.nc.Write(out)
 		}
 	}()
@@ -148,15 +156,17 @@ func consumePayload(name string, credit uint32) []byte {
 	return (&wire.Consume{Name: []byte(name), Credit: credit}).Append(nil)
 }
 
-func appendSend(b []byte, req uint64, target string, body []byte) []byte {
+func appendSend(b []byte, req uint64, target string, body []byte, n int) []byte {
 	b, off := wire.StartFrame(b, wire.Header{Op: wire.OpSend, Request: req})
 	b = wire.AppendString(b, target)
 	b = wire.AppendI64(b, -1)
-	b = wire.AppendU16(b, 1)
-	b = wire.AppendI64(b, 1)
-	b = append(b, 0)
-	b = wire.AppendU32(b, 0) // no headers
-	b = wire.AppendBytes(b, body)
+	b = wire.AppendU16(b, uint16(n))
+	for range n {
+		b = wire.AppendI64(b, 1)
+		b = append(b, 0)
+		b = wire.AppendU32(b, 0) // no headers
+		b = wire.AppendBytes(b, body)
+	}
 	return wire.FinishFrame(b, off)
 }
 

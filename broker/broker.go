@@ -363,6 +363,8 @@ type box struct {
 	deadLetter string
 	// durable: the core journals and the broker records it in the store.
 	durable bool
+	// st is the broker's store for a durable mailbox, else nil.
+	st *store.Store
 
 	// uid and gid own the mailbox (its creator); they never change.
 	uid, gid uint32

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -42,5 +43,18 @@ func TestSetLimitsRejectsInvalidLimitsAndKeepsTheOldOnes(t *testing.T) {
 	}
 	if b.Limits() != old {
 		t.Fatal("limits changed after a refused SetLimits")
+	}
+}
+
+func TestConfigMaxFrameIsConfigKeyMaxFrame(t *testing.T) {
+	c := DefaultConfig()
+	if c.MaxFrame != 16<<20 || c.MaxMessage != 4<<20 {
+		t.Fatalf("defaults: max frame %d, max message %d", c.MaxFrame, c.MaxMessage)
+	}
+	if err := json.Unmarshal([]byte(`{"max_frame": 2097152, "max_message_bytes": 1048576}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxFrame != 2<<20 || c.MaxMessage != 1<<20 || c.Validate() != nil {
+		t.Fatalf("max_frame from JSON: %d, max message %d (%v)", c.MaxFrame, c.MaxMessage, c.Validate())
 	}
 }

@@ -1,7 +1,9 @@
-// Package broker is the postbox broker: it listens on a Unix stream socket,
-// identifies each client from the kernel's peer credentials, speaks the
-// wire protocol (package wire, specified in docs/PROTOCOL.md) and keeps the
-// named mailboxes, whose delivery rules live in package mailbox.
+// Package broker is the postbox broker: it serves connections from any
+// stream listener (a Unix socket normally), learns who each peer is from
+// the listener's credential function (the kernel's peer credentials on a
+// Unix socket), speaks the wire protocol, version 2 (package wire,
+// specified in docs/PROTOCOL.md) and keeps the named mailboxes, whose
+// delivery rules live in package mailbox.
 //
 // # Shape
 //
@@ -10,9 +12,13 @@
 //   - one reader goroutine per connection decodes frames and carries out
 //     each request at once, so a request never waits behind another
 //     connection's work;
-//   - one writer goroutine per connection drains that connection's output
-//     buffer; replies and deliveries from any goroutine are appended to the
-//     buffer, so many frames leave in one write (write coalescing);
+//   - one writer per connection (internal/framewriter, run by the
+//     connection's writer goroutine) owns its output: replies and
+//     deliveries from any goroutine are appended to it as whole frames
+//     and leave many per write (write coalescing). It has two lanes:
+//     the reply to an URGENT request and the final reply of a request
+//     ended by CANCEL go in the urgent lane, written ahead of queued data
+//     (deliveries, other replies); a frame is never split;
 //   - each mailbox is a mailbox.Mailbox under its own mutex. A request
 //     locks only the mailbox it names, calls the core, and carries out the
 //     effects the core returns (deliver, complete a send, fail a waiter)
@@ -22,28 +28,47 @@
 // inside the core plus a pending entry on its connection, completed later
 // by whichever goroutine makes the decision (another client's request, a
 // timer, a CANCEL, a disconnect). One stuck receiver or flooding sender
-// therefore never delays another mailbox or connection.
+// therefore never delays another mailbox or connection. A SEND carries a
+// batch of up to 1024 messages: all are checked first, then admitted in
+// order; a batch that must wait keeps its remaining messages in its
+// pending entry and goes on as room appears (send.go).
+//
+// # Names, targets and permissions
+//
+// A request's name resolves to a target (target.go): the local queue,
+// *box, today; topics and remote mailboxes are meant to be other targets
+// behind the same interface. Before a handler calls the target it asks
+// the Authorizer (Config.Authorizer, ModeAuthorizer by default: file-like
+// mode bits) whether the connection's Principal may do the action on the
+// target's Object (auth.go). A principal says how it was established
+// (Unix peer credentials, TLS, or nothing); the kind travels with every
+// message as its sender's identity.
 //
 // # Locks
 //
 // Lock order is box.mu, then Broker.mu (only destroy takes it under a box
-// lock), then conn.pmu, then conn.wmu; Broker.mu is never held while
-// taking a box lock. See each mutex for what it guards.
+// lock), then conn.pmu, then the connection writer's lock; Broker.mu is
+// never held while taking a box lock. See each mutex for what it guards.
+// The Authorizer is called holding no lock.
 //
 // Ready, then act: under a box lock the broker only decides. It changes
 // the core, submits the core's records to the store (which never touches
 // the disk on the caller's goroutine), records pending requests and
-// leases, and appends frames to connections' output buffers; every other
+// leases, and appends frames to connections' writers; every other
 // consequence of the step (a completion that withdraws a refused message,
-// which takes that same box lock; dropping a channel offer; a log line)
-// is collected in a completions list and run once the lock is released,
-// or by the syncer goroutine, which holds no lock. No callback ever runs
-// under a box lock (ready.go).
+// which takes that same box lock; the next message of a waiting SEND
+// batch; dropping a channel offer; a log line) is collected in a
+// completions list and run once the lock is released, or by the syncer
+// goroutine, which holds no lock. No callback ever runs under a box lock
+// (ready.go).
 //
 // # Lifecycle
 //
 // Open (or New) returns a broker, recovering durable mailboxes when it has
-// a data directory; Serve accepts on a listener until Shutdown or Close.
+// a data directory, and picks the run's epoch: a random non-zero 32-bit
+// value, the high half of every endpoint id, so that an inbox address
+// from a previous run names nothing in this one. Serve (or ServeWith, with
+// a credential function) accepts on a listener until Shutdown or Close.
 // Shutdown stops accepting, fails waiting requests with CodeClosed,
 // answers durable requests whose records are being written, flushes what
 // is already written and waits for every goroutine the broker started;
@@ -57,13 +82,16 @@
 // decisions in order, and nothing about the mailbox leaves the broker (a
 // reply, a delivery, an ack confirmation) before those records are on
 // disk: the syncer goroutine releases each held-back frame when its group
-// commit completes (durable.go). A destroyed mailbox writes
-// nothing more: its deletion is its last record.
+// commit completes (durable.go). Messages are stored with their headers
+// and their sender's principal kind. A destroyed mailbox writes nothing
+// more: its deletion is its last record.
 //
 // # Identity
 //
-// Each connection's peer credentials are read once, at HELLO, and stamped
+// Each connection's principal is established once, at HELLO, and stamped
 // on everything it sends. Where the kernel gives a pidfd (SO_PEERPIDFD),
 // the broker ends the connection when that process exits, even if a child
-// inherited the socket (pidfd.go).
+// inherited the socket (pidfd.go). A connection that is not a Unix socket
+// (TCP, say) has principal kind none and no DESCRIPTORS capability, so no
+// shared-memory channels.
 package broker

@@ -252,7 +252,7 @@ func (b *Broker) recover() error {
 	n := 0
 	for _, d := range rec.Mailboxes {
 		bx := newBox(d.Name, 0, d.OwnerUID, d.OwnerGID, d.Mode)
-		bx.created, bx.deadLetter, bx.durable = time.Unix(0, d.CreatedUnixNano), d.DeadLetter, true
+		bx.created, bx.deadLetter, bx.durable, bx.st = time.Unix(0, d.CreatedUnixNano), d.DeadLetter, true, b.st
 		bx.core = mailbox.New(mailbox.Config{Capacity: d.Capacity, MaxBytes: d.MaxBytes, TTL: int64(d.TTL),
 			MaxDeliveries: d.MaxDeliveries, Durable: true, Leases: &b.leases})
 		stored := rec.Messages[d.Name]

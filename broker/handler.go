@@ -15,6 +15,8 @@ type handler struct {
 	send   wire.Send
 	recv   wire.Recv
 	leases wire.Leases
+	sreq   sendRequest         // scratch: the SEND being handed to its target
+	rreq   receiveRequest      // scratch: the RECV or CONSUME being handed to its target
 	msgs   []*mailbox.Message  // scratch: a SEND's messages
 	ids    []uint64            // scratch: a SEND's ids
 	boxes  []*box              // scratch: the mailbox of each lease in an ACK or NACK

@@ -26,31 +26,36 @@ func (h *handler) doConsume(hd wire.Header, p []byte) {
 	h.receive(hd, m.Name, m.Type, -1, true, m.Credit)
 }
 
-// receive registers a one-shot receive or a consumer.
+// receive starts a one-shot receive or a consumer on the target name
+// names, once the Authorizer allows it.
 func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consumer bool, credit uint32) {
 	c := h.c
-	if !wire.ValidAddress(name) {
-		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("receive from %q: %s", name, badName))
+	t, code, why := c.b.resolve(name)
+	if t == nil {
+		c.replyErr(hd, code, fmt.Sprintf("receive from %q: %s", name, why))
 		return
 	}
-	bx := c.b.lookup(name)
-	if bx == nil {
-		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("receive from %q: no such mailbox", name))
+	if c.b.auth.Authorize(c.who, t.object(), ActReceive) != nil {
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("receive from %q: permission denied", name))
 		return
 	}
+	h.rreq = receiveRequest{c: c, hd: hd, typ: typ, timeout: timeout, consumer: consumer, credit: credit}
+	t.receive(&h.rreq)
+}
+
+// receive is target.receive for the local queue: it registers a
+// one-shot receive or a consumer with the core.
+func (bx *box) receive(rr *receiveRequest) {
+	c, hd, timeout := rr.c, rr.hd, rr.timeout
 	wait := timeout != 0
 	if wait && !c.register(hd.Request) {
 		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("request id %d is already in flight", hd.Request))
 		return
 	}
 	pd := &pending{c: c, req: hd.Request, op: hd.Op, urgent: hd.Urgent(), box: bx}
-	pd.recv = &mailbox.Receiver{Ref: pd, Ident: c.ident, Type: typ, AutoAck: hd.Flags&wire.FlagAutoAck != 0, Consumer: consumer, Credit: credit}
+	pd.recv = &mailbox.Receiver{Ref: pd, Ident: c.ident, Type: rr.typ, AutoAck: hd.Flags&wire.FlagAutoAck != 0,
+		Consumer: rr.consumer, Credit: rr.credit}
 
-	if !c.authorize(bx, ActReceive) {
-		c.finish(pd)
-		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("receive from %q: permission denied", name))
-		return
-	}
 	var r completions
 	bx.mu.Lock()
 	c.pmu.Lock()
@@ -70,7 +75,7 @@ func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consu
 	r.run()
 	if err != nil {
 		code := codeOf(err)
-		c.replyErr(hd, code, fmt.Sprintf("receive from %q: %s", name, code))
+		c.replyErr(hd, code, fmt.Sprintf("receive from %q: %s", bx.name, code))
 	}
 }
 

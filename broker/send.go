@@ -32,6 +32,7 @@ type sendBatch struct {
 	admitted []*mailbox.Message // admitted so far, in order
 	ids      []uint64           // their ids
 	st       step               // the records the admissions wrote
+	steps    []step             // durable mailbox: steps[i] is admitted[i]'s records
 	receipt  bool
 	taken    bool // the last message was taken at once (rendezvous, receipt)
 	who      mailbox.Identity
@@ -78,24 +79,40 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 	h.msgs = msgs[:0]
 }
 
-// put sends msgs (a SEND's messages, or a CHANNEL's offer) to target, in
-// order: the permission and limit checks, the core's decisions, and the
-// reply, now or when the send completes. size is the messages' total.
-func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, size, timeout int64, off *offer) {
+// put sends msgs (a SEND's messages, or a CHANNEL's offer) to the target
+// name names, in order, once the Authorizer allows it. size is the
+// messages' total.
+func (h *handler) put(hd wire.Header, name []byte, msgs []*mailbox.Message, size, timeout int64, off *offer) {
 	c := h.c
+	t, code, why := c.b.resolve(name)
+	if t == nil {
+		c.sendErr(hd, name, off, 0, code, why)
+		return
+	}
+	if c.b.auth.Authorize(c.who, t.object(), ActSend) != nil {
+		c.sendErr(hd, name, off, 0, wire.CodePermission, "permission denied")
+		return
+	}
+	for _, msg := range msgs {
+		msg.Sender = c.ident
+		msg.SentUnixNano = h.now
+	}
+	// The request lives in the handler: a target keeps nothing of it, and
+	// passing it through the interface allocates nothing.
+	h.sreq = sendRequest{c: c, hd: hd, msgs: msgs, size: size, timeout: timeout, now: h.now, off: off, ids: &h.ids}
+	t.send(&h.sreq)
+	h.sreq = sendRequest{}
+}
+
+// send is target.send for the local queue: the limit checks, the core's
+// decisions message by message, and the reply.
+func (bx *box) send(sr *sendRequest) {
+	c, hd, msgs, off, timeout := sr.c, sr.hd, sr.msgs, sr.off, sr.timeout
 	lim := c.b.limits.Load()
 	fail := func(done int, code wire.Code, format string, args ...any) {
-		c.sendErr(hd, target, off, done, code, fmt.Sprintf(format, args...))
+		c.sendErr(hd, []byte(bx.name), off, done, code, fmt.Sprintf(format, args...))
 	}
-	if !wire.ValidAddress(target) {
-		fail(0, wire.CodeInvalid, "%s", badName)
-		return
-	}
-	bx := c.b.lookup(target)
 	switch {
-	case bx == nil:
-		fail(0, wire.CodeNotFound, "no such mailbox")
-		return
 	case off != nil && bx.durable:
 		fail(0, wire.CodeInvalid, "a channel offer cannot go to a durable mailbox")
 		return
@@ -105,28 +122,26 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 		fail(0, wire.CodeInvalid, "a rendezvous mailbox (capacity 0) takes one message per SEND, not %d", len(msgs))
 		return
 	}
-	for _, msg := range msgs {
-		msg.Sender = c.ident
-		msg.SentUnixNano = h.now
-	}
 	receipt := hd.Flags&wire.FlagReceipt != 0
 
-	if !c.authorize(bx, ActSend) {
-		fail(0, wire.CodePermission, "permission denied")
-		return
-	}
 	var r completions
 	bx.mu.Lock()
 	// Checked against the total before this send is added: concurrent
 	// sends to other mailboxes may pass the limit by a frame each.
-	if c.b.held.Load()+size > lim.MaxQueuedBytes {
+	if c.b.held.Load()+sr.size > lim.MaxQueuedBytes {
 		bx.mu.Unlock()
 		fail(0, wire.CodeLimit, "the broker holds %d bytes of messages, its limit", lim.MaxQueuedBytes)
 		return
 	}
 	before := bx.core.HeldBytes()
-	ids := h.ids[:0]
+	ids := (*sr.ids)[:0]
 	var st step
+	// steps[i] is the records admitting message i wrote: a durable
+	// mailbox's reply says how many leading messages were made durable.
+	var steps []step
+	if bx.durable {
+		steps = make([]step, 0, len(msgs))
+	}
 	var err error
 	var res mailbox.Result
 	waiting := false
@@ -145,11 +160,11 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 			if err == nil && !done {
 				st.join(c.b.apply(bx, bx.core.Effects(), &r))
 				pd.batch = &sendBatch{msgs: slices.Clone(msgs[n:]), admitted: slices.Clone(msgs[:n]),
-					ids: slices.Clone(ids), st: st, receipt: receipt}
+					ids: slices.Clone(ids), st: st, steps: steps, receipt: receipt}
 				// The deadline is fixed when the request starts: it bounds
 				// every wait of the batch.
 				if timeout > 0 {
-					timeout = max(1, h.now+timeout-time.Now().UnixNano())
+					timeout = max(1, sr.now+timeout-time.Now().UnixNano())
 				}
 				c.wait(pd, timeout)
 				waiting = true
@@ -157,16 +172,23 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 			}
 			c.finish(pd)
 		}
-		st.join(c.b.apply(bx, bx.core.Effects(), &r))
+		ms := c.b.apply(bx, bx.core.Effects(), &r)
+		st.join(ms)
 		if err != nil {
 			break
 		}
 		ids = append(ids, res.Seq)
+		if steps != nil {
+			steps = append(steps, ms)
+		}
+		if ms.refused != nil {
+			break // the disk is full: admit no more (the reply is STORAGE)
+		}
 	}
 	c.b.account(bx, before)
 	bx.mu.Unlock()
 	r.run()
-	h.ids = ids[:0]
+	*sr.ids = ids[:0]
 	if waiting {
 		return
 	}
@@ -179,9 +201,7 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 		admitted := slices.Clone(msgs[:n])
 		c.b.after(&r, st, func(serr error) {
 			if serr != nil {
-				c.b.discard(bx, admitted...)
-				code, text := storageError(fmt.Sprintf("send to %q", bx.name), serr)
-				c.sendErr(hd, nil, off, 0, code, text)
+				c.storageFailed(hd, bx, off, admitted, steps, serr)
 				return
 			}
 			c.sendFailed(hd, bx, off, err, n)
@@ -190,13 +210,11 @@ func (h *handler) put(hd wire.Header, target []byte, msgs []*mailbox.Message, si
 	case !st.wrote():
 		c.sendDone(hd, off, ids, res.Taken, res.Receipt)
 	default:
-		admitted, ids := slices.Clone(msgs), slices.Clone(ids)
+		admitted, ids := slices.Clone(msgs[:len(ids)]), slices.Clone(ids)
 		taken, who := res.Taken, res.Receipt
 		c.b.after(&r, st, func(serr error) {
 			if serr != nil {
-				c.b.discard(bx, admitted...)
-				code, text := storageError(fmt.Sprintf("send to %q", bx.name), serr)
-				c.sendErr(hd, nil, off, 0, code, text)
+				c.storageFailed(hd, bx, off, admitted, steps, serr)
 				return
 			}
 			c.sendDone(hd, off, ids, taken, who)
@@ -217,6 +235,29 @@ func (c *conn) sendErr(hd wire.Header, target []byte, off *offer, done int, code
 		return
 	}
 	c.replyErrDone(hd, code, text, done)
+}
+
+// storageFailed answers a send whose records did not all become durable:
+// STORAGE with DONE = the leading messages whose records did, which stay
+// queued; the first whose record failed and those after it are taken back
+// (where nobody has taken them yet) and count as not admitted. steps[i]
+// is message i's records (nil for a mailbox that is not durable). It
+// takes bx's lock: it runs as a completion.
+func (c *conn) storageFailed(hd wire.Header, bx *box, off *offer, admitted []*mailbox.Message, steps []step, err error) {
+	done := 0
+	for done < len(steps) && steps[done].err() == nil {
+		done++
+	}
+	var written []bool // of admitted[done:]: whose record is on disk all the same
+	for i := done + 1; i < len(steps); i++ {
+		if written == nil {
+			written = make([]bool, len(admitted)-done)
+		}
+		written[i-done] = steps[i].err() == nil
+	}
+	c.b.discard(bx, admitted[done:], written)
+	code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
+	c.sendErr(hd, nil, off, done, code, text)
 }
 
 // sendFailed answers a send that stopped at a message with err, done
@@ -251,7 +292,8 @@ func (b *Broker) continueSend(p *pending) {
 		msg := bt.msgs[0]
 		p.send = &mailbox.Sender{Ref: p, Endpoint: c.id}
 		res, done, e := bx.core.Send(msg, bt.receipt, p.send)
-		bt.st.join(b.apply(bx, bx.core.Effects(), &r))
+		ms := b.apply(bx, bx.core.Effects(), &r)
+		bt.st.join(ms)
 		if e != nil {
 			err = e
 			break
@@ -263,9 +305,15 @@ func (b *Broker) continueSend(p *pending) {
 			return
 		}
 		bt.admitted = append(bt.admitted, msg)
+		if bx.durable {
+			bt.steps = append(bt.steps, ms)
+		}
 		bt.ids = append(bt.ids, res.Seq)
 		bt.msgs = bt.msgs[1:]
 		bt.taken, bt.who = res.Taken, res.Receipt
+		if ms.refused != nil {
+			break // the disk is full: admit no more (the reply is STORAGE)
+		}
 	}
 	c.finish(p)
 	if err != nil {
@@ -328,32 +376,30 @@ func (b *Broker) batchFailed(r *completions, p *pending, err error, st step) {
 	})
 }
 
-// batchStorage answers a pending SEND whose records failed: the messages
-// it admitted are taken back where nobody has them yet, and the reply is
-// STORAGE with DONE 0. It takes the box's lock: it runs as a completion.
+// batchStorage answers a pending SEND whose records failed (see
+// storageFailed). It takes the box's lock: it runs as a completion.
 func (b *Broker) batchStorage(p *pending, hd wire.Header, err error) {
-	b.discard(p.box, p.batch.admitted...)
-	code, text := storageError(fmt.Sprintf("send to %q", p.box.name), err)
-	if p.offer != nil {
-		b.dropOffer(p.offer)
-		p.c.replyErr(hd, code, text)
-		return
-	}
-	p.c.replyErrDone(hd, code, text, 0)
+	p.c.storageFailed(hd, p.box, p.offer, p.batch.admitted, p.batch.steps, err)
 }
 
 // discard takes messages whose records could not be written back out of
-// their mailbox, if nobody has taken them yet: their sender is told the
-// send failed, so they should not be delivered. (One already delivered
-// stays delivered: at least once.)
-// It takes bx.mu, so it runs as a completion, never under a mailbox lock.
-func (b *Broker) discard(bx *box, msgs ...*mailbox.Message) {
+// their mailbox, if nobody has taken them yet: their sender is told they
+// were not admitted, so they should not be delivered. (One already
+// delivered stays delivered: at least once.) written[i], if given, says
+// msgs[i]'s own record reached the disk although an earlier one of its
+// batch did not: its removal is recorded too, or a restart would bring it
+// back. It takes bx.mu, so it runs as a completion, never under a mailbox
+// lock.
+func (b *Broker) discard(bx *box, msgs []*mailbox.Message, written []bool) {
 	var r completions
 	bx.mu.Lock()
 	before := bx.core.HeldBytes()
-	for _, msg := range msgs {
+	for i, msg := range msgs {
 		if bx.core.Discard(msg) {
 			b.apply(bx, bx.core.Effects(), &r)
+			if written != nil && written[i] && bx.durable && b.st != nil && !bx.core.Destroyed() {
+				b.st.Ack(bx.name, msg.Seq)
+			}
 		}
 	}
 	b.account(bx, before)

@@ -1,13 +1,17 @@
 package broker_test
 
 import (
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postbox-ipc/postbox/broker"
 	"github.com/postbox-ipc/postbox/wire"
+	"golang.org/x/sys/unix"
 )
 
 // serveTCP serves b on a TCP loopback listener and returns its address.
@@ -140,4 +144,93 @@ func TestV2ConfigAuthorizerAndCredentialsReplaceTheDefaults(t *testing.T) {
 	if len(az.asked) == 0 {
 		t.Fatal("the configured Authorizer was never asked")
 	}
+}
+
+// readWithFDs reads one whole frame from a Unix socket with recvmsg,
+// returning its header, payload and the descriptors that came with it.
+func readWithFDs(t *testing.T, uc *net.UnixConn) (wire.Header, []byte, []int) {
+	t.Helper()
+	uc.SetReadDeadline(time.Now().Add(hangGuard))
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(8*4))
+	n, oobn, _, _, err := uc.ReadMsgUnix(buf[:wire.HeaderSize], oob)
+	if err != nil || n != wire.HeaderSize {
+		t.Fatalf("recvmsg: %d bytes, %v", n, err)
+	}
+	var fds []int
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		got, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, got...)
+	}
+	size := int(binary.LittleEndian.Uint32(buf))
+	if _, err := io.ReadFull(uc, buf[wire.HeaderSize:size+4]); err != nil {
+		t.Fatal(err)
+	}
+	hd := wire.Header{Op: wire.Op(buf[4]), Flags: buf[5], Status: wire.Code(binary.LittleEndian.Uint16(buf[6:])), Request: binary.LittleEndian.Uint64(buf[8:])}
+	return hd, append([]byte(nil), buf[wire.HeaderSize:size+4]...), fds
+}
+
+func TestV2ChannelAndAttachPassDescriptorsOverUnix(t *testing.T) {
+	b := startBroker(t, nil)
+	nc, err := net.Dial("unix", b.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc := nc.(*net.UnixConn)
+	defer uc.Close()
+	hello := wire.Hello{MinVersion: 2, MaxVersion: 2, Caps: wire.CapDescriptors}
+	frame := func(op wire.Op, req uint64, p []byte) []byte {
+		return append(wire.AppendHeader(nil, wire.Header{Op: op, Request: req}, len(p)), p...)
+	}
+	uc.Write(frame(wire.OpHello, 1, hello.Append(nil)))
+	_, p, _ := readWithFDs(t, uc)
+	var hr wire.HelloReply
+	if err := hr.Decode(p); err != nil || hr.Caps != wire.CapDescriptors {
+		t.Fatalf("HELLO: caps %#x (%v)", hr.Caps, err)
+	}
+	inbox := wire.AppendInbox(nil, hr.Endpoint)
+	uc.Write(frame(wire.OpChannel, 2, (&wire.Channel{Target: inbox, Type: 7, Timeout: 0}).Append(nil)))
+	hd, p, fds := readWithFDs(t, uc)
+	if hd.Op != wire.OpChannel|wire.OpReply || hd.Status != wire.OK || len(fds) != 2 {
+		t.Fatalf("CHANNEL reply %s %s with %d descriptors, want OK with 2", hd.Op, hd.Status, len(fds))
+	}
+	var sr wire.SendReply
+	if err := sr.Decode(p); err != nil || len(sr.IDs) != 1 {
+		t.Fatalf("CHANNEL reply payload: %+v %v", sr, err)
+	}
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	uc.Write(frame(wire.OpRecv, 3, (&wire.Recv{Name: inbox, Type: 7}).Append(nil)))
+	hd, p, _ = readWithFDs(t, uc)
+	var d wire.Delivery
+	if err := d.Decode(p); err != nil || hd.Status != wire.OK || d.Flags&wire.DeliveryChannelOffer == 0 || len(d.Body) != wire.TokenSize {
+		t.Fatalf("the offer: %s flags %#x body %d bytes (%v)", hd.Status, d.Flags, len(d.Body), err)
+	}
+	var at wire.Attach
+	copy(at.Token[:], d.Body)
+	uc.Write(frame(wire.OpAttach, 4, at.Append(nil)))
+	hd, _, fds = readWithFDs(t, uc)
+	if hd.Op != wire.OpAttach|wire.OpReply || hd.Status != wire.OK || len(fds) != 2 {
+		t.Fatalf("ATTACH reply %s %s with %d descriptors, want OK with 2", hd.Op, hd.Status, len(fds))
+	}
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	uc.Write(frame(wire.OpAttach, 5, at.Append(nil)))
+	if hd, _, fds = readWithFDs(t, uc); hd.Status != wire.CodeNotFound || len(fds) != 0 {
+		t.Fatalf("second ATTACH: %s with %d descriptors, want NOT_FOUND", hd.Status, len(fds))
+	}
+	// Without DESCRIPTORS asked for, CHANNEL is INVALID even on a Unix socket.
+	rc := dialRaw0(t, b.socket)
+	rc.handshake(t, 0)
+	hd, p = rc.roundTrip(t, wire.OpChannel, 0, (&wire.Channel{Target: inbox, Type: 1}).Append(nil))
+	must(t, "CHANNEL without the capability", hd, p, wire.CodeInvalid)
 }

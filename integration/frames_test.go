@@ -160,7 +160,7 @@ func TestSenderIdentityIsTheSendingProcess(t *testing.T) {
 		}
 		m := recv(t, mb)
 		ack(t, m)
-		want := postbox.Identity{UID: uint32(r.UID), GID: uint32(r.GID), PID: int32(r.PID), Endpoint: r.Endpoint}
+		want := postbox.Identity{Kind: postbox.KindUnix, UID: uint32(r.UID), GID: uint32(r.GID), PID: int32(r.PID), Endpoint: r.Endpoint}
 		if m.Sender != want {
 			t.Fatalf("sender %+v, want the child as it reports itself %+v", m.Sender, want)
 		}
@@ -224,7 +224,7 @@ func TestTruncatedSendPayloadRepliesMalformed(t *testing.T) {
 	for _, cut := range []int{1, 5, len("target") + 2 + 4, len("target") + 2 + 8 + 2 + 3, len(full) - 1} {
 		hd, p := rc.roundTrip(t, wire.OpSend, 0, full[:cut])
 		if hd.Status != wire.CodeMalformed {
-			t.Fatalf("SEND cut to %d of %d bytes: %s %q, want %s", cut, len(full), hd.Status, wire.DecodeError(p), wire.CodeMalformed)
+			t.Fatalf("SEND cut to %d of %d bytes: %s %q, want %s", cut, len(full), hd.Status, errText(p), wire.CodeMalformed)
 		}
 		rc.ping(t)
 		pingPong(t, bystander, "after malformed send")
@@ -247,7 +247,7 @@ func TestOversizedFrameRepliesTooLargeAndConnectionContinues(t *testing.T) {
 	rc.write(t, frame)
 	hd, p := rc.reply(t, id)
 	if hd.Status != wire.CodeTooLarge {
-		t.Fatalf("oversized frame: %s %q, want %s", hd.Status, wire.DecodeError(p), wire.CodeTooLarge)
+		t.Fatalf("oversized frame: %s %q, want %s", hd.Status, errText(p), wire.CodeTooLarge)
 	}
 	rc.ping(t)
 	pingPong(t, bystander, "after oversized frame")

@@ -83,7 +83,13 @@
 // mailbox (in name order) with its next seq: a segment plus the ones after
 // it never need an older segment for definitions or sequence numbers.
 // Append flag bit 0 is only set by compaction, when it copies a leased
-// message forward. A record names a message by (mailbox, seq); records
+// message forward. Bits 1 and 2 are set by the writer when the message has
+// a headers block (Message.Headers, stored and returned byte for byte) or
+// a sender whose principal kind is not Unix (Message.SenderKind); a
+// record without them is laid out as before they existed and decodes as a
+// Unix sender without headers, so data directories written by earlier
+// brokers open unchanged. Compaction and dead-letter moves keep both. A
+// record names a message by (mailbox, seq); records
 // about a message or mailbox that does not exist when replayed are no-ops.
 //
 // # Durability
