@@ -1,6 +1,7 @@
 package postbox_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -189,4 +190,85 @@ func ExampleErrUnknownOutcome() {
 		fmt.Println("no job within the deadline")
 	}
 	// Output: no job within the deadline
+}
+
+// Request and reply with headers: the request names where to answer
+// (ReplyTo, here the client's inbox) and ties the answer to itself
+// (CorrelationID); the server answers there with the same id.
+func ExampleReplyTo() {
+	socket, stop := startBroker()
+	defer stop()
+	ctx := context.Background()
+
+	client, err := postbox.Dial(ctx, postbox.WithSocket(socket))
+	if err != nil {
+		panic(err)
+	}
+	defer client.Close()
+	server, err := postbox.Dial(ctx, postbox.WithSocket(socket))
+	if err != nil {
+		panic(err)
+	}
+	defer server.Close()
+	rpc, err := server.Create(ctx, "rpc.upper", postbox.Mode(0o622))
+	if err != nil {
+		panic(err)
+	}
+
+	_, err = client.Mailbox("rpc.upper").Send(ctx, []byte("hello"),
+		postbox.ReplyTo(client.Inbox().Name()), postbox.CorrelationID([]byte("req-1")),
+		postbox.ContentType("text/plain"), postbox.WithHeader("trace-id", "4bf92f35"))
+	if err != nil {
+		panic(err)
+	}
+
+	req, err := rpc.Receive(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("request %q, content type %s, trace %s\n", req.Body, req.ContentType(), req.Header().Get("trace-id"))
+	_, err = server.Mailbox(req.ReplyTo()).Send(ctx, bytes.ToUpper(req.Body), postbox.CorrelationID(req.CorrelationID()))
+	if err != nil {
+		panic(err)
+	}
+	req.Ack(ctx)
+
+	answer, err := client.Inbox().Receive(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("answer %q to %s\n", answer.Body, answer.CorrelationID())
+	answer.Ack(ctx)
+	// Output:
+	// request "hello", content type text/plain, trace 4bf92f35
+	// answer "HELLO" to req-1
+}
+
+// SendBatch queues many messages with one frame per 1024; on a partial
+// failure the *BatchError says how many were queued.
+func ExampleMailbox_SendBatch() {
+	socket, stop := startBroker()
+	defer stop()
+	ctx := context.Background()
+
+	c, err := postbox.Dial(ctx, postbox.WithSocket(socket))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	mb, err := c.Create(ctx, "small", postbox.Capacity(3))
+	if err != nil {
+		panic(err)
+	}
+	ids, err := mb.SendBatch(ctx, postbox.Bodies([]byte("a"), []byte("b")))
+	fmt.Println(len(ids), err)
+
+	_, err = mb.SendBatch(ctx, postbox.Bodies([]byte("c"), []byte("d"), []byte("e")), postbox.NoWait())
+	var be *postbox.BatchError
+	if errors.As(err, &be) {
+		fmt.Println("queued", be.Done, "of 3; full:", errors.Is(err, postbox.ErrFull))
+	}
+	// Output:
+	// 2 <nil>
+	// queued 1 of 3; full: true
 }
