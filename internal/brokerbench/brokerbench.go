@@ -192,6 +192,9 @@ func Throughput(ctx context.Context, sock string, size int, cfg Config) (benchfm
 	}
 	row.MsgsPerSec = float64(received) / elapsed.Seconds()
 	row.BytesPerSec = row.MsgsPerSec * float64(size)
+	if f := pub.Frames(); f > 0 {
+		row.Note += fmt.Sprintf(", %.0f per SEND frame", float64(pub.Sent())/float64(f))
+	}
 	return row, nil
 }
 
