@@ -10,6 +10,12 @@ import (
 )
 
 // Message is a received message.
+//
+// Its headers, as the sender set them (see the SendOptions ReplyTo,
+// CorrelationID, ContentType, MessageDeadline and WithHeader), are read
+// with the methods of the same names and Header; they are zero when
+// absent. The broker forwards them byte for byte and never adds any: what
+// it vouches for is in Sender and SentAt.
 type Message struct {
 	// ID is the message's id within its mailbox (increasing).
 	ID      uint64
@@ -46,11 +52,6 @@ type messageHeaders struct {
 	deadline      time.Time
 	user          Header
 }
-
-// The headers, as the sender set them (see the SendOptions ReplyTo,
-// CorrelationID, ContentType, MessageDeadline and WithHeader); zero when
-// absent. The broker forwards them byte for byte and never adds any:
-// what it vouches for is in Sender and SentAt.
 
 // ReplyTo returns the REPLY_TO header: the address to answer to.
 func (m *Message) ReplyTo() string {

@@ -28,7 +28,7 @@ import (
 // Send's options also apply to SendBatch (as defaults for each message's
 // zero fields) and OfferChannel (Type, Priority and NoWait; headers and
 // WithReceipt are refused there with ErrInvalid).
-
+//
 // CreateOption configures Create.
 type CreateOption interface{ applyCreate(*createOptions) }
 
