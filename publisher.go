@@ -2,6 +2,7 @@ package postbox
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -78,6 +79,7 @@ func (m *Mailbox) Publisher(window int, opts ...PublisherOption) *Publisher {
 	if p.maxSize <= 0 {
 		p.maxSize = wire.DefaultMaxFrame
 	}
+	p.maxSize -= 4 // the size field does not count itself
 	if p.err == nil {
 		g, err := c.m.NewGroup((*pubGroup)(p))
 		if err != nil {
@@ -112,8 +114,15 @@ func (p *Publisher) Send(ctx context.Context, body []byte) error {
 	size := p.perMsg + len(body)
 	kick := len(p.batches) == 0
 	if kick || p.flags&wire.FlagReceipt != 0 || p.batches[len(p.batches)-1].n >= wire.MaxBatch ||
-		p.batches[len(p.batches)-1].end-p.batches[len(p.batches)-1].off+size > p.maxSize-64-len(p.name) {
-		p.batches = append(p.batches, pubBatch{off: len(p.pend), end: len(p.pend)})
+		p.batches[len(p.batches)-1].end-p.batches[len(p.batches)-1].off+size > p.maxSize {
+		// A new frame: its header and SEND fields go first, patched by
+		// Flush, so pend is a run of whole frames.
+		off := len(p.pend)
+		b, _ := wire.StartFrame(p.pend, wire.Header{Op: wire.OpSend, Flags: p.flags})
+		b = wire.AppendString(b, p.name)
+		b = wire.AppendI64(b, -1)
+		p.pend = wire.AppendU16(b, 0)
+		p.batches = append(p.batches, pubBatch{off: off, end: len(p.pend)})
 	}
 	b := wire.AppendI64(p.pend, p.typ)
 	b = append(b, p.prio)
@@ -136,27 +145,38 @@ func (p *Publisher) Send(ctx context.Context, body []byte) error {
 type pubGroup Publisher
 
 // Flush appends the queued messages as SEND frames (mux.Flusher). It runs
-// under the writer's lock.
+// under the writer's lock. pend already holds whole frames but for their
+// size, request id and count: those are patched in, and if the writer's
+// buffer is empty the two buffers trade places instead of pend being
+// copied (the writer owns what Flush returns; the publisher keeps the
+// writer's empty buffer as its next pend).
 func (g *pubGroup) Flush(b []byte) []byte {
 	p := (*Publisher)(g)
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.batches) == 0 {
+		return b
+	}
+	countAt := wire.HeaderSize + 2 + len(p.name) + 8
 	for _, bt := range p.batches {
 		p.seq++
 		id := p.g.Request((p.seq&(1<<(32-pubCountBits)-1))<<pubCountBits | uint32(bt.n-1))
-		var off int
-		b, off = wire.StartFrame(b, wire.Header{Op: wire.OpSend, Flags: p.flags, Request: id})
-		b = wire.AppendString(b, p.name)
-		b = wire.AppendI64(b, -1)
-		b = wire.AppendU16(b, uint16(bt.n))
-		b = append(b, p.pend[bt.off:bt.end]...)
-		b = wire.FinishFrame(b, off)
+		frame := p.pend[bt.off:bt.end]
+		wire.FinishFrame(frame, 0)
+		binary.LittleEndian.PutUint64(frame[8:], id)
+		binary.LittleEndian.PutUint16(frame[countAt:], uint16(bt.n))
 		p.frames++
 	}
-	p.batches, p.pend = p.batches[:0], p.pend[:0]
+	p.batches = p.batches[:0]
+	if len(b) == 0 {
+		b, p.pend = p.pend, b[:0]
+		return b
+	}
+	b = append(b, p.pend...)
+	p.pend = p.pend[:0]
 	if cap(p.pend) > 4<<20 {
 		p.pend = nil
 	}
-	p.mu.Unlock()
 	return b
 }
 

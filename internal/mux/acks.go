@@ -34,10 +34,16 @@ func (c *Conn) settleNoReply(op wire.Op, leases []uint64) {
 }
 
 // beforeWrite runs under the writer's lock right before each write: it
-// folds queued acks into ACK frames and lets each Flusher append its
-// frames. Lock order: writer, then amu or fmu, then whatever a Flusher
+// lets each Flusher append its frames (first, so that one finding the
+// buffer empty may hand over its own instead of copying), then folds
+// queued acks into ACK frames. Lock order: writer, then amu or fmu, then whatever a Flusher
 // takes; none of them may call the writer.
 func (c *Conn) beforeWrite(b []byte) []byte {
+	c.fmu.Lock()
+	for _, f := range c.flushers {
+		b = f.Flush(b)
+	}
+	c.fmu.Unlock()
 	c.amu.Lock()
 	if len(c.acks) > 0 {
 		all := wire.RangesOf(c.acks, c.ranges[:0])
@@ -50,10 +56,5 @@ func (c *Conn) beforeWrite(b []byte) []byte {
 		c.acks, c.ranges = c.acks[:0], all[:0]
 	}
 	c.amu.Unlock()
-	c.fmu.Lock()
-	for _, f := range c.flushers {
-		b = f.Flush(b)
-	}
-	c.fmu.Unlock()
 	return b
 }
