@@ -23,16 +23,17 @@ import (
 // Sends wait for space in a full mailbox (there is no per-send timeout);
 // Flush waits until every send is settled.
 type Publisher struct {
-	c       *Client
-	g       *mux.Group
-	name    []byte
-	window  int
-	flags   uint8
-	typ     int64
-	prio    uint8
-	hdr     []byte // the headers block every message carries
-	perMsg  int    // encoded bytes a message adds besides its body
-	maxSize int    // the frame size a batch stays under
+	c        *Client
+	g        *mux.Group
+	name     []byte
+	window   int
+	flags    uint8
+	typ      int64
+	prio     uint8
+	hdr      []byte // the headers block every message carries
+	perMsg   int    // encoded bytes a message adds besides its body
+	maxSize  int    // the frame size a batch stays under
+	maxBatch int    // messages per frame: a quarter of the window, so frames pipeline
 
 	mu       sync.Mutex // guards everything below; cond waits on it
 	cond     sync.Cond
@@ -80,6 +81,10 @@ func (m *Mailbox) Publisher(window int, opts ...PublisherOption) *Publisher {
 		p.maxSize = wire.DefaultMaxFrame
 	}
 	p.maxSize -= 4 // the size field does not count itself
+	// A frame of the whole window would leave the publisher waiting for
+	// its one reply with nothing in flight; a quarter keeps about four
+	// frames going, the broker working on one while the next fills.
+	p.maxBatch = min(wire.MaxBatch, max(1, p.window/4))
 	if p.err == nil {
 		g, err := c.m.NewGroup((*pubGroup)(p))
 		if err != nil {
@@ -113,7 +118,7 @@ func (p *Publisher) Send(ctx context.Context, body []byte) error {
 	}
 	size := p.perMsg + len(body)
 	kick := len(p.batches) == 0
-	if kick || p.flags&wire.FlagReceipt != 0 || p.batches[len(p.batches)-1].n >= wire.MaxBatch ||
+	if kick || p.flags&wire.FlagReceipt != 0 || p.batches[len(p.batches)-1].n >= p.maxBatch ||
 		p.batches[len(p.batches)-1].end-p.batches[len(p.batches)-1].off+size > p.maxSize {
 		// A new frame: its header and SEND fields go first, patched by
 		// Flush, so pend is a run of whole frames.
