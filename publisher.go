@@ -14,7 +14,8 @@ import (
 // up to its window of messages are in flight at once, which is how one
 // goroutine reaches the broker's full throughput. The messages queued
 // while the connection's writer is busy go out together in one SEND frame
-// (up to wire.MaxBatch messages), so a pipelined producer spends a
+// (up to a quarter of the window, so that several frames are in flight,
+// and at most wire.MaxBatch messages), so a pipelined producer spends a
 // fraction of a frame, and of a broker reply, per message (Sent/Frames).
 // A send that fails makes the Publisher fail: that error is returned by
 // the next Send and by Flush, and no further sends are made. Its methods
