@@ -36,7 +36,7 @@ func Listen(path string, mode os.FileMode) (*net.UnixListener, error) {
 // ListenDir creates a Unix socket listener at path whose file has exactly
 // mode (e.g. 0666: access is decided per mailbox, from the peer's
 // credentials), whatever the process umask. The socket's directory is
-// created with exactly dirMode if missing (its parents 0755); dirMode may
+// created with exactly dirMode if missing (missing parents exactly 0755); dirMode may
 // not be writable by group or others.
 //
 // The directory must be safe: a directory (not a symlink), owned by the
@@ -66,7 +66,7 @@ func ListenDir(path string, mode, dirMode os.FileMode) (*net.UnixListener, error
 	}
 	created := false
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		if err := mkdirParents(filepath.Dir(dir)); err != nil {
 			return nil, fmt.Errorf("broker: listen %s: %w", path, err)
 		}
 		// The umask may narrow the mode; Fchmod below sets it exactly.
@@ -174,4 +174,40 @@ func ListenDir(path string, mode, dirMode os.FileMode) (*net.UnixListener, error
 		}
 	}
 	return l, nil
+}
+
+// mkdirParents makes the missing directories of dir mode 0755 exactly,
+// whatever the umask (a system-wide broker's clients must be able to
+// pass through them). The mode is set on the directory opened with
+// O_NOFOLLOW, and only if it is this uid's: a symlink swapped in is
+// never chmod-ed.
+func mkdirParents(dir string) error {
+	if _, err := os.Lstat(dir); !errors.Is(err, os.ErrNotExist) {
+		return nil // there (the socket directory's checks follow), or unknowable here
+	}
+	if err := mkdirParents(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	if st.Uid != uint32(os.Geteuid()) {
+		return nil
+	}
+	if err := unix.Fchmod(fd, 0o755); err != nil {
+		return &os.PathError{Op: "chmod", Path: dir, Err: err}
+	}
+	return nil
 }

@@ -147,6 +147,9 @@ func TestListenCreatesDirectoryAndSocketWithExactModes(t *testing.T) {
 		if m := mode(t, dir); m != os.ModeDir|c.dir {
 			t.Errorf("umask %03o: directory mode %v, want %v", c.umask, m, os.ModeDir|c.dir)
 		}
+		if m := mode(t, filepath.Dir(dir)); m != os.ModeDir|0o755 {
+			t.Errorf("umask %03o: parent directory mode %v, want drwxr-xr-x", c.umask, m)
+		}
 		if m := mode(t, sock); m != os.ModeSocket|c.want {
 			t.Errorf("umask %03o: socket mode %v, want %v", c.umask, m, os.ModeSocket|c.want)
 		}
