@@ -155,9 +155,9 @@ func WithReplyGrace(d time.Duration) DialOption {
 func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
 	o := dialDefaults(opts)
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unix", o.socket)
+	nc, err := dialSocket(ctx, &d, o.socket) // default paths are checked: see socket.go
 	if err != nil {
-		return nil, fmt.Errorf("postbox: dial %s: %w (is `postbox serve` running?)", o.socket, err)
+		return nil, err
 	}
 	c, err := handshake(ctx, nc, o)
 	if err != nil {

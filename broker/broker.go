@@ -5,11 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,33 +139,6 @@ func (b *Broker) SetLimits(l Limits) error {
 	}
 	b.limits.Store(&l)
 	return nil
-}
-
-// Listen creates a Unix socket listener at path, creating its directory
-// (0755) if needed and replacing a stale socket file that nobody listens
-// on. The socket file gets mode (e.g. 0666: access is decided per
-// mailbox, from the peer's credentials).
-func Listen(path string, mode os.FileMode) (*net.UnixListener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("listen %s: a broker is already listening there", path)
-		}
-		os.Remove(path)
-	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	l.SetUnlinkOnClose(true)
-	if err := os.Chmod(path, mode); err != nil {
-		l.Close()
-		return nil, err
-	}
-	return l, nil
 }
 
 // Serve accepts connections on l until Shutdown or Close, then returns

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/broker"
 )
 
@@ -127,8 +128,11 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			if err != nil {
 				return err
 			}
-			path := socketPath()
-			l, err := broker.Listen(path, os.FileMode(mode))
+			path, dirMode := postbox.ServeSocketPath() // root: the system-wide socket
+			if socketFlag != "" {
+				path, dirMode = socketFlag, 0o700
+			}
+			l, err := broker.ListenDir(path, os.FileMode(mode), dirMode)
 			if err != nil {
 				b.Close()
 				return err
