@@ -12,11 +12,8 @@
 // There are two lanes. Frames appended with urgent set (the URGENT frame
 // class of protocol v2: CANCEL, replies to urgent requests) are written
 // before every data frame queued at that moment. Frames are never split:
-// the writer only ever writes whole frames, and a frame is appended to a
-// buffer in one call. Within a lane order is FIFO. One write takes at most
-// Config.MaxWrite bytes of the data lane (cut at a frame boundary), so an
-// urgent frame queued behind a long backlog of data waits for at most
-// that much to be written, not for the whole backlog.
+// the writer only ever writes whole buffers, and a frame is appended to a
+// buffer in one call. Within a lane order is FIFO.
 //
 // Backpressure: Wait blocks while the unwritten backlog (queued plus being
 // written) exceeds Config.HighWater, so a reader that produces replies for

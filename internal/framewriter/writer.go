@@ -1,7 +1,6 @@
 package framewriter
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -13,7 +12,6 @@ import (
 const (
 	DefaultHighWater = 8 << 20
 	DefaultMaxKept   = 8 << 20
-	DefaultMaxWrite  = 256 << 10
 )
 
 // ErrClosed is returned by Err after a Close or Shutdown with no write
@@ -41,12 +39,6 @@ type Config struct {
 	// writer does). Nil: if the io.Writer is a *net.UnixConn, a built-in
 	// sender; else frames with files fail the write.
 	WriteFDs func(buf []byte, fds []FDFrame) error
-	// MaxWrite bounds how many data-lane bytes one write takes (cut at a
-	// frame boundary, at least one frame), so that an urgent frame queued
-	// during a long backlog waits behind at most this much rather than
-	// behind everything queued (0: DefaultMaxWrite). Frames with files
-	// are never cut off: a lane holding one is taken whole.
-	MaxWrite int
 	// BeforeWrite, if set, is called under the writer's lock right before
 	// a write (and after Kick) with the data lane's buffer; it returns the
 	// buffer with any frames it appends (the client folds its queued
@@ -56,16 +48,11 @@ type Config struct {
 
 // lane is one queue of frames: its buffer, the frames in it that carry
 // files, and the spare buffer it swaps with while a write is in progress.
-// buf[:head] has been taken by a capped write (see takeUpTo); the live
-// frames are buf[head:].
 type lane struct {
 	buf   []byte
-	head  int
 	fds   []FDFrame
 	spare []byte
 }
-
-func (l *lane) len() int { return len(l.buf) - l.head }
 
 // Writer is a coalescing frame writer; see the package comment.
 type Writer struct {
@@ -95,9 +82,6 @@ func New(w io.Writer, cfg Config) *Writer {
 	}
 	if cfg.MaxKept <= 0 {
 		cfg.MaxKept = DefaultMaxKept
-	}
-	if cfg.MaxWrite <= 0 {
-		cfg.MaxWrite = DefaultMaxWrite
 	}
 	if cfg.WriteFDs == nil {
 		if uc, ok := w.(*net.UnixConn); ok {
@@ -175,7 +159,7 @@ func (w *Writer) Wait() bool {
 	return !w.closing
 }
 
-func (w *Writer) backlog() int { return w.urgent.len() + w.data.len() + w.inflight }
+func (w *Writer) backlog() int { return len(w.urgent.buf) + len(w.data.buf) + w.inflight }
 
 // Pending returns the unwritten backlog in bytes: queued, and being
 // written.
@@ -231,7 +215,7 @@ func (w *Writer) Run() {
 	defer close(w.done)
 	w.mu.Lock()
 	for {
-		for !w.closing && !w.kicked && w.urgent.len() == 0 && w.data.len() == 0 {
+		for !w.closing && !w.kicked && len(w.urgent.buf) == 0 && len(w.data.buf) == 0 {
 			w.wake.Wait()
 		}
 		if w.abort {
@@ -243,7 +227,7 @@ func (w *Writer) Run() {
 			w.data.buf = w.cfg.BeforeWrite(w.data.buf)
 		}
 		w.kicked = false
-		if w.urgent.len() == 0 && w.data.len() == 0 {
+		if len(w.urgent.buf) == 0 && len(w.data.buf) == 0 {
 			if w.closing {
 				w.mu.Unlock()
 				return
@@ -251,7 +235,7 @@ func (w *Writer) Run() {
 			continue
 		}
 		u, ufds := w.urgent.take()
-		d, dfds, cut := w.data.takeUpTo(w.cfg.MaxWrite)
+		d, dfds := w.data.take()
 		w.inflight = len(u) + len(d)
 		w.mu.Unlock()
 
@@ -261,16 +245,7 @@ func (w *Writer) Run() {
 
 		w.mu.Lock()
 		w.urgent.keep(u, w.cfg.MaxKept)
-		if cut {
-			// d was the front of the lane's own buffer: nothing to keep.
-			// Once everything in it is written, it starts over (only now:
-			// until the write returned, d still pointed into it).
-			if w.data.len() == 0 {
-				w.data.buf, w.data.head = w.data.buf[:0], 0
-			}
-		} else {
-			w.data.keep(d, w.cfg.MaxKept)
-		}
+		w.data.keep(d, w.cfg.MaxKept)
 		w.inflight = 0
 		if err != nil && w.err == nil {
 			w.err = err
@@ -283,45 +258,9 @@ func (w *Writer) Run() {
 
 // take returns the lane's frames and gives it its spare buffer.
 func (l *lane) take() ([]byte, []FDFrame) {
-	buf, fds := l.buf[l.head:], l.fds
-	l.buf, l.head, l.fds, l.spare = l.spare[:0], 0, nil, nil
+	buf, fds := l.buf, l.fds
+	l.buf, l.fds, l.spare = l.spare[:0], nil, nil
 	return buf, fds
-}
-
-// takeUpTo is take for the data lane, bounded: when more than max bytes
-// of frames (and none with files) are queued it returns only the leading
-// whole frames that fit in max (at least one), leaves the rest in place
-// and reports cut. Appends while that write runs go after the rest, never
-// over the bytes being written. The walk reads each frame's size field;
-// if the buffer does not parse as frames it takes everything, as take.
-func (l *lane) takeUpTo(max int) ([]byte, []FDFrame, bool) {
-	live := l.buf[l.head:]
-	if len(live) <= max || l.fds != nil {
-		buf, fds := l.take()
-		return buf, fds, false
-	}
-	end := 0
-	for end < len(live) {
-		if len(live)-end < 4 {
-			end = -1
-			break
-		}
-		n := 4 + int(binary.LittleEndian.Uint32(live[end:]))
-		if n < 16 || n > len(live)-end {
-			end = -1
-			break
-		}
-		if end > 0 && end+n > max {
-			break
-		}
-		end += n
-	}
-	if end <= 0 || end == len(live) {
-		buf, fds := l.take()
-		return buf, fds, false
-	}
-	l.head += end
-	return live[:end:end], nil, true
 }
 
 // keep makes buf the lane's spare unless it grew too large.
@@ -334,7 +273,7 @@ func (l *lane) keep(buf []byte, maxKept int) {
 func (w *Writer) dropLocked() {
 	for _, l := range []*lane{&w.urgent, &w.data} {
 		closeFDs(l.fds)
-		l.buf, l.head, l.fds = l.buf[:0], 0, nil
+		l.buf, l.fds = l.buf[:0], nil
 	}
 }
 
