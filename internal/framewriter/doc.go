@@ -12,8 +12,12 @@
 // There are two lanes. Frames appended with urgent set (the URGENT frame
 // class of protocol v2: CANCEL, replies to urgent requests) are written
 // before every data frame queued at that moment. Frames are never split:
-// the writer only ever writes whole buffers, and a frame is appended to a
-// buffer in one call. Within a lane order is FIFO.
+// the writer only ever writes whole frames, and a frame is appended to a
+// buffer in one call. Within a lane order is FIFO. A long data backlog is
+// written in pieces of at most Config.MaxWrite bytes cut at frame
+// boundaries, and urgent frames queued meanwhile go out between pieces,
+// so an urgent frame waits behind at most that much data, not behind the
+// whole backlog.
 //
 // Backpressure: Wait blocks while the unwritten backlog (queued plus being
 // written) exceeds Config.HighWater, so a reader that produces replies for

@@ -1,6 +1,7 @@
 package framewriter
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 const (
 	DefaultHighWater = 8 << 20
 	DefaultMaxKept   = 8 << 20
+	DefaultMaxWrite  = 256 << 10
 )
 
 // ErrClosed is returned by Err after a Close or Shutdown with no write
@@ -39,6 +41,13 @@ type Config struct {
 	// writer does). Nil: if the io.Writer is a *net.UnixConn, a built-in
 	// sender; else frames with files fail the write.
 	WriteFDs func(buf []byte, fds []FDFrame) error
+	// MaxWrite: the data lane is written in pieces of at most this many
+	// bytes (cut at frame boundaries, at least one frame a piece), and
+	// urgent frames queued meanwhile go out between pieces, so an urgent
+	// frame waits behind at most this much data rather than behind the
+	// whole backlog taken for one write (0: DefaultMaxWrite). A data lane
+	// holding frames with files is written whole.
+	MaxWrite int
 	// BeforeWrite, if set, is called under the writer's lock right before
 	// a write (and after Kick) with the data lane's buffer; it returns the
 	// buffer with any frames it appends (the client folds its queued
@@ -82,6 +91,9 @@ func New(w io.Writer, cfg Config) *Writer {
 	}
 	if cfg.MaxKept <= 0 {
 		cfg.MaxKept = DefaultMaxKept
+	}
+	if cfg.MaxWrite <= 0 {
+		cfg.MaxWrite = DefaultMaxWrite
 	}
 	if cfg.WriteFDs == nil {
 		if uc, ok := w.(*net.UnixConn); ok {
@@ -159,7 +171,7 @@ func (w *Writer) Wait() bool {
 	return !w.closing
 }
 
-func (w *Writer) backlog() int { return len(w.urgent.buf) + len(w.data.buf) + w.inflight }
+func (w *Writer) backlog() int { return w.urgent.len() + w.data.len() + w.inflight }
 
 // Pending returns the unwritten backlog in bytes: queued, and being
 // written.
@@ -239,8 +251,14 @@ func (w *Writer) Run() {
 		w.inflight = len(u) + len(d)
 		w.mu.Unlock()
 
-		err := w.write(u, ufds, d, dfds)
-		closeFDs(ufds)
+		var err error
+		if dfds == nil && len(d) > w.cfg.MaxWrite {
+			err = w.writePieces(u, ufds, d)
+			u = nil // writePieces gave it back to the urgent lane
+		} else {
+			err = w.write(u, ufds, d, dfds)
+			closeFDs(ufds)
+		}
 		closeFDs(dfds)
 
 		w.mu.Lock()
@@ -255,6 +273,61 @@ func (w *Writer) Run() {
 		w.space.Broadcast()
 	}
 }
+
+// writePieces writes u, then d in pieces of at most MaxWrite bytes cut at
+// frame boundaries; before each piece after the first it takes whatever
+// urgent frames were queued meanwhile and writes them first. It closes
+// the files of every urgent frame it wrote (or failed to write) and
+// gives their buffers back to the urgent lane. It stops early, dropping
+// the rest of d, once the writer is aborting.
+func (w *Writer) writePieces(u []byte, ufds []FDFrame, d []byte) error {
+	for {
+		n := frameCut(d, w.cfg.MaxWrite)
+		err := w.write(u, ufds, d[:n], nil)
+		closeFDs(ufds)
+		d = d[n:]
+		w.mu.Lock()
+		if u != nil {
+			w.urgent.keep(u, w.cfg.MaxKept)
+			w.inflight -= len(u)
+			u, ufds = nil, nil
+		}
+		w.inflight -= n
+		if err != nil || len(d) == 0 || w.abort {
+			w.mu.Unlock()
+			return err
+		}
+		if w.urgent.len() > 0 {
+			u, ufds = w.urgent.take()
+			w.inflight += len(u)
+		}
+		w.mu.Unlock()
+		w.space.Broadcast()
+	}
+}
+
+// frameCut returns the length of the leading whole frames of d that fit
+// in max bytes (at least one frame), reading each frame's size field. If
+// d does not parse as frames it returns len(d): the buffer goes out whole.
+func frameCut(d []byte, max int) int {
+	end := 0
+	for end < len(d) {
+		if len(d)-end < 4 {
+			return len(d)
+		}
+		n := 4 + int(binary.LittleEndian.Uint32(d[end:]))
+		if n < 16 || n > len(d)-end {
+			return len(d)
+		}
+		if end > 0 && end+n > max {
+			return end
+		}
+		end += n
+	}
+	return end
+}
+
+func (l *lane) len() int { return len(l.buf) }
 
 // take returns the lane's frames and gives it its spare buffer.
 func (l *lane) take() ([]byte, []FDFrame) {

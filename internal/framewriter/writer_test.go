@@ -2,6 +2,7 @@ package framewriter
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -389,3 +390,78 @@ func TestAppendDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per Append", n)
 	}
 }
+
+// realFrame appends a frame with a valid size field: n bytes in all,
+// filled with c after the 4-byte size.
+func realFrame(c byte, n int) func([]byte) []byte {
+	return func(b []byte) []byte {
+		b = binary.LittleEndian.AppendUint32(b, uint32(n-4))
+		for range n - 4 {
+			b = append(b, c)
+		}
+		return b
+	}
+}
+
+func TestUrgentFrameWaitsBehindAtMostMaxWriteOfABacklog(t *testing.T) {
+	checkNoLeak(t)
+	const frameSize, frames, maxWrite = 1000, 1000, 10_000 // a 1 MB backlog
+	g := newGated()
+	w := start(t, g, Config{MaxWrite: maxWrite})
+	w.Append(false, realFrame('a', frameSize))
+	<-g.started // the first write holds one frame; the backlog queues behind it
+	for range frames {
+		w.Append(false, realFrame('d', frameSize))
+	}
+	g.gate <- struct{}{} // let the first write finish
+	<-g.started          // the second write: at most maxWrite of the backlog
+	w.Append(true, realFrame('U', 100))
+	close(g.gate)
+	if err := w.Close(true); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.writes[1]) > maxWrite {
+		t.Fatalf("the second write took %d bytes, more than MaxWrite %d", len(g.writes[1]), maxWrite)
+	}
+	s := g.stream()
+	at := bytes.IndexByte(s, 'U')
+	if at < 0 {
+		t.Fatal("the urgent frame was never written")
+	}
+	if limit := frameSize + 2*maxWrite; at > limit {
+		t.Fatalf("the urgent frame went out after %d bytes of data, want at most %d", at, limit)
+	}
+	if (at-4)%frameSize != 0 {
+		t.Fatalf("the urgent frame starts at %d, inside a data frame", at-4)
+	}
+	if got, want := bytes.Count(s, []byte{'d'}), frames*(frameSize-4); got != want {
+		t.Fatalf("%d data bytes written, want %d", got, want)
+	}
+}
+
+func TestACappedWriteNeverLosesFramesAppendedMeanwhile(t *testing.T) {
+	checkNoLeak(t)
+	var sink bytes.Buffer
+	var mu sync.Mutex
+	w := start(t, writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return sink.Write(p)
+	}), Config{MaxWrite: 4096})
+	var want bytes.Buffer
+	for i := range 5000 {
+		f := realFrame(byte('a'+i%26), 16+i%300)
+		want.Write(f(nil))
+		w.Append(false, f)
+	}
+	if err := w.Close(true); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sink.Bytes(), want.Bytes()) {
+		t.Fatalf("stream differs from what was appended (%d bytes vs %d)", sink.Len(), want.Len())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
