@@ -18,7 +18,9 @@
 //     and leave many per write (write coalescing). It has two lanes:
 //     the reply to an URGENT request and the final reply of a request
 //     ended by CANCEL go in the urgent lane, written ahead of queued data
-//     (deliveries, other replies); a frame is never split;
+//     (deliveries, other replies), except a CONSUME's final reply, which
+//     follows its queued deliveries so that it stays the last frame with
+//     its id; a frame is never split;
 //   - each mailbox is a mailbox.Mailbox under its own mutex. A request
 //     locks only the mailbox it names, calls the core, and carries out the
 //     effects the core returns (deliver, complete a send, fail a waiter)

@@ -235,3 +235,67 @@ func TestV2UrgentCancelReplyOvertakesQueuedDeliveries(t *testing.T) {
 	}
 	t.Logf("the CANCEL reply overtook %d of %d deliveries", n-delivered, n)
 }
+
+// The reply that ends a CONSUME is the last frame with its id, even when
+// a CANCEL ended it while many of its deliveries were still queued: it is
+// never sent in the urgent lane, where it could overtake them.
+func TestV2CanceledConsumeReplyFollowsEveryQueuedDelivery(t *testing.T) {
+	b := startBroker(t, nil)
+	rc := dialRaw(t, b.socket)
+	rc.create(t, wire.Create{Name: []byte("flood"), Capacity: -1})
+	f, consID := rc.frame(wire.OpConsume, wire.FlagAutoAck, (&wire.Consume{Name: []byte("flood"), Credit: 1 << 20}).Append(nil))
+	rc.write(t, f)
+	sender := dialRaw(t, b.socket)
+	body := make([]byte, 256<<10)
+	const n = 64 // 16 MiB: far more than the socket buffers hold
+	for range n / 8 {
+		m := wire.Send{Target: []byte("flood")}
+		for range 8 {
+			m.Msgs = append(m.Msgs, wire.SendMsg{Type: 1, Body: body})
+		}
+		hd, p := sender.send(t, 0, m)
+		must(t, "flood", hd, p, wire.OK)
+	}
+	deadline := time.Now().Add(hangGuard)
+	for {
+		hd, p := sender.roundTrip(t, wire.OpStat, 0, (&wire.Name{Name: []byte("flood")}).Append(nil))
+		must(t, "STAT", hd, p, wire.OK)
+		var info wire.MailboxInfo
+		info.Decode(p)
+		if info.Depth == 0 && info.Received == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries not handed out: %+v", info)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel, _ := rc.frame(wire.OpCancel, wire.FlagUrgent, nil)
+	binary.LittleEndian.PutUint64(cancel[8:], consID)
+	rc.write(t, cancel)
+	delivered := 0
+	for {
+		hd, p, err := rc.next(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hd.Push() {
+			if hd.Op != wire.OpDeliver || hd.Request != consID {
+				t.Fatalf("pushed %s for request %d", hd.Op, hd.Request)
+			}
+			delivered++
+			continue
+		}
+		if hd.Request != consID {
+			t.Fatalf("unexpected reply %s to %d", hd.Op, hd.Request)
+		}
+		must(t, "canceled CONSUME", hd, p, wire.CodeCanceled)
+		if hd.Urgent() {
+			t.Fatal("the CONSUME-reply came in the urgent lane")
+		}
+		break
+	}
+	if delivered != n {
+		t.Fatalf("the CONSUME-reply came after %d of %d deliveries: the rest would be lost", delivered, n)
+	}
+}

@@ -327,10 +327,14 @@ func (b *Broker) continueSend(p *pending) {
 }
 
 // header is the header of p's final reply: in the urgent lane if p was
-// URGENT or ended by a CANCEL.
+// URGENT or ended by a CANCEL. A CONSUME's final reply never is: its
+// DELIVERs travel in the data lane, and the reply that ends the stream
+// must stay the last frame with its id (an urgent one could overtake
+// deliveries already queued, which the client would then have no
+// stream for, losing auto-acked messages and stranding leases).
 func (p *pending) header(err error) wire.Header {
 	hd := wire.Header{Op: p.op, Request: p.req}
-	if p.urgent || errors.Is(err, mailbox.ErrCanceled) {
+	if p.op != wire.OpConsume && (p.urgent || errors.Is(err, mailbox.ErrCanceled)) {
 		hd.Flags = wire.FlagUrgent
 	}
 	return hd
