@@ -44,8 +44,19 @@ $POSTBOX_DATA, else $XDG_STATE_HOME/postbox, else ~/.local/state/postbox.
 A second broker on the same directory is refused. --memory runs without
 one.
 
-The socket is connectable by every user (--socket-mode 0666): who may do
-what is decided per mailbox from each peer's kernel credentials.
+The socket is --socket PATH, else $POSTBOX_SOCKET; else, run as root, the
+system-wide /run/postbox/postbox.sock ($POSTBOX_SYSTEM_SOCKET moves it),
+whose directory is created 0755; else the per-user
+$XDG_RUNTIME_DIR/postbox/postbox.sock, else
+${TMPDIR:-/tmp}/postbox-<uid>/postbox.sock. Any other missing socket
+directory is created 0700 (missing parents 0755), whatever the umask. An
+existing directory is used as it is, but refused if it is a symlink, is
+not owned by this user, or is writable by group or others (sticky or
+not). A file at the path is replaced only if it is a stale socket of this
+user's. The socket file gets exactly --socket-mode (default 0666). So the
+system-wide broker is connectable by every user (what each may do is
+decided per mailbox from its kernel credentials); a per-user broker's
+0700 directory lets in its user alone.
 
 Signals: SIGTERM or SIGINT stop accepting, fail waiting requests with
 "broker closed", flush replies and exit 0. SIGHUP re-reads --config and
