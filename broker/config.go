@@ -30,7 +30,9 @@ type Limits struct {
 type Config struct {
 	Limits
 	// MaxFrame bounds a frame's size field. It must leave room for
-	// MaxMessage plus headers. Fixed for the broker's lifetime.
+	// MaxMessage plus headers. Fixed for the broker's lifetime: it is not
+	// in Limits, so SetLimits cannot change it (`postbox serve --config`
+	// reads max_frame at start only).
 	MaxFrame int `json:"max_frame"`
 	// DataDir holds durable mailboxes (package store). Empty: the broker
 	// keeps everything in memory and refuses durable mailboxes. A second

@@ -87,14 +87,21 @@ func newRoot() *cobra.Command {
 		Long: `postbox is an inter-process communication system for Linux: a broker that
 keeps named mailboxes, and this command to run it and to use them from a shell.
 
-Every command finds the broker's socket by --socket, else $POSTBOX_SOCKET,
-else $XDG_RUNTIME_DIR/postbox/postbox.sock, else /tmp/postbox-<uid>/postbox.sock.
+Client commands connect to --socket PATH, else $POSTBOX_SOCKET, as given.
+Otherwise they try the per-user socket, $XDG_RUNTIME_DIR/postbox/postbox.sock
+(else ${TMPDIR:-/tmp}/postbox-<uid>/postbox.sock), then the system-wide
+broker's /run/postbox/postbox.sock ($POSTBOX_SYSTEM_SOCKET moves it),
+checking each first: a path with no socket, or no broker listening, is
+passed over; one whose directory is a symlink, is not yours or root's, or
+is writable by group or others, or whose socket is not a socket owned by
+you or root, is refused (never dialled, nothing tried after it).
+"postbox serve --help" says where the broker listens.
 
 ` + exitHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&socketFlag, "socket", "", "broker socket path (default $POSTBOX_SOCKET or the per-user default)")
+	root.PersistentFlags().StringVar(&socketFlag, "socket", "", "broker socket path, used as given (default $POSTBOX_SOCKET, else the per-user then the system-wide socket; serve: see its help)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newChmod(), newBench())
 	for _, c := range root.Commands() {

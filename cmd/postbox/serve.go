@@ -20,9 +20,12 @@ import (
 )
 
 // fileConfig is the --config file: JSON with any of these fields. Limits
-// and the log level are reloaded on SIGHUP; the socket is not.
+// and the log level are reloaded on SIGHUP; max_frame is read at start
+// only (clients are told it in the handshake), and the socket is not
+// read from the file at all.
 type fileConfig struct {
 	broker.Limits
+	MaxFrame *int   `json:"max_frame"` // nil: not in the file
 	LogLevel string `json:"log_level"`
 }
 
@@ -41,24 +44,37 @@ $POSTBOX_DATA, else $XDG_STATE_HOME/postbox, else ~/.local/state/postbox.
 A second broker on the same directory is refused. --memory runs without
 one.
 
-The socket is connectable by every user (--socket-mode 0666): who may do
-what is decided per mailbox from each peer's kernel credentials.
+The socket is --socket PATH, else $POSTBOX_SOCKET; else, run as root, the
+system-wide /run/postbox/postbox.sock ($POSTBOX_SYSTEM_SOCKET moves it),
+whose directory is created 0755; else the per-user
+$XDG_RUNTIME_DIR/postbox/postbox.sock, else
+${TMPDIR:-/tmp}/postbox-<uid>/postbox.sock. Any other missing socket
+directory is created 0700 (missing parents 0755), whatever the umask. An
+existing directory is used as it is, but refused if it is a symlink, is
+not owned by this user, or is writable by group or others (sticky or
+not). A file at the path is replaced only if it is a stale socket of this
+user's. The socket file gets exactly --socket-mode (default 0666). So the
+system-wide broker is connectable by every user (what each may do is
+decided per mailbox from its kernel credentials); a per-user broker's
+0700 directory lets in its user alone.
 
 Signals: SIGTERM or SIGINT stop accepting, fail waiting requests with
 "broker closed", flush replies and exit 0. SIGHUP re-reads --config and
-applies its limits and log level (the socket cannot change without a
-restart); the log says what changed.
+applies its limits and log level; the log says what changed. The socket
+path and mode and max_frame cannot change without a restart: a reload
+keeps them, and logs a warning if the file's max_frame differs.
 
 --config is JSON with any of: max_connections, max_mailboxes,
-max_message_bytes, max_queued_bytes, inbox_capacity, log_level.
-Flags given on the command line win over the file. On a reload, a key
-missing from the file keeps the value in force.
+max_message_bytes, max_queued_bytes, inbox_capacity, max_frame (read
+at start only), log_level. Flags given on the command line win over the
+file. On a reload, a key missing from the file keeps the value in force.
 
---max-frame bounds every frame's size both ways (default 16 MiB) and is
-told to clients in the handshake; it is fixed until a restart. It must
-exceed --max-message by at least 1 KiB (a message's headers, up to 16 KiB,
-and its SEND fields travel in the same frame). Unless given, it grows to
---max-message + 64 KiB when a larger --max-message needs that.
+--max-frame (config key max_frame) bounds every frame's size both ways
+(default 16 MiB) and is told to clients in the handshake; it is fixed
+until a restart. It must exceed --max-message by at least 1 KiB (a
+message's headers, up to 16 KiB, and its SEND fields travel in the same
+frame). Unless given by the flag or the file, it grows to --max-message
++ 64 KiB when a larger --max-message needs that.
 
 The broker runs the Go collector at GOGC=400 with a soft memory limit of
 twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
@@ -74,6 +90,7 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg.Logger = log
+			frameGiven, started := cmd.Flags().Changed("max-frame"), false
 			load := func() error {
 				if configFile == "" {
 					return nil
@@ -98,6 +115,15 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 					l.MaxQueuedBytes = cfg.MaxQueuedBytes
 				}
 				cfg.Limits = l
+				if fc.MaxFrame != nil && !flags.Changed("max-frame") {
+					switch {
+					case !started:
+						cfg.MaxFrame, frameGiven = *fc.MaxFrame, true
+					case *fc.MaxFrame != cfg.MaxFrame:
+						log.Warn("SIGHUP: max_frame cannot change without a restart; keeping the value in force",
+							"max_frame", cfg.MaxFrame, "file_max_frame", *fc.MaxFrame)
+					}
+				}
 				if !flags.Changed("log-level") && fc.LogLevel != "" {
 					if err := level.UnmarshalText([]byte(fc.LogLevel)); err != nil {
 						return fmt.Errorf("%s: log_level %q: %w", configFile, fc.LogLevel, err)
@@ -108,7 +134,8 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			if err := load(); err != nil {
 				return err
 			}
-			if !cmd.Flags().Changed("max-frame") {
+			started = true
+			if !frameGiven {
 				// Room for the largest message, its headers and fields.
 				cfg.MaxFrame = max(cfg.MaxFrame, cfg.MaxMessage+64<<10)
 			}
@@ -175,7 +202,7 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&socketMode, "socket-mode", "0666", "permission bits of the socket file (octal)")
-	f.StringVar(&configFile, "config", "", "JSON file with limits and log_level, re-read on SIGHUP")
+	f.StringVar(&configFile, "config", "", "JSON file with limits, max_frame and log_level, re-read on SIGHUP (max_frame only at start)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&dataDir, "data", "", "data directory for durable mailboxes (default $POSTBOX_DATA, else $XDG_STATE_HOME/postbox, else ~/.local/state/postbox)")
 	f.BoolVar(&memoryOnly, "memory", false, "no data directory: keep everything in memory and refuse durable mailboxes")
