@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/broker"
 	"github.com/postbox-ipc/postbox/internal/testbroker"
 )
 
@@ -215,4 +216,39 @@ func TestRecvFollowEndsWhenItsOutputCloses(t *testing.T) {
 		t.Fatalf("fourth message %q redeliveries %d, want m3 and 0", m.Body, m.Redeliveries)
 	}
 	ack(t, m)
+}
+
+func TestBrowsePageEndsEarlyWithinTheMaxFrame(t *testing.T) {
+	b := start(t, limits(func(c *broker.Config) { c.MaxMessage, c.MaxFrame = 8<<10, 10<<10 }))
+	c := b.Dial(t)
+	mb := create(t, c, "big")
+	body := strings.Repeat("x", 4<<10)
+	for i := range 5 {
+		send(t, mb, fmt.Sprint(i)+body[1:])
+	}
+	var sizes []int
+	cursor, n := "", 0
+	for {
+		page, next, err := mb.Browse(ctxT(t), cursor, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			t.Fatalf("empty page with next %q", next)
+		}
+		for _, m := range page {
+			if m.Body[0] != byte('0'+n) {
+				t.Fatalf("message %d out of order: %q...", n, m.Body[:1])
+			}
+			n++
+		}
+		sizes = append(sizes, len(page))
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if n != 5 || !slices.Equal(sizes, []int{2, 2, 1}) {
+		t.Fatalf("pages %v (%d messages), want [2 2 1] within a 10 KiB frame", sizes, n)
+	}
 }
