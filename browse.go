@@ -48,7 +48,7 @@ func (m *Mailbox) Browse(ctx context.Context, cursor string, limit int, opts ...
 		Limit: uint32(min(max(limit, 0), wire.MaxBrowseLimit))}
 	p, err := m.c.roundTrip(ctx, wire.OpBrowse, 0, req.Append)
 	if err != nil {
-		return nil, "", fmt.Errorf("browse %q: %w", m.name, err)
+		return nil, "", err // the broker's message names the mailbox
 	}
 	var rep wire.BrowseReply
 	if err := rep.Decode(p); err != nil {

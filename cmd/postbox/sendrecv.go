@@ -325,7 +325,7 @@ wait: an empty mailbox is exit 3.
 	}
 	f := cmd.Flags()
 	f.Int64Var(&typ, "type", 0, "msgrcv type selector: 0 any, T exactly, -T lowest <= T")
-	f.IntVarP(&count, "count", "n", 1, "receive this many messages")
+	f.IntVarP(&count, "count", "n", 1, "receive this many messages (with --peek: list at most this many)")
 	f.BoolVarP(&follow, "follow", "f", false, "keep receiving until interrupted")
 	f.DurationVar(&timeout, "timeout", 0, "give up waiting for a message after this long (0 = wait forever)")
 	f.BoolVar(&nowait, "nowait", false, "fail at once if no message is there")
@@ -381,7 +381,7 @@ func peekMessages(ctx context.Context, mb *postbox.Mailbox, typ int64, count int
 		cursor = next
 	}
 	if n == 0 {
-		return fmt.Errorf("peek %q: %w", mb.Name(), postbox.ErrEmpty)
+		return fmt.Errorf("%w: nothing queued in %q", postbox.ErrEmpty, mb.Name())
 	}
 	return nil
 }
