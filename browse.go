@@ -37,8 +37,10 @@ func (t typeOption) applyBrowse(o *browseOptions) { o.typ = int64(t) }
 // Browsing is not a delivery: the messages are not leased, their
 // Redeliveries and the mailbox's MaxDeliveries do not count it, and they
 // stay queued for receivers. Messages in flight (leased) are not listed.
-// A listed message has Lease 0; its Ack and Nack return ErrNotLeased. It
-// needs read permission, as Receive does.
+// A listed message has Lease 0; its Ack and Nack return ErrNotLeased. A
+// shared-memory channel offer is listed with an empty body (its token is
+// for the receiver that takes it). Browse needs read permission, as
+// Receive does.
 func (m *Mailbox) Browse(ctx context.Context, cursor string, limit int, opts ...BrowseOption) ([]*Message, string, error) {
 	var o browseOptions
 	for _, opt := range opts {

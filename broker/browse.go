@@ -67,6 +67,11 @@ func (bx *box) browse(c *conn, hd wire.Header, m *wire.Browse) {
 				Redeliveries: msg.Redeliveries, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
 				Headers: msg.Headers, Body: msg.Body,
 			}
+			if d.Flags&wire.DeliveryChannelOffer != 0 {
+				// The body is the token ATTACH takes the channel with: a
+				// browser must receive the offer to get it.
+				d.Body = nil
+			}
 			if budget -= wire.BrowseEntrySize(&d); budget < 0 && i > 0 {
 				more = true
 				break

@@ -252,3 +252,34 @@ func TestBrowsePageEndsEarlyWithinTheMaxFrame(t *testing.T) {
 		t.Fatalf("pages %v (%d messages), want [2 2 1] within a 10 KiB frame", sizes, n)
 	}
 }
+
+func TestBrowseWithholdsAChannelOfferToken(t *testing.T) {
+	b := start(t, nil)
+	c := b.Dial(t)
+	mb := create(t, c, "offers")
+	files, _, err := c.OfferChannel(ctxT(t), "offers", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.Close()
+	page, _, err := mb.Browse(ctxT(t), "", 0)
+	if err != nil || len(page) != 1 {
+		t.Fatalf("browse: %d, %v", len(page), err)
+	}
+	if !page[0].IsChannelOffer() || len(page[0].Body) != 0 {
+		t.Fatalf("browsed offer: channel offer %v, body of %d bytes; want the flag and no token", page[0].IsChannelOffer(), len(page[0].Body))
+	}
+	if _, err := c.AttachChannel(ctxT(t), page[0]); !errors.Is(err, postbox.ErrInvalid) {
+		t.Fatalf("attach with a browsed offer: %v, want ErrInvalid", err)
+	}
+	m := recv(t, mb) // the receiver still gets the token
+	if len(m.Body) != 16 {
+		t.Fatalf("received offer body of %d bytes", len(m.Body))
+	}
+	theirs, err := c.AttachChannel(ctxT(t), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs.Close()
+	ack(t, m)
+}
