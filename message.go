@@ -35,9 +35,10 @@ type Message struct {
 	SentAt time.Time
 	Body   []byte
 
-	flags uint8  // wire.DeliveryChannelOffer
-	lease uint64 // 0 when auto-acked
-	c     *Client
+	flags   uint8  // wire.DeliveryChannelOffer
+	browsed bool   // listed by Browse: not delivered, Ack and Nack fail
+	lease   uint64 // 0 when auto-acked or browsed
+	c       *Client
 	// hdr holds the headers; nil when the message has none, so a message
 	// without headers costs no more than before they existed (the fields
 	// above plus a small body fit one allocation size class).
@@ -108,6 +109,9 @@ func (m *Message) Ack(ctx context.Context) error { return m.settle(ctx, wire.OpA
 func (m *Message) Nack(ctx context.Context) error { return m.settle(ctx, wire.OpNack) }
 
 func (m *Message) settle(ctx context.Context, op wire.Op) error {
+	if m.browsed {
+		return fmt.Errorf("%s of message %d in %q: %w", strings.ToLower(op.String()), m.ID, m.Mailbox, ErrNotLeased)
+	}
 	if m.lease == 0 {
 		return nil
 	}

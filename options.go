@@ -212,12 +212,13 @@ func (t typeOption) applyConsume(o *consumeOptions)     { o.typ = int64(t) }
 func (t typeOption) applyPublisher(o *publisherOptions) { o.typ = int64(t) }
 
 // TypeOption is what Type returns: a SendOption, ReceiveOption,
-// ConsumeOption and PublisherOption.
+// ConsumeOption, PublisherOption and BrowseOption.
 type TypeOption interface {
 	SendOption
 	ReceiveOption
 	ConsumeOption
 	PublisherOption
+	BrowseOption
 }
 
 // Type (Send, Publisher) sets the message type (>= 1, default 1).

@@ -39,26 +39,29 @@ var validOutcome = map[string]wire.Code{
 	"send-receipt-flag-irrelevant-to-decoding": wire.CodeInvalid,  // RECEIPT with 3 messages
 	"send-user-headers-repeat-keys":            wire.CodeNotFound, // @1: no such endpoint
 	"send-reserved-header-tag-passed-through":  wire.OK,
-	"ping":                   wire.OK,
-	"ping-noncritical-ext":   wire.OK,
-	"cancel-urgent":          noReply,
-	"destroy":                wire.OK,
-	"stat":                   wire.OK,
-	"chmod":                  wire.OK,
-	"channel":                wire.CodeNotFound, // an endpoint of another run
-	"attach":                 wire.CodeNotFound,
-	"recv":                   wire.OK,
-	"consume":                noReply, // a DELIVER, checked below
-	"credit":                 noReply,
-	"create-with-options":    wire.OK,
-	"create-all-options":     wire.OK,
-	"create-no-options":      wire.OK,
-	"ack-one-range":          wire.OK, // status OK, leases listed as stale
-	"ack-noreply-ranges":     noReply,
-	"nack-unsorted-disjoint": wire.OK,
-	"ack-max-leases":         wire.OK,
-	"list-first-page":        wire.OK,
-	"list-next-page":         wire.OK,
+	"ping":                         wire.OK,
+	"ping-noncritical-ext":         wire.OK,
+	"cancel-urgent":                noReply,
+	"destroy":                      wire.OK,
+	"stat":                         wire.OK,
+	"chmod":                        wire.OK,
+	"channel":                      wire.CodeNotFound, // an endpoint of another run
+	"attach":                       wire.CodeNotFound,
+	"recv":                         wire.OK,
+	"consume":                      noReply, // a DELIVER, checked below
+	"credit":                       noReply,
+	"create-with-options":          wire.OK,
+	"create-all-options":           wire.OK,
+	"create-no-options":            wire.OK,
+	"ack-one-range":                wire.OK, // status OK, leases listed as stale
+	"ack-noreply-ranges":           noReply,
+	"nack-unsorted-disjoint":       wire.OK,
+	"ack-max-leases":               wire.OK,
+	"list-first-page":              wire.OK,
+	"list-next-page":               wire.OK,
+	"browse-first-page":            wire.OK,
+	"browse-next-page-lowest-type": wire.OK,
+	"browse-default-limit":         wire.CodeNotFound, // @42: no such endpoint
 }
 
 func TestV2ConformanceVectorsAgainstALiveBroker(t *testing.T) {

@@ -43,6 +43,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doRecv(hd, p)
 	case wire.OpConsume:
 		h.doConsume(hd, p)
+	case wire.OpBrowse:
+		h.doBrowse(hd, p)
 	case wire.OpCredit:
 		h.doCredit(hd, p)
 	case wire.OpCancel:

@@ -24,6 +24,15 @@
 //	type  > 0   the first message whose Type equals type
 //	type  < 0   the first message with the lowest Type <= |type|
 //
+// # Browsing
+//
+// Browse lists queued messages in the order a succession of receivers
+// with the same selector would take them (for a negative selector: lowest
+// type first, queue order within a type), a page at a time after a
+// Position. It is a query, not a delivery: no lease, no Redeliveries or
+// MaxDeliveries count, no effects. Leased messages (in flight) and offered
+// messages (a rendezvous or receipted send still waiting) are not listed.
+//
 // # Waiting
 //
 // Receivers that find nothing wait in one FIFO list; a new message goes to

@@ -323,6 +323,7 @@ func (md *model) check() {
 	if !md.destroyed && (st.Sent != sent || st.Received != md.received) {
 		md.fatalf("stats sent=%d received=%d, model %d %d", st.Sent, st.Received, sent, md.received)
 	}
+	md.checkBrowse()
 }
 
 func (md *model) step() {

@@ -46,6 +46,8 @@ var decoders = []struct {
 	{"Error", func() payload { return new(ErrorReply) }},
 	{"Empty", func() payload { return new(Empty) }},
 	{"Headers", func() payload { return new(headersPayload) }},
+	{"Browse", func() payload { return new(Browse) }},
+	{"BrowseReply", func() payload { return new(BrowseReply) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.

@@ -17,6 +17,7 @@ func vectorFiles() []vectorFile {
 		{"deliver.json", deliverVectors()},
 		{"ack.json", ackVectors()},
 		{"list.json", listVectors()},
+		{"browse.json", browseVectors()},
 		{"create.json", createVectors()},
 		{"errors.json", errorVectors()},
 		{"misc.json", miscVectors()},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,12 +11,14 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 // waitContext bounds one wait by --timeout (0 = no bound).
@@ -212,7 +215,7 @@ func newRecv() *cobra.Command {
 	var typ int64
 	var count int
 	var timeout time.Duration
-	var nowait, follow, noAck bool
+	var nowait, follow, peek bool
 	var out string
 	cmd := &cobra.Command{
 		Use:   "recv NAME",
@@ -230,13 +233,22 @@ user headers as "headers": {"key": ["value", ...]}.
 
 --type follows SysV msgrcv: 0 any, T > 0 exactly type T, T < 0 the lowest
 type <= |T|. --count N receives N messages (default 1); --follow receives
-until interrupted. --timeout bounds each wait; --nowait fails at once when
-nothing is there (exit 3).
+until interrupted, or until its output is closed (recv q --follow | head
+-3 ends when head does; a message it received but could not print is
+nacked, never acked). --timeout bounds each wait; --nowait fails at once
+when nothing is there (exit 3).
+
+--peek lists up to --count of the messages queued now, in the order
+receivers would take them (with --type: the messages that type selects),
+without taking them: no lease, no delivery counted, so peeking never
+moves a message towards --max-deliveries or its dead-letter mailbox.
+Messages in flight (leased to a receiver) are not listed. It does not
+wait: an empty mailbox is exit 3.
 
 ` + timeoutHelp + `
 
 ` + exitHelp,
-		Example: "  postbox recv jobs --count 10 -o json\n  postbox recv jobs --follow --type -3",
+		Example: "  postbox recv jobs --count 10 -o json\n  postbox recv jobs --follow --type -3\n  postbox recv jobs --peek --count 20 -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "text", "raw", "json"); err != nil {
@@ -245,52 +257,64 @@ nothing is there (exit 3).
 			if count < 1 {
 				return usageError{fmt.Errorf("--count %d: want at least 1", count)}
 			}
-			ctx := cmd.Context()
+			if peek && follow {
+				return usageError{errors.New("--peek lists what is queued now; it cannot --follow")}
+			}
+			ctx, watch, err := watchOutput(cmd.Context(), int(os.Stdout.Fd()))
+			if err != nil {
+				return err
+			}
+			defer watch.stop()
 			c, err := dialWithin(ctx, timeout)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			mb := c.Mailbox(args[0])
+			w := bufio.NewWriter(os.Stdout)
+			defer w.Flush()
+			print := printer(w, out)
+			if peek {
+				return peekMessages(ctx, mb, typ, count, timeout, w, print)
+			}
 			opts := []postbox.ReceiveOption{postbox.Type(typ)}
 			if nowait {
 				opts = append(opts, postbox.NoWait())
 			}
-			w := bufio.NewWriter(os.Stdout)
-			defer w.Flush()
-			enc := json.NewEncoder(w)
 			for n := 0; follow || n < count; n++ {
 				wctx, cancel := waitContext(ctx, timeout)
 				m, err := mb.Receive(wctx, opts...)
 				cancel()
 				if err != nil {
+					if watch.gone() {
+						return nil // nobody reads any more: the normal end of a pipeline
+					}
 					if follow && ctx.Err() != nil {
 						return nil // interrupted: the normal end of --follow
 					}
 					return err
 				}
-				switch out {
-				case "json":
-					enc.Encode(toJSON(m))
-				case "raw":
-					w.Write(m.Body)
-				default:
-					w.Write(m.Body)
-					w.WriteByte('\n')
-				}
 				// Print before acking: a message is never lost between the
-				// two, at worst it is seen again.
-				actx, cancel := waitContext(ctx, timeout)
+				// two, at worst it is seen again. One that cannot be
+				// printed (the output went away) is nacked.
+				// Settled even if ctx ended meanwhile (interrupted, output
+				// gone): what was printed is acked, the rest nacked.
+				actx, cancel := waitContext(context.WithoutCancel(ctx), cmp.Or(timeout, settleTimeout))
+				if watch.gone() {
+					m.Nack(actx)
+					cancel()
+					return nil
+				}
+				print(m)
 				if err := w.Flush(); err != nil {
 					m.Nack(actx)
 					cancel()
+					if watch.gone() || errors.Is(err, syscall.EPIPE) {
+						return nil
+					}
 					return err
 				}
-				if noAck {
-					err = m.Nack(actx)
-				} else {
-					err = m.Ack(actx)
-				}
+				err = m.Ack(actx)
 				cancel()
 				if err != nil {
 					return err
@@ -301,11 +325,63 @@ nothing is there (exit 3).
 	}
 	f := cmd.Flags()
 	f.Int64Var(&typ, "type", 0, "msgrcv type selector: 0 any, T exactly, -T lowest <= T")
-	f.IntVarP(&count, "count", "n", 1, "receive this many messages")
+	f.IntVarP(&count, "count", "n", 1, "receive this many messages (with --peek: list at most this many)")
 	f.BoolVarP(&follow, "follow", "f", false, "keep receiving until interrupted")
 	f.DurationVar(&timeout, "timeout", 0, "give up waiting for a message after this long (0 = wait forever)")
 	f.BoolVar(&nowait, "nowait", false, "fail at once if no message is there")
-	f.BoolVar(&noAck, "peek", false, "put each message back (nack) instead of acking it")
+	f.BoolVar(&peek, "peek", false, "list queued messages (up to --count) without taking them or counting a delivery")
 	outputFlag(cmd, &out, "text", "text, raw or json")
 	return cmd
+}
+
+// settleTimeout bounds an ack or nack when --timeout does not.
+const settleTimeout = 10 * time.Second
+
+// printer returns the function printing one message in format out.
+func printer(w *bufio.Writer, out string) func(*postbox.Message) {
+	enc := json.NewEncoder(w)
+	return func(m *postbox.Message) {
+		switch out {
+		case "json":
+			enc.Encode(toJSON(m))
+		case "raw":
+			w.Write(m.Body)
+		default:
+			w.Write(m.Body)
+			w.WriteByte('\n')
+		}
+	}
+}
+
+// peekMessages prints up to count queued messages with Browse, taking
+// none of them.
+func peekMessages(ctx context.Context, mb *postbox.Mailbox, typ int64, count int, timeout time.Duration,
+	w *bufio.Writer, print func(*postbox.Message)) error {
+	cursor, n := "", 0
+	for n < count {
+		bctx, cancel := waitContext(ctx, timeout)
+		msgs, next, err := mb.Browse(bctx, cursor, min(count-n, wire.MaxBrowseLimit), postbox.Type(typ))
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			print(m)
+		}
+		n += len(msgs)
+		if err := w.Flush(); err != nil {
+			if errors.Is(err, syscall.EPIPE) {
+				return nil
+			}
+			return err
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: nothing queued in %q", postbox.ErrEmpty, mb.Name())
+	}
+	return nil
 }
