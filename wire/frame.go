@@ -133,6 +133,9 @@ func (r *Reader) PeekHeader() (Header, int, error) {
 // On ErrFrameTooLarge the header is valid and the frame has been skipped.
 func (r *Reader) Next() (Header, []byte, error) {
 	var h Header
+	if cap(r.buf) > maxKeptFrame {
+		r.buf = nil // the previous payload is no longer valid: release it
+	}
 	hdr, err := r.r.Peek(HeaderSize)
 	if err != nil {
 		if err == io.EOF && len(hdr) > 0 {
@@ -167,15 +170,32 @@ func (r *Reader) Next() (Header, []byte, error) {
 		r.r.Discard(n)
 		return h, p, nil
 	}
-	if cap(r.buf) < n {
-		r.buf = make([]byte, n)
+	// A large payload is read into a buffer that grows as its bytes
+	// arrive, never to the declared size up front: a peer that announces
+	// a 16 MiB frame and sends nothing more costs nothing, and one that
+	// sends half of it costs about that half.
+	p := r.buf[:0]
+	for len(p) < n {
+		if len(p) == cap(p) {
+			grown := make([]byte, len(p), min(n, max(2*cap(p), r.r.Size())))
+			copy(grown, p)
+			p = grown
+		}
+		m, err := r.r.Read(p[len(p):min(n, cap(p))])
+		p = p[:len(p)+m]
+		if err != nil && len(p) < n {
+			return h, nil, unexpected(err)
+		}
 	}
-	p := r.buf[:n]
-	if _, err := io.ReadFull(r.r, p); err != nil {
-		return h, nil, unexpected(err)
-	}
+	r.buf = p
 	return h, p, nil
 }
+
+// maxKeptFrame is the largest payload buffer a Reader keeps from one
+// frame to the next. A larger one (a frame of many megabytes) is dropped
+// at the next call, so a connection that once carried a big message does
+// not hold its size for the rest of its life.
+const maxKeptFrame = 1 << 20
 
 func unexpected(err error) error {
 	if err == io.EOF {
