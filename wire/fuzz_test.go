@@ -46,6 +46,8 @@ var decoders = []struct {
 	{"Error", func() payload { return new(ErrorReply) }},
 	{"Empty", func() payload { return new(Empty) }},
 	{"Headers", func() payload { return new(headersPayload) }},
+	{"Usage", func() payload { return new(Usage) }},
+	{"UsageReply", func() payload { return new(UsageReply) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.
