@@ -44,7 +44,7 @@ func TestUsageRoundTrip(t *testing.T) {
 }
 
 func TestUsageOpName(t *testing.T) {
-	if OpUsage.String() != "USAGE" || (OpUsage | OpReply).String() != "USAGE-REPLY" {
+	if OpUsage.String() != "USAGE" || (OpUsage|OpReply).String() != "USAGE-REPLY" {
 		t.Fatalf("names %s %s", OpUsage, OpUsage|OpReply)
 	}
 }
