@@ -34,6 +34,13 @@ type Config struct {
 	// 0 = none.
 	TTL    int64
 	Leases LeaseSource
+	// Charge, if set, is told every change in the bytes held for a
+	// sender: +size when a message starts being held (queued, leased or
+	// waiting to enter), -size when it stops (acked, withdrawn, expired,
+	// dead-lettered, destroyed). It is called with the owner's lock held
+	// and must be a leaf: count, never block or call back (a broker's
+	// per-uid quotas).
+	Charge func(sender Identity, bytes int64)
 }
 
 // Stats are a mailbox's live state and counters.
@@ -126,7 +133,7 @@ func (m *Mailbox) Send(msg *Message, receipt bool, s *Sender) (res Result, done 
 		}
 		s.Msg, s.Receipt, s.offered = msg, receipt, false
 		m.blocked.push(s)
-		m.held += int64(msg.size())
+		m.hold(msg, 1)
 		return res, false, nil
 	}
 	r := m.firstWaiter(msg)
@@ -163,7 +170,7 @@ func (m *Mailbox) accept(msg *Message, journal bool) {
 	msg.Seq = m.nextSeq
 	m.nextSeq++
 	m.st.Sent++
-	m.held += int64(msg.size())
+	m.hold(msg, 1)
 	if journal {
 		m.journal(EffEnqueued, msg)
 	}
@@ -200,7 +207,7 @@ func (m *Mailbox) deliver(r *Receiver, msg *Message) {
 	var lease uint64
 	if r.AutoAck {
 		m.st.Received++
-		m.held -= int64(msg.size())
+		m.hold(msg, -1)
 		m.journal(EffRemoved, msg)
 	} else {
 		lease = m.cfg.Leases.NextLease()
@@ -243,7 +250,7 @@ func (m *Mailbox) admit() {
 		s := m.blocked.head
 		m.blocked.remove(s)
 		msg := s.Msg
-		m.held -= int64(msg.size()) // accept counts it again
+		m.hold(msg, -1) // accept counts it again
 		r := m.firstWaiter(msg)
 		m.accept(msg, r != nil || !s.Receipt)
 		if r != nil {
@@ -353,12 +360,12 @@ func (m *Mailbox) CancelSend(s *Sender, err error) {
 	switch {
 	case s.list == &m.blocked:
 		m.blocked.remove(s)
-		m.held -= int64(s.Msg.size())
+		m.hold(s.Msg, -1)
 	case s.list == &m.offers:
 		m.offers.remove(s)
 		m.q.remove(s.Msg)
 		s.Msg.offer, s.offered = nil, false
-		m.held -= int64(s.Msg.size()) // never journaled: nothing to remove
+		m.hold(s.Msg, -1) // never journaled: nothing to remove
 		m.admit()
 	default:
 		return
@@ -375,7 +382,7 @@ func (m *Mailbox) Discard(msg *Message) bool {
 	if m.destroyed || msg.offer != nil || msg.lease != 0 || !m.q.remove(msg) {
 		return false
 	}
-	m.held -= int64(msg.size())
+	m.hold(msg, -1)
 	m.admit()
 	return true
 }
@@ -388,7 +395,7 @@ func (m *Mailbox) Ack(endpoint, lease uint64) error {
 		return err
 	}
 	m.st.Received++
-	m.held -= int64(msg.size())
+	m.hold(msg, -1)
 	m.journal(EffRemoved, msg)
 	return nil
 }
@@ -420,7 +427,7 @@ func (m *Mailbox) giveBack(msg *Message) {
 	m.st.Redelivered++
 	if m.cfg.MaxDeliveries > 0 && msg.Redeliveries >= m.cfg.MaxDeliveries {
 		m.st.DeadLettered++
-		m.held -= int64(msg.size())
+		m.hold(msg, -1)
 		m.emit(Effect{Kind: EffDeadLetter, Msg: msg, Reason: "max deliveries reached"})
 		return
 	}
@@ -447,7 +454,7 @@ func (m *Mailbox) Disconnect(endpoint uint64) {
 		next := s.next
 		if s.Endpoint == endpoint {
 			m.blocked.remove(s)
-			m.held -= int64(s.Msg.size())
+			m.hold(s.Msg, -1)
 		}
 		s = next
 	}
@@ -458,7 +465,7 @@ func (m *Mailbox) Disconnect(endpoint uint64) {
 			m.offers.remove(s)
 			m.q.remove(s.Msg)
 			s.Msg.offer, s.offered = nil, false
-			m.held -= int64(s.Msg.size())
+			m.hold(s.Msg, -1)
 			freed = true
 		}
 		s = next
@@ -528,7 +535,7 @@ func (m *Mailbox) Expire(now int64) (next int64) {
 		for _, msg := range dead {
 			m.q.remove(msg)
 			m.st.Expired++
-			m.held -= int64(msg.size())
+			m.hold(msg, -1)
 			m.emit(Effect{Kind: EffDeadLetter, Msg: msg, Reason: "expired"})
 		}
 		m.admit()
@@ -547,6 +554,9 @@ func (m *Mailbox) Destroy(err error) {
 		err = ErrDestroyed
 	}
 	m.destroyed = true
+	if m.cfg.Charge != nil {
+		m.releaseAll()
+	}
 	for _, l := range []*senderList{&m.blocked, &m.offers} {
 		for l.head != nil {
 			s := l.head
@@ -566,6 +576,35 @@ func (m *Mailbox) Destroy(err error) {
 	m.held = 0
 }
 
+// hold counts msg as held (sign 1) or no longer held (sign -1), and tells
+// Config.Charge its sender's share.
+func (m *Mailbox) hold(msg *Message, sign int64) {
+	n := sign * int64(msg.size())
+	m.held += n
+	if m.cfg.Charge != nil {
+		m.cfg.Charge(msg.Sender, n)
+	}
+}
+
+// releaseAll tells Config.Charge that every held message is gone
+// (Destroy): the waiting senders' messages, the queue (offers included)
+// and the leased ones.
+func (m *Mailbox) releaseAll() {
+	for s := m.blocked.head; s != nil; s = s.next {
+		m.cfg.Charge(s.Msg.Sender, -int64(s.Msg.size()))
+	}
+	m.q.each(func(_ uint8, l *lane) bool {
+		for i := range l.len() {
+			msg := l.at(i)
+			m.cfg.Charge(msg.Sender, -int64(msg.size()))
+		}
+		return true
+	})
+	for _, msg := range m.leases {
+		m.cfg.Charge(msg.Sender, -int64(msg.size()))
+	}
+}
+
 // Destroyed reports whether Destroy was called.
 func (m *Mailbox) Destroyed() bool { return m.destroyed }
 
@@ -574,7 +613,7 @@ func (m *Mailbox) Destroyed() bool { return m.destroyed }
 func (m *Mailbox) Restore(msgs []*Message, nextSeq uint64) {
 	for _, msg := range msgs {
 		m.q.push(msg)
-		m.held += int64(msg.size())
+		m.hold(msg, 1)
 		if msg.Seq >= m.nextSeq {
 			m.nextSeq = msg.Seq + 1
 		}
