@@ -24,6 +24,8 @@ import (
 type fileConfig struct {
 	broker.Limits
 	LogLevel string `json:"log_level"`
+	// Quotas (per uid) are read at start only: a reload keeps them.
+	Quotas *broker.Quotas `json:"quotas"`
 }
 
 func newServe() *cobra.Command {
@@ -50,7 +52,11 @@ applies its limits and log level (the socket cannot change without a
 restart); the log says what changed.
 
 --config is JSON with any of: max_connections, max_mailboxes,
-max_message_bytes, max_queued_bytes, inbox_capacity, log_level.
+max_message_bytes, max_queued_bytes, inbox_capacity, log_level, and
+quotas (per uid, read at start only): {"connections": 256, "mailboxes":
+1024, "queued_bytes": N, "leases": 65536, "uid": {"1000": {...}}}, 0
+meaning the default and -1 unlimited; root is unlimited unless "uid"
+names "0".
 Flags given on the command line win over the file. On a reload, a key
 missing from the file keeps the value in force.
 
@@ -98,6 +104,9 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 					l.MaxQueuedBytes = cfg.MaxQueuedBytes
 				}
 				cfg.Limits = l
+				if fc.Quotas != nil {
+					cfg.Quotas = *fc.Quotas // used by Open only
+				}
 				if !flags.Changed("log-level") && fc.LogLevel != "" {
 					if err := level.UnmarshalText([]byte(fc.LogLevel)); err != nil {
 						return fmt.Errorf("%s: log_level %q: %w", configFile, fc.LogLevel, err)
