@@ -25,7 +25,7 @@ func (h *handler) doUsage(hd wire.Header, p []byte) {
 	case m.Filter && (root || !own.anon && m.UID == own.uid):
 		only = &account{uid: m.UID}
 	case m.Filter:
-		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("USAGE: %s may see only its own usage", own))
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("USAGE: permission denied: %s may see only its own usage", own))
 		return
 	case !root:
 		only = &own
