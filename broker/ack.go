@@ -54,6 +54,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 		i = j
 	}
 	clear(boxes)
+	c.b.retryStalled(c.ident) // its receivers may lease again
 	h.boxes, h.ids = boxes[:0], ids[:0]
 	h.failed = failed[:0]
 	if noReply {

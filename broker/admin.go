@@ -97,7 +97,7 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 		bx.st = b.st
 	}
 	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxBytes: m.MaxBytes, MaxDeliveries: m.MaxDeliveries,
-		TTL: m.TTL, Durable: m.Durable, Leases: &b.leases, Charge: b.quota.charge})
+		TTL: m.TTL, Durable: m.Durable, Leases: &b.leases, Charge: b.quota.charge, TryLease: b.quota.leaser(bx)})
 	if err := b.quota.own(bx, c.ident); err != nil {
 		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("create %q: %v", m.Name, err))
 		return

@@ -28,7 +28,6 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 				c.pmu.Lock()
 				if e.Lease != 0 {
 					c.leases[e.Lease] = bx
-					b.quota.of(c.ident).leased(1)
 				}
 				if p.op == wire.OpRecv {
 					c.unregister(p)

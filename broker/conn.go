@@ -214,7 +214,7 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 
 	// The endpoint's private inbox.
 	bx := newBox(inboxName(c.id), c.id, ident.UID, ident.GID, 0o622)
-	bx.core = mailbox.New(mailbox.Config{Capacity: lim.InboxCapacity, Leases: &c.b.leases, Charge: c.b.quota.charge})
+	bx.core = mailbox.New(mailbox.Config{Capacity: lim.InboxCapacity, Leases: &c.b.leases, Charge: c.b.quota.charge, TryLease: c.b.quota.leaser(bx)})
 	c.b.mu.Lock()
 	c.b.boxes[bx.name] = bx
 	c.b.mu.Unlock()

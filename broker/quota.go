@@ -109,10 +109,14 @@ type quotaTable struct {
 	mu    sync.RWMutex // guards by, owned
 	by    map[account]*usage
 	owned map[*box]*usage // named mailboxes and whom they are charged to
+	// stalled: per bucket, the mailboxes where TryLease refused one of its
+	// receivers, to Retry once it settles leases.
+	stalled map[*usage]map[*box]struct{}
 }
 
 func newQuotaTable(q Quotas, maxQueued int64) *quotaTable {
-	return &quotaTable{cfg: q, queuedLimit: maxQueued, by: make(map[account]*usage), owned: make(map[*box]*usage)}
+	return &quotaTable{cfg: q, queuedLimit: maxQueued, by: make(map[account]*usage), owned: make(map[*box]*usage),
+		stalled: make(map[*usage]map[*box]struct{})}
 }
 
 // of is the bucket of the principal id.
@@ -231,6 +235,58 @@ func (u *usage) leaseRoom() error {
 
 // leased counts n leases taken (n > 0) or settled (n < 0).
 func (u *usage) leased(n int) { u.ls.Add(int64(n)) }
+
+// leaser is bx's mailbox.Config.TryLease: a lease is taken from the
+// receiver's bucket if it has room; if not, bx is remembered as stalled
+// for it (and retried by wake).
+func (t *quotaTable) leaser(bx *box) func(mailbox.Identity) bool {
+	return func(id mailbox.Identity) bool {
+		u := t.of(id)
+		registered := false
+		for {
+			cur := u.ls.Load()
+			if cur < u.max.Leases {
+				if u.ls.CompareAndSwap(cur, cur+1) {
+					return true
+				}
+				continue
+			}
+			if registered {
+				return false
+			}
+			// Registered before the count is read again: a settle that
+			// makes room after that read finds bx in stalled (wake), so
+			// no wake-up is lost; one that came before is seen here.
+			t.mu.Lock()
+			s := t.stalled[u]
+			if s == nil {
+				s = make(map[*box]struct{})
+				t.stalled[u] = s
+			}
+			s[bx] = struct{}{}
+			t.mu.Unlock()
+			registered = true
+		}
+	}
+}
+
+// wake returns the mailboxes where id's receivers stalled, if its bucket
+// has room for a lease again, and forgets them.
+func (t *quotaTable) wake(id mailbox.Identity) []*box {
+	u := t.of(id)
+	if u.ls.Load() >= u.max.Leases {
+		return nil
+	}
+	t.mu.Lock()
+	s := t.stalled[u]
+	delete(t.stalled, u)
+	t.mu.Unlock()
+	boxes := make([]*box, 0, len(s))
+	for bx := range s {
+		boxes = append(boxes, bx)
+	}
+	return boxes
+}
 
 // charge is mailbox.Config.Charge: bytes held for sender change by n.
 func (t *quotaTable) charge(sender mailbox.Identity, n int64) {
@@ -384,12 +440,31 @@ func (b *Broker) releaseQuota(c *conn) {
 	n := len(c.leases)
 	c.pmu.Unlock()
 	b.quota.of(c.ident).releaseConn(n)
+	b.retryStalled(c.ident) // its other connections' receivers may lease again
 }
 
-// mayLease refuses, with LIMIT, a receive that would take a lease while
-// c's uid holds its quota of leases: the hoarder stalls until it settles
-// some, and nobody else's deliveries are affected. It reports whether
-// the receive may go on.
+// retryStalled serves again the receivers of id's uid that stalled on its
+// lease quota, now that it settled some. It takes box locks: the caller
+// holds none.
+func (b *Broker) retryStalled(id mailbox.Identity) {
+	for _, bx := range b.quota.wake(id) {
+		var r completions
+		bx.mu.Lock()
+		before := bx.core.HeldBytes()
+		bx.core.Retry()
+		b.apply(bx, bx.core.Effects(), &r)
+		b.account(bx, before)
+		bx.mu.Unlock()
+		r.run()
+	}
+}
+
+// mayLease refuses, with LIMIT, a receive that cannot wait (timeout 0)
+// and would take a lease while c's uid holds its quota of leases. A
+// receive that may wait, and a consumer, is registered instead and
+// stalls: the mailbox core passes it over (TryLease) until the uid
+// settles some, and nobody else's deliveries are affected. It reports
+// whether the receive may go on.
 func (t *quotaTable) mayLease(c *conn, hd wire.Header, name string) bool {
 	if err := t.of(c.ident).leaseRoom(); err != nil {
 		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("receive from %q: %v; settle some first", name, err))

@@ -215,3 +215,33 @@ func TestQuotaConfigValidateNamesTheField(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestQuotaLeaserStallsAtTheQuotaAndWakeNamesTheMailboxesOnce(t *testing.T) {
+	q := newQuotaTable(Quotas{QuotaLimits: QuotaLimits{Leases: 2}}, 1<<30)
+	a, b := &box{}, &box{}
+	la, lb := q.leaser(a), q.leaser(b)
+	for i, want := range []bool{true, true, false} {
+		if got := la(uid1000); got != want {
+			t.Fatalf("lease %d in a: %v, want %v", i, got, want)
+		}
+	}
+	if !lb(uid1001) {
+		t.Fatal("another uid stalled by uid 1000's quota")
+	}
+	if lb(uid1000) {
+		t.Fatal("lease past the quota in another mailbox")
+	}
+	if got := q.wake(uid1000); got != nil {
+		t.Fatalf("wake while still at the quota: %v", got)
+	}
+	q.of(uid1000).leased(-1) // settled one
+	if got := q.wake(uid1000); len(got) != 2 {
+		t.Fatalf("wake: %d mailboxes, want a and b", len(got))
+	}
+	if got := q.wake(uid1000); len(got) != 0 {
+		t.Fatalf("second wake: %d mailboxes, want none", len(got))
+	}
+	if !lb(uid1000) || lb(uid1000) {
+		t.Fatal("after settling one: want exactly one more lease")
+	}
+}

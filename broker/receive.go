@@ -48,7 +48,7 @@ func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consu
 func (bx *box) receive(rr *receiveRequest) {
 	c, hd, timeout := rr.c, rr.hd, rr.timeout
 	wait := timeout != 0
-	if hd.Flags&wire.FlagAutoAck == 0 && !c.b.quota.mayLease(c, hd, bx.name) {
+	if !wait && hd.Flags&wire.FlagAutoAck == 0 && !c.b.quota.mayLease(c, hd, bx.name) {
 		return
 	}
 	if wait && !c.register(hd.Request) {

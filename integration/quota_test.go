@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/broker"
@@ -31,6 +32,8 @@ var bystander = &syscall.Credential{Uid: 65533, Gid: 65533, NoSetGroups: false, 
 //	flood NAME SIZE    send SIZE-byte messages until a send fails
 //	hoard NAME         receive without acking until a receive fails, then
 //	                   hold the leases until stdin closes
+//	consume NAME       consume with a prefetch of 100, not acking, and
+//	                   hold until stdin closes
 //	conns N            open up to N more connections until one fails,
 //	                   then hold them until stdin closes
 //	mkboxes PREFIX N   create PREFIX0.. until one fails
@@ -56,6 +59,12 @@ func quotaRole(ctx context.Context, c *postbox.Client, args []string, out *roleR
 			if _, err = mb.Receive(ctx, postbox.NoWait()); err == nil {
 				count++
 			}
+		}
+		hold = true
+	case "consume":
+		var cons *postbox.Consumer
+		if cons, err = c.Mailbox(args[1]).Consume(ctx, postbox.Prefetch(100)); err == nil {
+			defer cons.Close(context.Background())
 		}
 		hold = true
 	case "conns":
@@ -186,6 +195,40 @@ func TestQuotaLeaseHoarderStallsAtItsQuotaWhileOthersReceive(t *testing.T) {
 	}
 	waitFor(t, "uid 65534's leases released", func() bool { return usageOf(t, b, 65534).Used.Leases == 0 })
 	waitStat(t, work, "the hoarded jobs back in the queue", func(i postbox.Info) bool { return i.Depth == 8 && i.InFlight == 0 })
+}
+
+// A consumer's credit does not take it past its uid's lease quota: the
+// mailbox passes it over while others receive, and a waiting receive of
+// the same uid stalls until leases are settled (here: by the consumer's
+// end), then gets its message.
+func TestQuotaConsumerStallsAtTheLeaseQuotaAndWakesWhenLeasesAreSettled(t *testing.T) {
+	needRoot(t)
+	b := start(t, quotaConfig())
+	root := b.Dial(t)
+	work := create(t, root, "work", postbox.Mode(0o666))
+	for i := range 10 {
+		send(t, work, "job "+strconv.Itoa(i))
+	}
+	hoarder := startChild(t, b.Socket, nobody, "consume", "work")
+	wantRoleErr(t, hoarder.result(t), "", "consume")
+	waitStat(t, work, "4 leased to the consumer", func(i postbox.Info) bool { return i.InFlight == 4 && i.Depth == 6 })
+	time.Sleep(50 * time.Millisecond)
+	if i := waitStat(t, work, "", func(postbox.Info) bool { return true }); i.InFlight != 4 || usageOf(t, b, 65534).Used.Leases != 4 {
+		t.Fatalf("the consumer went past its quota of 4 leases: %+v, usage %+v", i, usageOf(t, b, 65534).Used)
+	}
+	wantRoleErr(t, runChild(t, b.Socket, bystander, "recv", "work"), "", "another uid receives meanwhile")
+
+	waiter := startChild(t, b.Socket, nobody, "recv", "work")
+	waitStat(t, work, "the same uid's receive waiting", func(i postbox.Info) bool { return i.Receivers == 1 })
+	hoarder.stdin.Close()
+	if err := hoarder.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	r := waiter.result(t)
+	wantRoleErr(t, r, "", "the stalled receive once the consumer's leases were returned")
+	if !strings.HasPrefix(r.Body, "job ") {
+		t.Fatalf("stalled receive got %q", r.Body)
+	}
 }
 
 func TestQuotaConnectionsRefuseTheNextHelloOfThatUIDOnly(t *testing.T) {

@@ -59,3 +59,47 @@ func TestChargeFollowsHeldBytesPerSender(t *testing.T) {
 	m.Destroy(nil)
 	check("destroyed", map[uint32]int64{})
 }
+
+// Config.TryLease passes over a receiver it refuses, as if nothing
+// matched, without holding up anyone else; Retry serves it once it
+// would say yes, and auto-acking receivers are never asked.
+func TestTryLeaseStallsOneReceiverUntilRetry(t *testing.T) {
+	room := map[uint32]int{1: 2, 2: 100}
+	m := New(Config{Capacity: -1, TryLease: func(id Identity) bool {
+		if room[id.UID] == 0 {
+			return false
+		}
+		room[id.UID]--
+		return true
+	}})
+	hoarder := &Receiver{Ref: "hoarder", Ident: Identity{UID: 1, Endpoint: 1}, Consumer: true, Credit: 10}
+	if err := m.Receive(hoarder, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"a", "b", "c", "d"} {
+		m.Send(newMsg(b, 1, 0), false, nil)
+	}
+	if st := m.Stats(); st.InFlight != 2 || st.Depth != 2 {
+		t.Fatalf("hoarder stalled at 2: %+v", st)
+	}
+	other := oneShot("other", 2, 0)
+	other.Ident.UID = 2
+	m.Receive(other, false)
+	if got := effStrings(m.Effects()); len(got) != 1 || got[0] != "deliver other c lease=3" {
+		t.Fatalf("another uid: %v", got)
+	}
+	auto := &Receiver{Ref: "auto", Ident: Identity{UID: 1, Endpoint: 3}, AutoAck: true}
+	m.Receive(auto, false)
+	if got := effStrings(m.Effects()); len(got) != 1 || got[0] != "deliver auto d lease=0" {
+		t.Fatalf("auto-ack by the stalled uid: %v", got)
+	}
+	m.Send(newMsg("e", 1, 0), false, nil)
+	if st := m.Stats(); st.Depth != 1 {
+		t.Fatalf("a new message went to the stalled hoarder: %+v", st)
+	}
+	room[1] = 1 // it settled one
+	m.Retry()
+	if got := effStrings(m.Effects()); len(got) != 1 || got[0] != "deliver hoarder e lease=4" {
+		t.Fatalf("after Retry: %v", got)
+	}
+}

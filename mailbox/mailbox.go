@@ -41,6 +41,13 @@ type Config struct {
 	// and must be a leaf: count, never block or call back (a broker's
 	// per-uid quotas).
 	Charge func(sender Identity, bytes int64)
+	// TryLease, if set, is asked before a message is leased to a
+	// receiver (not one that auto-acks): true takes the lease from the
+	// receiver's allowance, false leaves the receiver waiting as if
+	// nothing matched (a broker's per-uid lease quota). Retry serves the
+	// waiting receivers again once it would say yes. It is called with the
+	// owner's lock held and must be a leaf.
+	TryLease func(receiver Identity) bool
 }
 
 // Stats are a mailbox's live state and counters.
@@ -189,11 +196,17 @@ func (m *Mailbox) offer(s *Sender) {
 // the lowest candidate whenever it matches at all.
 func (m *Mailbox) firstWaiter(msg *Message) *Receiver {
 	for r := m.waiting.head; r != nil; r = r.next {
-		if matches(r.Type, msg.Type) {
+		if matches(r.Type, msg.Type) && m.mayLease(r) {
 			return r
 		}
 	}
 	return nil
+}
+
+// mayLease asks Config.TryLease whether r may take a lease now; a true
+// answer has taken it, so a delivery must follow.
+func (m *Mailbox) mayLease(r *Receiver) bool {
+	return r.AutoAck || m.cfg.TryLease == nil || m.cfg.TryLease(r.Ident)
 }
 
 // deliver hands a message that is not in the queue to r.
@@ -303,7 +316,7 @@ func (m *Mailbox) Receive(r *Receiver, wait bool) error {
 func (m *Mailbox) serve(r *Receiver) (took bool) {
 	for r.Credit > 0 {
 		p, i, ok := m.q.pick(r.Type)
-		if !ok {
+		if !ok || !m.mayLease(r) {
 			break
 		}
 		msg := m.q.removeAt(p, i)
@@ -321,6 +334,29 @@ func (m *Mailbox) serve(r *Receiver) (took bool) {
 		m.admit()
 	}
 	return took
+}
+
+// Retry serves the waiting receivers again, in order: Config.TryLease
+// refused some of them a lease and may now allow it. One that still gets
+// nothing waits on, behind the others.
+func (m *Mailbox) Retry() {
+	m.begin()
+	if m.destroyed {
+		return
+	}
+	var rs []*Receiver
+	for r := m.waiting.head; r != nil; r = r.next {
+		rs = append(rs, r)
+	}
+	for _, r := range rs {
+		if r.list != &m.waiting {
+			continue // served meanwhile
+		}
+		m.waiting.remove(r)
+		if !m.serve(r) && r.list == nil {
+			m.waiting.push(r)
+		}
+	}
 }
 
 // AddCredit grants a consumer n more deliveries.
