@@ -74,9 +74,10 @@
 // message (mailbox.Config.Charge, a leaf taken under the box lock: O(1)
 // per message, exact across ack, expiry, dead letters and destroy); a
 // dead letter stays charged to its original sender. A send over its
-// sender's byte quota fails at once (it does not wait); a receive that
-// would take a lease past the quota fails, so the hoarder stalls until
-// it settles some.
+// sender's byte quota fails at once (it does not wait). A receiver whose
+// uid holds its quota of leases is passed over by the mailbox core
+// (mailbox.Config.TryLease) and served again (Retry) once the uid settles
+// some; only a receive that cannot wait fails, with LIMIT.
 //
 // # Lifecycle
 //

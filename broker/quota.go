@@ -30,8 +30,12 @@ import (
 //     A dead letter moved to a dead-letter mailbox keeps its Sender, so it
 //     stays charged to the original sender (who caused it to be held);
 //   - leases: to the uid of the connection holding them, from delivery
-//     until ACK, NACK or the connection's end (a lease of a destroyed
-//     mailbox counts until it is settled, stale, or the connection ends).
+//     (taken by the mailbox core through mailbox.Config.TryLease, which
+//     passes over a receiver whose uid is at its quota) until ACK, NACK
+//     or the connection's end (a lease of a destroyed mailbox counts
+//     until it is settled, stale, or the connection ends). A stalled
+//     mailbox is remembered per bucket and retried when the bucket
+//     settles leases (wake, Broker.retryStalled).
 //
 // Principals that are not KindUnix have no uid: they share one bucket,
 // "anonymous". Buckets are created on first use and kept for the
