@@ -132,8 +132,10 @@ func TestQuotaFloodByOneUIDIsLimitWhileOtherUIDsStillSend(t *testing.T) {
 	if r.ID != 16 || !strings.Contains(r.ErrText, "uid 65534 holds 65536 bytes of queued messages, its quota") {
 		t.Fatalf("flood: %d sent, then %q; want 16, then the quota named", r.ID, r.ErrText)
 	}
-	// Its messages stay queued, and charged, after it left.
-	if u := usageOf(t, b, 65534); u.Used.QueuedBytes != 65536 || u.Used.Connections != 0 {
+	// Its messages stay queued, and charged, after it left (which the
+	// broker notices asynchronously).
+	waitFor(t, "uid 65534's connection released", func() bool { return usageOf(t, b, 65534).Used.Connections == 0 })
+	if u := usageOf(t, b, 65534); u.Used.QueuedBytes != 65536 {
 		t.Fatalf("uid 65534 usage %+v", u.Used)
 	}
 
