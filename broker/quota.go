@@ -42,8 +42,8 @@ import (
 // broker's lifetime (one per uid that ever connected or sent).
 //
 // The table is a deterministic core: no I/O, no clock, no callbacks. Its
-// counters are atomics behind one read-mostly lock on the bucket map, so
-// a charge taken under a mailbox lock (mailbox.Config.Charge) is a leaf.
+// counters are atomics in buckets found without a lock (sync.Map), so a
+// charge taken under a mailbox lock (mailbox.Config.Charge) is a leaf.
 
 // QuotaLimits are one uid's bounds. In configuration 0 means "inherit"
 // (the defaults, then the built-in value) and -1 means unlimited.
@@ -110,8 +110,11 @@ type quotaTable struct {
 	cfg         Quotas
 	queuedLimit int64 // Limits.MaxQueuedBytes at creation, for the bytes default
 
-	mu    sync.RWMutex // guards by, owned
-	by    map[account]*usage
+	// by is the buckets (account → *usage), read on every message
+	// (lock-free once a bucket exists) and added to on first use.
+	by sync.Map
+
+	mu    sync.Mutex      // guards owned, stalled
 	owned map[*box]*usage // named mailboxes and whom they are charged to
 	// stalled: per bucket, the mailboxes where TryLease refused one of its
 	// receivers, to Retry once it settles leases.
@@ -119,7 +122,7 @@ type quotaTable struct {
 }
 
 func newQuotaTable(q Quotas, maxQueued int64) *quotaTable {
-	return &quotaTable{cfg: q, queuedLimit: maxQueued, by: make(map[account]*usage), owned: make(map[*box]*usage),
+	return &quotaTable{cfg: q, queuedLimit: maxQueued, owned: make(map[*box]*usage),
 		stalled: make(map[*usage]map[*box]struct{})}
 }
 
@@ -161,19 +164,11 @@ func overlay(l, o QuotaLimits) QuotaLimits {
 
 // get returns a's bucket, creating it.
 func (t *quotaTable) get(a account) *usage {
-	t.mu.RLock()
-	u := t.by[a]
-	t.mu.RUnlock()
-	if u != nil {
-		return u
+	if u, ok := t.by.Load(a); ok {
+		return u.(*usage)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if u = t.by[a]; u == nil {
-		u = &usage{acct: a, max: t.limits(a)}
-		t.by[a] = u
-	}
-	return u
+	u, _ := t.by.LoadOrStore(a, &usage{acct: a, max: t.limits(a)})
+	return u.(*usage)
 }
 
 // QuotaError is a refusal by a uid's quota; the broker answers it with
@@ -351,14 +346,13 @@ type UsageEntry struct {
 // snapshot lists the buckets, uids in order then anonymous; only a's if
 // one is given.
 func (t *quotaTable) snapshot(only *account) []UsageEntry {
-	t.mu.RLock()
-	us := make([]*usage, 0, len(t.by))
-	for a, u := range t.by {
-		if only == nil || *only == a {
-			us = append(us, u)
+	var us []*usage
+	t.by.Range(func(k, v any) bool {
+		if only == nil || *only == k.(account) {
+			us = append(us, v.(*usage))
 		}
-	}
-	t.mu.RUnlock()
+		return true
+	})
 	sort.Slice(us, func(i, j int) bool {
 		a, b := us[i].acct, us[j].acct
 		if a.anon != b.anon {
