@@ -35,6 +35,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 		delete(c.leases, id)
 	}
 	c.pmu.Unlock()
+	c.b.quota.settled(c.ident, boxes)
 	lazy := noReply && hd.Op == wire.OpAck // a NACK may deliver: never lazy
 	for i := 0; i < len(ids); {
 		j := i + 1
@@ -53,6 +54,7 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 		i = j
 	}
 	clear(boxes)
+	c.b.retryStalled(c.ident) // its receivers may lease again
 	h.boxes, h.ids = boxes[:0], ids[:0]
 	h.failed = failed[:0]
 	if noReply {

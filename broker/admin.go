@@ -97,7 +97,11 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 		bx.st = b.st
 	}
 	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxBytes: m.MaxBytes, MaxDeliveries: m.MaxDeliveries,
-		TTL: m.TTL, Durable: m.Durable, Leases: &b.leases})
+		TTL: m.TTL, Durable: m.Durable, Leases: &b.leases, Charge: b.quota.charge, TryLease: b.quota.leaser(bx)})
+	if err := b.quota.own(bx, c.ident); err != nil {
+		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("create %q: %v", m.Name, err))
+		return
+	}
 	lim := b.limits.Load()
 	b.mu.Lock()
 	_, exists := b.boxes[bx.name]
@@ -107,6 +111,9 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 		b.named++
 	}
 	b.mu.Unlock()
+	if exists || full {
+		b.quota.disown(bx)
+	}
 	switch {
 	case exists:
 		c.replyErr(hd, wire.CodeExists, fmt.Sprintf("create %q: a mailbox with that name exists", m.Name))
@@ -268,6 +275,7 @@ func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
 		delete(b.boxes, bx.name)
 		if bx.inbox == 0 {
 			b.named--
+			b.quota.disown(bx)
 		}
 	}
 	b.mu.Unlock()

@@ -36,6 +36,7 @@ type Broker struct {
 	held atomic.Int64
 	// nconns counts live connections, checked against MaxConnections.
 	nconns atomic.Int64
+	quota  *quotaTable // per-uid usage and quotas (quota.go)
 
 	mu        sync.RWMutex    // guards boxes, named, conns, listeners, closed
 	boxes     map[string]*box // named mailboxes and endpoints' inboxes
@@ -95,6 +96,7 @@ func Open(cfg Config) (*Broker, error) {
 		offers:    make(map[[16]byte]*offer),
 	}
 	b.epoch = newEpoch()
+	b.quota = newQuotaTable(cfg.Quotas, cfg.MaxQueuedBytes)
 	b.auth = cfg.Authorizer
 	if b.auth == nil {
 		b.auth = ModeAuthorizer{}

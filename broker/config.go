@@ -48,6 +48,19 @@ type Config struct {
 	// Authorizer decides who may do what to which mailbox; nil means
 	// ModeAuthorizer (file-like mode bits).
 	Authorizer Authorizer `json:"-"`
+	// Quotas bound what each uid may hold (quota.go). Fixed for the
+	// broker's lifetime.
+	Quotas Quotas `json:"quotas"`
+}
+
+// Quotas configures the per-uid quotas: the defaults for every uid
+// (0: the built-in default, -1: unlimited) and overrides per uid, keyed
+// by the uid in decimal or "anonymous" (principals without a uid).
+// Root (uid 0) is unlimited unless it has an override. The zero value
+// is the built-in defaults.
+type Quotas struct {
+	QuotaLimits
+	UID map[string]QuotaLimits `json:"uid,omitempty"`
 }
 
 // DefaultConfig returns the embedded defaults `postbox serve` runs with.
@@ -87,7 +100,7 @@ func (c *Config) Validate() error {
 	case c.MaxFrame < c.MaxMessage+1024:
 		return bad("MaxFrame", c.MaxFrame, "must exceed MaxMessage by at least 1 KiB")
 	}
-	return nil
+	return c.Quotas.validate()
 }
 
 func (c *Config) logger() *slog.Logger {

@@ -196,6 +196,9 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 		c.replyErr(hd, wire.CodeInternal, "reading peer credentials: "+err.Error())
 		return false
 	}
+	if !c.b.admitQuota(c, hd, who) {
+		return false
+	}
 	c.id = c.b.epoch<<32 | n
 	who.Endpoint = c.id
 	c.who, c.pidf = who, who.PIDFD
@@ -211,7 +214,7 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 
 	// The endpoint's private inbox.
 	bx := newBox(inboxName(c.id), c.id, ident.UID, ident.GID, 0o622)
-	bx.core = mailbox.New(mailbox.Config{Capacity: lim.InboxCapacity, Leases: &c.b.leases})
+	bx.core = mailbox.New(mailbox.Config{Capacity: lim.InboxCapacity, Leases: &c.b.leases, Charge: c.b.quota.charge, TryLease: c.b.quota.leaser(bx)})
 	c.b.mu.Lock()
 	c.b.boxes[bx.name] = bx
 	c.b.mu.Unlock()
@@ -334,6 +337,7 @@ func (c *conn) cleanup() {
 			bx.mu.Unlock()
 			r.run()
 		}
+		c.b.releaseQuota(c)
 		c.b.nconns.Add(-1)
 		c.b.log.Debug("disconnected", "endpoint", c.id, "pid", c.ident.PID)
 	}

@@ -64,6 +64,23 @@
 // goroutine, which holds no lock. No callback ever runs under a box lock
 // (ready.go).
 //
+// # Quotas
+//
+// Every uid (one "anonymous" bucket for principals without one) has
+// quotas on its connections, the mailboxes it created, the bytes of the
+// messages it sent that mailboxes still hold, and the leases it holds
+// (quota.go; Config.Quotas, reported by USAGE, usage.go). They are
+// checked before the broker-wide Limits, so the one who floods or hoards
+// is refused with LIMIT, naming its quota, before anyone else is. Bytes
+// are charged by the mailbox core itself as it holds and releases each
+// message (mailbox.Config.Charge, a leaf taken under the box lock: O(1)
+// per message, exact across ack, expiry, dead letters and destroy); a
+// dead letter stays charged to its original sender. A send over its
+// sender's byte quota fails at once (it does not wait). A receiver whose
+// uid holds its quota of leases is passed over by the mailbox core
+// (mailbox.Config.TryLease) and served again (Retry) once the uid settles
+// some; only a receive that cannot wait fails, with LIMIT.
+//
 // # Lifecycle
 //
 // Open (or New) returns a broker, recovering durable mailboxes when it has

@@ -254,7 +254,8 @@ func (b *Broker) recover() error {
 		bx := newBox(d.Name, 0, d.OwnerUID, d.OwnerGID, d.Mode)
 		bx.created, bx.deadLetter, bx.durable, bx.st = time.Unix(0, d.CreatedUnixNano), d.DeadLetter, true, b.st
 		bx.core = mailbox.New(mailbox.Config{Capacity: d.Capacity, MaxBytes: d.MaxBytes, TTL: int64(d.TTL),
-			MaxDeliveries: d.MaxDeliveries, Durable: true, Leases: &b.leases})
+			MaxDeliveries: d.MaxDeliveries, Durable: true, Leases: &b.leases, Charge: b.quota.charge, TryLease: b.quota.leaser(bx)})
+		b.quota.own(bx, mailbox.Identity{Kind: uint8(KindUnix), UID: d.OwnerUID}) // recovered: counted, never refused
 		stored := rec.Messages[d.Name]
 		msgs := make([]*mailbox.Message, len(stored))
 		for i := range stored {

@@ -70,6 +70,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doStat(hd, p)
 	case wire.OpList:
 		h.doList(hd, p)
+	case wire.OpUsage:
+		h.doUsage(hd, p)
 	case wire.OpPing:
 		var m wire.Empty
 		if h.decode(hd, p, &m) {

@@ -48,6 +48,9 @@ func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consu
 func (bx *box) receive(rr *receiveRequest) {
 	c, hd, timeout := rr.c, rr.hd, rr.timeout
 	wait := timeout != 0
+	if !wait && hd.Flags&wire.FlagAutoAck == 0 && !c.b.quota.mayLease(c, hd, bx.name) {
+		return
+	}
 	if wait && !c.register(hd.Request) {
 		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("request id %d is already in flight", hd.Request))
 		return

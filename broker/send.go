@@ -123,6 +123,10 @@ func (bx *box) send(sr *sendRequest) {
 		return
 	}
 	receipt := hd.Flags&wire.FlagReceipt != 0
+	if err := c.b.quota.of(c.ident).fits(sr.size); err != nil {
+		fail(0, wire.CodeLimit, "%v", err) // the sender's quota, before the broker's limit
+		return
+	}
 
 	var r completions
 	bx.mu.Lock()

@@ -122,6 +122,9 @@ func runRole(role string, args []string) int {
 	case "rm":
 		return report(mb.Destroy(ctx))
 	}
+	if ok, err := quotaRole(ctx, c, args, &out); ok { // quota_test.go
+		return report(err)
+	}
 	fmt.Fprintf(os.Stderr, "unknown command %q\n", args[0])
 	return 2
 }

@@ -34,6 +34,20 @@ type Config struct {
 	// 0 = none.
 	TTL    int64
 	Leases LeaseSource
+	// Charge, if set, is told every change in the bytes held for a
+	// sender: +size when a message starts being held (queued, leased or
+	// waiting to enter), -size when it stops (acked, withdrawn, expired,
+	// dead-lettered, destroyed). It is called with the owner's lock held
+	// and must be a leaf: count, never block or call back (a broker's
+	// per-uid quotas).
+	Charge func(sender Identity, bytes int64)
+	// TryLease, if set, is asked before a message is leased to a
+	// receiver (not one that auto-acks): true takes the lease from the
+	// receiver's allowance, false leaves the receiver waiting as if
+	// nothing matched (a broker's per-uid lease quota). Retry serves the
+	// waiting receivers again once it would say yes. It is called with the
+	// owner's lock held and must be a leaf.
+	TryLease func(receiver Identity) bool
 }
 
 // Stats are a mailbox's live state and counters.
@@ -126,7 +140,7 @@ func (m *Mailbox) Send(msg *Message, receipt bool, s *Sender) (res Result, done 
 		}
 		s.Msg, s.Receipt, s.offered = msg, receipt, false
 		m.blocked.push(s)
-		m.held += int64(msg.size())
+		m.hold(msg, 1)
 		return res, false, nil
 	}
 	r := m.firstWaiter(msg)
@@ -163,7 +177,7 @@ func (m *Mailbox) accept(msg *Message, journal bool) {
 	msg.Seq = m.nextSeq
 	m.nextSeq++
 	m.st.Sent++
-	m.held += int64(msg.size())
+	m.hold(msg, 1)
 	if journal {
 		m.journal(EffEnqueued, msg)
 	}
@@ -182,11 +196,17 @@ func (m *Mailbox) offer(s *Sender) {
 // the lowest candidate whenever it matches at all.
 func (m *Mailbox) firstWaiter(msg *Message) *Receiver {
 	for r := m.waiting.head; r != nil; r = r.next {
-		if matches(r.Type, msg.Type) {
+		if matches(r.Type, msg.Type) && m.mayLease(r) {
 			return r
 		}
 	}
 	return nil
+}
+
+// mayLease asks Config.TryLease whether r may take a lease now; a true
+// answer has taken it, so a delivery must follow.
+func (m *Mailbox) mayLease(r *Receiver) bool {
+	return r.AutoAck || m.cfg.TryLease == nil || m.cfg.TryLease(r.Ident)
 }
 
 // deliver hands a message that is not in the queue to r.
@@ -200,7 +220,7 @@ func (m *Mailbox) deliver(r *Receiver, msg *Message) {
 	var lease uint64
 	if r.AutoAck {
 		m.st.Received++
-		m.held -= int64(msg.size())
+		m.hold(msg, -1)
 		m.journal(EffRemoved, msg)
 	} else {
 		lease = m.cfg.Leases.NextLease()
@@ -243,7 +263,7 @@ func (m *Mailbox) admit() {
 		s := m.blocked.head
 		m.blocked.remove(s)
 		msg := s.Msg
-		m.held -= int64(msg.size()) // accept counts it again
+		m.hold(msg, -1) // accept counts it again
 		r := m.firstWaiter(msg)
 		m.accept(msg, r != nil || !s.Receipt)
 		if r != nil {
@@ -296,7 +316,7 @@ func (m *Mailbox) Receive(r *Receiver, wait bool) error {
 func (m *Mailbox) serve(r *Receiver) (took bool) {
 	for r.Credit > 0 {
 		p, i, ok := m.q.pick(r.Type)
-		if !ok {
+		if !ok || !m.mayLease(r) {
 			break
 		}
 		msg := m.q.removeAt(p, i)
@@ -314,6 +334,29 @@ func (m *Mailbox) serve(r *Receiver) (took bool) {
 		m.admit()
 	}
 	return took
+}
+
+// Retry serves the waiting receivers again, in order: Config.TryLease
+// refused some of them a lease and may now allow it. One that still gets
+// nothing waits on, behind the others.
+func (m *Mailbox) Retry() {
+	m.begin()
+	if m.destroyed {
+		return
+	}
+	var rs []*Receiver
+	for r := m.waiting.head; r != nil; r = r.next {
+		rs = append(rs, r)
+	}
+	for _, r := range rs {
+		if r.list != &m.waiting {
+			continue // served meanwhile
+		}
+		m.waiting.remove(r)
+		if !m.serve(r) && r.list == nil {
+			m.waiting.push(r)
+		}
+	}
 }
 
 // AddCredit grants a consumer n more deliveries.
@@ -353,12 +396,12 @@ func (m *Mailbox) CancelSend(s *Sender, err error) {
 	switch {
 	case s.list == &m.blocked:
 		m.blocked.remove(s)
-		m.held -= int64(s.Msg.size())
+		m.hold(s.Msg, -1)
 	case s.list == &m.offers:
 		m.offers.remove(s)
 		m.q.remove(s.Msg)
 		s.Msg.offer, s.offered = nil, false
-		m.held -= int64(s.Msg.size()) // never journaled: nothing to remove
+		m.hold(s.Msg, -1) // never journaled: nothing to remove
 		m.admit()
 	default:
 		return
@@ -375,7 +418,7 @@ func (m *Mailbox) Discard(msg *Message) bool {
 	if m.destroyed || msg.offer != nil || msg.lease != 0 || !m.q.remove(msg) {
 		return false
 	}
-	m.held -= int64(msg.size())
+	m.hold(msg, -1)
 	m.admit()
 	return true
 }
@@ -388,7 +431,7 @@ func (m *Mailbox) Ack(endpoint, lease uint64) error {
 		return err
 	}
 	m.st.Received++
-	m.held -= int64(msg.size())
+	m.hold(msg, -1)
 	m.journal(EffRemoved, msg)
 	return nil
 }
@@ -420,7 +463,7 @@ func (m *Mailbox) giveBack(msg *Message) {
 	m.st.Redelivered++
 	if m.cfg.MaxDeliveries > 0 && msg.Redeliveries >= m.cfg.MaxDeliveries {
 		m.st.DeadLettered++
-		m.held -= int64(msg.size())
+		m.hold(msg, -1)
 		m.emit(Effect{Kind: EffDeadLetter, Msg: msg, Reason: "max deliveries reached"})
 		return
 	}
@@ -447,7 +490,7 @@ func (m *Mailbox) Disconnect(endpoint uint64) {
 		next := s.next
 		if s.Endpoint == endpoint {
 			m.blocked.remove(s)
-			m.held -= int64(s.Msg.size())
+			m.hold(s.Msg, -1)
 		}
 		s = next
 	}
@@ -458,7 +501,7 @@ func (m *Mailbox) Disconnect(endpoint uint64) {
 			m.offers.remove(s)
 			m.q.remove(s.Msg)
 			s.Msg.offer, s.offered = nil, false
-			m.held -= int64(s.Msg.size())
+			m.hold(s.Msg, -1)
 			freed = true
 		}
 		s = next
@@ -528,7 +571,7 @@ func (m *Mailbox) Expire(now int64) (next int64) {
 		for _, msg := range dead {
 			m.q.remove(msg)
 			m.st.Expired++
-			m.held -= int64(msg.size())
+			m.hold(msg, -1)
 			m.emit(Effect{Kind: EffDeadLetter, Msg: msg, Reason: "expired"})
 		}
 		m.admit()
@@ -547,6 +590,9 @@ func (m *Mailbox) Destroy(err error) {
 		err = ErrDestroyed
 	}
 	m.destroyed = true
+	if m.cfg.Charge != nil {
+		m.releaseAll()
+	}
 	for _, l := range []*senderList{&m.blocked, &m.offers} {
 		for l.head != nil {
 			s := l.head
@@ -566,6 +612,35 @@ func (m *Mailbox) Destroy(err error) {
 	m.held = 0
 }
 
+// hold counts msg as held (sign 1) or no longer held (sign -1), and tells
+// Config.Charge its sender's share.
+func (m *Mailbox) hold(msg *Message, sign int64) {
+	n := sign * int64(msg.size())
+	m.held += n
+	if m.cfg.Charge != nil {
+		m.cfg.Charge(msg.Sender, n)
+	}
+}
+
+// releaseAll tells Config.Charge that every held message is gone
+// (Destroy): the waiting senders' messages, the queue (offers included)
+// and the leased ones.
+func (m *Mailbox) releaseAll() {
+	for s := m.blocked.head; s != nil; s = s.next {
+		m.cfg.Charge(s.Msg.Sender, -int64(s.Msg.size()))
+	}
+	m.q.each(func(_ uint8, l *lane) bool {
+		for i := range l.len() {
+			msg := l.at(i)
+			m.cfg.Charge(msg.Sender, -int64(msg.size()))
+		}
+		return true
+	})
+	for _, msg := range m.leases {
+		m.cfg.Charge(msg.Sender, -int64(msg.size()))
+	}
+}
+
 // Destroyed reports whether Destroy was called.
 func (m *Mailbox) Destroyed() bool { return m.destroyed }
 
@@ -574,7 +649,7 @@ func (m *Mailbox) Destroyed() bool { return m.destroyed }
 func (m *Mailbox) Restore(msgs []*Message, nextSeq uint64) {
 	for _, msg := range msgs {
 		m.q.push(msg)
-		m.held += int64(msg.size())
+		m.hold(msg, 1)
 		if msg.Seq >= m.nextSeq {
 			m.nextSeq = msg.Seq + 1
 		}

@@ -48,6 +48,8 @@ var decoders = []struct {
 	{"Headers", func() payload { return new(headersPayload) }},
 	{"Browse", func() payload { return new(Browse) }},
 	{"BrowseReply", func() payload { return new(BrowseReply) }},
+	{"Usage", func() payload { return new(Usage) }},
+	{"UsageReply", func() payload { return new(UsageReply) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.

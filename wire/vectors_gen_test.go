@@ -21,6 +21,7 @@ func vectorFiles() []vectorFile {
 		{"create.json", createVectors()},
 		{"errors.json", errorVectors()},
 		{"misc.json", miscVectors()},
+		{"usage.json", usageVectors()},
 	}
 }
 

@@ -257,6 +257,11 @@ func newStat() *cobra.Command {
 				row("oldest message", time.Since(i.Oldest).Round(time.Millisecond).String()+" old")
 			}
 			row("created", i.Created.Format(time.RFC3339))
+			if u, err := c.UsageOf(cmd.Context(), i.UID); err == nil { // only root may see another uid's
+				row("owner's usage", fmt.Sprintf("%s connections, %s mailboxes, %s queued bytes, %s leases",
+					ofQuota(u.Used.Connections, u.Quota.Connections), ofQuota(u.Used.Mailboxes, u.Quota.Mailboxes),
+					ofQuota(u.Used.QueuedBytes, u.Quota.QueuedBytes), ofQuota(u.Used.Leases, u.Quota.Leases)))
+			}
 			return tw.Flush()
 		},
 	}

@@ -5,6 +5,7 @@
 //	postbox send NAME [BODY] [flags]      send a message (body from stdin if absent)
 //	postbox recv NAME [flags]             receive messages
 //	postbox ls / stat NAME / rm NAME...   inspect and remove, like ipcs / ipcrm
+//	postbox usage                         per-uid usage and quotas, like ipcs -u
 //	postbox bench                         measure the broker against a raw socket
 //
 // Exit status: 0 success, 1 error, 2 usage, 3 timed out, empty or full.
@@ -103,7 +104,7 @@ you or root, is refused (never dialled, nothing tried after it).
 	}
 	root.PersistentFlags().StringVar(&socketFlag, "socket", "", "broker socket path, used as given (default $POSTBOX_SOCKET, else the per-user then the system-wide socket; serve: see its help)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newChmod(), newBench())
+	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newChmod(), newBench(), newUsage())
 	for _, c := range root.Commands() {
 		if c.Args != nil {
 			args := c.Args

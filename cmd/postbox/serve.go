@@ -27,6 +27,8 @@ type fileConfig struct {
 	broker.Limits
 	MaxFrame *int   `json:"max_frame"` // nil: not in the file
 	LogLevel string `json:"log_level"`
+	// Quotas (per uid) are read at start only: a reload keeps them.
+	Quotas *broker.Quotas `json:"quotas"`
 }
 
 func newServe() *cobra.Command {
@@ -66,8 +68,12 @@ keeps them, and logs a warning if the file's max_frame differs.
 
 --config is JSON with any of: max_connections, max_mailboxes,
 max_message_bytes, max_queued_bytes, inbox_capacity, max_frame (read
-at start only), log_level. Flags given on the command line win over the
-file. On a reload, a key missing from the file keeps the value in force.
+at start only), log_level, and quotas (per uid, read at start only):
+{"connections": 256, "mailboxes": 1024, "queued_bytes": N, "leases":
+65536, "uid": {"1000": {...}}}, 0 meaning the default and -1 unlimited;
+root is unlimited unless "uid" names "0". Flags given on the command line
+win over the file. On a reload, a key missing from the file keeps the
+value in force.
 
 --max-frame (config key max_frame) bounds every frame's size both ways
 (default 16 MiB) and is told to clients in the handshake; it is fixed
@@ -123,6 +129,9 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 						log.Warn("SIGHUP: max_frame cannot change without a restart; keeping the value in force",
 							"max_frame", cfg.MaxFrame, "file_max_frame", *fc.MaxFrame)
 					}
+				}
+				if fc.Quotas != nil {
+					cfg.Quotas = *fc.Quotas // used by Open only
 				}
 				if !flags.Changed("log-level") && fc.LogLevel != "" {
 					if err := level.UnmarshalText([]byte(fc.LogLevel)); err != nil {
