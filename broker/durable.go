@@ -44,11 +44,17 @@ type deferred struct {
 // step is the store records one core step (or one request's steps)
 // wrote. Its outcome is the first error among them: a record refused at
 // once (the disk is full) or a batch that failed must fail the reply even
-// if a later record of the step was written. Records of one step are
-// submitted back to back, so they fall in at most two batches, which
-// complete in log order: when the last is done, the first is too.
+// if a later record of the step was written. Batches complete in log
+// order, so when the last is done every earlier one is too; but a step
+// can span many batches (a SEND of up to 1024 messages), and one in the
+// middle can fail while later ones succeed (the disk fills, then the
+// store's reserve is released), so the step keeps one ticket of every
+// batch between its first and last (mid; nil for the common step of at
+// most two batches) and err checks them all.
 type step struct {
 	first, last store.Ticket
+	mid         []store.Ticket
+	tracked     bool // first is set
 	n           int
 	refused     error // a record refused at submission
 }
@@ -61,11 +67,20 @@ func (s *step) add(t store.Ticket) {
 		}
 	default:
 	}
-	if s.n == 0 {
-		s.first = t
+	s.track(t)
+	s.n++
+}
+
+// track records t as the step's newest ticket, keeping the previous one
+// in mid when it is of a batch other than both the first's and t's.
+func (s *step) track(t store.Ticket) {
+	switch {
+	case !s.tracked:
+		s.first, s.tracked = t, true
+	case !t.SameBatch(s.last) && !s.last.SameBatch(s.first):
+		s.mid = append(s.mid, s.last)
 	}
 	s.last = t
-	s.n++
 }
 
 // join adds every record of o.
@@ -76,10 +91,11 @@ func (s *step) join(o step) {
 	if o.refused != nil && s.refused == nil {
 		s.refused = o.refused
 	}
-	if s.n == 0 {
-		s.first = o.first
+	s.track(o.first)
+	for _, t := range o.mid {
+		s.track(t)
 	}
-	s.last = o.last
+	s.track(o.last)
 	s.n += o.n
 }
 
@@ -93,6 +109,11 @@ func (s step) err() error {
 	}
 	if err := s.first.Wait(context.Background()); err != nil {
 		return err
+	}
+	for _, t := range s.mid {
+		if err := t.Wait(context.Background()); err != nil {
+			return err
+		}
 	}
 	return s.last.Wait(context.Background())
 }

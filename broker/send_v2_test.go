@@ -288,6 +288,8 @@ func waitInfo(t *testing.T, rc *rawConn, name string, ok func(wire.MailboxInfo) 
 
 // A durable batch that runs out of disk part way: STORAGE with DONE = the
 // leading messages that were made durable; those stay, the rest are gone.
+// (It once answered OK now and then: a failed batch in the middle of the
+// frame's records was missed when only the first and last were checked.)
 func TestV2DurableBatchOnAFullDiskRepliesStorageWithDone(t *testing.T) {
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=2m,mode=0755"); err != nil {
@@ -304,9 +306,13 @@ func TestV2DurableBatchOnAFullDiskRepliesStorageWithDone(t *testing.T) {
 	}
 	hd, p := rc.send(t, 0, m)
 	must(t, "a batch larger than the disk", hd, p, wire.CodeStorage)
+	// DONE may be 0: the store writes a batch all or nothing, and its
+	// writer may gather every record of the frame into one batch that the
+	// disk refuses. What must hold is that the reply is STORAGE, never OK,
+	// and that exactly DONE messages are kept, before and after a restart.
 	_, done := wire.DecodeError(p)
-	if done == 0 || done >= 300 {
-		t.Fatalf("DONE %d, want some but not all", done)
+	if done >= 300 {
+		t.Fatalf("DONE %d, want fewer than the 300 sent", done)
 	}
 	waitInfo(t, rc, "full", func(i wire.MailboxInfo) bool { return i.Depth == uint64(done) })
 	t.Logf("%d of 300 messages of 16 KiB made durable on 2 MiB", done)

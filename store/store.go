@@ -266,6 +266,11 @@ func (t Ticket) Wait(ctx context.Context) error {
 	}
 }
 
+// SameBatch reports whether t and o were written by the same batch (a
+// refused record is in no batch). A caller tracking many records keeps
+// one ticket per batch to learn every batch's outcome.
+func (t Ticket) SameBatch(o Ticket) bool { return t.b == o.b }
+
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Done is closed when Wait would return without blocking.
