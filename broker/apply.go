@@ -18,6 +18,12 @@ import (
 // ticket written and whether any was, so the caller can hold back its own
 // reply the same way.
 func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step) {
+	var stall []*pending // consumers whose connection's backlog is full (backlog.go)
+	defer func() {
+		for _, p := range stall {
+			p.c.stall(p, r)
+		}
+	}()
 	for i := range effs {
 		e := &effs[i]
 		switch e.Kind {
@@ -42,6 +48,9 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 			}
 			if !st.wrote() {
 				c.deliver(hd, e.Msg, e.Lease)
+				if p.op == wire.OpConsume && c.overBacklog() && (len(stall) == 0 || stall[len(stall)-1] != p) {
+					stall = append(stall, p)
+				}
 				continue
 			}
 			msg, lease := e.Msg, e.Lease
