@@ -319,6 +319,11 @@ func (w *Writer) Run() {
 			// until the write returned, d still pointed into it).
 			if w.data.len() == 0 {
 				w.data.buf, w.data.head = w.data.buf[:0], 0
+			} else if w.data.head >= cap(w.data.buf)/2 {
+				// A lane never drained would otherwise grow by every
+				// byte written from it: move the live frames to the front
+				// (no write points into the buffer now).
+				w.data.compact()
 			}
 		} else {
 			w.data.keep(d, w.cfg.MaxKept)
@@ -345,6 +350,9 @@ func (w *Writer) Run() {
 // take returns the lane's frames and gives it its spare buffer.
 func (l *lane) take() ([]byte, []FDFrame) {
 	buf, fds := l.buf[l.head:], l.fds
+	for i := range fds {
+		fds[i].Off -= l.head // offsets are from buf[0], the frames start at head
+	}
 	l.buf, l.head, l.fds, l.spare = l.spare[:0], 0, nil, nil
 	return buf, fds
 }
@@ -383,6 +391,15 @@ func (l *lane) takeUpTo(max int) ([]byte, []FDFrame, bool) {
 	}
 	l.head += end
 	return live[:end:end], nil, true
+}
+
+// compact moves the live frames to the front of the buffer.
+func (l *lane) compact() {
+	n := copy(l.buf, l.buf[l.head:])
+	for i := range l.fds {
+		l.fds[i].Off -= l.head
+	}
+	l.buf, l.head = l.buf[:n], 0
 }
 
 // keep makes buf the lane's spare unless it grew too large.
