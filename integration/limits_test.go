@@ -175,7 +175,7 @@ func TestStuckReceiverDoesNotDelayAnotherMailbox(t *testing.T) {
 	// The broker hands it deliveries up to its connection's backlog bound
 	// (max_conn_backlog), then stalls it: the rest stay queued.
 	waitStat(t, stuck, "the stuck consumer stalled with the rest queued", func(i postbox.Info) bool {
-		return i.InFlight > 0 && i.Depth > 0 && i.InFlight+i.Depth == 128
+		return i.InFlight > 0 && i.Depth > 0 && uint64(i.InFlight)+i.Depth == 128
 	})
 
 	pp := create(t, b.Dial(t), "pp")
