@@ -86,8 +86,8 @@ func (c *conn) resume() {
 		c.slow = nil
 	}
 	c.pmu.Unlock()
-	if c.gone.Load() {
-		return
+	if c.gone.Load() || c.w.Err() != nil {
+		return // closing: its messages stay queued for the others
 	}
 	for p, n := range st {
 		bx := p.box

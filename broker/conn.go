@@ -119,6 +119,7 @@ func (c *conn) readLoop() {
 	}
 	var h handler
 	h.c = c
+	closed := false // the writer is closing or failed
 	for {
 		// Frames that arrived in one read share one timestamp: the
 		// clock is read once per read from the socket, not per message.
@@ -145,8 +146,15 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
+		if closed && !noReply(hd) {
+			// Its reply could not be written: the request is not carried
+			// out (a peer flooding requests at a closing connection
+			// would otherwise keep the reader busy on replies dropped).
+			// Those with no reply (acks) still are.
+			continue
+		}
 		h.handle(hd, p)
-		c.w.Wait() // the backlog limit (a closing writer returns at once)
+		closed = !c.w.Wait() // the backlog limit (a closing writer returns at once)
 	}
 }
 

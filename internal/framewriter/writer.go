@@ -59,7 +59,8 @@ type Config struct {
 	Gauge *atomic.Int64
 	// OnLow, if set, is called by Run, holding no lock of the writer's,
 	// once the backlog has fallen to LowWater or below after ArmLow
-	// returned true. It may take other locks and call the Writer.
+	// returned true, unless the writer is closing by then. It may take
+	// other locks and call the Writer.
 	OnLow    func()
 	LowWater int
 }
@@ -336,7 +337,7 @@ func (w *Writer) Run() {
 			w.wake.Broadcast()
 		}
 		w.space.Broadcast()
-		if w.armed && (w.closing || w.backlog() <= w.cfg.LowWater) {
+		if w.armed && !w.closing && w.backlog() <= w.cfg.LowWater {
 			w.armed = false
 			if w.cfg.OnLow != nil {
 				w.mu.Unlock()
