@@ -6,9 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/postbox-ipc/postbox/internal/testbroker"
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 // Connections that never say HELLO are counted from accept and bounded
@@ -72,4 +74,38 @@ func TestNeverHelloConnectionsDoNotExhaustDescriptors(t *testing.T) {
 	if bound := base + 32 + 16; most > bound {
 		t.Errorf("the broker had %d descriptors open, over %d", most, bound)
 	}
+}
+
+// A broker out of descriptors answers CHANNEL LIMIT, saying so, not
+// INVALID or INTERNAL. The broker runs with 64 descriptors and offer
+// bounds above what they allow.
+func TestChannelOutOfDescriptorsAnswersLimit(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("needs prlimit(1) to start the broker with 64 descriptors")
+	}
+	wrapper := filepath.Join(t.TempDir(), "postbox-64")
+	script := "#!/bin/sh\nexec " + prlimit + " --nofile=64:64 " + cli(t) + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := testbroker.StartProcess(t, wrapper, "--memory", "--max-offers-per-conn", "1000", "--max-offers-per-uid", "1000")
+	rc := dialRaw(t, p.Socket)
+	hd, pl := rc.roundTrip(t, wire.OpCreate, 0, (&wire.Create{Name: []byte("chans"), Capacity: -1, Mode: 0o666}).Append(nil))
+	if hd.Status != wire.OK {
+		t.Fatalf("CREATE: %s %q", hd.Status, errText(pl))
+	}
+	for i := range 100 {
+		hd, pl := rc.roundTrip(t, wire.OpChannel, 0, (&wire.Channel{Target: []byte("chans"), Type: 1}).Append(nil))
+		if hd.Status == wire.OK {
+			continue
+		}
+		t.Logf("offer %d: %s %q", i+1, hd.Status, errText(pl))
+		if hd.Status != wire.CodeLimit || !strings.Contains(errText(pl), "file descriptors") {
+			t.Fatalf("offer %d with the broker out of descriptors: %s %q, want LIMIT saying so", i+1, hd.Status, errText(pl))
+		}
+		rc.ping(t) // and the connection still works
+		return
+	}
+	t.Fatal("100 offers with 64 descriptors all succeeded")
 }
