@@ -119,7 +119,7 @@ func (c *conn) readLoop() {
 	}
 	var h handler
 	h.c = c
-	closed := false // the writer is closing or failed
+	closed := false // the writer is closed or failed
 	for {
 		// Frames that arrived in one read share one timestamp: the
 		// clock is read once per read from the socket, not per message.
@@ -146,16 +146,28 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
-		if closed && !noReply(hd) {
-			// Its reply could not be written: the request is not carried
-			// out (a peer flooding requests at a closing connection
-			// would otherwise keep the reader busy on replies dropped).
-			// Those with no reply (acks) still are.
+		if closed && !outlivesConn(hd.Op) {
+			// The writer is closed or failed: nothing more reaches the
+			// peer. What it wrote before is still applied where the
+			// effect outlives the connection (a SEND, acks); the rest
+			// (PING, LIST, RECV...) is not, or a peer that flooded
+			// requests would keep the reader busy on replies dropped.
 			continue
 		}
 		h.handle(hd, p)
 		closed = !c.w.Wait() // the backlog limit (a closing writer returns at once)
 	}
+}
+
+// outlivesConn reports whether a request of op has an effect beyond its
+// connection and reply: one carried out even when no reply can reach the
+// peer any more.
+func outlivesConn(op wire.Op) bool {
+	switch op {
+	case wire.OpSend, wire.OpAck, wire.OpNack, wire.OpCreate, wire.OpDestroy, wire.OpChmod:
+		return true
+	}
+	return false
 }
 
 // handshake reads HELLO and answers it. It reports whether to go on.
