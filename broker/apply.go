@@ -19,11 +19,6 @@ import (
 // reply the same way.
 func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step) {
 	var stall []*pending // consumers whose connection's backlog is full (backlog.go)
-	defer func() {
-		for _, p := range stall {
-			p.c.stall(p, r)
-		}
-	}()
 	for i := range effs {
 		e := &effs[i]
 		switch e.Kind {
@@ -59,6 +54,9 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 				// memory and its sender was told the send failed (at least
 				// once, never lost).
 				c.deliver(hd, msg, lease)
+				if p.op == wire.OpConsume && c.overBacklog() {
+					c.stallLocking(p) // this runs holding no lock
+				}
 			})
 		case mailbox.EffSendDone:
 			p := e.Ref.(*pending)
@@ -109,6 +107,9 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 				st.add(b.journal(bx, e))
 			}
 		}
+	}
+	for _, p := range stall {
+		p.c.stall(p, r)
 	}
 	return st
 }

@@ -24,8 +24,11 @@ import (
 //     (framewriter OnLow, run holding no writer lock), which gives each
 //     stalled consumer its credit back under its mailbox lock.
 //
-// One step can overshoot cb by what it delivers at once (at most the
-// messages its mailbox held). Every writer adds its backlog to the
+// A durable mailbox's deliveries leave once their records are on disk
+// (durable.go): the completion that appends them stalls the consumer the
+// same way, taking the mailbox lock itself. One step can overshoot cb by
+// what it delivers at once (at most the messages its mailbox held).
+// Every writer adds its backlog to the
 // broker's out gauge, which SEND's MaxQueuedBytes check counts with the
 // mailboxes' held bytes: an auto-acked delivery has left its mailbox but
 // not the broker's memory until it is written.
@@ -65,6 +68,16 @@ func (c *conn) stall(p *pending, r *completions) {
 	}
 	c.pmu.Unlock()
 	r.add(c.armResume)
+}
+
+// stallLocking is stall for a caller holding no lock (a durable
+// delivery released once its records are on disk).
+func (c *conn) stallLocking(p *pending) {
+	var r completions
+	p.box.mu.Lock()
+	c.stall(p, &r)
+	p.box.mu.Unlock()
+	r.run()
 }
 
 // armResume asks the writer to call resume at its low-water mark, or

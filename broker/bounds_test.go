@@ -72,19 +72,32 @@ func stat(t *testing.T, rc *rawConn, name string) wire.MailboxInfo {
 // which stay queued; the sender sees LIMIT once max_queued_bytes is
 // reached.
 func TestNeverReadingAutoAckConsumerDoesNotGrowTheBroker(t *testing.T) {
-	const queued = 32 * MiB
+	neverReadingConsumer(t, false, 32*MiB, 320*MiB)
+}
+
+// The same for a durable mailbox, whose deliveries leave once their
+// records are on disk.
+func TestNeverReadingAutoAckConsumerOfADurableMailboxDoesNotGrowTheBroker(t *testing.T) {
+	neverReadingConsumer(t, true, 8*MiB, 64*MiB)
+}
+
+func neverReadingConsumer(t *testing.T, durable bool, queued int64, total int) {
+	dir := t.TempDir()
 	b := startBroker(t, func(c *broker.Config) {
 		c.MaxQueuedBytes = queued
 		c.SlowConsumerTimeout = 0 // this one stays: only its memory is bounded
+		if durable {
+			c.DataDir, c.NoSync = dir, true
+		}
 	})
 	base := heapInuse()
 	rc := dialRaw(t, b.socket)
-	rc.create(t, wire.Create{Name: []byte("flood"), Capacity: -1})
+	rc.create(t, wire.Create{Name: []byte("flood"), Capacity: -1, Durable: durable})
 	f, _ := rc.frame(wire.OpConsume, wire.FlagAutoAck, (&wire.Consume{Name: []byte("flood"), Credit: math.MaxUint32}).Append(nil))
 	rc.write(t, f) // and never read again
 
 	sender := dialRaw(t, b.socket)
-	const size, total = 256 << 10, 320 * MiB
+	const size = 256 << 10
 	body := make([]byte, size)
 	m := wire.Send{Target: []byte("flood")}
 	for range 4 {
