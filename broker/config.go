@@ -13,15 +13,17 @@ import (
 // Limits are the broker-wide limits. They may be changed while the broker
 // runs (SetLimits), e.g. on SIGHUP.
 type Limits struct {
-	// MaxConnections: further clients are refused with CodeLimit.
+	// MaxConnections: further clients are refused with CodeLimit. A
+	// connection counts from accept (accept.go).
 	MaxConnections int `json:"max_connections"`
 	// MaxMailboxes: CREATE beyond it fails with CodeLimit.
 	MaxMailboxes int `json:"max_mailboxes"`
 	// MaxMessage: a larger body fails with CodeTooLarge.
 	MaxMessage int `json:"max_message_bytes"`
 	// MaxQueuedBytes bounds the body bytes held in all mailboxes together
-	// (queued, leased, waiting to enter). A send past it fails with
-	// CodeLimit instead of the broker running out of memory.
+	// (queued, leased, waiting to enter), together with every
+	// connection's unwritten output (backlog.go). A send past it fails
+	// with CodeLimit instead of the broker running out of memory.
 	MaxQueuedBytes int64 `json:"max_queued_bytes"`
 	// InboxCapacity is the capacity of every endpoint's private inbox.
 	InboxCapacity int64 `json:"inbox_capacity"`
