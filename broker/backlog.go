@@ -34,7 +34,7 @@ import (
 // not the broker's memory until it is written.
 //
 // Slow consumers: a connection stalled for Config.SlowConsumerTimeout
-// with its backlog still at cb is disconnected. Its unwritten deliveries
+// (its backlog never drained to cb/2 meanwhile) is disconnected. Its unwritten deliveries
 // are dropped (auto-acked ones are lost, as auto-ack means; leased ones
 // return to their mailboxes when the connection ends), and each stalled
 // consumer gets a final CONSUME reply, LIMIT "slow consumer: ...", in the
@@ -126,8 +126,10 @@ func (c *conn) slowConsumer() {
 	}
 	c.pmu.Unlock()
 	unread := c.w.Pending()
-	if len(ps) == 0 || unread < c.b.cfg.MaxConnBacklog || c.gone.Load() {
-		return // resumed meanwhile
+	if len(ps) == 0 || c.gone.Load() {
+		// Resumed meanwhile. (Still stalled means the peer did not read
+		// even half its backlog in all that time.)
+		return
 	}
 	d := c.b.cfg.SlowConsumerTimeout
 	c.b.log.Warn("slow consumer disconnected", "endpoint", c.id, "pid", c.ident.PID, "unread", unread, "for", d)

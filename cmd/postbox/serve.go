@@ -186,7 +186,7 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.Int64Var(&cfg.MaxQueuedBytes, "max-queued-bytes", cfg.MaxQueuedBytes, "most message bytes held in all mailboxes together")
 	// Connection bounds (fixed until a restart; see README "Limits and worst cases").
 	f.IntVar(&cfg.MaxConnBacklog, "max-conn-backlog", cfg.MaxConnBacklog, "most unread output bytes per connection before the broker stops reading it and stalls its consumers")
-	f.DurationVar(&cfg.SlowConsumerTimeout, "slow-consumer-timeout", cfg.SlowConsumerTimeout, "disconnect a consumer stalled this long with a full backlog (0: never)")
+	f.DurationVar(&cfg.SlowConsumerTimeout, "slow-consumer-timeout", cfg.SlowConsumerTimeout, "disconnect a connection whose consumers stay stalled by unread output this long (0: never)")
 	f.IntVar(&cfg.MaxHandshaking, "max-handshaking", cfg.MaxHandshaking, "most connections accepted but not yet past HELLO")
 	f.IntVar(&cfg.MaxHandshakingPerUID, "max-handshaking-per-uid", cfg.MaxHandshakingPerUID, "most connections before HELLO from one uid")
 	f.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "how long a connection may take to say HELLO")
