@@ -18,6 +18,7 @@ import (
 // ticket written and whether any was, so the caller can hold back its own
 // reply the same way.
 func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step) {
+	var stall []*pending // consumers whose connection's backlog is full (backlog.go)
 	for i := range effs {
 		e := &effs[i]
 		switch e.Kind {
@@ -42,6 +43,9 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 			}
 			if !st.wrote() {
 				c.deliver(hd, e.Msg, e.Lease)
+				if p.op == wire.OpConsume && c.overBacklog() && (len(stall) == 0 || stall[len(stall)-1] != p) {
+					stall = append(stall, p)
+				}
 				continue
 			}
 			msg, lease := e.Msg, e.Lease
@@ -50,6 +54,9 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 				// memory and its sender was told the send failed (at least
 				// once, never lost).
 				c.deliver(hd, msg, lease)
+				if p.op == wire.OpConsume && c.overBacklog() {
+					c.stallLocking(p) // this runs holding no lock
+				}
 			})
 		case mailbox.EffSendDone:
 			p := e.Ref.(*pending)
@@ -100,6 +107,9 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 				st.add(b.journal(bx, e))
 			}
 		}
+	}
+	for _, p := range stall {
+		p.c.stall(p, r)
 	}
 	return st
 }

@@ -37,6 +37,13 @@ type Broker struct {
 	// nconns counts live connections, checked against MaxConnections.
 	nconns atomic.Int64
 	quota  *quotaTable // per-uid usage and quotas (quota.go)
+	// hs counts handshaking connections (accept.go); warnFD and warnHS
+	// rate-limit the descriptor-limit and handshake-bound warnings.
+	hs             handshakes
+	warnFD, warnHS rateLog
+	// out is the unwritten output of all connections (their writers'
+	// backlogs), counted with held against MaxQueuedBytes.
+	out atomic.Int64
 
 	mu        sync.RWMutex    // guards boxes, named, conns, listeners, closed
 	boxes     map[string]*box // named mailboxes and endpoints' inboxes
@@ -50,8 +57,9 @@ type Broker struct {
 	deadReady chan struct{} // signals the housekeeper that dead is non-empty
 	keeping   bool          // the housekeeper runs; guarded by mu
 
-	omu    sync.Mutex // guards offers
-	offers map[[16]byte]*offer
+	omu       sync.Mutex // guards offers, uidOffers, each offer's counts and conn.noffers
+	offers    map[[16]byte]*offer
+	uidOffers map[uint32]int // offers not yet attached, by their maker's uid (channel.go)
 
 	st   *store.Store // nil without a data directory
 	sync syncer       // completes requests once their records are durable
@@ -84,6 +92,7 @@ func Open(cfg Config) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.ConnBounds = cfg.ConnBounds.withDefaults()
 	b := &Broker{
 		cfg:       cfg,
 		log:       cfg.logger(),
@@ -94,6 +103,7 @@ func Open(cfg Config) (*Broker, error) {
 		closing:   make(chan struct{}),
 		deadReady: make(chan struct{}, 1),
 		offers:    make(map[[16]byte]*offer),
+		uidOffers: make(map[uint32]int),
 	}
 	b.epoch = newEpoch()
 	b.quota = newQuotaTable(cfg.Quotas, cfg.MaxQueuedBytes)
@@ -187,7 +197,12 @@ func (b *Broker) ServeWith(l net.Listener, creds Credentials) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || isTemporary(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				b.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				if !isFDLimit(err) {
+					b.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				} else if b.warnFD.ok() {
+					b.log.Warn("accept: out of file descriptors; raise the descriptor limit or lower max_connections, max_handshaking or the channel offer bounds",
+						"err", err, "in", backoff)
+				}
 				select {
 				case <-time.After(backoff):
 				case <-b.done:
@@ -296,12 +311,32 @@ func (b *Broker) closeConns() {
 	}
 }
 
-// start registers and runs a new connection.
+// start registers and runs a new connection, or closes it at once past
+// the handshake bounds (accept.go).
 func (b *Broker) start(nc net.Conn, creds Credentials) {
+	uid := acceptUID(nc)
+	if !b.hs.admit(uid, b.cfg.MaxHandshaking, b.cfg.MaxHandshakingPerUID) {
+		nc.Close()
+		if b.warnHS.ok() {
+			b.log.Warn("connection closed at accept: too many connections before HELLO",
+				"uid", uid, "max_handshaking", b.cfg.MaxHandshaking, "per_uid", b.cfg.MaxHandshakingPerUID)
+		}
+		return
+	}
 	c := newConn(b, nc, creds)
+	c.hsUID = uid
+	if b.nconns.Add(1) <= int64(b.Limits().MaxConnections) {
+		c.counted = true
+	} else {
+		b.nconns.Add(-1)
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		b.hs.release(uid)
+		if c.counted {
+			b.nconns.Add(-1)
+		}
 		nc.Close()
 		return
 	}

@@ -31,9 +31,22 @@ import (
 // ChannelOfferTTL is how long an offered channel waits for ATTACH.
 const ChannelOfferTTL = time.Minute
 
+// An offer pins two descriptors until it is attached or dropped, so the
+// offers not yet attached are bounded per connection
+// (Config.MaxOffersPerConn) and per uid (Config.MaxOffersPerUID); CHANNEL
+// past either, or when the process is out of descriptors, fails with
+// CodeLimit. The counts are taken before the segment is created and given
+// back when the offer leaves Broker.offers (unlistOffer), all under
+// Broker.omu.
+
 type offer struct {
 	token [wire.TokenSize]byte
 	timer *time.Timer
+	// by and uid are who made it (its counts); listed: it holds them.
+	// Guarded by Broker.omu.
+	by     *conn
+	uid    uint32
+	listed bool
 
 	mu sync.Mutex // guards a and b
 	// a and b are each side's descriptors (memfd, control socket), each
@@ -76,15 +89,42 @@ func (h *handler) doChannel(hd wire.Header, p []byte) {
 		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("channel to %q: message type must be at least 1, not %d", m.Target, m.Type))
 		return
 	}
+	uid := c.who.UID
+	b.omu.Lock()
+	switch {
+	case c.noffers >= b.cfg.MaxOffersPerConn:
+		b.omu.Unlock()
+		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("channel to %q: this connection has %d offers not yet attached, its limit", m.Target, c.noffers))
+		return
+	case b.uidOffers[uid] >= b.cfg.MaxOffersPerUID:
+		n := b.uidOffers[uid]
+		b.omu.Unlock()
+		c.replyErr(hd, wire.CodeLimit, fmt.Sprintf("channel to %q: uid %d has %d offers not yet attached, its limit", m.Target, uid, n))
+		return
+	}
+	c.noffers++ // reserved while the segment is made
+	b.uidOffers[uid]++
+	b.omu.Unlock()
 	off, err := newOffer(shm.Config{RingSize: int(m.RingSize)})
 	if err != nil {
+		b.omu.Lock()
+		b.uncount(c, uid)
+		b.omu.Unlock()
 		code := wire.CodeInternal
-		if m.RingSize != 0 {
+		switch {
+		case isFDLimit(err):
+			code = wire.CodeLimit
+			if b.warnFD.ok() {
+				b.log.Warn("channel: out of file descriptors; raise the descriptor limit or lower the offer bounds", "err", err)
+			}
+			err = fmt.Errorf("the broker is out of file descriptors: %w", err)
+		case m.RingSize != 0:
 			code = wire.CodeInvalid
 		}
 		c.replyErr(hd, code, fmt.Sprintf("channel to %q: %v", m.Target, err))
 		return
 	}
+	off.by, off.uid, off.listed = c, uid, true
 	b.omu.Lock()
 	b.offers[off.token] = off
 	off.timer = time.AfterFunc(ChannelOfferTTL, func() { b.dropOffer(off) })
@@ -121,7 +161,7 @@ func newOffer(cfg shm.Config) (*offer, error) {
 // descriptors not yet handed over.
 func (b *Broker) dropOffer(off *offer) {
 	b.omu.Lock()
-	delete(b.offers, off.token)
+	b.unlistOffer(off)
 	b.omu.Unlock()
 	if off.timer != nil {
 		off.timer.Stop()
@@ -169,7 +209,9 @@ func (h *handler) doAttach(hd wire.Header, p []byte) {
 	}
 	b.omu.Lock()
 	off := b.offers[m.Token]
-	delete(b.offers, m.Token)
+	if off != nil {
+		b.unlistOffer(off)
+	}
 	b.omu.Unlock()
 	var files []*os.File
 	if off != nil {
@@ -182,6 +224,24 @@ func (h *handler) doAttach(hd wire.Header, p []byte) {
 	}
 	rh := replyHeader(hd, wire.OK)
 	c.w.AppendWithFiles(rh.Urgent(), files, func(b []byte) []byte { return wire.AppendHeader(b, rh, 0) })
+}
+
+// unlistOffer removes off from b.offers and gives back its counts, once.
+// b.omu must be held.
+func (b *Broker) unlistOffer(off *offer) {
+	delete(b.offers, off.token)
+	if off.listed {
+		off.listed = false
+		b.uncount(off.by, off.uid)
+	}
+}
+
+// uncount gives back one offer of c's and uid's. b.omu must be held.
+func (b *Broker) uncount(c *conn, uid uint32) {
+	c.noffers--
+	if b.uidOffers[uid]--; b.uidOffers[uid] <= 0 {
+		delete(b.uidOffers, uid)
+	}
 }
 
 // closeOffers drops every offer (shutdown).

@@ -3,23 +3,27 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"github.com/postbox-ipc/postbox/wire"
 	"log/slog"
 	"os"
+	"time"
+
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 // Limits are the broker-wide limits. They may be changed while the broker
 // runs (SetLimits), e.g. on SIGHUP.
 type Limits struct {
-	// MaxConnections: further clients are refused with CodeLimit.
+	// MaxConnections: further clients are refused with CodeLimit. A
+	// connection counts from accept (accept.go).
 	MaxConnections int `json:"max_connections"`
 	// MaxMailboxes: CREATE beyond it fails with CodeLimit.
 	MaxMailboxes int `json:"max_mailboxes"`
 	// MaxMessage: a larger body fails with CodeTooLarge.
 	MaxMessage int `json:"max_message_bytes"`
 	// MaxQueuedBytes bounds the body bytes held in all mailboxes together
-	// (queued, leased, waiting to enter). A send past it fails with
-	// CodeLimit instead of the broker running out of memory.
+	// (queued, leased, waiting to enter), together with every
+	// connection's unwritten output (backlog.go). A send past it fails
+	// with CodeLimit instead of the broker running out of memory.
 	MaxQueuedBytes int64 `json:"max_queued_bytes"`
 	// InboxCapacity is the capacity of every endpoint's private inbox.
 	InboxCapacity int64 `json:"inbox_capacity"`
@@ -51,6 +55,8 @@ type Config struct {
 	// Quotas bound what each uid may hold (quota.go). Fixed for the
 	// broker's lifetime.
 	Quotas Quotas `json:"quotas"`
+
+	ConnBounds
 }
 
 // Quotas configures the per-uid quotas: the defaults for every uid
@@ -63,6 +69,65 @@ type Quotas struct {
 	UID map[string]QuotaLimits `json:"uid,omitempty"`
 }
 
+// ConnBounds are the per-connection bounds, fixed for the broker's
+// lifetime (see "Limits and worst cases" in README and conn.go). A zero
+// field takes its DefaultConfig value, except SlowConsumerTimeout, where
+// 0 means never.
+type ConnBounds struct {
+	// MaxConnBacklog bounds a connection's unwritten output: its reader
+	// stops taking requests, and its consumers stop getting deliveries,
+	// while this many bytes wait for the peer to read.
+	MaxConnBacklog int `json:"max_conn_backlog"`
+	// SlowConsumerTimeout: a connection whose consumers have been stalled
+	// by a full backlog this long is told so (LIMIT) and disconnected; its
+	// leases return to their mailboxes. 0: never.
+	SlowConsumerTimeout time.Duration `json:"slow_consumer_timeout"`
+	// MaxHandshaking bounds the connections accepted but not yet past
+	// HELLO, in total and per peer uid (MaxHandshakingPerUID); one past
+	// either is closed at accept, before any goroutine starts.
+	MaxHandshaking       int `json:"max_handshaking"`
+	MaxHandshakingPerUID int `json:"max_handshaking_per_uid"`
+	// HandshakeTimeout bounds the wait for HELLO.
+	HandshakeTimeout time.Duration `json:"handshake_timeout"`
+	// MaxOffersPerConn and MaxOffersPerUID bound shared-memory channel
+	// offers not yet attached (two descriptors each); CHANNEL past either
+	// fails with CodeLimit.
+	MaxOffersPerConn int `json:"max_offers_per_conn"`
+	MaxOffersPerUID  int `json:"max_offers_per_uid"`
+}
+
+// DefaultConnBounds are the connection bounds DefaultConfig has.
+func DefaultConnBounds() ConnBounds {
+	return ConnBounds{
+		MaxConnBacklog:       1 << 20,
+		SlowConsumerTimeout:  30 * time.Second,
+		MaxHandshaking:       64,
+		MaxHandshakingPerUID: 16,
+		HandshakeTimeout:     2 * time.Second,
+		MaxOffersPerConn:     16,
+		MaxOffersPerUID:      64,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConnBounds.
+func (cb ConnBounds) withDefaults() ConnBounds {
+	d := DefaultConnBounds()
+	set := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	set(&cb.MaxConnBacklog, d.MaxConnBacklog)
+	set(&cb.MaxHandshaking, d.MaxHandshaking)
+	set(&cb.MaxHandshakingPerUID, d.MaxHandshakingPerUID)
+	set(&cb.MaxOffersPerConn, d.MaxOffersPerConn)
+	set(&cb.MaxOffersPerUID, d.MaxOffersPerUID)
+	if cb.HandshakeTimeout == 0 {
+		cb.HandshakeTimeout = d.HandshakeTimeout
+	}
+	return cb
+}
+
 // DefaultConfig returns the embedded defaults `postbox serve` runs with.
 func DefaultConfig() Config {
 	return Config{
@@ -73,8 +138,9 @@ func DefaultConfig() Config {
 			MaxQueuedBytes: 1 << 30,
 			InboxCapacity:  4096,
 		},
-		MaxFrame: wire.DefaultMaxFrame,
-		Name:     "postbox",
+		MaxFrame:   wire.DefaultMaxFrame,
+		Name:       "postbox",
+		ConnBounds: DefaultConnBounds(),
 	}
 }
 
@@ -99,6 +165,13 @@ func (c *Config) Validate() error {
 		return bad("InboxCapacity", c.InboxCapacity, "must be -1 (unbounded), 0 or more")
 	case c.MaxFrame < c.MaxMessage+1024:
 		return bad("MaxFrame", c.MaxFrame, "must exceed MaxMessage by at least 1 KiB")
+	case c.MaxConnBacklog < 0 || c.MaxHandshaking < 0 || c.MaxHandshakingPerUID < 0 ||
+		c.MaxOffersPerConn < 0 || c.MaxOffersPerUID < 0:
+		return bad("ConnBounds", c.ConnBounds, "no bound may be negative")
+	case c.MaxConnBacklog > 0 && c.MaxConnBacklog < 64<<10:
+		return bad("MaxConnBacklog", c.MaxConnBacklog, "must be at least 64 KiB")
+	case c.SlowConsumerTimeout < 0 || c.HandshakeTimeout < 0:
+		return bad("ConnBounds", c.ConnBounds, "timeouts must not be negative")
 	}
 	return c.Quotas.validate()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
@@ -56,5 +57,29 @@ func TestConfigMaxFrameIsConfigKeyMaxFrame(t *testing.T) {
 	}
 	if c.MaxFrame != 2<<20 || c.MaxMessage != 1<<20 || c.Validate() != nil {
 		t.Fatalf("max_frame from JSON: %d, max message %d (%v)", c.MaxFrame, c.MaxMessage, c.Validate())
+	}
+}
+
+func TestConnBoundsDefaultsAndValidation(t *testing.T) {
+	c := DefaultConfig()
+	d := DefaultConnBounds()
+	if c.ConnBounds != d || d.MaxConnBacklog != 1<<20 || d.MaxHandshaking != 64 || d.MaxHandshakingPerUID != 16 ||
+		d.MaxOffersPerConn != 16 || d.MaxOffersPerUID != 64 || d.SlowConsumerTimeout != 30*time.Second || d.HandshakeTimeout != 2*time.Second {
+		t.Fatalf("defaults %+v", d)
+	}
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.MaxConnBacklog = 1000 },
+		func(c *Config) { c.MaxHandshaking = -1 },
+		func(c *Config) { c.SlowConsumerTimeout = -time.Second },
+	} {
+		c := DefaultConfig()
+		bad(&c)
+		if err := c.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v: Validate = %v, want ErrConfig", c.ConnBounds, err)
+		}
+	}
+	c.ConnBounds = ConnBounds{} // zero: the defaults
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

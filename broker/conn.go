@@ -17,23 +17,17 @@ import (
 	"github.com/postbox-ipc/postbox/wire"
 )
 
-// outHighWater: the reader stops taking requests from a client while this
-// many reply bytes wait for it to read, so a client that writes without
-// reading cannot grow the broker's memory without bound.
-const outHighWater = 8 << 20
+// maxKeptBuffer is the largest spare output buffer a connection keeps
+// between writes (and at most Config.MaxConnBacklog). Larger ones (a
+// burst of big messages) are dropped after use; keeping one saves
+// reallocating it on every write while large messages stream. The reader
+// stops taking requests while Config.MaxConnBacklog bytes wait for the
+// peer to read (backlog.go).
+const maxKeptBuffer = 256 << 10
 
-// maxKeptBuffer is the largest output buffer a connection keeps between
-// writes. Larger ones (a burst of big messages) are dropped after use;
-// keeping up to this much saves reallocating it on every write while
-// large messages stream.
-const maxKeptBuffer = 8 << 20
-
-// handshakeTimeout bounds the wait for HELLO; maxHelloSize bounds its
-// size field.
-const (
-	handshakeTimeout = 10 * time.Second
-	maxHelloSize     = 4096
-)
+// maxHelloSize bounds HELLO's size field (Config.HandshakeTimeout bounds
+// the wait for it).
+const maxHelloSize = 4096
 
 // maxEndpoints is how many connections one broker run can number: the
 // low 32 bits of an endpoint id (its high 32 bits are the epoch).
@@ -58,11 +52,16 @@ type conn struct {
 	caps    uint64           // capabilities granted at HELLO
 	session wire.Session     // the client's session, given or assigned at HELLO
 	pidf    *os.File         // the peer's pidfd; nil if the kernel gave none
+	hsUID   int64            // its handshake slot's uid (accept.go)
+	counted bool             // it holds a MaxConnections slot (from accept)
+	noffers int              // channel offers it made not yet attached; guarded by b.omu
 
-	pmu     sync.Mutex // guards pending, leases, touched
+	pmu     sync.Mutex // guards pending, leases, touched, stalled, slow
 	pending map[uint64]*pending
 	leases  map[uint64]*box // leases this endpoint holds, and their mailbox
 	touched map[*box]struct{}
+	stalled map[*pending]uint32 // consumers stalled by the backlog, and their credit (backlog.go)
+	slow    *time.Timer         // the slow-consumer timer while any is stalled
 
 	// gone is set when cleanup starts: a SEND batch between two of its
 	// messages' admissions (continueSend) then admits no more.
@@ -96,7 +95,9 @@ func newConn(b *Broker, nc net.Conn, creds Credentials) *conn {
 		done:    make(chan struct{}),
 	}
 	c.uc, _ = nc.(*net.UnixConn)
-	c.w = framewriter.New(nc, framewriter.Config{HighWater: outHighWater, MaxKept: maxKeptBuffer})
+	cb := b.cfg.MaxConnBacklog
+	c.w = framewriter.New(nc, framewriter.Config{HighWater: cb, MaxKept: min(cb, maxKeptBuffer),
+		Gauge: &b.out, LowWater: cb / 2, OnLow: c.resume})
 	return c
 }
 
@@ -106,7 +107,9 @@ func (c *conn) readLoop() {
 	defer c.cleanup()
 	lim := c.b.Limits()
 	r := wire.NewReader(c.nc, c.b.cfg.MaxFrame, 64<<10)
-	if !c.handshake(r, lim) {
+	ok := c.handshake(r, lim)
+	c.b.hs.release(c.hsUID)
+	if !ok {
 		return
 	}
 	if c.pidf != nil {
@@ -116,6 +119,7 @@ func (c *conn) readLoop() {
 	}
 	var h handler
 	h.c = c
+	closed := false // the writer is closed or failed
 	for {
 		// Frames that arrived in one read share one timestamp: the
 		// clock is read once per read from the socket, not per message.
@@ -142,9 +146,28 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
+		if closed && !outlivesConn(hd.Op) {
+			// The writer is closed or failed: nothing more reaches the
+			// peer. What it wrote before is still applied where the
+			// effect outlives the connection (a SEND, acks); the rest
+			// (PING, LIST, RECV...) is not, or a peer that flooded
+			// requests would keep the reader busy on replies dropped.
+			continue
+		}
 		h.handle(hd, p)
-		c.w.Wait() // the backlog limit (a closing writer returns at once)
+		closed = !c.w.Wait() // the backlog limit (a closing writer returns at once)
 	}
+}
+
+// outlivesConn reports whether a request of op has an effect beyond its
+// connection and reply: one carried out even when no reply can reach the
+// peer any more.
+func outlivesConn(op wire.Op) bool {
+	switch op {
+	case wire.OpSend, wire.OpAck, wire.OpNack, wire.OpCreate, wire.OpDestroy, wire.OpChmod:
+		return true
+	}
+	return false
 }
 
 // handshake reads HELLO and answers it. It reports whether to go on.
@@ -152,7 +175,7 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	// A peer that never completes HELLO must not hold a connection (and
 	// two goroutines) for long, nor make the broker read or skip a huge
 	// frame: the header is checked before anything else is read.
-	c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.HandshakeTimeout))
 	defer c.nc.SetReadDeadline(time.Time{})
 	hd, size, err := r.PeekHeader()
 	if err != nil || size < wire.HeaderSize-4 {
@@ -179,20 +202,17 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 		c.replyErr(hd, wire.CodeOf(err), "HELLO: "+err.Error())
 		return false
 	}
-	if n := c.b.nconns.Add(1); n > int64(lim.MaxConnections) {
-		c.b.nconns.Add(-1)
+	if !c.counted { // counted at accept (accept.go); cleanup gives the slot back
 		c.replyErr(hd, wire.CodeLimit, "too many connections (limit "+strconv.Itoa(lim.MaxConnections)+")")
 		return false
 	}
 	n := c.b.endpoints.Add(1)
 	if n > maxEndpoints {
-		c.b.nconns.Add(-1)
 		c.replyErr(hd, wire.CodeLimit, "this broker run has numbered 2^32-1 connections, its limit; restart it")
 		return false
 	}
 	who, err := c.creds(c.nc)
 	if err != nil {
-		c.b.nconns.Add(-1)
 		c.replyErr(hd, wire.CodeInternal, "reading peer credentials: "+err.Error())
 		return false
 	}
@@ -313,6 +333,10 @@ func (c *conn) cleanup() {
 			offers = append(offers, p.offer) // a CHANNEL still waiting to place its offer
 		}
 	}
+	if c.slow != nil {
+		c.slow.Stop()
+		c.slow = nil
+	}
 	touched := make([]*box, 0, len(c.touched))
 	for bx := range c.touched {
 		touched = append(touched, bx)
@@ -338,8 +362,10 @@ func (c *conn) cleanup() {
 			r.run()
 		}
 		c.b.releaseQuota(c)
-		c.b.nconns.Add(-1)
 		c.b.log.Debug("disconnected", "endpoint", c.id, "pid", c.ident.PID)
+	}
+	if c.counted {
+		c.b.nconns.Add(-1)
 	}
 	if c.pidf != nil {
 		c.pidf.Close()

@@ -35,6 +35,20 @@
 // order; a batch that must wait keeps its remaining messages in its
 // pending entry and goes on as room appears (send.go).
 //
+// # Bounds
+//
+// What a peer that does not read can make the broker hold is bounded
+// (backlog.go): a connection's unread output is at most
+// Config.MaxConnBacklog, for replies (its reader stops) and deliveries
+// (its consumers are stalled in their mailbox cores and resumed when the
+// writer has drained to half); a consumer stalled for
+// SlowConsumerTimeout is disconnected with a LIMIT reply it can read.
+// All connections' unread output counts with the mailboxes' bytes against
+// MaxQueuedBytes. Connections count from accept; those before HELLO are
+// bounded in total and per uid and closed at accept past the bound
+// (accept.go). Channel offers not yet attached are bounded per connection
+// and per uid (channel.go). A descriptor limit hit is answered LIMIT.
+//
 // # Names, targets and permissions
 //
 // A request's name resolves to a target (target.go): the local queue,

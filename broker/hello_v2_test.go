@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postbox-ipc/postbox/broker"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
@@ -166,7 +167,9 @@ func TestV2UrgentRequestGetsUrgentReply(t *testing.T) {
 // broker; a CANCEL of a blocked RECV, sent URGENT, is answered ahead of
 // all of them.
 func TestV2UrgentCancelReplyOvertakesQueuedDeliveries(t *testing.T) {
-	b := startBroker(t, nil)
+	// A backlog bound above the flood, so that all of it is handed out
+	// (below it the consumer stalls: backlog_test.go).
+	b := startBroker(t, func(c *broker.Config) { c.MaxConnBacklog = 64 << 20 })
 	rc := dialRaw(t, b.socket)
 	rc.create(t, wire.Create{Name: []byte("flood"), Capacity: -1})
 	rc.create(t, wire.Create{Name: []byte("quiet"), Capacity: -1})

@@ -423,7 +423,7 @@ func (b *Broker) admitQuota(c *conn, hd wire.Header, who Principal) bool {
 	if err == nil {
 		return true
 	}
-	b.nconns.Add(-1)
+	// The connection slot counted at accept is given back by cleanup.
 	if who.PIDFD != nil {
 		who.PIDFD.Close()
 	}

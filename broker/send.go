@@ -132,7 +132,7 @@ func (bx *box) send(sr *sendRequest) {
 	bx.mu.Lock()
 	// Checked against the total before this send is added: concurrent
 	// sends to other mailboxes may pass the limit by a frame each.
-	if c.b.held.Load()+sr.size > lim.MaxQueuedBytes {
+	if c.b.held.Load()+c.b.out.Load()+sr.size > lim.MaxQueuedBytes { // out: backlog.go
 		bx.mu.Unlock()
 		fail(0, wire.CodeLimit, "the broker holds %d bytes of messages, its limit", lim.MaxQueuedBytes)
 		return

@@ -378,6 +378,21 @@ func (m *Mailbox) AddCredit(r *Receiver, n uint32) {
 	}
 }
 
+// Stall takes away a waiting consumer's credit and parks it (the broker
+// does this while the consumer's connection has too much unread output);
+// it returns the credit taken, which AddCredit gives back. It emits no
+// effects and may follow another call's effects before they are read.
+func (m *Mailbox) Stall(r *Receiver) uint32 {
+	if m.destroyed || !r.Consumer || r.list != &m.waiting {
+		return 0
+	}
+	m.waiting.remove(r)
+	n := r.Credit
+	r.Credit = 0
+	m.parked.push(r)
+	return n
+}
+
 // CancelReceive ends a waiting receiver or consumer with err (EffFail). It
 // does nothing if r is not registered.
 func (m *Mailbox) CancelReceive(r *Receiver, err error) {

@@ -220,6 +220,14 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.IntVar(&cfg.MaxMessage, "max-message", cfg.MaxMessage, "largest message in bytes (body plus headers)")
 	f.IntVar(&cfg.MaxFrame, "max-frame", cfg.MaxFrame, "largest frame in bytes, both ways (fixed until a restart)")
 	f.Int64Var(&cfg.MaxQueuedBytes, "max-queued-bytes", cfg.MaxQueuedBytes, "most message bytes held in all mailboxes together")
+	// Connection bounds (fixed until a restart; see README "Limits and worst cases").
+	f.IntVar(&cfg.MaxConnBacklog, "max-conn-backlog", cfg.MaxConnBacklog, "most unread output bytes per connection before the broker stops reading it and stalls its consumers")
+	f.DurationVar(&cfg.SlowConsumerTimeout, "slow-consumer-timeout", cfg.SlowConsumerTimeout, "disconnect a connection whose consumers stay stalled by unread output this long (0: never)")
+	f.IntVar(&cfg.MaxHandshaking, "max-handshaking", cfg.MaxHandshaking, "most connections accepted but not yet past HELLO")
+	f.IntVar(&cfg.MaxHandshakingPerUID, "max-handshaking-per-uid", cfg.MaxHandshakingPerUID, "most connections before HELLO from one uid")
+	f.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "how long a connection may take to say HELLO")
+	f.IntVar(&cfg.MaxOffersPerConn, "max-offers-per-conn", cfg.MaxOffersPerConn, "most channel offers not yet attached per connection")
+	f.IntVar(&cfg.MaxOffersPerUID, "max-offers-per-uid", cfg.MaxOffersPerUID, "most channel offers not yet attached per uid")
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // Defaults for Config's zero fields.
@@ -53,6 +54,16 @@ type Config struct {
 	// buffer with any frames it appends (the client folds its queued
 	// fire-and-forget acks into ACK frames here).
 	BeforeWrite func(b []byte) []byte
+	// Gauge, if set, follows the backlog: the writer adds the bytes of
+	// each frame appended and subtracts them once written or dropped, so
+	// several writers can share one total (the broker's output gauge).
+	Gauge *atomic.Int64
+	// OnLow, if set, is called by Run, holding no lock of the writer's,
+	// once the backlog has fallen to LowWater or below after ArmLow
+	// returned true, unless the writer is closing by then. It may take
+	// other locks and call the Writer.
+	OnLow    func()
+	LowWater int
 }
 
 // lane is one queue of frames: its buffer, the frames in it that carry
@@ -75,6 +86,7 @@ type Writer struct {
 	data     lane
 	inflight int  // bytes taken by the write in progress
 	kicked   bool // Kick was called since the last write
+	armed    bool // ArmLow was called: call OnLow once at LowWater
 	closing  bool // no more appends; Run exits once drained (at once if abort)
 	abort    bool // drop what is queued
 	err      error
@@ -123,10 +135,43 @@ func (w *Writer) Append(urgent bool, fn func(b []byte) []byte) bool {
 		return false
 	}
 	l := w.lane(urgent)
+	n := len(l.buf)
 	l.buf = fn(l.buf)
+	w.gauge(len(l.buf) - n)
 	w.mu.Unlock()
 	w.wake.Signal()
 	return true
+}
+
+func (w *Writer) gauge(d int) {
+	if w.cfg.Gauge != nil && d != 0 {
+		w.cfg.Gauge.Add(int64(d))
+	}
+}
+
+// ArmLow asks for one call of Config.OnLow once the backlog is at
+// Config.LowWater or below. It returns false, arming nothing, if that is
+// already so (or the writer is closing): the caller acts itself.
+func (w *Writer) ArmLow() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closing || w.backlog() <= w.cfg.LowWater {
+		return false
+	}
+	w.armed = true
+	return true
+}
+
+// DropData drops the frames queued in the data lane (not the write in
+// progress), so that an urgent frame appended next is the last thing the
+// peer reads.
+func (w *Writer) DropData() {
+	w.mu.Lock()
+	l := &w.data
+	w.gauge(-l.len())
+	closeFDs(l.fds)
+	l.buf, l.fds = l.buf[:0], nil
+	w.mu.Unlock()
 }
 
 // AppendWithFiles is Append for a frame that carries descriptors: files
@@ -143,6 +188,7 @@ func (w *Writer) AppendWithFiles(urgent bool, files []*os.File, fn func(b []byte
 	l := w.lane(urgent)
 	off := len(l.buf)
 	l.buf = fn(l.buf)
+	w.gauge(len(l.buf) - off)
 	if len(files) > 0 {
 		l.fds = append(l.fds, FDFrame{Off: off, Files: files})
 	}
@@ -236,7 +282,9 @@ func (w *Writer) Run() {
 			return
 		}
 		if w.cfg.BeforeWrite != nil {
+			n := len(w.data.buf)
 			w.data.buf = w.cfg.BeforeWrite(w.data.buf)
+			w.gauge(len(w.data.buf) - n)
 		}
 		w.kicked = false
 		if len(w.urgent.buf) == 0 && len(w.data.buf) == 0 {
@@ -264,6 +312,7 @@ func (w *Writer) Run() {
 		w.mu.Lock()
 		w.urgent.keep(u, w.cfg.MaxKept)
 		w.data.keep(d, w.cfg.MaxKept)
+		w.gauge(-w.inflight)
 		w.inflight = 0
 		if err != nil && w.err == nil {
 			w.err = err
@@ -271,6 +320,14 @@ func (w *Writer) Run() {
 			w.wake.Broadcast()
 		}
 		w.space.Broadcast()
+		if w.armed && !w.closing && w.backlog() <= w.cfg.LowWater {
+			w.armed = false
+			if w.cfg.OnLow != nil {
+				w.mu.Unlock()
+				w.cfg.OnLow()
+				w.mu.Lock()
+			}
+		}
 	}
 }
 
@@ -290,9 +347,11 @@ func (w *Writer) writePieces(u []byte, ufds []FDFrame, d []byte) error {
 		if u != nil {
 			w.urgent.keep(u, w.cfg.MaxKept)
 			w.inflight -= len(u)
+			w.gauge(-len(u))
 			u, ufds = nil, nil
 		}
 		w.inflight -= n
+		w.gauge(-n)
 		if err != nil || len(d) == 0 || w.abort {
 			w.mu.Unlock()
 			return err
@@ -345,6 +404,7 @@ func (l *lane) keep(buf []byte, maxKept int) {
 
 func (w *Writer) dropLocked() {
 	for _, l := range []*lane{&w.urgent, &w.data} {
+		w.gauge(-l.len())
 		closeFDs(l.fds)
 		l.buf, l.fds = l.buf[:0], nil
 	}
