@@ -243,7 +243,9 @@ func TestV2UrgentCancelReplyOvertakesQueuedDeliveries(t *testing.T) {
 // a CANCEL ended it while many of its deliveries were still queued: it is
 // never sent in the urgent lane, where it could overtake them.
 func TestV2CanceledConsumeReplyFollowsEveryQueuedDelivery(t *testing.T) {
-	b := startBroker(t, nil)
+	// A backlog bound above the flood, so that every delivery is queued
+	// for the consumer rather than stalled in the mailbox.
+	b := startBroker(t, func(c *broker.Config) { c.MaxConnBacklog = 64 << 20 })
 	rc := dialRaw(t, b.socket)
 	rc.create(t, wire.Create{Name: []byte("flood"), Capacity: -1})
 	f, consID := rc.frame(wire.OpConsume, wire.FlagAutoAck, (&wire.Consume{Name: []byte("flood"), Credit: 1 << 20}).Append(nil))
