@@ -54,3 +54,8 @@ func benchSendReceive(b *testing.B, size, window int) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkSendReceive4KWindow1024 is SendReceive4K with the window
+// `postbox bench` uses (1024 sends in flight, so the Publisher's SEND
+// frames carry hundreds of messages each).
+func BenchmarkSendReceive4KWindow1024(b *testing.B) { benchSendReceive(b, 4096, 1024) }

@@ -17,13 +17,13 @@ import (
 	"github.com/postbox-ipc/postbox/wire"
 )
 
-// maxKeptBuffer is the largest spare output buffer a connection keeps
-// between writes (and at most Config.MaxConnBacklog). Larger ones (a
-// burst of big messages) are dropped after use; keeping one saves
-// reallocating it on every write while large messages stream. The reader
-// stops taking requests while Config.MaxConnBacklog bytes wait for the
-// peer to read (backlog.go).
-const maxKeptBuffer = 256 << 10
+// A connection keeps its spare output buffer between writes up to twice
+// Config.MaxConnBacklog: a lane holds up to about the backlog bound (plus
+// a step's deliveries) before the reader and the consumers stall, and a
+// buffer dropped after each write would be regrown by doubling on the
+// next, which at 4 KiB messages cost more than the messages themselves.
+// The reader stops taking requests while Config.MaxConnBacklog bytes wait
+// for the peer to read (backlog.go).
 
 // maxHelloSize bounds HELLO's size field (Config.HandshakeTimeout bounds
 // the wait for it).
@@ -96,7 +96,7 @@ func newConn(b *Broker, nc net.Conn, creds Credentials) *conn {
 	}
 	c.uc, _ = nc.(*net.UnixConn)
 	cb := b.cfg.MaxConnBacklog
-	c.w = framewriter.New(nc, framewriter.Config{HighWater: cb, MaxKept: min(cb, maxKeptBuffer),
+	c.w = framewriter.New(nc, framewriter.Config{HighWater: cb, MaxKept: 2 * cb,
 		Gauge: &b.out, LowWater: cb / 2, OnLow: c.resume})
 	return c
 }

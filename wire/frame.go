@@ -133,9 +133,6 @@ func (r *Reader) PeekHeader() (Header, int, error) {
 // On ErrFrameTooLarge the header is valid and the frame has been skipped.
 func (r *Reader) Next() (Header, []byte, error) {
 	var h Header
-	if cap(r.buf) > maxKeptFrame {
-		r.buf = nil // the previous payload is no longer valid: release it
-	}
 	hdr, err := r.r.Peek(HeaderSize)
 	if err != nil {
 		if err == io.EOF && len(hdr) > 0 {
@@ -168,6 +165,9 @@ func (r *Reader) Next() (Header, []byte, error) {
 			return h, nil, unexpected(err)
 		}
 		r.r.Discard(n)
+		if cap(r.buf) > maxKeptFrame {
+			r.buf = nil // big frames stopped coming: release their buffer
+		}
 		return h, p, nil
 	}
 	// A large payload is read into a buffer that grows as its bytes
@@ -191,10 +191,11 @@ func (r *Reader) Next() (Header, []byte, error) {
 	return h, p, nil
 }
 
-// maxKeptFrame is the largest payload buffer a Reader keeps from one
-// frame to the next. A larger one (a frame of many megabytes) is dropped
-// at the next call, so a connection that once carried a big message does
-// not hold its size for the rest of its life.
+// maxKeptFrame is the largest payload buffer a Reader keeps once frames
+// are small again: a larger one is reused while large frames keep coming
+// (a publisher's batched SEND frames) and dropped at the first frame that
+// fits the read buffer, so a connection that once carried a big message
+// does not hold its size for the rest of its life.
 const maxKeptFrame = 1 << 20
 
 func unexpected(err error) error {
