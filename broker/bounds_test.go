@@ -262,9 +262,10 @@ func TestNeverReadingRequestersHoldBoundedMemory(t *testing.T) {
 	held := heapInuse()
 	t.Logf("%d never-reading connections wrote %d MiB of LIST requests; heap %d MiB over base (%d KiB each), VmRSS %d MiB",
 		conns, written/MiB, (held-base)/MiB, (held-base)/conns>>10, vmRSS()/MiB)
-	// Per connection: 1 MiB backlog, its buffer's growth past it, a 256
-	// KiB spare buffer, the reader's buffer.
-	if bound := uint64(conns * 4 * MiB); held-base > bound {
+	// Per connection: the backlog bound, its buffer's growth past it
+	// (doubling: up to about twice), the reader's buffer.
+	backlog := uint64(broker.DefaultConnBounds().MaxConnBacklog)
+	if bound := uint64(conns) * (3*backlog + MiB); held-base > bound {
 		t.Errorf("heap grew by %d MiB, over %d MiB for %d connections", (held-base)/MiB, bound/MiB, conns)
 	}
 }

@@ -99,7 +99,7 @@ type ConnBounds struct {
 // DefaultConnBounds are the connection bounds DefaultConfig has.
 func DefaultConnBounds() ConnBounds {
 	return ConnBounds{
-		MaxConnBacklog:       1 << 20,
+		MaxConnBacklog:       4 << 20,
 		SlowConsumerTimeout:  30 * time.Second,
 		MaxHandshaking:       64,
 		MaxHandshakingPerUID: 16,

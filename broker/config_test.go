@@ -63,7 +63,7 @@ func TestConfigMaxFrameIsConfigKeyMaxFrame(t *testing.T) {
 func TestConnBoundsDefaultsAndValidation(t *testing.T) {
 	c := DefaultConfig()
 	d := DefaultConnBounds()
-	if c.ConnBounds != d || d.MaxConnBacklog != 1<<20 || d.MaxHandshaking != 64 || d.MaxHandshakingPerUID != 16 ||
+	if c.ConnBounds != d || d.MaxConnBacklog != 4<<20 || d.MaxHandshaking != 64 || d.MaxHandshakingPerUID != 16 ||
 		d.MaxOffersPerConn != 16 || d.MaxOffersPerUID != 64 || d.SlowConsumerTimeout != 30*time.Second || d.HandshakeTimeout != 2*time.Second {
 		t.Fatalf("defaults %+v", d)
 	}
