@@ -171,42 +171,11 @@ func TestV2UrgentCancelReplyOvertakesQueuedDeliveries(t *testing.T) {
 	// (below it the consumer stalls: backlog_test.go).
 	b := startBroker(t, func(c *broker.Config) { c.MaxConnBacklog = 64 << 20 })
 	rc := dialRaw(t, b.socket)
-	rc.create(t, wire.Create{Name: []byte("flood"), Capacity: -1})
 	rc.create(t, wire.Create{Name: []byte("quiet"), Capacity: -1})
 	// A blocked RECV on the quiet mailbox.
 	f, recvID := rc.frame(wire.OpRecv, 0, (&wire.Recv{Name: []byte("quiet"), Timeout: -1}).Append(nil))
 	rc.write(t, f)
-	// A consumer on the flood mailbox with plenty of credit, then a
-	// flood of big messages from another connection, while rc reads nothing.
-	f, consID := rc.frame(wire.OpConsume, wire.FlagAutoAck, (&wire.Consume{Name: []byte("flood"), Credit: 1 << 20}).Append(nil))
-	rc.write(t, f)
-	sender := dialRaw(t, b.socket)
-	body := make([]byte, 256<<10)
-	const n = 64 // 16 MiB: far more than the socket buffers hold
-	for range n / 8 {
-		m := wire.Send{Target: []byte("flood")}
-		for range 8 {
-			m.Msgs = append(m.Msgs, wire.SendMsg{Type: 1, Body: body})
-		}
-		hd, p := sender.send(t, 0, m)
-		must(t, "flood", hd, p, wire.OK)
-	}
-	// Wait until the deliveries are queued for rc (the mailbox is empty:
-	// all were handed to the consumer).
-	deadline := time.Now().Add(hangGuard)
-	for {
-		hd, p := sender.roundTrip(t, wire.OpStat, 0, (&wire.Name{Name: []byte("flood")}).Append(nil))
-		must(t, "STAT", hd, p, wire.OK)
-		var info wire.MailboxInfo
-		info.Decode(p)
-		if info.Depth == 0 && info.Received == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries not handed out: %+v", info)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	consID := floodConsumer(t, b, rc)
 	cancel, _ := rc.frame(wire.OpCancel, wire.FlagUrgent, nil)
 	binary.LittleEndian.PutUint64(cancel[8:], recvID)
 	rc.write(t, cancel)
@@ -233,10 +202,10 @@ func TestV2UrgentCancelReplyOvertakesQueuedDeliveries(t *testing.T) {
 		}
 		break
 	}
-	if delivered >= n {
+	if delivered >= floodN {
 		t.Fatalf("the CANCEL reply came after all %d deliveries", delivered)
 	}
-	t.Logf("the CANCEL reply overtook %d of %d deliveries", n-delivered, n)
+	t.Logf("the CANCEL reply overtook %d of %d deliveries", floodN-delivered, floodN)
 }
 
 // The reply that ends a CONSUME is the last frame with its id, even when
@@ -247,34 +216,7 @@ func TestV2CanceledConsumeReplyFollowsEveryQueuedDelivery(t *testing.T) {
 	// for the consumer rather than stalled in the mailbox.
 	b := startBroker(t, func(c *broker.Config) { c.MaxConnBacklog = 64 << 20 })
 	rc := dialRaw(t, b.socket)
-	rc.create(t, wire.Create{Name: []byte("flood"), Capacity: -1})
-	f, consID := rc.frame(wire.OpConsume, wire.FlagAutoAck, (&wire.Consume{Name: []byte("flood"), Credit: 1 << 20}).Append(nil))
-	rc.write(t, f)
-	sender := dialRaw(t, b.socket)
-	body := make([]byte, 256<<10)
-	const n = 64 // 16 MiB: far more than the socket buffers hold
-	for range n / 8 {
-		m := wire.Send{Target: []byte("flood")}
-		for range 8 {
-			m.Msgs = append(m.Msgs, wire.SendMsg{Type: 1, Body: body})
-		}
-		hd, p := sender.send(t, 0, m)
-		must(t, "flood", hd, p, wire.OK)
-	}
-	deadline := time.Now().Add(hangGuard)
-	for {
-		hd, p := sender.roundTrip(t, wire.OpStat, 0, (&wire.Name{Name: []byte("flood")}).Append(nil))
-		must(t, "STAT", hd, p, wire.OK)
-		var info wire.MailboxInfo
-		info.Decode(p)
-		if info.Depth == 0 && info.Received == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries not handed out: %+v", info)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	consID := floodConsumer(t, b, rc)
 	cancel, _ := rc.frame(wire.OpCancel, wire.FlagUrgent, nil)
 	binary.LittleEndian.PutUint64(cancel[8:], consID)
 	rc.write(t, cancel)
@@ -300,7 +242,35 @@ func TestV2CanceledConsumeReplyFollowsEveryQueuedDelivery(t *testing.T) {
 		}
 		break
 	}
-	if delivered != n {
-		t.Fatalf("the CONSUME-reply came after %d of %d deliveries: the rest would be lost", delivered, n)
+	if delivered != floodN {
+		t.Fatalf("the CONSUME-reply came after %d of %d deliveries: the rest would be lost", delivered, floodN)
 	}
+}
+
+// floodN is how many 256 KiB messages floodConsumer queues: 16 MiB, far
+// more than the socket buffers hold.
+const floodN = 64
+
+// floodConsumer creates mailbox "flood", starts an auto-ack CONSUME on rc
+// with plenty of credit, sends it floodN big messages from another
+// connection while rc reads nothing, and waits until all of them are
+// handed to the consumer (queued in rc's output). It returns the
+// CONSUME's request id.
+func floodConsumer(t *testing.T, b *testBroker, rc *rawConn) uint64 {
+	t.Helper()
+	rc.create(t, wire.Create{Name: []byte("flood"), Capacity: -1})
+	f, consID := rc.frame(wire.OpConsume, wire.FlagAutoAck, (&wire.Consume{Name: []byte("flood"), Credit: 1 << 20}).Append(nil))
+	rc.write(t, f)
+	sender := dialRaw(t, b.socket)
+	body := make([]byte, 256<<10)
+	for range floodN / 8 {
+		m := wire.Send{Target: []byte("flood")}
+		for range 8 {
+			m.Msgs = append(m.Msgs, wire.SendMsg{Type: 1, Body: body})
+		}
+		hd, p := sender.send(t, 0, m)
+		must(t, "flood", hd, p, wire.OK)
+	}
+	waitInfo(t, sender, "flood", func(i wire.MailboxInfo) bool { return i.Depth == 0 && i.Received == floodN })
+	return consID
 }
