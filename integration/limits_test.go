@@ -167,7 +167,8 @@ func TestStuckReceiverDoesNotDelayAnotherMailbox(t *testing.T) {
 	rc.write(t, frame)
 	waitStat(t, stuck, "Consumers == 1", func(i postbox.Info) bool { return i.Consumers == 1 })
 	body := make([]byte, 32<<10)
-	for range 128 { // 4 MiB, far beyond a socket buffer
+	const n = 256 // 8 MiB: twice the default backlog bound, far beyond a socket buffer
+	for range n {
 		if _, err := stuck.Send(ctxT(t), body); err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +176,7 @@ func TestStuckReceiverDoesNotDelayAnotherMailbox(t *testing.T) {
 	// The broker hands it deliveries up to its connection's backlog bound
 	// (max_conn_backlog), then stalls it: the rest stay queued.
 	waitStat(t, stuck, "the stuck consumer stalled with the rest queued", func(i postbox.Info) bool {
-		return i.InFlight > 0 && i.Depth > 0 && uint64(i.InFlight)+i.Depth == 128
+		return i.InFlight > 0 && i.Depth > 0 && uint64(i.InFlight)+i.Depth == n
 	})
 
 	pp := create(t, b.Dial(t), "pp")
