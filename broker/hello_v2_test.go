@@ -180,27 +180,10 @@ func TestV2UrgentCancelReplyOvertakesQueuedDeliveries(t *testing.T) {
 	binary.LittleEndian.PutUint64(cancel[8:], recvID)
 	rc.write(t, cancel)
 	time.Sleep(50 * time.Millisecond) // let the broker queue the reply
-	delivered := 0
-	for {
-		hd, p, err := rc.next(t)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hd.Push() {
-			if hd.Op != wire.OpDeliver || hd.Request != consID {
-				t.Fatalf("pushed %s for request %d", hd.Op, hd.Request)
-			}
-			delivered++
-			continue
-		}
-		if hd.Request != recvID {
-			t.Fatalf("unexpected reply %s to %d", hd.Op, hd.Request)
-		}
-		must(t, "canceled RECV", hd, p, wire.CodeCanceled)
-		if !hd.Urgent() {
-			t.Fatal("the final reply of a canceled request is not URGENT")
-		}
-		break
+	hd, p, delivered := deliveriesUntilReply(t, rc, consID, recvID)
+	must(t, "canceled RECV", hd, p, wire.CodeCanceled)
+	if !hd.Urgent() {
+		t.Fatal("the final reply of a canceled request is not URGENT")
 	}
 	if delivered >= floodN {
 		t.Fatalf("the CANCEL reply came after all %d deliveries", delivered)
@@ -220,27 +203,10 @@ func TestV2CanceledConsumeReplyFollowsEveryQueuedDelivery(t *testing.T) {
 	cancel, _ := rc.frame(wire.OpCancel, wire.FlagUrgent, nil)
 	binary.LittleEndian.PutUint64(cancel[8:], consID)
 	rc.write(t, cancel)
-	delivered := 0
-	for {
-		hd, p, err := rc.next(t)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hd.Push() {
-			if hd.Op != wire.OpDeliver || hd.Request != consID {
-				t.Fatalf("pushed %s for request %d", hd.Op, hd.Request)
-			}
-			delivered++
-			continue
-		}
-		if hd.Request != consID {
-			t.Fatalf("unexpected reply %s to %d", hd.Op, hd.Request)
-		}
-		must(t, "canceled CONSUME", hd, p, wire.CodeCanceled)
-		if hd.Urgent() {
-			t.Fatal("the CONSUME-reply came in the urgent lane")
-		}
-		break
+	hd, p, delivered := deliveriesUntilReply(t, rc, consID, consID)
+	must(t, "canceled CONSUME", hd, p, wire.CodeCanceled)
+	if hd.Urgent() {
+		t.Fatal("the CONSUME-reply came in the urgent lane")
 	}
 	if delivered != floodN {
 		t.Fatalf("the CONSUME-reply came after %d of %d deliveries: the rest would be lost", delivered, floodN)
@@ -273,4 +239,29 @@ func floodConsumer(t *testing.T, b *testBroker, rc *rawConn) uint64 {
 	}
 	waitInfo(t, sender, "flood", func(i wire.MailboxInfo) bool { return i.Depth == 0 && i.Received == floodN })
 	return consID
+}
+
+// deliveriesUntilReply reads rc's frames until the reply to request id,
+// counting the DELIVERs of consumer consID before it; any other frame
+// fails t.
+func deliveriesUntilReply(t *testing.T, rc *rawConn, consID, id uint64) (wire.Header, []byte, int) {
+	t.Helper()
+	delivered := 0
+	for {
+		hd, p, err := rc.next(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hd.Push() {
+			if hd.Op != wire.OpDeliver || hd.Request != consID {
+				t.Fatalf("pushed %s for request %d", hd.Op, hd.Request)
+			}
+			delivered++
+			continue
+		}
+		if hd.Request != id {
+			t.Fatalf("unexpected reply %s to %d", hd.Op, hd.Request)
+		}
+		return hd, p, delivered
+	}
 }
