@@ -17,13 +17,8 @@ func (h *handler) doStat(hd wire.Header, p []byte) {
 	if !h.decode(hd, p, &m) {
 		return
 	}
-	t, code, why := c.b.resolve(m.Name)
+	t := h.authorized(hd, "stat", m.Name, ActStat)
 	if t == nil {
-		c.replyErr(hd, code, fmt.Sprintf("stat %q: %s", m.Name, why))
-		return
-	}
-	if c.b.auth.Authorize(c.who, t.object(), ActStat) != nil {
-		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("stat %q: permission denied", m.Name))
 		return
 	}
 	info := t.info()
@@ -147,6 +142,23 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 		b.log.Info("mailbox created", "mailbox", bx.name, "capacity", m.Capacity, "mode", fmt.Sprintf("%#o", m.Mode), "uid", c.ident.UID, "pid", c.ident.PID)
 		c.replyEmpty(hd)
 	}
+}
+
+// authorized resolves name to a target the Authorizer lets the caller
+// act on with act. It replies itself ("verb name: why") and returns nil
+// when the request cannot go on.
+func (h *handler) authorized(hd wire.Header, verb string, name []byte, act Action) target {
+	c := h.c
+	t, code, why := c.b.resolve(name)
+	if t == nil {
+		c.replyErr(hd, code, fmt.Sprintf("%s %q: %s", verb, name, why))
+		return nil
+	}
+	if c.b.auth.Authorize(c.who, t.object(), act) != nil {
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("%s %q: permission denied", verb, name))
+		return nil
+	}
+	return t
 }
 
 // named resolves a name for DESTROY or CHMOD: a named target (an inbox

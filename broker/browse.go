@@ -26,13 +26,8 @@ func (h *handler) doBrowse(hd wire.Header, p []byte) {
 	if !h.decode(hd, p, &m) {
 		return
 	}
-	t, code, why := c.b.resolve(m.Name)
+	t := h.authorized(hd, "browse", m.Name, ActReceive)
 	if t == nil {
-		c.replyErr(hd, code, fmt.Sprintf("browse %q: %s", m.Name, why))
-		return
-	}
-	if c.b.auth.Authorize(c.who, t.object(), ActReceive) != nil {
-		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("browse %q: permission denied", m.Name))
 		return
 	}
 	br, ok := t.(browser)

@@ -30,13 +30,8 @@ func (h *handler) doConsume(hd wire.Header, p []byte) {
 // names, once the Authorizer allows it.
 func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consumer bool, credit uint32) {
 	c := h.c
-	t, code, why := c.b.resolve(name)
+	t := h.authorized(hd, "receive from", name, ActReceive)
 	if t == nil {
-		c.replyErr(hd, code, fmt.Sprintf("receive from %q: %s", name, why))
-		return
-	}
-	if c.b.auth.Authorize(c.who, t.object(), ActReceive) != nil {
-		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("receive from %q: permission denied", name))
 		return
 	}
 	h.rreq = receiveRequest{c: c, hd: hd, typ: typ, timeout: timeout, consumer: consumer, credit: credit}

@@ -67,15 +67,7 @@ type Browse struct {
 }
 
 // PageSize returns the number of messages the page should hold at most.
-func (m *Browse) PageSize() int {
-	switch {
-	case m.Limit == 0:
-		return DefaultBrowseLimit
-	case m.Limit > MaxBrowseLimit:
-		return MaxBrowseLimit
-	}
-	return int(m.Limit)
-}
+func (m *Browse) PageSize() int { return pageSize(m.Limit, DefaultBrowseLimit, MaxBrowseLimit) }
 
 func (m *Browse) Append(b []byte) []byte {
 	b = AppendString(AppendI64(AppendString(b, m.Name), m.Type), m.Cursor)

@@ -18,14 +18,17 @@ type List struct {
 }
 
 // PageSize returns the number of entries the page should hold at most.
-func (m *List) PageSize() int {
+func (m *List) PageSize() int { return pageSize(m.Limit, DefaultListLimit, MaxListLimit) }
+
+// pageSize is a paged request's limit: def for 0, clamped to most.
+func pageSize(limit uint32, def, most int) int {
 	switch {
-	case m.Limit == 0:
-		return DefaultListLimit
-	case m.Limit > MaxListLimit:
-		return MaxListLimit
+	case limit == 0:
+		return def
+	case int64(limit) > int64(most):
+		return most
 	}
-	return int(m.Limit)
+	return int(limit)
 }
 
 // Append encodes m; a zero List still encodes its fields (6 bytes).
