@@ -90,7 +90,9 @@ func (id ID) Session() [16]byte { return [16]byte(id[:16]) }
 // Seq returns the sequence half of the id.
 func (id ID) Seq() uint64 { return binary.BigEndian.Uint64(id[16:]) }
 
-func (id ID) String() string { return hex.EncodeToString(id[:16]) + "/" + strconv.FormatUint(id.Seq(), 10) }
+func (id ID) String() string {
+	return hex.EncodeToString(id[:16]) + "/" + strconv.FormatUint(id.Seq(), 10)
+}
 
 // ErrBadID is returned by ParseID for a correlation id that is not a
 // request id.
