@@ -10,6 +10,7 @@ import (
 	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/rpc"
 	"github.com/postbox-ipc/postbox/rpc/envelope"
+	"github.com/postbox-ipc/postbox/rpc/retry"
 )
 
 // blockingServer serves "test.Block"/"Wait": each run signals started
@@ -127,5 +128,60 @@ func TestCallerTimeoutWhileRunningCancelsHandlerContext(t *testing.T) {
 	}
 	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, postbox.ErrTimeout) {
 		t.Fatalf("%v does not match the deadline", err)
+	}
+}
+
+func TestAttemptTimeoutDoesNotCancelHandlerAndRetryGetsItsReply(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	canceled := make(chan bool, 4)
+	e.server(func(s *rpc.Server) {
+		s.HandleRaw("test.Slow", "Work", func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
+			runs.Add(1)
+			select {
+			case <-time.After(300 * time.Millisecond):
+				canceled <- false
+				return &rpc.Reply{Body: []byte("done")}, nil
+			case <-ctx.Done():
+				canceled <- true
+				return nil, ctx.Err()
+			}
+		})
+	})
+	rep, err := e.client.Invoke(ctx(t), "test.Slow", "Work", nil, rpc.WithSemantics(rpc.ExactlyOnce),
+		rpc.WithRetry(retry.Policy{FirstTimeout: 60 * time.Millisecond, Backoff: time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rep.Body) != "done" || rep.Attempts < 2 {
+		t.Fatalf("%q after %d attempts", rep.Body, rep.Attempts)
+	}
+	if runs.Load() != 1 || <-canceled {
+		t.Fatalf("%d runs; the attempt timeout canceled the handler", runs.Load())
+	}
+}
+
+func TestCancelRetriedCallWhileRunningCancelsHandlerContext(t *testing.T) {
+	e := newEnv(t)
+	b := newBlocking(e)
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.client.Invoke(c, "test.Block", "Wait", nil, rpc.WithSemantics(rpc.AtLeastOnce),
+			rpc.WithRetry(retry.Policy{FirstTimeout: 10 * time.Second}))
+		done <- err
+	}()
+	<-b.started
+	cancel()
+	if err := <-done; rpc.CodeOf(err) != envelope.Canceled || rpc.OutcomeOf(err) != postbox.OutcomeInProgress {
+		t.Fatalf("%v", err)
+	}
+	select {
+	case cause := <-b.ended:
+		if rpc.CodeOf(cause) != envelope.Canceled {
+			t.Fatalf("handler's context ended with %v", cause)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler's context was not canceled")
 	}
 }

@@ -57,6 +57,14 @@
 //	canceled when the caller cancels or times out; its reply is sent (and, under exactly-once,
 //	cached) when it returns or when it calls Request.Reply; the request is acked when it returns.
 //
+// An attempt of a retried call that times out interrupts its request's
+// holder just as a cancel does; the request says when its attempt ends
+// (rpc-attempt-deadline), and an interrupt from then on does not cancel
+// the handler: the retry, which has the same request id, is waiting for
+// the reply the run will send. An attempt of a call whose handler is
+// still running is answered by that run (exactly-once joins it;
+// at-least-once may run it again on another free handler).
+//
 // # Semantics
 //
 // Maybe (the default): one attempt, never retried, and a redelivered
@@ -85,7 +93,10 @@
 // takes it: under maybe it is refused (Unavailable), under at-least-once
 // and exactly-once it runs again, since the new server has no record of
 // it. A reply the dead server had cached is gone, so a retry of a call it
-// had finished runs again too. So across a crash exactly-once is
+// had finished runs again too. Likewise the cache belongs to one server:
+// when several servers share a service, a retry that another server
+// takes runs there again (a retry is rare: it needs an attempt to time
+// out). So across a crash, or across servers, exactly-once is
 // at-least-once: a handler whose effects must happen once makes them
 // idempotent with RequestID(ctx), which is the same for every attempt of a
 // call, on every server.
