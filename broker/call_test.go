@@ -299,3 +299,47 @@ func TestServiceOptionIsReportedByStat(t *testing.T) {
 		t.Fatal(info.Name)
 	}
 }
+
+func TestCallWhoseQueuedRequestIsDestroyedEndsDestroyed(t *testing.T) {
+	b := startBroker(t, nil)
+	caller, server := dialRaw(t, b.socket), dialRaw(t, b.socket)
+	server.create(t, wire.Create{Name: []byte("svc"), Capacity: -1})
+	server.create(t, wire.Create{Name: []byte("held"), Capacity: -1})
+	queued := caller.startCall(t, 0, request("svc", []byte(caller.inbox()), []byte("q"), -1, "q"))
+	taken := caller.startCall(t, 0, request("held", []byte(caller.inbox()), []byte("t"), -1, "t"))
+	server.recv(t, "held", 0)
+	hd, p := server.roundTrip(t, wire.OpDestroy, 0, (&wire.Name{Name: []byte("svc")}).Append(nil))
+	must(t, "DESTROY svc", hd, p, wire.OK)
+	hd, p = caller.reply(t, queued)
+	must(t, "CALL whose request was queued", hd, p, wire.CodeDestroyed)
+	// The call whose request a server holds goes on: the server answers.
+	hd, p = server.roundTrip(t, wire.OpDestroy, 0, (&wire.Name{Name: []byte("held")}).Append(nil))
+	must(t, "DESTROY held", hd, p, wire.OK)
+	hd, p = server.send(t, wire.FlagReply, reply(caller.inbox(), []byte("t"), "answer"))
+	must(t, "REPLY", hd, p, wire.OK)
+	hd, p = caller.reply(t, taken)
+	must(t, "CALL whose request was taken", hd, p, wire.OK)
+}
+
+func TestCallWaitingAtShutdownEndsClosed(t *testing.T) {
+	b := startBroker(t, nil)
+	caller, server := dialRaw(t, b.socket), dialRaw(t, b.socket)
+	server.create(t, wire.Create{Name: []byte("svc"), Capacity: -1})
+	server.create(t, wire.Create{Name: []byte("one"), Capacity: 1})
+	server.sendOK(t, "one", "filler")
+	waiting := caller.startCall(t, 0, request("svc", []byte(caller.inbox()), []byte("w"), -1, "q"))
+	admitting := caller.startCall(t, 0, request("one", []byte(caller.inbox()), []byte("a"), -1, "q"))
+	caller.ping(t)
+	b.stop(t)
+	got := map[uint64]wire.Code{}
+	for len(got) < 2 {
+		hd, _, err := caller.next(t)
+		if err != nil {
+			t.Fatalf("replies at shutdown %v: %v", got, err)
+		}
+		got[hd.Request] = hd.Status
+	}
+	if got[waiting] != wire.CodeClosed || got[admitting] != wire.CodeClosed {
+		t.Fatalf("replies at shutdown %v, want CLOSED for %d and %d", got, waiting, admitting)
+	}
+}
