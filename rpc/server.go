@@ -23,6 +23,11 @@ type RawHandler func(ctx context.Context, req *Request) (rep *Reply, err error)
 // (created with postbox.Service() if missing); several servers, in one
 // process or many, may serve one service: a request goes to whichever is
 // free. Its methods are safe for concurrent use.
+//
+// A server serves over one postbox connection. If that connection is
+// lost its handlers stop taking requests (the ones it held go back to
+// the mailbox, as for any receiver that dies); Close it and start a new
+// server on a new connection.
 type Server struct {
 	pc   *postbox.Client
 	opts serverOptions
