@@ -287,3 +287,22 @@ func TestExactlyOnceRetentionReleasesUnacknowledgedReplies(t *testing.T) {
 		t.Fatalf("%+v: the first reply outlived its retention", st)
 	}
 }
+
+func TestRetriedCallWithoutReplyEndsWithDeadlineExceeded(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.srvPC.Create(ctx(t), "test.Void", postbox.Service()); err != nil {
+		t.Fatal(err)
+	}
+	for _, sem := range []rpc.Semantics{rpc.AtLeastOnce, rpc.ExactlyOnce} {
+		c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := e.client.Invoke(c, "test.Void", "Nothing", nil, rpc.WithSemantics(sem), fastRetry)
+		cancel()
+		if rpc.CodeOf(err) != envelope.DeadlineExceeded || rpc.OutcomeOf(err) != postbox.OutcomeWithdrawn {
+			t.Fatalf("%v: %v (outcome %v)", sem, err, rpc.OutcomeOf(err))
+		}
+	}
+	// Every attempt was withdrawn: nothing is left in the mailbox.
+	if d := depth(t, e.callPC, "test.Void"); d != 0 {
+		t.Fatalf("%d requests left", d)
+	}
+}
