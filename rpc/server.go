@@ -98,7 +98,10 @@ func NewServer(pc *postbox.Client, opts ...ServerOption) *Server {
 	return s
 }
 
-// HandleRaw registers h for method of serviceName. It panics after Start.
+// HandleRaw registers h for method of serviceName. Method "" registers a
+// fallback: it serves the requests of every method without a handler of
+// its own, and those with no rpc-method header (a plain Mailbox.Call, as
+// postbox req makes). It panics after Start.
 func (s *Server) HandleRaw(serviceName, method string, h RawHandler) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
