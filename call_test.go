@@ -110,7 +110,11 @@ func TestReplyIsDroppedWhenNoCallWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-m.Interrupted() // the call timed out
+	select {
+	case <-m.Interrupted(): // the call timed out
+	case <-ctx.Done():
+		t.Fatal("no interrupt after the call timed out")
+	}
 	claimed, err := m.Reply(ctx, []byte("too late"), postbox.AckRequest())
 	if err != nil || claimed {
 		t.Fatalf("late reply: claimed %v, %v; want dropped", claimed, err)
