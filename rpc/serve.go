@@ -145,10 +145,31 @@ func (s *Server) run(h RawHandler, r *Request) {
 	rep, err := call(ctx, h, r)
 	close(returned)
 	cancel(nil)
+	if err != nil && s.work.Err() != nil && r.Semantics.retries() && r.takeReply() {
+		// Close cut the run short: give the request back for another
+		// server (the call retries) instead of answering "canceled".
+		s.abandon(r)
+		return
+	}
 	if r.takeReply() {
 		s.finish(nil, r, encodeReply(rep, err), true)
 	} else {
 		r.Message.AckNoWait() // replied early
+	}
+}
+
+// abandon gives back a request whose run Close cut short, and under
+// exactly-once the duplicates that joined it, so that another server
+// runs it.
+func (s *Server) abandon(r *Request) {
+	var joined []*postbox.Message
+	if r.Semantics == ExactlyOnce {
+		s.cacheMu.Lock()
+		joined = s.cache.Abort(r.ID)
+		s.cacheMu.Unlock()
+	}
+	for _, m := range append(joined, r.Message) {
+		s.giveBack(m)
 	}
 }
 
