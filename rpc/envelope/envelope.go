@@ -45,8 +45,8 @@ const (
 	Method    = "rpc-method"
 	Semantics = "rpc-semantics"
 	Attempt   = "rpc-attempt"
-	// AttemptDeadline: see the package comment (added by helper "rpc",
-	// noted under CHANGES in design9.md).
+	// AttemptDeadline is when one attempt of a retried call ends: an
+	// INTERRUPT from then on is that attempt timing out, not a cancel.
 	AttemptDeadline = "rpc-attempt-deadline"
 	Acked           = "rpc-acked"
 	Status          = "rpc-status"
