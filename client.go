@@ -247,6 +247,9 @@ func stoppedError(cause error) error {
 	return fmt.Errorf("%w: connection to broker lost: %v", ErrClosed, cause)
 }
 
+// conn is the client's connection.
+func (c *Client) conn() *mux.Conn { return c.m }
+
 // Identity returns this client's identity as the broker sees it.
 func (c *Client) Identity() Identity { return c.self }
 

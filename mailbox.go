@@ -75,23 +75,26 @@ type Info struct {
 	Inbox    bool        `json:"inbox"`
 	// Service: created with Service(), an RPC service's mailbox;
 	// Consumers then counts its servers.
-	Service        bool          `json:"service,omitempty"`
-	Depth          uint64        `json:"depth"`
-	Bytes          uint64        `json:"bytes"`
-	Receivers      uint32        `json:"receivers"`
-	Consumers      uint32        `json:"consumers"`
-	InFlight       uint32        `json:"in_flight"`
-	BlockedSenders uint32        `json:"blocked_senders"`
-	Sent           uint64        `json:"sent"`
-	Received       uint64        `json:"received"`
-	Redelivered    uint64        `json:"redelivered"`
-	DeadLettered   uint64        `json:"dead_lettered"`
-	MaxDeliveries  uint32        `json:"max_deliveries,omitempty"`
-	MaxBytes       int64         `json:"max_bytes,omitempty"`
-	TTL            time.Duration `json:"ttl,omitempty"`
-	DeadLetter     string        `json:"dead_letter,omitempty"`
-	DiskBytes      uint64        `json:"disk_bytes,omitempty"`
-	Created        time.Time     `json:"created"`
+	Service        bool   `json:"service,omitempty"`
+	Depth          uint64 `json:"depth"`
+	Bytes          uint64 `json:"bytes"`
+	Receivers      uint32 `json:"receivers"`
+	Consumers      uint32 `json:"consumers"`
+	InFlight       uint32 `json:"in_flight"`
+	BlockedSenders uint32 `json:"blocked_senders"`
+	Sent           uint64 `json:"sent"`
+	Received       uint64 `json:"received"`
+	Redelivered    uint64 `json:"redelivered"`
+	DeadLettered   uint64 `json:"dead_lettered"`
+	// Dropped counts best-effort messages the broker dropped instead of
+	// admitting (Mailbox.SendBestEffort) since creation or restart.
+	Dropped       uint64        `json:"dropped"`
+	MaxDeliveries uint32        `json:"max_deliveries,omitempty"`
+	MaxBytes      int64         `json:"max_bytes,omitempty"`
+	TTL           time.Duration `json:"ttl,omitempty"`
+	DeadLetter    string        `json:"dead_letter,omitempty"`
+	DiskBytes     uint64        `json:"disk_bytes,omitempty"`
+	Created       time.Time     `json:"created"`
 	// Oldest is when the oldest queued message was sent (zero if none).
 	Oldest time.Time `json:"oldest,omitzero"`
 }
@@ -103,7 +106,7 @@ func infoOf(w *wire.MailboxInfo) Info {
 		Service: w.Flags&wire.MailboxService != 0,
 		Depth:   w.Depth, Bytes: w.Bytes, Receivers: w.Receivers, Consumers: w.Consumers,
 		InFlight: w.InFlight, BlockedSenders: w.BlockedSenders, Sent: w.Sent, Received: w.Received,
-		Redelivered: w.Redelivered, DeadLettered: w.DeadLettered, MaxDeliveries: w.MaxDeliveries,
+		Redelivered: w.Redelivered, DeadLettered: w.DeadLettered, Dropped: w.Dropped, MaxDeliveries: w.MaxDeliveries,
 		DiskBytes: w.DiskBytes, Created: time.Unix(0, w.CreatedUnix),
 		MaxBytes: w.MaxBytes, TTL: time.Duration(w.TTL), DeadLetter: string(w.DeadLetter),
 	}

@@ -345,3 +345,7 @@ func (c *Conn) discard(hd wire.Header, p []byte) {
 		}
 	}
 }
+
+// Pending returns the bytes queued for writing and not yet written: how
+// far the broker (or the network) is behind this client's output.
+func (c *Conn) Pending() int { return c.w.Pending() }
