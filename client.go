@@ -1,6 +1,7 @@
 package postbox
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -219,10 +220,20 @@ func handshake(ctx context.Context, nc net.Conn, o dialOptions) (*Client, error)
 	c.self.Endpoint = rep.Endpoint
 	c.inbox = InboxName(rep.Endpoint)
 	c.corrPrefix = randomPrefix()
+	// The broker closes a connection silent for DEAD_PEER (not a Unix
+	// socket's): the mux pings it every KEEPALIVE when idle, and gives
+	// the broker up if it is silent that long itself.
+	ka, dp := time.Duration(rep.Keepalive), time.Duration(rep.DeadPeer)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		idle := max(cmp.Or(ka, 15*time.Second), time.Second)
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: idle, Interval: idle, Count: 3})
+	}
 	c.m = mux.New(nc, mux.Config{
-		MaxFrame: readLimit(rep.MaxFrame),
-		Grace:    o.grace,
-		Stopped:  stoppedError,
+		MaxFrame:  readLimit(rep.MaxFrame),
+		Grace:     o.grace,
+		Stopped:   stoppedError,
+		Keepalive: ka,
+		DeadPeer:  dp,
 	})
 	c.m.RegisterPush(wire.OpInterrupt, c.onInterrupt)
 	return c, nil
