@@ -55,9 +55,9 @@ func (m *Mailbox) SendBestEffort(body []byte, opts ...SendOption) error {
 		}
 	}
 	c := m.c
-	if n := len(body) + len(hdr); c.maxMessage > 0 && n > c.maxMessage {
+	if n := len(body) + len(hdr); c.link().maxMessage > 0 && n > c.link().maxMessage {
 		return fmt.Errorf("%w: send to %q: message of %d bytes (body and headers) exceeds the broker's limit of %d",
-			ErrTooLarge, m.name, n, c.maxMessage)
+			ErrTooLarge, m.name, n, c.link().maxMessage)
 	}
 	mc := c.conn()
 	if err := mc.Err(); err != nil {

@@ -25,7 +25,7 @@ func (c *Client) Mailbox(name string) *Mailbox { return &Mailbox{c: c, name: nam
 
 // Inbox returns this client's private inbox: anyone may send to it, only
 // this client may receive from it. It lives as long as the connection.
-func (c *Client) Inbox() *Mailbox { return c.Mailbox(InboxName(c.self.Endpoint)) }
+func (c *Client) Inbox() *Mailbox { return c.Mailbox(InboxName(c.link().self.Endpoint)) }
 
 // InboxName is the address of endpoint id's inbox.
 func InboxName(id uint64) string { return "@" + strconv.FormatUint(id, 10) }
@@ -232,11 +232,11 @@ func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...SendOption) (Re
 		flags |= wire.FlagReceipt
 	}
 	c := m.c
-	cl := c.m.NewCall()
+	cl := c.conn().NewCall()
 	msgs := [1]wire.SendMsg{{Type: o.typ, Priority: o.priority, Headers: hdr, Body: body}}
 	req := wire.Send{Target: []byte(m.name), Timeout: timeoutOf(ctx, o.nowait), Msgs: msgs[:]}
-	if err := c.m.Start(cl, wire.OpSend, flags, req.Append); err != nil {
-		c.m.Release(cl)
+	if _, err := c.start(ctx, cl, wire.OpSend, flags, req.Append); err != nil {
+		c.conn().Release(cl)
 		return Receipt{}, err
 	}
 	err := c.wait(ctx, cl, wire.OpSend, m.name)
@@ -244,7 +244,7 @@ func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...SendOption) (Re
 	if len(cl.Send.IDs) > 0 {
 		r = Receipt{ID: cl.Send.IDs[0], Taken: cl.Send.Taken, By: identityOf(cl.Send.Receipt)}
 	}
-	c.m.Release(cl)
+	c.conn().Release(cl)
 	if err != nil {
 		return Receipt{}, err
 	}
@@ -263,24 +263,27 @@ func (m *Mailbox) Receive(ctx context.Context, opts ...ReceiveOption) (*Message,
 		flags |= wire.FlagAutoAck
 	}
 	c := m.c
-	cl := c.m.NewCall()
+	cl := c.conn().NewCall()
 	req := wire.Recv{Name: []byte(m.name), Type: o.typ, Timeout: timeoutOf(ctx, o.nowait)}
-	if err := c.m.Start(cl, wire.OpRecv, flags, req.Append); err != nil {
-		c.m.Release(cl)
+	lk, err := c.start(ctx, cl, wire.OpRecv, flags, req.Append)
+	if err != nil {
+		c.conn().Release(cl)
 		return nil, err
 	}
-	err := c.wait(ctx, cl, wire.OpRecv, m.name)
+	err = c.wait(ctx, cl, wire.OpRecv, m.name)
 	var msg *Message
 	if err == nil {
-		if msg = c.decodeMessage(cl.Payload, m.name); msg == nil {
+		if msg = c.decodeMessage(cl.Payload, m.name); msg != nil {
+			msg.lk = lk // its lease is that connection's
+		} else {
 			err = fmt.Errorf("%w: receive from %q: undecodable delivery", ErrMalformed, m.name)
 			var d wire.Delivery
 			if d.Decode(cl.Payload) == nil && d.Lease != 0 {
-				c.m.Nack([]uint64{d.Lease})
+				c.conn().Nack([]uint64{d.Lease})
 			}
 		}
 	}
-	c.m.Release(cl)
+	c.conn().Release(cl)
 	if err != nil {
 		return nil, err
 	}
