@@ -142,13 +142,7 @@ type consumerStream Consumer
 // Push takes a DELIVER payload.
 func (s *consumerStream) Push(_ wire.Header, p []byte) {
 	cn := (*Consumer)(s)
-	cn.mu.Lock()
-	lk := cn.lk
-	cn.mu.Unlock()
 	msg := cn.c.decodeMessage(p, cn.name)
-	if msg != nil {
-		msg.lk = lk
-	}
 	if msg == nil {
 		var d wire.Delivery
 		if d.Decode(p) == nil && d.Lease != 0 {
@@ -157,6 +151,7 @@ func (s *consumerStream) Push(_ wire.Header, p []byte) {
 		return
 	}
 	cn.mu.Lock()
+	msg.lk = cn.lk // the stream's connection: openLocked set it, under mu, before posting its CONSUME
 	if cn.closed && msg.lease != 0 {
 		// Close has run, but the broker had not yet seen its CANCEL.
 		cn.mu.Unlock()
