@@ -115,7 +115,6 @@ func (m *Mailbox) Call(ctx context.Context, body []byte, opts ...CallOption) (*M
 		return nil, contextEnded(ctx, fmt.Sprintf("call %q", m.name)) // the deadline passed
 	}
 	var corr [16]byte
-	o.hdr.replyTo = c.link().inbox
 	if o.hdr.correlationID == nil {
 		c.newCorrelation(&corr)
 		o.hdr.correlationID = corr[:]
@@ -123,19 +122,34 @@ func (m *Mailbox) Call(ctx context.Context, body []byte, opts ...CallOption) (*M
 	if o.hdr.deadline.IsZero() {
 		o.hdr.deadline, _ = ctx.Deadline()
 	}
-	// Room for REPLY_TO, CORRELATION_ID and DEADLINE: one allocation.
-	hdr, err := appendHeaders(make([]byte, 0, 4+len(c.link().inbox)+4+len(o.hdr.correlationID)+12+32), &o.hdr)
-	if err != nil {
-		return nil, fmt.Errorf("call %q: %w", m.name, err)
-	}
 	cl := c.conn().NewCall()
-	msgs := [1]wire.SendMsg{{Type: o.typ, Priority: o.priority, Headers: hdr, Body: body}}
-	req := wire.Send{Target: []byte(m.name), Timeout: timeout, Msgs: msgs[:]}
-	if _, err := c.start(ctx, cl, wire.OpCall, 0, req.Append); err != nil {
-		c.conn().Release(cl)
-		return nil, err
+	var lk *link
+	for {
+		// REPLY_TO is the inbox of the connection the call goes on: after
+		// a reconnect, the new one's.
+		lk = c.link()
+		o.hdr.replyTo = lk.inbox
+		// Room for REPLY_TO, CORRELATION_ID and DEADLINE: one allocation.
+		hdr, err := appendHeaders(make([]byte, 0, 4+len(lk.inbox)+4+len(o.hdr.correlationID)+12+32), &o.hdr)
+		if err != nil {
+			lk.m.Release(cl)
+			return nil, fmt.Errorf("call %q: %w", m.name, err)
+		}
+		msgs := [1]wire.SendMsg{{Type: o.typ, Priority: o.priority, Headers: hdr, Body: body}}
+		req := wire.Send{Target: []byte(m.name), Timeout: timeout, Msgs: msgs[:]}
+		err = lk.m.Start(cl, wire.OpCall, 0, req.Append)
+		if err == nil {
+			break
+		}
+		if c.rc != nil {
+			err = c.rc.awaitNext(ctx, c, lk, fmt.Sprintf("call %q", m.name))
+		}
+		if err != nil || c.rc == nil {
+			lk.m.Release(cl)
+			return nil, err
+		}
 	}
-	err = c.conn().Await(ctx, cl)
+	err := lk.m.Await(ctx, cl)
 	var msg *Message
 	switch {
 	case errors.Is(err, mux.ErrNoReply):
@@ -146,7 +160,7 @@ func (m *Mailbox) Call(ctx context.Context, body []byte, opts ...CallOption) (*M
 		var rep wire.CallReply
 		if rep.Decode(cl.Payload) != nil {
 			err = fmt.Errorf("%w: call %q: undecodable reply", ErrMalformed, m.name)
-		} else if msg = c.messageOf(&rep.Delivery, c.link().inbox); msg == nil {
+		} else if msg = c.messageOf(&rep.Delivery, lk.inbox); msg == nil {
 			err = fmt.Errorf("%w: call %q: undecodable reply headers", ErrMalformed, m.name)
 		}
 	default:

@@ -279,7 +279,7 @@ func (m *Mailbox) Receive(ctx context.Context, opts ...ReceiveOption) (*Message,
 			err = fmt.Errorf("%w: receive from %q: undecodable delivery", ErrMalformed, m.name)
 			var d wire.Delivery
 			if d.Decode(cl.Payload) == nil && d.Lease != 0 {
-				c.conn().Nack([]uint64{d.Lease})
+				lk.m.Nack([]uint64{d.Lease}) // the lease is that connection's
 			}
 		}
 	}
