@@ -13,9 +13,10 @@ import (
 	"github.com/postbox-ipc/postbox/internal/testbroker"
 )
 
-// stallingProxy forwards one TCP connection to a broker until stall is
-// closed; then it stops reading from the client (a congested network, or
-// a broker that no longer reads).
+// stallingProxy forwards TCP connections to a broker until stall is
+// closed; then it stops reading from the clients (a congested network, or
+// a broker that no longer reads). cut breaks the connections forwarded so
+// far (a network failure).
 type stallingProxy struct {
 	addr  string
 	stall chan struct{}
@@ -35,15 +36,31 @@ func startStallingProxy(t *testing.T, broker string) *stallingProxy {
 	go func() {
 		defer p.wg.Done()
 		defer l.Close()
-		in, err := l.Accept()
-		if err != nil {
-			return
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", broker)
+			if err != nil {
+				in.Close()
+				return
+			}
+			p.forward(in, out)
 		}
-		out, err := net.Dial("tcp", broker)
-		if err != nil {
-			in.Close()
-			return
-		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// forward copies between in (the client) and out (the broker) until one
+// closes, or, client to broker, until stall is closed.
+func (p *stallingProxy) forward(in, out net.Conn) {
+	{
 		p.mu.Lock()
 		p.conns = append(p.conns, in, out)
 		p.mu.Unlock()
@@ -71,21 +88,16 @@ func startStallingProxy(t *testing.T, broker string) *stallingProxy {
 				}
 			}
 		}()
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
+	}
 }
 
-// cut closes both sides of the forwarded connection.
+// cut closes both sides of the connections forwarded so far.
 func (p *stallingProxy) cut() {
 	p.mu.Lock()
 	for _, c := range p.conns {
 		c.Close()
 	}
+	p.conns = nil
 	p.mu.Unlock()
 }
 

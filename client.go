@@ -122,6 +122,7 @@ type dialOptions struct {
 	name      string
 	grace     time.Duration
 	session   Session
+	dialer    func(context.Context) (net.Conn, error) // WithDialer
 	reconnect *ReconnectPolicy                        // WithReconnect
 	redial    func(context.Context) (net.Conn, error) // how Dial dialled: set by Dial only
 }
@@ -139,6 +140,14 @@ func dialDefaults(opts []DialOption) dialOptions {
 
 // WithSocket dials path instead of DefaultSocketPath().
 func WithSocket(path string) DialOption { return func(o *dialOptions) { o.socket = path } }
+
+// WithDialer makes Dial (and each reconnect, see WithReconnect) connect
+// with dial instead of dialling the socket path: any net.Conn that
+// reaches a broker will do, a TCP connection say. The socket path rules
+// and checks do not apply.
+func WithDialer(dial func(ctx context.Context) (net.Conn, error)) DialOption {
+	return func(o *dialOptions) { o.dialer = dial }
+}
 
 // WithName names the client in the broker's logs (at most 255 bytes; a
 // longer name is cut).
@@ -191,6 +200,13 @@ func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
 // dialConn connects to the broker as o says (a reconnect dials again the
 // same way).
 func (o *dialOptions) dialConn(ctx context.Context) (net.Conn, error) {
+	if o.dialer != nil {
+		nc, err := o.dialer(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("postbox: dial: %w", err)
+		}
+		return nc, nil
+	}
 	var d net.Dialer
 	return dialSocket(ctx, &d, o.socket) // default paths are checked: see socket.go
 }
