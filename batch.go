@@ -118,7 +118,7 @@ func (m *Mailbox) SendBatch(ctx context.Context, msgs []Outgoing, opts ...SendOp
 	}
 	ids := make([]uint64, 0, len(msgs))
 	c := m.c
-	limit := c.maxFrame
+	limit := c.link().maxFrame
 	if limit <= 0 {
 		limit = wire.DefaultMaxFrame
 	}
@@ -149,10 +149,10 @@ func (m *Mailbox) SendBatch(ctx context.Context, msgs []Outgoing, opts ...SendOp
 // error's DONE).
 func (m *Mailbox) sendFrame(ctx context.Context, msgs []wire.SendMsg, nowait bool) ([]uint64, int, error) {
 	c := m.c
-	cl := c.m.NewCall()
-	defer c.m.Release(cl)
+	cl := c.conn().NewCall()
+	defer c.conn().Release(cl)
 	req := wire.Send{Target: []byte(m.name), Timeout: timeoutOf(ctx, nowait), Msgs: msgs}
-	if err := c.m.Start(cl, wire.OpSend, 0, req.Append); err != nil {
+	if _, err := c.start(ctx, cl, wire.OpSend, 0, req.Append); err != nil {
 		return nil, 0, err
 	}
 	err := c.wait(ctx, cl, wire.OpSend, m.name)

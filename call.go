@@ -113,7 +113,6 @@ func (m *Mailbox) Call(ctx context.Context, body []byte, opts ...CallOption) (*M
 		return nil, contextEnded(ctx, fmt.Sprintf("call %q", m.name)) // the deadline passed
 	}
 	var corr [16]byte
-	o.hdr.replyTo = c.inbox
 	if o.hdr.correlationID == nil {
 		c.newCorrelation(&corr)
 		o.hdr.correlationID = corr[:]
@@ -121,19 +120,34 @@ func (m *Mailbox) Call(ctx context.Context, body []byte, opts ...CallOption) (*M
 	if o.hdr.deadline.IsZero() {
 		o.hdr.deadline, _ = ctx.Deadline()
 	}
-	// Room for REPLY_TO, CORRELATION_ID and DEADLINE: one allocation.
-	hdr, err := appendHeaders(make([]byte, 0, 4+len(c.inbox)+4+len(o.hdr.correlationID)+12+32), &o.hdr)
-	if err != nil {
-		return nil, fmt.Errorf("call %q: %w", m.name, err)
+	cl := c.conn().NewCall()
+	var lk *link
+	for {
+		// REPLY_TO is the inbox of the connection the call goes on: after
+		// a reconnect, the new one's.
+		lk = c.link()
+		o.hdr.replyTo = lk.inbox
+		// Room for REPLY_TO, CORRELATION_ID and DEADLINE: one allocation.
+		hdr, err := appendHeaders(make([]byte, 0, 4+len(lk.inbox)+4+len(o.hdr.correlationID)+12+32), &o.hdr)
+		if err != nil {
+			lk.m.Release(cl)
+			return nil, fmt.Errorf("call %q: %w", m.name, err)
+		}
+		msgs := [1]wire.SendMsg{{Type: o.typ, Priority: o.priority, Headers: hdr, Body: body}}
+		req := wire.Send{Target: []byte(m.name), Timeout: timeout, Msgs: msgs[:]}
+		err = lk.m.Start(cl, wire.OpCall, 0, req.Append)
+		if err == nil {
+			break
+		}
+		if c.rc != nil {
+			err = c.rc.awaitNext(ctx, c, lk, fmt.Sprintf("call %q", m.name))
+		}
+		if err != nil || c.rc == nil {
+			lk.m.Release(cl)
+			return nil, err
+		}
 	}
-	cl := c.m.NewCall()
-	msgs := [1]wire.SendMsg{{Type: o.typ, Priority: o.priority, Headers: hdr, Body: body}}
-	req := wire.Send{Target: []byte(m.name), Timeout: timeout, Msgs: msgs[:]}
-	if err := c.m.Start(cl, wire.OpCall, 0, req.Append); err != nil {
-		c.m.Release(cl)
-		return nil, err
-	}
-	err = c.m.Await(ctx, cl)
+	err := lk.m.Await(ctx, cl)
 	var msg *Message
 	switch {
 	case errors.Is(err, mux.ErrNoReply):
@@ -144,13 +158,13 @@ func (m *Mailbox) Call(ctx context.Context, body []byte, opts ...CallOption) (*M
 		var rep wire.CallReply
 		if rep.Decode(cl.Payload) != nil {
 			err = fmt.Errorf("%w: call %q: undecodable reply", ErrMalformed, m.name)
-		} else if msg = c.messageOf(&rep.Delivery, c.inbox); msg == nil {
+		} else if msg = c.messageOf(&rep.Delivery, lk.inbox); msg == nil {
 			err = fmt.Errorf("%w: call %q: undecodable reply headers", ErrMalformed, m.name)
 		}
 	default:
 		err = c.callError(ctx, cl)
 	}
-	c.m.Release(cl)
+	c.conn().Release(cl)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +219,7 @@ func (m *Message) Reply(ctx context.Context, body []byte, opts ...ReplyOption) (
 		return false, fmt.Errorf("%w: reply to message %d of %q: not a received message", ErrInvalid, m.ID, m.Mailbox)
 	}
 	inbox := to[0] == '@'
-	if o.ack && (m.lease == 0 || !inbox) {
+	if o.ack && (m.lease == 0 || !inbox || m.stale()) { // stale: the deferred Ack says ErrStaleLease
 		o.ack = false // nothing to ack, or no REPLY send to carry it: Ack below
 		defer func() {
 			if err == nil && m.lease != 0 {
@@ -229,14 +243,14 @@ func (m *Message) Reply(ctx context.Context, body []byte, opts ...ReplyOption) (
 	} else {
 		req.Timeout = timeoutOf(ctx, false)
 	}
-	cl := c.m.NewCall()
-	if err := c.m.Start(cl, wire.OpSend, flags, req.Append); err != nil {
-		c.m.Release(cl)
+	cl := c.conn().NewCall()
+	if _, err := c.start(ctx, cl, wire.OpSend, flags, req.Append); err != nil {
+		c.conn().Release(cl)
 		return false, err
 	}
 	err = c.wait(ctx, cl, wire.OpSend, to)
 	claimed = err == nil && (cl.Send.Taken || !inbox)
-	c.m.Release(cl)
+	c.conn().Release(cl)
 	if err != nil {
 		return false, fmt.Errorf("reply: %w", err)
 	}

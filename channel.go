@@ -47,13 +47,13 @@ func (c *Client) OfferChannel(ctx context.Context, target string, ringSize uint3
 	if o.receipt || !o.hdr.empty() {
 		return ChannelFiles{}, 0, fmt.Errorf("%w: channel offer to %q: headers and WithReceipt do not apply", ErrInvalid, target)
 	}
-	if !c.m.HasFiles() {
+	if !c.conn().HasFiles() {
 		return ChannelFiles{}, 0, fmt.Errorf("%w: channel offer to %q: the connection cannot pass descriptors (not a Unix socket)", ErrInvalid, target)
 	}
 	req := wire.Channel{Target: []byte(target), Type: o.typ, Priority: o.priority, Timeout: timeoutOf(ctx, o.nowait), RingSize: ringSize}
-	cl := c.m.NewCall()
-	if err := c.m.Start(cl, wire.OpChannel, 0, req.Append); err != nil {
-		c.m.Release(cl)
+	cl := c.conn().NewCall()
+	if _, err := c.start(ctx, cl, wire.OpChannel, 0, req.Append); err != nil {
+		c.conn().Release(cl)
 		return ChannelFiles{}, 0, err
 	}
 	err := c.wait(ctx, cl, wire.OpChannel, target)
@@ -63,7 +63,7 @@ func (c *Client) OfferChannel(ctx context.Context, target string, ringSize uint3
 		seq = cl.Send.IDs[0]
 	}
 	cl.Files = nil
-	c.m.Release(cl)
+	c.conn().Release(cl)
 	if err != nil {
 		mux.CloseFiles(files)
 		return ChannelFiles{}, 0, err
@@ -83,15 +83,15 @@ func (c *Client) AttachChannel(ctx context.Context, offer *Message) (ChannelFile
 	}
 	var req wire.Attach
 	copy(req.Token[:], offer.Body)
-	cl := c.m.NewCall()
-	if err := c.m.Start(cl, wire.OpAttach, 0, req.Append); err != nil {
-		c.m.Release(cl)
+	cl := c.conn().NewCall()
+	if _, err := c.start(ctx, cl, wire.OpAttach, 0, req.Append); err != nil {
+		c.conn().Release(cl)
 		return ChannelFiles{}, err
 	}
 	err := c.wait(ctx, cl, wire.OpAttach, "")
 	files := cl.Files
 	cl.Files = nil
-	c.m.Release(cl)
+	c.conn().Release(cl)
 	if err != nil {
 		mux.CloseFiles(files)
 		return ChannelFiles{}, err

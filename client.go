@@ -1,6 +1,7 @@
 package postbox
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -84,31 +85,46 @@ func ParseSession(s string) (Session, error) {
 }
 
 // Client is a connection to a broker. It is safe for concurrent use.
+//
+// With WithReconnect a Client outlives its connections (reconnect.go):
+// everything that belongs to one connection is in a link, swapped as a
+// whole when the client reconnects.
 type Client struct {
+	l       atomic.Pointer[link] // the current connection
+	session Session
+	grace   time.Duration // see WithReplyGrace
+	rc      *reconnector  // nil without WithReconnect
+
+	corrPrefix [8]byte       // random: the first half of generated CORRELATION_IDs
+	corrSeq    atomic.Uint64 // their second half
+	intr       interrupts    // INTERRUPTs received (call.go)
+}
+
+// link is one connection of a Client and what its handshake said. It
+// never changes once made.
+type link struct {
 	m          *mux.Conn
 	self       Identity
-	session    Session
 	epoch      uint64
 	caps       uint64
 	maxMessage int
 	maxFrame   int
 	server     string
-	grace      time.Duration // see WithReplyGrace
-
-	inbox      string        // this client's inbox address, a CALL's REPLY_TO
-	corrPrefix [8]byte       // random: the first half of generated CORRELATION_IDs
-	corrSeq    atomic.Uint64 // their second half
-	intr       interrupts    // INTERRUPTs received (call.go)
+	inbox      string  // this connection's inbox address, a CALL's REPLY_TO
+	session    Session // the session the broker says is in effect
 }
 
 // DialOption configures Dial and NewClient.
 type DialOption func(*dialOptions)
 
 type dialOptions struct {
-	socket  string
-	name    string
-	grace   time.Duration
-	session Session
+	socket    string
+	name      string
+	grace     time.Duration
+	session   Session
+	dialer    func(context.Context) (net.Conn, error) // WithDialer
+	reconnect *ReconnectPolicy                        // WithReconnect
+	redial    func(context.Context) (net.Conn, error) // how Dial dialled: set by Dial only
 }
 
 func dialDefaults(opts []DialOption) dialOptions {
@@ -124,6 +140,14 @@ func dialDefaults(opts []DialOption) dialOptions {
 
 // WithSocket dials path instead of DefaultSocketPath().
 func WithSocket(path string) DialOption { return func(o *dialOptions) { o.socket = path } }
+
+// WithDialer makes Dial (and each reconnect, see WithReconnect) connect
+// with dial instead of dialling the socket path: any net.Conn that
+// reaches a broker will do, a TCP connection say. The socket path rules
+// and checks do not apply.
+func WithDialer(dial func(ctx context.Context) (net.Conn, error)) DialOption {
+	return func(o *dialOptions) { o.dialer = dial }
+}
 
 // WithName names the client in the broker's logs (at most 255 bytes; a
 // longer name is cut).
@@ -160,8 +184,8 @@ func WithReplyGrace(d time.Duration) DialOption {
 // ctx (at its deadline the error matches ErrTimeout).
 func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
 	o := dialDefaults(opts)
-	var d net.Dialer
-	nc, err := dialSocket(ctx, &d, o.socket) // default paths are checked: see socket.go
+	o.redial = o.dialConn
+	nc, err := o.dialConn(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -173,24 +197,63 @@ func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
 	return c, nil
 }
 
+// dialConn connects to the broker as o says (a reconnect dials again the
+// same way).
+func (o *dialOptions) dialConn(ctx context.Context) (net.Conn, error) {
+	if o.dialer != nil {
+		nc, err := o.dialer(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("postbox: dial: %w", err)
+		}
+		return nc, nil
+	}
+	var d net.Dialer
+	return dialSocket(ctx, &d, o.socket) // default paths are checked: see socket.go
+}
+
 // NewClient performs the handshake over an established connection (any
 // net.Conn speaking the postbox protocol to a broker), bounded by ctx, and
 // returns a Client that owns it. Of the options, WithName, WithSession
-// and WithReplyGrace apply. Descriptor passing (shared-memory channels)
+// and WithReplyGrace apply; WithReconnect is ErrInvalid, as the client
+// could not dial again. Descriptor passing (shared-memory channels)
 // is asked for only on a *net.UnixConn.
 func NewClient(ctx context.Context, nc net.Conn, opts ...DialOption) (*Client, error) {
 	return handshake(ctx, nc, dialDefaults(opts))
 }
 
 func handshake(ctx context.Context, nc net.Conn, o dialOptions) (*Client, error) {
+	if o.reconnect != nil && o.redial == nil {
+		return nil, fmt.Errorf("%w: WithReconnect needs Dial, which knows how to dial again (NewClient was given one connection)", ErrInvalid)
+	}
+	if o.session.IsZero() {
+		if _, err := rand.Read(o.session[:]); err != nil {
+			return nil, fmt.Errorf("postbox: handshake: session id: %w", err)
+		}
+	}
+	c := &Client{grace: o.grace, corrPrefix: randomPrefix()}
+	stopped := stoppedError
+	if o.reconnect != nil {
+		c.rc = newReconnector(*o.reconnect, o)
+		stopped = lostError
+	}
+	lk, err := c.connect(ctx, nc, o, 0, stopped)
+	if err != nil {
+		return nil, err
+	}
+	c.l.Store(lk)
+	c.session = lk.session
+	if c.rc != nil {
+		c.rc.start(c)
+	}
+	return c, nil
+}
+
+// connect says HELLO over nc with o's session and starts the connection's
+// mux, its request ids after firstID.
+func (c *Client) connect(ctx context.Context, nc net.Conn, o dialOptions, firstID uint64, stopped func(error) error) (*link, error) {
 	h := wire.Hello{MinVersion: wire.Version, MaxVersion: wire.Version, Client: []byte(o.name), Session: wire.Session(o.session)}
 	if _, ok := nc.(*net.UnixConn); ok {
 		h.Caps |= wire.CapDescriptors
-	}
-	if o.session.IsZero() {
-		if _, err := rand.Read(h.Session[:]); err != nil {
-			return nil, fmt.Errorf("postbox: handshake: session id: %w", err)
-		}
 	}
 	rep, status, msg, err := mux.Handshake(ctx, nc, &h)
 	switch {
@@ -206,26 +269,35 @@ func handshake(ctx context.Context, nc net.Conn, o dialOptions) (*Client, error)
 	case rep.Version != wire.Version:
 		return nil, fmt.Errorf("%w: the broker answered with protocol version %d, this client speaks %d", ErrVersion, rep.Version, wire.Version)
 	}
-	c := &Client{
-		self:       identityOf(rep.Principal),
+	lk := &link{
 		session:    Session(rep.Session),
+		self:       identityOf(rep.Principal),
 		epoch:      rep.Epoch,
 		caps:       rep.Caps,
 		maxMessage: int(rep.MaxMessage),
 		maxFrame:   int(rep.MaxFrame),
 		server:     string(rep.Server),
-		grace:      o.grace,
+		inbox:      InboxName(rep.Endpoint),
 	}
-	c.self.Endpoint = rep.Endpoint
-	c.inbox = InboxName(rep.Endpoint)
-	c.corrPrefix = randomPrefix()
-	c.m = mux.New(nc, mux.Config{
-		MaxFrame: readLimit(rep.MaxFrame),
-		Grace:    o.grace,
-		Stopped:  stoppedError,
+	lk.self.Endpoint = rep.Endpoint
+	// The broker closes a connection silent for DEAD_PEER (not a Unix
+	// socket's): the mux pings it every KEEPALIVE when idle, and gives
+	// the broker up if it is silent that long itself.
+	ka, dp := time.Duration(rep.Keepalive), time.Duration(rep.DeadPeer)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		idle := max(cmp.Or(ka, 15*time.Second), time.Second)
+		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: idle, Interval: idle, Count: 3})
+	}
+	lk.m = mux.New(nc, mux.Config{
+		MaxFrame:  readLimit(rep.MaxFrame),
+		Grace:     o.grace,
+		Stopped:   stopped,
+		Keepalive: ka,
+		DeadPeer:  dp,
+		FirstID:   firstID,
 	})
-	c.m.RegisterPush(wire.OpInterrupt, c.onInterrupt)
-	return c, nil
+	lk.m.RegisterPush(wire.OpInterrupt, c.onInterrupt)
+	return lk, nil
 }
 
 // readLimit is the largest frame the client reads: the broker's max frame
@@ -247,8 +319,33 @@ func stoppedError(cause error) error {
 	return fmt.Errorf("%w: connection to broker lost: %v", ErrClosed, cause)
 }
 
+// link is the client's current connection and what its handshake said.
+func (c *Client) link() *link { return c.l.Load() }
+
+// conn is the client's current connection.
+func (c *Client) conn() *mux.Conn { return c.l.Load().m }
+
+// start queues cl's request (see mux.Conn.Start) on the current
+// connection. With WithReconnect, a connection found lost before the
+// frame was queued is waited out, until ctx ends, and the request goes
+// on the next one: nothing was sent, so nothing is unknown.
+//
+// It returns the connection the request went on.
+func (c *Client) start(ctx context.Context, cl *mux.Call, op wire.Op, flags uint8, enc func([]byte) []byte) (*link, error) {
+	for {
+		lk := c.link()
+		err := lk.m.Start(cl, op, flags, enc)
+		if err == nil || c.rc == nil {
+			return lk, err
+		}
+		if err := c.rc.awaitNext(ctx, c, lk, strings.ToLower(op.String())); err != nil {
+			return lk, err
+		}
+	}
+}
+
 // Identity returns this client's identity as the broker sees it.
-func (c *Client) Identity() Identity { return c.self }
+func (c *Client) Identity() Identity { return c.link().self }
 
 // Session returns this client's session (see WithSession).
 func (c *Client) Session() Session { return c.session }
@@ -256,18 +353,18 @@ func (c *Client) Session() Session { return c.session }
 // Epoch returns the broker's epoch: a random non-zero number it picked
 // when it started. A different epoch after a reconnect means the broker
 // restarted (and inboxes of the old run are gone).
-func (c *Client) Epoch() uint64 { return c.epoch }
+func (c *Client) Epoch() uint64 { return c.link().epoch }
 
 // Server returns the broker's self-description from the handshake.
-func (c *Client) Server() string { return c.server }
+func (c *Client) Server() string { return c.link().server }
 
 // MaxMessage is the largest message the broker accepts: len(body) plus
 // the encoded size of its headers.
-func (c *Client) MaxMessage() int { return c.maxMessage }
+func (c *Client) MaxMessage() int { return c.link().maxMessage }
 
 // MaxFrame is the largest frame the broker accepts; a SendBatch larger
 // than this goes in several frames.
-func (c *Client) MaxFrame() int { return c.maxFrame }
+func (c *Client) MaxFrame() int { return c.link().maxFrame }
 
 // Close closes the connection. Frames already queued are written first
 // (within 5 s): fire-and-forget acks take effect, and so may requests
@@ -275,15 +372,31 @@ func (c *Client) MaxFrame() int { return c.maxFrame }
 // Messages received but not acked go back to their mailboxes. Close waits
 // for the client's goroutines and is idempotent.
 func (c *Client) Close() error {
-	c.m.Close()
+	if c.rc != nil {
+		c.rc.close(c)
+		return nil
+	}
+	c.conn().Close()
 	return nil
 }
 
-// Done is closed when the client stops (Close, or the connection failed).
-func (c *Client) Done() <-chan struct{} { return c.m.Done() }
+// Done is closed when the client stops (Close, or the connection failed;
+// with WithReconnect, once it gave up reconnecting).
+func (c *Client) Done() <-chan struct{} {
+	if c.rc != nil {
+		return c.rc.done
+	}
+	return c.conn().Done()
+}
 
-// Err returns why the client stopped, or nil while it runs.
-func (c *Client) Err() error { return c.m.Err() }
+// Err returns why the client stopped, or nil while it runs (with
+// WithReconnect: while it runs or is reconnecting).
+func (c *Client) Err() error {
+	if c.rc != nil {
+		return c.rc.stopErr()
+	}
+	return c.conn().Err()
+}
 
 // what names a request in an error, in the user's words.
 func what(op wire.Op, mbox string) string {
@@ -298,7 +411,7 @@ func what(op wire.Op, mbox string) string {
 
 // wait waits for cl's reply and returns the error it says (nil for OK).
 func (c *Client) wait(ctx context.Context, cl *mux.Call, op wire.Op, mbox string) error {
-	err := c.m.Await(ctx, cl)
+	err := c.conn().Await(ctx, cl)
 	if errors.Is(err, mux.ErrNoReply) {
 		return &ctxError{op: what(op, mbox), cause: ctx.Err(), unknown: true, grace: c.grace}
 	}
@@ -323,15 +436,15 @@ func (c *Client) wait(ctx context.Context, cl *mux.Call, op wire.Op, mbox string
 // roundTrip sends a request with a generic reply and returns the reply
 // payload (the caller's to keep).
 func (c *Client) roundTrip(ctx context.Context, op wire.Op, flags uint8, enc func([]byte) []byte) ([]byte, error) {
-	cl := c.m.NewCall()
-	if err := c.m.Start(cl, op, flags, enc); err != nil {
-		c.m.Release(cl)
+	cl := c.conn().NewCall()
+	if _, err := c.start(ctx, cl, op, flags, enc); err != nil {
+		c.conn().Release(cl)
 		return nil, err
 	}
 	err := c.wait(ctx, cl, op, "")
 	p := cl.Payload
 	cl.Payload = nil // the caller keeps it
-	c.m.Release(cl)
+	c.conn().Release(cl)
 	return p, err
 }
 
@@ -367,7 +480,7 @@ func (c *Client) messageOf(d *wire.Delivery, mbox string) *Message {
 	m.ID, m.Mailbox, m.Type, m.Priority, m.Redeliveries = d.ID, mbox, d.Type, d.Priority, d.Redeliveries
 	m.Sender = identityOf(d.Sender)
 	m.SentAt = time.Unix(0, d.SentUnixNano)
-	m.lease, m.c, m.Reason, m.flags = d.Lease, c, Reason(d.Reason), d.Flags
+	m.lease, m.c, m.lk, m.Reason, m.flags = d.Lease, c, c.link(), Reason(d.Reason), d.Flags
 	if len(d.Headers) > 0 && m.setHeaders(d.Headers) != nil {
 		return nil
 	}

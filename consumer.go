@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postbox-ipc/postbox/wire"
@@ -22,9 +23,12 @@ import (
 // consumer with Next until it fails.
 type Consumer struct {
 	c      *Client
-	id     uint64
+	id     atomic.Uint64 // its CONSUME's request id; a new one on each reconnect
 	name   string
 	window uint32
+	typ    int64 // as asked: a reconnect asks again
+	flags  uint8
+	lk     *link // the connection it streams on; guarded by mu
 
 	mu      sync.Mutex // guards queue, head, err, granted, closed
 	queue   []*Message // received, not yet handed out; live part is queue[head:]
@@ -32,6 +36,7 @@ type Consumer struct {
 	err     error         // why the stream ended; nil while it runs
 	granted uint32        // messages handed out since credit was last granted
 	closed  bool          // Close was called: leased arrivals are nacked, no credit is granted
+	closing bool          // Close began: no reopening
 	ready   chan struct{} // signalled when queue grows or the stream ends
 	ended   chan struct{} // closed when the stream ended
 }
@@ -45,15 +50,30 @@ func (m *Mailbox) Consume(ctx context.Context, opts ...ConsumeOption) (*Consumer
 		flags |= wire.FlagAutoAck
 	}
 	c := m.c
-	cons := &Consumer{c: c, name: m.name, window: o.prefetch,
+	cons := &Consumer{c: c, name: m.name, window: o.prefetch, typ: o.typ, flags: flags,
 		ready: make(chan struct{}, 1), ended: make(chan struct{})}
-	id, err := c.m.OpenStream((*consumerStream)(cons))
-	if err != nil {
-		return nil, err
+	if c.rc != nil && !c.rc.track(cons) {
+		return nil, c.rc.stopErr()
 	}
-	cons.id = id
-	req := wire.Consume{Name: []byte(m.name), Type: o.typ, Credit: o.prefetch}
-	c.m.Post(false, wire.Header{Op: wire.OpConsume, Flags: flags, Request: id}, req.Append)
+	for {
+		lk := c.link()
+		cons.mu.Lock()
+		var err error
+		if cons.lk != lk { // else a reconnect reopened it there already
+			err = cons.openLocked(lk)
+		}
+		cons.mu.Unlock()
+		if err == nil {
+			break
+		}
+		if c.rc == nil {
+			return nil, err
+		}
+		if err := c.rc.awaitNext(ctx, c, lk, fmt.Sprintf("consume from %q", m.name)); err != nil {
+			c.rc.untrack(cons)
+			return nil, err
+		}
+	}
 	// Errors such as ErrNotFound or ErrPermission end the stream at once;
 	// surface them here with a round trip that orders after CONSUME.
 	if err := c.Ping(ctx); err != nil {
@@ -62,12 +82,57 @@ func (m *Mailbox) Consume(ctx context.Context, opts ...ConsumeOption) (*Consumer
 		return nil, err
 	}
 	cons.mu.Lock()
-	err = cons.err
+	err := cons.err
 	cons.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	return cons, nil
+}
+
+// openLocked starts the consumer's stream on lk: a CONSUME with a new
+// request id and the whole window as credit. cn.mu is held, so that
+// Push (which takes it) sees cn.lk set before it decodes a delivery of
+// the new stream.
+func (cn *Consumer) openLocked(lk *link) error {
+	id, err := lk.m.OpenStream((*consumerStream)(cn))
+	if err != nil {
+		return err
+	}
+	cn.id.Store(id)
+	cn.lk, cn.granted = lk, 0
+	req := wire.Consume{Name: []byte(cn.name), Type: cn.typ, Credit: cn.window}
+	lk.m.Post(false, wire.Header{Op: wire.OpConsume, Flags: cn.flags, Request: id}, req.Append)
+	return nil
+}
+
+// reopen re-establishes the consumer on a new connection after a
+// reconnect (reconnect.go), unless it was closed or ended meanwhile. An
+// error (the mailbox is gone) ends the stream as any CONSUME reply does.
+func (cn *Consumer) reopen(lk *link) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.closing || cn.err != nil || cn.lk == lk {
+		return
+	}
+	cn.openLocked(lk) // a connection lost again: the next reconnect reopens it
+}
+
+// detach is Stopped for a consumer that will be reopened: leased
+// messages not yet handed out are dropped (their leases died with the
+// connection; the broker returns them to the mailbox), auto-acked ones
+// kept for Next.
+func (cn *Consumer) detach() {
+	cn.mu.Lock()
+	kept := cn.queue[:0]
+	for _, m := range cn.queue[cn.head:] {
+		if m.lease == 0 {
+			kept = append(kept, m)
+		}
+	}
+	clear(cn.queue[len(kept):])
+	cn.queue, cn.head = kept, 0
+	cn.mu.Unlock()
 }
 
 // consumerStream is a Consumer as the connection sees it: the mux.Stream
@@ -81,15 +146,16 @@ func (s *consumerStream) Push(_ wire.Header, p []byte) {
 	if msg == nil {
 		var d wire.Delivery
 		if d.Decode(p) == nil && d.Lease != 0 {
-			cn.c.m.Nack([]uint64{d.Lease})
+			cn.c.conn().Nack([]uint64{d.Lease})
 		}
 		return
 	}
 	cn.mu.Lock()
+	msg.lk = cn.lk // the stream's connection: openLocked set it, under mu, before posting its CONSUME
 	if cn.closed && msg.lease != 0 {
 		// Close has run, but the broker had not yet seen its CANCEL.
 		cn.mu.Unlock()
-		cn.c.m.Nack([]uint64{msg.lease})
+		cn.c.conn().Nack([]uint64{msg.lease})
 		return
 	}
 	if cn.head > 0 && len(cn.queue) == cap(cn.queue) {
@@ -108,17 +174,29 @@ func (s *consumerStream) Push(_ wire.Header, p []byte) {
 // End takes the CONSUME reply that ends the stream.
 func (s *consumerStream) End(hd wire.Header, p []byte) { (*Consumer)(s).end(replyError(hd.Status, p)) }
 
-// Stopped: the connection stopped.
-func (s *consumerStream) Stopped(err error) { (*Consumer)(s).end(err) }
+// Stopped: the connection stopped. A reconnecting client reopens the
+// consumer on its next connection instead of ending it.
+func (s *consumerStream) Stopped(err error) {
+	cn := (*Consumer)(s)
+	if cn.c.rc != nil && cn.c.rc.resumes() {
+		cn.detach()
+		return
+	}
+	cn.end(err)
+}
 
 // end records why the stream ended.
 func (cn *Consumer) end(err error) {
 	cn.mu.Lock()
-	if cn.err == nil {
+	first := cn.err == nil
+	if first {
 		cn.err = err
 		close(cn.ended)
 	}
 	cn.mu.Unlock()
+	if first && cn.c.rc != nil {
+		cn.c.rc.untrack(cn)
+	}
 	select {
 	case cn.ready <- struct{}{}:
 	default:
@@ -166,7 +244,7 @@ func (cn *Consumer) Next(ctx context.Context) (*Message, error) {
 
 func (cn *Consumer) credit(n uint32) {
 	req := wire.Credit{N: n}
-	cn.c.m.Post(false, wire.Header{Op: wire.OpCredit, Request: cn.id}, req.Append)
+	cn.c.conn().Post(false, wire.Header{Op: wire.OpCredit, Request: cn.id.Load()}, req.Append)
 }
 
 // Close ends the stream, waiting until the broker confirms the end or ctx
@@ -186,18 +264,24 @@ func (cn *Consumer) Done() <-chan struct{} { return cn.ended }
 
 // close is Close, waiting up to grace for the broker after ctx ended.
 func (cn *Consumer) close(ctx context.Context, grace time.Duration) error {
-	cn.c.m.Post(true, wire.Header{Op: wire.OpCancel, Flags: wire.FlagUrgent, Request: cn.id}, nil)
+	// The stream's connection and id are read together, after closing
+	// bars a reopen: the CANCEL goes where the stream is.
+	cn.mu.Lock()
+	cn.closing = true
+	lk := cn.lk
+	cn.mu.Unlock()
+	lk.m.Post(true, wire.Header{Op: wire.OpCancel, Flags: wire.FlagUrgent, Request: cn.id.Load()}, nil)
 	var err error
 	select {
 	case <-cn.ended:
-	case <-cn.c.m.Done():
+	case <-lk.m.Done():
 	case <-ctx.Done():
 		// As for a call (see await): the broker's answer may be just
 		// behind the deadline.
 		t := time.NewTimer(grace)
 		select {
 		case <-cn.ended:
-		case <-cn.c.m.Done():
+		case <-lk.m.Done():
 		case <-t.C:
 			err = &ctxError{op: fmt.Sprintf("close consumer of %q", cn.name), cause: ctx.Err(), unknown: true, grace: grace}
 		}
@@ -220,6 +304,9 @@ func (cn *Consumer) close(ctx context.Context, grace time.Duration) error {
 	if err != nil {
 		cn.end(fmt.Errorf("%w: consumer of %q closed before the broker confirmed", ErrCanceled, cn.name))
 	}
-	cn.c.m.Nack(leases)
+	// A stream whose connection was lost has no CONSUME reply to end it
+	// (a reconnecting client would have reopened it).
+	cn.end(fmt.Errorf("%w: consumer of %q closed", ErrCanceled, cn.name))
+	lk.m.Nack(leases) // leases of lk's; if lk is gone, so are they
 	return err
 }

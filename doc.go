@@ -70,6 +70,15 @@
 // WithSession), the broker's epoch, and the client's Identity, whose Kind
 // says how the broker knows it (KindUnix: from the kernel).
 //
+// Mailbox.SendBestEffort is a "maybe" send for telemetry: no reply, it
+// never blocks, and the broker drops (and counts, Info.Dropped) what does
+// not fit at once. On a connection that is not a Unix socket the client
+// pings when idle, as the broker asks in the handshake, since the broker
+// closes a silent one as a dead peer. WithReconnect makes a Client that
+// dials again after losing its connection: consumers resume, requests in
+// flight fail with ErrUnknownOutcome, leases and the inbox do not survive
+// (reconnect.go says exactly what does).
+//
 // A Client is safe for concurrent use and pipelines: many requests are in
 // flight on its one connection at once, and frames written meanwhile leave
 // in one write. Package internal/mux owns the connection (framing, the call

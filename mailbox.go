@@ -25,7 +25,7 @@ func (c *Client) Mailbox(name string) *Mailbox { return &Mailbox{c: c, name: nam
 
 // Inbox returns this client's private inbox: anyone may send to it, only
 // this client may receive from it. It lives as long as the connection.
-func (c *Client) Inbox() *Mailbox { return c.Mailbox(InboxName(c.self.Endpoint)) }
+func (c *Client) Inbox() *Mailbox { return c.Mailbox(InboxName(c.link().self.Endpoint)) }
 
 // InboxName is the address of endpoint id's inbox.
 func InboxName(id uint64) string { return "@" + strconv.FormatUint(id, 10) }
@@ -75,23 +75,26 @@ type Info struct {
 	Inbox    bool        `json:"inbox"`
 	// Service: created with Service(), an RPC service's mailbox;
 	// Consumers then counts its servers.
-	Service        bool          `json:"service,omitempty"`
-	Depth          uint64        `json:"depth"`
-	Bytes          uint64        `json:"bytes"`
-	Receivers      uint32        `json:"receivers"`
-	Consumers      uint32        `json:"consumers"`
-	InFlight       uint32        `json:"in_flight"`
-	BlockedSenders uint32        `json:"blocked_senders"`
-	Sent           uint64        `json:"sent"`
-	Received       uint64        `json:"received"`
-	Redelivered    uint64        `json:"redelivered"`
-	DeadLettered   uint64        `json:"dead_lettered"`
-	MaxDeliveries  uint32        `json:"max_deliveries,omitempty"`
-	MaxBytes       int64         `json:"max_bytes,omitempty"`
-	TTL            time.Duration `json:"ttl,omitempty"`
-	DeadLetter     string        `json:"dead_letter,omitempty"`
-	DiskBytes      uint64        `json:"disk_bytes,omitempty"`
-	Created        time.Time     `json:"created"`
+	Service        bool   `json:"service,omitempty"`
+	Depth          uint64 `json:"depth"`
+	Bytes          uint64 `json:"bytes"`
+	Receivers      uint32 `json:"receivers"`
+	Consumers      uint32 `json:"consumers"`
+	InFlight       uint32 `json:"in_flight"`
+	BlockedSenders uint32 `json:"blocked_senders"`
+	Sent           uint64 `json:"sent"`
+	Received       uint64 `json:"received"`
+	Redelivered    uint64 `json:"redelivered"`
+	DeadLettered   uint64 `json:"dead_lettered"`
+	// Dropped counts best-effort messages the broker dropped instead of
+	// admitting (Mailbox.SendBestEffort) since creation or restart.
+	Dropped       uint64        `json:"dropped"`
+	MaxDeliveries uint32        `json:"max_deliveries,omitempty"`
+	MaxBytes      int64         `json:"max_bytes,omitempty"`
+	TTL           time.Duration `json:"ttl,omitempty"`
+	DeadLetter    string        `json:"dead_letter,omitempty"`
+	DiskBytes     uint64        `json:"disk_bytes,omitempty"`
+	Created       time.Time     `json:"created"`
 	// Oldest is when the oldest queued message was sent (zero if none).
 	Oldest time.Time `json:"oldest,omitzero"`
 }
@@ -103,7 +106,7 @@ func infoOf(w *wire.MailboxInfo) Info {
 		Service: w.Flags&wire.MailboxService != 0,
 		Depth:   w.Depth, Bytes: w.Bytes, Receivers: w.Receivers, Consumers: w.Consumers,
 		InFlight: w.InFlight, BlockedSenders: w.BlockedSenders, Sent: w.Sent, Received: w.Received,
-		Redelivered: w.Redelivered, DeadLettered: w.DeadLettered, MaxDeliveries: w.MaxDeliveries,
+		Redelivered: w.Redelivered, DeadLettered: w.DeadLettered, Dropped: w.Dropped, MaxDeliveries: w.MaxDeliveries,
 		DiskBytes: w.DiskBytes, Created: time.Unix(0, w.CreatedUnix),
 		MaxBytes: w.MaxBytes, TTL: time.Duration(w.TTL), DeadLetter: string(w.DeadLetter),
 	}
@@ -229,11 +232,11 @@ func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...SendOption) (Re
 		flags |= wire.FlagReceipt
 	}
 	c := m.c
-	cl := c.m.NewCall()
+	cl := c.conn().NewCall()
 	msgs := [1]wire.SendMsg{{Type: o.typ, Priority: o.priority, Headers: hdr, Body: body}}
 	req := wire.Send{Target: []byte(m.name), Timeout: timeoutOf(ctx, o.nowait), Msgs: msgs[:]}
-	if err := c.m.Start(cl, wire.OpSend, flags, req.Append); err != nil {
-		c.m.Release(cl)
+	if _, err := c.start(ctx, cl, wire.OpSend, flags, req.Append); err != nil {
+		c.conn().Release(cl)
 		return Receipt{}, err
 	}
 	err := c.wait(ctx, cl, wire.OpSend, m.name)
@@ -241,7 +244,7 @@ func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...SendOption) (Re
 	if len(cl.Send.IDs) > 0 {
 		r = Receipt{ID: cl.Send.IDs[0], Taken: cl.Send.Taken, By: identityOf(cl.Send.Receipt)}
 	}
-	c.m.Release(cl)
+	c.conn().Release(cl)
 	if err != nil {
 		return Receipt{}, err
 	}
@@ -260,24 +263,27 @@ func (m *Mailbox) Receive(ctx context.Context, opts ...ReceiveOption) (*Message,
 		flags |= wire.FlagAutoAck
 	}
 	c := m.c
-	cl := c.m.NewCall()
+	cl := c.conn().NewCall()
 	req := wire.Recv{Name: []byte(m.name), Type: o.typ, Timeout: timeoutOf(ctx, o.nowait)}
-	if err := c.m.Start(cl, wire.OpRecv, flags, req.Append); err != nil {
-		c.m.Release(cl)
+	lk, err := c.start(ctx, cl, wire.OpRecv, flags, req.Append)
+	if err != nil {
+		c.conn().Release(cl)
 		return nil, err
 	}
-	err := c.wait(ctx, cl, wire.OpRecv, m.name)
+	err = c.wait(ctx, cl, wire.OpRecv, m.name)
 	var msg *Message
 	if err == nil {
-		if msg = c.decodeMessage(cl.Payload, m.name); msg == nil {
+		if msg = c.decodeMessage(cl.Payload, m.name); msg != nil {
+			msg.lk = lk // its lease is that connection's
+		} else {
 			err = fmt.Errorf("%w: receive from %q: undecodable delivery", ErrMalformed, m.name)
 			var d wire.Delivery
 			if d.Decode(cl.Payload) == nil && d.Lease != 0 {
-				c.m.Nack([]uint64{d.Lease})
+				lk.m.Nack([]uint64{d.Lease}) // the lease is that connection's
 			}
 		}
 	}
-	c.m.Release(cl)
+	c.conn().Release(cl)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,7 @@ type Message struct {
 	browsed bool   // listed by Browse: not delivered, Ack and Nack fail
 	lease   uint64 // 0 when auto-acked or browsed
 	c       *Client
+	lk      *link // the connection it came on: its lease is that connection's
 	// hdr holds the headers; nil when the message has none, so a message
 	// without headers costs no more than before they existed (the fields
 	// above plus a small body fit one allocation size class).
@@ -115,6 +116,10 @@ func (m *Message) settle(ctx context.Context, op wire.Op) error {
 	if m.lease == 0 {
 		return nil
 	}
+	if m.stale() {
+		return fmt.Errorf("%s of message %d in %q: %w: it was received on a connection since lost (the broker returned it to its mailbox)",
+			strings.ToLower(op.String()), m.ID, m.Mailbox, ErrStaleLease)
+	}
 	m.c.intr.forget(m.lease)
 	req := wire.Leases{Ranges: []wire.LeaseRange{{First: m.lease, N: 1}}}
 	p, err := m.c.roundTrip(ctx, op, 0, req.Append)
@@ -138,11 +143,17 @@ func (m *Message) settle(ctx context.Context, op wire.Op) error {
 // gathered into the client's next write, consecutive leases as one range.
 // Use it where throughput matters; a stale lease is then ignored silently.
 func (m *Message) AckNoWait() {
-	if m.lease != 0 {
+	if m.lease != 0 && !m.stale() {
 		m.c.intr.forget(m.lease)
-		m.c.m.AckNoWait(m.lease)
+		m.c.conn().AckNoWait(m.lease)
 	}
 }
+
+// stale reports whether the message's lease belonged to a connection the
+// client has since replaced (WithReconnect): the broker returned the
+// message when that connection ended, and its lease id means nothing on
+// the new one (or, after a broker restart, another lease).
+func (m *Message) stale() bool { return m.lk != nil && m.lk != m.c.link() }
 
 // Reason says why a message was dead-lettered.
 type Reason uint8

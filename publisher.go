@@ -77,7 +77,7 @@ func (m *Mailbox) Publisher(window int, opts ...PublisherOption) *Publisher {
 		}
 	}
 	p.perMsg = 8 + 1 + 4 + len(p.hdr) + 4
-	p.maxSize = c.maxFrame
+	p.maxSize = c.link().maxFrame
 	if p.maxSize <= 0 {
 		p.maxSize = wire.DefaultMaxFrame
 	}
@@ -87,7 +87,7 @@ func (m *Mailbox) Publisher(window int, opts ...PublisherOption) *Publisher {
 	// frames going, the broker working on one while the next fills.
 	p.maxBatch = min(wire.MaxBatch, max(1, p.window/4))
 	if p.err == nil {
-		g, err := c.m.NewGroup((*pubGroup)(p))
+		g, err := c.conn().NewGroup((*pubGroup)(p))
 		if err != nil {
 			p.err = err
 		}
@@ -141,7 +141,7 @@ func (p *Publisher) Send(ctx context.Context, body []byte) error {
 	p.sent++
 	p.mu.Unlock()
 	if kick {
-		p.c.m.Kick()
+		p.c.conn().Kick()
 	}
 	return nil
 }

@@ -310,6 +310,7 @@ func (bx *box) info() wire.MailboxInfo {
 		Sent: st.Sent, Received: st.Received, Redelivered: st.Redelivered, CreatedUnix: bx.created.UnixNano(),
 		OldestUnix: st.OldestUnixNano, DeadLettered: st.DeadLettered + st.Expired,
 		TTL: cfg.TTL, MaxDeliveries: cfg.MaxDeliveries, MaxBytes: cfg.MaxBytes, DeadLetter: []byte(bx.deadLetter),
+		Dropped: bx.ndropped.Load(),
 	}
 	if bx.inbox != 0 {
 		info.Flags |= wire.MailboxInbox

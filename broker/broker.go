@@ -389,6 +389,10 @@ type box struct {
 	// without it (authorization happens before a request takes mu).
 	mode atomic.Uint32
 
+	// dropped counts best-effort messages not admitted (besteffort.go):
+	// MailboxInfo's DROPPED.
+	ndropped atomic.Uint64
+
 	mu   sync.Mutex // guards core and the fields below
 	core *mailbox.Mailbox
 	// moving is set while a dead letter is being added (see journal).

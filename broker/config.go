@@ -71,8 +71,8 @@ type Quotas struct {
 
 // ConnBounds are the per-connection bounds, fixed for the broker's
 // lifetime (see "Limits and worst cases" in README and conn.go). A zero
-// field takes its DefaultConfig value, except SlowConsumerTimeout, where
-// 0 means never.
+// field takes its DefaultConfig value, except SlowConsumerTimeout and
+// DeadPeer, where 0 means never.
 type ConnBounds struct {
 	// MaxConnBacklog bounds a connection's unwritten output: its reader
 	// stops taking requests, and its consumers stop getting deliveries,
@@ -89,6 +89,14 @@ type ConnBounds struct {
 	MaxHandshakingPerUID int `json:"max_handshaking_per_uid"`
 	// HandshakeTimeout bounds the wait for HELLO.
 	HandshakeTimeout time.Duration `json:"handshake_timeout"`
+	// DeadPeer: a connection that is not a Unix socket (TCP, TLS, any
+	// other net.Listener's) from which the broker has read nothing for
+	// this long is closed as a dead peer, and its leases return to their
+	// mailboxes (keepalive.go). The handshake tells the client to send
+	// something every DeadPeer/3 (KEEPALIVE), so a live client is never
+	// silent that long. Unix connections are exempt: the kernel tells
+	// the broker when their process dies (EOF, pidfd). 0: never.
+	DeadPeer time.Duration `json:"dead_peer"`
 	// MaxOffersPerConn and MaxOffersPerUID bound shared-memory channel
 	// offers not yet attached (two descriptors each); CHANNEL past either
 	// fails with CodeLimit.
@@ -104,6 +112,7 @@ func DefaultConnBounds() ConnBounds {
 		MaxHandshaking:       64,
 		MaxHandshakingPerUID: 16,
 		HandshakeTimeout:     2 * time.Second,
+		DeadPeer:             30 * time.Second,
 		MaxOffersPerConn:     16,
 		MaxOffersPerUID:      64,
 	}
@@ -170,8 +179,10 @@ func (c *Config) Validate() error {
 		return bad("ConnBounds", c.ConnBounds, "no bound may be negative")
 	case c.MaxConnBacklog > 0 && c.MaxConnBacklog < 64<<10:
 		return bad("MaxConnBacklog", c.MaxConnBacklog, "must be at least 64 KiB")
-	case c.SlowConsumerTimeout < 0 || c.HandshakeTimeout < 0:
+	case c.SlowConsumerTimeout < 0 || c.HandshakeTimeout < 0 || c.DeadPeer < 0:
 		return bad("ConnBounds", c.ConnBounds, "timeouts must not be negative")
+	case c.DeadPeer > 0 && c.DeadPeer < minDeadPeer:
+		return bad("DeadPeer", c.DeadPeer, "must be 0 (never) or at least "+minDeadPeer.String())
 	}
 	return c.Quotas.validate()
 }

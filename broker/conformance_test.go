@@ -55,6 +55,7 @@ var validOutcome = map[string]wire.Code{
 	"create-no-options":            wire.OK,
 	"ack-one-range":                wire.OK, // status OK, leases listed as stale
 	"ack-noreply-ranges":           noReply,
+	"send-best-effort":             noReply, // BEST_EFFORT: never a reply
 	"nack-unsorted-disjoint":       wire.OK,
 	"ack-max-leases":               wire.OK,
 	"list-first-page":              wire.OK,

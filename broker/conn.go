@@ -74,7 +74,10 @@ type conn struct {
 	// gone is set when cleanup starts: a SEND batch between two of its
 	// messages' admissions (continueSend) then admits no more.
 	gone atomic.Bool
-	done chan struct{} // closed when the reader has cleaned up
+	// stopRead is set by closeRead before it stops the reader with a
+	// deadline (keepalive.go), so the reader does not move it forward.
+	stopRead atomic.Bool
+	done     chan struct{} // closed when the reader has cleaned up
 }
 
 // pending is a request that did not complete at once: a blocked send or
@@ -105,6 +108,7 @@ func newConn(b *Broker, nc net.Conn, creds Credentials) *conn {
 		done:    make(chan struct{}),
 	}
 	c.uc, _ = nc.(*net.UnixConn)
+	setTCPKeepalive(nc, c.keepaliveInterval())
 	cb := b.cfg.MaxConnBacklog
 	c.w = framewriter.New(nc, framewriter.Config{HighWater: cb, MaxKept: 2 * cb,
 		Gauge: &b.out, LowWater: cb / 2, OnLow: c.resume})
@@ -130,10 +134,12 @@ func (c *conn) readLoop() {
 	var h handler
 	h.c = c
 	closed := false // the writer is closed or failed
+	rd := readDeadline{c: c, d: c.deadPeer()}
 	for {
 		// Frames that arrived in one read share one timestamp: the
 		// clock is read once per read from the socket, not per message.
 		fresh := r.Buffered() < wire.HeaderSize
+		rd.arm()
 		hd, p, err := r.Next()
 		if fresh {
 			h.now = time.Now().UnixNano()
@@ -151,6 +157,11 @@ func (c *conn) readLoop() {
 			// A size field below the header's (wire.ErrBadFrame) leaves
 			// the stream out of sync: the connection closes without a
 			// reply, as the protocol says.
+			if rd.expired(err) {
+				c.b.log.Info("dead peer: nothing read for the dead-peer time; closing, its leases return",
+					"endpoint", c.id, "remote", c.nc.RemoteAddr().String(), "dead_peer", rd.d)
+				return
+			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.b.log.Debug("connection ends", "endpoint", c.id, "pid", c.ident.PID, "err", err)
 			}
@@ -256,7 +267,8 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	reply := wire.HelloReply{
 		Version: wire.Version, Endpoint: c.id, Caps: c.caps, Epoch: c.b.epoch, Session: c.session,
 		Principal: wireIdentity(ident), MaxFrame: uint32(c.b.cfg.MaxFrame), MaxMessage: uint32(lim.MaxMessage),
-		Server: []byte(c.b.cfg.Name),
+		Server:    []byte(c.b.cfg.Name),
+		Keepalive: int64(c.keepaliveInterval()), DeadPeer: int64(c.deadPeer()),
 	}
 	c.reply(wire.Header{Op: wire.OpHello | wire.OpReply, Request: hd.Request}, &reply)
 	return true
@@ -293,7 +305,8 @@ func (c *conn) closeRead() {
 		cr.CloseRead()
 		return
 	}
-	c.nc.SetReadDeadline(time.Now())
+	c.stopRead.Store(true)
+	c.nc.SetReadDeadline(time.Unix(1, 0))
 }
 
 // shutdown ends the connection from the broker's side. Waiting requests

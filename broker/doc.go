@@ -33,7 +33,9 @@
 // therefore never delays another mailbox or connection. A SEND carries a
 // batch of up to 1024 messages: all are checked first, then admitted in
 // order; a batch that must wait keeps its remaining messages in its
-// pending entry and goes on as room appears (send.go).
+// pending entry and goes on as room appears (send.go). A SEND with
+// BEST_EFFORT gets no reply and never waits: what does not fit at once is
+// dropped and counted in its mailbox (besteffort.go).
 //
 // # Bounds
 //
@@ -138,5 +140,8 @@
 // the broker ends the connection when that process exits, even if a child
 // inherited the socket (pidfd.go). A connection that is not a Unix socket
 // (TCP, say) has principal kind none and no DESCRIPTORS capability, so no
-// shared-memory channels.
+// shared-memory channels; nor can the kernel say when its peer died, so
+// the broker closes it after Config.DeadPeer without a frame from it,
+// returning its leases (keepalive.go; the HelloReply tells the client to
+// ping).
 package broker

@@ -92,13 +92,15 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 }
 
 // noReply reports whether the request in hd never gets a reply: CREDIT,
-// CANCEL, and ACK or NACK with NOREPLY.
+// CANCEL, ACK or NACK with NOREPLY, and SEND with BEST_EFFORT.
 func noReply(hd wire.Header) bool {
 	switch hd.Op {
 	case wire.OpCredit, wire.OpCancel:
 		return true
 	case wire.OpAck, wire.OpNack:
 		return hd.Flags&wire.FlagNoReply != 0
+	case wire.OpSend:
+		return hd.Flags&wire.FlagBestEffort != 0
 	}
 	return false
 }

@@ -47,6 +47,9 @@ func (bx *box) claim(sr *sendRequest) bool {
 		cl.box.mu.Unlock()
 	}
 	o.callReply(cl.hd, seq, msg)
+	if sr.bestEffort {
+		return true // a best-effort SEND has no reply
+	}
 	ids := append((*sr.ids)[:0], 0)
 	sr.c.sendReply(sr.hd, ids, true, o.ident)
 	*sr.ids = ids[:0]

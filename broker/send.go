@@ -45,6 +45,10 @@ var errInFlight = errors.New("request id already in flight")
 
 func (h *handler) doSend(hd wire.Header, p []byte) {
 	c, m := h.c, &h.send
+	if hd.Flags&wire.FlagBestEffort != 0 {
+		h.doSendBestEffort(hd, p)
+		return
+	}
 	if err := m.Decode(p); err != nil {
 		c.replyErrDone(hd, wire.CodeOf(err), "SEND: "+err.Error(), 0)
 		return
@@ -122,6 +126,10 @@ func (h *handler) put(hd wire.Header, name []byte, msgs []*mailbox.Message, size
 // decisions message by message, and the reply.
 func (bx *box) send(sr *sendRequest) {
 	c, hd, msgs, off, timeout := sr.c, sr.hd, sr.msgs, sr.off, sr.timeout
+	if sr.bestEffort {
+		bx.sendBestEffort(sr) // no reply: none of what follows
+		return
+	}
 	lim := c.b.limits.Load()
 	fail := func(done int, code wire.Code, format string, args ...any) {
 		c.sendErr(hd, []byte(bx.name), off, done, code, fmt.Sprintf(format, args...))
@@ -276,6 +284,15 @@ func (c *conn) sendErr(hd wire.Header, target []byte, off *offer, done int, code
 // is message i's records (nil for a mailbox that is not durable). It
 // takes bx's lock: it runs as a completion.
 func (c *conn) storageFailed(hd wire.Header, bx *box, off *offer, admitted []*mailbox.Message, steps []step, err error) {
+	done := c.b.takeBackUnwritten(bx, admitted, steps)
+	code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
+	c.sendErr(hd, nil, off, done, code, text)
+}
+
+// takeBackUnwritten takes back the admitted messages from the first whose
+// records failed on (see storageFailed) and returns how many lead it. It
+// takes bx's lock: it runs as a completion.
+func (b *Broker) takeBackUnwritten(bx *box, admitted []*mailbox.Message, steps []step) int {
 	done := 0
 	for done < len(steps) && steps[done].err() == nil {
 		done++
@@ -287,9 +304,8 @@ func (c *conn) storageFailed(hd wire.Header, bx *box, off *offer, admitted []*ma
 		}
 		written[i-done] = steps[i].err() == nil
 	}
-	c.b.discard(bx, admitted[done:], written)
-	code, text := storageError(fmt.Sprintf("send to %q", bx.name), err)
-	c.sendErr(hd, nil, off, done, code, text)
+	b.discard(bx, admitted[done:], written)
+	return done
 }
 
 // sendFailed answers a send that stopped at a message with err, done

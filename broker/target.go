@@ -28,6 +28,9 @@ type target interface {
 	// receive starts a RECV or CONSUME and answers it (the deliveries
 	// and the final reply), now or later. The request is authorized.
 	receive(r *receiveRequest)
+	// dropped counts n best-effort messages the broker dropped on their
+	// way to the target (besteffort.go).
+	dropped(n int)
 	// info reports the target's state (STAT, LIST).
 	info() wire.MailboxInfo
 	// destroy removes a named target (DESTROY, authorized), answering it.
@@ -48,6 +51,9 @@ type sendRequest struct {
 	now     int64     // when the frame was read
 	off     *offer    // a CHANNEL's offer, else nil
 	ids     *[]uint64 // the reader's scratch for the ids
+	// bestEffort: a SEND with BEST_EFFORT (besteffort.go): no reply,
+	// no wait, what is not admitted at once is dropped and counted.
+	bestEffort bool
 }
 
 // receiveRequest is a RECV or CONSUME on its way to a target.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -84,7 +85,7 @@ func runRole(role string, args []string) int {
 		json.NewEncoder(os.Stdout).Encode(out)
 		return 0
 	}
-	c, err := postbox.Dial(ctx, postbox.WithName("role-"+args[0]))
+	c, err := dialRole(ctx, "role-"+args[0])
 	if err != nil {
 		return report(err)
 	}
@@ -129,6 +130,29 @@ func runRole(role string, args []string) int {
 	return 2
 }
 
+// tcpEnv, when set for a client role, is the broker's TCP address to
+// connect to instead of $POSTBOX_SOCKET.
+const tcpEnv = "POSTBOX_TEST_TCP"
+
+// dialRole connects a client role: over TCP to $POSTBOX_TEST_TCP if set,
+// else to the socket.
+func dialRole(ctx context.Context, name string) (*postbox.Client, error) {
+	addr := os.Getenv(tcpEnv)
+	if addr == "" {
+		return postbox.Dial(ctx, postbox.WithName(name))
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := postbox.NewClient(ctx, nc, postbox.WithName(name))
+	if err != nil {
+		nc.Close()
+	}
+	return c, err
+}
+
 // child is a client role process.
 type child struct {
 	cmd   *exec.Cmd
@@ -141,9 +165,15 @@ type child struct {
 // startChild starts a client role against socket, as cred if non-nil.
 func startChild(t *testing.T, socket string, cred *syscall.Credential, args ...string) *child {
 	t.Helper()
+	return startChildEnv(t, []string{postbox.SocketEnv + "=" + socket}, cred, args...)
+}
+
+// startChildEnv starts a client role with env added to its environment.
+func startChildEnv(t *testing.T, env []string, cred *syscall.Credential, args ...string) *child {
+	t.Helper()
 	cmd := exec.Command(self(t), args...)
 	// GORACE: a race-enabled binary otherwise sleeps 1 s at exit.
-	cmd.Env = append(os.Environ(), roleEnv+"=client", postbox.SocketEnv+"="+socket, "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(append(os.Environ(), roleEnv+"=client", "GORACE=atexit_sleep_ms=0"), env...)
 	cmd.Stderr = os.Stderr
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}

@@ -80,6 +80,13 @@ const (
 	FlagNoReply uint8 = 1 << 2
 	// FlagReply (SEND) is defined with CALL (call.go): bit 3.
 
+	// FlagBestEffort (SEND): a "maybe" send. It gets no reply at all,
+	// never waits, and each message that cannot be admitted at once
+	// (the target full or over MAX_BYTES, a byte limit or quota reached)
+	// is dropped and counted in the target's MailboxInfo DROPPED. Not
+	// with FlagReceipt or FlagReply (such a frame is dropped uncounted).
+	FlagBestEffort uint8 = 1 << 4
+
 	// FlagUrgent (any frame): control class. The sender writes the frame
 	// ahead of every data frame it has queued (never splitting a frame);
 	// the reply to an URGENT request is URGENT too. Order is FIFO within a

@@ -116,8 +116,30 @@ type HelloReply struct {
 	MaxFrame   uint32
 	MaxMessage uint32
 	Server     []byte
-	Ext        []byte
+	// Keepalive is the ext tag TagKeepalive (0: absent): the client
+	// should send a frame (PING if it has nothing else) whenever this
+	// many nanoseconds pass without one.
+	Keepalive int64
+	// DeadPeer is the ext tag TagDeadPeer (0: absent): the broker closes
+	// the connection once it has read nothing from it for this many
+	// nanoseconds.
+	DeadPeer int64
+	// Ext is the tail's other entries (Append writes them after
+	// KEEPALIVE and DEAD_PEER).
+	Ext []byte
 }
+
+// Tags of HelloReply's ext tail, both non-critical: a client that does
+// not know them keeps working where it is never silent for long.
+const (
+	// TagKeepalive (i64 nanoseconds): how often the client should send
+	// something on an otherwise idle connection.
+	TagKeepalive uint16 = 0x0010
+	// TagDeadPeer (i64 nanoseconds): after this long without reading a
+	// byte from the client the broker closes the connection, returning
+	// its leases.
+	TagDeadPeer uint16 = 0x0011
+)
 
 func (m *HelloReply) Append(b []byte) []byte {
 	b = AppendU16(b, m.Version)
@@ -129,6 +151,12 @@ func (m *HelloReply) Append(b []byte) []byte {
 	b = AppendU32(b, m.MaxFrame)
 	b = AppendU32(b, m.MaxMessage)
 	b = AppendString(b, m.Server)
+	if m.Keepalive != 0 {
+		b = AppendI64(appendExtHead(b, TagKeepalive, 8), m.Keepalive)
+	}
+	if m.DeadPeer != 0 {
+		b = AppendI64(appendExtHead(b, TagDeadPeer, 8), m.DeadPeer)
+	}
 	return append(b, m.Ext...)
 }
 
@@ -137,6 +165,25 @@ func (m *HelloReply) Decode(p []byte) error {
 	m.Version, m.Endpoint, m.Caps, m.Epoch = d.U16(), d.U64(), d.U64(), d.U64()
 	m.Session, m.Principal = d.ID16(), d.Identity()
 	m.MaxFrame, m.MaxMessage, m.Server = d.U32(), d.U32(), d.String()
-	m.Ext = d.Ext()
-	return d.Err()
+	m.Keepalive, m.DeadPeer, m.Ext = 0, 0, nil
+	if d.Err() != nil {
+		return d.Err()
+	}
+	var err error
+	m.Ext, err = decodeOwnExt(d.Rest(), func(f ExtField) (bool, error) {
+		var v uint64
+		var err error
+		switch f.Tag {
+		case TagKeepalive:
+			v, err = u64Value(f)
+			m.Keepalive = int64(v)
+		case TagDeadPeer:
+			v, err = u64Value(f)
+			m.DeadPeer = int64(v)
+		default:
+			return false, nil
+		}
+		return true, err
+	})
+	return err
 }

@@ -33,8 +33,16 @@ type MailboxInfo struct {
 	TTL            int64
 	MaxDeliveries  uint32
 	DeadLetter     []byte
-	Ext            []byte
+	// Dropped is the ext tag TagDropped (0: absent): best-effort
+	// messages dropped instead of admitted since creation (or restart).
+	Dropped uint64
+	// Ext is the tail's other entries (Append writes them after DROPPED).
+	Ext []byte
 }
+
+// TagDropped (MailboxInfo ext, u64, non-critical): the mailbox's count of
+// dropped best-effort messages (FlagBestEffort).
+const TagDropped uint16 = 0x0010
 
 // mailboxInfoMin is the smallest encoding of a MailboxInfo.
 const mailboxInfoMin = 2 + 4*3 + 8 + 4 + 8*2 + 4*4 + 8*3 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 2
@@ -63,6 +71,9 @@ func (m *MailboxInfo) Append(b []byte) []byte {
 	b = AppendI64(b, m.TTL)
 	b = AppendU32(b, m.MaxDeliveries)
 	b = AppendString(b, m.DeadLetter)
+	if m.Dropped != 0 {
+		b = AppendU64(appendExtHead(b, TagDropped, 8), m.Dropped)
+	}
 	return append(b, m.Ext...)
 }
 
@@ -74,6 +85,18 @@ func (m *MailboxInfo) Decode(p []byte) error {
 	m.Sent, m.Received, m.Redelivered, m.CreatedUnix = d.U64(), d.U64(), d.U64(), d.I64()
 	m.DiskBytes, m.OldestUnix, m.DeadLettered = d.U64(), d.I64(), d.U64()
 	m.MaxBytes, m.TTL, m.MaxDeliveries, m.DeadLetter = d.I64(), d.I64(), d.U32(), d.String()
-	m.Ext = d.Ext()
-	return d.Err()
+	m.Dropped, m.Ext = 0, nil
+	if d.Err() != nil {
+		return d.Err()
+	}
+	var err error
+	m.Ext, err = decodeOwnExt(d.Rest(), func(f ExtField) (bool, error) {
+		if f.Tag != TagDropped {
+			return false, nil
+		}
+		var err error
+		m.Dropped, err = u64Value(f)
+		return true, err
+	})
+	return err
 }

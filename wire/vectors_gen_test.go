@@ -134,6 +134,11 @@ func helloVectors() []vecSpec {
 	withSession.Session = vecSession
 	hp := h.Append(nil)
 	v1 := AppendString(AppendU16(AppendU16(AppendU32(nil, Magic), 1), 1), "demo")
+	// A TCP connection's reply: no DESCRIPTORS, kind 0, keepalive 10 s,
+	// dead peer 30 s.
+	keepalive := HelloReply{Version: 2, Endpoint: vecEndpoint, Epoch: 0x9e3779b9, Session: vecSession,
+		Principal: Identity{Endpoint: vecEndpoint}, MaxFrame: DefaultMaxFrame, MaxMessage: 4 << 20,
+		Server: []byte("postbox"), Keepalive: 10e9, DeadPeer: 30e9}
 	return []vecSpec{
 		ok("hello", req(OpHello, 1), "Hello", h),
 		ok("hello-reconnect-session", req(OpHello, 1), "Hello", &withSession),
@@ -155,6 +160,11 @@ func helloVectors() []vecSpec {
 		bad("hello-unknown-critical-ext", req(OpHello, 1), "Hello", AppendExt(bytes.Clone(hp), 0x8100, nil), "critical"),
 		bad("hello-ext-len-past-end", req(OpHello, 1), "Hello", cat(hp, []byte{0x00, 0x01, 0x05, 0x00, 'a'}), "malformed"),
 		bad("hello-reply-truncated", rep(OpHello, 1), "HelloReply", make([]byte, 40), "malformed"),
+		ok("hello-reply-keepalive", rep(OpHello, 1), "HelloReply", &keepalive),
+		bad("hello-reply-keepalive-len-4", rep(OpHello, 1), "HelloReply",
+			AppendExt((&HelloReply{Version: 2, Endpoint: vecEndpoint, Epoch: 0x9e3779b9}).Append(nil), TagKeepalive, []byte{1, 2, 3, 4}), "malformed"),
+		bad("hello-reply-dead-peer-twice", rep(OpHello, 1), "HelloReply",
+			AppendI64(appendExtHead(bytes.Clone(keepalive.Append(nil)), TagDeadPeer, 8), 1), "malformed"),
 	}
 }
 
@@ -178,6 +188,8 @@ func sendVectors() []vecSpec {
 			Msgs: []SendMsg{{Type: 7, Headers: cat(user([]byte("k"), []byte("1")), user([]byte("k"), nil)), Body: []byte("x")}}}),
 		ok("send-reserved-header-tag-passed-through", req(OpSend, 7), "Send",
 			&Send{Target: []byte("q"), Msgs: []SendMsg{{Type: 1, Headers: entry(9, []byte{1, 2, 3})}}}),
+		ok("send-best-effort", Header{Op: OpSend, Flags: FlagBestEffort, Request: 8}, "Send",
+			&Send{Target: []byte("metrics"), Msgs: []SendMsg{{Type: 1, Body: []byte("cpu=0.5")}}}),
 		ok("send-reply", rep(OpSend, 3), "SendReply", &SendReply{IDs: []uint64{1}}),
 		ok("send-reply-batch", rep(OpSend, 4), "SendReply", &SendReply{IDs: []uint64{2, 3, 5}}),
 		ok("send-reply-receipt", rep(OpSend, 5), "SendReply", &SendReply{IDs: []uint64{6}, Taken: true, Receipt: vecPeer}),
@@ -260,6 +272,8 @@ func listVectors() []vecSpec {
 	a, b := vecInfo("jobs"), vecInfo("jobs/dead")
 	grown := vecInfo("logs")
 	grown.Ext = AppendExt(nil, 0x0001, []byte("later field"))
+	dropped := vecInfo("metrics")
+	dropped.Dropped = 12
 	reply := &ListReply{Infos: []MailboxInfo{*a, *b}, Next: []byte("jobs/dead")}
 	rp := reply.Append(nil)
 	return []vecSpec{
@@ -268,6 +282,9 @@ func listVectors() []vecSpec {
 		ok("list-reply-page", rep(OpList, 12), "ListReply", reply),
 		ok("list-reply-last-page-entry-with-ext", rep(OpList, 13), "ListReply", &ListReply{Infos: []MailboxInfo{*grown}}),
 		ok("stat-reply", rep(OpStat, 14), "MailboxInfo", a),
+		ok("stat-reply-dropped", rep(OpStat, 15), "MailboxInfo", dropped),
+		bad("stat-reply-dropped-len-4", rep(OpStat, 15), "MailboxInfo",
+			AppendExt(a.Append(nil), TagDropped, []byte{1, 0, 0, 0}), "malformed"),
 		bad("list-reply-count-past-end", rep(OpList, 12), "ListReply", cat(AppendU32(nil, 3), rp[4:]), "malformed"),
 		bad("list-reply-entry-len-short", rep(OpList, 12), "ListReply",
 			cat(AppendU32(nil, 1), AppendU32(nil, 10), rp[8:]), "malformed"),

@@ -140,7 +140,8 @@ func newLs() *cobra.Command {
 		Short: "List mailboxes (like ipcs)",
 		Long: `List mailboxes: name, owner, mode, capacity, depth (queued messages),
 receivers and consumers waiting, messages in flight (leased, not yet acked),
-and blocked senders. --all includes endpoints' private inboxes.`,
+blocked senders, and best-effort messages dropped (send --best-effort).
+--all includes endpoints' private inboxes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json"); err != nil {
@@ -169,10 +170,10 @@ and blocked senders. --all includes endpoints' private inboxes.`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tOWNER\tMODE\tCAPACITY\tDEPTH\tBYTES\tRECEIVERS\tIN FLIGHT\tBLOCKED SENDERS")
+			fmt.Fprintln(tw, "NAME\tOWNER\tMODE\tCAPACITY\tDEPTH\tBYTES\tRECEIVERS\tIN FLIGHT\tBLOCKED SENDERS\tDROPPED")
 			for _, i := range shown {
-				fmt.Fprintf(tw, "%s\t%d:%d\t%04o\t%s\t%d\t%d\t%d\t%d\t%d\n", i.Name, i.UID, i.GID, uint32(i.Mode),
-					capacityText(i.Capacity), i.Depth, i.Bytes, i.Receivers+i.Consumers, i.InFlight, i.BlockedSenders)
+				fmt.Fprintf(tw, "%s\t%d:%d\t%04o\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", i.Name, i.UID, i.GID, uint32(i.Mode),
+					capacityText(i.Capacity), i.Depth, i.Bytes, i.Receivers+i.Consumers, i.InFlight, i.BlockedSenders, i.Dropped)
 			}
 			return tw.Flush()
 		},
@@ -241,6 +242,7 @@ func newStat() *cobra.Command {
 			row("received", i.Received)
 			row("redelivered", i.Redelivered)
 			row("dead-lettered", i.DeadLettered)
+			row("dropped", fmt.Sprintf("%d (best-effort messages not admitted)", i.Dropped))
 			if i.MaxDeliveries > 0 {
 				row("max deliveries", i.MaxDeliveries)
 			}

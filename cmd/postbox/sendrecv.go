@@ -49,7 +49,7 @@ func newSend() *cobra.Command {
 	var typ int64
 	var prio uint8
 	var timeout time.Duration
-	var nowait, receipt, lines bool
+	var nowait, receipt, lines, bestEffort bool
 	var headers []string
 	var replyTo, correlationID, contentType string
 	cmd := &cobra.Command{
@@ -62,6 +62,13 @@ stdin is one message (without its newline). A send waits while the mailbox
 is full, up to --timeout; --nowait fails at once instead (exit 3).
 --receipt waits until a receiver has taken the message and prints who took
 it; on a rendezvous mailbox that is always so.
+
+--best-effort sends "maybe" messages: no reply, no waiting; the broker
+drops a message it cannot admit at once (mailbox full or over its max
+bytes, a limit reached) and counts it in the mailbox's "dropped" (stat,
+ls). The command exits 0 once its messages are written to the broker,
+whether or not they were admitted; a message the client itself dropped
+because the connection is congested exits 3. Not with --receipt.
 
 Headers travel with the message and are shown by recv -o json: --header
 KEY=VALUE adds a user header (repeatable; keys are case-sensitive, 1..128
@@ -85,6 +92,9 @@ limits fails before anything is sent (exit 1).
 				return err
 			}
 			defer c.Close()
+			if bestEffort && receipt {
+				return usageError{errors.New("--best-effort has no reply, so no --receipt")}
+			}
 			mb := c.Mailbox(args[0])
 			opts := []postbox.SendOption{postbox.Type(typ), postbox.Priority(prio)}
 			if nowait {
@@ -110,6 +120,9 @@ limits fails before anything is sent (exit 1).
 				opts = append(opts, postbox.ContentType(contentType))
 			}
 			send := func(body []byte) error {
+				if bestEffort {
+					return mb.SendBestEffort(body, opts...)
+				}
 				wctx, cancel := waitContext(ctx, timeout)
 				defer cancel()
 				r, err := mb.Send(wctx, body, opts...)
@@ -152,6 +165,7 @@ limits fails before anything is sent (exit 1).
 	f.BoolVar(&nowait, "nowait", false, "fail at once if the mailbox is full")
 	f.BoolVar(&receipt, "receipt", false, "wait until a receiver takes the message and print who")
 	f.BoolVar(&lines, "lines", false, "send each line of stdin as one message")
+	f.BoolVar(&bestEffort, "best-effort", false, "no reply, never wait: the broker drops (and counts) what does not fit at once")
 	f.StringArrayVar(&headers, "header", nil, "user header KEY=VALUE (repeatable)")
 	f.StringVar(&replyTo, "reply-to", "", "REPLY_TO header: the mailbox or @id to answer to")
 	f.StringVar(&correlationID, "correlation-id", "", "CORRELATION_ID header (1..255 bytes)")

@@ -29,6 +29,30 @@ type fileConfig struct {
 	LogLevel string `json:"log_level"`
 	// Quotas (per uid) are read at start only: a reload keeps them.
 	Quotas *broker.Quotas `json:"quotas"`
+	// DeadPeer is read at start only, like the other connection bounds.
+	DeadPeer *duration `json:"dead_peer"`
+}
+
+// duration is a time.Duration in a JSON file: a string time.ParseDuration
+// reads ("30s", "1m30s") or a number of nanoseconds.
+type duration time.Duration
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var n int64
+		if err := json.Unmarshal(b, &n); err != nil {
+			return fmt.Errorf("want a duration such as \"30s\", not %s", b)
+		}
+		*d = duration(n)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = duration(v)
+	return nil
 }
 
 func newServe() *cobra.Command {
@@ -67,13 +91,22 @@ path and mode and max_frame cannot change without a restart: a reload
 keeps them, and logs a warning if the file's max_frame differs.
 
 --config is JSON with any of: max_connections, max_mailboxes,
-max_message_bytes, max_queued_bytes, inbox_capacity, max_frame (read
-at start only), log_level, and quotas (per uid, read at start only):
+max_message_bytes, max_queued_bytes, inbox_capacity, max_frame and
+dead_peer (read at start only), log_level, and quotas (per uid, read at start only):
 {"connections": 256, "mailboxes": 1024, "queued_bytes": N, "leases":
 65536, "uid": {"1000": {...}}}, 0 meaning the default and -1 unlimited;
 root is unlimited unless "uid" names "0". Flags given on the command line
 win over the file. On a reload, a key missing from the file keeps the
 value in force.
+
+--dead-peer (config key dead_peer, e.g. "30s", read at start only) is
+how long a connection that is not a Unix socket (TCP, TLS) may be silent
+before the broker closes it as a dead peer: its leases return to their
+mailboxes and are redelivered, its waiting requests end, its inbox goes.
+The handshake tells clients to send something (PING) every third of it,
+which the Go client does on its own; TCP connections also get TCP
+keepalive probes. Unix connections are exempt: the kernel reports a dead
+process (EOF, pidfd). 0 disables it. Default 30s.
 
 --max-frame (config key max_frame) bounds every frame's size both ways
 (default 16 MiB) and is told to clients in the handshake; it is fixed
@@ -132,6 +165,9 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 				}
 				if fc.Quotas != nil {
 					cfg.Quotas = *fc.Quotas // used by Open only
+				}
+				if fc.DeadPeer != nil && !flags.Changed("dead-peer") && !started {
+					cfg.DeadPeer = time.Duration(*fc.DeadPeer) // used by Open only
 				}
 				if !flags.Changed("log-level") && fc.LogLevel != "" {
 					if err := level.UnmarshalText([]byte(fc.LogLevel)); err != nil {
@@ -226,6 +262,7 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.IntVar(&cfg.MaxHandshaking, "max-handshaking", cfg.MaxHandshaking, "most connections accepted but not yet past HELLO")
 	f.IntVar(&cfg.MaxHandshakingPerUID, "max-handshaking-per-uid", cfg.MaxHandshakingPerUID, "most connections before HELLO from one uid")
 	f.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "how long a connection may take to say HELLO")
+	f.DurationVar(&cfg.DeadPeer, "dead-peer", cfg.DeadPeer, "close a connection that is not a Unix socket after this long without a frame from it, returning its leases (0: never)")
 	f.IntVar(&cfg.MaxOffersPerConn, "max-offers-per-conn", cfg.MaxOffersPerConn, "most channel offers not yet attached per connection")
 	f.IntVar(&cfg.MaxOffersPerUID, "max-offers-per-uid", cfg.MaxOffersPerUID, "most channel offers not yet attached per uid")
 	return cmd

@@ -39,6 +39,7 @@ func (c *Conn) settleNoReply(op wire.Op, leases []uint64) {
 // queued acks into ACK frames. Lock order: writer, then amu or fmu, then whatever a Flusher
 // takes; none of them may call the writer.
 func (c *Conn) beforeWrite(b []byte) []byte {
+	c.wrote.Store(true)
 	c.fmu.Lock()
 	for _, f := range c.flushers {
 		b = f.Flush(b)

@@ -29,6 +29,17 @@ type Config struct {
 	// Close, else why the connection failed. Nil: the cause itself, or
 	// io.ErrClosedPipe after Close.
 	Stopped func(cause error) error
+	// Keepalive: when this long passes without the client writing a
+	// frame, it sends a PING (the broker's HelloReply KEEPALIVE). 0: never.
+	Keepalive time.Duration
+	// DeadPeer: when this long passes without a frame from the broker
+	// (which answers every PING), the connection is closed as dead
+	// (ErrDeadPeer). 0: never. Only with Keepalive.
+	DeadPeer time.Duration
+	// FirstID is the request id the connection starts after (HELLO's
+	// was FirstID+1): a reconnecting client passes its last connection's
+	// NextID so that ids never repeat across its connections. 0: 1.
+	FirstID uint64
 }
 
 // closeFlushTimeout bounds how long Close waits to write queued frames.
@@ -60,6 +71,9 @@ type Conn struct {
 	fmu      sync.Mutex // guards flushers (taken inside the writer's lock by beforeWrite)
 	flushers []Flusher
 
+	wrote      atomic.Bool // the writer wrote since the keepalive last looked
+	heard      atomic.Bool // the reader read a frame since the keepalive last looked
+	dead       atomic.Pointer[error]
 	stopped    atomic.Bool // the reader stopped or Close began: AckNoWait drops
 	userClosed atomic.Bool
 	done       chan struct{} // closed when the connection stopped
@@ -90,10 +104,14 @@ func New(nc net.Conn, cfg Config) *Conn {
 	}
 	c.r = wire.NewReader(src, cfg.MaxFrame, 64<<10)
 	c.w = framewriter.New(nc, framewriter.Config{BeforeWrite: c.beforeWrite})
-	c.ids.Store(1) // 1 was HELLO's
+	c.ids.Store(max(cfg.FirstID, 1)) // FirstID+1 (or 1) was HELLO's
 	c.wg.Add(2)
 	go c.runWriter()
 	go c.readLoop()
+	if cfg.Keepalive > 0 {
+		c.wg.Add(1)
+		go c.keepalive()
+	}
 	return c
 }
 
@@ -108,6 +126,10 @@ func (c *Conn) RegisterPush(op wire.Op, h func(hd wire.Header, p []byte)) {
 // NewID returns a fresh request id (for frames without a Call, such as a
 // stream's).
 func (c *Conn) NewID() uint64 { return c.ids.Add(1) }
+
+// LastID returns the last request id handed out (Config.FirstID for the
+// next connection).
+func (c *Conn) LastID() uint64 { return c.ids.Load() }
 
 // Post queues a frame that has no reply of its own (CONSUME, CREDIT,
 // CANCEL, ACK with NOREPLY). It reports false if the connection is
@@ -221,6 +243,7 @@ func (c *Conn) readLoop() {
 		var hd wire.Header
 		var p []byte
 		hd, p, err = c.r.Next()
+		c.heard.Store(true)
 		if errors.Is(err, wire.ErrFrameTooLarge) {
 			c.tooLarge(hd)
 			continue
@@ -276,6 +299,9 @@ func (c *Conn) readLoop() {
 		}
 		c.fill(cl, hd, p)
 		cl.done <- struct{}{}
+	}
+	if d := c.dead.Load(); d != nil {
+		err = *d // the keepalive closed it: say why
 	}
 	c.stop(err)
 }
@@ -345,3 +371,7 @@ func (c *Conn) discard(hd wire.Header, p []byte) {
 		}
 	}
 }
+
+// Pending returns the bytes queued for writing and not yet written: how
+// far the broker (or the network) is behind this client's output.
+func (c *Conn) Pending() int { return c.w.Pending() }

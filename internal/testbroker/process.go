@@ -115,11 +115,19 @@ func StartProcess(t testing.TB, bin string, args ...string) *Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Process{Socket: filepath.Join(dir, "postbox.sock"), exited: make(chan struct{})}
 	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--data") || a == "--memory" }) {
 		// Never the user's default data directory: each broker its own.
 		args = append([]string{"--data", filepath.Join(dir, "data")}, args...)
 	}
+	return StartProcessAt(t, bin, filepath.Join(dir, "postbox.sock"), args...)
+}
+
+// StartProcessAt is StartProcess on a given socket path, for a broker
+// restarted where an earlier one (now exited) listened: its clients
+// reconnect to the same path. args should give --data or --memory.
+func StartProcessAt(t testing.TB, bin, socket string, args ...string) *Process {
+	t.Helper()
+	p := &Process{Socket: socket, exited: make(chan struct{})}
 	p.Cmd = exec.Command(bin, append([]string{"serve", "--socket", p.Socket}, args...)...)
 	p.Cmd.Stderr = &p.log
 	p.Cmd.Stdout = &p.log
