@@ -124,9 +124,9 @@ type dialOptions struct {
 	socketSet bool        // WithSocket was given
 	url       string      // WithURL
 	tls       *tls.Config // WithTLS
-	name    string
-	grace   time.Duration
-	session Session
+	name      string
+	grace     time.Duration
+	session   Session
 }
 
 func dialDefaults(opts []DialOption) dialOptions {

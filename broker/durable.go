@@ -273,7 +273,7 @@ func (bx *box) def() store.MailboxDef {
 		Capacity: cfg.Capacity, MaxBytes: cfg.MaxBytes, TTL: time.Duration(cfg.TTL),
 		MaxDeliveries: cfg.MaxDeliveries, DeadLetter: bx.deadLetter,
 		CreatedUnixNano: bx.created.UnixNano(),
-		OwnerKind: uint8(bx.ownerKind), OwnerName: bx.ownerName,
+		OwnerKind:       uint8(bx.ownerKind), OwnerName: bx.ownerName,
 	}
 	if a := bx.access.Load(); a != nil {
 		for _, e := range *a {

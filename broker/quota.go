@@ -355,7 +355,7 @@ func (t *quotaTable) settled(id mailbox.Identity, boxes []*box) {
 type UsageEntry struct {
 	Anonymous bool
 	UID       uint32
-	Principal string // a TLS principal's bucket: its name (UID 0)
+	Principal string      // a TLS principal's bucket: its name (UID 0)
 	Used      QuotaLimits // what the bucket holds now
 	Quota     QuotaLimits // its bounds; Unlimited where none
 }
