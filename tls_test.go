@@ -21,10 +21,10 @@ import (
 // 127.0.0.1, with a CA, a server certificate and two clients: alice
 // (a SPIFFE URI SAN) and bob (a subject only).
 type tlsWorld struct {
-	b          *testbroker.Broker
-	url        string
-	ca         *testcerts.CA
-	alice, bob *testcerts.Pair
+	b               *testbroker.Broker
+	url             string
+	ca              *testcerts.CA
+	srv, alice, bob *testcerts.Pair
 }
 
 const aliceName = "spiffe://example.org/alice"
@@ -33,17 +33,23 @@ func startTLS(t *testing.T, cfg *broker.Config) *tlsWorld {
 	t.Helper()
 	dir := t.TempDir()
 	w := &tlsWorld{ca: testcerts.NewCA(t, dir, "test")}
-	srv := w.ca.Server(t, "broker")
+	w.srv = w.ca.Server(t, "broker")
 	w.alice = w.ca.Client(t, "alice", "Example", aliceName)
 	w.bob = w.ca.Client(t, "bob", "Example", "")
-	w.b = testbroker.Start(t, cfg)
-	l, err := broker.ListenTLS("127.0.0.1:0", testcerts.ServerConfig(srv, w.ca))
+	w.serve(t, testbroker.Start(t, cfg))
+	return w
+}
+
+// serve makes b the world's broker, with a TLS listener of its own.
+func (w *tlsWorld) serve(t *testing.T, b *testbroker.Broker) {
+	t.Helper()
+	w.b = b
+	l, err := broker.ListenTLS("127.0.0.1:0", testcerts.ServerConfig(w.srv, w.ca))
 	if err != nil {
 		t.Fatal(err)
 	}
 	go w.b.Serve(l)
 	w.url = "tls://" + l.Addr().String()
-	return w
 }
 
 func (w *tlsWorld) dial(t *testing.T, p *testcerts.Pair) *postbox.Client {
@@ -379,4 +385,55 @@ func TestTLSPrincipalsHaveTheirOwnQuotas(t *testing.T) {
 
 func mailboxIdentity(name string) mailbox.Identity {
 	return mailbox.Identity{Kind: wire.PrincipalTLS, Name: name}
+}
+
+// TestTLSRemoteOwnerEntriesAndSenderNameSurviveARestart: a durable
+// mailbox a TLS principal created keeps its owner and access entries,
+// and its messages their sender's name, across a broker restart.
+func TestTLSRemoteOwnerEntriesAndSenderNameSurviveARestart(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	cfg := broker.DefaultConfig()
+	cfg.DataDir, cfg.NoSync = t.TempDir(), true
+	w := startTLS(t, &cfg)
+	ctx := tctx(t)
+	alice := w.dial(t, w.alice)
+	mb, err := alice.Create(ctx, "alice/keep", postbox.Durable(), postbox.Mode(0o600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.SetAccess(ctx, "CN=bob,*", true, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mb.Send(ctx, []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	alice.Close()
+	w.b.Stop(t)
+	b, err := testbroker.Open(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.serve(t, b)
+	bob := w.dial(t, w.bob)
+	info, err := bob.Mailbox("alice/keep").Stat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.OwnerKind != postbox.KindTLS || info.OwnerName != aliceName ||
+		len(info.Access) != 1 || info.Access[0] != (postbox.AccessEntry{Pattern: "CN=bob,*", Read: true}) {
+		t.Fatalf("after the restart: owner %v %q, access %+v", info.OwnerKind, info.OwnerName, info.Access)
+	}
+	m, err := bob.Mailbox("alice/keep").Receive(ctx, postbox.AutoAck())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Body) != "kept" || m.Sender.Kind != postbox.KindTLS || m.Sender.Name != aliceName {
+		t.Fatalf("after the restart: %q from %+v", m.Body, m.Sender)
+	}
+	if _, err := bob.Mailbox("alice/keep").Send(ctx, nil, postbox.NoWait()); !errors.Is(err, postbox.ErrPermission) {
+		t.Fatalf("bob may only read: %v", err)
+	}
+	if err := bob.Mailbox("alice/keep").Destroy(ctx); !errors.Is(err, postbox.ErrPermission) {
+		t.Fatalf("bob destroying alice's mailbox: %v", err)
+	}
 }
