@@ -3,7 +3,9 @@ package integration_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -111,6 +113,7 @@ func TestServeRefusesPlainTCPUnlessInsecureAndLoopback(t *testing.T) {
 		{[]string{"--listen", "tcp://127.0.0.1:0"}, "add --insecure"},
 		{[]string{"--listen", "tcp://0.0.0.0:0", "--insecure"}, "not a loopback address"},
 		{[]string{"--listen", "tls://127.0.0.1:0"}, "needs a certificate"},
+		{[]string{"--config", writeConfig(t, `{"listen": ["tcp://127.0.0.1:0"]}`)}, "add --insecure"},
 	} {
 		cmd := exec.Command(cli(t), append([]string{"serve", "--memory", "--socket", t.TempDir() + "/s.sock"}, tc.args...)...)
 		out, err := cmd.CombinedOutput()
@@ -139,4 +142,13 @@ func TestServeRefusesPlainTCPUnlessInsecureAndLoopback(t *testing.T) {
 	if info, err := mb.Stat(ctx); err != nil || info.OwnerKind != postbox.KindUnknown || info.UID == 0 {
 		t.Fatalf("a mailbox an anonymous peer created: owner %v uid %d (%v)", info.OwnerKind, info.UID, err)
 	}
+}
+
+func writeConfig(t *testing.T, json string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(p, []byte(json), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

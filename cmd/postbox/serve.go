@@ -380,7 +380,7 @@ func reload(log *slog.Logger, b *broker.Broker, load func() error, cfg *broker.C
 		"max_message_bytes", fmt.Sprintf("%d -> %d", old.MaxMessage, cfg.MaxMessage),
 		"max_queued_bytes", fmt.Sprintf("%d -> %d", old.MaxQueuedBytes, cfg.MaxQueuedBytes),
 		"inbox_capacity", fmt.Sprintf("%d -> %d", old.InboxCapacity, cfg.InboxCapacity),
-		"not reloadable", "socket path and mode, max frame size")
+		"not reloadable", "socket path and mode, max frame size, --listen and TLS files")
 }
 
 // defaultDataDir is where durable mailboxes live unless --data says
