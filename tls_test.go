@@ -437,3 +437,49 @@ func TestTLSRemoteOwnerEntriesAndSenderNameSurviveARestart(t *testing.T) {
 		t.Fatalf("bob destroying alice's mailbox: %v", err)
 	}
 }
+
+// TestDialURLForms: unix:// is a socket path; $POSTBOX_URL is used when
+// no socket is named, and a named socket wins over it; a URL that is
+// not one of the three forms is ErrInvalid.
+func TestDialURLForms(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	w := startTLS(t, nil)
+	ctx := tctx(t)
+	t.Setenv(postbox.SocketEnv, "")
+	c, err := postbox.Dial(ctx, postbox.WithURL("unix://"+w.b.Socket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Identity().Kind != postbox.KindUnix {
+		t.Fatalf("over unix:// the client is %+v", c.Identity())
+	}
+	c.Close()
+	t.Setenv(postbox.URLEnv, w.url)
+	t.Setenv(postbox.TLSCertEnv, w.bob.CertFile)
+	t.Setenv(postbox.TLSKeyEnv, w.bob.KeyFile)
+	t.Setenv(postbox.TLSCAEnv, w.ca.CertFile)
+	c, err = postbox.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := c.Identity(); id.Kind != postbox.KindTLS || id.Name != "CN=bob,O=Example" {
+		t.Fatalf("with $POSTBOX_URL the client is %+v", id)
+	}
+	c.Close()
+	c, err = postbox.Dial(ctx, postbox.WithSocket(w.b.Socket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Identity().Kind != postbox.KindUnix {
+		t.Fatalf("WithSocket beside $POSTBOX_URL: %+v", c.Identity())
+	}
+	c.Close()
+	for _, bad := range []string{"http://x:1", "tls://nohost", "unix://relative", "tcp://h:1/path"} {
+		if c, err := postbox.Dial(ctx, postbox.WithURL(bad)); !errors.Is(err, postbox.ErrInvalid) {
+			if c != nil {
+				c.Close()
+			}
+			t.Errorf("WithURL(%q): %v, want ErrInvalid", bad, err)
+		}
+	}
+}
