@@ -381,6 +381,28 @@ func TestTLSPrincipalsHaveTheirOwnQuotas(t *testing.T) {
 	if u.Principal != aliceName || u.Used.Mailboxes != 1 || u.Quota.Mailboxes != 1 {
 		t.Fatalf("alice's usage %+v", u)
 	}
+	// USAGE: alice sees her own bucket; root sees every principal's
+	// after the uids.
+	us, err := alice.Usage(ctx)
+	if err != nil || len(us) != 1 || us[0].Principal != aliceName || us[0].Used.Mailboxes != 1 || us[0].Quota.Mailboxes != 1 {
+		t.Fatalf("alice's USAGE: %+v, %v", us, err)
+	}
+	if _, err := alice.UsageOf(ctx, 0); !errors.Is(err, postbox.ErrPermission) {
+		t.Fatalf("alice asking for uid 0: %v", err)
+	}
+	all, err := w.b.Dial(t).Usage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, u := range all {
+		if u.Principal != "" {
+			names = append(names, u.Principal)
+		}
+	}
+	if len(names) != 2 || names[0] != "CN=bob,O=Example" || names[1] != aliceName {
+		t.Fatalf("root's USAGE principals: %q", names)
+	}
 }
 
 func mailboxIdentity(name string) mailbox.Identity {
