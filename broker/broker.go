@@ -42,6 +42,7 @@ type Broker struct {
 	// rate-limit the descriptor-limit and handshake-bound warnings.
 	hs             handshakes
 	warnFD, warnHS rateLog
+	warnTLS        rateLog // refused TLS handshakes (conn.go)
 	// out is the unwritten output of all connections (their writers'
 	// backlogs), counted with held against MaxQueuedBytes.
 	out atomic.Int64
