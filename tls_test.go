@@ -505,3 +505,41 @@ func TestDialURLForms(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSCallOutcomeNamesARemoteReceiver: a CALL cancelled while a TLS
+// server holds its request names that server, certificate name and all.
+func TestTLSCallOutcomeNamesARemoteReceiver(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	w := startTLS(t, nil)
+	ctx := tctx(t)
+	caller, server := w.dial(t, w.alice), w.dial(t, w.bob)
+	svc, err := server.Create(ctx, "svc", postbox.Service(), postbox.Mode(0o600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SetAccess(ctx, aliceName, false, true); err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := caller.Mailbox("svc").Call(cctx, []byte("slow"))
+		errc <- err
+	}()
+	m, err := svc.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Sender.Name != aliceName {
+		t.Fatalf("request from %+v", m.Sender)
+	}
+	ccancel()
+	err = <-errc
+	var ce *postbox.CallError
+	if !errors.As(err, &ce) || ce.Outcome != postbox.OutcomeInProgress || ce.Receiver != server.Identity() || ce.Receiver.Name != "CN=bob,O=Example" {
+		t.Fatalf("cancelled call: %v (%+v), want in progress at %+v", err, ce, server.Identity())
+	}
+	if err := m.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
