@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -541,5 +542,59 @@ func TestTLSCallOutcomeNamesARemoteReceiver(t *testing.T) {
 	}
 	if err := m.Ack(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTLSHandshakeSlotsAreCountedPerRemoteIP: connections from one host
+// that never finish their TLS handshake take that host's handshake slots
+// only; a client from another address still gets in.
+func TestTLSHandshakeSlotsAreCountedPerRemoteIP(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	cfg := broker.DefaultConfig()
+	cfg.MaxHandshakingPerUID, cfg.HandshakeTimeout = 2, 5*time.Second
+	w := startTLS(t, &cfg)
+	ctx := tctx(t)
+	addr := strings.TrimPrefix(w.url, "tls://")
+	dialFrom := func(ip string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	for range 2 { // silent: they hold 127.0.0.1's two slots
+		nc, err := dialFrom("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+	}
+	// The broker counts at accept; give it a moment to have accepted both.
+	deadline := time.Now().Add(testbroker.HangGuard)
+	for {
+		nc, err := dialFrom("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, rerr := nc.Read(make([]byte, 1))
+		nc.Close()
+		if errors.Is(rerr, io.EOF) {
+			break // closed at accept: 127.0.0.1 is at its bound
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a third silent connection from 127.0.0.1 was not closed at accept: %v", rerr)
+		}
+	}
+	nc, err := dialFrom("127.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgTLS := testcerts.ClientConfig(w.alice, w.ca)
+	cfgTLS.ServerName = "127.0.0.1"
+	c, err := postbox.NewClient(ctx, tls.Client(nc, cfgTLS))
+	if err != nil {
+		t.Fatalf("a client from 127.0.0.2 while 127.0.0.1 holds its slots: %v", err)
+	}
+	defer c.Close()
+	if c.Identity().Name != aliceName {
+		t.Fatalf("client is %+v", c.Identity())
 	}
 }
