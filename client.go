@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,7 +28,8 @@ const (
 	// KindUnix: the kernel told the broker (SO_PEERCRED, pidfd): UID,
 	// GID and PID are meaningful.
 	KindUnix = IdentityKind(wire.PrincipalUnix)
-	// KindTLS is reserved for peers identified by a TLS certificate.
+	// KindTLS: a peer identified by its verified TLS client certificate:
+	// Name is the certificate's URI SAN, else its subject.
 	KindTLS = IdentityKind(wire.PrincipalTLS)
 )
 
@@ -55,10 +57,23 @@ type Identity struct {
 	// "@<Endpoint>". Endpoint ids are never reused, even across broker
 	// restarts (their high 32 bits are the broker's Epoch).
 	Endpoint uint64
+	// Name is a KindTLS peer's principal name (its certificate's URI SAN,
+	// else its subject DN), stamped by the broker like UID; "" otherwise.
+	Name string
 }
 
 func identityOf(w wire.Identity) Identity {
 	return Identity{Kind: IdentityKind(w.Kind), UID: w.UID, GID: w.GID, PID: w.PID, Endpoint: w.Endpoint}
+}
+
+// identityWithName is identityOf with the PRINCIPAL_NAME of the ext tail
+// that came with it.
+func identityWithName(w wire.Identity, ext []byte) Identity {
+	id := identityOf(w)
+	if len(ext) > 0 {
+		id.Name, _ = wire.PrincipalName(ext)
+	}
+	return id
 }
 
 // Session identifies a client across its connections: a Client sends it
@@ -119,6 +134,9 @@ type DialOption func(*dialOptions)
 
 type dialOptions struct {
 	socket    string
+	socketSet bool        // WithSocket was given
+	url       string      // WithURL
+	tls       *tls.Config // WithTLS
 	name      string
 	grace     time.Duration
 	session   Session
@@ -139,7 +157,9 @@ func dialDefaults(opts []DialOption) dialOptions {
 }
 
 // WithSocket dials path instead of DefaultSocketPath().
-func WithSocket(path string) DialOption { return func(o *dialOptions) { o.socket = path } }
+func WithSocket(path string) DialOption {
+	return func(o *dialOptions) { o.socket, o.socketSet = path, true }
+}
 
 // WithDialer makes Dial (and each reconnect, see WithReconnect) connect
 // with dial instead of dialling the socket path: any net.Conn that
@@ -208,6 +228,9 @@ func (o *dialOptions) dialConn(ctx context.Context) (net.Conn, error) {
 		return nc, nil
 	}
 	var d net.Dialer
+	if u := o.brokerURL(); u != "" {
+		return dialURL(ctx, &d, u, o) // url.go
+	}
 	return dialSocket(ctx, &d, o.socket) // default paths are checked: see socket.go
 }
 
@@ -259,6 +282,8 @@ func (c *Client) connect(ctx context.Context, nc net.Conn, o dialOptions, firstI
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return nil, contextEnded(ctx, "handshake: no answer from the broker")
+	case err != nil && isTLS(nc):
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, tlsError(nc.RemoteAddr().String(), err, true))
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	case status == wire.CodeVersion:
@@ -271,7 +296,7 @@ func (c *Client) connect(ctx context.Context, nc net.Conn, o dialOptions, firstI
 	}
 	lk := &link{
 		session:    Session(rep.Session),
-		self:       identityOf(rep.Principal),
+		self:       identityWithName(rep.Principal, rep.Ext),
 		epoch:      rep.Epoch,
 		caps:       rep.Caps,
 		maxMessage: int(rep.MaxMessage),
@@ -478,7 +503,7 @@ func (c *Client) decodeMessage(p []byte, mbox string) *Message {
 func (c *Client) messageOf(d *wire.Delivery, mbox string) *Message {
 	m := newMessage(d.Body)
 	m.ID, m.Mailbox, m.Type, m.Priority, m.Redeliveries = d.ID, mbox, d.Type, d.Priority, d.Redeliveries
-	m.Sender = identityOf(d.Sender)
+	m.Sender = identityWithName(d.Sender, d.Ext)
 	m.SentAt = time.Unix(0, d.SentUnixNano)
 	m.lease, m.c, m.lk, m.Reason, m.flags = d.Lease, c, c.link(), Reason(d.Reason), d.Flags
 	if len(d.Headers) > 0 && m.setHeaders(d.Headers) != nil {

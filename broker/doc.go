@@ -94,7 +94,8 @@
 //
 // # Quotas
 //
-// Every uid (one "anonymous" bucket for principals without one) has
+// Every uid and every TLS principal (by name; one "anonymous" bucket for
+// principals with neither) has
 // quotas on its connections, the mailboxes it created, the bytes of the
 // messages it sent that mailboxes still hold, and the leases it holds
 // (quota.go; Config.Quotas, reported by USAGE, usage.go). They are
@@ -138,10 +139,15 @@
 // Each connection's principal is established once, at HELLO, and stamped
 // on everything it sends. Where the kernel gives a pidfd (SO_PEERPIDFD),
 // the broker ends the connection when that process exits, even if a child
-// inherited the socket (pidfd.go). A connection that is not a Unix socket
-// (TCP, say) has principal kind none and no DESCRIPTORS capability, so no
-// shared-memory channels; nor can the kernel say when its peer died, so
-// the broker closes it after Config.DeadPeer without a frame from it,
-// returning its leases (keepalive.go; the HelloReply tells the client to
-// ping).
+// inherited the socket (pidfd.go). A connection on a TLS listener
+// (ListenTLS: client certificates required and verified) is a KindTLS
+// principal named by its certificate (tls.go), stamped on its messages
+// (wire.TagPrincipalName) and owning what it creates; access entries
+// (acl.go) say what it may do with other mailboxes. A plain TCP
+// connection (ListenTCP, loopback only) has principal kind none. Neither
+// has the DESCRIPTORS capability, so no shared-memory channels; nor can
+// the kernel say when such a peer died, so the broker closes a connection
+// that is not a Unix socket after Config.DeadPeer without a frame from
+// it, returning its leases (keepalive.go; the HelloReply tells the client
+// to ping).
 package broker

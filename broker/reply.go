@@ -68,7 +68,7 @@ func dropReply(sr *sendRequest) {
 func (c *conn) callReply(hd wire.Header, seq uint64, msg *mailbox.Message) {
 	rep := wire.CallReply{Request: seq, Delivery: wire.Delivery{
 		Type: msg.Type, Priority: msg.Priority, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
-		Headers: msg.Headers, Body: msg.Body,
+		Headers: msg.Headers, Body: msg.Body, Ext: wire.AppendPrincipalName(nil, msg.Sender.Name),
 	}}
 	h := replyHeader(hd, wire.OK)
 	c.w.Append(h.Urgent(), func(b []byte) []byte {
