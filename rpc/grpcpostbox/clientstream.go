@@ -27,7 +27,10 @@ func (cc *ClientConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 	cs := &clientStream{s: s, ctx: ctx, desc: desc, ci: callInfoOf(opts), hdrDone: make(chan struct{})}
 	s.onFrame = cs.onFrame
 	s.onFail = cs.onFail
-	opts2 := cc.requestOpts(ctx, method, cc.newID(), 4)
+	id := cc.newID()
+	s.openID = string(id[:])
+	cc.ep.add(s)
+	opts2 := cc.requestOpts(ctx, method, id, 4)
 	opts2 = append(opts2, postbox.Type(1), postbox.WithHeader(keyFrame, frameOpen),
 		postbox.WithHeader(keyFrom, fmtUint(s.id)), postbox.WithHeader(keyWindow, fmtUint(uint64(cc.o.window))))
 	if _, err := cc.mailbox.Send(ctx, nil, opts2...); err != nil {

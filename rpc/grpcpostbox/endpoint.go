@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -58,7 +59,9 @@ type ctlFrame struct {
 
 // keepaliveInterval is how often an endpoint checks that the peers of its
 // streams are alive. A variable so tests can shorten it.
-var keepaliveInterval = time.Second
+var keepaliveInterval atomic.Int64
+
+func init() { keepaliveInterval.Store(int64(time.Second)) }
 
 var registry struct {
 	mu sync.Mutex
@@ -78,7 +81,7 @@ func acquire(ctx context.Context, c *postbox.Client) (*endpoint, error) {
 		return nil, err
 	}
 	ep := &endpoint{c: c, self: c.Identity().Endpoint, refs: 1, cons: cons,
-		wake: make(chan struct{}, 1), watch: keepaliveInterval,
+		wake: make(chan struct{}, 1), watch: time.Duration(keepaliveInterval.Load()),
 		streams: map[uint64]*stream{}, replies: map[string]chan *postbox.Message{}}
 	ep.ctx, ep.stop = context.WithCancel(context.Background())
 	ep.wg.Add(3)
@@ -105,21 +108,32 @@ func (ep *endpoint) release() {
 	if !last {
 		return
 	}
-	ep.mu.Lock()
-	open := make([]*stream, 0, len(ep.streams))
-	for _, s := range ep.streams {
-		open = append(open, s)
-	}
-	ep.mu.Unlock()
-	for _, s := range open {
-		s.abort(status.New(codes.Unavailable, "grpcpostbox: connection closing"), true)
-	}
+	ep.abortAll(status.New(codes.Unavailable, "grpcpostbox: connection closing"))
 	ep.flushControl()
 	ep.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	ep.cons.Close(ctx)
 	cancel()
 	ep.wg.Wait()
+}
+
+// abortAll fails every open stream with st (their peers get a cancel).
+func (ep *endpoint) abortAll(st *status.Status) {
+	for _, s := range ep.open() {
+		s.abort(st, true)
+	}
+}
+
+// open returns the open streams. Lock order: a stream's mu before ep.mu,
+// so callers ask streams anything only after this returned.
+func (ep *endpoint) open() []*stream {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	open := make([]*stream, 0, len(ep.streams))
+	for _, s := range ep.streams {
+		open = append(open, s)
+	}
+	return open
 }
 
 // flushControl waits (briefly) until the control loop has sent what is
@@ -184,6 +198,10 @@ func (ep *endpoint) route() {
 	for {
 		m, err := ep.cons.Next(ep.ctx)
 		if err != nil {
+			if ep.ctx.Err() == nil {
+				// The client's connection is gone: no frame will come.
+				ep.abortAll(status.Newf(codes.Unavailable, "grpcpostbox: inbox consumer ended: %v", err))
+			}
 			return
 		}
 		ep.dispatch(m)
@@ -256,16 +274,8 @@ func (ep *endpoint) keepalive() {
 			return
 		case <-t.C:
 		}
-		// Lock order: a stream's mu before ep.mu, so the streams are
-		// asked for their peers after ep.mu is released.
-		ep.mu.Lock()
-		open := make([]*stream, 0, len(ep.streams))
-		for _, s := range ep.streams {
-			open = append(open, s)
-		}
-		ep.mu.Unlock()
 		peers := map[uint64][]*stream{}
-		for _, s := range open {
+		for _, s := range ep.open() {
 			if p := s.peerEndpoint(); p != 0 {
 				peers[p] = append(peers[p], s)
 			}

@@ -47,9 +47,8 @@ func (s *Server) serveStream(ep *endpoint, m *postbox.Message, meth *method) {
 		return
 	}
 	st := newStream(ep, false, s.o.window)
-	st.mu.Lock()
 	st.peerEP, st.peerID, st.credit = peerEP, from, window
-	st.mu.Unlock()
+	ep.add(st)
 	ss := &serverStream{s: st, method: name}
 	ctx, cancel := s.handlerContext(m, (*serverTransport)(ss))
 	ss.ctx = ctx

@@ -27,6 +27,7 @@ import (
 type stream struct {
 	ep     *endpoint
 	id     uint64 // local stream id; the peer's frames name it
+	openID string // client side: the open's correlation id
 	client bool
 	window uint32 // the window this side grants
 
@@ -48,10 +49,10 @@ type stream struct {
 	onEOF    *status.Status // client side: the status of the end frame (nil: OK)
 }
 
+// newStream returns a stream; the caller sets it up, then ep.add(s).
 func newStream(ep *endpoint, client bool, window uint32) *stream {
 	s := &stream{ep: ep, client: client, window: window, done: make(chan struct{}),
 		recvWake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1)}
-	ep.add(s)
 	return s
 }
 
@@ -78,7 +79,18 @@ func (s *stream) deliver(f frame) {
 		return
 	}
 	if s.peerEP != 0 && f.msg.Sender.Endpoint != s.peerEP {
-		s.mu.Unlock() // not from this stream's peer
+		// Not from this stream's peer. One case is expected: the server
+		// that accepted died, and another server, given the open back,
+		// answers it with an end.
+		redirected := f.kind == frameEnd && s.openID != "" && string(f.msg.CorrelationID()) == s.openID
+		s.mu.Unlock()
+		if redirected {
+			st := statusOf(f.msg)
+			if st == nil {
+				st = status.New(codes.Unavailable, "grpcpostbox: the server of this stream went away")
+			}
+			s.abort(st, false)
+		}
 		return
 	}
 	var fail *status.Status

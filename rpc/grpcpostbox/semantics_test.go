@@ -1,0 +1,236 @@
+package grpcpostbox_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/fullstorydev/grpchan/grpchantesting"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/postbox-ipc/postbox/internal/testbroker"
+	"github.com/postbox-ipc/postbox/rpc/grpcpostbox"
+)
+
+// probe is a TestService whose handlers report their context.
+type probe struct {
+	grpchantesting.UnimplementedTestServiceServer
+	ctxs chan context.Context // each handler's context, as it starts
+}
+
+func newProbe() *probe { return &probe{ctxs: make(chan context.Context, 16)} }
+
+func (p *probe) Unary(ctx context.Context, req *grpchantesting.Message) (*grpchantesting.Message, error) {
+	p.ctxs <- ctx
+	if req.DelayMillis > 0 {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(req.DelayMillis) * time.Millisecond):
+		}
+	}
+	if req.Code != 0 {
+		return nil, status.Error(codes.Code(req.Code), string(req.Payload))
+	}
+	return &grpchantesting.Message{Payload: req.Payload}, nil
+}
+
+// BidiStream reports its context, then echoes until the client closes or
+// the context ends.
+func (p *probe) BidiStream(str grpchantesting.TestService_BidiStreamServer) error {
+	p.ctxs <- str.Context()
+	for {
+		m, err := str.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			<-str.Context().Done()
+			return err
+		}
+		if m.Code != 0 {
+			return status.Error(codes.Code(m.Code), string(m.Payload))
+		}
+		if err := str.Send(m); err != nil {
+			return err
+		}
+	}
+}
+
+func nextCtx(t *testing.T, p *probe) context.Context {
+	t.Helper()
+	select {
+	case ctx := <-p.ctxs:
+		return ctx
+	case <-time.After(testbroker.HangGuard):
+		t.Fatal("handler did not start")
+		return nil
+	}
+}
+
+func waitDone(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+	case <-time.After(testbroker.HangGuard):
+		t.Fatalf("%s: handler context not cancelled", what)
+	}
+}
+
+func TestDeadlineBecomesHandlerDeadline(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	p := newProbe()
+	cc, _ := setup(t, p)
+	cli := grpchantesting.NewTestServiceClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	want, _ := ctx.Deadline()
+
+	if _, err := cli.Unary(ctx, &grpchantesting.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := nextCtx(t, p).Deadline(); !ok || !got.Equal(want) {
+		t.Errorf("unary handler deadline %v (%v), want %v", got, ok, want)
+	}
+
+	bidi, err := cli.BidiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := nextCtx(t, p).Deadline(); !ok || !got.Equal(want) {
+		t.Errorf("stream handler deadline %v (%v), want %v", got, ok, want)
+	}
+	bidi.CloseSend()
+	if _, err := bidi.Recv(); err != io.EOF {
+		t.Fatalf("Recv after CloseSend: %v, want io.EOF", err)
+	}
+}
+
+func TestDeadlineExpiryEndsHandlerContext(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	p := newProbe()
+	cc, _ := setup(t, p)
+	cli := grpchantesting.NewTestServiceClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := cli.Unary(ctx, &grpchantesting.Message{DelayMillis: 5000})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("Unary: %v, want DeadlineExceeded", err)
+	}
+	hctx := nextCtx(t, p)
+	waitDone(t, hctx, "unary")
+	if !errors.Is(hctx.Err(), context.DeadlineExceeded) {
+		t.Errorf("handler ctx: %v, want DeadlineExceeded", hctx.Err())
+	}
+}
+
+func TestClientCancelCancelsStreamHandler(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	p := newProbe()
+	cc, _ := setup(t, p)
+	cli := grpchantesting.NewTestServiceClient(cc)
+	ctx, cancel := context.WithCancel(context.Background())
+	bidi, err := cli.BidiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bidi.Send(&grpchantesting.Message{Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bidi.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	hctx := nextCtx(t, p)
+	cancel()
+	if _, err := bidi.Recv(); status.Code(err) != codes.Canceled {
+		t.Fatalf("Recv after cancel: %v, want Canceled", err)
+	}
+	waitDone(t, hctx, "stream")
+}
+
+// TestStatusCodesCrossBothKinds sends every non-OK code from a handler,
+// unary and streaming, and finds it, with its message, at the caller.
+func TestStatusCodesCrossBothKinds(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	p := newProbe()
+	cc, _ := setup(t, p)
+	cli := grpchantesting.NewTestServiceClient(cc)
+	ctx := context.Background()
+	for code := codes.Canceled; code <= codes.Unauthenticated; code++ {
+		msg := "because " + code.String()
+		_, err := cli.Unary(ctx, &grpchantesting.Message{Code: int32(code), Payload: []byte(msg)})
+		<-p.ctxs
+		if st := status.Convert(err); st.Code() != code || st.Message() != msg {
+			t.Errorf("unary: got %v %q, want %v %q", st.Code(), st.Message(), code, msg)
+		}
+		bidi, err := cli.BidiStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-p.ctxs
+		bidi.Send(&grpchantesting.Message{Code: int32(code), Payload: []byte(msg)})
+		_, err = bidi.Recv()
+		if st := status.Convert(err); st.Code() != code || st.Message() != msg {
+			t.Errorf("stream: got %v %q, want %v %q", st.Code(), st.Message(), code, msg)
+		}
+	}
+}
+
+func TestUnknownMethodIsUnimplemented(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	cc, _ := setup(t, newProbe())
+	ctx := context.Background()
+	err := cc.Invoke(ctx, "/no.Such/Method", &grpchantesting.Message{}, &grpchantesting.Message{})
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("Invoke: %v, want Unimplemented", err)
+	}
+	s, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/no.Such/Stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecvMsg(&grpchantesting.Message{}); status.Code(err) != codes.Unimplemented {
+		t.Errorf("RecvMsg: %v, want Unimplemented", err)
+	}
+}
+
+func TestNoServiceMailboxIsUnavailable(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	c := b.Dial(t)
+	cc, err := grpcpostbox.Dial(context.Background(), c, "nobody-here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	err = cc.Invoke(context.Background(), "/a.B/C", &grpchantesting.Message{}, &grpchantesting.Message{})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("Invoke: %v, want Unavailable", err)
+	}
+	_, err = cc.NewStream(context.Background(), &grpc.StreamDesc{ServerStreams: true}, "/a.B/C")
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("NewStream: %v, want Unavailable", err)
+	}
+}
+
+func TestMetadataBinaryAndMultiValued(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	p := newProbe()
+	cc, _ := setup(t, p)
+	md := metadata.MD{"trace-bin": {"\x00\xff\x01"}, "multi": {"a", "b"}}
+	ctx := metadata.NewOutgoingContext(context.Background(), md)
+	if err := cc.Invoke(ctx, "/grpchantesting.TestService/Unary", &grpchantesting.Message{}, &grpchantesting.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := metadata.FromIncomingContext(nextCtx(t, p))
+	if v := got.Get("trace-bin"); len(v) != 1 || v[0] != "\x00\xff\x01" {
+		t.Errorf("trace-bin = %q", v)
+	}
+	if v := got.Get("multi"); len(v) != 2 || v[0] != "a" || v[1] != "b" {
+		t.Errorf("multi = %q", v)
+	}
+}
