@@ -37,6 +37,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 	switch hd.Op {
 	case wire.OpSend:
 		h.doSend(hd, p)
+	case wire.OpCall:
+		h.doCall(hd, p)
 	case wire.OpAck, wire.OpNack:
 		h.doAck(hd, p)
 	case wire.OpRecv:
@@ -55,6 +57,11 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		c.pmu.Unlock()
 		if pd != nil {
 			c.b.cancel(pd, mailbox.ErrCanceled)
+		}
+		if pd == nil || pd.op == wire.OpCall {
+			// A CALL whose request is in, or got in while this CANCEL
+			// found it still waiting for room (cancel then did nothing).
+			c.cancelCall(hd.Request)
 		}
 	case wire.OpCreate:
 		h.doCreate(hd, p)
