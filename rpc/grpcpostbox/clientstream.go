@@ -14,14 +14,21 @@ import (
 	"github.com/postbox-ipc/postbox/rpc/envelope"
 )
 
-// NewStream opens a stream (client-, server- or bidi-streaming): an open
-// frame to the service mailbox; the server's accept, headers, messages
-// and end then arrive in this client's inbox. It returns once the open is
-// queued; the first SendMsg waits for the accept (it brings the send
-// credit). The stream ends when ctx does (the server is sent a cancel).
+// NewStream opens a stream (client-, server- or bidi-streaming): a CALL
+// to the service mailbox whose request is the open and whose reply is
+// the server's accept, so NewStream returns once a server has taken the
+// stream (or with its refusal: Unimplemented, or Unavailable when there
+// is no such service). The server's headers, messages and end then
+// arrive in this client's inbox. The stream ends when ctx does (the
+// server is sent a cancel; a cancel while the open still waits for a
+// server withdraws it).
 func (cc *ClientConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	if cc.closed.Load() {
 		return nil, status.Error(codes.Unavailable, ErrClosed.Error())
+	}
+	svc, m, ok := splitMethod(method)
+	if !ok {
+		return nil, badMethod(method)
 	}
 	s := newStream(cc.ep, true, cc.o.window)
 	cs := &clientStream{s: s, ctx: ctx, desc: desc, ci: callInfoOf(opts), hdrDone: make(chan struct{})}
@@ -30,16 +37,63 @@ func (cc *ClientConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 	id := cc.newID()
 	s.openID = string(id[:])
 	cc.ep.add(s)
-	opts2 := cc.requestOpts(ctx, method, id, 4)
-	opts2 = append(opts2, postbox.Type(1), postbox.WithHeader(keyFrame, frameOpen),
-		postbox.WithHeader(keyFrom, fmtUint(s.id)), postbox.WithHeader(keyWindow, fmtUint(uint64(cc.o.window))))
-	if _, err := cc.mailbox.Send(ctx, nil, opts2...); err != nil {
-		st := transportStatus(ctx, err)
+
+	md, _ := metadata.FromOutgoingContext(ctx)
+	open := make([]postbox.CallOption, 0, 8+md.Len())
+	open = append(open, postbox.CorrelationID(id[:]), postbox.WithHeader(envelope.Method, m),
+		// at-least-once: so that package rpc hands a redelivered open to
+		// the handler, which answers it Unavailable with an end frame. The
+		// open itself is never retried.
+		postbox.WithHeader(envelope.Semantics, envelope.SemAtLeastOnce),
+		postbox.WithHeader(keyFrame, frameOpen), postbox.WithHeader(keyFrom, fmtUint(s.id)),
+		postbox.WithHeader(keyWindow, fmtUint(uint64(cc.o.window))))
+	for k, vs := range md {
+		if k != "" && k[0] != ':' {
+			for _, v := range vs {
+				open = append(open, postbox.WithHeader(envelope.RequestMeta+k, v))
+			}
+		}
+	}
+	rep, err := cc.pc.Mailbox(svc).Call(ctx, nil, open...)
+	if err != nil {
+		st := callStatus(ctx, err)
+		s.abort(st, false)
+		return nil, st.Err()
+	}
+	f, ok := parseFrame(rep)
+	switch {
+	case ok && f.kind == frameAccept && f.stream == s.id && f.from != 0:
+		s.mu.Lock()
+		s.accepted(f)
+		s.mu.Unlock()
+	case ok && f.kind == frameEnd:
+		st := statusOf(rep)
+		if st == nil {
+			st = status.New(codes.Internal, "grpcpostbox: stream ended before it was accepted")
+		}
+		s.abort(st, false)
+		return nil, st.Err()
+	default: // package rpc refused the open (no such method, deadline passed, ...)
+		st := statusOf(rep)
+		if st == nil {
+			st = status.New(codes.Internal, "grpcpostbox: the reply to a stream open is not an accept")
+		}
 		s.abort(st, false)
 		return nil, st.Err()
 	}
 	cs.stop = context.AfterFunc(ctx, func() { s.abort(status.FromContextError(ctx.Err()), true) })
 	return cs, nil
+}
+
+// callStatus is the status of a failed CALL.
+func callStatus(ctx context.Context, err error) *status.Status {
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err())
+	}
+	if errors.Is(err, postbox.ErrNotFound) {
+		return status.Newf(codes.Unavailable, "grpcpostbox: no such service (no server has started): %v", err)
+	}
+	return transportStatus(ctx, err)
 }
 
 // clientStream is the client's grpc.ClientStream.
@@ -68,7 +122,11 @@ func (cs *clientStream) onFrame(f frame) {
 	case frameEnd:
 		cs.setHeader(f.msg) // a stream that ends without headers carries them in its end
 		cs.trailer = mdOf(f.msg.Header(), envelope.TrailerMeta)
-		cs.s.onEOF = statusOf(f.msg)
+		if st := statusOf(f.msg); st != nil {
+			cs.s.onEOF = withDetails(st.Code(), st.Message(), cs.trailer)
+		} else {
+			delete(cs.trailer, detailsKey)
+		}
 	}
 }
 

@@ -11,56 +11,56 @@ import (
 
 	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/internal/testbroker"
+	"github.com/postbox-ipc/postbox/rpc"
 	"github.com/postbox-ipc/postbox/rpc/grpcpostbox"
 )
 
-// setup starts a broker, a Server on mailbox "svc" with srv registered
-// (on its own client), and returns a ClientConn to it from another client.
+// service is the mailbox of grpchantesting's TestService.
+const service = "grpchantesting.TestService"
+
+// setup starts a broker, a Server with srv registered (on its own
+// client), and returns a ClientConn to it from another client.
 func setup(t *testing.T, srv grpchantesting.TestServiceServer, opts ...grpcpostbox.Option) (*grpcpostbox.ClientConn, *testbroker.Broker) {
 	t.Helper()
 	b := testbroker.Start(t, nil)
-	sc := b.Dial(t)
-	cc := serve(t, b, sc, srv, opts...)
-	return cc, b
+	serveOn(t, b.Dial(t), srv, opts...)
+	return dialConn(t, b.Dial(t), opts...), b
 }
 
-func serve(t *testing.T, b *testbroker.Broker, sc *postbox.Client, srv grpchantesting.TestServiceServer, opts ...grpcpostbox.Option) *grpcpostbox.ClientConn {
+// serveOn runs a Server for srv on an rpc.Server over sc, closed when t
+// ends, and waits until its mailbox exists.
+func serveOn(t *testing.T, sc *postbox.Client, srv grpchantesting.TestServiceServer, opts ...grpcpostbox.Option) {
 	t.Helper()
-	s := grpcpostbox.NewServer(sc, "svc", opts...)
+	s := grpcpostbox.NewServer(rpc.NewServer(sc, rpc.Concurrency(32)), sc, opts...)
 	grpchantesting.RegisterTestServiceServer(s, srv)
 	served := make(chan error, 1)
-	ctx := context.Background()
-	go func() { served <- s.Serve(ctx) }()
+	go func() { served <- s.Serve(context.Background()) }()
 	t.Cleanup(func() {
 		s.Close()
 		if err := <-served; !errors.Is(err, grpcpostbox.ErrServerClosed) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
-	waitServing(t, sc, "svc")
-	c := b.Dial(t)
-	dctx, cancel := context.WithTimeout(ctx, testbroker.HangGuard)
+	deadline := time.Now().Add(testbroker.HangGuard)
+	for time.Now().Before(deadline) {
+		if _, err := sc.Mailbox(service).Stat(context.Background()); err == nil {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("no mailbox %q", service)
+}
+
+func dialConn(t *testing.T, c *postbox.Client, opts ...grpcpostbox.Option) *grpcpostbox.ClientConn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
 	defer cancel()
-	cc, err := grpcpostbox.Dial(dctx, c, "svc", opts...)
+	cc, err := grpcpostbox.Dial(ctx, rpc.NewClient(c), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
 	return cc
-}
-
-// waitServing waits until a server consumes the mailbox.
-func waitServing(t *testing.T, c *postbox.Client, name string) {
-	t.Helper()
-	deadline := time.Now().Add(testbroker.HangGuard)
-	for time.Now().Before(deadline) {
-		info, err := c.Mailbox(name).Stat(context.Background())
-		if err == nil && info.Consumers > 0 {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("no server on %q", name)
 }
 
 // TestConformance runs grpchan's channel test cases (unary, client-,

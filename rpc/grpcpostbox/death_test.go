@@ -16,7 +16,8 @@ import (
 )
 
 // startServer runs a Server for p on its own client and returns that
-// client (closing it is the server process dying, as the broker sees it).
+// client (closing it is the server process going away, as the broker
+// sees it).
 func startServer(t *testing.T, b *testbroker.Broker, p grpchantesting.TestServiceServer) *postbox.Client {
 	t.Helper()
 	sc := b.Dial(t)
@@ -37,28 +38,6 @@ func dialRaw(t *testing.T, b *testbroker.Broker) (*postbox.Client, net.Conn) {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c, nc
-}
-
-func serveOn(t *testing.T, sc *postbox.Client, p grpchantesting.TestServiceServer) {
-	t.Helper()
-	s := grpcpostbox.NewServer(sc, "svc")
-	grpchantesting.RegisterTestServiceServer(s, p)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		s.Close()
-		<-served
-	})
-}
-
-func dialConn(t *testing.T, c *postbox.Client) *grpcpostbox.ClientConn {
-	t.Helper()
-	cc, err := grpcpostbox.Dial(context.Background(), c, "svc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return cc
 }
 
 // openEcho opens a bidi stream and exchanges one message over it.
@@ -85,8 +64,7 @@ func TestServerLearnsClientDied(t *testing.T) {
 	t.Cleanup(grpcpostbox.SetKeepalive(20 * time.Millisecond))
 	b := testbroker.Start(t, nil)
 	p := newProbe()
-	sc := startServer(t, b, p)
-	waitServing(t, sc, "svc")
+	startServer(t, b, p)
 	c := b.Dial(t)
 	openEcho(t, dialConn(t, c))
 	hctx := nextCtx(t, p)
@@ -101,7 +79,6 @@ func TestClientLearnsServerDiedByKeepalive(t *testing.T) {
 	t.Cleanup(grpcpostbox.SetKeepalive(20 * time.Millisecond))
 	b := testbroker.Start(t, nil)
 	sc := startServer(t, b, newProbe())
-	waitServing(t, sc, "svc")
 	bidi := openEcho(t, dialConn(t, b.Dial(t)))
 	sc.Close()
 	if _, err := bidi.Recv(); status.Code(err) != codes.Unavailable {
@@ -120,7 +97,6 @@ func TestClientLearnsServerDiedByLease(t *testing.T) {
 	first := newProbe()
 	sc, conn := dialRaw(t, b)
 	serveOn(t, sc, first)
-	waitServing(t, sc, "svc")
 	bidi := openEcho(t, dialConn(t, b.Dial(t)))
 	nextCtx(t, first)
 	second := newProbe()

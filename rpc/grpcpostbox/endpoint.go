@@ -44,9 +44,8 @@ type endpoint struct {
 	wake  chan struct{} // the control loop has work (capacity 1)
 	watch time.Duration
 
-	mu      sync.Mutex // guards streams, replies, nextID, ctl
+	mu      sync.Mutex // guards streams, nextID, ctl
 	streams map[uint64]*stream
-	replies map[string]chan *postbox.Message // unary replies awaited, by correlation id
 	nextID  uint64
 	ctl     []ctlFrame
 }
@@ -82,7 +81,7 @@ func acquire(ctx context.Context, c *postbox.Client) (*endpoint, error) {
 	}
 	ep := &endpoint{c: c, self: c.Identity().Endpoint, refs: 1, cons: cons,
 		wake: make(chan struct{}, 1), watch: time.Duration(keepaliveInterval.Load()),
-		streams: map[uint64]*stream{}, replies: map[string]chan *postbox.Message{}}
+		streams: map[uint64]*stream{}}
 	ep.ctx, ep.stop = context.WithCancel(context.Background())
 	ep.wg.Add(3)
 	go ep.route()
@@ -178,21 +177,6 @@ func (ep *endpoint) send(to string, opts []postbox.SendOption) {
 	}
 }
 
-// awaitReply registers a waiter for the reply with correlation id corr.
-func (ep *endpoint) awaitReply(corr string) chan *postbox.Message {
-	ch := make(chan *postbox.Message, 1)
-	ep.mu.Lock()
-	ep.replies[corr] = ch
-	ep.mu.Unlock()
-	return ch
-}
-
-func (ep *endpoint) forgetReply(corr string) {
-	ep.mu.Lock()
-	delete(ep.replies, corr)
-	ep.mu.Unlock()
-}
-
 func (ep *endpoint) route() {
 	defer ep.wg.Done()
 	for {
@@ -208,19 +192,11 @@ func (ep *endpoint) route() {
 	}
 }
 
-// dispatch hands one inbox message to its stream or unary caller.
+// dispatch hands one inbox frame to its stream.
 func (ep *endpoint) dispatch(m *postbox.Message) {
 	f, ok := parseFrame(m)
 	if !ok {
-		corr := string(m.CorrelationID())
-		ep.mu.Lock()
-		ch := ep.replies[corr]
-		delete(ep.replies, corr)
-		ep.mu.Unlock()
-		if ch != nil {
-			ch <- m
-		}
-		return
+		return // not ours
 	}
 	ep.mu.Lock()
 	s := ep.streams[f.stream]

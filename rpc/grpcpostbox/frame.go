@@ -33,10 +33,6 @@ const (
 	frameCancel  = "cancel"  // either way: abandon the stream
 )
 
-// detailsType is the CONTENT_TYPE of an error reply or end frame whose
-// body is the google.rpc.Status (with its details) in protobuf encoding.
-const detailsType = "application/x-google-rpc-status"
-
 // frame is a decoded stream frame.
 type frame struct {
 	kind   string

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/postbox-ipc/postbox/internal/testbroker"
-	"github.com/postbox-ipc/postbox/rpc/grpcpostbox"
 )
 
 // probe is a TestService whose handlers report their context.
@@ -185,16 +184,13 @@ func TestUnknownMethodIsUnimplemented(t *testing.T) {
 	testbroker.CheckGoroutines(t)
 	cc, _ := setup(t, newProbe())
 	ctx := context.Background()
-	err := cc.Invoke(ctx, "/no.Such/Method", &grpchantesting.Message{}, &grpchantesting.Message{})
+	err := cc.Invoke(ctx, "/grpchantesting.TestService/NoSuchMethod", &grpchantesting.Message{}, &grpchantesting.Message{})
 	if status.Code(err) != codes.Unimplemented {
 		t.Errorf("Invoke: %v, want Unimplemented", err)
 	}
-	s, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/no.Such/Stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RecvMsg(&grpchantesting.Message{}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("RecvMsg: %v, want Unimplemented", err)
+	_, err = cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/grpchantesting.TestService/NoSuchStream")
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("NewStream: %v, want Unimplemented", err)
 	}
 }
 
@@ -202,12 +198,8 @@ func TestNoServiceMailboxIsUnavailable(t *testing.T) {
 	testbroker.CheckGoroutines(t)
 	b := testbroker.Start(t, nil)
 	c := b.Dial(t)
-	cc, err := grpcpostbox.Dial(context.Background(), c, "nobody-here")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	err = cc.Invoke(context.Background(), "/a.B/C", &grpchantesting.Message{}, &grpchantesting.Message{})
+	cc := dialConn(t, c)
+	err := cc.Invoke(context.Background(), "/a.B/C", &grpchantesting.Message{}, &grpchantesting.Message{})
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("Invoke: %v, want Unavailable", err)
 	}

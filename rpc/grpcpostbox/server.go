@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -16,45 +14,47 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/rpc"
 	"github.com/postbox-ipc/postbox/rpc/envelope"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("grpcpostbox: server closed")
 
-// Server is a grpc.ServiceRegistrar that serves the registered services
-// on one service mailbox: generated RegisterXxxServer functions take it
-// in place of a *grpc.Server. Register every service before Serve.
-// Shutdown and Close may be called from any goroutine.
+// Server is a grpc.ServiceRegistrar over an rpc.Server: generated
+// RegisterXxxServer functions take it in place of a *grpc.Server. Each
+// method becomes a raw handler (rpc.Server.HandleRaw) of the service
+// mailbox named after the gRPC service ("pkg.Service"), so one rpc.Server
+// serves gRPC services and rpc methods side by side. A stream runs inside
+// its open's handler, holding one of the rpc.Server's handlers
+// (rpc.Concurrency) for as long as it lasts. Register every service before
+// the rpc.Server starts. Its methods are safe for concurrent use.
 type Server struct {
-	c       *postbox.Client
-	mailbox string
-	o       options
+	rs *rpc.Server
+	pc *postbox.Client
+	o  options
 
-	mu       sync.Mutex // guards methods, cons, ep, closed
-	methods  map[string]*method
-	cons     *postbox.Consumer
-	ep       *endpoint
-	closed   bool
-	handlers sync.WaitGroup // one per request or stream being handled
-	base     context.Context
-	cancel   context.CancelFunc // cancels every handler's context (Close)
+	mu     sync.Mutex // guards ep, closed, served
+	ep     *endpoint  // acquired with the first stream
+	closed bool
+	served chan struct{} // closed by Shutdown and Close: Serve returns
 }
 
 // method is a registered method: unary (unary != nil) or streaming.
 type method struct {
 	impl   any
+	name   string // full gRPC method name
 	unary  *grpc.MethodDesc
 	stream *grpc.StreamDesc
 }
 
 var _ grpc.ServiceRegistrar = (*Server)(nil)
 
-// NewServer returns a server for the mailbox over c. It does not own c.
-func NewServer(c *postbox.Client, mailbox string, opts ...Option) *Server {
-	s := &Server{c: c, mailbox: mailbox, o: optionsOf(opts), methods: map[string]*method{}}
-	s.base, s.cancel = context.WithCancel(context.Background())
-	return s
+// NewServer returns a server registering its methods on rs. pc is the
+// postbox client rs serves over: stream frames use its inbox. The Server
+// owns neither.
+func NewServer(rs *rpc.Server, pc *postbox.Client, opts ...Option) *Server {
+	return &Server{rs: rs, pc: pc, o: optionsOf(opts), served: make(chan struct{})}
 }
 
 // RegisterService registers a service and its implementation, as
@@ -66,204 +66,127 @@ func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 			panic(fmt.Sprintf("grpcpostbox: RegisterService: %v does not implement %v", st, ht))
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for i := range desc.Methods {
-		s.methods["/"+desc.ServiceName+"/"+desc.Methods[i].MethodName] = &method{impl: impl, unary: &desc.Methods[i]}
+		m := &method{impl: impl, name: "/" + desc.ServiceName + "/" + desc.Methods[i].MethodName, unary: &desc.Methods[i]}
+		s.rs.HandleRaw(desc.ServiceName, desc.Methods[i].MethodName, s.serveUnary(m))
 	}
 	for i := range desc.Streams {
-		s.methods["/"+desc.ServiceName+"/"+desc.Streams[i].StreamName] = &method{impl: impl, stream: &desc.Streams[i]}
+		m := &method{impl: impl, name: "/" + desc.ServiceName + "/" + desc.Streams[i].StreamName, stream: &desc.Streams[i]}
+		s.rs.HandleRaw(desc.ServiceName, desc.Streams[i].StreamName, s.serveStream(m))
 	}
 }
 
-// Serve creates the service mailbox if it does not exist, then handles
-// requests and stream opens from it, each in its own goroutine, until ctx
-// ends (it returns ctx's error) or Shutdown or Close (ErrServerClosed).
+// Serve starts the rpc.Server (creating the service mailboxes, bounded by
+// ctx) and blocks until ctx ends (then it closes the server and returns
+// ctx's error) or Shutdown or Close (ErrServerClosed). A program that
+// starts the rpc.Server itself does not call Serve.
 func (s *Server) Serve(ctx context.Context) error {
-	if _, err := s.c.Create(ctx, s.mailbox); err != nil && !errors.Is(err, postbox.ErrExists) {
-		return fmt.Errorf("grpcpostbox: serve %q: %w", s.mailbox, err)
-	}
-	ep, err := acquire(ctx, s.c)
-	if err != nil {
-		return fmt.Errorf("grpcpostbox: serve %q: %w", s.mailbox, err)
-	}
-	cons, err := s.c.Mailbox(s.mailbox).Consume(ctx, postbox.Prefetch(16))
-	if err != nil {
-		ep.release()
-		return fmt.Errorf("grpcpostbox: serve %q: %w", s.mailbox, err)
-	}
-	s.mu.Lock()
-	if s.closed || s.cons != nil {
-		s.mu.Unlock()
-		cons.Close(ctx)
-		ep.release()
-		if s.closed {
+	if err := s.rs.Start(ctx); err != nil {
+		if errors.Is(err, rpc.ErrServerClosed) {
 			return ErrServerClosed
 		}
-		return fmt.Errorf("grpcpostbox: serve %q: already serving", s.mailbox)
+		return fmt.Errorf("grpcpostbox: serve: %w", err)
 	}
-	s.cons, s.ep = cons, ep
-	s.mu.Unlock()
-	for {
-		m, err := cons.Next(ctx)
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			s.stopTaking()
-			s.handlers.Wait()
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("grpcpostbox: serve %q: %w", s.mailbox, err)
-		}
-		s.handlers.Add(1)
-		go func() {
-			defer s.handlers.Done()
-			s.handle(m)
-		}()
-	}
-}
-
-// stopTaking ends the consumer (prefetched requests go back to the
-// mailbox for other servers) and marks the server closed.
-func (s *Server) stopTaking() {
-	s.mu.Lock()
-	cons := s.cons
-	s.closed = true
-	s.mu.Unlock()
-	if cons != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		cons.Close(ctx)
-		cancel()
-	}
-}
-
-// Shutdown stops taking requests and waits until the running handlers
-// return or ctx ends (then it cancels them, as Close does).
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.stopTaking()
-	done := make(chan struct{})
-	go func() {
-		s.handlers.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-s.served:
+		return ErrServerClosed
 	case <-ctx.Done():
-		s.cancel()
-		<-done
+		s.Close()
+		return ctx.Err()
 	}
-	s.releaseEndpoint()
-	return ctx.Err()
 }
 
-// Close stops taking requests, cancels the running handlers' contexts
-// (open streams get a cancel) and waits for them to return.
+// Shutdown stops taking calls and waits for the running handlers and
+// streams to return, or for ctx to end (rpc.Server.Shutdown).
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.rs.Shutdown(ctx)
+	if err == nil {
+		s.release()
+	}
+	return err
+}
+
+// Close stops taking calls, cancels the running handlers (open streams
+// get a cancel) and waits for them (rpc.Server.Close).
 func (s *Server) Close() error {
-	s.stopTaking()
-	s.cancel()
-	s.handlers.Wait()
-	s.releaseEndpoint()
-	return nil
+	err := s.rs.Close()
+	s.release()
+	return err
 }
 
-func (s *Server) releaseEndpoint() {
+func (s *Server) release() {
 	s.mu.Lock()
 	ep := s.ep
 	s.ep = nil
+	if !s.closed {
+		s.closed = true
+		close(s.served)
+	}
 	s.mu.Unlock()
 	if ep != nil {
 		ep.release()
 	}
 }
 
-// handle serves one message of the service mailbox, then acks it. A
-// stream's open stays leased while the stream runs: if this process
-// dies, the broker gives it back and the next server answers the client
-// Unavailable.
-func (s *Server) handle(m *postbox.Message) {
-	defer m.AckNoWait()
+// endpoint returns the endpoint of the server's inbox, starting it with
+// the first stream.
+func (s *Server) endpoint(ctx context.Context) (*endpoint, error) {
 	s.mu.Lock()
-	meth := s.methods[m.Header().Get(envelope.Method)]
-	ep := s.ep
-	s.mu.Unlock()
-	if m.Header().Get(keyFrame) == frameOpen {
-		s.serveStream(ep, m, meth)
-		return
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrServerClosed
 	}
-	s.serveUnary(m, meth)
-}
-
-// handlerContext is the context of a handler: the request's deadline and
-// metadata, the caller as peer, and the transport stream that
-// grpc.SetHeader and friends use.
-func (s *Server) handlerContext(m *postbox.Message, ts grpc.ServerTransportStream) (context.Context, context.CancelFunc) {
-	ctx, cancel := s.base, context.CancelFunc(func() {})
-	if dl := m.Deadline(); !dl.IsZero() {
-		ctx, cancel = context.WithDeadline(ctx, dl)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
-	if md := requestMD(m); md != nil {
-		ctx = metadata.NewIncomingContext(ctx, md)
-	} else {
-		ctx = metadata.NewIncomingContext(ctx, metadata.MD{})
-	}
-	ctx = peer.NewContext(ctx, &peer.Peer{Addr: Addr(postbox.InboxName(m.Sender.Endpoint))})
-	return grpc.NewContextWithServerTransportStream(ctx, ts), cancel
-}
-
-func unknownMethod(name string) *status.Status {
-	return status.Newf(codes.Unimplemented, "grpcpostbox: unknown method %s", strings.TrimPrefix(name, "/"))
-}
-
-// serveUnary runs a unary method and sends its reply to REPLY_TO.
-func (s *Server) serveUnary(m *postbox.Message, meth *method) {
-	name := m.Header().Get(envelope.Method)
-	ts := &unaryTransport{method: name}
-	var st *status.Status
-	var resp any
-	switch {
-	case meth == nil || meth.unary == nil:
-		st = unknownMethod(name)
-	case m.Redeliveries > 0:
-		// Its first server died holding it: a unary call may have run
-		// already, and gRPC calls are not retried behind the caller's back.
-		st = status.New(codes.Unavailable, "grpcpostbox: the server handling this call went away")
-	default:
-		ctx, cancel := s.handlerContext(m, ts)
-		var err error
-		resp, err = meth.unary.Handler(meth.impl, ctx, func(v any) error { return unmarshal(m.Body, v) }, nil)
-		cancel()
-		st = errorStatus(err)
-	}
-	var body []byte
-	opts := []postbox.SendOption{postbox.Type(MessageType), postbox.CorrelationID(m.CorrelationID())}
-	ts.mu.Lock()
-	opts = mdOpts(opts, envelope.HeaderMeta, ts.header)
-	opts = mdOpts(opts, envelope.TrailerMeta, ts.trailer)
-	ts.sent = true
-	ts.mu.Unlock()
-	if st.Code() == codes.OK {
-		b, err := marshal(resp)
+	if s.ep == nil {
+		ep, err := acquire(ctx, s.pc)
 		if err != nil {
-			st = status.Newf(codes.Internal, "grpcpostbox: marshal reply: %v", err)
-		} else {
-			body = b
-			opts = append(opts, postbox.ContentType(envelope.ContentProto))
+			return nil, err
 		}
+		s.ep = ep
 	}
-	opts, details := statusOpts(opts, st)
-	if details != nil {
-		body = details
+	return s.ep, nil
+}
+
+// handlerContext adds to rpc's handler context (the caller's deadline,
+// cancelled when the caller cancels) the request metadata, the caller as
+// peer, and the transport stream that grpc.SetHeader and friends use.
+func handlerContext(ctx context.Context, r *rpc.Request, ts grpc.ServerTransportStream) context.Context {
+	md := metadata.MD(r.Metadata)
+	if md == nil {
+		md = metadata.MD{}
 	}
-	ctx, cancel := context.WithTimeout(s.base, 5*time.Second)
-	defer cancel()
-	s.c.Mailbox(m.ReplyTo()).Send(ctx, body, opts...) // the caller may have gone: nothing to do then
+	ctx = metadata.NewIncomingContext(ctx, md)
+	ctx = peer.NewContext(ctx, &peer.Peer{Addr: Addr(postbox.InboxName(r.Message.Sender.Endpoint))})
+	return grpc.NewContextWithServerTransportStream(ctx, ts)
+}
+
+// serveUnary is the raw handler of a unary method.
+func (s *Server) serveUnary(m *method) rpc.RawHandler {
+	return func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
+		ts := &unaryTransport{method: m.name}
+		resp, err := m.unary.Handler(m.impl, handlerContext(ctx, r, ts), func(v any) error { return unmarshal(r.Body, v) }, nil)
+		ts.mu.Lock()
+		ts.sent = true
+		rep := &rpc.Reply{Header: rpc.Metadata(ts.header), Trailer: rpc.Metadata(ts.trailer)}
+		ts.mu.Unlock()
+		if err == nil {
+			rep.Body, err = marshal(resp)
+			rep.ContentType = envelope.ContentProto
+			if err != nil {
+				err = status.Errorf(codes.Internal, "grpcpostbox: marshal reply: %v", err)
+			}
+		}
+		if err != nil {
+			st := errorStatus(err)
+			if d := details(st); d != "" {
+				if rep.Trailer == nil {
+					rep.Trailer = rpc.Metadata{}
+				}
+				rep.Trailer.Set(detailsKey, d)
+			}
+			return rep, &rpc.Error{Code: envelope.Code(st.Code()), Message: st.Message()}
+		}
+		return rep, nil
+	}
 }
 
 // unaryTransport is the grpc.ServerTransportStream of a unary call:

@@ -3,7 +3,6 @@ package grpcpostbox
 import (
 	"context"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -11,59 +10,70 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/rpc"
 	"github.com/postbox-ipc/postbox/rpc/envelope"
 )
 
-// serveStream accepts a stream open and runs its handler. The accept
-// (this side's stream id and window) goes to the opener's inbox; then
-// the handler's messages, and last an end frame with status and
-// trailers. A cancel from the client, the client's death (keepalive), or
-// the deadline cancels the handler's context.
-func (s *Server) serveStream(ep *endpoint, m *postbox.Message, meth *method) {
-	h := m.Header()
-	name := h.Get(envelope.Method)
+// serveStream is the raw handler of a streaming method: it accepts the
+// open and runs the stream. The accept (this side's stream id and
+// window) goes to the opener's inbox with the open's CORRELATION_ID, so
+// the opener's CALL claims it as its reply; then come the handler's
+// messages, and last an end frame with status and trailers. The open
+// stays leased until the handler returns (rpc acks it then): if this
+// process dies, the broker gives it back, and the next server's handler
+// answers the client Unavailable. A cancel from the client, the client's
+// death (keepalive), the deadline or the rpc.Server's Close cancels the
+// handler's context.
+func (s *Server) serveStream(m *method) rpc.RawHandler {
+	return func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
+		s.runStream(ctx, r, m)
+		// rpc sends this as the call's reply; the CALL already has the
+		// accept, so the broker drops it.
+		return nil, nil
+	}
+}
+
+func (s *Server) runStream(ctx context.Context, r *rpc.Request, meth *method) {
+	msg := r.Message
+	h := msg.Header()
 	from, window := parseUint(h.Get(keyFrom)), parseUint(h.Get(keyWindow))
-	peerEP, ok := inboxID(m.ReplyTo())
-	if !ok || from == 0 || window == 0 {
+	peerEP, ok := inboxID(msg.ReplyTo())
+	if !ok || from == 0 || window == 0 || h.Get(keyFrame) != frameOpen {
 		return // not a stream open anyone could answer
 	}
-	reject := func(st *status.Status) {
-		opts := frameOpts(frameEnd, from, postbox.CorrelationID(m.CorrelationID()), postbox.WithHeader(keySeq, "0"))
-		opts, body := statusOpts(opts, st)
-		ctx, cancel := context.WithTimeout(s.base, 5*time.Second)
-		defer cancel()
-		s.c.Mailbox(m.ReplyTo()).Send(ctx, body, opts...)
+	end := func(st *status.Status) {
+		opts := statusOpts(frameOpts(frameEnd, from, postbox.CorrelationID(msg.CorrelationID()), postbox.WithHeader(keySeq, "0")), st)
+		s.pc.Mailbox(msg.ReplyTo()).Send(ctx, nil, opts...)
 	}
-	switch {
-	case meth == nil || meth.stream == nil:
-		reject(unknownMethod(name))
+	if msg.Redeliveries > 0 {
+		// The server that accepted this stream died (its lease came
+		// back). gRPC does not replay a stream.
+		end(status.New(codes.Unavailable, "grpcpostbox: the server of this stream went away"))
 		return
-	case m.Redeliveries > 0:
-		// The server that accepted this stream died (its lease came back).
-		reject(status.New(codes.Unavailable, "grpcpostbox: the server of this stream went away"))
-		return
-	case ep == nil:
-		reject(status.New(codes.Unavailable, "grpcpostbox: server closing"))
+	}
+	ep, err := s.endpoint(ctx)
+	if err != nil {
+		end(status.Newf(codes.Unavailable, "grpcpostbox: %v", err))
 		return
 	}
 	st := newStream(ep, false, s.o.window)
 	st.peerEP, st.peerID, st.credit = peerEP, from, window
 	ep.add(st)
-	ss := &serverStream{s: st, method: name}
-	ctx, cancel := s.handlerContext(m, (*serverTransport)(ss))
+	ss := &serverStream{s: st, method: meth.name}
+	ctx, cancel := context.WithCancel(handlerContext(ctx, r, (*serverTransport)(ss)))
+	defer cancel()
 	ss.ctx = ctx
 	st.onFail = cancel
-	defer cancel()
 	stop := context.AfterFunc(ctx, func() { st.abort(status.FromContextError(ctx.Err()), true) })
 	defer stop() // before cancel: a stream that ended in order sends no cancel
 
-	acc := frameOpts(frameAccept, from, postbox.CorrelationID(m.CorrelationID()),
+	acc := frameOpts(frameAccept, from, postbox.CorrelationID(msg.CorrelationID()),
 		postbox.WithHeader(keyFrom, fmtUint(st.id)), postbox.WithHeader(keyWindow, fmtUint(uint64(s.o.window))))
-	if _, err := s.c.Mailbox(m.ReplyTo()).Send(ctx, nil, acc...); err != nil {
+	if _, err := s.pc.Mailbox(msg.ReplyTo()).Send(ctx, nil, acc...); err != nil {
 		st.abort(transportStatus(ctx, err), false)
 		return
 	}
-	err := meth.stream.Handler(meth.impl, ss)
+	err = meth.stream.Handler(meth.impl, ss)
 	res := errorStatus(err)
 	st.mu.Lock()
 	aborted := st.failed != nil
@@ -79,11 +89,8 @@ func (s *Server) serveStream(ep *endpoint, m *postbox.Message, meth *method) {
 	}
 	opts = mdOpts(opts, envelope.TrailerMeta, ss.trailer)
 	ss.mu.Unlock()
-	opts, body := statusOpts(opts, res)
-	if body != nil {
-		opts = append(opts, postbox.ContentType(detailsType))
-	}
-	if err := st.sendFinal(ctx, frameEnd, opts, body); err != nil && ctx.Err() == nil {
+	opts = statusOpts(opts, res)
+	if err := st.sendFinal(ctx, frameEnd, opts, nil); err != nil && ctx.Err() == nil {
 		st.abort(transportStatus(ctx, err), false)
 		return
 	}

@@ -50,44 +50,68 @@ func mdOf(h postbox.Header, prefix string) metadata.MD {
 	return md
 }
 
-// statusOpts appends the headers of st (rpc-status, rpc-error) to opts
-// and returns the body that carries its details, if it has any.
-func statusOpts(opts []postbox.SendOption, st *status.Status) ([]postbox.SendOption, []byte) {
+// detailsKey is the trailer that carries a status with details: the
+// google.rpc.Status in protobuf encoding, as gRPC over HTTP/2 carries it.
+const detailsKey = "grpc-status-details-bin"
+
+// statusOpts appends the headers of st (rpc-status, rpc-error, and its
+// details as a trailer) to opts.
+func statusOpts(opts []postbox.SendOption, st *status.Status) []postbox.SendOption {
 	if st.Code() == codes.OK {
-		return opts, nil
+		return opts
 	}
 	opts = append(opts, postbox.WithHeader(envelope.Status, fmtUint(uint64(st.Code()))))
 	if msg := st.Message(); msg != "" {
-		if len(msg) > 4096 {
-			msg = msg[:4096]
-		}
-		opts = append(opts, postbox.WithHeader(envelope.Error, msg))
+		opts = append(opts, postbox.WithHeader(envelope.Error, truncate(msg, 4096)))
 	}
-	p := st.Proto()
-	if len(p.Details) == 0 {
-		return opts, nil
+	if d := details(st); d != "" {
+		opts = append(opts, postbox.WithHeader(envelope.TrailerMeta+detailsKey, d))
 	}
-	body, err := proto.Marshal(p)
-	if err != nil {
-		return opts, nil
-	}
-	return append(opts, postbox.ContentType(detailsType)), body
+	return opts
 }
 
-// statusOf reads the status of a reply or end frame.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// details is the value of detailsKey for st: "" when st has no details
+// or they do not fit a header value (then they are dropped).
+func details(st *status.Status) string {
+	p := st.Proto()
+	if len(p.Details) == 0 {
+		return ""
+	}
+	b, err := proto.Marshal(p)
+	if err != nil || len(b) > 4096 {
+		return ""
+	}
+	return string(b)
+}
+
+// withDetails returns the status of code and msg, with the details the
+// trailer carries (taken out of it) if they are of the same code.
+func withDetails(code codes.Code, msg string, trailer metadata.MD) *status.Status {
+	if v := trailer[detailsKey]; len(v) > 0 {
+		delete(trailer, detailsKey)
+		var p spb.Status
+		if proto.Unmarshal([]byte(v[0]), &p) == nil && codes.Code(p.Code) == code {
+			return status.FromProto(&p)
+		}
+	}
+	return status.New(code, msg)
+}
+
+// statusOf reads the status of a reply or end frame (nil for OK).
 func statusOf(m *postbox.Message) *status.Status {
 	h := m.Header()
 	code := codes.Code(envelope.ParseCode(h.Get(envelope.Status)))
 	if code == codes.OK {
 		return nil
 	}
-	if m.ContentType() == detailsType {
-		var p spb.Status
-		if proto.Unmarshal(m.Body, &p) == nil && codes.Code(p.Code) == code {
-			return status.FromProto(&p)
-		}
-	}
-	return status.New(code, h.Get(envelope.Error))
+	return withDetails(code, h.Get(envelope.Error), mdOf(h, envelope.TrailerMeta))
 }
 
 // errorStatus is the status of an error a handler returned.

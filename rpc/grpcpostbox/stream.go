@@ -171,7 +171,7 @@ func (s *stream) abort(st *status.Status, notify bool) {
 	s.ep.remove(s.id)
 	if notify && peer != 0 {
 		opts := frameOpts(frameCancel, peerID, postbox.Priority(1))
-		opts, _ = statusOpts(opts, st)
+		opts = statusOpts(opts, st)
 		s.ep.send(postbox.InboxName(peer), opts)
 	}
 	if s.onFail != nil {
