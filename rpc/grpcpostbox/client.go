@@ -3,9 +3,9 @@ package grpcpostbox
 import (
 	"context"
 	"crypto/rand"
-	"strings"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 

@@ -123,8 +123,10 @@ func TestDeadlineExpiryEndsHandlerContext(t *testing.T) {
 	}
 	hctx := nextCtx(t, p)
 	waitDone(t, hctx, "unary")
-	if !errors.Is(hctx.Err(), context.DeadlineExceeded) {
-		t.Errorf("handler ctx: %v, want DeadlineExceeded", hctx.Err())
+	// Whichever comes first: the handler's own deadline, or the broker's
+	// INTERRUPT when the caller's CALL timed out (rpc cancels then).
+	if err := hctx.Err(); !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		t.Errorf("handler ctx: %v, want DeadlineExceeded or Canceled", err)
 	}
 }
 
