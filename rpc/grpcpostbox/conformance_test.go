@@ -20,7 +20,7 @@ const service = "grpchantesting.TestService"
 
 // setup starts a broker, a Server with srv registered (on its own
 // client), and returns a ClientConn to it from another client.
-func setup(t *testing.T, srv grpchantesting.TestServiceServer, opts ...grpcpostbox.Option) (*grpcpostbox.ClientConn, *testbroker.Broker) {
+func setup(t testing.TB, srv grpchantesting.TestServiceServer, opts ...grpcpostbox.Option) (*grpcpostbox.ClientConn, *testbroker.Broker) {
 	t.Helper()
 	b := testbroker.Start(t, nil)
 	serveOn(t, b.Dial(t), srv, opts...)
@@ -29,7 +29,7 @@ func setup(t *testing.T, srv grpchantesting.TestServiceServer, opts ...grpcpostb
 
 // serveOn runs a Server for srv on an rpc.Server over sc, closed when t
 // ends, and waits until its mailbox exists.
-func serveOn(t *testing.T, sc *postbox.Client, srv grpchantesting.TestServiceServer, opts ...grpcpostbox.Option) {
+func serveOn(t testing.TB, sc *postbox.Client, srv grpchantesting.TestServiceServer, opts ...grpcpostbox.Option) {
 	t.Helper()
 	s := grpcpostbox.NewServer(rpc.NewServer(sc, rpc.Concurrency(32)), sc, opts...)
 	grpchantesting.RegisterTestServiceServer(s, srv)
@@ -51,7 +51,7 @@ func serveOn(t *testing.T, sc *postbox.Client, srv grpchantesting.TestServiceSer
 	t.Fatalf("no mailbox %q", service)
 }
 
-func dialConn(t *testing.T, c *postbox.Client, opts ...grpcpostbox.Option) *grpcpostbox.ClientConn {
+func dialConn(t testing.TB, c *postbox.Client, opts ...grpcpostbox.Option) *grpcpostbox.ClientConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
 	defer cancel()

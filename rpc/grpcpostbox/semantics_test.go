@@ -228,3 +228,24 @@ func TestMetadataBinaryAndMultiValued(t *testing.T) {
 		t.Errorf("multi = %q", v)
 	}
 }
+
+// TestClientCancelCancelsUnaryHandler: cancelling a unary call while its
+// handler runs cancels the handler's context (the CALL's cancel reaches
+// the server as an INTERRUPT).
+func TestClientCancelCancelsUnaryHandler(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	p := newProbe()
+	cc, _ := setup(t, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := grpchantesting.NewTestServiceClient(cc).Unary(ctx, &grpchantesting.Message{DelayMillis: 10_000})
+		errc <- err
+	}()
+	hctx := nextCtx(t, p)
+	cancel()
+	if err := <-errc; status.Code(err) != codes.Canceled {
+		t.Fatalf("Unary after cancel: %v, want Canceled", err)
+	}
+	waitDone(t, hctx, "unary")
+}
