@@ -4,59 +4,66 @@
 // (a grpc.ServiceRegistrar) in place of a *grpc.Server. It is the only
 // package of the module that imports gRPC.
 //
-//	c, _ := postbox.Dial(ctx)
-//	srv := grpcpostbox.NewServer(c, "greeter")
-//	pb.RegisterGreeterServer(srv, impl)
-//	go srv.Serve(ctx)
+//	rs := rpc.NewServer(pc)                      // server process
+//	srv := grpcpostbox.NewServer(rs, pc)
+//	pb.RegisterGreeterServer(srv, impl)          // generated code
+//	go srv.Serve(ctx)                            // or rs.Start(ctx)
 //
-//	cc, _ := grpcpostbox.Dial(ctx, c2, "greeter")
+//	cc, _ := grpcpostbox.Dial(ctx, rpc.NewClient(pc2)) // client process
 //	reply, err := pb.NewGreeterClient(cc).SayHello(ctx, req)
 //
 // # The mapping
 //
-// A gRPC target is a service mailbox; the Server consuming it serves
-// every service registered on it, and several server processes on one
-// mailbox share its calls. Everything follows the RPC envelope
-// (package rpc/envelope, PROTOCOL.md section 13):
+// The Server registers every gRPC method on an rpc.Server (HandleRaw), so
+// one server serves gRPC services and package rpc's methods side by
+// side; the service /pkg.Service/ is the service mailbox "pkg.Service",
+// and several server processes on it share its calls. Everything follows
+// the RPC envelope (package rpc/envelope; PROTOCOL.md section 13):
 //
 //	gRPC                      postbox
-//	full method /pkg.S/M      rpc-method header of the request or stream open
+//	/pkg.Service/Method       mailbox pkg.Service, rpc-method Method
 //	request metadata          md-KEY headers (one per value; -bin values raw)
 //	response headers          hd-KEY headers of the reply / headers frame
 //	trailers                  tr-KEY headers of the reply / end frame
 //	status code, message      rpc-status (gRPC's code numbers), rpc-error
-//	status details            body of an error reply / end frame, as a
-//	                          google.rpc.Status, CONTENT_TYPE
-//	                          application/x-google-rpc-status
-//	deadline                  DEADLINE header → the handler's ctx deadline
-//	cancellation              a cancel frame (streams); the handler's ctx ends
+//	status details            the trailer grpc-status-details-bin, as over HTTP/2
+//	deadline                  DEADLINE header, the handler's ctx deadline
+//	cancellation              CALL cancel → INTERRUPT (unary, stream open);
+//	                          a cancel frame (open streams)
 //	messages                  bodies, protobuf (gRPC's own codec)
 //
-// A unary call is one request to the service mailbox with REPLY_TO (the
-// caller's inbox) and a CORRELATION_ID (an envelope request id); the
-// reply comes back to the inbox with the same CORRELATION_ID. Calls are
-// "maybe": sent once, never retried, as gRPC does by default; a request
+// A unary call is rpc.Client.Invoke: one postbox CALL, maybe semantics
+// (sent once, never retried, as gRPC does by default; a request
 // redelivered because its server died is answered Unavailable, not run
-// again.
+// again). Cancelling it withdraws a request no server has taken, or
+// interrupts the handler running it.
 //
-// A stream is a small protocol of frames: postbox messages of
+// A stream is a small protocol of frames, postbox messages of
 // MessageType between the two endpoints' inboxes, tagged with the
-// recipient's stream id (st-id) and, for messages, a sequence (st-seq).
-// The client sends an open to the service mailbox; the server answers
-// with an accept that names its own stream id; then msg, window, close,
-// headers, end and cancel frames go inbox to inbox. Flow control is
-// credit-based per stream and direction, in messages: a receiver grants a
-// window (WithWindow, default DefaultWindow) and tops it up as its
-// application receives, so a fast sender blocks in SendMsg instead of
-// filling a slow receiver's bounded inbox. The open stays leased by the
-// server for the life of the stream: if the server dies, the broker
-// returns it and the next server answers the client Unavailable; a
-// client's frames to a dead server's inbox fail NOT_FOUND; and each side
-// checks every second (STAT) that the inbox of every peer it has streams
-// with still exists. PROTOCOL.md section 13.x specifies the frames.
+// recipient's stream id and, for messages, a sequence number. The open is
+// a CALL to the service mailbox whose reply is the server's accept; then
+// msg, window, close, headers, end and cancel frames go inbox to inbox.
+// Flow control is credit-based per stream and direction, counted in
+// messages: a receiver grants a window (WithWindow, default
+// DefaultWindow) and tops it up as its application receives, so a fast
+// sender blocks in SendMsg instead of flooding a slow receiver's bounded
+// inbox. A stream runs inside its open's rpc handler, which keeps the
+// open leased: if the server dies the broker returns it, and the next
+// server answers the client Unavailable. Frames to a dead peer's inbox
+// fail NOT_FOUND, and each side checks every second (STAT) that the
+// inbox of each peer it has streams with still exists. PROTOCOL.md
+// section 13.x specifies the frames byte for byte.
 //
 // Each *postbox.Client has one consumer of its inbox for this package,
-// shared by every ClientConn and Server on it (it selects MessageType
-// messages only). ClientConn and Server do not own the Client: close them
-// first.
+// shared by every ClientConn and Server on it; it selects MessageType
+// messages only, so the inbox stays usable for other messages. Neither
+// ClientConn nor Server owns the clients it uses: close them first.
+//
+// # Concurrency
+//
+// ClientConn and Server are safe for concurrent use. A ClientStream or
+// ServerStream allows one goroutine in SendMsg (or CloseSend) and one in
+// RecvMsg at a time, as gRPC does. Each open stream holds one of its
+// rpc.Server's handlers (rpc.Concurrency) until it ends: size it for
+// the streams expected at once, plus the unary calls.
 package grpcpostbox
