@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/fullstorydev/grpchan/grpchantesting"
@@ -11,31 +12,16 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// BenchmarkUnary measures one unary call with a 64-byte payload, one
-// caller at a time: over postbox (the adapter, one CALL per call, through
-// an in-process broker on a Unix socket) and over gRPC-go itself on a
-// unix:// socket, the same generated client and server code on both.
+// BenchmarkUnary measures unary calls with a 64-byte payload, by one
+// caller and by 16 at once: over postbox (the adapter: one CALL per call,
+// through an in-process broker on a Unix socket) and over gRPC-go itself
+// on a unix:// socket, with the same generated client and server code.
 //
 //	go test -run '^$' -bench Unary -benchmem ./rpc/grpcpostbox/
 func BenchmarkUnary(b *testing.B) {
-	req := &grpchantesting.Message{Payload: make([]byte, 64)}
-	run := func(b *testing.B, cc grpc.ClientConnInterface) {
-		cli := grpchantesting.NewTestServiceClient(cc)
-		ctx := context.Background()
-		if _, err := cli.Unary(ctx, req); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		for b.Loop() {
-			if _, err := cli.Unary(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
 	b.Run("postbox", func(b *testing.B) {
 		cc, _ := setup(b, &grpchantesting.TestServer{})
-		run(b, cc)
+		benchUnary(b, cc)
 	})
 	b.Run("grpc-go-unix", func(b *testing.B) {
 		sock := filepath.Join(b.TempDir(), "grpc.sock")
@@ -52,6 +38,35 @@ func BenchmarkUnary(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer cc.Close()
-		run(b, cc)
+		benchUnary(b, cc)
+	})
+}
+
+func benchUnary(b *testing.B, cc grpc.ClientConnInterface) {
+	req := &grpchantesting.Message{Payload: make([]byte, 64)}
+	cli := grpchantesting.NewTestServiceClient(cc)
+	ctx := context.Background()
+	if _, err := cli.Unary(ctx, req); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("callers=1", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := cli.Unary(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("callers=16", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := cli.Unary(ctx, req); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	})
 }

@@ -34,15 +34,16 @@ import (
 //
 // The last release stops them and waits for them.
 type endpoint struct {
-	c     *postbox.Client
-	self  uint64 // the client's endpoint id
-	refs  int    // guarded by registry.mu
-	cons  *postbox.Consumer
-	ctx   context.Context // ended when the endpoint stops
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
-	wake  chan struct{} // the control loop has work (capacity 1)
-	watch time.Duration
+	c       *postbox.Client
+	self    uint64 // the client's endpoint id
+	refs    int    // guarded by registry.mu
+	cons    *postbox.Consumer
+	ctx     context.Context // ended when the endpoint stops
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	wake    chan struct{} // the control loop has work (capacity 1)
+	closing chan struct{} // closed by the last release: the control loop drains and ends
+	watch   time.Duration
 
 	mu      sync.Mutex // guards streams, nextID, ctl
 	streams map[uint64]*stream
@@ -80,7 +81,7 @@ func acquire(ctx context.Context, c *postbox.Client) (*endpoint, error) {
 		return nil, err
 	}
 	ep := &endpoint{c: c, self: c.Identity().Endpoint, refs: 1, cons: cons,
-		wake: make(chan struct{}, 1), watch: time.Duration(keepaliveInterval.Load()),
+		wake: make(chan struct{}, 1), closing: make(chan struct{}), watch: time.Duration(keepaliveInterval.Load()),
 		streams: map[uint64]*stream{}}
 	ep.ctx, ep.stop = context.WithCancel(context.Background())
 	ep.wg.Add(3)
@@ -108,7 +109,7 @@ func (ep *endpoint) release() {
 		return
 	}
 	ep.abortAll(status.New(codes.Unavailable, "grpcpostbox: connection closing"))
-	ep.flushControl()
+	close(ep.closing) // the control loop sends the cancels just queued, then ends
 	ep.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	ep.cons.Close(ctx)
@@ -133,21 +134,6 @@ func (ep *endpoint) open() []*stream {
 		open = append(open, s)
 	}
 	return open
-}
-
-// flushControl waits (briefly) until the control loop has sent what is
-// queued, so that cancels issued while closing reach their peers.
-func (ep *endpoint) flushControl() {
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		ep.mu.Lock()
-		n := len(ep.ctl)
-		ep.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // add registers a new stream and returns its id.
@@ -223,12 +209,13 @@ func (ep *endpoint) control() {
 			select {
 			case <-ep.wake:
 				continue
-			case <-ep.ctx.Done():
+			case <-ep.closing:
 				return
 			}
 		}
 		f := q[0]
-		ctx, cancel := context.WithTimeout(ep.ctx, time.Second)
+		// Not ep.ctx: frames queued as the endpoint closes still go.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		ep.c.Mailbox(f.to).Send(ctx, nil, f.opts...) // best effort: a dead peer needs no frames
 		cancel()
 		ep.mu.Lock()
