@@ -171,28 +171,11 @@ func (cs *clientStream) Trailer() metadata.MD {
 }
 
 // CloseSend half-closes the stream: the server's RecvMsg returns io.EOF
-// after the messages sent. It waits for the server's accept.
+// after the messages sent. Like gRPC's, it always returns nil; a failure
+// shows in RecvMsg.
 func (cs *clientStream) CloseSend() error {
-	s := cs.s
-	for {
-		s.mu.Lock()
-		ready, over := s.peerEP != 0, s.failed != nil || s.eof
-		s.mu.Unlock()
-		if over {
-			return nil
-		}
-		if ready {
-			break
-		}
-		select {
-		case <-s.sendWake:
-			signal(s.sendWake) // leave it for a SendMsg racing with us
-		case <-s.done:
-			return nil
-		}
-	}
-	if err := s.sendFinal(cs.ctx, frameClose, nil, nil); err != nil {
-		s.abort(transportStatus(cs.ctx, err), true)
+	if err := cs.s.sendFinal(cs.ctx, frameClose, nil, nil); err != nil {
+		cs.s.abort(transportStatus(cs.ctx, err), true)
 	}
 	return nil
 }
