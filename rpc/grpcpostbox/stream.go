@@ -6,11 +6,9 @@ import (
 	"sync"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/postbox-ipc/postbox"
-	"github.com/postbox-ipc/postbox/rpc/envelope"
 )
 
 // stream is one end of a stream, either side: the receive queue and its
@@ -275,6 +273,3 @@ func (s *stream) sendFinal(ctx context.Context, kind string, extra []postbox.Sen
 	_, err := s.ep.c.Mailbox(to).Send(ctx, body, opts...)
 	return err
 }
-
-// requestMD is the request metadata of an open or unary request.
-func requestMD(m *postbox.Message) metadata.MD { return mdOf(m.Header(), envelope.RequestMeta) }
