@@ -2,6 +2,7 @@ package grpcpostbox_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"path/filepath"
 	"runtime"
@@ -18,10 +19,17 @@ import (
 // on a unix:// socket, with the same generated client and server code.
 //
 //	go test -run '^$' -bench Unary -benchmem ./rpc/grpcpostbox/
-func BenchmarkUnary(b *testing.B) {
+func BenchmarkUnary(b *testing.B) { benchBoth(b, benchUnary) }
+
+// BenchmarkServerStream measures one 64-byte message of a server stream
+// (flow control included: the default window of 32 messages).
+func BenchmarkServerStream(b *testing.B) { benchBoth(b, benchServerStream) }
+
+// benchBoth runs bench over postbox and over gRPC-go on a unix:// socket.
+func benchBoth(b *testing.B, bench func(*testing.B, grpc.ClientConnInterface)) {
 	b.Run("postbox", func(b *testing.B) {
 		cc, _ := setup(b, &grpchantesting.TestServer{})
-		benchUnary(b, cc)
+		bench(b, cc)
 	})
 	b.Run("grpc-go-unix", func(b *testing.B) {
 		sock := filepath.Join(b.TempDir(), "grpc.sock")
@@ -38,8 +46,25 @@ func BenchmarkUnary(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer cc.Close()
-		benchUnary(b, cc)
+		bench(b, cc)
 	})
+}
+
+func benchServerStream(b *testing.B, cc grpc.ClientConnInterface) {
+	cli := grpchantesting.NewTestServiceClient(cc)
+	b.ReportAllocs()
+	ss, err := cli.ServerStream(context.Background(), &grpchantesting.Message{Payload: make([]byte, 64), Count: int32(b.N)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		if _, err := ss.Recv(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := ss.Recv(); err != io.EOF {
+		b.Fatalf("after the last message: %v", err)
+	}
 }
 
 func benchUnary(b *testing.B, cc grpc.ClientConnInterface) {

@@ -32,6 +32,8 @@ type Option func(*options)
 
 type options struct {
 	window uint32
+	unary  grpc.UnaryServerInterceptor
+	stream grpc.StreamServerInterceptor
 }
 
 func optionsOf(opts []Option) options {
@@ -49,6 +51,18 @@ func optionsOf(opts []Option) options {
 // client's inbox at once; keep it below the inbox's capacity (4096 by
 // default) or senders wait at the broker instead.
 func WithWindow(n uint32) Option { return func(o *options) { o.window = max(n, 1) } }
+
+// UnaryInterceptor (Server) runs i around every unary handler, as
+// grpc.UnaryInterceptor does for a grpc.Server.
+func UnaryInterceptor(i grpc.UnaryServerInterceptor) Option {
+	return func(o *options) { o.unary = i }
+}
+
+// StreamInterceptor (Server) runs i around every stream handler, as
+// grpc.StreamInterceptor does for a grpc.Server.
+func StreamInterceptor(i grpc.StreamServerInterceptor) Option {
+	return func(o *options) { o.stream = i }
+}
 
 // ErrClosed is returned by the calls of a ClientConn after Close.
 var ErrClosed = errors.New("grpcpostbox: client connection closed")

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/postbox-ipc/postbox/internal/testbroker"
+	"github.com/postbox-ipc/postbox/rpc/grpcpostbox"
 )
 
 // probe is a TestService whose handlers report their context.
@@ -248,4 +249,39 @@ func TestClientCancelCancelsUnaryHandler(t *testing.T) {
 		t.Fatalf("Unary after cancel: %v, want Canceled", err)
 	}
 	waitDone(t, hctx, "unary")
+}
+
+// TestServerInterceptorsRun: UnaryInterceptor and StreamInterceptor see
+// every call with its full method name, and may refuse it.
+func TestServerInterceptorsRun(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	seen := make(chan string, 4)
+	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		seen <- info.FullMethod
+		return h(ctx, req)
+	}
+	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		seen <- info.FullMethod
+		return status.Error(codes.PermissionDenied, "no streams for you")
+	}
+	b := testbroker.Start(t, nil)
+	serveOn(t, b.Dial(t), &grpchantesting.TestServer{}, grpcpostbox.UnaryInterceptor(unary), grpcpostbox.StreamInterceptor(stream))
+	cli := grpchantesting.NewTestServiceClient(dialConn(t, b.Dial(t)))
+	ctx := context.Background()
+	if _, err := cli.Unary(ctx, &grpchantesting.Message{}); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-seen; m != "/grpchantesting.TestService/Unary" {
+		t.Errorf("unary interceptor saw %q", m)
+	}
+	ss, err := cli.ServerStream(ctx, &grpchantesting.Message{Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Recv(); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("Recv: %v, want PermissionDenied", err)
+	}
+	if m := <-seen; m != "/grpchantesting.TestService/ServerStream" {
+		t.Errorf("stream interceptor saw %q", m)
+	}
 }

@@ -163,7 +163,7 @@ func handlerContext(ctx context.Context, r *rpc.Request, ts grpc.ServerTransport
 func (s *Server) serveUnary(m *method) rpc.RawHandler {
 	return func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
 		ts := &unaryTransport{method: m.name}
-		resp, err := m.unary.Handler(m.impl, handlerContext(ctx, r, ts), func(v any) error { return unmarshal(r.Body, v) }, nil)
+		resp, err := m.unary.Handler(m.impl, handlerContext(ctx, r, ts), func(v any) error { return unmarshal(r.Body, v) }, s.o.unary)
 		ts.mu.Lock()
 		ts.sent = true
 		rep := &rpc.Reply{Header: rpc.Metadata(ts.header), Trailer: rpc.Metadata(ts.trailer)}

@@ -73,7 +73,12 @@ func (s *Server) runStream(ctx context.Context, r *rpc.Request, meth *method) {
 		st.abort(transportStatus(ctx, err), false)
 		return
 	}
-	err = meth.stream.Handler(meth.impl, ss)
+	if s.o.stream != nil {
+		info := &grpc.StreamServerInfo{FullMethod: meth.name, IsClientStream: meth.stream.ClientStreams, IsServerStream: meth.stream.ServerStreams}
+		err = s.o.stream(meth.impl, ss, info, meth.stream.Handler)
+	} else {
+		err = meth.stream.Handler(meth.impl, ss)
+	}
 	res := errorStatus(err)
 	st.mu.Lock()
 	aborted := st.failed != nil
