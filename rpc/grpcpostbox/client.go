@@ -102,11 +102,18 @@ func Dial(ctx context.Context, rc *rpc.Client, opts ...Option) (*ClientConn, err
 	return cc, nil
 }
 
-// Close cancels the streams still open (their servers get cancel frames)
-// and releases the inbox consumer. It is idempotent.
+// Close cancels the streams it opened that are still open (their servers
+// get cancel frames; their calls fail Canceled) and releases the inbox
+// consumer. Unary calls in flight run on to their end. It is idempotent.
 func (cc *ClientConn) Close() error {
 	cc.closeOnce.Do(func() {
 		cc.closed.Store(true)
+		st := status.New(codes.Canceled, "grpcpostbox: client connection closing")
+		for _, s := range cc.ep.open() {
+			if s.owner == cc {
+				s.abort(st, true)
+			}
+		}
 		cc.ep.release()
 	})
 	return nil

@@ -31,6 +31,7 @@ func (cc *ClientConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 		return nil, badMethod(method)
 	}
 	s := newStream(cc.ep, true, cc.o.window)
+	s.owner = cc
 	cs := &clientStream{s: s, ctx: ctx, desc: desc, ci: callInfoOf(opts), hdrDone: make(chan struct{})}
 	s.onFrame = cs.onFrame
 	s.onFail = cs.onFail

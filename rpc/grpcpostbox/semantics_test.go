@@ -285,3 +285,42 @@ func TestServerInterceptorsRun(t *testing.T) {
 		t.Errorf("stream interceptor saw %q", m)
 	}
 }
+
+// TestCloseCancelsOpenStreams: ClientConn.Close cancels the streams it
+// opened, at both ends, and leaves another conn's streams on the same
+// postbox client alone.
+func TestCloseCancelsOpenStreams(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	p := newProbe()
+	b := testbroker.Start(t, nil)
+	serveOn(t, b.Dial(t), p)
+	c := b.Dial(t)
+	closing, staying := dialConn(t, c), dialConn(t, c)
+	ctx := context.Background()
+	open := func(cc *grpcpostbox.ClientConn) grpchantesting.TestService_BidiStreamClient {
+		bidi, err := grpchantesting.NewTestServiceClient(cc).BidiStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bidi
+	}
+	gone := open(closing)
+	goneCtx := nextCtx(t, p)
+	kept := open(staying)
+	nextCtx(t, p)
+	closing.Close()
+	if _, err := gone.Recv(); status.Code(err) != codes.Canceled {
+		t.Fatalf("Recv on the closed conn's stream: %v, want Canceled", err)
+	}
+	waitDone(t, goneCtx, "closed conn's stream")
+	if err := kept.Send(&grpchantesting.Message{Payload: []byte("still here")}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := kept.Recv(); err != nil || string(m.Payload) != "still here" {
+		t.Fatalf("the other conn's stream: %v, %v", m, err)
+	}
+	kept.CloseSend()
+	if _, err := kept.Recv(); err != io.EOF {
+		t.Fatalf("end of the other conn's stream: %v", err)
+	}
+}

@@ -27,7 +27,8 @@ type stream struct {
 	id     uint64 // local stream id; the peer's frames name it
 	openID string // client side: the open's correlation id
 	client bool
-	window uint32 // the window this side grants
+	owner  *ClientConn // client side: the conn that opened it
+	window uint32      // the window this side grants
 
 	mu       sync.Mutex // guards every field below
 	peerEP   uint64     // the peer's endpoint id; 0 until known (client: until accept)
