@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -51,7 +52,7 @@ func (cc *ClientConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, meth
 	for k, vs := range md {
 		if k != "" && k[0] != ':' {
 			for _, v := range vs {
-				open = append(open, postbox.WithHeader(envelope.RequestMeta+k, v))
+				open = append(open, postbox.WithHeader(envelope.RequestMeta+strings.ToLower(k), v))
 			}
 		}
 	}

@@ -324,3 +324,28 @@ func TestCloseCancelsOpenStreams(t *testing.T) {
 		t.Fatalf("end of the other conn's stream: %v", err)
 	}
 }
+
+type panicky struct {
+	grpchantesting.UnimplementedTestServiceServer
+}
+
+func (panicky) ServerStream(*grpchantesting.Message, grpchantesting.TestService_ServerStreamServer) error {
+	panic("boom")
+}
+
+// TestStreamHandlerPanicIsInternal: a stream whose handler panics ends
+// with Internal at the client, and the server goes on.
+func TestStreamHandlerPanicIsInternal(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	cc, _ := setup(t, panicky{})
+	cli := grpchantesting.NewTestServiceClient(cc)
+	for range 2 {
+		ss, err := cli.ServerStream(context.Background(), &grpchantesting.Message{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ss.Recv(); status.Code(err) != codes.Internal {
+			t.Fatalf("Recv: %v, want Internal", err)
+		}
+	}
+}

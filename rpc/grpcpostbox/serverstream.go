@@ -73,12 +73,7 @@ func (s *Server) runStream(ctx context.Context, r *rpc.Request, meth *method) {
 		st.abort(transportStatus(ctx, err), false)
 		return
 	}
-	if s.o.stream != nil {
-		info := &grpc.StreamServerInfo{FullMethod: meth.name, IsClientStream: meth.stream.ClientStreams, IsServerStream: meth.stream.ServerStreams}
-		err = s.o.stream(meth.impl, ss, info, meth.stream.Handler)
-	} else {
-		err = meth.stream.Handler(meth.impl, ss)
-	}
+	err = s.runHandler(meth, ss)
 	res := errorStatus(err)
 	st.mu.Lock()
 	aborted := st.failed != nil
@@ -100,6 +95,22 @@ func (s *Server) runStream(ctx context.Context, r *rpc.Request, meth *method) {
 		return
 	}
 	st.finish()
+}
+
+// runHandler runs the stream's handler (through the interceptor, if
+// any); a panic becomes an Internal status, so the client still gets an
+// end.
+func (s *Server) runHandler(meth *method, ss *serverStream) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = status.Errorf(codes.Internal, "grpcpostbox: handler of %s panicked: %v", meth.name, p)
+		}
+	}()
+	if s.o.stream != nil {
+		info := &grpc.StreamServerInfo{FullMethod: meth.name, IsClientStream: meth.stream.ClientStreams, IsServerStream: meth.stream.ServerStreams}
+		return s.o.stream(meth.impl, ss, info, meth.stream.Handler)
+	}
+	return meth.stream.Handler(meth.impl, ss)
 }
 
 // inboxID parses an inbox address "@N".

@@ -22,12 +22,14 @@ import (
 // [0-9a-z-_.], a subset of postbox header keys, so a key crosses
 // unchanged; one that does not fit (or a pseudo-header) is dropped.
 
-// mdOpts appends one WithHeader per value of md, keys prefixed.
+// mdOpts appends one WithHeader per value of md, keys prefixed (and
+// lower-cased, as gRPC's are).
 func mdOpts(opts []postbox.SendOption, prefix string, md metadata.MD) []postbox.SendOption {
 	for k, vs := range md {
 		if k == "" || k[0] == ':' || len(prefix)+len(k) > 128 {
 			continue
 		}
+		k = strings.ToLower(k)
 		for _, v := range vs {
 			opts = append(opts, postbox.WithHeader(prefix+k, v))
 		}
