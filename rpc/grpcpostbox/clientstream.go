@@ -192,6 +192,12 @@ func (cs *clientStream) SendMsg(m any) error {
 		return status.Errorf(codes.Internal, "grpcpostbox: marshal: %v", err)
 	}
 	if err := cs.s.send(cs.ctx, body); err != nil {
+		if !cs.desc.ClientStreams {
+			// As gRPC-go: generated code for a call with one request
+			// returns SendMsg's error at once, so the status must come
+			// from RecvMsg instead.
+			return nil
+		}
 		return io.EOF
 	}
 	return nil
