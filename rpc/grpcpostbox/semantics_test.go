@@ -349,3 +349,19 @@ func TestStreamHandlerPanicIsInternal(t *testing.T) {
 		}
 	}
 }
+
+// TestCallKindMismatchIsUnimplemented: a unary call of a streaming
+// method, or a stream opened on a unary method, is refused.
+func TestCallKindMismatchIsUnimplemented(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	cc, _ := setup(t, &grpchantesting.TestServer{})
+	ctx := context.Background()
+	err := cc.Invoke(ctx, "/grpchantesting.TestService/BidiStream", &grpchantesting.Message{}, &grpchantesting.Message{})
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("Invoke of a stream: %v, want Unimplemented", err)
+	}
+	_, err = cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/grpchantesting.TestService/Unary")
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("NewStream on a unary method: %v, want Unimplemented", err)
+	}
+}

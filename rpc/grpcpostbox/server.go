@@ -162,6 +162,9 @@ func handlerContext(ctx context.Context, r *rpc.Request, ts grpc.ServerTransport
 // serveUnary is the raw handler of a unary method.
 func (s *Server) serveUnary(m *method) rpc.RawHandler {
 	return func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
+		if r.Message.Header().Get(keyFrame) != "" {
+			return nil, &rpc.Error{Code: envelope.Unimplemented, Message: "grpcpostbox: " + m.name + " is a unary method, not a stream"}
+		}
 		ts := &unaryTransport{method: m.name}
 		resp, err := m.unary.Handler(m.impl, handlerContext(ctx, r, ts), func(v any) error { return unmarshal(r.Body, v) }, s.o.unary)
 		ts.mu.Lock()

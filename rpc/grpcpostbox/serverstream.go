@@ -26,21 +26,21 @@ import (
 // handler's context.
 func (s *Server) serveStream(m *method) rpc.RawHandler {
 	return func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
-		s.runStream(ctx, r, m)
+		h := r.Message.Header()
+		from, window := parseUint(h.Get(keyFrom)), parseUint(h.Get(keyWindow))
+		peerEP, ok := inboxID(r.Message.ReplyTo())
+		if !ok || from == 0 || window == 0 || h.Get(keyFrame) != frameOpen {
+			return nil, &rpc.Error{Code: envelope.Unimplemented, Message: "grpcpostbox: " + m.name + " is a streaming method: open a stream"}
+		}
+		s.runStream(ctx, r, m, peerEP, from, window)
 		// rpc sends this as the call's reply; the CALL already has the
 		// accept, so the broker drops it.
 		return nil, nil
 	}
 }
 
-func (s *Server) runStream(ctx context.Context, r *rpc.Request, meth *method) {
+func (s *Server) runStream(ctx context.Context, r *rpc.Request, meth *method, peerEP, from, window uint64) {
 	msg := r.Message
-	h := msg.Header()
-	from, window := parseUint(h.Get(keyFrom)), parseUint(h.Get(keyWindow))
-	peerEP, ok := inboxID(msg.ReplyTo())
-	if !ok || from == 0 || window == 0 || h.Get(keyFrame) != frameOpen {
-		return // not a stream open anyone could answer
-	}
 	end := func(st *status.Status) {
 		opts := statusOpts(frameOpts(frameEnd, from, postbox.CorrelationID(msg.CorrelationID()), postbox.WithHeader(keySeq, "0")), st)
 		s.pc.Mailbox(msg.ReplyTo()).Send(ctx, nil, opts...)
