@@ -59,6 +59,14 @@
 // messages only, so the inbox stays usable for other messages. Neither
 // ClientConn nor Server owns the clients it uses: close them first.
 //
+// Of the grpc.CallOptions, Header, Trailer and Peer (an Addr naming the
+// server's inbox) are honoured; the others (codecs, compressors, message
+// size limits, WaitForReady: a call always waits in the service mailbox
+// until a server takes it or its deadline passes) are ignored. The
+// largest message is the broker's max message (4 MiB by default; larger
+// is ResourceExhausted). Server options: WithWindow, UnaryInterceptor,
+// StreamInterceptor.
+//
 // # Concurrency
 //
 // ClientConn and Server are safe for concurrent use. A ClientStream or
