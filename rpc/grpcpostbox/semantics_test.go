@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/postbox-ipc/postbox/internal/testbroker"
@@ -218,10 +219,16 @@ func TestMetadataBinaryAndMultiValued(t *testing.T) {
 	cc, _ := setup(t, p)
 	md := metadata.MD{"trace-bin": {"\x00\xff\x01"}, "multi": {"a", "b"}}
 	ctx := metadata.NewOutgoingContext(context.Background(), md)
-	if err := cc.Invoke(ctx, "/grpchantesting.TestService/Unary", &grpchantesting.Message{}, &grpchantesting.Message{}); err != nil {
+	var server peer.Peer
+	if err := cc.Invoke(ctx, "/grpchantesting.TestService/Unary", &grpchantesting.Message{}, &grpchantesting.Message{}, grpc.Peer(&server)); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := metadata.FromIncomingContext(nextCtx(t, p))
+	hctx := nextCtx(t, p)
+	if client, ok := peer.FromContext(hctx); !ok || client.Addr.Network() != "postbox" || server.Addr == nil ||
+		server.Addr.Network() != "postbox" || client.Addr.String() == server.Addr.String() {
+		t.Errorf("peers: the handler sees %v, the caller %v", client, server)
+	}
+	got, _ := metadata.FromIncomingContext(hctx)
 	if v := got.Get("trace-bin"); len(v) != 1 || v[0] != "\x00\xff\x01" {
 		t.Errorf("trace-bin = %q", v)
 	}
