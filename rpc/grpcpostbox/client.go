@@ -241,6 +241,21 @@ func marshal(v any) ([]byte, error) {
 	return b, nil
 }
 
+// marshalMsg marshals v as the body of a msg frame: seqLen bytes left for
+// its number, then the message, in one allocation.
+func marshalMsg(v any) ([]byte, error) {
+	bs, err := codec.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, seqLen, seqLen+bs.Len())
+	for _, buf := range bs {
+		b = append(b, buf.ReadOnlyData()...)
+	}
+	bs.Free()
+	return b, nil
+}
+
 func unmarshal(b []byte, v any) error {
 	return codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, v)
 }

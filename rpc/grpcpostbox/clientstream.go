@@ -187,7 +187,7 @@ func (cs *clientStream) Context() context.Context { return cs.ctx }
 // SendMsg sends m, waiting for credit. After the stream has ended it
 // returns io.EOF; RecvMsg then tells the status.
 func (cs *clientStream) SendMsg(m any) error {
-	body, err := marshal(m)
+	body, err := marshalMsg(m)
 	if err != nil {
 		return status.Errorf(codes.Internal, "grpcpostbox: marshal: %v", err)
 	}

@@ -40,7 +40,8 @@
 //
 // A stream is a small protocol of frames, postbox messages of
 // MessageType between the two endpoints' inboxes, tagged with the
-// recipient's stream id and, for messages, a sequence number. The open is
+// recipient's stream id and, for messages, a sequence number (the first
+// 8 bytes of the body, so a Publisher pipelines them). The open is
 // a CALL to the service mailbox whose reply is the server's accept; then
 // msg, window, close, headers, end and cancel frames go inbox to inbox.
 // Flow control is credit-based per stream and direction, counted in

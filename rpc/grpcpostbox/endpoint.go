@@ -41,8 +41,9 @@ type endpoint struct {
 	ctx     context.Context // ended when the endpoint stops
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
-	wake    chan struct{} // the control loop has work (capacity 1)
-	closing chan struct{} // closed by the last release: the control loop drains and ends
+	pubs    sync.WaitGroup // closing streams' publishers (stream.closePub)
+	wake    chan struct{}  // the control loop has work (capacity 1)
+	closing chan struct{}  // closed by the last release: the control loop drains and ends
 	watch   time.Duration
 
 	mu      sync.Mutex // guards streams, nextID, ctl
@@ -115,6 +116,7 @@ func (ep *endpoint) release() {
 	ep.cons.Close(ctx)
 	cancel()
 	ep.wg.Wait()
+	ep.pubs.Wait() // after the route loop, which may close publishers too
 }
 
 // abortAll fails every open stream with st (their peers get a cancel).

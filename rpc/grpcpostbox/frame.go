@@ -1,6 +1,7 @@
 package grpcpostbox
 
 import (
+	"encoding/binary"
 	"strconv"
 
 	"github.com/postbox-ipc/postbox"
@@ -16,7 +17,7 @@ const MessageType int64 = 0x67727063 // "grpc"
 const (
 	keyStream = "st-id"     // the recipient's stream id, decimal
 	keyFrame  = "st-frame"  // the frame kind, below
-	keySeq    = "st-seq"    // msg: its number (1, 2, ...); close and end: how many msg frames were sent
+	keySeq    = "st-seq"    // close and end: how many msg frames were sent
 	keyWindow = "st-window" // open, accept: the initial window granted; window: credit added
 	keyFrom   = "st-from"   // open, accept: the sender's own stream id
 )
@@ -32,6 +33,10 @@ const (
 	frameEnd     = "end"     // server → client: status and trailers; the stream is over
 	frameCancel  = "cancel"  // either way: abandon the stream
 )
+
+// seqLen is the length of a msg frame's sequence number, before its
+// message.
+const seqLen = 8
 
 // frame is a decoded stream frame.
 type frame struct {
@@ -53,7 +58,17 @@ func parseFrame(m *postbox.Message) (f frame, ok bool) {
 	}
 	f.msg = m
 	f.stream = parseUint(h.Get(keyStream))
-	f.seq = parseUint(h.Get(keySeq))
+	if f.kind == frameMsg {
+		// A msg frame's number is its body's first 8 bytes (big
+		// endian), so that every msg frame of a stream has the same
+		// headers and a Publisher can pipeline them.
+		if len(m.Body) >= seqLen {
+			f.seq = binary.BigEndian.Uint64(m.Body)
+			m.Body = m.Body[seqLen:]
+		}
+	} else {
+		f.seq = parseUint(h.Get(keySeq))
+	}
 	f.window = parseUint(h.Get(keyWindow))
 	f.from = parseUint(h.Get(keyFrom))
 	return f, true

@@ -186,7 +186,7 @@ func (ss *serverStream) SetTrailer(md metadata.MD) {
 // SendMsg sends m (after the headers, the first time), waiting for
 // credit from the client.
 func (ss *serverStream) SendMsg(m any) error {
-	body, err := marshal(m)
+	body, err := marshalMsg(m)
 	if err != nil {
 		return status.Errorf(codes.Internal, "grpcpostbox: marshal: %v", err)
 	}

@@ -2,8 +2,10 @@ package grpcpostbox
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -43,10 +45,16 @@ type stream struct {
 	done     chan struct{} // closed when failed is set
 	recvWake chan struct{}
 	sendWake chan struct{}
-	onFail   func()         // called once, without mu, after the stream failed
-	onFrame  func(f frame)  // role-specific frames (accept, headers, end); with mu held
-	onEOF    *status.Status // client side: the status of the end frame (nil: OK)
+	onFail   func()             // called once, without mu, after the stream failed
+	onFrame  func(f frame)      // role-specific frames (accept, headers, end); with mu held
+	onEOF    *status.Status     // client side: the status of the end frame (nil: OK)
+	pub      *postbox.Publisher // this side's msg frames, pipelined; made on first use
+	pubDone  bool               // pub is closed: no more msg frames
 }
+
+// pubWindow is how many msg frames of a stream may be on their way to
+// the broker at once (the peer's credit bounds them too).
+const pubWindow = 16
 
 // newStream returns a stream; the caller sets it up, then ep.add(s).
 func newStream(ep *endpoint, client bool, window uint32) *stream {
@@ -168,6 +176,7 @@ func (s *stream) abort(st *status.Status, notify bool) {
 	s.inq = nil
 	s.mu.Unlock()
 	s.ep.remove(s.id)
+	s.closePub()
 	if notify && peer != 0 {
 		opts := frameOpts(frameCancel, peerID, postbox.Priority(1))
 		opts = statusOpts(opts, st)
@@ -179,7 +188,10 @@ func (s *stream) abort(st *status.Status, notify bool) {
 }
 
 // finish removes an orderly-ended stream from its endpoint.
-func (s *stream) finish() { s.ep.remove(s.id) }
+func (s *stream) finish() {
+	s.ep.remove(s.id)
+	s.closePub()
+}
 
 // grant sends the credit for the messages consumed. With mu held.
 func (s *stream) grant() {
@@ -225,8 +237,12 @@ func (s *stream) recv() ([]byte, error) {
 // (the client then finds the status with recv).
 var errEnded = io.EOF
 
-// send sends one message, waiting for credit.
-func (s *stream) send(ctx context.Context, body []byte) error {
+// send sends one msg frame, waiting for credit. msg is the frame's body:
+// seqLen bytes for its number (send fills them in), then the message
+// (marshalMsg makes it). The frames are pipelined: send returns once
+// the frame is queued, and a failure shows in a later send (or in the
+// close or end, which wait for every msg frame before them).
+func (s *stream) send(ctx context.Context, msg []byte) error {
 	for {
 		s.mu.Lock()
 		if s.failed != nil {
@@ -249,15 +265,42 @@ func (s *stream) send(ctx context.Context, body []byte) error {
 	}
 	s.credit--
 	s.sent++
-	seq, to, id := s.sent, s.peerInbox(), s.peerID
+	seq := s.sent
+	if s.pub == nil && !s.pubDone {
+		s.pub = s.ep.c.Mailbox(s.peerInbox()).Publisher(pubWindow, postbox.Type(MessageType),
+			postbox.WithHeader(keyFrame, frameMsg), postbox.WithHeader(keyStream, fmtUint(s.peerID)))
+	}
+	pub := s.pub
 	s.mu.Unlock()
-	_, err := s.ep.c.Mailbox(to).Send(ctx, body, frameOpts(frameMsg, id, postbox.WithHeader(keySeq, fmtUint(seq)))...)
-	if err != nil {
+	if pub == nil {
+		return errEnded
+	}
+	binary.BigEndian.PutUint64(msg, seq)
+	if err := pub.Send(ctx, msg); err != nil {
 		st := transportStatus(ctx, err)
 		s.abort(st, true)
 		return st.Err()
 	}
 	return nil
+}
+
+// closePub closes the publisher of msg frames once the sends in flight
+// have settled (a sendFinal may be flushing it meanwhile), in a goroutine
+// of the endpoint's, since it may be called on the route loop.
+func (s *stream) closePub() {
+	s.mu.Lock()
+	pub := s.pub
+	s.pub, s.pubDone = nil, true
+	s.mu.Unlock()
+	if pub != nil {
+		s.ep.pubs.Add(1)
+		go func() {
+			defer s.ep.pubs.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			pub.Close(ctx)
+		}()
+	}
 }
 
 // sendFinal sends a close or end frame (with extra headers and body)
@@ -268,8 +311,14 @@ func (s *stream) sendFinal(ctx context.Context, kind string, extra []postbox.Sen
 		s.mu.Unlock()
 		return nil
 	}
-	seq, to, id := s.sent, s.peerInbox(), s.peerID
+	seq, to, id, pub := s.sent, s.peerInbox(), s.peerID, s.pub
 	s.mu.Unlock()
+	if pub != nil {
+		if err := pub.Flush(ctx); err != nil {
+			return err
+		}
+	}
+	s.closePub()
 	opts := frameOpts(kind, id, append(extra, postbox.WithHeader(keySeq, fmtUint(seq)))...)
 	_, err := s.ep.c.Mailbox(to).Send(ctx, body, opts...)
 	return err
