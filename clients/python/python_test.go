@@ -56,7 +56,17 @@ func TestPython(t *testing.T) {
 
 	// TLS, once `serve` has it (branch tls): a listener with certificates
 	// made here; otherwise the Python TLS test skips, saying why.
-	if tlsArgs, tlsEnv, why := tlsSetup(t, bin, dir); why == "" {
+	// Certificates for the Python TLS tests: a test-side TLS endpoint in
+	// front of the Unix socket always, the broker's own listener when it
+	// has one.
+	certs, err := makeCerts(filepath.Join(dir, "tls"))
+	if err != nil {
+		t.Fatalf("certificates: %v", err)
+	}
+	env = append(env, "POSTBOX_TEST_TLS_CERT="+certs["client.crt"], "POSTBOX_TEST_TLS_KEY="+certs["client.key"],
+		"POSTBOX_TEST_TLS_CA="+certs["ca.crt"], "POSTBOX_TEST_TLS_SERVER_CERT="+certs["server.crt"],
+		"POSTBOX_TEST_TLS_SERVER_KEY="+certs["server.key"])
+	if tlsArgs, tlsEnv, why := tlsSetup(bin, certs); why == "" {
 		args = append(args, tlsArgs...)
 		env = append(env, tlsEnv...)
 	} else {
@@ -170,7 +180,7 @@ func goServices(ctx context.Context, t *testing.T, sock string) {
 
 // tlsSetup returns serve's TLS flags and the Python side's environment,
 // or why TLS cannot be tested against this broker.
-func tlsSetup(t *testing.T, bin, dir string) (args, env []string, why string) {
+func tlsSetup(bin string, certs map[string]string) (args, env []string, why string) {
 	help, _ := exec.Command(bin, "serve", "--help").CombinedOutput()
 	for _, flag := range []string{"--listen", "--tls-cert", "--tls-key", "--tls-client-ca"} {
 		if !bytes.Contains(help, []byte(flag)) {
@@ -183,16 +193,10 @@ func tlsSetup(t *testing.T, bin, dir string) (args, env []string, why string) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	files, err := makeCerts(filepath.Join(dir, "tls"))
-	if err != nil {
-		t.Fatalf("certificates: %v", err)
-	}
 	u := (&url.URL{Scheme: "tls", Host: addr}).String()
-	args = []string{"--listen", u, "--tls-cert", files["server.crt"], "--tls-key", files["server.key"],
-		"--tls-client-ca", files["ca.crt"]}
-	env = []string{"POSTBOX_TEST_TLS_URL=" + u, "POSTBOX_TEST_TLS_CERT=" + files["client.crt"],
-		"POSTBOX_TEST_TLS_KEY=" + files["client.key"], "POSTBOX_TEST_TLS_CA=" + files["ca.crt"]}
-	return args, env, ""
+	args = []string{"--listen", u, "--tls-cert", certs["server.crt"], "--tls-key", certs["server.key"],
+		"--tls-client-ca", certs["ca.crt"]}
+	return args, []string{"POSTBOX_TEST_TLS_URL=" + u}, ""
 }
 
 // makeCerts writes a CA, a server certificate for 127.0.0.1/localhost and

@@ -129,13 +129,17 @@ class TLSStream:
     """TLS over a connected TCP socket, through memory BIOs.
 
     ``recv`` is called by one thread (the reader), ``sendall`` by writers
-    holding the client's write lock; ``_lock`` guards the SSLObject."""
+    holding the client's write lock; ``_lock`` guards the SSLObject.
+    (``server_side`` is for tests, which put a TLS endpoint in front of a
+    Unix socket.)"""
 
-    def __init__(self, sock: socket.socket, ctx: ssl.SSLContext, server_hostname: Optional[str], timeout: Optional[float]):
+    def __init__(self, sock: socket.socket, ctx: ssl.SSLContext, server_hostname: Optional[str],
+                 timeout: Optional[float], server_side: bool = False):
         self.sock = sock
         self.inc = ssl.MemoryBIO()
         self.out = ssl.MemoryBIO()
-        self.obj = ctx.wrap_bio(self.inc, self.out, server_side=False, server_hostname=server_hostname)
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_side=server_side,
+                                server_hostname=None if server_side else server_hostname)
         self._lock = threading.Lock()
         self._wire_lock = threading.Lock()  # orders ciphertext written by recv's flush and sendall
         sock.settimeout(timeout)

@@ -680,5 +680,139 @@ class TestTLS(unittest.TestCase):
             c.ping()
 
 
+CERT = os.environ.get("POSTBOX_TEST_TLS_CERT", "")
+
+
+class _TLSFront:
+    """A TLS endpoint in front of the broker's Unix socket (client
+    certificates required and verified), so that the client's TLS code is
+    tested whether or not the broker has its own TLS listener."""
+
+    def __init__(self):
+        import socket
+        import ssl
+
+        from postbox.transport import TLSStream
+
+        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=os.environ["POSTBOX_TEST_TLS_CA"])
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ctx.load_cert_chain(os.environ["POSTBOX_TEST_TLS_SERVER_CERT"], os.environ["POSTBOX_TEST_TLS_SERVER_KEY"])
+        self.ls = socket.create_server(("127.0.0.1", 0))
+        self.url = "tls://127.0.0.1:%d" % self.ls.getsockname()[1]
+        self.errors: list[Exception] = []
+        self._stream = TLSStream
+        self._socket = socket
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                s, _ = self.ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, s):
+        try:
+            tls = self._stream(s, self.ctx, None, 5, server_side=True)
+            tls.settimeout(None)
+        except Exception as e:  # a refused client: its handshake failed
+            self.errors.append(e)
+            s.close()
+            return
+        u = self._socket.socket(self._socket.AF_UNIX)
+        u.connect(SOCKET)
+        self.conns.append((tls, u))
+
+        def up():
+            try:
+                while True:
+                    b = tls.recv(1 << 16)
+                    if not b:
+                        break
+                    u.sendall(b)
+            except OSError:
+                pass
+            u.shutdown(self._socket.SHUT_WR)
+
+        threading.Thread(target=up, daemon=True).start()
+        try:
+            while True:
+                b = u.recv(1 << 16)
+                if not b:
+                    break
+                tls.sendall(b)
+        except OSError:
+            pass
+        tls.shutdown()
+
+    def close(self):
+        self.ls.close()
+        for tls, u in self.conns:
+            tls.shutdown()
+            u.close()
+
+
+@unittest.skipUnless(SOCKET and CERT, "POSTBOX_SOCKET and the POSTBOX_TEST_TLS_* certificates are needed")
+class TestTLSClient(unittest.TestCase):
+    """The client's TLS (ssl module, memory BIOs, client certificate)
+    through a TLS endpoint in front of the Unix socket."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.front = _TLSFront()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.front.close()
+
+    def connect(self, **kw) -> postbox.Client:
+        opts = dict(tls_cert=os.environ["POSTBOX_TEST_TLS_CERT"], tls_key=os.environ["POSTBOX_TEST_TLS_KEY"],
+                    tls_ca=os.environ["POSTBOX_TEST_TLS_CA"])
+        opts.update(kw)
+        c = postbox.connect(url=self.front.url, timeout=5, **opts)
+        self.addCleanup(c.close)
+        return c
+
+    def test_roundtrips(self):
+        c = self.connect()
+        c.ping()
+        box = c.create(uniq("tls"))
+        self.addCleanup(c.destroy, box.name)
+        big = os.urandom(3 << 20)
+        box.send(big)
+        self.assertEqual(box.receive(timeout=5, autoack=True).body, big)
+        # the reader and many writers at once over one TLS connection
+        n = 400
+        ts = [threading.Thread(target=lambda k=k: [box.send(f"{k}:{i}") for i in range(n // 4)]) for k in range(4)]
+        with box.consume(prefetch=32) as cons:
+            for t in ts:
+                t.start()
+            got = []
+            for m in cons:
+                got.append(m.text)
+                m.ack_nowait()
+                if len(got) == n:
+                    break
+        for t in ts:
+            t.join()
+        self.assertEqual(len(set(got)), n)
+
+    def test_refused_without_client_certificate(self):
+        with self.assertRaises((OSError, postbox.PostboxError)):
+            self.connect(tls_cert=None, tls_key=None).ping()
+
+    def test_untrusted_broker_certificate(self):
+        import ssl
+
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            postbox.connect(url=self.front.url, ssl_context=ssl.create_default_context(), timeout=5)
+
+    def test_url_needs_tls_settings(self):
+        with self.assertRaises(ValueError):
+            postbox.connect(url=self.front.url)
+
+
 if __name__ == "__main__":
     unittest.main()
