@@ -40,6 +40,7 @@ UserHeaders = Union[Mapping[str, Union[str, bytes]], Sequence[tuple[str, Union[s
 Deadline = Union[_dt.datetime, int, None]
 
 _READ_CHUNK = 1 << 18
+_MAX_QUEUED = 8 << 20  # output bytes queued before writers wait
 
 
 def _b(v: Bytesish) -> bytes:
@@ -97,6 +98,9 @@ class OutMessage:
     headers: UserHeaders = None
 
     def encode(self) -> wire.Message:
+        if (self.reply_to is None and self.correlation_id is None and self.deadline is None
+                and self.content_type is None and not self.headers):
+            return wire.Message(self.type, self.priority, b"", _b(self.body))
         try:
             block = wire.build_headers(
                 reply_to=self.reply_to,
@@ -312,13 +316,17 @@ class Pending(Generic[T]):
     sends CANCEL (URGENT): the request then ends CANCELED, or with its
     real result if that won the race (12)."""
 
-    __slots__ = ("_client", "id", "op", "_event", "_status", "_payload", "_error", "_convert", "_value", "_flags")
+    __slots__ = ("_client", "id", "op", "_gate", "_done", "_status", "_payload", "_error", "_convert", "_value",
+                 "_flags")
 
     def __init__(self, client: "Client", rid: int, op: int, convert: Callable[[bytes], T]):
         self._client = client
         self.id = rid
         self.op = op
-        self._event = threading.Event()
+        # a lock held until the reply is in: cheaper than an Event per request
+        self._gate = threading.Lock()
+        self._gate.acquire()
+        self._done = False
         self._status = 0
         self._payload = b""
         self._error: Optional[PostboxError] = None
@@ -328,24 +336,31 @@ class Pending(Generic[T]):
 
     def _complete(self, status: int, flags: int, payload: bytes) -> None:
         self._status, self._flags, self._payload = status, flags, payload
-        self._event.set()
+        self._done = True
+        self._gate.release()
 
     def _fail(self, err: PostboxError) -> None:
         self._error = err
-        self._event.set()
+        self._done = True
+        self._gate.release()
 
     def done(self) -> bool:
-        return self._event.is_set()
+        return self._done
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait up to timeout seconds; True once the reply is in."""
-        return self._event.wait(timeout)
+        if self._done:
+            return True
+        if self._gate.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            self._gate.release()
+            return True
+        return self._done
 
     def result(self, timeout: Optional[float] = None) -> T:
         """The request's result, or its error raised. A local ``timeout``
         (seconds) that passes raises the built-in TimeoutError and leaves
         the request in flight (cancel it, or wait again)."""
-        if not self._event.wait(timeout):
+        if not self._done and not self.wait(timeout):
             raise TimeoutError(f"request {self.id}: no reply within {timeout} s (still in flight)")
         if self._error is not None:
             raise self._error
@@ -363,7 +378,7 @@ class Pending(Generic[T]):
 
     def cancel(self) -> None:
         """Send CANCEL for this request (no effect if it has finished)."""
-        if not self._event.is_set():
+        if not self._done:
             self._client._cancel(self.id)
 
 
@@ -623,7 +638,11 @@ class Client:
                  address: str = "", handshake_timeout: Optional[float] = 10.0):
         self._stream = stream
         self.address = address
-        self._wlock = threading.Lock()
+        self._wcv = threading.Condition(threading.Lock())  # the two output lanes
+        self._urgent: list[bytes] = []
+        self._data: list[bytes] = []
+        self._queued = 0
+        self._flushing = False
         self._lock = threading.Lock()  # _pending, _consumers, _interrupts
         self._pending: dict[int, Pending] = {}
         self._consumers: dict[int, Consumer] = {}
@@ -795,14 +814,54 @@ class Client:
 
     # --- writing ---
 
-    def _write(self, frame: bytes) -> None:
+    def _write(self, frame: bytes, urgent: bool = False) -> None:
+        """Queue a whole frame in its lane and make sure it gets written.
+
+        Two lanes, urgent and data (2.3, 11 step 4), under one lock: the
+        first writer to find no write in progress becomes the flusher and
+        writes whatever is queued, urgent frames first, until both lanes
+        are empty; writers arriving meanwhile only queue (their frames go
+        out in the flusher's next write, several frames per syscall). A
+        frame is never split. Past 8 MiB queued, writers wait for room."""
         if self._err is not None:
             raise self._err
-        with self._wlock:
+        with self._wcv:
+            if urgent:
+                self._urgent.append(frame)
+            else:
+                while self._queued > _MAX_QUEUED and self._flushing and self._err is None:
+                    self._wcv.wait(1.0)
+                self._data.append(frame)
+                self._queued += len(frame)
+            if self._flushing:
+                return
+            self._flushing = True
+        self._flush()
+
+    def _flush(self) -> None:
+        while True:
+            with self._wcv:
+                if self._urgent:
+                    chunk, self._urgent = self._urgent, []
+                elif self._data:
+                    chunk, self._data = self._data, []
+                    self._queued = 0
+                    self._wcv.notify_all()
+                else:
+                    self._flushing = False
+                    return
             try:
-                self._stream.sendall(frame)
+                self._stream.sendall(chunk[0] if len(chunk) == 1 else b"".join(chunk))
             except OSError as e:
-                raise ConnectionLostError(f"write failed: {e}") from None
+                err = ConnectionLostError(f"write failed: {e}")
+                with self._wcv:
+                    self._flushing = False
+                    self._urgent, self._data, self._queued = [], [], 0
+                    self._wcv.notify_all()
+                if self._err is None:
+                    self._err = err
+                self._stream.shutdown()  # the reader ends and fails what is pending
+                raise err from None
 
     def _request(self, op: int, flags: int, payload: bytes, convert: Callable[[bytes], T]) -> Pending[T]:
         rid = next(self._ids)
@@ -812,7 +871,7 @@ class Client:
                 raise self._err
             self._pending[rid] = p
         try:
-            self._write(wire.encode_frame(op, flags, rid, payload))
+            self._write(wire.encode_frame(op, flags, rid, payload), urgent=bool(flags & wire.FLAG_URGENT))
         except PostboxError:
             with self._lock:
                 self._pending.pop(rid, None)
@@ -821,7 +880,7 @@ class Client:
 
     def _cancel(self, rid: int) -> None:
         try:
-            self._write(wire.encode_frame(wire.OP_CANCEL, wire.FLAG_URGENT, rid))
+            self._write(wire.encode_frame(wire.OP_CANCEL, wire.FLAG_URGENT, rid), urgent=True)
         except PostboxError:
             pass
 

@@ -934,6 +934,14 @@ class Delivery:
 
     @classmethod
     def decode(cls, b: bytes) -> "Delivery":
+        # fast path: the usual Delivery, exactly its fields and no ext tail
+        n = len(b)
+        if n >= 68:
+            h = _U32.unpack_from(b, 60)[0]
+            if 68 + h <= n and 68 + h + _U32.unpack_from(b, 64 + h)[0] == n:
+                f = _DELIVERY_FIXED.unpack_from(b)
+                return cls(f[0], f[1], f[2], f[3], f[4], f[5], f[6], Principal(f[7], f[8], f[9], f[10], f[11]),
+                           f[12], b[64 : 64 + h], b[68 + h :], b"")
         return cls._read(_R(b), finish=True)
 
     @classmethod
