@@ -412,7 +412,8 @@ class Consumer:
     def _deliver(self, m: Message) -> None:
         with self._cv:
             self._q.append(m)
-            self._cv.notify()
+            if self._cv._waiters:  # type: ignore[attr-defined]  # skip notify's work when nobody waits
+                self._cv.notify()
 
     def _finish(self, err: PostboxError) -> None:
         with self._cv:
@@ -435,7 +436,7 @@ class Consumer:
         within timeout seconds, and the stream's end (CanceledError,
         DestroyedError, ...) once it has ended and every message was taken."""
         with self._cv:
-            if not self._cv.wait_for(lambda: self._q or self._ended, timeout):
+            if not self._q and not self._ended and not self._cv.wait_for(lambda: self._q or self._ended, timeout):
                 raise TimeoutError(f"consumer of {self.mailbox}: no message within {timeout} s")
             if self._q:
                 m = self._q.popleft()
