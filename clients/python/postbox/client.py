@@ -749,6 +749,9 @@ class Client:
                 buf += chunk
         except PostboxError as e:
             err = e
+        except wire.DecodeError as e:  # a pushed frame that does not decode
+            err = ProtocolError(f"undecodable frame from the broker: {e}")
+            log.error("postbox: %s; closing the connection", err)
         except (OSError, ValueError) as e:
             if not self._closed:
                 err = ConnectionLostError(f"connection lost: {e}")

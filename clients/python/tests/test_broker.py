@@ -12,12 +12,17 @@ import datetime as dt
 import itertools
 import json
 import os
+import sys
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
 from unittest import mock
+
+
+# the package in this tree, before any installed one
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import postbox
 from postbox import wire

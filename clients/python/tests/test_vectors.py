@@ -7,8 +7,13 @@ import dataclasses
 import glob
 import json
 import os
+import sys
 import typing
 import unittest
+
+
+# the package in this tree, before any installed one
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from postbox import wire
 
