@@ -174,7 +174,7 @@ func (c *Client) callError(ctx context.Context, cl *mux.Call) error {
 	if derr != nil || outcome == 0 {
 		return err // not admitted: the broker's refusal
 	}
-	return &CallError{Outcome: Outcome(outcome), Receiver: identityOf(who), Err: err}
+	return &CallError{Outcome: Outcome(outcome), Receiver: identityWithName(who, cl.Ext), Err: err}
 }
 
 // newCorrelation fills id with a CORRELATION_ID no other call of this

@@ -3,6 +3,7 @@ package postbox
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,7 +27,8 @@ const (
 	// KindUnix: the kernel told the broker (SO_PEERCRED, pidfd): UID,
 	// GID and PID are meaningful.
 	KindUnix = IdentityKind(wire.PrincipalUnix)
-	// KindTLS is reserved for peers identified by a TLS certificate.
+	// KindTLS: a peer identified by its verified TLS client certificate:
+	// Name is the certificate's URI SAN, else its subject.
 	KindTLS = IdentityKind(wire.PrincipalTLS)
 )
 
@@ -54,10 +56,23 @@ type Identity struct {
 	// "@<Endpoint>". Endpoint ids are never reused, even across broker
 	// restarts (their high 32 bits are the broker's Epoch).
 	Endpoint uint64
+	// Name is a KindTLS peer's principal name (its certificate's URI SAN,
+	// else its subject DN), stamped by the broker like UID; "" otherwise.
+	Name string
 }
 
 func identityOf(w wire.Identity) Identity {
 	return Identity{Kind: IdentityKind(w.Kind), UID: w.UID, GID: w.GID, PID: w.PID, Endpoint: w.Endpoint}
+}
+
+// identityWithName is identityOf with the PRINCIPAL_NAME of the ext tail
+// that came with it.
+func identityWithName(w wire.Identity, ext []byte) Identity {
+	id := identityOf(w)
+	if len(ext) > 0 {
+		id.Name, _ = wire.PrincipalName(ext)
+	}
+	return id
 }
 
 // Session identifies a client across its connections: a Client sends it
@@ -105,10 +120,13 @@ type Client struct {
 type DialOption func(*dialOptions)
 
 type dialOptions struct {
-	socket  string
-	name    string
-	grace   time.Duration
-	session Session
+	socket    string
+	socketSet bool        // WithSocket was given
+	url       string      // WithURL
+	tls       *tls.Config // WithTLS
+	name      string
+	grace     time.Duration
+	session   Session
 }
 
 func dialDefaults(opts []DialOption) dialOptions {
@@ -123,7 +141,9 @@ func dialDefaults(opts []DialOption) dialOptions {
 }
 
 // WithSocket dials path instead of DefaultSocketPath().
-func WithSocket(path string) DialOption { return func(o *dialOptions) { o.socket = path } }
+func WithSocket(path string) DialOption {
+	return func(o *dialOptions) { o.socket, o.socketSet = path, true }
+}
 
 // WithName names the client in the broker's logs (at most 255 bytes; a
 // longer name is cut).
@@ -161,7 +181,13 @@ func WithReplyGrace(d time.Duration) DialOption {
 func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
 	o := dialDefaults(opts)
 	var d net.Dialer
-	nc, err := dialSocket(ctx, &d, o.socket) // default paths are checked: see socket.go
+	var nc net.Conn
+	var err error
+	if u := o.brokerURL(); u != "" {
+		nc, err = dialURL(ctx, &d, u, &o) // url.go
+	} else {
+		nc, err = dialSocket(ctx, &d, o.socket) // default paths are checked: see socket.go
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +222,8 @@ func handshake(ctx context.Context, nc net.Conn, o dialOptions) (*Client, error)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return nil, contextEnded(ctx, "handshake: no answer from the broker")
+	case err != nil && isTLS(nc):
+		return nil, fmt.Errorf("%w: %w", ErrHandshake, tlsError(nc.RemoteAddr().String(), err, true))
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	case status == wire.CodeVersion:
@@ -207,7 +235,7 @@ func handshake(ctx context.Context, nc net.Conn, o dialOptions) (*Client, error)
 		return nil, fmt.Errorf("%w: the broker answered with protocol version %d, this client speaks %d", ErrVersion, rep.Version, wire.Version)
 	}
 	c := &Client{
-		self:       identityOf(rep.Principal),
+		self:       identityWithName(rep.Principal, rep.Ext),
 		session:    Session(rep.Session),
 		epoch:      rep.Epoch,
 		caps:       rep.Caps,
@@ -365,7 +393,7 @@ func (c *Client) decodeMessage(p []byte, mbox string) *Message {
 func (c *Client) messageOf(d *wire.Delivery, mbox string) *Message {
 	m := newMessage(d.Body)
 	m.ID, m.Mailbox, m.Type, m.Priority, m.Redeliveries = d.ID, mbox, d.Type, d.Priority, d.Redeliveries
-	m.Sender = identityOf(d.Sender)
+	m.Sender = identityWithName(d.Sender, d.Ext)
 	m.SentAt = time.Unix(0, d.SentUnixNano)
 	m.lease, m.c, m.Reason, m.flags = d.Lease, c, Reason(d.Reason), d.Flags
 	if len(d.Headers) > 0 && m.setHeaders(d.Headers) != nil {

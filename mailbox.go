@@ -94,6 +94,61 @@ type Info struct {
 	Created        time.Time     `json:"created"`
 	// Oldest is when the oldest queued message was sent (zero if none).
 	Oldest time.Time `json:"oldest,omitzero"`
+	// OwnerKind is how the owner was known: KindUnix (UID and GID), or
+	// KindTLS (OwnerName, the creator's certificate name; UID and GID
+	// are then wire.NoOwnerID), or KindUnknown (an unauthenticated peer).
+	OwnerKind IdentityKind `json:"owner_kind"`
+	OwnerName string       `json:"owner_name,omitempty"`
+	// Access is the access entries for TLS principals (SetAccess), in
+	// the order they were set.
+	Access []AccessEntry `json:"access,omitempty"`
+}
+
+// AccessEntry grants the TLS principals whose name matches Pattern (an
+// exact name, or path.Match syntax: "spiffe://example.org/*") receive
+// (Read) and/or send (Write) on a mailbox. Mode bits decide for local
+// users; for a TLS peer other than the owner the entries matching its
+// name decide, and none matching is no access.
+type AccessEntry struct {
+	Pattern string `json:"pattern"`
+	Read    bool   `json:"read"`
+	Write   bool   `json:"write"`
+}
+
+// String is the entry as `postbox acl` takes it: PATTERN=rw.
+func (e AccessEntry) String() string {
+	p := ""
+	if e.Read {
+		p += "r"
+	}
+	if e.Write {
+		p += "w"
+	}
+	return e.Pattern + "=" + p
+}
+
+// SetAccess adds an access entry to the mailbox, or changes the
+// permissions of the entry with that pattern (at least one of read and
+// write). Only the mailbox's owner may.
+func (m *Mailbox) SetAccess(ctx context.Context, pattern string, read, write bool) error {
+	var perms uint8
+	if read {
+		perms |= wire.PermRead
+	}
+	if write {
+		perms |= wire.PermWrite
+	}
+	req := wire.ACL{Name: []byte(m.name), Action: wire.ACLSet, Perms: perms, Pattern: []byte(pattern)}
+	_, err := m.c.roundTrip(ctx, wire.OpACL, 0, req.Append)
+	return err
+}
+
+// RemoveAccess removes the access entry with that pattern (ErrNotFound
+// if there is none). Only the mailbox's owner may.
+func (m *Mailbox) RemoveAccess(ctx context.Context, pattern string) error {
+	req := wire.ACL{Name: []byte(m.name), Action: wire.ACLRemove, Pattern: []byte(pattern)}
+	_, err := m.c.roundTrip(ctx, wire.OpACL, 0, req.Append)
+	return err
 }
 
 func infoOf(w *wire.MailboxInfo) Info {
@@ -109,6 +164,16 @@ func infoOf(w *wire.MailboxInfo) Info {
 	}
 	if w.OldestUnix != 0 {
 		i.Oldest = time.Unix(0, w.OldestUnix)
+	}
+	i.OwnerKind = KindUnix
+	if len(w.Ext) > 0 {
+		kind, name, has, acl, err := wire.MailboxAccess(w.Ext)
+		if err == nil && has {
+			i.OwnerKind, i.OwnerName = IdentityKind(kind), name
+		}
+		for _, e := range acl {
+			i.Access = append(i.Access, AccessEntry{Pattern: e.Pattern, Read: e.Perms&wire.PermRead != 0, Write: e.Perms&wire.PermWrite != 0})
+		}
 	}
 	return i
 }
@@ -239,7 +304,7 @@ func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...SendOption) (Re
 	err := c.wait(ctx, cl, wire.OpSend, m.name)
 	var r Receipt
 	if len(cl.Send.IDs) > 0 {
-		r = Receipt{ID: cl.Send.IDs[0], Taken: cl.Send.Taken, By: identityOf(cl.Send.Receipt)}
+		r = Receipt{ID: cl.Send.IDs[0], Taken: cl.Send.Taken, By: identityWithName(cl.Send.Receipt, cl.Send.Ext)}
 	}
 	c.m.Release(cl)
 	if err != nil {

@@ -82,11 +82,11 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 			return
 		}
 	}
-	if b.auth.Authorize(c.who, Object{Name: string(m.Name), OwnerUID: c.ident.UID, OwnerGID: c.ident.GID, Mode: m.Mode}, ActCreate) != nil {
+	bx := newBox(string(m.Name), 0, c.ident, m.Mode)
+	if b.auth.Authorize(c.who, bx.object(), ActCreate) != nil {
 		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("create %q: permission denied", m.Name))
 		return
 	}
-	bx := newBox(string(m.Name), 0, c.ident.UID, c.ident.GID, m.Mode)
 	bx.deadLetter, bx.durable, bx.service = string(m.DeadLetter), m.Durable, m.Service
 	if m.Durable {
 		bx.st = b.st
@@ -179,7 +179,7 @@ func (h *handler) named(hd wire.Header, act Action, name []byte) target {
 		c.replyErr(hd, wire.CodeNotFound, fmt.Sprintf("%s %q: no such mailbox (an inbox cannot be)", verb, name))
 		return nil
 	case c.b.auth.Authorize(c.who, obj, act) != nil:
-		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("%s %q: permission denied (its owner is uid %d)", verb, name, obj.OwnerUID))
+		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("%s %q: permission denied (its owner is %s)", verb, name, ownerText(obj)))
 		return nil
 	}
 	return t
@@ -297,6 +297,17 @@ func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
 	return st, true
 }
 
+// ownerText names a mailbox's owner in an error message.
+func ownerText(obj Object) string {
+	switch obj.OwnerKind {
+	case KindUnix:
+		return fmt.Sprintf("uid %d", obj.OwnerUID)
+	case KindTLS:
+		return fmt.Sprintf("%q", obj.OwnerName)
+	}
+	return "nobody: an unauthenticated peer created it"
+}
+
 // info is target.info for the local queue.
 func (bx *box) info() wire.MailboxInfo {
 	bx.mu.Lock()
@@ -314,6 +325,7 @@ func (bx *box) info() wire.MailboxInfo {
 	if bx.inbox != 0 {
 		info.Flags |= wire.MailboxInbox
 	}
+	info.Ext = bx.accessExt()
 	if bx.service {
 		info.Flags |= wire.MailboxService
 	}
@@ -361,6 +373,8 @@ func (b *Broker) list(cursor []byte, limit, budget int) ([]wire.MailboxInfo, []b
 	return infos, next
 }
 
-// infoSize is the encoded size of info (wire.MailboxInfo's fixed 136 bytes
-// and its two names, its ext tail being empty).
-func infoSize(info *wire.MailboxInfo) int { return 136 + len(info.Name) + len(info.DeadLetter) }
+// infoSize is the encoded size of info (wire.MailboxInfo's fixed 136 bytes,
+// its two names and its ext tail).
+func infoSize(info *wire.MailboxInfo) int {
+	return 136 + len(info.Name) + len(info.DeadLetter) + len(info.Ext)
+}

@@ -140,9 +140,10 @@ func (c *conn) deliver(hd wire.Header, msg *mailbox.Message, lease uint64) {
 		Redeliveries: msg.Redeliveries, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
 		Headers: msg.Headers, Body: msg.Body,
 	}
+	name := msg.Sender.Name // a TLS sender's, after the fields (no allocation)
 	c.w.Append(hd.Urgent(), func(b []byte) []byte {
 		b, off := wire.StartFrame(b, hd)
-		return wire.FinishFrame(d.Append(b), off)
+		return wire.FinishFrame(wire.AppendPrincipalName(d.Append(b), name), off)
 	})
 }
 

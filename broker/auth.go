@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -29,7 +30,7 @@ const (
 	KindNone PrincipalKind = PrincipalKind(wire.PrincipalNone)
 	// KindUnix: the kernel's peer credentials of a Unix socket.
 	KindUnix PrincipalKind = PrincipalKind(wire.PrincipalUnix)
-	// KindTLS: a verified client certificate (reserved: Subject).
+	// KindTLS: a verified client certificate: Subject and URI (tls.go).
 	KindTLS PrincipalKind = PrincipalKind(wire.PrincipalTLS)
 )
 
@@ -44,10 +45,26 @@ type Principal struct {
 	// connection when that process exits, and closes it. An Authorizer
 	// may look at it but must not close it.
 	PIDFD *os.File
-	// Subject is a TLS client certificate's subject (KindTLS; reserved).
-	Subject string
+	// Subject is a TLS client certificate's subject DN (RFC 2253 form)
+	// and URI its first URI SAN (a spiffe:// one if any), for KindTLS;
+	// Name says which one names the principal.
+	Subject, URI string
 	// Endpoint is the connection's endpoint id, set by the broker.
 	Endpoint uint64
+}
+
+// Name is a TLS principal's name: its URI SAN if it has one, else its
+// subject; "" for other kinds. It is what access entries match, what
+// owns the mailboxes the principal creates, and what is stamped on its
+// messages (wire.TagPrincipalName).
+func (p Principal) Name() string {
+	if p.Kind != KindTLS {
+		return ""
+	}
+	if p.URI != "" {
+		return p.URI
+	}
+	return p.Subject
 }
 
 // Credentials says who is at the other end of nc. An error refuses the
@@ -56,13 +73,16 @@ type Credentials func(nc net.Conn) (Principal, error)
 
 // PeerCredentials is the default Credentials: the kernel's peer
 // credentials for a Unix socket (with a pidfd where the kernel has
-// SO_PEERPIDFD), KindNone for any other connection.
+// SO_PEERPIDFD), the verified client certificate of a *tls.Conn
+// (KindTLS, tls.go), KindNone for any other connection.
 func PeerCredentials(nc net.Conn) (Principal, error) {
-	uc, ok := nc.(*net.UnixConn)
-	if !ok {
-		return Principal{Kind: KindNone}, nil
+	switch c := nc.(type) {
+	case *net.UnixConn:
+		return peerCredentials(c)
+	case *tls.Conn:
+		return tlsCredentials(c)
 	}
-	return peerCredentials(uc)
+	return Principal{Kind: KindNone}, nil
 }
 
 // Action is what a principal asks to do to an object.
@@ -76,10 +96,11 @@ const (
 	ActCreate                    // CREATE (the object is the mailbox to be)
 	ActStat                      // STAT
 	ActList                      // LIST (the object is empty)
+	ActACL                       // ACL: set or remove access entries
 )
 
 var actionNames = [...]string{ActSend: "send", ActReceive: "receive", ActDestroy: "destroy",
-	ActChmod: "chmod", ActCreate: "create", ActStat: "stat", ActList: "list"}
+	ActChmod: "chmod", ActCreate: "create", ActStat: "stat", ActList: "list", ActACL: "acl"}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) && actionNames[a] != "" {
@@ -93,9 +114,41 @@ type Object struct {
 	Name string
 	// Inbox is the owning endpoint of an endpoint's inbox, else 0.
 	Inbox uint64
-	// Owner and Mode: a mailbox's creator and its permission bits.
+	// OwnerKind is the kind of the mailbox's creator: OwnerUID and
+	// OwnerGID are its uid and gid for KindUnix (0 otherwise), OwnerName
+	// its name for KindTLS. Mode is the mailbox's permission bits.
+	OwnerKind          PrincipalKind
 	OwnerUID, OwnerGID uint32
+	OwnerName          string
 	Mode               uint32
+	// Access is the mailbox's access entries for TLS principals (ACL).
+	// The slice is shared: an Authorizer must not change it.
+	Access []AccessEntry
+}
+
+// AccessEntry grants TLS principals whose name matches Pattern
+// (path.Match syntax, or an exact name) the permission bits Perms
+// (PermRead, PermWrite: the mode's r and w).
+type AccessEntry struct {
+	Pattern string
+	Perms   uint8
+}
+
+// Access permission bits.
+const (
+	PermRead  = wire.PermRead  // receive (RECV, CONSUME, BROWSE)
+	PermWrite = wire.PermWrite // send (SEND, CALL, CHANNEL)
+)
+
+// accessOf is what the entries that match name grant together.
+func accessOf(entries []AccessEntry, name string) uint32 {
+	var perms uint8
+	for _, e := range entries {
+		if e.Pattern == name || wire.MatchPattern(e.Pattern, name) {
+			perms |= e.Perms
+		}
+	}
+	return uint32(perms)
 }
 
 // Authorizer decides whether a principal may do an action on an object.
@@ -117,8 +170,17 @@ var ErrPermission = errors.New("broker: permission denied")
 //     a file: owner if the principal's uid is the owner, else group if
 //     its gid is the group, else other); w allows send, r receive. Only
 //     the owner may destroy or chmod it. Root (uid 0) may do anything.
-//   - Principals that are not KindUnix have no uid: the other triple
+//   - A KindTLS principal owns the mailboxes it created (their
+//     OwnerName is its Name): the owner triple applies to it there, and
+//     it may destroy, chmod and set access entries. On any other
+//     mailbox its access entries decide: the entries whose pattern
+//     matches its name grant their perms, and none matching grants
+//     nothing (the mode's other triple is for local users only).
+//   - KindNone principals (plain TCP) have no uid: the other triple
 //     applies to them, they own nothing and there is no root bypass.
+//   - A mailbox whose owner is not KindUnix has no owning uid or gid:
+//     for Unix principals only the other triple applies (and root).
+//   - Only the owner may set access entries (ActACL).
 //   - Anyone may create, stat and list.
 type ModeAuthorizer struct{}
 
@@ -138,9 +200,12 @@ func (ModeAuthorizer) Authorize(p Principal, obj Object, act Action) error {
 	if unix && p.UID == 0 {
 		return nil
 	}
+	unixOwned := obj.OwnerKind == KindUnix
+	owner := unix && unixOwned && p.UID == obj.OwnerUID ||
+		p.Kind == KindTLS && obj.OwnerKind == KindTLS && p.Name() != "" && p.Name() == obj.OwnerName
 	switch act {
-	case ActDestroy, ActChmod:
-		if unix && p.UID == obj.OwnerUID {
+	case ActDestroy, ActChmod, ActACL:
+		if owner {
 			return nil
 		}
 		return ErrPermission
@@ -151,10 +216,12 @@ func (ModeAuthorizer) Authorize(p Principal, obj Object, act Action) error {
 	}
 	bits := obj.Mode
 	switch {
-	case unix && p.UID == obj.OwnerUID:
+	case owner:
 		bits = obj.Mode >> 6
-	case unix && p.GID == obj.OwnerGID:
+	case unix && unixOwned && p.GID == obj.OwnerGID:
 		bits = obj.Mode >> 3
+	case p.Kind == KindTLS:
+		bits = accessOf(obj.Access, p.Name())
 	}
 	if bits&perm == perm {
 		return nil

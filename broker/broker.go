@@ -14,6 +14,7 @@ import (
 
 	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/store"
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -357,9 +358,16 @@ func (b *Broker) forget(c *conn) {
 	b.mu.Unlock()
 }
 
-// newBox returns a box without its core.
-func newBox(name string, inbox uint64, uid, gid, mode uint32) *box {
-	bx := &box{name: name, inbox: inbox, created: time.Now(), uid: uid, gid: gid}
+// newBox returns a box without its core, owned by creator: its uid and
+// gid if it is a Unix principal, else its kind and name (NoOwnerID for
+// uid and gid, so that no local user's ids match them).
+func newBox(name string, inbox uint64, creator mailbox.Identity, mode uint32) *box {
+	bx := &box{name: name, inbox: inbox, created: time.Now(), ownerKind: PrincipalKind(creator.Kind)}
+	if bx.ownerKind == KindUnix {
+		bx.uid, bx.gid = creator.UID, creator.GID
+	} else {
+		bx.uid, bx.gid, bx.ownerName = wire.NoOwnerID, wire.NoOwnerID, creator.Name
+	}
 	bx.mode.Store(mode)
 	return bx
 }
@@ -382,8 +390,14 @@ type box struct {
 	// st is the broker's store for a durable mailbox, else nil.
 	st *store.Store
 
-	// uid and gid own the mailbox (its creator); they never change.
-	uid, gid uint32
+	// The creator owns the mailbox: its kind, and its uid and gid
+	// (KindUnix) or its name (KindTLS). They never change.
+	ownerKind PrincipalKind
+	uid, gid  uint32
+	ownerName string
+	// access is the access entries (ACL, acl.go): replaced whole under
+	// mu, read without it like mode. nil: none.
+	access atomic.Pointer[[]AccessEntry]
 	// mode is the permission bits: stored under mu (so that a durable
 	// definition record and the change are in the same order), read
 	// without it (authorization happens before a request takes mu).
@@ -400,7 +414,14 @@ type box struct {
 
 // object is bx as the Authorizer sees it.
 func (bx *box) object() Object {
-	return Object{Name: bx.name, Inbox: bx.inbox, OwnerUID: bx.uid, OwnerGID: bx.gid, Mode: bx.mode.Load()}
+	obj := Object{Name: bx.name, Inbox: bx.inbox, OwnerKind: bx.ownerKind, OwnerName: bx.ownerName, Mode: bx.mode.Load()}
+	if bx.ownerKind == KindUnix {
+		obj.OwnerUID, obj.OwnerGID = bx.uid, bx.gid
+	}
+	if a := bx.access.Load(); a != nil {
+		obj.Access = *a
+	}
+	return obj
 }
 
 // authorize asks the broker's Authorizer whether c may do act on bx. It

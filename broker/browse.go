@@ -60,7 +60,7 @@ func (bx *box) browse(c *conn, hd wire.Header, m *wire.Browse) {
 			d := wire.Delivery{
 				ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason, Flags: msg.Flags,
 				Redeliveries: msg.Redeliveries, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
-				Headers: msg.Headers, Body: msg.Body,
+				Headers: msg.Headers, Body: msg.Body, Ext: wire.AppendPrincipalName(nil, msg.Sender.Name),
 			}
 			if d.Flags&wire.DeliveryChannelOffer != 0 {
 				// The body is the token ATTACH takes the channel with: a

@@ -251,7 +251,7 @@ func (b *Broker) endCall(cl *call, code wire.Code) {
 	b.after(&r, st, func(error) {
 		// A withdrawal that did not reach the disk: the request may come
 		// back after a crash, but not in this run (at least once).
-		c.callErr(cl.hd, code, text, outcome, receiver)
+		c.callErrFrom(cl.hd, code, text, outcome, receiver, who.Name)
 	})
 	r.run()
 }
@@ -357,7 +357,7 @@ func dropReply(sr *sendRequest) {
 func (c *conn) callReply(hd wire.Header, seq uint64, msg *mailbox.Message) {
 	rep := wire.CallReply{Request: seq, Delivery: wire.Delivery{
 		Type: msg.Type, Priority: msg.Priority, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
-		Headers: msg.Headers, Body: msg.Body,
+		Headers: msg.Headers, Body: msg.Body, Ext: wire.AppendPrincipalName(nil, msg.Sender.Name),
 	}}
 	h := replyHeader(hd, wire.OK)
 	c.w.Append(h.Urgent(), func(b []byte) []byte {
@@ -369,13 +369,23 @@ func (c *conn) callReply(hd wire.Header, seq uint64, msg *mailbox.Message) {
 // callErr queues a CALL's error reply, with OUTCOME (if not 0) and
 // RECEIVER (if not nil). A cancelled call's goes in the urgent lane.
 func (c *conn) callErr(hd wire.Header, code wire.Code, text string, outcome uint8, receiver *wire.Identity) {
+	c.callErrFrom(hd, code, text, outcome, receiver, "")
+}
+
+// callErrFrom is callErr with the RECEIVER's principal name (a TLS
+// receiver's, else "") after RECEIVER.
+func (c *conn) callErrFrom(hd wire.Header, code wire.Code, text string, outcome uint8, receiver *wire.Identity, name string) {
+	if receiver == nil {
+		name = ""
+	}
 	h := replyHeader(hd, code)
 	if code == wire.CodeCanceled {
 		h.Flags |= wire.FlagUrgent
 	}
 	c.w.Append(h.Urgent(), func(b []byte) []byte {
 		b, off := wire.StartFrame(b, h)
-		return wire.FinishFrame(wire.AppendCallError(b, text, outcome, receiver), off)
+		b = wire.AppendCallError(b, text, outcome, receiver)
+		return wire.FinishFrame(wire.AppendPrincipalName(b, name), off)
 	})
 }
 

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -82,7 +84,7 @@ func (h *handler) doChannel(hd wire.Header, p []byte) {
 		return
 	}
 	if c.caps&wire.CapDescriptors == 0 {
-		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("channel to %q: needs the DESCRIPTORS capability (a Unix socket, asked for at HELLO)", m.Target))
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("channel to %q: %s", m.Target, c.noDescriptors()))
 		return
 	}
 	if m.Type < 1 {
@@ -204,7 +206,7 @@ func (h *handler) doAttach(hd wire.Header, p []byte) {
 		return
 	}
 	if c.caps&wire.CapDescriptors == 0 {
-		c.replyErr(hd, wire.CodeInvalid, "attach: needs the DESCRIPTORS capability (a Unix socket, asked for at HELLO)")
+		c.replyErr(hd, wire.CodeInvalid, "attach: "+c.noDescriptors())
 		return
 	}
 	b.omu.Lock()
@@ -255,4 +257,25 @@ func (b *Broker) closeOffers() {
 	for _, off := range offs {
 		b.dropOffer(off)
 	}
+}
+
+// noDescriptors says why a connection without DESCRIPTORS cannot take a
+// channel: shared memory and descriptors do not cross a network.
+func (c *conn) noDescriptors() string {
+	if c.uc == nil {
+		return "shared-memory channels and descriptor passing need a local Unix socket; this connection is " +
+			c.transport() + " (send messages instead)"
+	}
+	return "needs the DESCRIPTORS capability (asked for at HELLO)"
+}
+
+// transport names the connection's transport in messages.
+func (c *conn) transport() string {
+	switch c.nc.(type) {
+	case *tls.Conn:
+		return "TLS over TCP"
+	case *net.TCPConn:
+		return "plain TCP"
+	}
+	return "not a Unix socket"
 }

@@ -62,11 +62,13 @@ type Config struct {
 // Quotas configures the per-uid quotas: the defaults for every uid
 // (0: the built-in default, -1: unlimited) and overrides per uid, keyed
 // by the uid in decimal or "anonymous" (principals without a uid).
-// Root (uid 0) is unlimited unless it has an override. The zero value
-// is the built-in defaults.
+// Root (uid 0) is unlimited unless it has an override. TLS principals
+// have a bucket each, with the same defaults and overrides keyed by
+// principal name (Principal). The zero value is the built-in defaults.
 type Quotas struct {
 	QuotaLimits
-	UID map[string]QuotaLimits `json:"uid,omitempty"`
+	UID       map[string]QuotaLimits `json:"uid,omitempty"`
+	Principal map[string]QuotaLimits `json:"principal,omitempty"`
 }
 
 // ConnBounds are the per-connection bounds, fixed for the broker's

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -174,7 +175,7 @@ func (c *conn) readLoop() {
 // peer any more.
 func outlivesConn(op wire.Op) bool {
 	switch op {
-	case wire.OpSend, wire.OpAck, wire.OpNack, wire.OpCreate, wire.OpDestroy, wire.OpChmod:
+	case wire.OpSend, wire.OpAck, wire.OpNack, wire.OpCreate, wire.OpDestroy, wire.OpChmod, wire.OpACL:
 		return true
 	}
 	return false
@@ -187,6 +188,18 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	// frame: the header is checked before anything else is read.
 	c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.HandshakeTimeout))
 	defer c.nc.SetReadDeadline(time.Time{})
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// The TLS handshake first, within the same deadline: a client
+		// without a certificate the client CAs verify is refused here
+		// (with a TLS alert saying why), before it can send anything.
+		tc.SetWriteDeadline(time.Now().Add(c.b.cfg.HandshakeTimeout))
+		err := tc.Handshake()
+		tc.SetWriteDeadline(time.Time{})
+		if err != nil {
+			c.b.log.Info("TLS handshake refused", "remote", c.nc.RemoteAddr().String(), "err", err)
+			return false
+		}
+	}
 	hd, size, err := r.PeekHeader()
 	if err != nil || size < wire.HeaderSize-4 {
 		return false // a bad size field: closed without a reply
@@ -232,7 +245,7 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	c.id = c.b.epoch<<32 | n
 	who.Endpoint = c.id
 	c.who, c.pidf = who, who.PIDFD
-	c.ident = mailbox.Identity{Kind: uint8(who.Kind), UID: who.UID, GID: who.GID, PID: who.PID, Endpoint: c.id}
+	c.ident = mailbox.Identity{Kind: uint8(who.Kind), UID: who.UID, GID: who.GID, PID: who.PID, Endpoint: c.id, Name: who.Name()}
 	ident := c.ident
 	if c.uc != nil {
 		c.caps = hello.Caps & wire.CapDescriptors
@@ -243,7 +256,7 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	}
 
 	// The endpoint's private inbox.
-	bx := newBox(inboxName(c.id), c.id, ident.UID, ident.GID, 0o622)
+	bx := newBox(inboxName(c.id), c.id, ident, 0o622)
 	bx.owner, c.inbox = c, bx
 	bx.core = mailbox.New(mailbox.Config{Capacity: lim.InboxCapacity, Leases: &c.b.leases, Charge: c.b.quota.charge, TryLease: c.b.quota.leaser(bx)})
 	c.b.mu.Lock()
@@ -252,11 +265,11 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 	c.touched[bx] = struct{}{}
 
 	c.b.log.Debug("connected", "endpoint", c.id, "session", hex.EncodeToString(c.session[:]), "kind", ident.Kind,
-		"uid", ident.UID, "gid", ident.GID, "pid", ident.PID, "client", string(hello.Client))
+		"uid", ident.UID, "gid", ident.GID, "pid", ident.PID, "name", ident.Name, "client", string(hello.Client))
 	reply := wire.HelloReply{
 		Version: wire.Version, Endpoint: c.id, Caps: c.caps, Epoch: c.b.epoch, Session: c.session,
 		Principal: wireIdentity(ident), MaxFrame: uint32(c.b.cfg.MaxFrame), MaxMessage: uint32(lim.MaxMessage),
-		Server: []byte(c.b.cfg.Name),
+		Server: []byte(c.b.cfg.Name), Ext: wire.AppendPrincipalName(nil, ident.Name),
 	}
 	c.reply(wire.Header{Op: wire.OpHello | wire.OpReply, Request: hd.Request}, &reply)
 	return true

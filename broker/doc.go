@@ -80,7 +80,8 @@
 //
 // # Quotas
 //
-// Every uid (one "anonymous" bucket for principals without one) has
+// Every uid and every TLS principal (by name; one "anonymous" bucket for
+// principals with neither) has
 // quotas on its connections, the mailboxes it created, the bytes of the
 // messages it sent that mailboxes still hold, and the leases it holds
 // (quota.go; Config.Quotas, reported by USAGE, usage.go). They are
@@ -124,7 +125,11 @@
 // Each connection's principal is established once, at HELLO, and stamped
 // on everything it sends. Where the kernel gives a pidfd (SO_PEERPIDFD),
 // the broker ends the connection when that process exits, even if a child
-// inherited the socket (pidfd.go). A connection that is not a Unix socket
-// (TCP, say) has principal kind none and no DESCRIPTORS capability, so no
-// shared-memory channels.
+// inherited the socket (pidfd.go). A connection on a TLS listener
+// (ListenTLS: client certificates required and verified) is a KindTLS
+// principal named by its certificate (tls.go), stamped on its messages
+// (wire.TagPrincipalName) and owning what it creates; access entries
+// (acl.go) say what it may do with other mailboxes. A plain TCP
+// connection (ListenTCP, loopback only) has principal kind none. Neither
+// has the DESCRIPTORS capability, so no shared-memory channels.
 package broker

@@ -221,7 +221,7 @@ func (b *Broker) journal(bx *box, e *mailbox.Effect) store.Ticket {
 		return b.st.Append(&store.Message{
 			Mailbox: bx.name, Seq: m.Seq, Type: m.Type, Priority: m.Priority,
 			SenderKind: m.Sender.Kind, SenderUID: m.Sender.UID, SenderGID: m.Sender.GID, SenderPID: m.Sender.PID,
-			SenderEndpoint: m.Sender.Endpoint, SentUnixNano: m.SentUnixNano,
+			SenderEndpoint: m.Sender.Endpoint, SenderName: m.Sender.Name, SentUnixNano: m.SentUnixNano,
 			Redeliveries: m.Redeliveries, DeadReason: reasonText(m.Reason), Body: m.Body, Headers: m.Headers,
 		})
 	case mailbox.EffLeased:
@@ -268,12 +268,31 @@ func (bx *box) def() store.MailboxDef {
 	if bx.service {
 		mode |= defService
 	}
-	return store.MailboxDef{
+	d := store.MailboxDef{
 		Name: bx.name, OwnerUID: bx.uid, OwnerGID: bx.gid, Mode: mode,
 		Capacity: cfg.Capacity, MaxBytes: cfg.MaxBytes, TTL: time.Duration(cfg.TTL),
 		MaxDeliveries: cfg.MaxDeliveries, DeadLetter: bx.deadLetter,
 		CreatedUnixNano: bx.created.UnixNano(),
+		OwnerKind:       uint8(bx.ownerKind), OwnerName: bx.ownerName,
 	}
+	if a := bx.access.Load(); a != nil {
+		for _, e := range *a {
+			d.Access = append(d.Access, store.AccessEntry{Pattern: e.Pattern, Perms: e.Perms})
+		}
+	}
+	return d
+}
+
+// ownerOf is the creator of a recovered mailbox: a TLS principal by name,
+// else a Unix uid (NoOwnerID: an unauthenticated peer's, KindNone).
+func ownerOf(d *store.MailboxDef) mailbox.Identity {
+	switch {
+	case d.OwnerKind == uint8(KindTLS):
+		return mailbox.Identity{Kind: d.OwnerKind, Name: d.OwnerName}
+	case d.OwnerUID == wire.NoOwnerID:
+		return mailbox.Identity{Kind: uint8(KindNone)}
+	}
+	return mailbox.Identity{Kind: uint8(KindUnix), UID: d.OwnerUID, GID: d.OwnerGID}
 }
 
 // recover rebuilds the durable mailboxes the store found.
@@ -281,18 +300,26 @@ func (b *Broker) recover() error {
 	rec := b.st.Recovered()
 	n := 0
 	for _, d := range rec.Mailboxes {
-		bx := newBox(d.Name, 0, d.OwnerUID, d.OwnerGID, d.Mode&^defService)
+		owner := ownerOf(&d)
+		bx := newBox(d.Name, 0, owner, d.Mode&^defService)
 		bx.service = d.Mode&defService != 0
+		if len(d.Access) > 0 {
+			entries := make([]AccessEntry, len(d.Access))
+			for i, e := range d.Access {
+				entries[i] = AccessEntry{Pattern: e.Pattern, Perms: e.Perms}
+			}
+			bx.access.Store(&entries)
+		}
 		bx.created, bx.deadLetter, bx.durable, bx.st = time.Unix(0, d.CreatedUnixNano), d.DeadLetter, true, b.st
 		bx.core = mailbox.New(mailbox.Config{Capacity: d.Capacity, MaxBytes: d.MaxBytes, TTL: int64(d.TTL),
 			MaxDeliveries: d.MaxDeliveries, Durable: true, Leases: &b.leases, Charge: b.quota.charge, TryLease: b.quota.leaser(bx)})
-		b.quota.own(bx, mailbox.Identity{Kind: uint8(KindUnix), UID: d.OwnerUID}) // recovered: counted, never refused
+		b.quota.own(bx, owner) // recovered: counted, never refused
 		stored := rec.Messages[d.Name]
 		msgs := make([]*mailbox.Message, len(stored))
 		for i := range stored {
 			s := &stored[i]
 			msgs[i] = &mailbox.Message{Seq: s.Seq, Type: s.Type, Priority: s.Priority, Redeliveries: s.Redeliveries,
-				Sender:       mailbox.Identity{Kind: s.SenderKind, UID: s.SenderUID, GID: s.SenderGID, PID: s.SenderPID, Endpoint: s.SenderEndpoint},
+				Sender:       mailbox.Identity{Kind: s.SenderKind, UID: s.SenderUID, GID: s.SenderGID, PID: s.SenderPID, Endpoint: s.SenderEndpoint, Name: s.SenderName},
 				SentUnixNano: s.SentUnixNano, Body: s.Body, Headers: s.Headers, Reason: reasonCode(s.DeadReason)}
 		}
 		bx.core.Restore(msgs, rec.NextSeq[d.Name])

@@ -70,6 +70,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doDestroy(hd, p)
 	case wire.OpChmod:
 		h.doChmod(hd, p)
+	case wire.OpACL:
+		h.doACL(hd, p)
 	case wire.OpStat:
 		h.doStat(hd, p)
 	case wire.OpList:

@@ -37,7 +37,9 @@ import (
 //     mailbox is remembered per bucket and retried when the bucket
 //     settles leases (wake, Broker.retryStalled).
 //
-// Principals that are not KindUnix have no uid: they share one bucket,
+// A TLS principal has its own bucket, keyed by its name (Principal.Name),
+// with the same defaults as a uid and overrides in Quotas.Principal.
+// Principals without a uid or a name (KindNone) share one bucket,
 // "anonymous". Buckets are created on first use and kept for the
 // broker's lifetime (one per uid that ever connected or sent).
 //
@@ -70,22 +72,32 @@ const Unlimited = -1
 // without a uid.
 const quotaAnonymous = "anonymous"
 
-// account names a bucket: a uid, or the anonymous bucket.
+// account names a bucket: a uid, a TLS principal's name, or the
+// anonymous bucket.
 type account struct {
 	anon bool
 	uid  uint32
+	name string // a TLS principal's (uid 0, anon false)
 }
 
 func accountOf(id mailbox.Identity) account {
-	if PrincipalKind(id.Kind) != KindUnix {
-		return account{anon: true}
+	switch PrincipalKind(id.Kind) {
+	case KindUnix:
+		return account{uid: id.UID}
+	case KindTLS:
+		if id.Name != "" {
+			return account{name: id.Name}
+		}
 	}
-	return account{uid: id.UID}
+	return account{anon: true}
 }
 
 func (a account) String() string {
-	if a.anon {
+	switch {
+	case a.anon:
 		return quotaAnonymous
+	case a.name != "":
+		return "principal " + strconv.Quote(a.name)
 	}
 	return "uid " + strconv.FormatUint(uint64(a.uid), 10)
 }
@@ -133,12 +145,16 @@ func (t *quotaTable) of(id mailbox.Identity) *usage { return t.get(accountOf(id)
 // configured defaults (not for root), then a's own override.
 func (t *quotaTable) limits(a account) QuotaLimits {
 	l := QuotaLimits{DefaultQuotaConnections, DefaultQuotaMailboxes, max(1, t.queuedLimit/4), DefaultQuotaLeases}
-	if !a.anon && a.uid == 0 {
+	if !a.anon && a.name == "" && a.uid == 0 {
 		l = QuotaLimits{Unlimited, Unlimited, Unlimited, Unlimited}
 	} else {
 		l = overlay(l, t.cfg.QuotaLimits)
 	}
-	if o, ok := t.cfg.UID[a.key()]; ok {
+	if a.name != "" {
+		if o, ok := t.cfg.Principal[a.name]; ok {
+			l = overlay(l, o)
+		}
+	} else if o, ok := t.cfg.UID[a.key()]; ok {
 		l = overlay(l, o)
 	}
 	for _, p := range []*int64{&l.Connections, &l.Mailboxes, &l.QueuedBytes, &l.Leases} {
@@ -174,7 +190,7 @@ func (t *quotaTable) get(a account) *usage {
 // QuotaError is a refusal by a uid's quota; the broker answers it with
 // CodeLimit and its text.
 type QuotaError struct {
-	Account  string // "uid 1000" or "anonymous"
+	Account  string // "uid 1000", `principal "CN=alice"` or "anonymous"
 	Resource string // "connections", "mailboxes", "bytes of queued messages", "leases"
 	Held     int64
 	Quota    int64
@@ -339,12 +355,13 @@ func (t *quotaTable) settled(id mailbox.Identity, boxes []*box) {
 type UsageEntry struct {
 	Anonymous bool
 	UID       uint32
+	Principal string      // a TLS principal's bucket: its name (UID 0)
 	Used      QuotaLimits // what the bucket holds now
 	Quota     QuotaLimits // its bounds; Unlimited where none
 }
 
-// snapshot lists the buckets, uids in order then anonymous; only a's if
-// one is given.
+// snapshot lists the buckets, uids in order, then TLS principals by
+// name, then anonymous; only a's if one is given.
 func (t *quotaTable) snapshot(only *account) []UsageEntry {
 	var us []*usage
 	t.by.Range(func(k, v any) bool {
@@ -357,6 +374,12 @@ func (t *quotaTable) snapshot(only *account) []UsageEntry {
 		a, b := us[i].acct, us[j].acct
 		if a.anon != b.anon {
 			return b.anon
+		}
+		if (a.name != "") != (b.name != "") {
+			return b.name != ""
+		}
+		if a.name != b.name {
+			return a.name < b.name
 		}
 		return a.uid < b.uid
 	})
@@ -374,7 +397,7 @@ func (t *quotaTable) entry(u *usage) UsageEntry {
 			*p = Unlimited
 		}
 	}
-	return UsageEntry{Anonymous: u.acct.anon, UID: u.acct.uid, Quota: q,
+	return UsageEntry{Anonymous: u.acct.anon, UID: u.acct.uid, Principal: u.acct.name, Quota: q,
 		Used: QuotaLimits{u.conns.Load(), u.boxes.Load(), u.bytes.Load(), u.ls.Load()}}
 }
 
@@ -410,6 +433,14 @@ func (q *Quotas) validate() error {
 			return err
 		}
 	}
+	for k, l := range q.Principal {
+		if k == "" {
+			return fmt.Errorf("%w: quotas.principal: a key is a TLS principal's name, not empty", ErrConfig)
+		}
+		if err := check(fmt.Sprintf(".principal[%q]", k), l); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -419,7 +450,7 @@ func (q *Quotas) validate() error {
 // principal's uid, or answers the HELLO with LIMIT (closing the pidfd
 // the credential function gave) and reports false.
 func (b *Broker) admitQuota(c *conn, hd wire.Header, who Principal) bool {
-	err := b.quota.of(mailbox.Identity{Kind: uint8(who.Kind), UID: who.UID}).admitConn()
+	err := b.quota.of(mailbox.Identity{Kind: uint8(who.Kind), UID: who.UID, Name: who.Name()}).admitConn()
 	if err == nil {
 		return true
 	}

@@ -462,6 +462,9 @@ func (c *conn) sendDone(hd wire.Header, off *offer, ids []uint64, taken bool, wh
 // sendReply queues a SEND's OK reply.
 func (c *conn) sendReply(hd wire.Header, ids []uint64, taken bool, who mailbox.Identity) {
 	m := wire.SendReply{IDs: ids, Taken: taken, Receipt: wireIdentity(who)}
+	if taken {
+		m.Ext = wire.AppendPrincipalName(nil, who.Name)
+	}
 	h := replyHeader(hd, wire.OK)
 	c.w.Append(h.Urgent(), func(b []byte) []byte {
 		b, off := wire.StartFrame(b, h)

@@ -34,6 +34,9 @@ type target interface {
 	destroy(c *conn, hd wire.Header)
 	// chmod changes a named target's mode (CHMOD, authorized), answering it.
 	chmod(c *conn, hd wire.Header, mode uint32)
+	// setAccess sets or removes an access entry of a named target (ACL,
+	// authorized), answering it.
+	setAccess(c *conn, hd wire.Header, action uint8, pattern string, perms uint8)
 }
 
 var _ target = (*box)(nil)

@@ -19,6 +19,12 @@ func (h *handler) doUsage(hd wire.Header, p []byte) {
 		return
 	}
 	own := accountOf(c.ident)
+	if own.name != "" {
+		// The reply has no room for a name yet: Broker.UsageOf reports
+		// a principal's bucket.
+		c.replyErr(hd, wire.CodeInvalid, "USAGE: not reported to TLS principals yet (their quotas apply)")
+		return
+	}
 	root := !own.anon && own.uid == 0
 	var only *account
 	switch {
@@ -35,9 +41,12 @@ func (h *handler) doUsage(hd wire.Header, p []byte) {
 		// A uid never seen holds nothing; its quotas still apply.
 		es = []UsageEntry{c.b.quota.zero(*only)}
 	}
-	reply := wire.UsageReply{Entries: make([]wire.UsageEntry, len(es))}
-	for i, e := range es {
-		reply.Entries[i] = wire.UsageEntry{Anonymous: e.Anonymous, UID: e.UID, Used: wireCounts(e.Used), Quota: wireCounts(e.Quota)}
+	reply := wire.UsageReply{Entries: make([]wire.UsageEntry, 0, len(es))}
+	for _, e := range es {
+		if e.Principal != "" {
+			continue // not in the reply's encoding yet
+		}
+		reply.Entries = append(reply.Entries, wire.UsageEntry{Anonymous: e.Anonymous, UID: e.UID, Used: wireCounts(e.Used), Quota: wireCounts(e.Quota)})
 	}
 	c.reply(replyHeader(hd, wire.OK), &reply)
 }

@@ -18,12 +18,14 @@ var (
 
 // Identity is who sent a message (or took it), as the broker established
 // it. Kind is the principal kind (wire.PrincipalUnix: UID, GID and PID
-// come from the kernel; wire.PrincipalNone: nothing is known).
+// come from the kernel; wire.PrincipalTLS: Name is the certificate's
+// name; wire.PrincipalNone: nothing is known).
 type Identity struct {
 	Kind     uint8
 	UID, GID uint32
 	PID      int32
 	Endpoint uint64
+	Name     string // a TLS principal's name, else ""
 }
 
 // Message is a message held by a mailbox.

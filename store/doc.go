@@ -69,7 +69,8 @@
 //	                u32 sender gid, i32 sender pid, u64 sender endpoint,
 //	                i64 sent unix ns, u32 redeliveries, str dead reason,
 //	                u32 body length, body, [u32 headers length, headers],
-//	                [u8 sender principal kind]
+//	                [u8 sender principal kind], [str sender name]
+//	                (bit 3: the sender's principal name follows)
 //	5 Ack           str mailbox, u64 seq
 //	6 Lease         str mailbox, u64 seq
 //	7 Return        str mailbox, u64 seq, u32 redeliveries
@@ -77,7 +78,13 @@
 //
 //	Def = str name, u32 owner uid, u32 owner gid, u32 mode, i64 capacity,
 //	      i64 max bytes, i64 ttl ns, u32 max deliveries, str dead letter,
-//	      i64 created unix ns
+//	      i64 created unix ns, [u8 owner kind, str owner name,
+//	      u16 n, n × (str pattern, u8 perms)]
+//
+// The bracketed tail of a Def is there when mode bit 30 is set: the
+// owner is not a Unix uid (a remote principal created the mailbox), or
+// the mailbox has access entries (ACL). A Def without it is laid out as
+// before it existed.
 //
 // The first record of every segment is a Snapshot of every defined
 // mailbox (in name order) with its next seq: a segment plus the ones after

@@ -48,7 +48,15 @@ const (
 	flagLeased  = 1 << 0
 	flagHeaders = 1 << 1
 	flagKind    = 1 << 2
+	flagName    = 1 << 3 // then a str, the sender's principal name
 )
+
+// defAccess, in a Def's mode word, says that the Def ends with its
+// owner's kind and name and its access entries (a mailbox created by a
+// remote principal, or with access entries). Without it the owner is a
+// Unix uid and there are no entries, as before they existed. The broker
+// uses bit 31 (a service mailbox).
+const defAccess = 1 << 30
 
 // kindUnix is the principal kind a record without flagKind means
 // (wire.PrincipalUnix; the store does not import wire).
@@ -115,28 +123,45 @@ func putU64(b []byte, v uint64) []byte { return binary.LittleEndian.AppendUint64
 func putStr(b []byte, s string) []byte { return append(putU16(b, uint16(len(s))), s...) }
 
 func appendDef(b []byte, d *MailboxDef) []byte {
+	ext := d.OwnerKind > kindUnix || d.OwnerName != "" || len(d.Access) > 0
+	mode := d.Mode &^ defAccess
+	if ext {
+		mode |= defAccess
+	}
 	b = putStr(b, d.Name)
 	b = putU32(b, d.OwnerUID)
 	b = putU32(b, d.OwnerGID)
-	b = putU32(b, d.Mode)
+	b = putU32(b, mode)
 	b = putU64(b, uint64(d.Capacity))
 	b = putU64(b, uint64(d.MaxBytes))
 	b = putU64(b, uint64(d.TTL))
 	b = putU32(b, d.MaxDeliveries)
 	b = putStr(b, d.DeadLetter)
-	return putU64(b, uint64(d.CreatedUnixNano))
+	b = putU64(b, uint64(d.CreatedUnixNano))
+	if ext {
+		b = append(b, d.OwnerKind)
+		b = putStr(b, d.OwnerName)
+		b = putU16(b, uint16(len(d.Access)))
+		for _, e := range d.Access {
+			b = append(putStr(b, e.Pattern), e.Perms)
+		}
+	}
+	return b
 }
 
 // appendMessage encodes an Append payload. mailbox and seq are passed
 // separately so a copied-forward, dead-lettered message can be written
 // under its new name without building a new Message.
 func appendMessage(b []byte, m *Message, mailbox string, seq uint64, flags byte) []byte {
-	flags &^= flagHeaders | flagKind
+	flags &^= flagHeaders | flagKind | flagName
 	if len(m.Headers) > 0 {
 		flags |= flagHeaders
 	}
 	if m.SenderKind != kindUnix {
 		flags |= flagKind
+	}
+	if m.SenderName != "" {
+		flags |= flagName
 	}
 	b = putStr(b, mailbox)
 	b = putU64(b, seq)
@@ -157,6 +182,9 @@ func appendMessage(b []byte, m *Message, mailbox string, seq uint64, flags byte)
 	}
 	if flags&flagKind != 0 {
 		b = append(b, m.SenderKind)
+	}
+	if flags&flagName != 0 {
+		b = putStr(b, m.SenderName)
 	}
 	return b
 }
@@ -183,6 +211,13 @@ func (d *decoder) take(n int) []byte {
 func (d *decoder) u8() byte {
 	if v := d.take(1); v != nil {
 		return v[0]
+	}
+	return 0
+}
+
+func (d *decoder) u16() uint16 {
+	if v := d.take(2); v != nil {
+		return binary.LittleEndian.Uint16(v)
 	}
 	return 0
 }
@@ -225,6 +260,18 @@ func decodeDef(d *decoder) MailboxDef {
 	m.MaxDeliveries = d.u32()
 	m.DeadLetter = string(d.str())
 	m.CreatedUnixNano = int64(d.u64())
+	if m.Mode&defAccess != 0 {
+		m.Mode &^= defAccess
+		m.OwnerKind = d.u8()
+		m.OwnerName = string(d.str())
+		n := int(d.u16())
+		for range n {
+			if !d.ok {
+				break
+			}
+			m.Access = append(m.Access, AccessEntry{Pattern: string(d.str()), Perms: d.u8()})
+		}
+	}
 	return m
 }
 
@@ -262,6 +309,10 @@ func decodeMessage(p []byte, m *Message, full bool) (h msgHead, ok bool) {
 	if h.flags&flagKind != 0 {
 		kind = d.u8()
 	}
+	var name []byte
+	if h.flags&flagName != 0 {
+		name = d.str()
+	}
 	if !d.done() {
 		return h, false
 	}
@@ -270,7 +321,7 @@ func decodeMessage(p []byte, m *Message, full bool) (h msgHead, ok bool) {
 			Mailbox: string(h.mailbox), Seq: h.seq, Type: typ, Priority: h.priority,
 			SenderKind: kind, SenderUID: uid, SenderGID: gid, SenderPID: pid, SenderEndpoint: ep,
 			SentUnixNano: h.sent, Redeliveries: h.redeliveries,
-			DeadReason: string(reason),
+			DeadReason: string(reason), SenderName: string(name),
 		}
 		// Body and headers share one allocation, as in the broker.
 		buf := make([]byte, len(body)+len(headers))

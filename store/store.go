@@ -102,6 +102,19 @@ type MailboxDef struct {
 	MaxDeliveries      uint32 // 0 = unlimited; past it a message moves to DeadLetter
 	DeadLetter         string // dead-letter mailbox name ("" = none)
 	CreatedUnixNano    int64
+	// OwnerKind is the creator's principal kind (2, TLS: OwnerName);
+	// 0 and 1 are both stored as 1 (OwnerUID and OwnerGID say who).
+	OwnerKind uint8
+	OwnerName string
+	// Access is the mailbox's access entries for remote principals.
+	Access []AccessEntry
+}
+
+// AccessEntry is one access entry of a mailbox: a principal name
+// pattern and the permission bits it grants.
+type AccessEntry struct {
+	Pattern string
+	Perms   uint8
 }
 
 // Message is one durable message.
@@ -120,10 +133,12 @@ type Message struct {
 	SenderGID      uint32
 	SenderPID      int32
 	SenderEndpoint uint64
-	SentUnixNano   int64
-	Redeliveries   uint32
-	DeadReason     string // set when the message was dead-lettered
-	Body           []byte
+	// SenderName is a TLS sender's principal name ("" otherwise).
+	SenderName   string
+	SentUnixNano int64
+	Redeliveries uint32
+	DeadReason   string // set when the message was dead-lettered
+	Body         []byte
 	// Headers is the message's headers block (see package wire), stored
 	// and returned byte for byte; nil for none.
 	Headers []byte

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -41,7 +42,7 @@ func TestRoundTripThroughCloseAndOpen(t *testing.T) {
 	s = mustOpen(t, o)
 	defer s.Close()
 	r := s.Recovered()
-	if len(r.Mailboxes) != 2 || r.Mailboxes[0] != d || r.Mailboxes[1] != def("jobs.dead") {
+	if len(r.Mailboxes) != 2 || !reflect.DeepEqual(r.Mailboxes[0], d) || !reflect.DeepEqual(r.Mailboxes[1], def("jobs.dead")) {
 		t.Fatalf("mailboxes = %+v", r.Mailboxes)
 	}
 	got := r.Messages["jobs"]

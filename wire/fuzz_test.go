@@ -52,6 +52,7 @@ var decoders = []struct {
 	{"UsageReply", func() payload { return new(UsageReply) }},
 	{"CallReply", func() payload { return new(CallReply) }},
 	{"Interrupt", func() payload { return new(Interrupt) }},
+	{"ACL", func() payload { return new(ACL) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.

@@ -130,7 +130,20 @@ func docExamples() []docExample {
 	replyHdr := AppendHeaders(nil, &HeaderFields{CorrelationID: []byte("42")})
 	answer := &CallReply{Request: 12, Delivery: Delivery{Type: 1, Sender: peer, SentUnixNano: 1_750_000_000_323_456_789,
 		Headers: replyHdr, Body: []byte("ok")}}
+	remote := Identity{Kind: PrincipalTLS, Endpoint: 0x9e3779b9_00000009}
+	remoteName := "spiffe://example.org/alice"
+	d3 := &Delivery{Lease: 4, ID: 3, Type: 1, Sender: remote, SentUnixNano: 1_750_000_000_423_456_789,
+		Body: []byte("hi"), Ext: AppendPrincipalName(nil, remoteName)}
 	return []docExample{
+		{"acl", encodeFrame(Header{Op: OpACL, Request: 30},
+			&ACL{Name: []byte("jobs"), Action: ACLSet, Perms: PermRead | PermWrite, Pattern: []byte("spiffe://example.org/*")}),
+			fields(header("0x16 ACL", "0", "0", 30), str("name", "jobs"),
+				[]field{{1, "action = 1 (set)"}, {1, "perms = 6 (r|w)"}}, str("pattern", "spiffe://example.org/*"))},
+		{"acl-reply", encodeFrame(Header{Op: OpACL | OpReply, Request: 30}, nil),
+			header("0x96 ACL-REPLY", "0", "0 OK", 30)},
+		{"deliver-tls", encodeFrame(Header{Op: OpDeliver, Flags: FlagPush, Request: 9}, d3),
+			fields(header("0x60 DELIVER", "0x80 PUSH", "0", 9), deliveryFields(d3),
+				ext(TagPrincipalName, "PRINCIPAL_NAME", []byte(remoteName), fmt.Sprintf("sender name = %q", remoteName)))},
 		{"call", encodeFrame(Header{Op: OpCall, Request: 20},
 			&Send{Target: []byte("svc"), Timeout: 1e9, Msgs: []SendMsg{{Type: 1, Headers: callHdr, Body: []byte("hi")}}}),
 			fields(header("0x28 CALL", "0", "0", 20), str("target", "svc"),

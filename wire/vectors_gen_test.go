@@ -23,6 +23,7 @@ func vectorFiles() []vectorFile {
 		{"misc.json", miscVectors()},
 		{"usage.json", usageVectors()},
 		{"call.json", callVectors()},
+		{"tls.json", tlsVectors()},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/broker"
 	"github.com/postbox-ipc/postbox/internal/benchfmt"
 	"github.com/postbox-ipc/postbox/internal/brokerbench"
@@ -27,12 +28,33 @@ broker, and the ratio to it. The broker runs in this process unless
 the clients beside it) run with serve's collector settings (GOGC=400 and
 a soft memory limit) unless $GOGC or $GOMEMLIMIT say otherwise.
 
+With --url (tls://HOST:PORT with --tls-cert, --tls-key and --tls-ca, or
+tcp://), the mailbox figures are measured again through that URL, each
+beside its Unix-socket figure as the baseline. To compare the transports
+of one broker, point --socket and --url at the same "postbox serve":
+
+  postbox bench --use-socket --socket S --url tls://127.0.0.1:PORT \
+      --tls-cert client.pem --tls-key client-key.pem --tls-ca ca.pem
+
 -o json prints one JSON object per figure: name, size, p50_ns, p99_ns,
 msgs_per_sec, bytes_per_sec, baseline, ratio.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json"); err != nil {
 				return err
+			}
+			if urlFlag != "" {
+				cfg.URL = urlFlag
+				tc, err := clientTLS()
+				if err != nil {
+					return err
+				}
+				if tc == nil {
+					if tc, err = postbox.ClientTLSConfigFromEnv(); err != nil {
+						return err
+					}
+				}
+				cfg.TLS = tc
 			}
 			if useSocket {
 				cfg.Socket = socketPath()

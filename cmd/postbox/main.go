@@ -6,6 +6,7 @@
 //	postbox recv NAME [flags]             receive messages
 //	postbox ls / stat NAME / rm NAME...   inspect and remove, like ipcs / ipcrm
 //	postbox usage                         per-uid usage and quotas, like ipcs -u
+//	postbox acl NAME [--add P=rw]         access entries for remote (TLS) principals
 //	postbox bench                         measure the broker against a raw socket
 //
 // Exit status: 0 success, 1 error, 2 usage, 3 timed out, empty or full.
@@ -13,6 +14,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -79,7 +81,7 @@ func trimPrefix(s string) string {
 	return s
 }
 
-var socketFlag string
+var socketFlag, urlFlag, tlsCertFlag, tlsKeyFlag, tlsCAFlag string
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
@@ -98,13 +100,25 @@ is writable by group or others, or whose socket is not a socket owned by
 you or root, is refused (never dialled, nothing tried after it).
 "postbox serve --help" says where the broker listens.
 
+A remote broker: --url tls://HOST:PORT (else $POSTBOX_URL, when neither
+--socket nor $POSTBOX_SOCKET is given) with this client's certificate and
+key, --tls-cert and --tls-key ($POSTBOX_TLS_CERT, $POSTBOX_TLS_KEY), and
+the CA that signed the broker's certificate, --tls-ca ($POSTBOX_TLS_CA).
+The broker knows a TLS client by its certificate's URI SAN, else its
+subject DN; see "postbox acl --help". --url tcp://127.0.0.1:PORT reaches
+a broker listening on loopback with --insecure; unix:///PATH is --socket.
+
 ` + exitHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&socketFlag, "socket", "", "broker socket path, used as given (default $POSTBOX_SOCKET, else the per-user then the system-wide socket; serve: see its help)")
+	root.PersistentFlags().StringVar(&urlFlag, "url", "", "broker URL: tls://HOST:PORT, tcp://127.0.0.1:PORT or unix:///PATH (default $POSTBOX_URL)")
+	root.PersistentFlags().StringVar(&tlsCertFlag, "tls-cert", "", "this client's certificate for tls:// (PEM; default $POSTBOX_TLS_CERT)")
+	root.PersistentFlags().StringVar(&tlsKeyFlag, "tls-key", "", "the key of --tls-cert (PEM; default $POSTBOX_TLS_KEY)")
+	root.PersistentFlags().StringVar(&tlsCAFlag, "tls-ca", "", "the CA that signed the broker's certificate (PEM; default $POSTBOX_TLS_CA, else the system's)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newChmod(), newBench(), newUsage())
+	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newChmod(), newACL(), newBench(), newUsage())
 	for _, c := range root.Commands() {
 		if c.Args != nil {
 			args := c.Args
@@ -128,5 +142,50 @@ func socketPath() string {
 
 // dial connects to the broker for a client command.
 func dial(ctx context.Context) (*postbox.Client, error) {
-	return postbox.Dial(ctx, postbox.WithSocket(socketPath()), postbox.WithName("postbox-cli"))
+	opts, err := dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	return postbox.Dial(ctx, append(opts, postbox.WithName("postbox-cli"))...)
+}
+
+// dialOptions say where the broker is: --url, else --socket, else what
+// postbox.Dial finds ($POSTBOX_SOCKET, $POSTBOX_URL, the default
+// sockets), with the --tls-* files (else $POSTBOX_TLS_*).
+func dialOptions() ([]postbox.DialOption, error) {
+	var opts []postbox.DialOption
+	switch {
+	case urlFlag != "":
+		opts = append(opts, postbox.WithURL(urlFlag))
+	case socketFlag != "":
+		opts = append(opts, postbox.WithSocket(socketFlag))
+	}
+	cfg, err := clientTLS()
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		opts = append(opts, postbox.WithTLS(cfg))
+	}
+	return opts, nil
+}
+
+// clientTLS is the TLS configuration of the --tls-* flags (each else its
+// $POSTBOX_TLS_* variable); nil if none is given (Dial then reads the
+// variables itself).
+func clientTLS() (*tls.Config, error) {
+	if tlsCertFlag == "" && tlsKeyFlag == "" && tlsCAFlag == "" {
+		return nil, nil
+	}
+	env := func(v, name string) string {
+		if v == "" {
+			return os.Getenv(name)
+		}
+		return v
+	}
+	cfg, err := postbox.ClientTLSConfig(env(tlsCertFlag, postbox.TLSCertEnv), env(tlsKeyFlag, postbox.TLSKeyEnv), env(tlsCAFlag, postbox.TLSCAEnv))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
 }

@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,12 +33,71 @@ type fileConfig struct {
 	LogLevel string `json:"log_level"`
 	// Quotas (per uid) are read at start only: a reload keeps them.
 	Quotas *broker.Quotas `json:"quotas"`
+	// Network listeners, read at start only (flags win).
+	Listen      []string `json:"listen"`
+	TLSCert     string   `json:"tls_cert"`
+	TLSKey      string   `json:"tls_key"`
+	TLSClientCA string   `json:"tls_client_ca"`
+	Insecure    bool     `json:"insecure"`
+}
+
+// netListen is what serve's network flags (and config keys) say.
+type netListen struct {
+	urls                []string
+	cert, key, clientCA string
+	insecure            bool
+}
+
+// open listens on every --listen URL: tls://HOST:PORT (client
+// certificates required and verified), or tcp://HOST:PORT on loopback
+// with --insecure only.
+func (n *netListen) open() ([]net.Listener, error) {
+	var ls []net.Listener
+	fail := func(err error) ([]net.Listener, error) {
+		for _, l := range ls {
+			l.Close()
+		}
+		return nil, err
+	}
+	var tcfg *tls.Config
+	for _, raw := range n.urls {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" || u.Port() == "" || u.Path != "" {
+			return fail(usageError{fmt.Errorf("--listen %q: want tls://HOST:PORT or tcp://HOST:PORT", raw)})
+		}
+		var l net.Listener
+		switch u.Scheme {
+		case "tls":
+			if tcfg == nil {
+				if tcfg, err = broker.ServerTLSConfig(n.cert, n.key, n.clientCA); err != nil {
+					return fail(usageError{fmt.Errorf("--listen %s: %w", raw, err)})
+				}
+			}
+			l, err = broker.ListenTLS(u.Host, tcfg)
+		case "tcp":
+			if !n.insecure {
+				return fail(usageError{fmt.Errorf("--listen %s: plain TCP has no authentication (every peer is anonymous); use tls://, or add --insecure for a loopback address", raw)})
+			}
+			l, err = broker.ListenTCP(u.Host)
+			if errors.Is(err, broker.ErrInsecureListen) {
+				err = usageError{err}
+			}
+		default:
+			return fail(usageError{fmt.Errorf("--listen %q: scheme must be tls or tcp (the Unix socket is --socket)", raw)})
+		}
+		if err != nil {
+			return fail(err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
 }
 
 func newServe() *cobra.Command {
 	cfg := broker.DefaultConfig()
 	var socketMode, configFile, logLevel, dataDir string
 	var memoryOnly bool
+	var nl netListen
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the broker",
@@ -81,6 +144,19 @@ until a restart. It must exceed --max-message by at least 1 KiB (a
 message's headers, up to 16 KiB, and its SEND fields travel in the same
 frame). Unless given by the flag or the file, it grows to --max-message
 + 64 KiB when a larger --max-message needs that.
+
+Remote clients: --listen tls://HOST:PORT (repeatable; beside the Unix
+socket) with --tls-cert and --tls-key (the broker's certificate and key,
+PEM) and --tls-client-ca (the CA certificates that must have signed every
+client's certificate: client certificates are required and verified). A
+TLS client is known by its certificate's URI SAN (a spiffe:// one first),
+else its subject DN: that name is stamped on its messages, owns the
+mailboxes it creates, and is matched by access entries ("postbox acl
+--help"); mode bits are for local users only. Shared-memory channels and
+descriptor passing need the Unix socket. --listen tcp://127.0.0.1:PORT
+(plain TCP, no identity at all) is refused unless --insecure is given,
+and only on a loopback address. Config keys: listen (a list), tls_cert,
+tls_key, tls_client_ca, insecure (read at start only; flags win).
 
 The broker runs the Go collector at GOGC=400 with a soft memory limit of
 twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
@@ -133,6 +209,22 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 				if fc.Quotas != nil {
 					cfg.Quotas = *fc.Quotas // used by Open only
 				}
+				if !started {
+					if !flags.Changed("listen") {
+						nl.urls = fc.Listen
+					}
+					set := func(dst *string, flag, v string) {
+						if !flags.Changed(flag) && v != "" {
+							*dst = v
+						}
+					}
+					set(&nl.cert, "tls-cert", fc.TLSCert)
+					set(&nl.key, "tls-key", fc.TLSKey)
+					set(&nl.clientCA, "tls-client-ca", fc.TLSClientCA)
+					if !flags.Changed("insecure") && fc.Insecure {
+						nl.insecure = true
+					}
+				}
 				if !flags.Changed("log-level") && fc.LogLevel != "" {
 					if err := level.UnmarshalText([]byte(fc.LogLevel)); err != nil {
 						return fmt.Errorf("%s: log_level %q: %w", configFile, fc.LogLevel, err)
@@ -168,10 +260,22 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			if socketFlag != "" {
 				path, dirMode = socketFlag, 0o700
 			}
-			l, err := broker.ListenDir(path, os.FileMode(mode), dirMode)
+			remote, err := nl.open()
 			if err != nil {
 				b.Close()
 				return err
+			}
+			l, err := broker.ListenDir(path, os.FileMode(mode), dirMode)
+			if err != nil {
+				for _, rl := range remote {
+					rl.Close()
+				}
+				b.Close()
+				return err
+			}
+			for i, rl := range remote {
+				scheme, _, _ := strings.Cut(nl.urls[i], "://")
+				log.Info("postbox broker listening", "listen", scheme+"://"+rl.Addr().String())
 			}
 			log.Info("postbox broker listening", "socket", path, "pid", os.Getpid(), "data", cfg.DataDir,
 				"gogc", gcPercent, "memory_limit", memLimit,
@@ -181,8 +285,15 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			sigs := make(chan os.Signal, 4)
 			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 			defer signal.Stop(sigs)
-			served := make(chan error, 1)
+			served := make(chan error, 1+len(remote))
 			go func() { served <- b.Serve(l) }()
+			for _, rl := range remote {
+				go func() {
+					if err := b.Serve(rl); !errors.Is(err, broker.ErrServerClosed) {
+						served <- fmt.Errorf("serving %s: %w", rl.Addr(), err)
+					}
+				}()
+			}
 			for {
 				select {
 				case err := <-served:
@@ -214,6 +325,11 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.StringVar(&configFile, "config", "", "JSON file with limits, max_frame and log_level, re-read on SIGHUP (max_frame only at start)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&dataDir, "data", "", "data directory for durable mailboxes (default $POSTBOX_DATA, else $XDG_STATE_HOME/postbox, else ~/.local/state/postbox)")
+	f.StringArrayVar(&nl.urls, "listen", nil, "also listen at tls://HOST:PORT (or tcp://127.0.0.1:PORT with --insecure); repeatable")
+	f.StringVar(&nl.cert, "tls-cert", "", "the broker's TLS certificate (PEM) for tls:// listeners")
+	f.StringVar(&nl.key, "tls-key", "", "the key of --tls-cert (PEM)")
+	f.StringVar(&nl.clientCA, "tls-client-ca", "", "CA certificates (PEM) that must have signed every TLS client's certificate")
+	f.BoolVar(&nl.insecure, "insecure", false, "allow tcp:// listeners (loopback only; their peers are anonymous)")
 	f.BoolVar(&memoryOnly, "memory", false, "no data directory: keep everything in memory and refuse durable mailboxes")
 	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most clients connected at once")
 	f.IntVar(&cfg.MaxMailboxes, "max-mailboxes", cfg.MaxMailboxes, "most mailboxes")
@@ -264,7 +380,7 @@ func reload(log *slog.Logger, b *broker.Broker, load func() error, cfg *broker.C
 		"max_message_bytes", fmt.Sprintf("%d -> %d", old.MaxMessage, cfg.MaxMessage),
 		"max_queued_bytes", fmt.Sprintf("%d -> %d", old.MaxQueuedBytes, cfg.MaxQueuedBytes),
 		"inbox_capacity", fmt.Sprintf("%d -> %d", old.InboxCapacity, cfg.InboxCapacity),
-		"not reloadable", "socket path and mode, max frame size")
+		"not reloadable", "socket path and mode, max frame size, --listen and TLS files")
 }
 
 // defaultDataDir is where durable mailboxes live unless --data says

@@ -7,6 +7,7 @@ package brokerbench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,11 @@ import (
 type Config struct {
 	// Socket of an existing broker; empty starts one in this process.
 	Socket string
+	// URL, when set, is a broker measured the same way beside the Unix
+	// socket in the same run (tls://host:port with TLS, or tcp://), e.g.
+	// the same broker's TLS listener.
+	URL string
+	TLS *tls.Config
 	// Duration of each throughput figure.
 	Duration time.Duration
 	// Samples of each latency figure.
@@ -91,6 +97,29 @@ func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
 	}
 	lat.Baseline = raw.Name
 	rows = append(rows, lat, raw)
+	if cfg.URL != "" {
+		// The same figures through the URL, each beside its Unix-socket
+		// row as the baseline.
+		remote := []postbox.DialOption{postbox.WithURL(cfg.URL)}
+		if cfg.TLS != nil {
+			remote = append(remote, postbox.WithTLS(cfg.TLS))
+		}
+		over := " over " + cfg.URL
+		for i, size := range []int{64, 4096} {
+			r, err := throughput(ctx, remote, size, cfg)
+			if err != nil {
+				return nil, fmt.Errorf("throughput %d B%s: %w", size, over, err)
+			}
+			r.Name, r.Baseline = r.Name+over, rows[3*i].Name
+			rows = append(rows, r)
+		}
+		r, err := latency(ctx, remote, 64, cfg.Samples)
+		if err != nil {
+			return nil, fmt.Errorf("latency%s: %w", over, err)
+		}
+		r.Name, r.Baseline = r.Name+over, lat.Name
+		rows = append(rows, r)
+	}
 	benchfmt.Fill(rows)
 	return rows, nil
 }
@@ -119,13 +148,17 @@ func tempMailbox(ctx context.Context, c *postbox.Client, capacity int64) (*postb
 // in flight) to one receiver client (a consumer acking every message) for
 // cfg.Duration.
 func Throughput(ctx context.Context, sock string, size int, cfg Config) (benchfmt.Row, error) {
+	return throughput(ctx, []postbox.DialOption{postbox.WithSocket(sock)}, size, cfg)
+}
+
+func throughput(ctx context.Context, dial []postbox.DialOption, size int, cfg Config) (benchfmt.Row, error) {
 	row := benchfmt.Row{Name: NameThroughput, Size: size, Note: fmt.Sprintf("Publisher, %d sends in flight", cfg.Window)}
-	sc, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+	sc, err := postbox.Dial(ctx, dial...)
 	if err != nil {
 		return row, err
 	}
 	defer sc.Close()
-	rc, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+	rc, err := postbox.Dial(ctx, dial...)
 	if err != nil {
 		return row, err
 	}
@@ -202,13 +235,17 @@ func Throughput(ctx context.Context, sock string, size int, cfg Config) (benchfm
 // coming out of Next in another: two socket hops through the broker, the
 // same as one raw echo round trip.
 func Latency(ctx context.Context, sock string, size, samples int) (benchfmt.Row, error) {
+	return latency(ctx, []postbox.DialOption{postbox.WithSocket(sock)}, size, samples)
+}
+
+func latency(ctx context.Context, dial []postbox.DialOption, size, samples int) (benchfmt.Row, error) {
 	row := benchfmt.Row{Name: NameLatency, Size: size}
-	sc, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+	sc, err := postbox.Dial(ctx, dial...)
 	if err != nil {
 		return row, err
 	}
 	defer sc.Close()
-	rc, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+	rc, err := postbox.Dial(ctx, dial...)
 	if err != nil {
 		return row, err
 	}

@@ -312,6 +312,10 @@ func (c *Conn) fill(cl *Call, hd wire.Header, p []byte) {
 	case wire.OpSend.Reply():
 		if cl.Send.Decode(p) != nil {
 			cl.Status, cl.Msg = wire.CodeMalformed, "undecodable SEND reply"
+		} else if len(cl.Send.Ext) > 0 {
+			// The receipt's PRINCIPAL_NAME: kept past the read buffer.
+			cl.Ext = append(cl.Ext[:0], cl.Send.Ext...)
+			cl.Send.Ext = cl.Ext
 		}
 	case wire.OpChannel.Reply(), wire.OpAttach.Reply():
 		if c.fdr != nil {
