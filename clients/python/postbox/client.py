@@ -124,6 +124,8 @@ class Receipt:
     ids: list[int]
     taken: bool = False
     receiver: Optional[wire.Principal] = None
+    #: a TLS receiver's certificate name (PRINCIPAL_NAME, 7.3)
+    receiver_name: Optional[str] = None
 
     @property
     def id(self) -> int:
@@ -147,7 +149,7 @@ class Message:
     otherwise settle it with :meth:`ack` or :meth:`nack`."""
 
     __slots__ = ("_client", "mailbox", "lease", "id", "type", "priority", "reason", "flags", "redeliveries",
-                 "sender", "sent_unix_nano", "raw_headers", "body", "request_id", "_hdr", "_settled")
+                 "sender", "sent_unix_nano", "raw_headers", "body", "ext", "request_id", "_hdr", "_settled")
 
     def __init__(self, client: "Client", mailbox: str, d: wire.Delivery, request_id: int = 0):
         self._client = client
@@ -163,6 +165,8 @@ class Message:
         self.sent_unix_nano = d.sent_unix_nano
         self.raw_headers = d.headers
         self.body = d.body
+        #: the Delivery's raw ext tail (PRINCIPAL_NAME of a TLS sender)
+        self.ext = d.ext
         #: for a CALL's reply: the id the request got in its target mailbox
         self.request_id = request_id
         self._hdr: Optional[list[tuple[int, bytes]]] = None
@@ -237,6 +241,12 @@ class Message:
             if k == key:
                 return v
         return None
+
+    @property
+    def sender_name(self) -> Optional[str]:
+        """A TLS sender's certificate name (PRINCIPAL_NAME, 7.3), or None
+        (Unix senders are their uid, gid and pid in ``sender``)."""
+        return wire.principal_name(self.ext) if self.ext else None
 
     @property
     def is_channel_offer(self) -> bool:
@@ -626,6 +636,12 @@ class Mailbox:
     def chmod(self, mode: int) -> None:
         self.client.chmod(self.name, mode)
 
+    def set_access(self, pattern: str, perms: str | int = "rw") -> None:
+        self.client.set_access(self.name, pattern, perms)
+
+    def remove_access(self, pattern: str) -> None:
+        self.client.remove_access(self.name, pattern)
+
 
 # --- the client ------------------------------------------------------------------
 
@@ -657,6 +673,9 @@ class Client:
         self.on_interrupt: Optional[Callable[[int, int], None]] = None
         try:
             self._handshake(name, session, handshake_timeout)
+        except ssl.SSLError as e:  # TLS 1.3: a refused certificate is an alert on the first read
+            stream.close()
+            raise _tr.tls_error(e, address or "the broker") from e
         except BaseException:
             stream.close()
             raise
@@ -701,6 +720,8 @@ class Client:
         self.max_message: int = r.max_message
         self.server: str = r.server.decode("utf-8", "replace")
         self.hello_ext: bytes = r.ext
+        #: this client's name as the broker read it from its TLS certificate (7.3), or None
+        self.principal_name: Optional[str] = wire.principal_name(r.ext)
         self._buf = buf
         self._stream.settimeout(None)
 
@@ -898,7 +919,7 @@ class Client:
 
         def conv(p: bytes) -> Receipt:
             r = wire.SendReply.decode(p)
-            return Receipt(r.ids, r.taken, r.receipt if r.taken else None)
+            return Receipt(r.ids, r.taken, r.receipt if r.taken else None, wire.principal_name(r.ext) if r.ext else None)
 
         return self._request(wire.OP_SEND, flags, payload, conv)
 
@@ -1006,6 +1027,25 @@ class Client:
             if not cursor:
                 return
 
+    def set_access(self, name: str, pattern: str, perms: str | int = "rw") -> None:
+        """Add or change an access entry (ACL, 8.18): what TLS principals
+        matching ``pattern`` (an exact name or a path.Match pattern) may do
+        with mailbox ``name``: perms "r", "w", "rw" (or PERM_R | PERM_W).
+        Owner or root only."""
+        if isinstance(perms, str):
+            bits = {"r": wire.PERM_R, "w": wire.PERM_W}
+            try:
+                perms = sum(bits[c] for c in set(perms))
+            except KeyError:
+                raise ValueError(f"perms {perms!r}: want r, w or rw") from None
+        a = wire.ACL(_b(name), wire.ACL_SET, perms, _b(pattern))
+        self._request(wire.OP_ACL, 0, a.encode(), None).result()  # type: ignore[arg-type]
+
+    def remove_access(self, name: str, pattern: str) -> None:
+        """Remove the access entry with this pattern (NotFoundError if none)."""
+        a = wire.ACL(_b(name), wire.ACL_REMOVE, 0, _b(pattern))
+        self._request(wire.OP_ACL, 0, a.encode(), None).result()  # type: ignore[arg-type]
+
     def usage(self, uid: Optional[int] = None) -> list[wire.UsageEntry]:
         """USAGE (8.15): every bucket the caller may see, or one uid's."""
         u = wire.Usage(uid is not None, uid or 0)
@@ -1064,6 +1104,9 @@ def connect(
     pass ``ssl_context`` or ``tls_cert``/``tls_key``/``tls_ca``.
     ``timeout`` bounds connecting and the handshake."""
     ctx = ssl_context
+    tls_cert = tls_cert or os.environ.get("POSTBOX_TLS_CERT") or None
+    tls_key = tls_key or os.environ.get("POSTBOX_TLS_KEY") or None
+    tls_ca = tls_ca or os.environ.get("POSTBOX_TLS_CA") or None
     if ctx is None and (tls_cert or tls_ca):
         ctx = _tr.tls_context(tls_cert, tls_key, tls_ca)
     if socket_path is None and url is None:

@@ -29,6 +29,7 @@ class PostboxError(Exception):
         done: int = 0,
         outcome: Optional[int] = None,
         receiver: Optional[wire.Principal] = None,
+        receiver_name: Optional[str] = None,
         op: Optional[int] = None,
     ):
         if code is not None:
@@ -37,6 +38,8 @@ class PostboxError(Exception):
         self.done = done
         self.outcome = outcome
         self.receiver = receiver
+        #: a TLS receiver's certificate name (PRINCIPAL_NAME after RECEIVER)
+        self.receiver_name = receiver_name
         self.op = op
         super().__init__(message)
 
@@ -175,6 +178,16 @@ class ProtocolError(PostboxError):
     is closed."""
 
 
+class TLSError(PostboxError):
+    """The TLS handshake failed, or the broker refused this client's
+    certificate (missing, untrusted or expired: PROTOCOL.md 1.1);
+    ``.reason`` is OpenSSL's reason, e.g. ``TLSV13_ALERT_CERTIFICATE_REQUIRED``."""
+
+    def __init__(self, message: str = "", *, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
+
+
 class UnsafeSocketError(PostboxError):
     """A default socket path failed the safety checks of PROTOCOL.md
     section 1; it was not dialled."""
@@ -201,11 +214,13 @@ def error_from_reply(status: int, payload: bytes, op: Optional[int] = None, what
         e = wire.Error.decode(payload)
         msg = e.message.decode("utf-8", "replace")
         done, outcome, receiver = e.done, e.outcome, e.receiver
+        rname = wire.principal_name(e.ext)
     except (wire.DecodeError, ValueError, IndexError):
-        msg, done, outcome, receiver = "", 0, None, None
+        msg, done, outcome, receiver, rname = "", 0, None, None, None
     if what and not msg:
         msg = what
     cls = BY_CODE.get(status)
     if cls is None:
-        return UnknownStatusError(msg, code=status, done=done, outcome=outcome, receiver=receiver, op=op)
-    return cls(msg, done=done, outcome=outcome, receiver=receiver, op=op)
+        return UnknownStatusError(msg, code=status, done=done, outcome=outcome, receiver=receiver,
+                                  receiver_name=rname, op=op)
+    return cls(msg, done=done, outcome=outcome, receiver=receiver, receiver_name=rname, op=op)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
 
-from .errors import UnsafeSocketError
+from .errors import TLSError, UnsafeSocketError
 
 SYSTEM_SOCKET = "/run/postbox/postbox.sock"
 
@@ -207,6 +207,28 @@ class TLSStream:
             return self.obj.getpeercert()
 
 
+_TLS_REASONS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the broker requires a client certificate and none was presented",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the broker refused the handshake (no client certificate, or no common cipher)",
+    "TLSV1_ALERT_UNKNOWN_CA": "the broker does not trust this client's certificate (unknown CA)",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the broker refused this client's certificate",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the broker refused this client's certificate: it has expired",
+}
+
+
+def tls_error(e: ssl.SSLError, where: str) -> TLSError:
+    """A TLS failure in words (PROTOCOL.md 1.1: a refused client
+    certificate arrives as an alert, with TLS 1.3 on the first read)."""
+    reason = getattr(e, "reason", None) or ""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        why = f"the broker's certificate failed verification: {e.verify_message}"
+    else:
+        why = _TLS_REASONS.get(reason, str(e))
+    err = TLSError(f"TLS with {where}: {why}", reason=reason)
+    err.__cause__ = e
+    return err
+
+
 def tls_context(cert: Optional[str] = None, key: Optional[str] = None, ca: Optional[str] = None) -> ssl.SSLContext:
     """A client context: verify the broker against ``ca`` (else the system
     roots), present ``cert``/``key`` (the broker requires a client
@@ -263,7 +285,10 @@ def dial(addr: Address, timeout: Optional[float], ctx: Optional[ssl.SSLContext] 
             return PlainStream(s)
         if ctx is None:
             ctx = tls_context()
-        return TLSStream(s, ctx, server_hostname or addr.host, timeout)
+        try:
+            return TLSStream(s, ctx, server_hostname or addr.host, timeout)
+        except ssl.SSLError as e:
+            raise tls_error(e, str(addr)) from e
     except BaseException:
         s.close()
         raise

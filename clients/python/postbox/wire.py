@@ -36,6 +36,7 @@ OP_STAT = 0x12
 OP_LIST = 0x13
 OP_CHMOD = 0x14
 OP_USAGE = 0x15
+OP_ACL = 0x16
 OP_SEND = 0x20
 OP_RECV = 0x21
 OP_CONSUME = 0x22
@@ -83,6 +84,16 @@ EXT_TTL = 0x8003
 EXT_MAX_DELIVERIES = 0x8004
 EXT_DEAD_LETTER = 0x8005
 EXT_SERVICE = 0x8006
+EXT_PRINCIPAL_NAME = 0x0020  # HelloReply, Delivery, SendReply, error reply (7.3)
+EXT_OWNER = 0x0020  # MailboxInfo: a remote owner (7.4)
+EXT_ACCESS = 0x0021  # MailboxInfo: one access entry (7.4, 8.18)
+
+# ACL actions and perms (8.18)
+ACL_SET = 1
+ACL_REMOVE = 2
+PERM_R = 4
+PERM_W = 2
+NO_UID = 0xFFFFFFFF  # MailboxInfo uid/gid of a mailbox with a remote owner
 
 # MailboxInfo flags (8.5)
 INFO_DURABLE = 1
@@ -277,6 +288,27 @@ def _bytes(b: bytes) -> bytes:
 
 def _ext_entry(tag: int, val: bytes) -> bytes:
     return struct.pack("<HH", tag, len(val)) + val
+
+
+def ext_entries(ext: bytes) -> list[tuple[int, bytes]]:
+    """The (tag, value) entries of a raw ext tail kept by a decoder (the
+    tail was checked when its payload was decoded)."""
+    out = []
+    i = 0
+    while i + 4 <= len(ext):
+        tag, ln = struct.unpack_from("<HH", ext, i)
+        out.append((tag, bytes(ext[i + 4 : i + 4 + ln])))
+        i += 4 + ln
+    return out
+
+
+def principal_name(ext: bytes) -> Optional[str]:
+    """The PRINCIPAL_NAME (0x0020) in a raw ext tail: a TLS principal's
+    certificate name (7.3), or None."""
+    for tag, val in ext_entries(ext):
+        if tag == EXT_PRINCIPAL_NAME:
+            return val.decode("utf-8", "replace")
+    return None
 
 
 # --- names and addresses (7.1, 7.2) ------------------------------------------
@@ -675,6 +707,22 @@ class MailboxInfo:
     @property
     def is_durable(self) -> bool:
         return bool(self.flags & INFO_DURABLE)
+
+    @property
+    def owner(self) -> Optional[tuple[int, str]]:
+        """A remote owner (OWNER tag, 7.4): (kind, name); kind 2 is a TLS
+        principal's name, kind 0 nobody. None when a Unix uid owns it."""
+        for tag, val in ext_entries(self.ext):
+            if tag == EXT_OWNER and val:
+                return val[0], val[1:].decode("utf-8", "replace")
+        return None
+
+    @property
+    def access(self) -> "list[tuple[int, str]]":
+        """The access entries (ACCESS tags, 8.18): (perms, pattern), in the
+        order they were set; perms is PERM_R | PERM_W bits."""
+        return [(val[0], val[1:].decode("utf-8", "replace"))
+                for tag, val in ext_entries(self.ext) if tag == EXT_ACCESS and val]
 
     @property
     def is_inbox(self) -> bool:
@@ -1201,6 +1249,29 @@ class Attach:
 
 
 @dataclass
+class ACL:
+    """ACL (8.18): set (action 1, perms 4/2/6) or remove (action 2, perms
+    0) one access entry of a mailbox."""
+
+    name: bytes = b""
+    action: int = ACL_SET
+    perms: int = 0
+    pattern: bytes = b""
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.name) + struct.pack("<BB", self.action, self.perms) + _string(self.pattern) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "ACL":
+        r = _R(b)
+        v = cls(r.string("name"), r.u8("action"), r.u8("perms"), r.string("pattern"))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
 class Counters:
     """USAGE's four counters (8.15)."""
 
@@ -1368,4 +1439,5 @@ PAYLOAD_TYPES: dict[str, type] = {
     "UsageReply": UsageReply,
     "CallReply": CallReply,
     "Interrupt": Interrupt,
+    "ACL": ACL,
 }

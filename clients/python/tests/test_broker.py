@@ -648,42 +648,93 @@ TLS_URL = os.environ.get("POSTBOX_TEST_TLS_URL", "")
 
 @unittest.skipIf(TLS_SKIP or not TLS_URL, TLS_SKIP or "POSTBOX_TEST_TLS_URL is not set")
 class TestTLS(unittest.TestCase):
-    def connect(self) -> postbox.Client:
-        c = postbox.connect(url=TLS_URL, tls_cert=os.environ["POSTBOX_TEST_TLS_CERT"],
-                            tls_key=os.environ["POSTBOX_TEST_TLS_KEY"], tls_ca=os.environ["POSTBOX_TEST_TLS_CA"])
+    """Over the broker's own TLS listener (postbox serve --listen tls://...),
+    with a client certificate whose URI SAN is spiffe://postbox.test/python."""
+
+    NAME = "spiffe://postbox.test/python"
+
+    def connect(self, **kw) -> postbox.Client:
+        opts = dict(tls_cert=os.environ["POSTBOX_TEST_TLS_CERT"], tls_key=os.environ["POSTBOX_TEST_TLS_KEY"],
+                    tls_ca=os.environ["POSTBOX_TEST_TLS_CA"])
+        opts.update(kw)
+        c = postbox.connect(url=TLS_URL, timeout=5, **opts)
+        self.addCleanup(c.close)
+        return c
+
+    def local(self) -> postbox.Client:
+        c = postbox.connect(SOCKET)
         self.addCleanup(c.close)
         return c
 
     def test_tls_roundtrip(self):
         c = self.connect()
-        self.assertNotEqual(c.principal.kind, 1)
+        self.assertEqual(c.principal.kind, 2)
+        self.assertEqual((c.principal.uid, c.principal.gid, c.principal.pid), (0, 0, 0))
+        self.assertEqual(c.principal_name, self.NAME)
         self.assertEqual(c.caps & wire.CAP_DESCRIPTORS, 0)
         c.ping()
         c.mailbox(c.inbox_name).send(b"over tls")
-        self.assertEqual(c.inbox.receive(timeout=5, autoack=True).body, b"over tls")
-        big = bytes(1 << 20)
+        m = c.inbox.receive(timeout=5, autoack=True)
+        self.assertEqual((m.body, m.sender.kind, m.sender_name), (b"over tls", 2, self.NAME))
+        big = os.urandom(2 << 20)
         c.mailbox(c.inbox_name).send(big)
         self.assertEqual(c.inbox.receive(timeout=5, autoack=True).body, big)
 
-    def test_tls_to_unix(self):
-        if not SOCKET:
-            self.skipTest("POSTBOX_SOCKET is not set")
+    def test_tls_and_unix_exchange(self):
+        remote, local = self.connect(), self.local()
+        local.mailbox(remote.inbox_name).send(b"unix to tls")
+        m = remote.inbox.receive(timeout=5, autoack=True)
+        self.assertEqual((m.body, m.sender.kind, m.sender.pid, m.sender_name), (b"unix to tls", 1, os.getpid(), None))
+        r = remote.mailbox(local.inbox_name).send(b"tls to unix")
+        self.assertEqual(r.ids, [1])
+        m = local.inbox.receive(timeout=5, autoack=True)
+        self.assertEqual((m.body, m.sender.endpoint, m.sender_name), (b"tls to unix", remote.endpoint, self.NAME))
+
+    def test_access_entries(self):
+        remote, local = self.connect(), self.local()
+        mb = local.create(uniq("acl"), mode=0o666)
+        self.addCleanup(local.destroy, mb.name)
+        with self.assertRaises(postbox.PermissionDeniedError):  # mode bits are not for TLS peers
+            remote.mailbox(mb.name).send(b"x")
+        mb.set_access("spiffe://postbox.test/*", "w")
+        self.assertEqual(mb.stat().access, [(postbox.PERM_W, "spiffe://postbox.test/*")])
+        remote.mailbox(mb.name).send(b"allowed")
+        with self.assertRaises(postbox.PermissionDeniedError):
+            remote.mailbox(mb.name).receive(nowait=True)
+        mb.set_access("spiffe://postbox.test/*", "rw")
+        self.assertEqual(remote.mailbox(mb.name).receive(nowait=True, autoack=True).body, b"allowed")
+        with self.assertRaises(postbox.PermissionDeniedError):  # only the owner changes entries
+            remote.set_access(mb.name, "*", "rw")
+        mb.remove_access("spiffe://postbox.test/*")
+        self.assertEqual(mb.stat().access, [])
+        with self.assertRaises(postbox.NotFoundError):
+            mb.remove_access("spiffe://postbox.test/*")
+        with self.assertRaises(postbox.InvalidError):
+            mb.set_access("[", "r")
+        with self.assertRaises(ValueError):
+            mb.set_access("x", "rx")
+
+    def test_remote_owner(self):
         remote = self.connect()
-        with postbox.connect(SOCKET) as local:
-            local.mailbox(remote.inbox_name).send(b"unix to tls")
-            m = remote.inbox.receive(timeout=5, autoack=True)
-            self.assertEqual((m.body, m.sender.pid), (b"unix to tls", os.getpid()))
-            remote.mailbox(local.inbox_name).send(b"tls to unix")
-            m = local.inbox.receive(timeout=5, autoack=True)
-            self.assertEqual(m.body, b"tls to unix")
-            self.assertEqual(m.sender.endpoint, remote.endpoint)
+        mb = remote.create(uniq("remote"))
+        info = mb.stat()
+        self.assertEqual((info.uid, info.gid), (wire.NO_UID, wire.NO_UID))
+        self.assertEqual(info.owner, (2, self.NAME))
+        mb.send(b"mine")
+        self.assertEqual(mb.receive(autoack=True, nowait=True).body, b"mine")
+        mb.destroy()
 
     def test_no_client_certificate(self):
         ctx = postbox.tls_context(ca=os.environ["POSTBOX_TEST_TLS_CA"])
-        with self.assertRaises((OSError, postbox.PostboxError)):
-            c = postbox.connect(url=TLS_URL, ssl_context=ctx, timeout=5)
-            c.ping()
+        with self.assertRaises(postbox.TLSError) as cm:
+            postbox.connect(url=TLS_URL, ssl_context=ctx, timeout=5)
+        self.assertIn("client certificate", str(cm.exception))
 
+    def test_channels_refused(self):
+        c = self.connect()
+        p = c._request(wire.OP_CHANNEL, 0, wire.Channel(c.inbox_name.encode()).encode(), None)
+        with self.assertRaises(postbox.InvalidError):
+            p.result(5)
 
 CERT = os.environ.get("POSTBOX_TEST_TLS_CERT", "")
 
@@ -811,8 +862,10 @@ class TestTLSClient(unittest.TestCase):
     def test_untrusted_broker_certificate(self):
         import ssl
 
-        with self.assertRaises(ssl.SSLCertVerificationError):
+        with self.assertRaises(postbox.TLSError) as cm:
             postbox.connect(url=self.front.url, ssl_context=ssl.create_default_context(), timeout=5)
+        self.assertIsInstance(cm.exception.__cause__, ssl.SSLCertVerificationError)
+        self.assertIn("failed verification", str(cm.exception))
 
     def test_url_needs_tls_settings(self):
         with self.assertRaises(ValueError):
