@@ -54,11 +54,10 @@ func TestPython(t *testing.T) {
 	env := []string{"POSTBOX_SOCKET=" + sock, "POSTBOX_BIN=" + bin,
 		"PYTHONPATH=" + filepath.Join(root, "clients", "python"), "PYTHONDONTWRITEBYTECODE=1"}
 
-	// TLS, once `serve` has it (branch tls): a listener with certificates
-	// made here; otherwise the Python TLS test skips, saying why.
-	// Certificates for the Python TLS tests: a test-side TLS endpoint in
-	// front of the Unix socket always, the broker's own listener when it
-	// has one.
+	// Certificates for the Python TLS tests: for the broker's own TLS
+	// listener when this `serve` has one (otherwise those tests skip,
+	// saying why), and always for a test-side TLS endpoint in front of
+	// the Unix socket.
 	certs, err := makeCerts(filepath.Join(dir, "tls"))
 	if err != nil {
 		t.Fatalf("certificates: %v", err)
