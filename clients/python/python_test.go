@@ -1,11 +1,5 @@
+// Package python_test runs the Python client's tests from go test.
 package python_test
-
-// TestPython runs the Python client's unittest suite (clients/python/tests)
-// against a real broker: `postbox serve` built from this tree and run as a
-// separate process on a temporary socket and data directory. The Go side
-// of the interoperability tests is this process (services on the Go
-// client, below) and the postbox CLI binary (POSTBOX_BIN). It skips only
-// when python3 is missing.
 
 import (
 	"bytes"
@@ -29,6 +23,12 @@ import (
 	"github.com/postbox-ipc/postbox"
 )
 
+// TestPython runs the Python client's unittest suite (clients/python/tests)
+// against a real broker: `postbox serve` built from this tree and run as a
+// separate process on a temporary socket and data directory. The Go side
+// of the interoperability tests is this process (services on the Go
+// client, below) and the postbox CLI binary (POSTBOX_BIN). It skips only
+// when python3 is missing.
 func TestPython(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
