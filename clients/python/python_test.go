@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,14 +66,16 @@ func TestPython(t *testing.T) {
 	env = append(env, "POSTBOX_TEST_TLS_CERT="+certs["client.crt"], "POSTBOX_TEST_TLS_KEY="+certs["client.key"],
 		"POSTBOX_TEST_TLS_CA="+certs["ca.crt"], "POSTBOX_TEST_TLS_SERVER_CERT="+certs["server.crt"],
 		"POSTBOX_TEST_TLS_SERVER_KEY="+certs["server.key"])
+	tlsAddr := ""
 	if tlsArgs, tlsEnv, why := tlsSetup(bin, certs); why == "" {
 		args = append(args, tlsArgs...)
 		env = append(env, tlsEnv...)
+		tlsAddr = tlsArgs[1][len("tls://"):]
 	} else {
 		env = append(env, "POSTBOX_TEST_TLS_SKIP="+why)
 	}
 
-	var serveLog bytes.Buffer
+	var serveLog lockedBuffer // written by exec's copying goroutine
 	serve := exec.Command(bin, args...)
 	serve.Stdout, serve.Stderr = &serveLog, &serveLog
 	if err := serve.Start(); err != nil {
@@ -89,7 +92,10 @@ func TestPython(t *testing.T) {
 			<-exited
 		}
 	})
-	waitForSocket(t, sock, exited, &serveLog)
+	waitFor(t, "unix", sock, exited, &serveLog)
+	if tlsAddr != "" {
+		waitFor(t, "tcp", tlsAddr, exited, &serveLog)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -114,7 +120,26 @@ func goTool() string {
 	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 }
 
-func waitForSocket(t *testing.T, sock string, exited <-chan error, log *bytes.Buffer) {
+// lockedBuffer is a bytes.Buffer safe to read while the broker writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor waits until the broker accepts connections at addr.
+func waitFor(t *testing.T, network, addr string, exited <-chan error, log *lockedBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -123,13 +148,13 @@ func waitForSocket(t *testing.T, sock string, exited <-chan error, log *bytes.Bu
 			t.Fatalf("postbox serve exited: %v\n%s", err, log.String())
 		default:
 		}
-		if c, err := net.Dial("unix", sock); err == nil {
+		if c, err := net.Dial(network, addr); err == nil {
 			c.Close()
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("postbox serve: no socket at %s after 15s\n%s", sock, log.String())
+	t.Fatalf("postbox serve: nothing listening at %s %s after 15s\n%s", network, addr, log.String())
 }
 
 // goServices runs the Go client's half of the interoperability tests:
