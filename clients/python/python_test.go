@@ -36,7 +36,7 @@ func TestPython(t *testing.T) {
 		t.Skip("python3 not found in PATH: the Python client's tests need it")
 	}
 	if out, err := exec.Command(py, "-c", "import sys; sys.exit(sys.version_info < (3, 11))").CombinedOutput(); err != nil {
-		t.Skipf("python3 is older than 3.11 (the client needs 3.11+): %v %s", err, out)
+		t.Fatalf("%s is older than 3.11, which the Python client needs: %v %s", py, err, out)
 	}
 	root, err := filepath.Abs("../..")
 	if err != nil {
