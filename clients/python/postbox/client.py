@@ -26,8 +26,11 @@ from . import wire
 from .errors import (
     CanceledError,
     ConnectionLostError,
+    InvalidError,
     PostboxError,
     ProtocolError,
+    StaleLeaseError,
+    TooLargeError,
     VersionError,
     error_from_reply,
 )
@@ -110,8 +113,6 @@ class OutMessage:
                 user=_user_list(self.headers),
             )
         except ValueError as e:
-            from .errors import InvalidError
-
             raise InvalidError(f"headers: {e} (not sent)") from None
         return wire.Message(self.type, self.priority, block, _b(self.body))
 
@@ -279,8 +280,6 @@ class Message:
         res = self._client._settle(op, [self.lease], False)
         self._settled = True
         if res is not None and res.failed:
-            from .errors import StaleLeaseError
-
             raise StaleLeaseError(f"lease {self.lease} is not held by this connection")
 
     def reply(
@@ -913,8 +912,6 @@ class Client:
               ack_lease: int = 0) -> Pending[Receipt]:
         payload = wire.Send(_b(target), timeout_ns, msgs, ack_lease).encode()
         if len(payload) + 12 > self.max_frame:
-            from .errors import TooLargeError
-
             raise TooLargeError(f"SEND of {len(payload) + 12} bytes over max frame {self.max_frame} (not sent)")
 
         def conv(p: bytes) -> Receipt:
