@@ -343,6 +343,36 @@ class TestSendReceive(BrokerTest):
             self.c.mailbox(other.inbox_name).receive(nowait=True)
         self.assertEqual(cm.exception.code, 7)
 
+    def test_disconnect_returns_leases(self):
+        mb = self.mailbox("disc")
+        mb.send("held")
+        other = postbox.connect(SOCKET)
+        m = other.mailbox(mb.name).receive(timeout=5)
+        self.assertEqual(m.redeliveries, 0)
+        other.close()
+        m2 = mb.receive(timeout=5, autoack=True)
+        self.assertEqual((m2.id, m2.text, m2.redeliveries), (m.id, "held", 1))
+
+    def test_dead_letter_reason(self):
+        dl = self.mailbox("dl")
+        mb = self.mailbox("dlsrc", max_deliveries=1, dead_letter=dl.name)
+        mb.send("doomed", type=3, headers={"k": "v"})
+        mb.receive(timeout=5).nack()
+        d = dl.receive(timeout=5, autoack=True)
+        self.assertEqual((d.text, d.type, d.reason, d.header("k")), ("doomed", 3, 1, b"v"))
+        self.assertEqual(d.sender.endpoint, self.c.endpoint)
+        self.assertEqual(mb.stat().dead_lettered, 1)
+
+    def test_batch_over_max_frame(self):
+        mb = self.mailbox("bigbatch")
+        chunk = bytes(self.c.max_message // 2)
+        n = self.c.max_frame // len(chunk) + 1
+        with self.assertRaises(postbox.TooLargeError):
+            mb.send_batch([chunk] * n)
+        self.assertEqual(mb.stat().depth, 0)
+        with self.assertRaises(ValueError):
+            mb.send_batch([b"x"] * 1025)
+
     def test_too_large(self):
         mb = self.mailbox("big")
         with self.assertRaises(postbox.TooLargeError):
@@ -546,6 +576,21 @@ class TestCall(BrokerTest):
         self.assertFalse(m.reply(b"late"))
         server.ping()
         self.assertEqual(svc.stat().in_flight, 0)
+
+    def test_caller_disconnect_interrupts(self):
+        svc = self.mailbox("gone", service=True, mode=0o666)
+        held = []
+        self.serve(svc, lambda m: held.append(m))
+        caller = postbox.connect(SOCKET)
+        p = caller.mailbox(svc.name).call_async(b"then I leave")
+        deadline = time.monotonic() + 5
+        while not held and time.monotonic() < deadline:
+            time.sleep(0.01)
+        caller.close()
+        with self.assertRaises(postbox.ConnectionLostError):
+            p.result(5)
+        self.assertTrue(held[0].interrupted.wait(5))
+        self.assertFalse(held[0].reply(b"nobody listens"))
 
     def test_cancel_call(self):
         svc = self.mailbox("cancelcall", service=True)
