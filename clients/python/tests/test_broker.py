@@ -769,6 +769,29 @@ class TestTLS(unittest.TestCase):
         self.assertEqual(mb.receive(autoack=True, nowait=True).body, b"mine")
         mb.destroy()
 
+    def test_call_to_a_tls_server(self):
+        remote, local = self.connect(), self.local()
+        svc = local.create(uniq("tlssvc"), service=True)
+        self.addCleanup(local.destroy, svc.name)
+        svc.set_access(self.NAME, "r")
+        cons = remote.mailbox(svc.name).consume(prefetch=4)
+        self.addCleanup(cons.close)
+        p = svc.call_async(b"hello tls", timeout=5)
+        req = cons.get(5)
+        self.assertEqual((req.body, req.sender.pid), (b"hello tls", os.getpid()))
+        self.assertTrue(req.reply(b"from tls"))
+        r = p.result(5)
+        self.assertEqual((r.body, r.sender.kind, r.sender_name), (b"from tls", 2, self.NAME))
+        # a call the TLS server holds past its timeout: RECEIVER and its name
+        p = svc.call_async(b"slow", timeout=0.3)
+        held = cons.get(5)
+        with self.assertRaises(postbox.TimedOutError) as cm:
+            p.result(5)
+        self.assertEqual(cm.exception.outcome, postbox.OUTCOME_IN_PROGRESS)
+        self.assertEqual((cm.exception.receiver.kind, cm.exception.receiver_name), (2, self.NAME))
+        self.assertTrue(held.interrupted.wait(5))
+        held.ack()
+
     def test_no_client_certificate(self):
         ctx = postbox.tls_context(ca=os.environ["POSTBOX_TEST_TLS_CA"])
         with self.assertRaises(postbox.TLSError) as cm:
