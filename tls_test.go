@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -381,6 +382,28 @@ func TestTLSPrincipalsHaveTheirOwnQuotas(t *testing.T) {
 	if u.Principal != aliceName || u.Used.Mailboxes != 1 || u.Quota.Mailboxes != 1 {
 		t.Fatalf("alice's usage %+v", u)
 	}
+	// USAGE: alice sees her own bucket; root sees every principal's
+	// after the uids.
+	us, err := alice.Usage(ctx)
+	if err != nil || len(us) != 1 || us[0].Principal != aliceName || us[0].Used.Mailboxes != 1 || us[0].Quota.Mailboxes != 1 {
+		t.Fatalf("alice's USAGE: %+v, %v", us, err)
+	}
+	if _, err := alice.UsageOf(ctx, 0); !errors.Is(err, postbox.ErrPermission) {
+		t.Fatalf("alice asking for uid 0: %v", err)
+	}
+	all, err := w.b.Dial(t).Usage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, u := range all {
+		if u.Principal != "" {
+			names = append(names, u.Principal)
+		}
+	}
+	if len(names) != 2 || names[0] != "CN=bob,O=Example" || names[1] != aliceName {
+		t.Fatalf("root's USAGE principals: %q", names)
+	}
 }
 
 func mailboxIdentity(name string) mailbox.Identity {
@@ -435,5 +458,143 @@ func TestTLSRemoteOwnerEntriesAndSenderNameSurviveARestart(t *testing.T) {
 	}
 	if err := bob.Mailbox("alice/keep").Destroy(ctx); !errors.Is(err, postbox.ErrPermission) {
 		t.Fatalf("bob destroying alice's mailbox: %v", err)
+	}
+}
+
+// TestDialURLForms: unix:// is a socket path; $POSTBOX_URL is used when
+// no socket is named, and a named socket wins over it; a URL that is
+// not one of the three forms is ErrInvalid.
+func TestDialURLForms(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	w := startTLS(t, nil)
+	ctx := tctx(t)
+	t.Setenv(postbox.SocketEnv, "")
+	c, err := postbox.Dial(ctx, postbox.WithURL("unix://"+w.b.Socket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Identity().Kind != postbox.KindUnix {
+		t.Fatalf("over unix:// the client is %+v", c.Identity())
+	}
+	c.Close()
+	t.Setenv(postbox.URLEnv, w.url)
+	t.Setenv(postbox.TLSCertEnv, w.bob.CertFile)
+	t.Setenv(postbox.TLSKeyEnv, w.bob.KeyFile)
+	t.Setenv(postbox.TLSCAEnv, w.ca.CertFile)
+	c, err = postbox.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := c.Identity(); id.Kind != postbox.KindTLS || id.Name != "CN=bob,O=Example" {
+		t.Fatalf("with $POSTBOX_URL the client is %+v", id)
+	}
+	c.Close()
+	c, err = postbox.Dial(ctx, postbox.WithSocket(w.b.Socket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Identity().Kind != postbox.KindUnix {
+		t.Fatalf("WithSocket beside $POSTBOX_URL: %+v", c.Identity())
+	}
+	c.Close()
+	for _, bad := range []string{"http://x:1", "tls://nohost", "unix://relative", "tcp://h:1/path"} {
+		if c, err := postbox.Dial(ctx, postbox.WithURL(bad)); !errors.Is(err, postbox.ErrInvalid) {
+			if c != nil {
+				c.Close()
+			}
+			t.Errorf("WithURL(%q): %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+// TestTLSCallOutcomeNamesARemoteReceiver: a CALL cancelled while a TLS
+// server holds its request names that server, certificate name and all.
+func TestTLSCallOutcomeNamesARemoteReceiver(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	w := startTLS(t, nil)
+	ctx := tctx(t)
+	caller, server := w.dial(t, w.alice), w.dial(t, w.bob)
+	svc, err := server.Create(ctx, "svc", postbox.Service(), postbox.Mode(0o600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SetAccess(ctx, aliceName, false, true); err != nil {
+		t.Fatal(err)
+	}
+	cctx, ccancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := caller.Mailbox("svc").Call(cctx, []byte("slow"))
+		errc <- err
+	}()
+	m, err := svc.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Sender.Name != aliceName {
+		t.Fatalf("request from %+v", m.Sender)
+	}
+	ccancel()
+	err = <-errc
+	var ce *postbox.CallError
+	if !errors.As(err, &ce) || ce.Outcome != postbox.OutcomeInProgress || ce.Receiver != server.Identity() || ce.Receiver.Name != "CN=bob,O=Example" {
+		t.Fatalf("cancelled call: %v (%+v), want in progress at %+v", err, ce, server.Identity())
+	}
+	if err := m.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTLSHandshakeSlotsAreCountedPerRemoteIP: connections from one host
+// that never finish their TLS handshake take that host's handshake slots
+// only; a client from another address still gets in.
+func TestTLSHandshakeSlotsAreCountedPerRemoteIP(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	cfg := broker.DefaultConfig()
+	cfg.MaxHandshakingPerUID, cfg.HandshakeTimeout = 2, 5*time.Second
+	w := startTLS(t, &cfg)
+	ctx := tctx(t)
+	addr := strings.TrimPrefix(w.url, "tls://")
+	dialFrom := func(ip string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	for range 2 { // silent: they hold 127.0.0.1's two slots
+		nc, err := dialFrom("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+	}
+	// The broker counts at accept; give it a moment to have accepted both.
+	deadline := time.Now().Add(testbroker.HangGuard)
+	for {
+		nc, err := dialFrom("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, rerr := nc.Read(make([]byte, 1))
+		nc.Close()
+		if errors.Is(rerr, io.EOF) {
+			break // closed at accept: 127.0.0.1 is at its bound
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a third silent connection from 127.0.0.1 was not closed at accept: %v", rerr)
+		}
+	}
+	nc, err := dialFrom("127.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgTLS := testcerts.ClientConfig(w.alice, w.ca)
+	cfgTLS.ServerName = "127.0.0.1"
+	c, err := postbox.NewClient(ctx, tls.Client(nc, cfgTLS))
+	if err != nil {
+		t.Fatalf("a client from 127.0.0.2 while 127.0.0.1 holds its slots: %v", err)
+	}
+	defer c.Close()
+	if c.Identity().Name != aliceName {
+		t.Fatalf("client is %+v", c.Identity())
 	}
 }

@@ -14,6 +14,9 @@ type Usage struct {
 	// without TLS); UID is then 0.
 	Anonymous bool
 	UID       uint32
+	// Principal is a TLS principal's name when the bucket is its own
+	// (UID is then 0).
+	Principal string
 	// Used is what the uid holds now; Quota its bounds, Unlimited (-1)
 	// where there is none.
 	Used, Quota UsageCounts
@@ -31,8 +34,9 @@ type UsageCounts struct {
 const Unlimited = -1
 
 // Usage returns the broker's per-uid usage: every uid's (uids in order,
-// then the anonymous bucket) when the caller is root, else only the
-// caller's own.
+// then the anonymous bucket, then TLS principals' by name) when the
+// caller is root, else only the caller's own (a TLS client's: its
+// principal's).
 func (c *Client) Usage(ctx context.Context) ([]Usage, error) {
 	return c.usage(ctx, wire.Usage{})
 }
@@ -59,9 +63,16 @@ func (c *Client) usage(ctx context.Context, req wire.Usage) ([]Usage, error) {
 	if err := rep.Decode(p); err != nil {
 		return nil, fmt.Errorf("%w: USAGE reply", ErrMalformed)
 	}
-	out := make([]Usage, len(rep.Entries))
-	for i, e := range rep.Entries {
-		out[i] = Usage{Anonymous: e.Anonymous, UID: e.UID, Used: usageCounts(e.Used), Quota: usageCounts(e.Quota)}
+	pus, err := wire.PrincipalUsages(rep.Ext)
+	if err != nil {
+		return nil, fmt.Errorf("%w: USAGE reply's principal buckets", ErrMalformed)
+	}
+	out := make([]Usage, 0, len(rep.Entries)+len(pus))
+	for _, e := range rep.Entries {
+		out = append(out, Usage{Anonymous: e.Anonymous, UID: e.UID, Used: usageCounts(e.Used), Quota: usageCounts(e.Quota)})
+	}
+	for _, u := range pus {
+		out = append(out, Usage{Principal: string(u.Name), Used: usageCounts(u.Used), Quota: usageCounts(u.Quota)})
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"hash/fnv"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,16 +16,27 @@ import (
 // A connection holds a descriptor from accept on, so the bounds apply
 // from accept: one that has not said HELLO yet is handshaking, and at
 // most Config.MaxHandshaking of them (Config.MaxHandshakingPerUID per
-// peer uid, read with SO_PEERCRED at accept; every peer that is not a
-// Unix socket shares one count) exist at once. One past either bound is
+// peer uid, read with SO_PEERCRED at accept; a TCP or TLS peer is
+// counted per remote IP address instead, so that one remote host that
+// opens connections and never finishes its TLS handshake cannot hold
+// every other remote client's slots) exist at once. One past either bound is
 // closed at accept, before any goroutine starts. A handshaking connection
 // takes a MaxConnections slot at accept if one is free; one that found
 // none is still served until HELLO, only to answer it LIMIT. So the
 // broker's connection descriptors are at most MaxConnections +
 // MaxHandshaking.
 
-// noUID is the handshake count of peers without Unix credentials.
+// noUID is the handshake count of peers without Unix credentials or an
+// IP address. A TCP peer's count is keyed below it by its IP (ipKey).
 const noUID = -1
+
+// ipKey is the handshake count key of a peer at ip: negative, below
+// noUID, so it never meets a uid's.
+func ipKey(ip net.IP) int64 {
+	h := fnv.New32a()
+	h.Write(ip.To16())
+	return noUID - 1 - int64(h.Sum32())
+}
 
 // handshakes counts connections between accept and the end of HELLO.
 type handshakes struct {
@@ -58,11 +70,15 @@ func (h *handshakes) release(uid int64) {
 	}
 }
 
-// acceptUID is the peer's uid for the handshake bound: SO_PEERCRED only
-// (no pidfd, which HELLO takes), noUID if nc is no Unix socket.
+// acceptUID is the peer's key for the handshake bound: its uid
+// (SO_PEERCRED only; no pidfd, which HELLO takes), or ipKey of a TCP or
+// TLS peer's address, else noUID.
 func acceptUID(nc net.Conn) int64 {
 	uc, ok := nc.(*net.UnixConn)
 	if !ok {
+		if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok && a.IP != nil {
+			return ipKey(a.IP)
+		}
 		return noUID
 	}
 	raw, err := uc.SyscallConn()

@@ -42,6 +42,7 @@ type Broker struct {
 	// rate-limit the descriptor-limit and handshake-bound warnings.
 	hs             handshakes
 	warnFD, warnHS rateLog
+	warnTLS        rateLog // refused TLS handshakes (conn.go)
 	// out is the unwritten output of all connections (their writers'
 	// backlogs), counted with held against MaxQueuedBytes.
 	out atomic.Int64
@@ -323,8 +324,12 @@ func (b *Broker) start(nc net.Conn, creds Credentials) {
 	if !b.hs.admit(uid, b.cfg.MaxHandshaking, b.cfg.MaxHandshakingPerUID) {
 		nc.Close()
 		if b.warnHS.ok() {
+			who := any(uid) // a uid, or a remote peer's address (its count is per IP)
+			if uid < 0 {
+				who = nc.RemoteAddr().String()
+			}
 			b.log.Warn("connection closed at accept: too many connections before HELLO",
-				"uid", uid, "max_handshaking", b.cfg.MaxHandshaking, "per_uid", b.cfg.MaxHandshakingPerUID)
+				"uid", who, "max_handshaking", b.cfg.MaxHandshaking, "per_uid", b.cfg.MaxHandshakingPerUID)
 		}
 		return
 	}

@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -196,7 +198,13 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 		err := tc.Handshake()
 		tc.SetWriteDeadline(time.Time{})
 		if err != nil {
-			c.b.log.Info("TLS handshake refused", "remote", c.nc.RemoteAddr().String(), "err", err)
+			// Anyone who can reach the port can make these: at most one
+			// at Info per warnEvery, the rest at Debug.
+			level := slog.LevelDebug
+			if c.b.warnTLS.ok() {
+				level = slog.LevelInfo
+			}
+			c.b.log.Log(context.Background(), level, "TLS handshake refused", "remote", c.nc.RemoteAddr().String(), "err", err)
 			return false
 		}
 	}

@@ -7,10 +7,11 @@ import (
 	"github.com/postbox-ipc/postbox/wire"
 )
 
-// USAGE: what each uid holds against its quotas (quota.go), like
-// `ipcs -u`. Root (a Unix principal with uid 0) sees every bucket, or
-// the one it names; anyone else sees only its own (a principal without a
-// uid: the anonymous bucket), and naming another uid is PERMISSION.
+// USAGE: what each uid and TLS principal holds against its quotas
+// (quota.go), like `ipcs -u`. Root (a Unix principal with uid 0) sees
+// every bucket, or the uid it names; anyone else sees only its own (a
+// TLS principal: its name's; one without a uid or name: the anonymous
+// bucket), and naming another uid is PERMISSION.
 
 func (h *handler) doUsage(hd wire.Header, p []byte) {
 	c := h.c
@@ -19,16 +20,10 @@ func (h *handler) doUsage(hd wire.Header, p []byte) {
 		return
 	}
 	own := accountOf(c.ident)
-	if own.name != "" {
-		// The reply has no room for a name yet: Broker.UsageOf reports
-		// a principal's bucket.
-		c.replyErr(hd, wire.CodeInvalid, "USAGE: not reported to TLS principals yet (their quotas apply)")
-		return
-	}
-	root := !own.anon && own.uid == 0
+	root := !own.anon && own.name == "" && own.uid == 0
 	var only *account
 	switch {
-	case m.Filter && (root || !own.anon && m.UID == own.uid):
+	case m.Filter && (root || !own.anon && own.name == "" && m.UID == own.uid):
 		only = &account{uid: m.UID}
 	case m.Filter:
 		c.replyErr(hd, wire.CodePermission, fmt.Sprintf("USAGE: permission denied: %s may see only its own usage", own))
@@ -38,13 +33,17 @@ func (h *handler) doUsage(hd wire.Header, p []byte) {
 	}
 	es := c.b.quota.snapshot(only)
 	if only != nil && len(es) == 0 {
-		// A uid never seen holds nothing; its quotas still apply.
+		// A bucket never used holds nothing; its quotas still apply.
 		es = []UsageEntry{c.b.quota.zero(*only)}
 	}
+	// TLS principals' buckets go in the ext tail (PRINCIPAL_USAGE), after
+	// the uid and anonymous entries: the entries have no room for a name.
 	reply := wire.UsageReply{Entries: make([]wire.UsageEntry, 0, len(es))}
 	for _, e := range es {
 		if e.Principal != "" {
-			continue // not in the reply's encoding yet
+			reply.Ext = wire.AppendPrincipalUsage(reply.Ext, &wire.PrincipalUsage{Name: []byte(e.Principal),
+				Used: wireCounts(e.Used), Quota: wireCounts(e.Quota)})
+			continue
 		}
 		reply.Entries = append(reply.Entries, wire.UsageEntry{Anonymous: e.Anonymous, UID: e.UID, Used: wireCounts(e.Used), Quota: wireCounts(e.Quota)})
 	}

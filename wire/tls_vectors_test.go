@@ -29,6 +29,10 @@ func tlsVectors() []vecSpec {
 		ok("acl-reply", rep(OpACL, 30), "Empty", &Empty{}),
 		ok("acl-denied-not-owner", fail(OpACL, CodePermission, 32), "Error",
 			&ErrorReply{Message: []byte(`acl "jobs": permission denied (its owner is uid 1000)`)}),
+		ok("usage-reply-principal-bucket", rep(OpUsage, 50), "UsageReply", &UsageReply{Entries: []UsageEntry{},
+			Ext: AppendPrincipalUsage(nil, &PrincipalUsage{Name: []byte(name),
+				Used:  UsageCounts{Connections: 1, Mailboxes: 2, Bytes: 10, Leases: 0},
+				Quota: UsageCounts{Connections: 256, Mailboxes: 1024, Bytes: 268435456, Leases: 65536}})}),
 		bad("acl-truncated-pattern", req(OpACL, 30), "ACL", ap[:len(ap)-1], "malformed"),
 		bad("acl-unknown-critical-ext", req(OpACL, 30), "ACL", AppendExt(cat(ap), 0x8100, nil), "critical"),
 	}

@@ -109,3 +109,42 @@ func (m *UsageReply) Decode(p []byte) error {
 	m.Ext = d.Ext()
 	return d.Err()
 }
+
+// TagPrincipalUsage (UsageReply ext, repeated): one TLS principal's
+// bucket, `name string | used 4 x i64 | quota 4 x i64`, after the uid
+// entries and in name order. Not critical: a client that does not know
+// it sees only the uid and anonymous buckets.
+const TagPrincipalUsage uint16 = 0x0020
+
+// PrincipalUsage is a TLS principal's bucket in a UsageReply's ext.
+type PrincipalUsage struct {
+	Name        []byte
+	Used, Quota UsageCounts
+}
+
+// AppendPrincipalUsage appends a PRINCIPAL_USAGE entry.
+func AppendPrincipalUsage(b []byte, u *PrincipalUsage) []byte {
+	b = appendExtHead(b, TagPrincipalUsage, 2+len(u.Name)+64)
+	return u.Quota.append(u.Used.append(AppendString(b, u.Name)))
+}
+
+// PrincipalUsages reads the PRINCIPAL_USAGE entries of a UsageReply's
+// ext tail (aliasing it).
+func PrincipalUsages(tail []byte) ([]PrincipalUsage, error) {
+	var out []PrincipalUsage
+	it := NewExtIter(tail)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
+		if f.Tag != TagPrincipalUsage {
+			continue
+		}
+		d := NewDecoder(f.Value)
+		u := PrincipalUsage{Name: d.String()}
+		u.Used.decode(&d)
+		u.Quota.decode(&d)
+		if d.Finish() != nil || len(u.Name) == 0 {
+			return nil, ErrMalformed
+		}
+		out = append(out, u)
+	}
+	return out, it.Err()
+}

@@ -19,7 +19,7 @@ func newUsage() *cobra.Command {
 	var uid int64
 	cmd := &cobra.Command{
 		Use:   "usage",
-		Short: "Show what each uid holds against its quotas (root: every uid; others: their own)",
+		Short: "Show what each uid and TLS principal holds against its quotas (root: every one; others: their own)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json"); err != nil {
@@ -70,6 +70,9 @@ func usageWho(u postbox.Usage) string {
 	if u.Anonymous {
 		return "anonymous"
 	}
+	if u.Principal != "" {
+		return u.Principal
+	}
 	return strconv.FormatUint(uint64(u.UID), 10)
 }
 
@@ -90,15 +93,16 @@ type countsJSON struct {
 }
 
 type usageJSON struct {
-	UID       *uint32    `json:"uid"` // null for the anonymous bucket
+	UID       *uint32    `json:"uid"` // null for the anonymous bucket and principals
 	Anonymous bool       `json:"anonymous,omitempty"`
+	Principal string     `json:"principal,omitempty"` // a TLS principal's bucket
 	Used      countsJSON `json:"used"`
 	Quota     countsJSON `json:"quota"` // -1: unlimited
 }
 
 func jsonUsage(u postbox.Usage) usageJSON {
-	j := usageJSON{Anonymous: u.Anonymous, Used: countsJSON(u.Used), Quota: countsJSON(u.Quota)}
-	if !u.Anonymous {
+	j := usageJSON{Anonymous: u.Anonymous, Principal: u.Principal, Used: countsJSON(u.Used), Quota: countsJSON(u.Quota)}
+	if !u.Anonymous && u.Principal == "" {
 		uid := u.UID
 		j.UID = &uid
 	}
