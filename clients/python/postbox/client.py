@@ -1043,10 +1043,13 @@ class Client:
         a = wire.ACL(_b(name), wire.ACL_REMOVE, 0, _b(pattern))
         self._request(wire.OP_ACL, 0, a.encode(), None).result()  # type: ignore[arg-type]
 
-    def usage(self, uid: Optional[int] = None) -> list[wire.UsageEntry]:
-        """USAGE (8.15): every bucket the caller may see, or one uid's."""
+    def usage(self, uid: Optional[int] = None) -> list[Union[wire.UsageEntry, wire.PrincipalUsage]]:
+        """USAGE (8.15): every bucket the caller may see, or one uid's: the
+        uids' and the anonymous bucket (UsageEntry), then TLS principals'
+        buckets by name (PrincipalUsage). Both have ``used`` and ``quota``."""
         u = wire.Usage(uid is not None, uid or 0)
-        return self._request(wire.OP_USAGE, 0, u.encode(), wire.UsageReply.decode).result().entries
+        r = self._request(wire.OP_USAGE, 0, u.encode(), wire.UsageReply.decode).result()
+        return [*r.entries, *r.principals]
 
     def ack(self, leases: Iterable[int], *, noreply: bool = False) -> Optional[AckResult]:
         """ACK leases, merged into ranges; returns the AckResult (None with

@@ -1316,6 +1316,18 @@ class UsageEntry:
 
 
 _USAGE_ENTRY = struct.Struct("<BI8q")
+_COUNTERS8 = struct.Struct("<8q")
+EXT_PRINCIPAL_USAGE = 0x0020  # UsageReply: a TLS principal's bucket (8.15)
+
+
+@dataclass
+class PrincipalUsage:
+    """A TLS principal's usage bucket (PRINCIPAL_USAGE in a UsageReply's
+    ext, 8.15): its name, then the counters of a UsageEntry."""
+
+    name: str = ""
+    used: Counters = field(default_factory=Counters)
+    quota: Counters = field(default_factory=Counters)
 
 
 @dataclass
@@ -1347,6 +1359,19 @@ class UsageReply:
         _, ext = r.ext()
         r.finish()
         return cls(entries, ext)
+
+    @property
+    def principals(self) -> list[PrincipalUsage]:
+        """The TLS principals' buckets (PRINCIPAL_USAGE tags), in name order."""
+        out = []
+        for tag, val in ext_entries(self.ext):
+            if tag == EXT_PRINCIPAL_USAGE and len(val) >= 2:
+                n = _U16.unpack_from(val)[0]
+                if len(val) == 2 + n + _COUNTERS8.size:
+                    c = _COUNTERS8.unpack_from(val, 2 + n)
+                    out.append(PrincipalUsage(val[2 : 2 + n].decode("utf-8", "replace"), Counters(*c[:4]),
+                                              Counters(*c[4:])))
+        return out
 
 
 @dataclass

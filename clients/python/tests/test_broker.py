@@ -214,6 +214,7 @@ class TestAdmin(BrokerTest):
     def test_usage(self):
         entries = self.c.usage(os.getuid())
         self.assertEqual(len(entries), 1)
+        self.assertIsInstance(entries[0], wire.UsageEntry)
         self.assertEqual(entries[0].uid, os.getuid())
         self.assertGreaterEqual(entries[0].used.connections, 1)
 
@@ -791,6 +792,12 @@ class TestTLS(unittest.TestCase):
         self.assertEqual((cm.exception.receiver.kind, cm.exception.receiver_name), (2, self.NAME))
         self.assertTrue(held.interrupted.wait(5))
         held.ack()
+
+    def test_usage_by_name(self):
+        remote = self.connect()
+        got = [u for u in remote.usage() if isinstance(u, wire.PrincipalUsage)]
+        self.assertEqual([u.name for u in got], [self.NAME])
+        self.assertGreaterEqual(got[0].used.connections, 1)
 
     def test_no_client_certificate(self):
         ctx = postbox.tls_context(ca=os.environ["POSTBOX_TEST_TLS_CA"])

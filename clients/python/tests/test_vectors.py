@@ -118,6 +118,29 @@ class TestVectors(unittest.TestCase):
 
 
 class TestHelpers(unittest.TestCase):
+    def test_ext_readers(self):
+        """The readers of ext tags the decoders keep raw: PRINCIPAL_NAME,
+        OWNER and ACCESS, PRINCIPAL_USAGE, OUTCOME and RECEIVER."""
+        by_name = {v["name"]: v for _, v in VECTORS}
+
+        def decode(name):
+            v = by_name[name]
+            return wire.PAYLOAD_TYPES[v["payload_type"]].decode(bytes.fromhex(v["hex"])[16:])
+
+        alice = "spiffe://example.org/alice"
+        self.assertEqual(wire.principal_name(decode("hello-reply-tls-principal").ext), alice)
+        self.assertEqual(wire.principal_name(decode("deliver-from-tls-sender").ext), alice)
+        self.assertEqual(wire.principal_name(decode("send-reply-receipt-tls-receiver").ext), alice)
+        info = decode("stat-reply-remote-owner-and-access")
+        self.assertEqual(info.owner, (2, alice))
+        self.assertEqual(info.access, [(6, "spiffe://example.org/*"), (2, "CN=ci,O=Example")])
+        self.assertIsNone(decode("stat-reply").owner)
+        (pu,) = decode("usage-reply-principal-bucket").principals
+        self.assertEqual((pu.name, pu.used.mailboxes, pu.quota.connections), (alice, 2, 256))
+        e = decode("call-timeout-in-progress")
+        self.assertEqual((e.outcome, e.receiver.endpoint), (wire.OUTCOME_IN_PROGRESS, 11400714817187610626))
+        self.assertIsNone(decode("error-not-found").outcome)
+
     def test_ranges_of(self):
         r = wire.ranges_of([5, 3, 4, 9, 9, 10, 1, 0])
         self.assertEqual([(x.first, x.n) for x in r], [(1, 1), (3, 3), (9, 2)])
