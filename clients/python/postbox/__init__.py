@@ -61,6 +61,7 @@ from .wire import (
     PERM_W,
     MailboxInfo,
     Principal,
+    PrincipalUsage,
     UsageEntry,
 )
 
@@ -73,6 +74,6 @@ __all__ = [
     "TimedOutError", "DestroyedError", "StaleLeaseError", "LimitError", "ClosedError", "CanceledError",
     "InternalError", "StorageError", "InvalidError", "HandshakeError", "UnknownStatusError",
     "ConnectionLostError", "ProtocolError", "TLSError", "UnsafeSocketError", "default_socket_paths", "system_socket_path",
-    "user_socket_path", "tls_context", "MailboxInfo", "Principal", "UsageEntry", "OUTCOME_WITHDRAWN",
+    "user_socket_path", "tls_context", "MailboxInfo", "Principal", "PrincipalUsage", "UsageEntry", "OUTCOME_WITHDRAWN",
     "OUTCOME_IN_PROGRESS", "OUTCOME_SETTLED", "PERM_R", "PERM_W", "wire",
 ]
