@@ -1,0 +1,197 @@
+"""The client's reader and writer against a scripted fake broker on a
+socketpair: routing by PUSH, op and id (PROTOCOL.md 11, step 5), the
+handshake's failures, and what a broken stream does to requests in flight.
+No broker needed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import unittest
+
+# the package in this tree, before any installed one
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import postbox  # noqa: E402
+from postbox import wire  # noqa: E402
+from postbox.transport import PlainStream  # noqa: E402
+
+
+class FakeBroker:
+    """The far end of a socketpair: reads whole frames, writes raw bytes."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = b""
+
+    def read_frame(self) -> tuple[wire.Header, bytes]:
+        while True:
+            if len(self.buf) >= 4:
+                size = int.from_bytes(self.buf[:4], "little")
+                if len(self.buf) >= size + 4:
+                    frame, self.buf = self.buf[: size + 4], self.buf[size + 4 :]
+                    return wire.decode_frame(frame)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+
+    def reply(self, h: wire.Header, payload: bytes = b"", status: int = 0, flags: int = 0, op=None) -> None:
+        self.sock.sendall(wire.encode_frame(op if op is not None else h.op | 0x80, flags, h.request, payload, status))
+
+    def hello(self) -> None:
+        h, p = self.read_frame()
+        assert h.op == wire.OP_HELLO
+        hello = wire.Hello.decode(p)
+        assert (hello.min_version, hello.max_version, hello.caps) == (2, 2, 0)
+        r = wire.HelloReply(2, 7 | 5 << 32, 0, 5, b"s" * 16, wire.Principal(1, 1, 1, 1, 7 | 5 << 32), 1 << 20,
+                            1 << 16, b"fake")
+        self.reply(h, r.encode())
+
+
+def pair(script) -> tuple[postbox.Client, threading.Thread]:
+    a, b = socket.socketpair()
+    fb = FakeBroker(b)
+    t = threading.Thread(target=lambda: _run(script, fb), daemon=True)
+    t.start()
+    c = postbox.Client(PlainStream(a), handshake_timeout=5)
+    return c, t
+
+
+def _run(script, fb):
+    try:
+        script(fb)
+    except (EOFError, OSError):
+        pass
+    finally:
+        fb.sock.close()
+
+
+class TestFakeBroker(unittest.TestCase):
+    def test_routing(self):
+        got = {}
+
+        def script(fb):
+            fb.hello()
+            h1, _ = fb.read_frame()  # RECV
+            h2, _ = fb.read_frame()  # PING, answered before the RECV
+            fb.reply(h2)
+            h3, p3 = fb.read_frame()  # CONSUME
+            got["consume"] = wire.Consume.decode(p3)
+            # a reserved pushed op, a reply for nobody, a DELIVER, an INTERRUPT
+            fb.sock.sendall(wire.encode_frame(0x7E, wire.FLAG_PUSH, 0, b"junk"))
+            fb.sock.sendall(wire.encode_frame(wire.OP_PING | 0x80, 0, 999, b""))
+            d = wire.Delivery(lease=4, id=1, type=1, body=b"pushed")
+            fb.sock.sendall(wire.encode_frame(wire.OP_DELIVER, wire.FLAG_PUSH, h3.request, d.encode()))
+            fb.sock.sendall(wire.encode_frame(wire.OP_INTERRUPT, wire.FLAG_PUSH | wire.FLAG_URGENT, 0,
+                                              wire.Interrupt(4, 15).encode()))
+            fb.reply(h1, wire.Delivery(lease=3, id=9, type=2, body=b"recv").encode(), flags=wire.FLAG_URGENT)
+            h4, _ = fb.read_frame()  # CREDIT (auto credit), then CANCEL of the CONSUME
+            while h4.op == wire.OP_CREDIT:
+                got["credit"] = h4
+                h4, _ = fb.read_frame()
+            got["cancel"] = h4
+            fb.reply(h3, wire.Error(b"canceled").encode(), status=15)
+            fb.read_frame()
+
+        c, t = pair(script)
+        self.addCleanup(c.close)
+        self.assertEqual((c.endpoint, c.epoch, c.server, c.max_frame), (7 | 5 << 32, 5, "fake", 1 << 20))
+        p = c.mailbox("q").receive_async()
+        c.ping()
+        cons = c.mailbox("q").consume(prefetch=3)
+        m = p.result(5)
+        self.assertEqual((m.body, m.lease, m.id), (b"recv", 3, 9))
+        pushed = cons.get(5)
+        self.assertEqual((pushed.body, pushed.lease), (b"pushed", 4))
+        self.assertTrue(pushed.interrupted.wait(5))
+        self.assertEqual(got["consume"].credit, 3)
+        cons.cancel()
+        self.assertEqual(list(cons), [])
+        self.assertEqual(got["cancel"].op, wire.OP_CANCEL)
+        self.assertEqual(got["cancel"].flags, wire.FLAG_URGENT)
+        self.assertEqual(got["cancel"].request, cons.id)
+        self.assertEqual(got["credit"].request, cons.id)
+
+    def test_wrong_reply_op(self):
+        def script(fb):
+            fb.hello()
+            h, _ = fb.read_frame()
+            fb.reply(h, op=wire.OP_STAT | 0x80)
+            fb.read_frame()
+
+        c, _ = pair(script)
+        self.addCleanup(c.close)
+        with self.assertRaises(postbox.ProtocolError):
+            c.ping()
+
+    def test_bad_frame_fails_everything_in_flight(self):
+        def script(fb):
+            fb.hello()
+            fb.read_frame()
+            fb.sock.sendall(b"\x0b\x00\x00\x00" + bytes(12))  # size 11: the stream cannot be trusted
+            fb.read_frame()
+
+        c, _ = pair(script)
+        self.addCleanup(c.close)
+        p = c.mailbox("q").receive_async()
+        with self.assertRaises(postbox.ProtocolError):
+            p.result(5)
+        with self.assertRaises(postbox.ProtocolError):
+            c.ping()
+        self.assertTrue(c.closed)
+
+    def test_broker_hangs_up(self):
+        def script(fb):
+            fb.hello()
+            fb.read_frame()
+            fb.sock.close()
+
+        c, _ = pair(script)
+        self.addCleanup(c.close)
+        with self.assertRaises(postbox.ConnectionLostError):
+            c.mailbox("q").receive(timeout=5)
+
+    def test_undecodable_reply_payload(self):
+        def script(fb):
+            fb.hello()
+            h, _ = fb.read_frame()
+            fb.reply(h, b"\x01")  # a Delivery cut short
+            fb.read_frame()
+
+        c, _ = pair(script)
+        self.addCleanup(c.close)
+        with self.assertRaises(postbox.ProtocolError):
+            c.mailbox("q").receive()
+
+    def test_handshake_version_error(self):
+        def script(fb):
+            h, _ = fb.read_frame()
+            fb.reply(h, wire.Error(b"this broker speaks protocol version 3").encode(), status=2)
+
+        a, b = socket.socketpair()
+        threading.Thread(target=lambda: _run(script, FakeBroker(b)), daemon=True).start()
+        with self.assertRaises(postbox.VersionError) as cm:
+            postbox.Client(PlainStream(a), handshake_timeout=5)
+        a.close()
+        self.assertEqual(cm.exception.code, 2)
+        self.assertIn("version 3", cm.exception.message)
+
+    def test_close_joins_and_fails_pending(self):
+        def script(fb):
+            fb.hello()
+            while True:
+                fb.read_frame()
+
+        c, _ = pair(script)
+        p = c.mailbox("q").receive_async()
+        c.close()
+        self.assertFalse(c._reader.is_alive())
+        with self.assertRaises(postbox.ConnectionLostError):
+            p.result(1)
+
+
+if __name__ == "__main__":
+    unittest.main()
