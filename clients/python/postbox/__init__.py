@@ -29,6 +29,7 @@ from .errors import (
     CanceledError,
     ClosedError,
     ConnectionLostError,
+    DeadPeerError,
     DestroyedError,
     EmptyError,
     ExistsError,
@@ -73,7 +74,7 @@ __all__ = [
     "TooLargeError", "NotFoundError", "ExistsError", "PermissionDeniedError", "FullError", "EmptyError",
     "TimedOutError", "DestroyedError", "StaleLeaseError", "LimitError", "ClosedError", "CanceledError",
     "InternalError", "StorageError", "InvalidError", "HandshakeError", "UnknownStatusError",
-    "ConnectionLostError", "ProtocolError", "TLSError", "UnsafeSocketError", "default_socket_paths", "system_socket_path",
+    "ConnectionLostError", "DeadPeerError", "ProtocolError", "TLSError", "UnsafeSocketError", "default_socket_paths", "system_socket_path",
     "user_socket_path", "tls_context", "MailboxInfo", "Principal", "PrincipalUsage", "UsageEntry", "OUTCOME_WITHDRAWN",
     "OUTCOME_IN_PROGRESS", "OUTCOME_SETTLED", "PERM_R", "PERM_W", "wire",
 ]

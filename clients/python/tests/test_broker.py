@@ -799,6 +799,43 @@ class TestTLS(unittest.TestCase):
         self.assertEqual([u.name for u in got], [self.NAME])
         self.assertGreaterEqual(got[0].used.connections, 1)
 
+    @unittest.skipUnless(os.environ.get("POSTBOX_TEST_DEAD_PEER"), "the broker was not started with --dead-peer")
+    def test_keepalive_outlives_dead_peer(self):
+        """The broker closes a TLS connection silent for its dead-peer time
+        (1 s here, 4.3). An idle client pings every KEEPALIVE, so it keeps
+        its connection and its lease well past that; a peer that sends
+        nothing after its HELLO is closed."""
+        remote, local = self.connect(), self.local()
+        self.assertEqual((remote.dead_peer, local.dead_peer, local.keepalive), (1.0, None, None))
+        self.assertAlmostEqual(remote.keepalive, 1 / 3, places=3)
+        mb = local.create(uniq("keepalive"), mode=0o600)
+        self.addCleanup(local.destroy, mb.name)
+        mb.set_access(self.NAME, "rw")
+        mb.send(b"held")
+        held = remote.mailbox(mb.name).receive(timeout=5)
+        time.sleep(2.5)  # idle: nothing but keepalive PINGs, 2.5 dead-peer times
+        self.assertFalse(remote.closed)
+        held.ack()  # the lease is still this connection's: not StaleLeaseError
+        self.assertEqual(mb.stat().redelivered, 0)
+        # a peer that does not ping (a raw handshake, then silence) is closed by the broker after about 1 s
+        from postbox import transport
+
+        ctx = postbox.tls_context(os.environ["POSTBOX_TEST_TLS_CERT"], os.environ["POSTBOX_TEST_TLS_KEY"],
+                                  os.environ["POSTBOX_TEST_TLS_CA"])
+        raw = transport.dial(transport.parse_url(TLS_URL), 5, ctx)
+        self.addCleanup(raw.close)
+        raw.sendall(wire.encode_frame(wire.OP_HELLO, 0, 1, wire.Hello(client=b"mute").encode()))
+        t0, got = time.monotonic(), b""
+        try:
+            while chunk := raw.recv(1 << 16):
+                got += chunk
+        except ConnectionError:
+            pass
+        elapsed = time.monotonic() - t0
+        h, payload = wire.decode_frame(got)
+        self.assertEqual(wire.HelloReply.decode(payload).dead_peer, 1_000_000_000)
+        self.assertTrue(0.9 <= elapsed <= 2.5, f"a silent peer closed after {elapsed:.2f} s, dead-peer time 1 s")
+
     def test_no_client_certificate(self):
         ctx = postbox.tls_context(ca=os.environ["POSTBOX_TEST_TLS_CA"])
         with self.assertRaises(postbox.TLSError) as cm:
