@@ -13,6 +13,7 @@ Written from docs/PROTOCOL.md (protocol version 2)::
 
 from . import wire
 from .client import (
+    MAX_BEST_EFFORT_BACKLOG,
     AckResult,
     Client,
     Consumer,
@@ -69,7 +70,7 @@ from .wire import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AckResult", "Client", "Consumer", "Mailbox", "Message", "OutMessage", "Pending", "Receipt", "connect",
+    "MAX_BEST_EFFORT_BACKLOG", "AckResult", "Client", "Consumer", "Mailbox", "Message", "OutMessage", "Pending", "Receipt", "connect",
     "BY_CODE", "STATUS_NAMES", "PostboxError", "MalformedError", "VersionError", "UnknownOpError",
     "TooLargeError", "NotFoundError", "ExistsError", "PermissionDeniedError", "FullError", "EmptyError",
     "TimedOutError", "DestroyedError", "StaleLeaseError", "LimitError", "ClosedError", "CanceledError",

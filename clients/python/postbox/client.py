@@ -49,6 +49,7 @@ Deadline = Union[_dt.datetime, int, None]
 
 _READ_CHUNK = 1 << 18
 _MAX_QUEUED = 8 << 20  # output bytes queued before writers wait
+MAX_BEST_EFFORT_BACKLOG = 4 << 20  # output bytes queued before best-effort sends are dropped here (8.7)
 
 
 def _b(v: Bytesish) -> bytes:
@@ -564,6 +565,27 @@ class Mailbox:
         ms = [(m if isinstance(m, OutMessage) else OutMessage(m)).encode() for m in messages]
         return self.client._send(self.name, ms, 0, _timeout_ns(timeout, nowait))
 
+    def send_best_effort(self, body: Bytesish = b"", *, type: int = 1, priority: int = 0,
+                         reply_to: Optional[str] = None, correlation_id: Optional[Bytesish] = None,
+                         deadline: Deadline = None, content_type: Optional[str] = None,
+                         headers: UserHeaders = None) -> bool:
+        """A "maybe" send (SEND with BEST_EFFORT, 8.7), for telemetry and
+        real-time data where a late message is worth nothing: no reply, and
+        it never waits for the broker or for room in the mailbox. The
+        broker admits the message if there is room at once, else drops it
+        and counts it in the mailbox's ``stat().dropped``; a send it
+        refuses (no such mailbox, permission) is dropped uncounted. Nobody
+        tells the sender what became of it.
+
+        Returns True once the frame is queued for writing (not delivered),
+        False if the client dropped it itself because its own output is
+        congested: MAX_BEST_EFFORT_BACKLOG (4 MiB) already waits to be
+        written, or the socket's send buffer is full. Raises only for what
+        is known locally: InvalidError (type < 1, headers), TooLargeError
+        (over max message), ConnectionLostError."""
+        m = OutMessage(body, type, priority, reply_to, correlation_id, deadline, content_type, headers).encode()
+        return self.client._send_best_effort(self.name, m)
+
     def receive(self, *, timeout: Optional[float] = None, nowait: bool = False, type: int = 0,
                 autoack: bool = False) -> Message:
         """Receive one message (RECV). ``timeout`` in seconds (None: wait
@@ -971,6 +993,32 @@ class Client:
             return Receipt(r.ids, r.taken, r.receipt if r.taken else None, wire.principal_name(r.ext) if r.ext else None)
 
         return self._request(wire.OP_SEND, flags, payload, conv)
+
+    def _send_best_effort(self, target: str, m: wire.Message) -> bool:
+        if m.type < 1:
+            raise InvalidError(f"send to {target!r}: message type must be at least 1 (not sent)")
+        if len(m.body) + len(m.headers) > self.max_message:
+            raise TooLargeError(f"send to {target!r}: message of {len(m.body) + len(m.headers)} bytes over max "
+                                f"message {self.max_message} (not sent)")
+        payload = wire.Send(_b(target), 0, [m]).encode()
+        if len(payload) + 12 > self.max_frame:
+            raise TooLargeError(f"SEND of {len(payload) + 12} bytes over max frame {self.max_frame} (not sent)")
+        # no reply ever comes (5.3): the id is not registered
+        frame = wire.encode_frame(wire.OP_SEND, wire.FLAG_BEST_EFFORT, next(self._ids), payload)
+        if self._err is not None:
+            raise self._err
+        with self._wcv:
+            if self._queued >= MAX_BEST_EFFORT_BACKLOG:
+                return False
+            if not self._flushing and not self._stream.writable():
+                return False  # the kernel's buffer is full: writing would wait for the broker
+            self._data.append(frame)
+            self._queued += len(frame)
+            if self._flushing:
+                return True
+            self._flushing = True
+        self._flush()
+        return True
 
     def _consume(self, name: str, prefetch: int, type: int, autoack: bool, auto_credit: bool) -> Consumer:
         rid = next(self._ids)

@@ -396,6 +396,31 @@ class TestSendReceive(BrokerTest):
         self.assertEqual(got, [f"b{i}" for i in range(5)])
         self.assertEqual(mb.stat().depth, 5)
 
+    def test_best_effort(self):
+        """BEST_EFFORT (8.7): no reply, never waits; what does not fit at
+        once is dropped and counted in the mailbox's DROPPED."""
+        mb = self.mailbox("be", capacity=2)
+        for i in range(5):
+            self.assertTrue(mb.send_best_effort(f"m{i}", content_type="text/plain"))
+        self.c.ping()  # read after the SENDs
+        deadline = time.monotonic() + 5
+        while (info := mb.stat()).dropped < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual((info.sent, info.depth, info.dropped), (2, 2, 3))
+        self.assertEqual([mb.receive(nowait=True, autoack=True).body for _ in range(2)], [b"m0", b"m1"])
+        self.assertTrue(mb.send_best_effort(b"room again"))
+        self.assertEqual(mb.receive(timeout=5, autoack=True).body, b"room again")
+        self.assertEqual(mb.stat().dropped, 3)
+        # refused by the broker: dropped without a word, and not counted anywhere
+        self.assertTrue(self.c.mailbox(uniq("nobody")).send_best_effort(b"x"))
+        # refused here, before anything is sent
+        with self.assertRaises(postbox.InvalidError):
+            mb.send_best_effort(b"x", type=0)
+        with self.assertRaises(postbox.TooLargeError):
+            mb.send_best_effort(bytes(self.c.max_message + 1))
+        self.c.ping()
+        self.assertEqual(self.c._pending, {}, "no reply is awaited for a best-effort send")
+
     def test_threads_share_a_client(self):
         mb = self.mailbox("threads")
         n, workers = 200, 8

@@ -239,6 +239,33 @@ class TestFakeBroker(unittest.TestCase):
         self.addCleanup(c.close)
         self.assertEqual((c.keepalive, c.dead_peer, c._keepalive), (None, None, None))
 
+    def test_best_effort_never_blocks(self):
+        """A broker that stops reading: best-effort sends are dropped by the
+        client (False) once its output is congested, instead of waiting."""
+        frames = []
+
+        def script(fb):
+            fb.hello()
+            h, p = fb.read_frame()
+            frames.append((h, wire.Send.decode(p)))
+            threading.Event().wait(10)  # reads nothing more
+
+        c, _ = pair(script)
+        self.addCleanup(c.close)
+        self.assertTrue(c.mailbox("m").send_best_effort(b"first", priority=3))
+        t0 = time.monotonic()
+        got = [c.mailbox("m").send_best_effort(bytes(1024)) for _ in range(4000)]
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertIn(True, got)
+        self.assertIn(False, got)
+        deadline = time.monotonic() + 5
+        while not frames and time.monotonic() < deadline:
+            time.sleep(0.01)
+        h, send = frames[0]
+        self.assertEqual((h.op, h.flags, send.target, send.timeout), (wire.OP_SEND, wire.FLAG_BEST_EFFORT, b"m", 0))
+        self.assertEqual((send.msgs[0].body, send.msgs[0].priority), (b"first", 3))
+        self.assertEqual(c._pending, {})
+
     def test_close_joins_and_fails_pending(self):
         def script(fb):
             fb.hello()
