@@ -220,7 +220,15 @@ func tlsSetup(bin string, certs map[string]string) (args, env []string, why stri
 	u := (&url.URL{Scheme: "tls", Host: addr}).String()
 	args = []string{"--listen", u, "--tls-cert", certs["server.crt"], "--tls-key", certs["server.key"],
 		"--tls-client-ca", certs["ca.crt"]}
-	return args, []string{"POSTBOX_TEST_TLS_URL=" + u}, ""
+	env = []string{"POSTBOX_TEST_TLS_URL=" + u}
+	// A short dead-peer time (4.3), so that the keepalive test shows an
+	// idle TLS client outliving it because it pings, and one that stops
+	// pinging closed by the broker.
+	if bytes.Contains(help, []byte("--dead-peer")) {
+		args = append(args, "--dead-peer", "1s")
+		env = append(env, "POSTBOX_TEST_DEAD_PEER=1s")
+	}
+	return args, env, ""
 }
 
 // makeCerts writes a CA, a server certificate for 127.0.0.1/localhost and

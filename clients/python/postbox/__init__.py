@@ -13,6 +13,7 @@ Written from docs/PROTOCOL.md (protocol version 2)::
 
 from . import wire
 from .client import (
+    MAX_BEST_EFFORT_BACKLOG,
     AckResult,
     Client,
     Consumer,
@@ -29,6 +30,7 @@ from .errors import (
     CanceledError,
     ClosedError,
     ConnectionLostError,
+    DeadPeerError,
     DestroyedError,
     EmptyError,
     ExistsError,
@@ -68,12 +70,12 @@ from .wire import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AckResult", "Client", "Consumer", "Mailbox", "Message", "OutMessage", "Pending", "Receipt", "connect",
+    "MAX_BEST_EFFORT_BACKLOG", "AckResult", "Client", "Consumer", "Mailbox", "Message", "OutMessage", "Pending", "Receipt", "connect",
     "BY_CODE", "STATUS_NAMES", "PostboxError", "MalformedError", "VersionError", "UnknownOpError",
     "TooLargeError", "NotFoundError", "ExistsError", "PermissionDeniedError", "FullError", "EmptyError",
     "TimedOutError", "DestroyedError", "StaleLeaseError", "LimitError", "ClosedError", "CanceledError",
     "InternalError", "StorageError", "InvalidError", "HandshakeError", "UnknownStatusError",
-    "ConnectionLostError", "ProtocolError", "TLSError", "UnsafeSocketError", "default_socket_paths", "system_socket_path",
+    "ConnectionLostError", "DeadPeerError", "ProtocolError", "TLSError", "UnsafeSocketError", "default_socket_paths", "system_socket_path",
     "user_socket_path", "tls_context", "MailboxInfo", "Principal", "PrincipalUsage", "UsageEntry", "OUTCOME_WITHDRAWN",
     "OUTCOME_IN_PROGRESS", "OUTCOME_SETTLED", "PERM_R", "PERM_W", "wire",
 ]

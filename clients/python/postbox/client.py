@@ -4,7 +4,10 @@ Threads: one reader thread owns the socket's input and routes every frame
 (PROTOCOL.md 11, step 5) — replies to the pending-request table, DELIVERs
 to their consumers, INTERRUPTs to the messages they name. Writers are the
 calling threads; each writes whole frames under one lock, so frames never
-interleave. :meth:`Client.close` shuts the socket and joins the reader.
+interleave. Where the HelloReply has KEEPALIVE (TCP, TLS), a small
+keepalive thread sends a PING whenever that long passes without a frame of
+this client's, and the reader gives up a broker silent for DEAD_PEER (4.3).
+:meth:`Client.close` shuts the socket and joins both threads.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import secrets
 import ssl
 import struct
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Iterable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
@@ -26,6 +30,7 @@ from . import wire
 from .errors import (
     CanceledError,
     ConnectionLostError,
+    DeadPeerError,
     InvalidError,
     PostboxError,
     ProtocolError,
@@ -44,6 +49,7 @@ Deadline = Union[_dt.datetime, int, None]
 
 _READ_CHUNK = 1 << 18
 _MAX_QUEUED = 8 << 20  # output bytes queued before writers wait
+MAX_BEST_EFFORT_BACKLOG = 4 << 20  # output bytes queued before best-effort sends are dropped here (8.7)
 
 
 def _b(v: Bytesish) -> bytes:
@@ -559,6 +565,27 @@ class Mailbox:
         ms = [(m if isinstance(m, OutMessage) else OutMessage(m)).encode() for m in messages]
         return self.client._send(self.name, ms, 0, _timeout_ns(timeout, nowait))
 
+    def send_best_effort(self, body: Bytesish = b"", *, type: int = 1, priority: int = 0,
+                         reply_to: Optional[str] = None, correlation_id: Optional[Bytesish] = None,
+                         deadline: Deadline = None, content_type: Optional[str] = None,
+                         headers: UserHeaders = None) -> bool:
+        """A "maybe" send (SEND with BEST_EFFORT, 8.7), for telemetry and
+        real-time data where a late message is worth nothing: no reply, and
+        it never waits for the broker or for room in the mailbox. The
+        broker admits the message if there is room at once, else drops it
+        and counts it in the mailbox's ``stat().dropped``; a send it
+        refuses (no such mailbox, permission) is dropped uncounted. Nobody
+        tells the sender what became of it.
+
+        Returns True once the frame is queued for writing (not delivered),
+        False if the client dropped it itself because its own output is
+        congested: MAX_BEST_EFFORT_BACKLOG (4 MiB) already waits to be
+        written, or the socket's send buffer is full. Raises only for what
+        is known locally: InvalidError (type < 1, headers), TooLargeError
+        (over max message), ConnectionLostError."""
+        m = OutMessage(body, type, priority, reply_to, correlation_id, deadline, content_type, headers).encode()
+        return self.client._send_best_effort(self.name, m)
+
     def receive(self, *, timeout: Optional[float] = None, nowait: bool = False, type: int = 0,
                 autoack: bool = False) -> Message:
         """Receive one message (RECV). ``timeout`` in seconds (None: wait
@@ -678,8 +705,13 @@ class Client:
         except BaseException:
             stream.close()
             raise
+        self._ka_stop = threading.Event()
+        self._keepalive: Optional[threading.Thread] = None
         self._reader = threading.Thread(target=self._read_loop, name="postbox-reader", daemon=True)
         self._reader.start()
+        if self.keepalive is not None:
+            self._keepalive = threading.Thread(target=self._keepalive_loop, name="postbox-keepalive", daemon=True)
+            self._keepalive.start()
 
     # --- handshake (4.2, 8.1) ---
 
@@ -721,8 +753,15 @@ class Client:
         self.hello_ext: bytes = r.ext
         #: this client's name as the broker read it from its TLS certificate (7.3), or None
         self.principal_name: Optional[str] = wire.principal_name(r.ext)
+        #: seconds: the broker closes this connection after DEAD_PEER without a frame from it (4.3); None on a
+        #: Unix socket. The client pings every ``keepalive`` and gives the broker up after ``dead_peer`` of silence.
+        self.dead_peer: Optional[float] = r.dead_peer / 1e9 if r.dead_peer > 0 else None
+        self.keepalive: Optional[float] = r.keepalive / 1e9 if r.keepalive > 0 else None
+        if self.keepalive is None and self.dead_peer is not None:
+            self.keepalive = self.dead_peer / 3  # what KEEPALIVE would have said (4.3)
         self._buf = buf
         self._stream.settimeout(None)
+        self._last_write = self._last_read = time.monotonic()
 
     @property
     def inbox_name(self) -> str:
@@ -745,6 +784,7 @@ class Client:
     def _read_loop(self) -> None:
         buf = self._buf
         limit = self.max_frame + wire.DELIVERY_OVERHEAD
+        dead = self.dead_peer if self.keepalive is not None else None
         err: PostboxError = ConnectionLostError("connection closed by the broker")
         try:
             while True:
@@ -763,12 +803,24 @@ class Client:
                     self._dispatch(op, flags, status, rid, payload)
                 if pos:
                     del buf[:pos]
-                chunk = self._stream.recv(_READ_CHUNK)
+                if dead is None:
+                    chunk = self._stream.recv(_READ_CHUNK)
+                else:
+                    try:
+                        chunk = self._stream.recv(_READ_CHUNK, self._last_read + dead - time.monotonic())
+                    except TimeoutError:
+                        if self._closed or time.monotonic() - self._last_read < dead:
+                            continue
+                        raise DeadPeerError(f"no frame from the broker for {dead:g} s, its dead-peer time, "
+                                            "although this client pinged it: the connection is closed as dead")
+                    self._last_read = time.monotonic()
                 if not chunk:
                     break
                 buf += chunk
         except PostboxError as e:
             err = e
+            if isinstance(e, DeadPeerError):
+                log.warning("postbox: %s", e)
         except wire.DecodeError as e:  # a pushed frame that does not decode
             err = ProtocolError(f"undecodable frame from the broker: {e}")
             log.error("postbox: %s; closing the connection", err)
@@ -834,6 +886,7 @@ class Client:
             p._fail(err)
         for c in cons.values():
             c._finish(err)
+        self._ka_stop.set()
         self._stream.shutdown()
 
     # --- writing ---
@@ -876,6 +929,7 @@ class Client:
                     return
             try:
                 self._stream.sendall(chunk[0] if len(chunk) == 1 else b"".join(chunk))
+                self._last_write = time.monotonic()
             except OSError as e:
                 err = ConnectionLostError(f"write failed: {e}")
                 with self._wcv:
@@ -886,6 +940,26 @@ class Client:
                     self._err = err
                 self._stream.shutdown()  # the reader ends and fails what is pending
                 raise err from None
+
+    def _keepalive_loop(self) -> None:
+        """The keepalive thread (4.3): a PING (URGENT) whenever KEEPALIVE
+        passes without a frame written. Its reply completes a request
+        nobody waits for. If writing the PING blocks (the broker stopped
+        reading), the reader's dead-peer check ends the connection, which
+        ends the write and this loop; close() joins it."""
+        ka = self.keepalive
+        assert ka is not None
+        last_ping = 0.0
+        while not self._ka_stop.is_set():
+            wait = max(self._last_write, last_ping) + ka - time.monotonic()
+            if wait > 0:
+                self._ka_stop.wait(wait)
+                continue
+            last_ping = time.monotonic()
+            try:
+                self._request(wire.OP_PING, wire.FLAG_URGENT, b"", None)  # type: ignore[arg-type]
+            except PostboxError:
+                return
 
     def _request(self, op: int, flags: int, payload: bytes, convert: Callable[[bytes], T]) -> Pending[T]:
         rid = next(self._ids)
@@ -919,6 +993,32 @@ class Client:
             return Receipt(r.ids, r.taken, r.receipt if r.taken else None, wire.principal_name(r.ext) if r.ext else None)
 
         return self._request(wire.OP_SEND, flags, payload, conv)
+
+    def _send_best_effort(self, target: str, m: wire.Message) -> bool:
+        if m.type < 1:
+            raise InvalidError(f"send to {target!r}: message type must be at least 1 (not sent)")
+        if len(m.body) + len(m.headers) > self.max_message:
+            raise TooLargeError(f"send to {target!r}: message of {len(m.body) + len(m.headers)} bytes over max "
+                                f"message {self.max_message} (not sent)")
+        payload = wire.Send(_b(target), 0, [m]).encode()
+        if len(payload) + 12 > self.max_frame:
+            raise TooLargeError(f"SEND of {len(payload) + 12} bytes over max frame {self.max_frame} (not sent)")
+        # no reply ever comes (5.3): the id is not registered
+        frame = wire.encode_frame(wire.OP_SEND, wire.FLAG_BEST_EFFORT, next(self._ids), payload)
+        if self._err is not None:
+            raise self._err
+        with self._wcv:
+            if self._queued >= MAX_BEST_EFFORT_BACKLOG:
+                return False
+            if not self._flushing and not self._stream.writable():
+                return False  # the kernel's buffer is full: writing would wait for the broker
+            self._data.append(frame)
+            self._queued += len(frame)
+            if self._flushing:
+                return True
+            self._flushing = True
+        self._flush()
+        return True
 
     def _consume(self, name: str, prefetch: int, type: int, autoack: bool, auto_credit: bool) -> Consumer:
         rid = next(self._ids)
@@ -1063,15 +1163,19 @@ class Client:
     # --- closing ---
 
     def close(self) -> None:
-        """Close the connection and join the reader thread. Requests in
+        """Close the connection and join the reader (and keepalive) thread. Requests in
         flight fail with ConnectionLostError; the broker returns unacked
         messages and destroys the inbox."""
         if self._closed:
             return
         self._closed = True
+        self._ka_stop.set()
         self._stream.shutdown()
-        if threading.current_thread() is not self._reader:
+        me = threading.current_thread()
+        if me is not self._reader:
             self._reader.join()
+        if self._keepalive is not None and me is not self._keepalive:
+            self._keepalive.join()
         self._stream.close()
 
     def __enter__(self) -> "Client":

@@ -173,6 +173,12 @@ class ConnectionLostError(PostboxError):
     """The connection ended (or was closed) before the request's reply."""
 
 
+class DeadPeerError(ConnectionLostError):
+    """The broker sent nothing for its dead-peer time (HelloReply DEAD_PEER,
+    PROTOCOL.md 4.3) although this client kept pinging it: it is stopped,
+    wedged or unreachable, and the client closed the connection."""
+
+
 class ProtocolError(PostboxError):
     """The broker sent something this client cannot decode; the connection
     is closed."""

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import ssl
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
@@ -100,14 +102,32 @@ def parse_url(url: str) -> Address:
     raise ValueError(f"url {url!r}: the scheme must be unix, tls or tcp")
 
 
+def _ready(sock: socket.socket, events: int, timeout: float) -> bool:
+    """Whether sock is ready for events within timeout seconds (poll(2),
+    so that a descriptor above FD_SETSIZE works)."""
+    p = select.poll()
+    p.register(sock, events)
+    return bool(p.poll(max(0, int(timeout * 1000 + 0.999))))
+
+
 class PlainStream:
     """A connected socket (Unix or TCP)."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
 
-    def recv(self, n: int) -> bytes:
+    def recv(self, n: int, timeout: Optional[float] = None) -> bytes:
+        """Up to n bytes; b"" at the end. With ``timeout`` (seconds, the
+        reader's dead-peer bound) raises the built-in TimeoutError when
+        nothing arrives in time; the socket itself stays blocking, so
+        writers are not affected."""
+        if timeout is not None and not _ready(self.sock, select.POLLIN, timeout):
+            raise TimeoutError("nothing to read")
         return self.sock.recv(n)
+
+    def writable(self) -> bool:
+        """Whether the kernel's send buffer has room now."""
+        return _ready(self.sock, select.POLLOUT, 0)
 
     def sendall(self, b) -> None:
         self.sock.sendall(b)
@@ -160,7 +180,10 @@ class TLSStream:
         if data:
             self.sock.sendall(data)
 
-    def recv(self, n: int) -> bytes:
+    def recv(self, n: int, timeout: Optional[float] = None) -> bytes:
+        """As :meth:`PlainStream.recv`: ``timeout`` bounds the wait for
+        ciphertext in all."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
                 try:
@@ -172,6 +195,8 @@ class TLSStream:
             if pending:
                 with self._wire_lock:
                     self.sock.sendall(pending)
+            if deadline is not None and not _ready(self.sock, select.POLLIN, deadline - time.monotonic()):
+                raise TimeoutError("nothing to read")
             data = self.sock.recv(max(n, 65536))
             if not data:
                 with self._lock:
@@ -201,6 +226,10 @@ class TLSStream:
 
     def settimeout(self, t: Optional[float]) -> None:
         self.sock.settimeout(t)
+
+    def writable(self) -> bool:
+        """Whether the kernel's send buffer has room now."""
+        return _ready(self.sock, select.POLLOUT, 0)
 
     def peer_certificate(self) -> Optional[dict]:
         with self._lock:

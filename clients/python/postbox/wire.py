@@ -57,6 +57,7 @@ FLAG_RECEIPT = 0x01
 FLAG_AUTOACK = 0x02
 FLAG_NOREPLY = 0x04
 FLAG_REPLY = 0x08
+FLAG_BEST_EFFORT = 0x10
 FLAG_URGENT = 0x40
 FLAG_PUSH = 0x80
 
@@ -87,6 +88,9 @@ EXT_SERVICE = 0x8006
 EXT_PRINCIPAL_NAME = 0x0020  # HelloReply, Delivery, SendReply, error reply (7.3)
 EXT_OWNER = 0x0020  # MailboxInfo: a remote owner (7.4)
 EXT_ACCESS = 0x0021  # MailboxInfo: one access entry (7.4, 8.18)
+EXT_KEEPALIVE = 0x0010  # HelloReply: send a frame whenever this long (i64 ns) passes without one (4.3)
+EXT_DEAD_PEER = 0x0011  # HelloReply: the broker closes a connection silent this long (i64 ns) (4.3)
+EXT_DROPPED = 0x0010  # MailboxInfo: best-effort messages dropped (u64) (8.5, 8.7)
 
 # ACL actions and perms (8.18)
 ACL_SET = 1
@@ -288,6 +292,11 @@ def _bytes(b: bytes) -> bytes:
 
 def _ext_entry(tag: int, val: bytes) -> bytes:
     return struct.pack("<HH", tag, len(val)) + val
+
+
+def has_tag(ext: bytes, tag: int) -> bool:
+    """Whether a well-formed raw ext tail holds an entry with this tag."""
+    return any(t == tag for t, _ in ext_entries(ext))
 
 
 def ext_entries(ext: bytes) -> list[tuple[int, bytes]]:
@@ -502,7 +511,9 @@ def _id16(b: bytes) -> bytes:
 
 @dataclass
 class HelloReply:
-    """HELLO's OK reply (8.1)."""
+    """HELLO's OK reply (8.1). ``keepalive`` and ``dead_peer`` are the ext
+    tags KEEPALIVE and DEAD_PEER (i64 nanoseconds, 0: absent, 4.3);
+    ``ext`` holds the tail's other entries, written after them."""
 
     version: int = VERSION
     endpoint: int = 0
@@ -513,23 +524,33 @@ class HelloReply:
     max_frame: int = 0
     max_message: int = 0
     server: bytes = b""
+    keepalive: int = 0
+    dead_peer: int = 0
     ext: bytes = b""
 
     def encode(self) -> bytes:
-        return (
+        out = (
             struct.pack("<HQQQ", self.version, self.endpoint, self.caps, self.epoch)
             + _id16(self.session)
             + self.principal.encode()
             + struct.pack("<II", self.max_frame, self.max_message)
             + _string(self.server)
-            + self.ext
         )
+        if self.keepalive:
+            out += _ext_entry(EXT_KEEPALIVE, _I64.pack(self.keepalive))
+        if self.dead_peer:
+            out += _ext_entry(EXT_DEAD_PEER, _I64.pack(self.dead_peer))
+        return out + self.ext
 
     @classmethod
     def decode(cls, b: bytes) -> "HelloReply":
         r = _R(b)
         v = cls(r.u16(), r.u64(), r.u64(), r.u64(), r.raw(16, "session"), r.principal(), r.u32(), r.u32(), r.string("server"))
-        _, v.ext = r.ext()
+        vals, v.ext = r.ext({EXT_KEEPALIVE: 8, EXT_DEAD_PEER: 8})
+        if EXT_KEEPALIVE in vals:
+            v.keepalive = _I64.unpack(vals[EXT_KEEPALIVE])[0]
+        if EXT_DEAD_PEER in vals:
+            v.dead_peer = _I64.unpack(vals[EXT_DEAD_PEER])[0]
         r.finish()
         return v
 
@@ -672,6 +693,8 @@ class MailboxInfo:
     ttl: int = 0
     max_deliveries: int = 0
     dead_letter: "bytes_t" = b""
+    #: the DROPPED ext tag (0: absent): best-effort messages dropped instead of admitted
+    dropped: int = 0
     ext: "bytes_t" = b""
 
     _FIXED: ClassVar[struct.Struct] = struct.Struct("<IIIqIQQIIIIQQQqQqQqqI")
@@ -686,6 +709,7 @@ class MailboxInfo:
                 self.dead_lettered, self.max_bytes, self.ttl, self.max_deliveries,
             )
             + _string(self.dead_letter)
+            + (_ext_entry(EXT_DROPPED, _U64.pack(self.dropped)) if self.dropped else b"")
             + self.ext
         )
 
@@ -699,7 +723,9 @@ class MailboxInfo:
         fixed = r.unpack(cls._FIXED, "MailboxInfo")
         v = cls(name, *fixed)
         v.dead_letter = r.string("dead letter")
-        _, v.ext = r.ext()
+        vals, v.ext = r.ext({EXT_DROPPED: 8})
+        if EXT_DROPPED in vals:
+            v.dropped = _U64.unpack(vals[EXT_DROPPED])[0]
         if finish:
             r.finish()
         return v
@@ -812,7 +838,10 @@ class Message:
 
 @dataclass
 class Send:
-    """SEND (8.7) and CALL (8.16)."""
+    """SEND (8.7) and CALL (8.16). ``ack_lease`` is the ACK_LEASE tag (0:
+    absent); ``ext`` is the whole tail as decoded, ACK_LEASE included, so
+    that a decoded Send re-encodes byte for byte: :meth:`encode` writes
+    ACK_LEASE from ``ack_lease`` only when ``ext`` does not hold it."""
 
     target: bytes = b""
     timeout: int = -1
@@ -825,7 +854,7 @@ class Send:
             raise ValueError(f"a SEND holds 1..{MAX_BATCH} messages")
         parts = [_string(self.target), struct.pack("<qH", self.timeout, len(self.msgs))]
         parts += [m.encode() for m in self.msgs]
-        if self.ack_lease:
+        if self.ack_lease and not has_tag(self.ext, EXT_ACK_LEASE):
             parts.append(_ext_entry(EXT_ACK_LEASE, _U64.pack(self.ack_lease)))
         parts.append(self.ext)
         return b"".join(parts)
@@ -843,8 +872,10 @@ class Send:
             m = Message(r.i64("type"), r.u8("priority"), r.bytes_("headers"), r.bytes_("body"))
             parse_headers(m.headers)
             msgs.append(m)
-        vals, ext = r.ext({EXT_ACK_LEASE: 8})
-        v = cls(target, timeout, msgs, _U64.unpack(vals[EXT_ACK_LEASE])[0] if EXT_ACK_LEASE in vals else 0, ext)
+        start = r.i
+        vals, _ = r.ext({EXT_ACK_LEASE: 8})
+        v = cls(target, timeout, msgs, _U64.unpack(vals[EXT_ACK_LEASE])[0] if EXT_ACK_LEASE in vals else 0,
+                bytes(b[start : r.i]))
         for i, m in enumerate(msgs):
             problem = check_headers(m.headers)
             if problem:

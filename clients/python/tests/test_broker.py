@@ -396,6 +396,31 @@ class TestSendReceive(BrokerTest):
         self.assertEqual(got, [f"b{i}" for i in range(5)])
         self.assertEqual(mb.stat().depth, 5)
 
+    def test_best_effort(self):
+        """BEST_EFFORT (8.7): no reply, never waits; what does not fit at
+        once is dropped and counted in the mailbox's DROPPED."""
+        mb = self.mailbox("be", capacity=2)
+        for i in range(5):
+            self.assertTrue(mb.send_best_effort(f"m{i}", content_type="text/plain"))
+        self.c.ping()  # read after the SENDs
+        deadline = time.monotonic() + 5
+        while (info := mb.stat()).dropped < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual((info.sent, info.depth, info.dropped), (2, 2, 3))
+        self.assertEqual([mb.receive(nowait=True, autoack=True).body for _ in range(2)], [b"m0", b"m1"])
+        self.assertTrue(mb.send_best_effort(b"room again"))
+        self.assertEqual(mb.receive(timeout=5, autoack=True).body, b"room again")
+        self.assertEqual(mb.stat().dropped, 3)
+        # refused by the broker: dropped without a word, and not counted anywhere
+        self.assertTrue(self.c.mailbox(uniq("nobody")).send_best_effort(b"x"))
+        # refused here, before anything is sent
+        with self.assertRaises(postbox.InvalidError):
+            mb.send_best_effort(b"x", type=0)
+        with self.assertRaises(postbox.TooLargeError):
+            mb.send_best_effort(bytes(self.c.max_message + 1))
+        self.c.ping()
+        self.assertEqual(self.c._pending, {}, "no reply is awaited for a best-effort send")
+
     def test_threads_share_a_client(self):
         mb = self.mailbox("threads")
         n, workers = 200, 8
@@ -798,6 +823,43 @@ class TestTLS(unittest.TestCase):
         got = [u for u in remote.usage() if isinstance(u, wire.PrincipalUsage)]
         self.assertEqual([u.name for u in got], [self.NAME])
         self.assertGreaterEqual(got[0].used.connections, 1)
+
+    @unittest.skipUnless(os.environ.get("POSTBOX_TEST_DEAD_PEER"), "the broker was not started with --dead-peer")
+    def test_keepalive_outlives_dead_peer(self):
+        """The broker closes a TLS connection silent for its dead-peer time
+        (1 s here, 4.3). An idle client pings every KEEPALIVE, so it keeps
+        its connection and its lease well past that; a peer that sends
+        nothing after its HELLO is closed."""
+        remote, local = self.connect(), self.local()
+        self.assertEqual((remote.dead_peer, local.dead_peer, local.keepalive), (1.0, None, None))
+        self.assertAlmostEqual(remote.keepalive, 1 / 3, places=3)
+        mb = local.create(uniq("keepalive"), mode=0o600)
+        self.addCleanup(local.destroy, mb.name)
+        mb.set_access(self.NAME, "rw")
+        mb.send(b"held")
+        held = remote.mailbox(mb.name).receive(timeout=5)
+        time.sleep(2.5)  # idle: nothing but keepalive PINGs, 2.5 dead-peer times
+        self.assertFalse(remote.closed)
+        held.ack()  # the lease is still this connection's: not StaleLeaseError
+        self.assertEqual(mb.stat().redelivered, 0)
+        # a peer that does not ping (a raw handshake, then silence) is closed by the broker after about 1 s
+        from postbox import transport
+
+        ctx = postbox.tls_context(os.environ["POSTBOX_TEST_TLS_CERT"], os.environ["POSTBOX_TEST_TLS_KEY"],
+                                  os.environ["POSTBOX_TEST_TLS_CA"])
+        raw = transport.dial(transport.parse_url(TLS_URL), 5, ctx)
+        self.addCleanup(raw.close)
+        raw.sendall(wire.encode_frame(wire.OP_HELLO, 0, 1, wire.Hello(client=b"mute").encode()))
+        t0, got = time.monotonic(), b""
+        try:
+            while chunk := raw.recv(1 << 16):
+                got += chunk
+        except ConnectionError:
+            pass
+        elapsed = time.monotonic() - t0
+        h, payload = wire.decode_frame(got)
+        self.assertEqual(wire.HelloReply.decode(payload).dead_peer, 1_000_000_000)
+        self.assertTrue(0.9 <= elapsed <= 2.5, f"a silent peer closed after {elapsed:.2f} s, dead-peer time 1 s")
 
     def test_no_client_certificate(self):
         ctx = postbox.tls_context(ca=os.environ["POSTBOX_TEST_TLS_CA"])

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import unittest
 
 # the package in this tree, before any installed one
@@ -41,13 +42,13 @@ class FakeBroker:
     def reply(self, h: wire.Header, payload: bytes = b"", status: int = 0, flags: int = 0, op=None) -> None:
         self.sock.sendall(wire.encode_frame(op if op is not None else h.op | 0x80, flags, h.request, payload, status))
 
-    def hello(self) -> None:
+    def hello(self, keepalive: float = 0, dead_peer: float = 0) -> None:
         h, p = self.read_frame()
         assert h.op == wire.OP_HELLO
         hello = wire.Hello.decode(p)
         assert (hello.min_version, hello.max_version, hello.caps) == (2, 2, 0)
         r = wire.HelloReply(2, 7 | 5 << 32, 0, 5, b"s" * 16, wire.Principal(1, 1, 1, 1, 7 | 5 << 32), 1 << 20,
-                            1 << 16, b"fake")
+                            1 << 16, b"fake", int(keepalive * 1e9), int(dead_peer * 1e9))
         self.reply(h, r.encode())
 
 
@@ -178,6 +179,92 @@ class TestFakeBroker(unittest.TestCase):
         a.close()
         self.assertEqual(cm.exception.code, 2)
         self.assertIn("version 3", cm.exception.message)
+
+    def test_keepalive_pings_and_dead_peer(self):
+        """KEEPALIVE: an idle client PINGs (URGENT) about every keepalive,
+        and no sooner while it writes frames of its own; DEAD_PEER: once the
+        broker stops answering, what is pending fails with DeadPeerError
+        after about the dead-peer time (4.3)."""
+        pings: list[tuple[float, wire.Header]] = []
+        silent = threading.Event()
+
+        def script(fb):
+            fb.hello(keepalive=0.1, dead_peer=0.5)
+            while True:
+                h, _ = fb.read_frame()
+                if h.op == wire.OP_PING:
+                    pings.append((time.monotonic(), h))
+                    if not silent.is_set():
+                        fb.reply(h)
+
+        c, _ = pair(script)
+        self.addCleanup(c.close)
+        self.assertEqual((c.keepalive, c.dead_peer), (0.1, 0.5))
+        self.assertEqual(c._keepalive.name, "postbox-keepalive")
+        time.sleep(0.75)  # past the dead-peer time, idle but for the pings
+        self.assertFalse(c.closed)
+        n = len(pings)
+        self.assertTrue(5 <= n <= 9, f"{n} keepalive PINGs in 0.75 s at keepalive 0.1 s")
+        self.assertTrue(all(h.flags == wire.FLAG_URGENT and h.request for _, h in pings))
+        self.assertTrue(all(b - a >= 0.09 for (a, _), (b, _) in zip(pings, pings[1:])))
+        self.assertLessEqual(len(c._pending), 1, "the PINGs' replies were matched and dropped")
+        # while the client writes frames of its own (PINGs without URGENT), it sends no keepalive
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.4:
+            c.ping()
+            time.sleep(0.03)
+        self.assertEqual([h for t, h in pings if t > t0 and h.flags], [])
+        # the broker goes quiet: a RECV in flight fails once 0.5 s passed without a frame
+        silent.set()
+        p = c.mailbox("q").receive_async()
+        t0 = time.monotonic()
+        with self.assertRaises(postbox.DeadPeerError) as cm:
+            p.result(5)
+        self.assertTrue(0.3 <= time.monotonic() - t0 <= 1.5, time.monotonic() - t0)
+        self.assertIsInstance(cm.exception, postbox.ConnectionLostError)
+        self.assertIn("dead-peer", str(cm.exception))
+        with self.assertRaises(postbox.DeadPeerError):
+            c.ping()
+        c.close()
+        self.assertFalse(c._reader.is_alive())
+        self.assertFalse(c._keepalive.is_alive())
+
+    def test_no_keepalive_without_the_tags(self):
+        def script(fb):
+            fb.hello()
+            while True:
+                fb.read_frame()
+
+        c, _ = pair(script)
+        self.addCleanup(c.close)
+        self.assertEqual((c.keepalive, c.dead_peer, c._keepalive), (None, None, None))
+
+    def test_best_effort_never_blocks(self):
+        """A broker that stops reading: best-effort sends are dropped by the
+        client (False) once its output is congested, instead of waiting."""
+        frames = []
+
+        def script(fb):
+            fb.hello()
+            h, p = fb.read_frame()
+            frames.append((h, wire.Send.decode(p)))
+            threading.Event().wait(10)  # reads nothing more
+
+        c, _ = pair(script)
+        self.addCleanup(c.close)
+        self.assertTrue(c.mailbox("m").send_best_effort(b"first", priority=3))
+        t0 = time.monotonic()
+        got = [c.mailbox("m").send_best_effort(bytes(1024)) for _ in range(4000)]
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertIn(True, got)
+        self.assertIn(False, got)
+        deadline = time.monotonic() + 5
+        while not frames and time.monotonic() < deadline:
+            time.sleep(0.01)
+        h, send = frames[0]
+        self.assertEqual((h.op, h.flags, send.target, send.timeout), (wire.OP_SEND, wire.FLAG_BEST_EFFORT, b"m", 0))
+        self.assertEqual((send.msgs[0].body, send.msgs[0].priority), (b"first", 3))
+        self.assertEqual(c._pending, {})
 
     def test_close_joins_and_fails_pending(self):
         def script(fb):
