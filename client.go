@@ -309,7 +309,11 @@ func (c *Client) connect(ctx context.Context, nc net.Conn, o dialOptions, firstI
 	// socket's): the mux pings it every KEEPALIVE when idle, and gives
 	// the broker up if it is silent that long itself.
 	ka, dp := time.Duration(rep.Keepalive), time.Duration(rep.DeadPeer)
-	if tc, ok := nc.(*net.TCPConn); ok {
+	under := nc
+	if t, ok := nc.(*tls.Conn); ok {
+		under = t.NetConn() // the probes go on the TCP connection beneath TLS
+	}
+	if tc, ok := under.(*net.TCPConn); ok {
 		idle := max(cmp.Or(ka, 15*time.Second), time.Second)
 		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: idle, Interval: idle, Count: 3})
 	}

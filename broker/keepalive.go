@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -54,8 +55,12 @@ func (c *conn) keepaliveInterval() time.Duration { return c.deadPeer() / 3 }
 
 // setTCPKeepalive turns on TCP keepalive probes for a TCP connection,
 // idle and interval the keepalive interval (15 s when there is no dead
-// peer time), at least a second: TCP counts in seconds.
+// peer time), at least a second: TCP counts in seconds. A TLS
+// connection's probes go on the TCP connection beneath it.
 func setTCPKeepalive(nc net.Conn, ka time.Duration) {
+	if t, ok := nc.(*tls.Conn); ok {
+		nc = t.NetConn()
+	}
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return
