@@ -65,7 +65,8 @@ func TestPython(t *testing.T) {
 	}
 	env = append(env, "POSTBOX_TEST_TLS_CERT="+certs["client.crt"], "POSTBOX_TEST_TLS_KEY="+certs["client.key"],
 		"POSTBOX_TEST_TLS_CA="+certs["ca.crt"], "POSTBOX_TEST_TLS_SERVER_CERT="+certs["server.crt"],
-		"POSTBOX_TEST_TLS_SERVER_KEY="+certs["server.key"])
+		"POSTBOX_TEST_TLS_SERVER_KEY="+certs["server.key"],
+		"POSTBOX_TEST_TLS_GO_CERT="+certs["goclient.crt"], "POSTBOX_TEST_TLS_GO_KEY="+certs["goclient.key"])
 	tlsAddr := ""
 	if tlsArgs, tlsEnv, why := tlsSetup(bin, certs); why == "" {
 		args = append(args, tlsArgs...)
@@ -232,7 +233,8 @@ func tlsSetup(bin string, certs map[string]string) (args, env []string, why stri
 }
 
 // makeCerts writes a CA, a server certificate for 127.0.0.1/localhost and
-// a client certificate with a spiffe:// URI SAN, all signed by the CA.
+// two client certificates with spiffe:// URI SANs (the Python client's and
+// the Go CLI's), all signed by the CA.
 func makeCerts(dir string) (map[string]string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -298,7 +300,17 @@ func makeCerts(dir string) (map[string]string, error) {
 	}); err != nil {
 		return nil, err
 	}
-	for _, n := range []string{"ca.crt", "server.crt", "server.key", "client.crt", "client.key"} {
+	// The Go side of the TLS interoperability test (the postbox CLI over
+	// TLS) has a certificate of its own, so that the Python side can tell
+	// its principal from the Python TLS client's.
+	spiffeGo, _ := url.Parse("spiffe://postbox.test/go")
+	if err := leaf("goclient", 4, &x509.Certificate{
+		Subject: pkix.Name{CommonName: "go client", Organization: []string{"postbox"}}, URIs: []*url.URL{spiffeGo},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		return nil, err
+	}
+	for _, n := range []string{"ca.crt", "server.crt", "server.key", "client.crt", "client.key", "goclient.crt", "goclient.key"} {
 		if _, ok := files[n]; !ok {
 			return nil, errors.New("missing " + n)
 		}
