@@ -873,6 +873,69 @@ class TestTLS(unittest.TestCase):
         with self.assertRaises(postbox.InvalidError):
             p.result(5)
 
+GO_CERT = os.environ.get("POSTBOX_TEST_TLS_GO_CERT", "")
+GO_KEY = os.environ.get("POSTBOX_TEST_TLS_GO_KEY", "")
+
+
+@unittest.skipIf(TLS_SKIP or not TLS_URL, TLS_SKIP or "POSTBOX_TEST_TLS_URL is not set")
+@unittest.skipUnless(SOCKET and BIN and GO_CERT, "POSTBOX_SOCKET, POSTBOX_BIN and POSTBOX_TEST_TLS_GO_CERT are needed")
+class TestGoTLSPythonUnix(BrokerTest):
+    """A Go client over TLS (the postbox CLI with a certificate of its own,
+    spiffe://postbox.test/go) and this Python client over the Unix socket,
+    exchanging messages through one broker, both ways: each side sees the
+    other's identity as the broker stamped it, the TLS principal name on
+    one side and the kernel's uid/pid on the other."""
+
+    GO_NAME = "spiffe://postbox.test/go"
+
+    def go(self, *args) -> str:
+        """The postbox CLI over TLS only: no socket in its environment."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("POSTBOX_")}
+        p = subprocess.run([BIN, *args, "--url", TLS_URL, "--tls-cert", GO_CERT, "--tls-key", GO_KEY,
+                            "--tls-ca", os.environ["POSTBOX_TEST_TLS_CA"]],
+                           capture_output=True, env=env, timeout=20)
+        if p.returncode != 0:
+            self.fail(f"postbox {' '.join(args)} over TLS: exit {p.returncode}: {p.stderr.decode()}")
+        return p.stdout.decode()
+
+    def test_go_tls_to_python_unix(self):
+        mb = self.mailbox("gotls.in", mode=0o600)  # mode bits: no TLS peer gets in by them
+        mb.set_access(self.GO_NAME, "w")
+        self.go("send", mb.name, "from go over tls", "--type", "3", "--header", "k=v", "--correlation-id", "g-1")
+        m = mb.receive(timeout=5)
+        self.assertEqual((m.text, m.type, m.correlation_id, m.headers), ("from go over tls", 3, b"g-1", [("k", b"v")]))
+        self.assertEqual(m.sender.kind, 2)  # TLS
+        self.assertEqual(m.sender_name, self.GO_NAME)
+        self.assertEqual((m.sender.uid, m.sender.pid), (0, 0))  # no kernel identity over TLS
+        m.ack()
+
+    def test_python_unix_to_go_tls(self):
+        mb = self.mailbox("gotls.out", mode=0o600)
+        mb.set_access(self.GO_NAME, "r")
+        mb.send("from python over unix", type=5, content_type="text/plain")
+        j = json.loads(self.go("recv", mb.name, "-o", "json", "--timeout", "5s"))
+        self.assertEqual((j["body"], j["type"], j["content_type"]), ("from python over unix", 5, "text/plain"))
+        s = j["sender"]
+        self.assertEqual((s["kind"], s["uid"], s["gid"], s["pid"]), ("unix", os.getuid(), os.getgid(), os.getpid()))
+        self.assertEqual(s["endpoint"], self.c.endpoint)
+        self.assertEqual(mb.stat().depth, 0)  # recv acked it over TLS
+
+    def test_request_and_reply_across(self):
+        """A Go request over TLS answered by a Python server on the Unix
+        socket, through a named reply mailbox (the CLI has no CALL)."""
+        req, rep = self.mailbox("gotls.req", mode=0o600), self.mailbox("gotls.rep", mode=0o600)
+        req.set_access(self.GO_NAME, "w")
+        rep.set_access(self.GO_NAME, "r")
+        self.go("send", req.name, "ping", "--reply-to", rep.name, "--correlation-id", "r-7")
+        m = req.receive(timeout=5)
+        self.assertEqual((m.body, m.reply_to, m.sender_name), (b"ping", rep.name, self.GO_NAME))
+        m.reply(b"pong to " + m.sender_name.encode())  # an ordinary send to a named mailbox, then the ack
+        j = json.loads(self.go("recv", rep.name, "-o", "json", "--timeout", "5s"))
+        self.assertEqual((j["body"], j["correlation_id"]), ("pong to " + self.GO_NAME, "r-7"))
+        self.assertEqual((j["sender"]["kind"], j["sender"]["uid"], j["sender"]["pid"]), ("unix", os.getuid(), os.getpid()))
+        self.assertEqual((req.stat().depth, req.stat().in_flight), (0, 0))
+
+
 CERT = os.environ.get("POSTBOX_TEST_TLS_CERT", "")
 
 
