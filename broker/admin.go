@@ -87,7 +87,7 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 		return
 	}
 	bx := newBox(string(m.Name), 0, c.ident.UID, c.ident.GID, m.Mode)
-	bx.deadLetter, bx.durable = string(m.DeadLetter), m.Durable
+	bx.deadLetter, bx.durable, bx.service = string(m.DeadLetter), m.Durable, m.Service
 	if m.Durable {
 		bx.st = b.st
 	}
@@ -276,6 +276,7 @@ func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
 		return st, false
 	}
 	before := bx.core.HeldBytes()
+	b.endCallsOn(bx, &r)
 	bx.core.Destroy(err)
 	b.apply(bx, bx.core.Effects(), &r)
 	b.account(bx, before)
@@ -312,6 +313,9 @@ func (bx *box) info() wire.MailboxInfo {
 	}
 	if bx.inbox != 0 {
 		info.Flags |= wire.MailboxInbox
+	}
+	if bx.service {
+		info.Flags |= wire.MailboxService
 	}
 	if bx.durable {
 		info.Flags |= wire.MailboxDurable
