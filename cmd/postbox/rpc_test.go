@@ -300,3 +300,43 @@ func TestCLILsShowsAServiceAndItsServers(t *testing.T) {
 		t.Error("ls -o json does not list svc")
 	}
 }
+
+func TestCLIBenchRPCJSONHasEveryRow(t *testing.T) {
+	r := run(t, nil, "", "bench", "rpc", "-o", "json", "--duration", "20ms")
+	if r.code != 0 {
+		t.Fatalf("bench rpc: exit %d: %s", r.code, r.stderr)
+	}
+	type row struct {
+		Name        string   `json:"name"`
+		Semantics   *string  `json:"semantics"`
+		Concurrency int      `json:"concurrency"`
+		Size        int      `json:"size"`
+		CallsPerSec float64  `json:"calls_per_sec"`
+		P50         int64    `json:"p50_ns"`
+		P99         int64    `json:"p99_ns"`
+		Baseline    string   `json:"baseline"`
+		CallsRatio  *float64 `json:"calls_ratio"`
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var x row
+		if err := json.Unmarshal([]byte(line), &x); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if x.Semantics == nil || x.Size != 64 || x.CallsPerSec <= 0 || x.P50 <= 0 || x.P99 <= 0 {
+			t.Errorf("row %q", line)
+		}
+		if strings.HasPrefix(x.Name, "grpc") != (x.Baseline == "") || (x.Baseline != "" && x.CallsRatio == nil) {
+			t.Errorf("row %q: only the gRPC row goes without a baseline", line)
+		}
+		seen[fmt.Sprintf("%s/%s/%d", x.Name, *x.Semantics, x.Concurrency)] = true
+	}
+	for _, n := range []int{1, 16} {
+		for _, want := range []string{"grpc-go unary, unix:///", "postbox rpc/maybe", "postbox rpc/at-least-once",
+			"postbox rpc/exactly-once", "raw unix socket round trip/"} {
+			if k := fmt.Sprintf("%s/%d", want, n); !seen[k] {
+				t.Errorf("no row %s in:\n%s", k, r.stdout)
+			}
+		}
+	}
+}
