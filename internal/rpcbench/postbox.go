@@ -3,10 +3,11 @@ package rpcbench
 import (
 	"context"
 	"errors"
-	"sync"
+	"fmt"
 	"time"
 
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/rpc"
 	"github.com/postbox-ipc/postbox/rpc/envelope"
 )
 
@@ -39,11 +40,11 @@ func (e *env) createService(ctx context.Context) error {
 	return nil
 }
 
-// echoService answers every request on the service mailbox with its body.
+// echoService is the postbox side's server: package rpc's Server with
+// one raw method that returns its request body.
 type echoService struct {
-	c    *postbox.Client
-	cons *postbox.Consumer
-	wg   sync.WaitGroup
+	c   *postbox.Client
+	srv *rpc.Server
 }
 
 func serveEcho(ctx context.Context, sock, service string) (*echoService, error) {
@@ -51,60 +52,45 @@ func serveEcho(ctx context.Context, sock, service string) (*echoService, error) 
 	if err != nil {
 		return nil, err
 	}
-	cons, err := c.Mailbox(service).Consume(ctx, postbox.Prefetch(256))
-	if err != nil {
+	srv := rpc.NewServer(c, rpc.Concurrency(handlers))
+	srv.HandleRaw(service, Method, func(ctx context.Context, req *rpc.Request) (*rpc.Reply, error) {
+		return &rpc.Reply{Body: req.Body}, nil
+	})
+	if err := srv.Start(ctx); err != nil {
 		c.Close()
 		return nil, err
 	}
-	s := &echoService{c: c, cons: cons}
-	work := make(chan *postbox.Message, handlers)
-	s.wg.Add(1 + handlers)
-	go func() {
-		defer s.wg.Done()
-		defer close(work)
-		for {
-			m, err := cons.Next(context.Background())
-			if err != nil {
-				return
-			}
-			work <- m
-		}
-	}()
-	for range handlers {
-		go func() {
-			defer s.wg.Done()
-			for m := range work {
-				m.Reply(context.Background(), m.Body, postbox.AckRequest())
-			}
-		}()
-	}
-	return s, nil
+	return &echoService{c: c, srv: srv}, nil
 }
 
 func (s *echoService) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.cons.Close(ctx)
+	s.srv.Close()
 	s.c.Close()
-	s.wg.Wait()
 }
 
-// postboxRow measures n callers sharing one client, calling the echo
-// service with semantics sem.
+// Method is the echo method's name.
+const Method = "Echo"
+
+// postboxRow measures n callers sharing one rpc.Client (one connection),
+// calling the echo service with semantics sem.
 func (e *env) postboxRow(ctx context.Context, cfg Config, sem string, n int) (Row, error) {
 	c, err := postbox.Dial(ctx, postbox.WithSocket(e.sock), postbox.WithName("bench-rpc-client"))
 	if err != nil {
 		return Row{}, err
 	}
 	defer c.Close()
-	mb := c.Mailbox(e.service)
+	s, err := rpc.ParseSemantics(sem)
+	if err != nil {
+		return Row{}, err
+	}
+	rc := rpc.NewClient(c)
 	body := make([]byte, cfg.Size)
-	opt := postbox.WithHeader(envelope.Semantics, sem)
+	opt := rpc.WithSemantics(s)
 	r, err := measure(ctx, n, cfg.Duration, func(ctx context.Context, w int) error {
-		_, err := mb.Call(ctx, body, opt)
+		_, err := rc.Invoke(ctx, e.service, Method, body, opt)
 		return err
 	})
 	r.Name, r.Semantics, r.Size = NamePostbox, sem, cfg.Size
-	r.Note = "Mailbox.Call to Message.Reply; one connection"
+	r.Note = fmt.Sprintf("rpc.Client.Invoke, one connection; rpc.Server, %d handlers", handlers)
 	return r, err
 }

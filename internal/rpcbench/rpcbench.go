@@ -1,7 +1,8 @@
 // Package rpcbench measures RPC over postbox beside gRPC-go and a raw Unix
 // socket, in one run, for `postbox bench rpc`: unary calls with a small
 // payload at 1 and 16 concurrent callers for each invocation semantics
-// (through a broker, to an echo server), the same calls to a gRPC-go echo
+// (package rpc's raw layer through a broker to an rpc.Server echoing the
+// body), the same calls to a gRPC-go echo
 // server over unix:// (package grpcpeer), and a bare request/response
 // round trip over a Unix socket (the floor: no framing, no broker, no
 // HTTP/2). The gRPC server, the raw echo server and the postbox server
