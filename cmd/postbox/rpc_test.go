@@ -411,5 +411,5 @@ func TestCLICallErrorStatusAndBadInput(t *testing.T) {
 	exits(t, p, 2, "call", "calc", "Add", `{}`, "--semantics", "twice")
 	// No server for the service: the deadline passes (exit 3).
 	ok(t, p, "", "create", "idle")
-	exits(t, p, 3, "call", "idle", "M", `{}`, "--timeout", "200ms", "--semantics", "at-least-once")
+	exits(t, p, 3, "call", "idle", "M", `{}`, "--timeout", "200ms")
 }
