@@ -336,7 +336,7 @@ func TestCLIBenchRPCJSONHasEveryRow(t *testing.T) {
 	}
 	for _, n := range []int{1, 16} {
 		for _, want := range []string{"grpc-go unary, unix:///", "postbox rpc/maybe", "postbox rpc/at-least-once",
-			"postbox rpc/exactly-once", "raw unix socket round trip/"} {
+			"postbox rpc/exactly-once", "postbox Mailbox.Call, no rpc layer/", "raw unix socket round trip/"} {
 			if k := fmt.Sprintf("%s/%d", want, n); !seen[k] {
 				t.Errorf("no row %s in:\n%s", k, r.stdout)
 			}
