@@ -24,7 +24,7 @@ type Client struct {
 	seq     atomic.Uint64
 	policy  retry.Policy
 
-	mu          sync.Mutex          // guards outstanding
+	mu          sync.Mutex          // guards outstanding, and taking an exactly-once call's seq
 	outstanding map[uint64]struct{} // exactly-once calls not yet answered, by sequence
 }
 
@@ -100,18 +100,9 @@ func (c *Client) Invoke(ctx context.Context, service, method string, body []byte
 	for _, opt := range opts {
 		opt(&o)
 	}
-	seq := c.seq.Add(1)
+	seq, release := c.take(o.sem)
+	defer release()
 	id := envelope.NewID(c.session, seq)
-	if o.sem == ExactlyOnce {
-		c.mu.Lock()
-		c.outstanding[seq] = struct{}{}
-		c.mu.Unlock()
-		defer func() {
-			c.mu.Lock()
-			delete(c.outstanding, seq)
-			c.mu.Unlock()
-		}()
-	}
 	// DEADLINE is the caller's deadline (Call takes it from ctx): an
 	// attempt ends by cancelling its CALL, never by a deadline of its own.
 	base := []postbox.CallOption{postbox.CorrelationID(id[:]), postbox.ContentType(o.contentType),
@@ -145,7 +136,7 @@ func (c *Client) Invoke(ctx context.Context, service, method string, body []byte
 		if o.sem == ExactlyOnce {
 			opts = append(opts, postbox.WithHeader(envelope.Acked, strconv.FormatUint(c.acked(), 10)))
 		}
-		msg, timedOut, err := c.attempt(ctx, mb, body, opts, a)
+		msg, timedOut, err := c.attempt(ctx, mb, body, opts, a, dl)
 		if err == nil || ctx.Err() != nil || !timedOut && !retryable(err) {
 			return c.result(ctx, service, method, msg, err, a.N)
 		}
@@ -158,11 +149,13 @@ func (c *Client) Invoke(ctx context.Context, service, method string, body []byte
 }
 
 // attempt makes one attempt of a retried call: a Call cancelled at the
-// attempt's end (timedOut reports that it was). The request says when
+// attempt's end (timedOut reports that it was), unless that is the
+// caller's deadline. The request says when
 // that is, so that its server takes the interrupt that follows for a
 // retry, not a cancel.
-func (c *Client) attempt(ctx context.Context, mb *postbox.Mailbox, body []byte, opts []postbox.CallOption, a retry.Attempt) (*postbox.Message, bool, error) {
-	if a.End == 0 {
+func (c *Client) attempt(ctx context.Context, mb *postbox.Mailbox, body []byte, opts []postbox.CallOption, a retry.Attempt, deadline int64) (*postbox.Message, bool, error) {
+	if a.End == 0 || deadline != 0 && a.End >= deadline {
+		// The last attempt: the caller's deadline ends it.
 		msg, err := mb.Call(ctx, body, opts...)
 		return msg, false, err
 	}
@@ -177,6 +170,26 @@ func (c *Client) attempt(ctx context.Context, mb *postbox.Mailbox, body []byte, 
 	msg, err := mb.Call(actx, body, opts...)
 	t.Stop()
 	return msg, timedOut.Load(), err
+}
+
+// take returns the sequence of a new call. An exactly-once call's stays
+// outstanding (below every rpc-acked sent) until release. Taking the
+// sequence and recording it are one step under mu, so acked never passes
+// a sequence taken but not yet recorded: the server would take that call
+// for one already answered.
+func (c *Client) take(sem Semantics) (seq uint64, release func()) {
+	if sem != ExactlyOnce {
+		return c.seq.Add(1), func() {}
+	}
+	c.mu.Lock()
+	seq = c.seq.Add(1)
+	c.outstanding[seq] = struct{}{}
+	c.mu.Unlock()
+	return seq, func() {
+		c.mu.Lock()
+		delete(c.outstanding, seq)
+		c.mu.Unlock()
+	}
 }
 
 // acked is the rpc-acked of the next exactly-once request: the lowest
@@ -219,7 +232,7 @@ func (c *Client) result(ctx context.Context, service, method string, msg *postbo
 	if err == nil {
 		return decodeReply(msg, attempts)
 	}
-	if ctx.Err() != nil || errors.Is(err, postbox.ErrTimeout) || errors.Is(err, postbox.ErrCanceled) {
+	if ctx.Err() != nil || errors.Is(err, postbox.ErrTimeout) {
 		return nil, c.ended(ctx, service, method, err, attempts)
 	}
 	if errors.Is(err, postbox.ErrNotFound) || errors.Is(err, postbox.ErrDestroyed) {
@@ -230,17 +243,16 @@ func (c *Client) result(ctx context.Context, service, method string, msg *postbo
 	return nil, &Error{Code: e.Code, Message: fmt.Sprintf("%s/%s: %s", service, method, e.Message), err: err}
 }
 
-// ended is the error of a call whose context ended (or whose attempts
-// ran out) before a reply: Canceled or DeadlineExceeded, saying what
-// became of the request.
+// ended is the error of a call that got no reply before its context
+// ended or its attempts ran out: Canceled if the caller canceled, else
+// DeadlineExceeded, saying what became of the (last) request.
 func (c *Client) ended(ctx context.Context, service, method string, err error, attempts int) error {
-	code := envelope.DeadlineExceeded
-	if errors.Is(ctx.Err(), context.Canceled) || ctx.Err() == nil && errors.Is(err, postbox.ErrCanceled) {
-		code = envelope.Canceled
-	}
-	what := "the deadline passed"
-	if code == envelope.Canceled {
-		what = "the call was canceled"
+	code, what := envelope.DeadlineExceeded, "no reply before the deadline"
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		code, what = envelope.Canceled, "the call was canceled"
+	case ctx.Err() == nil:
+		what = "no reply"
 	}
 	return &Error{Code: code, err: err,
 		Message: fmt.Sprintf("%s/%s: %s after %d attempt(s): %s", service, method, what, attempts, describe(OutcomeOf(err)))}

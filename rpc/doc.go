@@ -43,7 +43,9 @@
 // wait in the mailbox, not in the server):
 //
 //	check                                            reply (the handler does not run)
-//	no such method                                   Unimplemented
+//	no reply address or correlation id               none (not a request: acked and dropped)
+//	no such method (and no fallback, HandleRaw "")   Unimplemented
+//	retrying semantics without a request id          InvalidArgument
 //	its deadline has passed                          DeadlineExceeded
 //	maybe, and redelivered (its server went away)    Unavailable
 //	its caller already gave up (interrupted)         Canceled (dropped: nobody waits)
