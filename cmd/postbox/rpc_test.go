@@ -411,5 +411,10 @@ func TestCLICallErrorStatusAndBadInput(t *testing.T) {
 	exits(t, p, 2, "call", "calc", "Add", `{}`, "--semantics", "twice")
 	// No server for the service: the deadline passes (exit 3).
 	ok(t, p, "", "create", "idle")
-	exits(t, p, 3, "call", "idle", "M", `{}`, "--timeout", "200ms")
+	for _, sem := range []string{"maybe", "at-least-once", "exactly-once"} {
+		r := exits(t, p, 3, "call", "idle", "M", `{}`, "--timeout", "200ms", "--semantics", sem)
+		if !strings.Contains(r.stderr, "DeadlineExceeded") || !strings.Contains(r.stderr, "withdrawn") {
+			t.Errorf("--semantics %s: stderr %q, want DeadlineExceeded and the request withdrawn", sem, r.stderr)
+		}
+	}
 }
