@@ -418,3 +418,35 @@ func TestCLICallErrorStatusAndBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestCLIReplyKillsTheCommandWhenItsCallerGivesUp(t *testing.T) {
+	p := startBroker(t)
+	// One command at a time: the second request is answered only if the
+	// first command, which would sleep for a minute, was killed.
+	startServer(t, p, "svc", nil, "sh", "-c", `x=$(cat); if [ "$x" = slow ]; then exec sleep 60; fi; echo "done $x"`)
+	r := exits(t, p, 3, "req", "svc", "slow", "--timeout", "300ms")
+	if !strings.Contains(r.stderr, "in progress") {
+		t.Errorf("stderr %q, want the request in progress (interrupted)", r.stderr)
+	}
+	if r := ok(t, p, "", "req", "svc", "fast", "--timeout", "20s"); r.stdout != "done fast\n" {
+		t.Errorf("the next request: %q", r.stdout)
+	}
+}
+
+func TestCLICallAShellServiceSeesMethodAndRequestID(t *testing.T) {
+	p := startBroker(t)
+	startServer(t, p, "shell", nil, "sh", "-c", `printf '{"method":"%s","id":"%s","in":%s}' "$POSTBOX_METHOD" "$POSTBOX_REQUEST_ID" "$(cat)"`)
+	r := ok(t, p, "", "call", "shell", "Greet", `{"name":"ann"}`, "--semantics", "at-least-once")
+	var j struct {
+		Method string          `json:"method"`
+		ID     string          `json:"id"`
+		In     json.RawMessage `json:"in"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil {
+		t.Fatalf("%q: %v", r.stdout, err)
+	}
+	// An rpc request id: session (hex) / sequence.
+	if j.Method != "Greet" || !regexp.MustCompile(`^[0-9a-f]{32}/1$`).MatchString(j.ID) || string(j.In) != `{"name":"ann"}` {
+		t.Errorf("the command saw %+v", j)
+	}
+}
