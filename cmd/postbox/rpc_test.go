@@ -421,12 +421,26 @@ func TestCLICallErrorStatusAndBadInput(t *testing.T) {
 
 func TestCLIReplyKillsTheCommandWhenItsCallerGivesUp(t *testing.T) {
 	p := startBroker(t)
+	started := filepath.Join(t.TempDir(), "started")
 	// One command at a time: the second request is answered only if the
 	// first command, which would sleep for a minute, was killed.
-	startServer(t, p, "svc", nil, "sh", "-c", `x=$(cat); if [ "$x" = slow ]; then exec sleep 60; fi; echo "done $x"`)
-	r := exits(t, p, 3, "req", "svc", "slow", "--timeout", "300ms")
-	if !strings.Contains(r.stderr, "in progress") {
-		t.Errorf("stderr %q, want the request in progress (interrupted)", r.stderr)
+	startServer(t, p, "svc", nil, "sh", "-c",
+		fmt.Sprintf(`x=$(cat); if [ "$x" = slow ]; then touch %s; exec sleep 60; fi; echo "done $x"`, started))
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
+	defer cancel()
+	slow := exec.CommandContext(ctx, bin, "req", "svc", "slow", "--timeout", "60s", "--socket", p.Socket)
+	var stderr bytes.Buffer
+	slow.Stderr = &stderr
+	if err := slow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow command to start", func() bool { _, err := os.Stat(started); return err == nil })
+	slow.Process.Signal(syscall.SIGINT) // the caller gives up
+	if err := slow.Wait(); testbroker.ExitCode(err) == 0 {
+		t.Errorf("an interrupted req exited 0")
+	}
+	if !strings.Contains(stderr.String(), "in progress") {
+		t.Errorf("interrupted req: stderr %q, want the request in progress (interrupted)", stderr.String())
 	}
 	if r := ok(t, p, "", "req", "svc", "fast", "--timeout", "20s"); r.stdout != "done fast\n" {
 		t.Errorf("the next request: %q", r.stdout)
