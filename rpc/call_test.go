@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -258,5 +259,22 @@ func TestFallbackHandlerServesPlainCalls(t *testing.T) {
 	m, err = e.callPC.Mailbox("test.Any").Call(ctx(t), nil, postbox.WithHeader(envelope.Semantics, envelope.SemExactlyOnce))
 	if err != nil || envelope.ParseCode(m.Header().Get(envelope.Status)) != envelope.InvalidArgument {
 		t.Fatalf("%v %v", m, err)
+	}
+}
+
+func TestCallWithExpiredContextSendsNothing(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	e.server(echoServer(&runs))
+	c, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	for _, sem := range []rpc.Semantics{rpc.Maybe, rpc.ExactlyOnce} {
+		_, err := echo.Call(c, e.client, &echoReq{}, rpc.WithSemantics(sem))
+		if rpc.CodeOf(err) != envelope.DeadlineExceeded || !strings.Contains(err.Error(), "no request was sent") {
+			t.Fatalf("%v: %v", sem, err)
+		}
+	}
+	if runs.Load() != 0 {
+		t.Fatal("a handler ran")
 	}
 }

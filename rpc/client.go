@@ -255,12 +255,16 @@ func (c *Client) ended(ctx context.Context, service, method string, err error, a
 		what = "no reply"
 	}
 	return &Error{Code: code, err: err,
-		Message: fmt.Sprintf("%s/%s: %s after %d attempt(s): %s", service, method, what, attempts, describe(OutcomeOf(err)))}
+		Message: fmt.Sprintf("%s/%s: %s after %d attempt(s): %s", service, method, what, attempts, describe(err))}
 }
 
 // describe says what became of a request, in the caller's words.
-func describe(o postbox.Outcome) string {
-	switch o {
+func describe(err error) string {
+	ce, ok := errors.AsType[*postbox.CallError](err)
+	if !ok {
+		return "no request was sent"
+	}
+	switch ce.Outcome {
 	case postbox.OutcomeWithdrawn:
 		return "the request was withdrawn before any server took it"
 	case postbox.OutcomeInProgress:

@@ -65,12 +65,17 @@
 // the handler: the retry, which has the same request id, is waiting for
 // the reply the run will send. An attempt of a call whose handler is
 // still running is answered by that run (exactly-once joins it;
-// at-least-once may run it again on another free handler).
+// at-least-once may run it again on another free handler). Cancelling a
+// call after one of its attempts timed out cancels only the runs of
+// attempts still within their time.
 //
 // # Semantics
 //
 // Maybe (the default): one attempt, never retried, and a redelivered
 // request is not run. The handler runs at most once; perhaps not at all.
+// (The server keeps no record of maybe requests: a copy of a request
+// frame that a faulty transport delivered again after its call ended
+// would run again. The broker refuses a copy while the call is pending.)
 //
 // AtLeastOnce: attempts with the same request id and growing timeouts
 // until a reply arrives or the deadline passes. A call that returned a
@@ -89,6 +94,11 @@
 // go first, never a running one).
 //
 // # What survives a server crash
+//
+// Shutdown lets the running handlers finish and leaves queued requests to
+// other servers: nothing is lost. Close cancels the running handlers; a
+// retried request whose handler then fails goes back to the mailbox for
+// another server, a maybe request is answered with the handler's error.
 //
 // The reply cache is in the server's memory. A request the dead server
 // had taken but not acked goes back to the mailbox and another server
