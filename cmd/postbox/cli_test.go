@@ -161,7 +161,7 @@ func TestCLIJobsScenario(t *testing.T) {
 	if !strings.HasPrefix(table, "NAME") {
 		t.Errorf("ls table has no header:\n%s", table)
 	}
-	row := regexp.MustCompile(`(?m)^jobs\s+(\d+):(\d+)\s+0660\s+1000\s+990\s`)
+	row := regexp.MustCompile(`(?m)^jobs\s+mailbox\s+(\d+):(\d+)\s+0660\s+1000\s+990\s.*\s-$`)
 	if !row.MatchString(table) {
 		t.Errorf("ls table has no row 'jobs uid:gid 0660 1000 990':\n%s", table)
 	}
@@ -228,6 +228,13 @@ func TestCLIUsageErrorsExitTwo(t *testing.T) {
 		{"recv"},
 		{"recv", "q", "-o", "yaml"},
 		{"send", "q", "body", "--lines"},
+		{"req", "q"},
+		{"req", "q", "x", "--header", "novalue"},
+		{"reply", "q", "cat"},
+		{"reply", "q", "-P", "0", "--", "cat"},
+		{"call", "q", "M"},
+		{"call", "q", "M", "{}", "-o", "raw"},
+		{"bench", "rpc", "-o", "yaml"},
 	} {
 		exits(t, p, 2, args...)
 	}

@@ -4,6 +4,9 @@
 //	postbox create NAME [flags]           make a mailbox
 //	postbox send NAME [BODY] [flags]      send a message (body from stdin if absent)
 //	postbox recv NAME [flags]             receive messages
+//	postbox req NAME BODY                 send a request, print the reply
+//	postbox reply NAME -- CMD ARGS...     serve requests with a command
+//	postbox call SERVICE METHOD JSON      call a JSON-codec RPC method
 //	postbox ls / stat NAME / rm NAME...   inspect and remove, like ipcs / ipcrm
 //	postbox usage                         per-uid usage and quotas, like ipcs -u
 //	postbox acl NAME [--add P=rw]         access entries for remote (TLS) principals
@@ -118,7 +121,8 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 	root.PersistentFlags().StringVar(&tlsKeyFlag, "tls-key", "", "the key of --tls-cert (PEM; default $POSTBOX_TLS_KEY)")
 	root.PersistentFlags().StringVar(&tlsCAFlag, "tls-ca", "", "the CA that signed the broker's certificate (PEM; default $POSTBOX_TLS_CA, else the system's)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newChmod(), newACL(), newBench(), newUsage())
+	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newReq(), newReply(), newCall(),
+		newChmod(), newACL(), newBench(), newUsage())
 	for _, c := range root.Commands() {
 		if c.Args != nil {
 			args := c.Args
