@@ -51,19 +51,14 @@ func (h *handler) doSendBestEffort(hd wire.Header, p []byte) {
 		}
 		size += int64(s.Size())
 	}
-	msgs := h.msgs[:0]
-	for i := range m.Msgs {
-		s := &m.Msgs[i]
-		msg := newMessage(s.Body, s.Headers)
-		msg.Type, msg.Priority = s.Type, s.Priority
+	msgs := h.messages(m)
+	for _, msg := range msgs {
 		msg.Sender, msg.SentUnixNano = c.ident, h.now
-		msgs = append(msgs, msg)
 	}
 	h.sreq = sendRequest{c: c, hd: hd, msgs: msgs, size: size, now: h.now, ids: &h.ids, bestEffort: true}
 	t.send(&h.sreq)
 	h.sreq = sendRequest{}
-	clear(msgs)
-	h.msgs = msgs[:0]
+	h.release(msgs)
 }
 
 // dropped is target.dropped for the local queue.

@@ -75,6 +75,17 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 		}
 		size += int64(s.Size())
 	}
+	msgs := h.messages(m)
+	h.put(hd, m.Target, msgs, size, m.Timeout, nil)
+	h.release(msgs)
+	if m.AckLease != 0 {
+		h.ackLease(m.AckLease) // after the reply: reply-then-ack order
+	}
+}
+
+// messages makes the mailbox messages of a decoded SEND, in the
+// handler's scratch slice (give it back with release).
+func (h *handler) messages(m *wire.Send) []*mailbox.Message {
 	msgs := h.msgs[:0]
 	for i := range m.Msgs {
 		s := &m.Msgs[i]
@@ -82,12 +93,14 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 		msg.Type, msg.Priority = s.Type, s.Priority
 		msgs = append(msgs, msg)
 	}
-	h.put(hd, m.Target, msgs, size, m.Timeout, nil)
+	return msgs
+}
+
+// release gives the scratch slice messages returned back, dropping its
+// references to the messages.
+func (h *handler) release(msgs []*mailbox.Message) {
 	clear(msgs)
 	h.msgs = msgs[:0]
-	if m.AckLease != 0 {
-		h.ackLease(m.AckLease) // after the reply: reply-then-ack order
-	}
 }
 
 // put sends msgs (a SEND's messages, or a CHANNEL's offer) to the target
