@@ -21,7 +21,7 @@ import (
 //	WithReceipt                        x                       x
 //	NoWait                             x     x
 //	AutoAck                                  x        x
-//	Prefetch                                          x
+//	Prefetch, ManualCredit                            x
 //	ReplyTo                            x                       x
 //	CorrelationID,                     x                       x          x
 //	  MessageDeadline
@@ -114,6 +114,7 @@ type consumeOptions struct {
 	typ      int64
 	autoAck  bool
 	prefetch uint32
+	manual   bool
 }
 
 type publisherOptions struct{ sendOptions }
@@ -331,6 +332,19 @@ func (n prefetchOption) applyConsume(o *consumeOptions) { o.prefetch = max(uint3
 // Prefetch (Consume): how many messages the broker may send ahead of the
 // application (default 256).
 func Prefetch(n uint32) ConsumeOption { return prefetchOption(n) }
+
+type manualCreditOption struct{}
+
+func (manualCreditOption) applyConsume(o *consumeOptions) { o.manual = true }
+
+// ManualCredit (Consume): Next never grants credit by itself. The broker
+// sends the Prefetch window's worth of messages and then only as many
+// more as the application grants with Consumer.Credit, so a message is
+// delivered only when the application is ready for it (the others stay
+// in the mailbox, where other receivers can take them and a cancelled
+// call withdraws its request). A consumer that takes a message, works on
+// it and then calls Credit(1) holds at most Prefetch messages at once.
+func ManualCredit() ConsumeOption { return manualCreditOption{} }
 
 // Header options (Send, Publisher; Call and Reply as each says): they
 // set the message's headers (see Message and docs/PROTOCOL.md, "Message
