@@ -20,7 +20,9 @@ import (
 // already removed the prefetched messages, so they are kept instead: after
 // Close, Next still returns every auto-acked message received (then the
 // end error), and an application that must not drop a message drains the
-// consumer with Next until it fails.
+// consumer with Next until it fails. Drain ends the stream keeping the
+// leased messages received too, for Next (a worker pool that stops
+// taking work but serves what it was sent).
 type Consumer struct {
 	c      *Client
 	id     atomic.Uint64 // its CONSUME's request id; a new one on each reconnect
@@ -89,7 +91,7 @@ func (m *Mailbox) Consume(ctx context.Context, opts ...ConsumeOption) (*Consumer
 	// surface them here with a round trip that orders after CONSUME.
 	if err := c.Ping(ctx); err != nil {
 		// Ping already waited out the reply grace if ctx ended.
-		cons.close(ctx, 0)
+		cons.close(ctx, 0, false)
 		return nil, err
 	}
 	cons.mu.Lock()
@@ -297,14 +299,25 @@ func (cn *Consumer) credit(n uint32) {
 // matching ErrUnknownOutcome and ErrTimeout (or context.Canceled): the
 // stream ends locally, and messages that still arrive are handled the same
 // way (leased ones nacked, auto-acked ones kept for Next).
-func (cn *Consumer) Close(ctx context.Context) error { return cn.close(ctx, cn.c.grace) }
+func (cn *Consumer) Close(ctx context.Context) error { return cn.close(ctx, cn.c.grace, false) }
+
+// Drain ends the stream as Close does, but keeps the messages received
+// and not yet handed out, leased ones too, for Next instead of nacking
+// them: Next returns them, then the end error, and the application
+// settles each (a nack would count as a redelivery). A worker pool that
+// stops taking work but must finish what it was sent drains its
+// consumer; under ManualCredit what it was sent is only what it asked
+// for. Messages that arrive after ctx ended and the reply grace passed
+// are nacked, as for Close.
+func (cn *Consumer) Drain(ctx context.Context) error { return cn.close(ctx, cn.c.grace, true) }
 
 // Done is closed when the stream has ended (its end error is what Next
 // returns once the messages received are handed out).
 func (cn *Consumer) Done() <-chan struct{} { return cn.ended }
 
 // close is Close, waiting up to grace for the broker after ctx ended.
-func (cn *Consumer) close(ctx context.Context, grace time.Duration) error {
+// With keep (Drain), the messages received are kept for Next.
+func (cn *Consumer) close(ctx context.Context, grace time.Duration, keep bool) error {
 	// The stream's connection and id are read together, after closing
 	// bars a reopen: the CANCEL goes where the stream is.
 	cn.mu.Lock()
@@ -333,7 +346,7 @@ func (cn *Consumer) close(ctx context.Context, grace time.Duration) error {
 	var leases []uint64
 	kept := cn.queue[:0]
 	for _, m := range cn.queue[cn.head:] {
-		if m.lease != 0 {
+		if m.lease != 0 && !keep {
 			leases = append(leases, m.lease)
 		} else {
 			kept = append(kept, m)

@@ -135,7 +135,8 @@ func TestManualCreditCloseReturnsUndelivered(t *testing.T) {
 	cons.Credit(5) // after Close: nothing
 	got := map[byte]uint32{}
 	for range 3 {
-		m, err := other.Receive(ctx, postbox.NoWait())
+		// Waiting: Close's nacks are posted, not awaited.
+		m, err := other.Receive(ctx)
 		if err != nil {
 			t.Fatalf("after Close: %v; got %v", err, got)
 		}
@@ -147,5 +148,45 @@ func TestManualCreditCloseReturnsUndelivered(t *testing.T) {
 	}
 	if len(got) != 3 || got[1] != 1 || got[2] != 1 || got[3] != 0 {
 		t.Fatalf("after Close got %v (body: redeliveries), want 1:1 2:1 3:0", got)
+	}
+}
+
+// TestDrainKeepsReceivedMessagesForNext: Drain ends the stream but Next
+// still returns what was received, leased and not redelivered, then the
+// end error.
+func TestDrainKeepsReceivedMessagesForNext(t *testing.T) {
+	ctx, mb, other := manualSetup(t, 4)
+	cons, err := mb.Consume(ctx, postbox.Prefetch(3), postbox.ManualCredit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cons.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []byte{1, 2} {
+		m, err := cons.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next after Drain: %v", err)
+		}
+		if m.Body[0] != want || m.Redeliveries != 0 || m.Lease() == 0 {
+			t.Fatalf("got body %d (redeliveries %d, lease %d), want %d", m.Body[0], m.Redeliveries, m.Lease(), want)
+		}
+		if err := m.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cons.Next(ctx); !errors.Is(err, postbox.ErrCanceled) {
+		t.Fatalf("Next after the drained messages: %v, want ErrCanceled", err)
+	}
+	m, err = other.Receive(ctx, postbox.NoWait())
+	if err != nil || m.Body[0] != 3 {
+		t.Fatalf("the one never delivered: %v, %v", m, err)
 	}
 }
