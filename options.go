@@ -2,6 +2,7 @@ package postbox
 
 import (
 	"os"
+	"slices"
 	"time"
 )
 
@@ -89,7 +90,7 @@ type outHeaders struct {
 	correlationID []byte
 	contentType   string
 	deadline      time.Time
-	user          Header
+	user          []userHeader // sorted by key (stable: a key's values in the order added), as the wire has them
 }
 
 func (h *outHeaders) empty() bool {
@@ -406,9 +407,10 @@ func MessageDeadline(t time.Time) MessageOption {
 // Repeat it to add more values, under the same key or others.
 func WithHeader(key, value string) HeaderOption {
 	return anyHeader(func(h *outHeaders) {
-		if h.user == nil {
-			h.user = Header{}
+		i := len(h.user)
+		for i > 0 && h.user[i-1].key > key {
+			i--
 		}
-		h.user.Add(key, value)
+		h.user = slices.Insert(h.user, i, userHeader{key, value})
 	})
 }

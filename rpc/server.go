@@ -165,9 +165,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = true
 	for _, svc := range s.services {
 		work := make(chan *postbox.Message, s.opts.concurrency)
-		s.goroutines.Add(1 + s.opts.concurrency)
+		s.goroutines.Add(1 + 2*s.opts.concurrency)
 		go s.dispatch(svc, work)
-		for range s.opts.concurrency {
+		for range 2 * s.opts.concurrency {
 			go s.worker(svc, work)
 		}
 	}
@@ -302,18 +302,22 @@ func (s *Server) drain(svc *service, cons *postbox.Consumer, work chan<- *postbo
 }
 
 // worker serves the requests dispatch hands it, one at a time, and
-// grants its consumer a credit for the next as each is done.
+// grants its consumer a credit for the next as each handler returns
+// (before its reply is sent: there are twice as many workers as
+// handlers, so a request the credit lets in finds a free worker while
+// replies travel).
 func (s *Server) worker(svc *service, work <-chan *postbox.Message) {
 	defer s.goroutines.Done()
+	free := func() { svc.cons.Load().Credit(1) }
 	for msg := range work {
 		if s.work.Err() != nil {
 			// Taken as Close began: give it back for another server
 			// (its redelivery count grows, so maybe will not run it).
+			free()
 			s.giveBack(msg)
 		} else {
-			s.serve(svc, msg)
+			s.serve(svc, msg, free)
 		}
-		svc.cons.Load().Credit(1)
 	}
 }
 
