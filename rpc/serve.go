@@ -74,12 +74,17 @@ func (s *Server) serve(svc *service, msg *postbox.Message, free func()) {
 		s.refuse(msg, envelope.Unavailable, "rpc: %s/%s: request redelivered (its server went away); maybe semantics does not run it again", svc.name, method)
 		return
 	}
-	attempt, _ := strconv.Atoi(h.Get(envelope.Attempt))
+	attempt := 1
+	if a := h.Get(envelope.Attempt); a != "" { // maybe sends none: no parse error to make
+		attempt, _ = strconv.Atoi(a)
+	}
 	r := &Request{Service: svc.name, Method: method, ID: id, hasID: idErr == nil, Semantics: sem, Attempt: max(attempt, 1),
 		Deadline: msg.Deadline(), Metadata: metadataFrom(h, envelope.RequestMeta),
 		ContentType: msg.ContentType(), Body: msg.Body, Message: msg, srv: s}
-	if n, err := strconv.ParseInt(h.Get(envelope.AttemptDeadline), 10, 64); err == nil && sem.retries() {
-		r.attemptEnd = time.Unix(0, n)
+	if ad := h.Get(envelope.AttemptDeadline); ad != "" && sem.retries() {
+		if n, err := strconv.ParseInt(ad, 10, 64); err == nil {
+			r.attemptEnd = time.Unix(0, n)
+		}
 	}
 	select {
 	case <-msg.Interrupted():
