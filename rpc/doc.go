@@ -39,8 +39,9 @@
 //	any      an attempt times out or finds no        at-least-once, exactly-once: the next attempt, same
 //	         service mailbox                         request id, after a pause, until the deadline (package retry)
 //
-// The server, for each request it takes (one per free handler: requests
-// wait in the mailbox, not in the server):
+// The server, for each request it takes (its consumer's credit is its
+// free handlers, so the broker delivers one only when a handler is free:
+// requests wait in the mailbox, not in the server):
 //
 //	check                                            reply (the handler does not run)
 //	no reply address or correlation id               none (not a request: acked and dropped)
