@@ -53,7 +53,7 @@
 // server answers the client Unavailable. Frames to a dead peer's inbox
 // fail NOT_FOUND, and each side checks every second (STAT) that the
 // inbox of each peer it has streams with still exists. PROTOCOL.md
-// section 13.x specifies the frames byte for byte.
+// section 13.4 specifies the frames byte for byte.
 //
 // Each *postbox.Client has one consumer of its inbox for this package,
 // shared by every ClientConn and Server on it; it selects MessageType

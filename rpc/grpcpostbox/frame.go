@@ -13,7 +13,7 @@ import (
 // client's inbox for messages of other types.
 const MessageType int64 = 0x67727063 // "grpc"
 
-// Header keys of stream frames (USER headers; PROTOCOL.md 13.x).
+// Header keys of stream frames (USER headers; PROTOCOL.md 13.4).
 const (
 	keyStream = "st-id"     // the recipient's stream id, decimal
 	keyFrame  = "st-frame"  // the frame kind, below
