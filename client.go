@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/postbox-ipc/postbox/internal/mux"
@@ -93,6 +94,11 @@ type Client struct {
 	maxFrame   int
 	server     string
 	grace      time.Duration // see WithReplyGrace
+
+	inbox      string        // this client's inbox address, a CALL's REPLY_TO
+	corrPrefix [8]byte       // random: the first half of generated CORRELATION_IDs
+	corrSeq    atomic.Uint64 // their second half
+	intr       interrupts    // INTERRUPTs received (call.go)
 }
 
 // DialOption configures Dial and NewClient.
@@ -211,11 +217,14 @@ func handshake(ctx context.Context, nc net.Conn, o dialOptions) (*Client, error)
 		grace:      o.grace,
 	}
 	c.self.Endpoint = rep.Endpoint
+	c.inbox = InboxName(rep.Endpoint)
+	c.corrPrefix = randomPrefix()
 	c.m = mux.New(nc, mux.Config{
 		MaxFrame: readLimit(rep.MaxFrame),
 		Grace:    o.grace,
 		Stopped:  stoppedError,
 	})
+	c.m.RegisterPush(wire.OpInterrupt, c.onInterrupt)
 	return c, nil
 }
 
@@ -348,6 +357,12 @@ func (c *Client) decodeMessage(p []byte, mbox string) *Message {
 	if d.Decode(p) != nil {
 		return nil
 	}
+	return c.messageOf(&d, mbox)
+}
+
+// messageOf makes a Message of a decoded Delivery from mailbox mbox (nil
+// if its headers do not parse).
+func (c *Client) messageOf(d *wire.Delivery, mbox string) *Message {
 	m := newMessage(d.Body)
 	m.ID, m.Mailbox, m.Type, m.Priority, m.Redeliveries = d.ID, mbox, d.Type, d.Priority, d.Redeliveries
 	m.Sender = identityOf(d.Sender)

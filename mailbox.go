@@ -35,11 +35,11 @@ func (m *Mailbox) Name() string { return m.name }
 
 // Create makes a mailbox owned by the caller's uid and gid. Options:
 // Capacity (default unbounded), Mode (default 0600), Durable, MaxBytes,
-// TTL, MaxDeliveries, DeadLetter.
+// TTL, MaxDeliveries, DeadLetter, Service.
 func (c *Client) Create(ctx context.Context, name string, opts ...CreateOption) (*Mailbox, error) {
 	o := createDefaults(opts)
 	req := wire.Create{Name: []byte(name), Capacity: o.capacity, Mode: o.mode, Durable: o.durable,
-		MaxBytes: o.maxBytes, TTL: o.ttl, MaxDeliveries: o.maxDeliveries}
+		MaxBytes: o.maxBytes, TTL: o.ttl, MaxDeliveries: o.maxDeliveries, Service: o.service}
 	if o.hasDeadLetter {
 		req.DeadLetter = []byte(o.deadLetter)
 	}
@@ -66,13 +66,16 @@ func (m *Mailbox) Chmod(ctx context.Context, mode os.FileMode) error {
 
 // Info is a mailbox's live state.
 type Info struct {
-	Name           string        `json:"name"`
-	UID            uint32        `json:"uid"`
-	GID            uint32        `json:"gid"`
-	Mode           os.FileMode   `json:"mode"`
-	Capacity       int64         `json:"capacity"`
-	Durable        bool          `json:"durable"`
-	Inbox          bool          `json:"inbox"`
+	Name     string      `json:"name"`
+	UID      uint32      `json:"uid"`
+	GID      uint32      `json:"gid"`
+	Mode     os.FileMode `json:"mode"`
+	Capacity int64       `json:"capacity"`
+	Durable  bool        `json:"durable"`
+	Inbox    bool        `json:"inbox"`
+	// Service: created with Service(), an RPC service's mailbox;
+	// Consumers then counts its servers.
+	Service        bool          `json:"service,omitempty"`
 	Depth          uint64        `json:"depth"`
 	Bytes          uint64        `json:"bytes"`
 	Receivers      uint32        `json:"receivers"`
@@ -97,7 +100,8 @@ func infoOf(w *wire.MailboxInfo) Info {
 	i := Info{
 		Name: string(w.Name), UID: w.UID, GID: w.GID, Mode: os.FileMode(w.Mode), Capacity: w.Capacity,
 		Durable: w.Flags&wire.MailboxDurable != 0, Inbox: w.Flags&wire.MailboxInbox != 0,
-		Depth: w.Depth, Bytes: w.Bytes, Receivers: w.Receivers, Consumers: w.Consumers,
+		Service: w.Flags&wire.MailboxService != 0,
+		Depth:   w.Depth, Bytes: w.Bytes, Receivers: w.Receivers, Consumers: w.Consumers,
 		InFlight: w.InFlight, BlockedSenders: w.BlockedSenders, Sent: w.Sent, Received: w.Received,
 		Redelivered: w.Redelivered, DeadLettered: w.DeadLettered, MaxDeliveries: w.MaxDeliveries,
 		DiskBytes: w.DiskBytes, Created: time.Unix(0, w.CreatedUnix),

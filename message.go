@@ -115,6 +115,7 @@ func (m *Message) settle(ctx context.Context, op wire.Op) error {
 	if m.lease == 0 {
 		return nil
 	}
+	m.c.intr.forget(m.lease)
 	req := wire.Leases{Ranges: []wire.LeaseRange{{First: m.lease, N: 1}}}
 	p, err := m.c.roundTrip(ctx, op, 0, req.Append)
 	if err != nil {
@@ -138,6 +139,7 @@ func (m *Message) settle(ctx context.Context, op wire.Op) error {
 // Use it where throughput matters; a stale lease is then ignored silently.
 func (m *Message) AckNoWait() {
 	if m.lease != 0 {
+		m.c.intr.forget(m.lease)
 		m.c.m.AckNoWait(m.lease)
 	}
 }

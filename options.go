@@ -10,20 +10,23 @@ import (
 // so an option that means nothing for a call does not compile there
 // (Send(ctx, b, Durable()) is a compile error).
 //
-//	option                     Create  Send  Receive  Consume  Publisher
+//	option                     Create  Send  Receive  Consume  Publisher  Call  Reply
 //	Capacity, Unbounded,       x
 //	  Rendezvous, Mode,
 //	  Durable, MaxBytes, TTL,
-//	  MaxDeliveries, DeadLetter
-//	Type                               x     x        x        x
-//	Priority                           x                       x
+//	  MaxDeliveries, DeadLetter,
+//	  Service
+//	Type                               x     x        x        x          x
+//	Priority                           x                       x          x
 //	WithReceipt                        x                       x
 //	NoWait                             x     x
 //	AutoAck                                  x        x
 //	Prefetch                                          x
-//	ReplyTo, CorrelationID,            x                       x
-//	  ContentType, WithHeader,
+//	ReplyTo                            x                       x
+//	CorrelationID,                     x                       x          x
 //	  MessageDeadline
+//	ContentType, WithHeader            x                       x          x     x
+//	AckRequest                                                                  x
 //
 // Send's options also apply to SendBatch (as defaults for each message's
 // zero fields) and OfferChannel (Type, Priority and NoWait; headers and
@@ -45,6 +48,29 @@ type ConsumeOption interface{ applyConsume(*consumeOptions) }
 // Publisher sends.
 type PublisherOption interface{ applyPublisher(*publisherOptions) }
 
+// CallOption configures Mailbox.Call (the request message): Type,
+// Priority, CorrelationID, ContentType, WithHeader and MessageDeadline.
+// ReplyTo and WithReceipt are not: a call's reply goes to the caller's
+// inbox, and its request is taken when it is answered.
+type CallOption interface{ applyCall(*sendOptions) }
+
+// ReplyOption configures Message.Reply: ContentType, WithHeader and
+// AckRequest.
+type ReplyOption interface{ applyReply(*replyOptions) }
+
+// MessageOption is an option of Send, a Publisher and Call.
+type MessageOption interface {
+	SendOption
+	PublisherOption
+	CallOption
+}
+
+// HeaderOption is an option of Send, a Publisher, Call and Reply.
+type HeaderOption interface {
+	MessageOption
+	ReplyOption
+}
+
 type createOptions struct {
 	capacity      int64
 	mode          uint32
@@ -54,6 +80,7 @@ type createOptions struct {
 	maxDeliveries uint32
 	deadLetter    string
 	hasDeadLetter bool
+	service       bool
 }
 
 // outHeaders are the headers an option set asks for.
@@ -90,6 +117,11 @@ type consumeOptions struct {
 }
 
 type publisherOptions struct{ sendOptions }
+
+type replyOptions struct {
+	hdr outHeaders
+	ack bool // AckRequest
+}
 
 func createDefaults(opts []CreateOption) createOptions {
 	o := createOptions{capacity: -1, mode: 0o600}
@@ -202,6 +234,15 @@ func (n deadLetterOption) applyCreate(o *createOptions) {
 // Reason.
 func DeadLetter(name string) CreateOption { return deadLetterOption(name) }
 
+type serviceOption struct{}
+
+func (serviceOption) applyCreate(o *createOptions) { o.service = true }
+
+// Service (Create) marks the mailbox as an RPC service's: STAT and LIST
+// report it (Info.Service), and Info.Consumers counts its servers.
+// Delivery is the same as any mailbox's.
+func Service() CreateOption { return serviceOption{} }
+
 // Options of several calls.
 
 type typeOption int64
@@ -210,6 +251,7 @@ func (t typeOption) applySend(o *sendOptions)           { o.typ = int64(t) }
 func (t typeOption) applyReceive(o *receiveOptions)     { o.typ = int64(t) }
 func (t typeOption) applyConsume(o *consumeOptions)     { o.typ = int64(t) }
 func (t typeOption) applyPublisher(o *publisherOptions) { o.typ = int64(t) }
+func (t typeOption) applyCall(o *sendOptions)           { o.typ = int64(t) }
 
 // TypeOption is what Type returns: a SendOption, ReceiveOption,
 // ConsumeOption, PublisherOption and BrowseOption.
@@ -219,9 +261,10 @@ type TypeOption interface {
 	ConsumeOption
 	PublisherOption
 	BrowseOption
+	CallOption
 }
 
-// Type (Send, Publisher) sets the message type (>= 1, default 1).
+// Type (Send, Publisher, Call) sets the message type (>= 1, default 1).
 // (Receive, Consume) selects by type with msgrcv rules: 0 any, > 0
 // exactly, < 0 the lowest type <= |t|.
 func Type(t int64) TypeOption { return typeOption(t) }
@@ -236,9 +279,10 @@ type priorityOption uint8
 
 func (p priorityOption) applySend(o *sendOptions)           { o.priority = uint8(p) }
 func (p priorityOption) applyPublisher(o *publisherOptions) { o.priority = uint8(p) }
+func (p priorityOption) applyCall(o *sendOptions)           { o.priority = uint8(p) }
 
-// Priority (Send, Publisher): 0-255, higher first. The default is 0.
-func Priority(p uint8) SendPublisherOption { return priorityOption(p) }
+// Priority (Send, Publisher, Call): 0-255, higher first. The default is 0.
+func Priority(p uint8) MessageOption { return priorityOption(p) }
 
 type receiptOption struct{}
 
@@ -288,15 +332,31 @@ func (n prefetchOption) applyConsume(o *consumeOptions) { o.prefetch = max(uint3
 // application (default 256).
 func Prefetch(n uint32) ConsumeOption { return prefetchOption(n) }
 
-// Header options (Send, Publisher): they set the message's headers (see
-// Message and docs/PROTOCOL.md, "Message headers"). Limits are checked
-// before anything is sent: a value past them fails the call with
-// ErrInvalid.
+// Header options (Send, Publisher; Call and Reply as each says): they
+// set the message's headers (see Message and docs/PROTOCOL.md, "Message
+// headers"). Limits are checked before anything is sent: a value past
+// them fails the call with ErrInvalid.
 
+// headerOption is a header of Send and Publisher only (ReplyTo).
 type headerOption func(*outHeaders)
 
 func (f headerOption) applySend(o *sendOptions)           { f(&o.hdr) }
 func (f headerOption) applyPublisher(o *publisherOptions) { f(&o.hdr) }
+
+// messageHeader is a header of Call's request too.
+type messageHeader func(*outHeaders)
+
+func (f messageHeader) applySend(o *sendOptions)           { f(&o.hdr) }
+func (f messageHeader) applyPublisher(o *publisherOptions) { f(&o.hdr) }
+func (f messageHeader) applyCall(o *sendOptions)           { f(&o.hdr) }
+
+// anyHeader is a header of a reply too.
+type anyHeader func(*outHeaders)
+
+func (f anyHeader) applySend(o *sendOptions)           { f(&o.hdr) }
+func (f anyHeader) applyPublisher(o *publisherOptions) { f(&o.hdr) }
+func (f anyHeader) applyCall(o *sendOptions)           { f(&o.hdr) }
+func (f anyHeader) applyReply(o *replyOptions)         { f(&o.hdr) }
 
 // ReplyTo (Send, Publisher) sets the REPLY_TO header: the address (a
 // mailbox name or "@id", 1..255 bytes) a receiver should answer to.
@@ -304,31 +364,34 @@ func ReplyTo(addr string) SendPublisherOption {
 	return headerOption(func(h *outHeaders) { h.replyTo = addr })
 }
 
-// CorrelationID (Send, Publisher) sets the CORRELATION_ID header: 1..255
-// opaque bytes that tie a reply to its request. b is not copied: it must
-// not change until the call returns.
-func CorrelationID(b []byte) SendPublisherOption {
-	return headerOption(func(h *outHeaders) { h.correlationID = b })
+// CorrelationID (Send, Publisher, Call) sets the CORRELATION_ID header:
+// 1..255 opaque bytes that tie a reply to its request (Call generates one
+// unless given). b is not copied: it must not change until the call
+// returns.
+func CorrelationID(b []byte) MessageOption {
+	return messageHeader(func(h *outHeaders) { h.correlationID = b })
 }
 
-// ContentType (Send, Publisher) sets the CONTENT_TYPE header: 1..255
-// bytes of printable ASCII (space included), e.g. "application/json".
-func ContentType(s string) SendPublisherOption {
-	return headerOption(func(h *outHeaders) { h.contentType = s })
+// ContentType (Send, Publisher, Call, Reply) sets the CONTENT_TYPE
+// header: 1..255 bytes of printable ASCII (space included), e.g.
+// "application/json".
+func ContentType(s string) HeaderOption {
+	return anyHeader(func(h *outHeaders) { h.contentType = s })
 }
 
-// MessageDeadline (Send, Publisher) sets the DEADLINE header: when the
-// sender stops caring about an answer. The broker carries it; it does not
-// act on it (use TTL for that).
-func MessageDeadline(t time.Time) SendPublisherOption {
-	return headerOption(func(h *outHeaders) { h.deadline = t })
+// MessageDeadline (Send, Publisher, Call) sets the DEADLINE header: when
+// the sender stops caring about an answer. The broker carries it; it does
+// not act on it (use TTL for that). Call sets it from its context's
+// deadline unless given.
+func MessageDeadline(t time.Time) MessageOption {
+	return messageHeader(func(h *outHeaders) { h.deadline = t })
 }
 
-// WithHeader (Send, Publisher) adds a user header: key is 1..128 bytes of
-// [A-Za-z0-9-_.] (case-sensitive), value 0..4096 bytes. Repeat it to add
-// more values, under the same key or others.
-func WithHeader(key, value string) SendPublisherOption {
-	return headerOption(func(h *outHeaders) {
+// WithHeader (Send, Publisher, Call, Reply) adds a user header: key is
+// 1..128 bytes of [A-Za-z0-9-_.] (case-sensitive), value 0..4096 bytes.
+// Repeat it to add more values, under the same key or others.
+func WithHeader(key, value string) HeaderOption {
+	return anyHeader(func(h *outHeaders) {
 		if h.user == nil {
 			h.user = Header{}
 		}

@@ -87,7 +87,7 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 		return
 	}
 	bx := newBox(string(m.Name), 0, c.ident.UID, c.ident.GID, m.Mode)
-	bx.deadLetter, bx.durable = string(m.DeadLetter), m.Durable
+	bx.deadLetter, bx.durable, bx.service = string(m.DeadLetter), m.Durable, m.Service
 	if m.Durable {
 		bx.st = b.st
 	}
@@ -312,6 +312,9 @@ func (bx *box) info() wire.MailboxInfo {
 	}
 	if bx.inbox != 0 {
 		info.Flags |= wire.MailboxInbox
+	}
+	if bx.service {
+		info.Flags |= wire.MailboxService
 	}
 	if bx.durable {
 		info.Flags |= wire.MailboxDurable

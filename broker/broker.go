@@ -364,7 +364,11 @@ func newBox(name string, inbox uint64, uid, gid, mode uint32) *box {
 type box struct {
 	name string
 	// inbox is the owning endpoint for an endpoint's private inbox, else 0.
-	inbox   uint64
+	inbox uint64
+	// owner is that endpoint's connection (nil for a named mailbox): a
+	// reply sent to the inbox may be claimed by one of its CALLs.
+	owner   *conn
+	service bool // created with SERVICE: an RPC service's mailbox
 	created time.Time
 	// deadLetter names the mailbox that receives this one's dead letters
 	// ("" = they are dropped).

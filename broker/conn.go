@@ -63,6 +63,14 @@ type conn struct {
 	stalled map[*pending]uint32 // consumers stalled by the backlog, and their credit (backlog.go)
 	slow    *time.Timer         // the slow-consumer timer while any is stalled
 
+	inbox *box // the endpoint's private inbox, from HELLO
+
+	// The CALLs of this endpoint waiting for their replies (call.go).
+	cmu     sync.Mutex       // guards calls, callReq and each call's state; a leaf
+	calls   map[string]*call // by CORRELATION_ID
+	callReq map[uint64]*call // by request id
+	ncalls  atomic.Int32     // len(calls), read without cmu by claim
+
 	// gone is set when cleanup starts: a SEND batch between two of its
 	// messages' admissions (continueSend) then admits no more.
 	gone atomic.Bool
@@ -92,6 +100,8 @@ func newConn(b *Broker, nc net.Conn, creds Credentials) *conn {
 		pending: make(map[uint64]*pending),
 		leases:  make(map[uint64]*box),
 		touched: make(map[*box]struct{}),
+		calls:   make(map[string]*call),
+		callReq: make(map[uint64]*call),
 		done:    make(chan struct{}),
 	}
 	c.uc, _ = nc.(*net.UnixConn)
@@ -234,6 +244,7 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 
 	// The endpoint's private inbox.
 	bx := newBox(inboxName(c.id), c.id, ident.UID, ident.GID, 0o622)
+	bx.owner, c.inbox = c, bx
 	bx.core = mailbox.New(mailbox.Config{Capacity: lim.InboxCapacity, Leases: &c.b.leases, Charge: c.b.quota.charge, TryLease: c.b.quota.leaser(bx)})
 	c.b.mu.Lock()
 	c.b.boxes[bx.name] = bx
@@ -300,8 +311,10 @@ func (c *conn) shutdown(flush bool) {
 	}
 }
 
-// failPending ends every waiting request of this connection with err.
+// failPending ends every waiting request of this connection with err,
+// and every waiting CALL with its code.
 func (c *conn) failPending(err error) {
+	defer c.failCalls(codeOf(err))
 	c.pmu.Lock()
 	ps := make([]*pending, 0, len(c.pending))
 	for _, p := range c.pending {
@@ -347,6 +360,7 @@ func (c *conn) cleanup() {
 	}
 
 	if c.id != 0 {
+		c.dropCalls() // before the inbox goes: a reply in flight is then dropped, not claimed
 		for _, bx := range touched {
 			if bx.inbox == c.id {
 				c.b.destroy(bx, mailbox.ErrDestroyed)

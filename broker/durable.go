@@ -256,11 +256,20 @@ func reasonText(r uint8) string {
 	return ""
 }
 
+// defService marks a service mailbox in its durable definition's Mode
+// (above the permission bits, which CREATE and CHMOD keep within 0777):
+// the record format needs no new field.
+const defService = 1 << 31
+
 // def is bx's durable definition. bx.mu is held.
 func (bx *box) def() store.MailboxDef {
 	cfg := bx.core.Config()
+	mode := bx.mode.Load()
+	if bx.service {
+		mode |= defService
+	}
 	return store.MailboxDef{
-		Name: bx.name, OwnerUID: bx.uid, OwnerGID: bx.gid, Mode: bx.mode.Load(),
+		Name: bx.name, OwnerUID: bx.uid, OwnerGID: bx.gid, Mode: mode,
 		Capacity: cfg.Capacity, MaxBytes: cfg.MaxBytes, TTL: time.Duration(cfg.TTL),
 		MaxDeliveries: cfg.MaxDeliveries, DeadLetter: bx.deadLetter,
 		CreatedUnixNano: bx.created.UnixNano(),
@@ -272,7 +281,8 @@ func (b *Broker) recover() error {
 	rec := b.st.Recovered()
 	n := 0
 	for _, d := range rec.Mailboxes {
-		bx := newBox(d.Name, 0, d.OwnerUID, d.OwnerGID, d.Mode)
+		bx := newBox(d.Name, 0, d.OwnerUID, d.OwnerGID, d.Mode&^defService)
+		bx.service = d.Mode&defService != 0
 		bx.created, bx.deadLetter, bx.durable, bx.st = time.Unix(0, d.CreatedUnixNano), d.DeadLetter, true, b.st
 		bx.core = mailbox.New(mailbox.Config{Capacity: d.Capacity, MaxBytes: d.MaxBytes, TTL: int64(d.TTL),
 			MaxDeliveries: d.MaxDeliveries, Durable: true, Leases: &b.leases, Charge: b.quota.charge, TryLease: b.quota.leaser(bx)})

@@ -37,6 +37,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 	switch hd.Op {
 	case wire.OpSend:
 		h.doSend(hd, p)
+	case wire.OpCall:
+		h.doCall(hd, p)
 	case wire.OpAck, wire.OpNack:
 		h.doAck(hd, p)
 	case wire.OpRecv:
@@ -55,6 +57,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		c.pmu.Unlock()
 		if pd != nil {
 			c.b.cancel(pd, mailbox.ErrCanceled)
+		} else {
+			c.cancelCall(hd.Request) // a CALL whose request is in
 		}
 	case wire.OpCreate:
 		h.doCreate(hd, p)

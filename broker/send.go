@@ -54,6 +54,10 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 		c.replyErrDone(hd, wire.CodeInvalid, fmt.Sprintf("send to %q: RECEIPT needs a batch of one message, not %d", m.Target, len(m.Msgs)), 0)
 		return
 	}
+	if why := replyRule(hd, m); why != "" {
+		c.replyErrDone(hd, wire.CodeInvalid, fmt.Sprintf("send to %q: %s", m.Target, why), 0)
+		return
+	}
 	var size int64
 	for i := range m.Msgs {
 		s := &m.Msgs[i]
@@ -77,6 +81,9 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 	h.put(hd, m.Target, msgs, size, m.Timeout, nil)
 	clear(msgs)
 	h.msgs = msgs[:0]
+	if m.AckLease != 0 {
+		h.ackLease(m.AckLease) // after the reply: reply-then-ack order
+	}
 }
 
 // put sends msgs (a SEND's messages, or a CHANNEL's offer) to the target
@@ -85,6 +92,13 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 func (h *handler) put(hd wire.Header, name []byte, msgs []*mailbox.Message, size, timeout int64, off *offer) {
 	c := h.c
 	t, code, why := c.b.resolve(name)
+	if t == nil && code == wire.CodeNotFound && hd.Flags&wire.FlagReply != 0 {
+		// A reply to an inbox that is gone: its caller is too.
+		h.sreq = sendRequest{c: c, hd: hd, ids: &h.ids}
+		dropReply(&h.sreq)
+		h.sreq = sendRequest{}
+		return
+	}
 	if t == nil {
 		c.sendErr(hd, name, off, 0, code, why)
 		return
@@ -120,6 +134,13 @@ func (bx *box) send(sr *sendRequest) {
 		// Every message to a rendezvous mailbox is receipted, and a
 		// receipt names the one receiver of the one message.
 		fail(0, wire.CodeInvalid, "a rendezvous mailbox (capacity 0) takes one message per SEND, not %d", len(msgs))
+		return
+	}
+	if hd.Op == wire.OpSend && off == nil && bx.claim(sr) {
+		return // a CALL's reply, handed to it
+	}
+	if hd.Flags&wire.FlagReply != 0 && hd.Op == wire.OpSend {
+		dropReply(sr) // a reply nobody waits for any more
 		return
 	}
 	receipt := hd.Flags&wire.FlagReceipt != 0
@@ -230,6 +251,13 @@ func (bx *box) send(sr *sendRequest) {
 // sendErr answers a SEND (with DONE) or a CHANNEL (dropping its offer)
 // with an error. target, if not nil, prefixes the text.
 func (c *conn) sendErr(hd wire.Header, target []byte, off *offer, done int, code wire.Code, text string) {
+	if hd.Op == wire.OpCall {
+		if target != nil {
+			text = fmt.Sprintf("call %q: %s", target, text)
+		}
+		c.callFailed(hd, code, text)
+		return
+	}
 	if target != nil {
 		text = fmt.Sprintf("send to %q: %s", target, text)
 	}
@@ -376,11 +404,14 @@ func (b *Broker) batchFailed(r *completions, p *pending, err error, st step) {
 			b.batchStorage(p, hd, serr)
 			return
 		}
-		if p.offer != nil {
+		switch {
+		case p.op == wire.OpCall:
+			p.c.callFailed(hd, code, text)
+		case p.offer != nil:
 			p.c.replyErr(hd, code, text)
-			return
+		default:
+			p.c.replyErrDone(hd, code, text, len(bt.ids))
 		}
-		p.c.replyErrDone(hd, code, text, len(bt.ids))
 	})
 }
 
@@ -417,6 +448,10 @@ func (b *Broker) discard(bx *box, msgs []*mailbox.Message, written []bool) {
 
 // sendDone answers a completed SEND, or a CHANNEL whose offer was placed.
 func (c *conn) sendDone(hd wire.Header, off *offer, ids []uint64, taken bool, who mailbox.Identity) {
+	if hd.Op == wire.OpCall {
+		c.callAdmitted(hd.Request, ids[0])
+		return
+	}
 	if off != nil {
 		c.channelReply(hd, ids[0], off)
 		return

@@ -217,6 +217,7 @@ func (m *Mailbox) deliver(r *Receiver, msg *Message) {
 		m.journal(EffEnqueued, msg) // the offer becomes a message now
 		m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg, Taken: true, Receipt: r.Who()})
 	}
+	msg.taker = r.Ident
 	var lease uint64
 	if r.AutoAck {
 		m.st.Received++
@@ -434,6 +435,23 @@ func (m *Mailbox) Discard(msg *Message) bool {
 		return false
 	}
 	m.hold(msg, -1)
+	m.admit()
+	return true
+}
+
+// Withdraw takes a queued message back out because its sender no longer
+// wants it (an RPC request whose caller gave up): unlike Discard it is
+// journaled (EffRemoved), since its arrival was. It does nothing and
+// reports false if the message is not simply queued (leased, taken,
+// offered, or the mailbox destroyed); Message.Leased and Message.Taker
+// then say where it went.
+func (m *Mailbox) Withdraw(msg *Message) bool {
+	m.begin()
+	if m.destroyed || msg.offer != nil || msg.lease != 0 || msg.Seq == 0 || !m.q.remove(msg) {
+		return false
+	}
+	m.hold(msg, -1)
+	m.journal(EffRemoved, msg)
 	m.admit()
 	return true
 }

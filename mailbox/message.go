@@ -50,7 +50,14 @@ type Message struct {
 	// offer is the sender waiting for this message to be taken
 	// (rendezvous or receipt), nil otherwise.
 	offer *Sender
+	// taker is the receiver it was last delivered to (zero before).
+	taker Identity
 }
+
+// Taker returns the receiver the message was last delivered to, and
+// false if it was never delivered. (The broker names it in the outcome
+// of an RPC request whose caller gave up.)
+func (m *Message) Taker() (Identity, bool) { return m.taker, m.taker != Identity{} }
 
 // size is what the message counts for in byte limits and held bytes: its
 // body and its headers.

@@ -47,7 +47,7 @@ var opNames = map[Op]string{
 	OpStat: "STAT", OpList: "LIST", OpChmod: "CHMOD", OpSend: "SEND",
 	OpRecv: "RECV", OpConsume: "CONSUME", OpCredit: "CREDIT", OpAck: "ACK",
 	OpNack: "NACK", OpCancel: "CANCEL", OpDeliver: "DELIVER",
-	OpChannel: "CHANNEL", OpAttach: "ATTACH",
+	OpChannel: "CHANNEL", OpAttach: "ATTACH", OpCall: "CALL", OpInterrupt: "INTERRUPT",
 }
 
 // Pushed reports whether o is in the range of pushed ops (0x60..0x7f).
@@ -78,6 +78,7 @@ const (
 	FlagAutoAck uint8 = 1 << 1
 	// FlagNoReply (ACK, NACK): do not reply, even on failure.
 	FlagNoReply uint8 = 1 << 2
+	// FlagReply (SEND) is defined with CALL (call.go): bit 3.
 
 	// FlagUrgent (any frame): control class. The sender writes the frame
 	// ahead of every data frame it has queued (never splitting a frame);

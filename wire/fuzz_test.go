@@ -50,6 +50,8 @@ var decoders = []struct {
 	{"BrowseReply", func() payload { return new(BrowseReply) }},
 	{"Usage", func() payload { return new(Usage) }},
 	{"UsageReply", func() payload { return new(UsageReply) }},
+	{"CallReply", func() payload { return new(CallReply) }},
+	{"Interrupt", func() payload { return new(Interrupt) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.

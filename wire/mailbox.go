@@ -9,6 +9,7 @@ const (
 	TagTTL           uint16 = 0x8003 // i64 nanoseconds
 	TagMaxDeliveries uint16 = 0x8004 // u32
 	TagDeadLetter    uint16 = 0x8005 // a valid mailbox name (1..200 bytes)
+	TagService       uint16 = 0x8006 // empty value: the mailbox is an RPC service's
 )
 
 // Create makes a mailbox: `name string | capacity i64 | mode u32 | ext`,
@@ -24,6 +25,9 @@ type Create struct {
 	// DeadLetter: nil for none. A non-nil empty value is sent, and refused
 	// (ErrInvalid), as the protocol says.
 	DeadLetter []byte
+	// Service marks the mailbox as an RPC service's (TagService): STAT
+	// and LIST report it (MailboxService); delivery is unchanged.
+	Service bool
 	// Ext is appended after the options by Append. Decode leaves it nil:
 	// unknown non-critical entries are skipped, not kept, so a decoded
 	// Create re-encodes canonically (options in tag order).
@@ -49,6 +53,9 @@ func (m *Create) Append(b []byte) []byte {
 	if m.DeadLetter != nil {
 		b = AppendExt(b, TagDeadLetter, m.DeadLetter)
 	}
+	if m.Service {
+		b = appendExtHead(b, TagService, 0)
+	}
 	return append(b, m.Ext...)
 }
 
@@ -68,7 +75,7 @@ func (m *Create) Decode(p []byte) error {
 	var bad error
 	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		v := NewDecoder(f.Value)
-		if f.Tag >= TagDurable && f.Tag <= TagDeadLetter {
+		if f.Tag >= TagDurable && f.Tag <= TagService {
 			bit := uint8(1) << (f.Tag - TagDurable)
 			if seen&bit != 0 {
 				return ErrMalformed
@@ -78,6 +85,8 @@ func (m *Create) Decode(p []byte) error {
 		switch f.Tag {
 		case TagDurable:
 			m.Durable = true
+		case TagService:
+			m.Service = true
 		case TagMaxBytes:
 			m.MaxBytes = v.I64()
 		case TagTTL:

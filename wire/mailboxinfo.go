@@ -4,6 +4,7 @@ package wire
 const (
 	MailboxDurable uint32 = 1 << 0
 	MailboxInbox   uint32 = 1 << 1 // an endpoint's private inbox
+	MailboxService uint32 = 1 << 2 // created with SERVICE: an RPC service's mailbox
 )
 
 // MailboxInfo is the reply to STAT and each entry of LIST's reply: the v1

@@ -361,7 +361,7 @@ func TestCreateOptionRules(t *testing.T) {
 		"ttl short":           {AppendExt(nil, TagTTL, []byte{1, 2, 3}), ErrMalformed},
 		"durable with value":  {AppendExt(nil, TagDurable, []byte{1}), ErrMalformed},
 		"option twice":        {append(AppendExt(nil, TagDurable, nil), AppendExt(nil, TagDurable, nil)...), ErrMalformed},
-		"unknown critical":    {AppendExt(nil, 0x8006, nil), ErrUnknownCritical},
+		"unknown critical":    {AppendExt(nil, 0x8077, nil), ErrUnknownCritical},
 		"unknown skipped":     {AppendExt(nil, 0x0006, []byte{9}), nil},
 		"any order":           {append(AppendExt(nil, TagMaxDeliveries, []byte{5, 0, 0, 0}), AppendExt(nil, TagDurable, nil)...), nil},
 	} {

@@ -31,7 +31,12 @@ type Send struct {
 	Target  []byte // a mailbox name or "@id"
 	Timeout int64  // nanoseconds: -1 wait forever, 0 do not wait
 	Msgs    []SendMsg
-	Ext     []byte
+	// AckLease is the ext tag TagAckLease (0: absent): with FlagReply,
+	// a lease of the sender to ack once the reply is handled.
+	AckLease uint64
+	// Ext is the tail's other entries (Append writes them after
+	// ACK_LEASE).
+	Ext []byte
 }
 
 func (m *Send) Append(b []byte) []byte {
@@ -40,6 +45,9 @@ func (m *Send) Append(b []byte) []byte {
 	b = AppendU16(b, uint16(len(m.Msgs)))
 	for i := range m.Msgs {
 		b = m.Msgs[i].append(b)
+	}
+	if m.AckLease != 0 {
+		b = AppendU64(appendExtHead(b, TagAckLease, 8), m.AckLease)
 	}
 	return append(b, m.Ext...)
 }
@@ -60,7 +68,7 @@ func (m *Send) Decode(p []byte) error {
 	m.Target, m.Timeout = d.String(), d.I64()
 	n := int(d.U16())
 	m.Msgs = m.Msgs[:0]
-	m.Ext = nil
+	m.Ext, m.AckLease = nil, 0
 	if n == 0 || n > MaxBatch || n*sendMsgMin > d.Len() {
 		d.Fail(ErrMalformed)
 		return d.Err()
@@ -71,8 +79,47 @@ func (m *Send) Decode(p []byte) error {
 		}
 		m.Msgs = append(m.Msgs, SendMsg{Type: d.I64(), Priority: d.U8(), Headers: d.Headers(), Body: d.Bytes()})
 	}
-	m.Ext = d.Ext()
-	return d.Err()
+	if d.err != nil {
+		return d.err
+	}
+	tail := d.Rest()
+	if len(tail) == 0 {
+		return nil
+	}
+	return m.decodeExt(tail)
+}
+
+// decodeExt reads a SEND's tail: ACK_LEASE (8 bytes, at most once) and
+// entries it does not know (kept in Ext when ACK_LEASE, if present, is
+// first; an unknown critical one is ErrUnknownCritical).
+func (m *Send) decodeExt(tail []byte) error {
+	it := NewExtIter(tail)
+	critical, seen := false, false
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
+		switch {
+		case f.Tag == TagAckLease:
+			if seen || len(f.Value) != 8 {
+				return ErrMalformed
+			}
+			v := NewDecoder(f.Value)
+			m.AckLease, seen = v.U64(), true
+		case f.Critical():
+			critical = true
+		}
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	if critical {
+		return ErrUnknownCritical
+	}
+	switch {
+	case !seen:
+		m.Ext = tail
+	case uint16(tail[0])|uint16(tail[1])<<8 == TagAckLease && len(tail) > 12:
+		m.Ext = tail[12:]
+	}
+	return nil
 }
 
 // SendReply answers SEND once every message was admitted: `count u16 |

@@ -22,6 +22,7 @@ func vectorFiles() []vectorFile {
 		{"errors.json", errorVectors()},
 		{"misc.json", miscVectors()},
 		{"usage.json", usageVectors()},
+		{"call.json", callVectors()},
 	}
 }
 
@@ -289,13 +290,15 @@ func createVectors() []vecSpec {
 		ok("create-all-options", req(OpCreate, 2), "Create", &Create{Name: []byte("orders"), Capacity: -1,
 			Mode: 0o600, Durable: true, MaxBytes: 1 << 30, TTL: 3600e9, MaxDeliveries: 3, DeadLetter: []byte("orders.dl")}),
 		ok("create-no-options", req(OpCreate, 2), "Create", &Create{Name: []byte("r"), Capacity: 0, Mode: 0o666}),
+		ok("create-service", req(OpCreate, 2), "Create", &Create{Name: []byte("svc"), Capacity: -1, Mode: 0o622, Service: true}),
 		ok("create-reply", rep(OpCreate, 2), "Empty", &Empty{}),
-		bad("create-unknown-critical-option", req(OpCreate, 2), "Create", opt(AppendExt(nil, 0x8006, nil)), "critical"),
+		bad("create-unknown-critical-option", req(OpCreate, 2), "Create", opt(AppendExt(nil, 0x8077, nil)), "critical"),
 		bad("create-dead-letter-empty", req(OpCreate, 2), "Create", opt(AppendExt(nil, TagDeadLetter, nil)), "invalid"),
 		bad("create-dead-letter-bad-name", req(OpCreate, 2), "Create", opt(AppendExt(nil, TagDeadLetter, []byte("dl*"))), "invalid"),
 		bad("create-ttl-len-4", req(OpCreate, 2), "Create", opt(AppendExt(nil, TagTTL, []byte{1, 2, 3, 4})), "malformed"),
 		bad("create-option-twice", req(OpCreate, 2), "Create",
 			opt(AppendExt(nil, TagDurable, nil), AppendExt(nil, TagDurable, nil)), "malformed"),
+		bad("create-service-with-value", req(OpCreate, 2), "Create", opt(AppendExt(nil, TagService, []byte{1})), "malformed"),
 		bad("create-option-len-past-end", req(OpCreate, 2), "Create", opt([]byte{0x02, 0x80, 0x08, 0x00, 1, 2}), "malformed"),
 		bad("create-truncated-mode", req(OpCreate, 2), "Create", base[:len(base)-2], "malformed"),
 	}

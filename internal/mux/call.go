@@ -19,6 +19,9 @@ type Call struct {
 	Msg     string
 	Done    uint32
 	HasDone bool
+	// Ext is a copy of an error reply's ext tail after DONE (a CALL's
+	// OUTCOME and RECEIVER).
+	Ext []byte
 	// Payload is a copy of an OK reply's payload, except SEND and
 	// CHANNEL replies (decoded into Send).
 	Payload []byte
@@ -38,6 +41,7 @@ var callPool = sync.Pool{New: func() any { return &Call{done: make(chan struct{}
 func (c *Conn) NewCall() *Call {
 	cl := callPool.Get().(*Call)
 	cl.Status, cl.Msg, cl.Done, cl.HasDone, cl.Payload, cl.Files, cl.closed = 0, "", 0, false, cl.Payload[:0], nil, nil
+	cl.Ext = cl.Ext[:0]
 	cl.Send.Taken = false
 	return cl
 }

@@ -302,6 +302,9 @@ func (c *Conn) fill(cl *Call, hd wire.Header, p []byte) {
 		var e wire.ErrorReply
 		if e.Decode(p) == nil {
 			cl.Msg, cl.Done, cl.HasDone = string(e.Message), e.Done, e.HasDone
+			if len(e.Ext) > 0 {
+				cl.Ext = append(cl.Ext[:0], e.Ext...)
+			}
 		}
 		return
 	}
