@@ -1,0 +1,24 @@
+// Package rpcfault holds the fault tests of package rpc: thousands of
+// calls per invocation semantics through a fault-injection layer between
+// client and broker (internal/faultconn: requests dropped, replies
+// dropped, requests duplicated, frames delayed, all from a fixed seed),
+// and real server processes killed with SIGKILL mid-call. Every handler
+// execution appends one line to an execution log; the tests count the
+// executions of each call from that log and check them against what the
+// call's semantics promises:
+//
+//	maybe          at most one execution per call
+//	at-least-once  at least one execution for every call that succeeded
+//	exactly-once   exactly one execution for every call while its server
+//	               lives; across a server crash a call may run again on
+//	               another server (the reply cache is in memory), but
+//	               never twice on one server
+//
+// The server processes are this test binary re-executed in a server role
+// (POSTBOX_RPCFAULT_ROLE=server), as package integration does for its
+// client roles. The package has no non-test code besides this comment.
+// Run it with
+//
+//	go test -race ./integration/rpcfault/
+//	go test -race ./integration/rpcfault/ -rpcfault.calls=50000 -rpcfault.seed=7
+package rpcfault
