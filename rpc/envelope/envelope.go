@@ -15,6 +15,9 @@
 //	rpc-method      the method name (USER header)
 //	rpc-semantics   maybe | at-least-once | exactly-once (absent: maybe)
 //	rpc-attempt     1 for the first attempt, 2 for the first retry, ...
+//	rpc-attempt-deadline  the attempt's own end (retrying semantics), unix
+//	                nanoseconds in decimal: an INTERRUPT from then on is the
+//	                attempt timing out (a retry follows), not a cancel
 //	rpc-acked       every reply of this session with a sequence below this
 //	                decimal number has reached its caller (exactly-once
 //	                cache release)
@@ -42,10 +45,13 @@ const (
 	Method    = "rpc-method"
 	Semantics = "rpc-semantics"
 	Attempt   = "rpc-attempt"
-	Acked     = "rpc-acked"
-	Status    = "rpc-status"
-	Error     = "rpc-error"
-	Cached    = "rpc-cached"
+	// AttemptDeadline: see the package comment (added by helper "rpc",
+	// noted under CHANGES in design9.md).
+	AttemptDeadline = "rpc-attempt-deadline"
+	Acked           = "rpc-acked"
+	Status          = "rpc-status"
+	Error           = "rpc-error"
+	Cached          = "rpc-cached"
 
 	// Prefixes of metadata keys: request metadata, response headers and
 	// response trailers.

@@ -1,0 +1,103 @@
+// Package rpc is remote procedure call over postbox: typed methods over
+// a pluggable codec, a raw-bytes layer beneath them (the gRPC adapter and
+// the CLI use it), and invocation semantics chosen per call.
+//
+// A service is a mailbox. A server registers handlers for methods of
+// services and takes requests from their mailboxes; several servers, in
+// one process or many, share a service, and a request goes to whichever
+// is free. A call is one postbox CALL (Mailbox.Call): the request goes to
+// the service's mailbox and the reply comes back to the caller's inbox in
+// one round trip. The headers a request and its reply carry are package
+// envelope's convention.
+//
+//	var Echo = rpc.Method[EchoRequest, EchoReply]{Service: "demo.Echo", Name: "Echo"}
+//
+//	srv := rpc.NewServer(pc)                  // server side
+//	rpc.Register(srv, Echo, func(ctx context.Context, req *EchoRequest) (*EchoReply, error) { ... })
+//	srv.Start(ctx)
+//
+//	reply, err := Echo.Call(ctx, rpc.NewClient(pc), &EchoRequest{...})  // caller side
+//
+// Values whose pointer is a proto.Message travel as protobuf (Proto), others
+// as JSON (JSON); a server answers in the codec a request came in, and
+// also accepts JSON for protobuf types. Errors are *Error values with a
+// status code (gRPC's code set, envelope.Code); CodeOf reads the code of
+// any error.
+//
+// # A call, on each side
+//
+// The caller (Client.Invoke):
+//
+//	state    event                                   result
+//	queued   a server takes the request              running
+//	queued   ctx canceled / deadline                 Canceled / DeadlineExceeded; OutcomeOf: withdrawn,
+//	                                                 the broker removed the request: no handler ever runs it
+//	running  the server replies                      the reply (or its error status)
+//	running  ctx canceled / deadline                 Canceled / DeadlineExceeded; OutcomeOf: in progress,
+//	                                                 the handler's context is canceled
+//	running  the server acks without replying        OutcomeOf: settled (it ran, the reply is lost)
+//	any      an attempt times out or finds no        at-least-once, exactly-once: the next attempt, same
+//	         service mailbox                         request id, after a pause, until the deadline (package retry)
+//
+// The server, for each request it takes (one per free handler: requests
+// wait in the mailbox, not in the server):
+//
+//	check                                            reply (the handler does not run)
+//	no such method                                   Unimplemented
+//	its deadline has passed                          DeadlineExceeded
+//	maybe, and redelivered (its server went away)    Unavailable
+//	its caller already gave up (interrupted)         Canceled (dropped: nobody waits)
+//	exactly-once, in the reply cache:
+//	  done                                           the cached reply, with rpc-cached=1
+//	  running                                        waits for that run, then its reply with rpc-cached=1
+//	  same id, other method or arguments             AlreadyExists
+//	  acknowledged, or ran and its reply evicted     FailedPrecondition, Aborted
+//	  full of running calls                          ResourceExhausted
+//	otherwise the handler runs, with a context whose deadline is the caller's and which is
+//	canceled when the caller cancels or times out; its reply is sent (and, under exactly-once,
+//	cached) when it returns or when it calls Request.Reply; the request is acked when it returns.
+//
+// An attempt of a retried call that times out interrupts its request's
+// holder just as a cancel does; the request says when its attempt ends
+// (rpc-attempt-deadline), and an interrupt from then on does not cancel
+// the handler: the retry, which has the same request id, is waiting for
+// the reply the run will send. An attempt of a call whose handler is
+// still running is answered by that run (exactly-once joins it;
+// at-least-once may run it again on another free handler).
+//
+// # Semantics
+//
+// Maybe (the default): one attempt, never retried, and a redelivered
+// request is not run. The handler runs at most once; perhaps not at all.
+//
+// AtLeastOnce: attempts with the same request id and growing timeouts
+// until a reply arrives or the deadline passes. A call that returned a
+// reply ran at least once; the handler may run more than once (an attempt
+// timed out while it ran, a server died after running it).
+//
+// ExactlyOnce: AtLeastOnce plus the server's reply cache (package
+// replycache), keyed by request id with a checksum of the method and
+// arguments. While the server process lives, the handler runs once per
+// call: a duplicate of a finished call gets the cached reply, a duplicate
+// of a running call waits for that run, a reused id with other arguments
+// is rejected. Each request tells the server, in rpc-acked, which earlier
+// replies its caller has, and those are released; the rest go after a
+// retention time (ReplyCache; it should exceed the longest deadline), and
+// the cache is bounded in entries and bytes (the oldest finished entries
+// go first, never a running one).
+//
+// # What survives a server crash
+//
+// The reply cache is in the server's memory. A request the dead server
+// had taken but not acked goes back to the mailbox and another server
+// takes it: under maybe it is refused (Unavailable), under at-least-once
+// and exactly-once it runs again, since the new server has no record of
+// it. A reply the dead server had cached is gone, so a retry of a call it
+// had finished runs again too. Likewise the cache belongs to one server:
+// when several servers share a service, a retry that another server
+// takes runs there again (a retry is rare: it needs an attempt to time
+// out). So across a crash, or across servers, exactly-once is
+// at-least-once: a handler whose effects must happen once makes them
+// idempotent with RequestID(ctx), which is the same for every attempt of a
+// call, on every server.
+package rpc

@@ -1,0 +1,143 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/rpc/envelope"
+	"github.com/postbox-ipc/postbox/rpc/replycache"
+)
+
+// attemptSlack is how much earlier than a request's attempt deadline an
+// INTERRUPT may arrive and still be taken for the attempt timing out: the
+// caller's timer and the server's clock read the same host clock, but
+// the interrupt is seen a little late or, through scheduling, the
+// server's now a little early.
+const attemptSlack = 2 * time.Millisecond
+
+// serve handles one request message of svc, from the checks that may
+// refuse it to the ack after the reply. It runs on a worker.
+func (s *Server) serve(svc *service, msg *postbox.Message) {
+	h := msg.Header()
+	id, err := envelope.ParseID(msg.CorrelationID())
+	if err != nil || msg.ReplyTo() == "" {
+		// Not an RPC request: nobody can be answered.
+		s.opts.errorLog(fmt.Errorf("rpc: message %d in %q is not a request (no request id or reply address)", msg.ID, msg.Mailbox))
+		msg.AckNoWait()
+		return
+	}
+	sem, err := ParseSemantics(h.Get(envelope.Semantics))
+	if err != nil {
+		s.refuse(msg, envelope.InvalidArgument, "%v", err)
+		return
+	}
+	method := h.Get(envelope.Method)
+	handler := svc.methods[method]
+	if handler == nil {
+		s.refuse(msg, envelope.Unimplemented, "rpc: service %q has no method %q", svc.name, method)
+		return
+	}
+	if dl := msg.Deadline(); !dl.IsZero() && !time.Now().Before(dl) {
+		s.refuse(msg, envelope.DeadlineExceeded, "rpc: %s/%s: the deadline passed before a server took the request", svc.name, method)
+		return
+	}
+	if sem == Maybe && msg.Redeliveries > 0 {
+		// The server that took it before may have run it: maybe runs a
+		// handler at most once.
+		s.refuse(msg, envelope.Unavailable, "rpc: %s/%s: request redelivered (its server went away); maybe semantics does not run it again", svc.name, method)
+		return
+	}
+	select {
+	case <-msg.Interrupted():
+		s.refuse(msg, envelope.Canceled, "rpc: %s/%s: the caller gave up before the handler started", svc.name, method)
+		return
+	default:
+	}
+	attempt, _ := strconv.Atoi(h.Get(envelope.Attempt))
+	r := &Request{Service: svc.name, Method: method, ID: id, Semantics: sem, Attempt: max(attempt, 1),
+		Deadline: msg.Deadline(), Metadata: metadataFrom(h, envelope.RequestMeta),
+		ContentType: msg.ContentType(), Body: msg.Body, Message: msg, srv: s}
+	if n, err := strconv.ParseInt(h.Get(envelope.AttemptDeadline), 10, 64); err == nil && sem.retries() {
+		r.attemptEnd = time.Unix(0, n)
+	}
+	if sem == ExactlyOnce && !s.admit(r) {
+		return
+	}
+	s.run(handler, r)
+}
+
+// admit asks the reply cache about an exactly-once request and answers
+// it if it must not run: true means run it.
+func (s *Server) admit(r *Request) bool {
+	msg := r.Message
+	acked, _ := strconv.ParseUint(msg.Header().Get(envelope.Acked), 10, 64)
+	s.cacheMu.Lock()
+	v, cached := s.cache.Begin(r.ID, replycache.Sum(r.Method, r.Body), acked, msg, time.Now().UnixNano())
+	s.cacheMu.Unlock()
+	switch v {
+	case replycache.Run:
+		return true
+	case replycache.Replay:
+		s.send(nil, msg, cached, true, true)
+	case replycache.Join:
+		// The run answers and acks it (Server.finish).
+	case replycache.Mismatch:
+		s.refuse(msg, envelope.AlreadyExists, "rpc: request id %v is in use by a call with other arguments", r.ID)
+	case replycache.Evicted:
+		s.refuse(msg, envelope.Aborted, "rpc: request %v ran, but its reply was evicted from the reply cache", r.ID)
+	case replycache.Acknowledged:
+		s.refuse(msg, envelope.FailedPrecondition, "rpc: request %v was already answered and acknowledged", r.ID)
+	case replycache.Busy:
+		s.refuse(msg, envelope.ResourceExhausted, "rpc: reply cache full of running calls")
+	}
+	return false
+}
+
+// run runs the handler with the request's context and sends its reply
+// unless the handler sent one, and acks the request.
+func (s *Server) run(h RawHandler, r *Request) {
+	ctx := context.WithValue(s.work, requestKey{}, r)
+	var cancelDeadline context.CancelFunc = func() {}
+	if !r.Deadline.IsZero() {
+		ctx, cancelDeadline = context.WithDeadline(ctx, r.Deadline)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancelDeadline()
+	returned := make(chan struct{})
+	s.goroutines.Add(1)
+	go func() {
+		defer s.goroutines.Done()
+		select {
+		case <-r.Message.Interrupted():
+			if !r.attemptEnd.IsZero() && !time.Now().Before(r.attemptEnd.Add(-attemptSlack)) {
+				// The attempt timed out: a retry with this id follows
+				// and the run's reply will answer it. Run on.
+				return
+			}
+			cancel(Errorf(envelope.Canceled, "rpc: the caller of %s/%s canceled or timed out", r.Service, r.Method))
+		case <-returned:
+		}
+	}()
+	rep, err := call(ctx, h, r)
+	close(returned)
+	cancel(nil)
+	if r.takeReply() {
+		s.finish(nil, r, encodeReply(rep, err), true)
+	} else {
+		r.Message.AckNoWait() // replied early
+	}
+}
+
+// call runs h, turning a panic into an Internal error.
+func call(ctx context.Context, h RawHandler, r *Request) (rep *Reply, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rep, err = nil, Errorf(envelope.Internal, "rpc: handler of %s/%s panicked: %v\n%s", r.Service, r.Method, p, debug.Stack())
+		}
+	}()
+	return h(ctx, r)
+}

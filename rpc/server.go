@@ -1,0 +1,280 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/rpc/envelope"
+	"github.com/postbox-ipc/postbox/rpc/replycache"
+)
+
+// RawHandler serves one method on bytes. It returns the reply or an
+// error (its status: an *Error, or any error through CodeOf); rep may
+// carry Header and Trailer with an error. A handler that sent its reply
+// early (Request.Reply) has its return value ignored.
+type RawHandler func(ctx context.Context, req *Request) (rep *Reply, err error)
+
+// Server serves the methods registered on it. Each service is a mailbox
+// (created with postbox.Service() if missing); several servers, in one
+// process or many, may serve one service: a request goes to whichever is
+// free. Its methods are safe for concurrent use.
+type Server struct {
+	pc   *postbox.Client
+	opts serverOptions
+
+	mu       sync.Mutex // guards services, started, stopped
+	services map[string]*service
+	started  bool
+	stopped  bool
+
+	cacheMu sync.Mutex // guards cache
+	cache   *replycache.Cache[*wireReply, *postbox.Message]
+
+	// recv ends the workers' receives (Shutdown); work ends the
+	// handlers' contexts (Close).
+	recv       context.Context
+	stopRecv   context.CancelFunc
+	work       context.Context
+	stopWork   context.CancelFunc
+	goroutines sync.WaitGroup // every goroutine the server started
+	done       chan struct{}  // closed when every goroutine has ended
+}
+
+type service struct {
+	name    string
+	mb      *postbox.Mailbox
+	methods map[string]RawHandler
+}
+
+type serverOptions struct {
+	concurrency  int
+	cache        replycache.Config
+	mode         os.FileMode
+	replyTimeout time.Duration
+	errorLog     func(error)
+}
+
+// ServerOption configures NewServer.
+type ServerOption func(*serverOptions)
+
+// Concurrency sets how many requests of each service the server handles
+// at once (default 16). The server takes a request only when a handler
+// is free: the others wait in the mailbox, where another server can take
+// them and a cancelled call withdraws its request.
+func Concurrency(n int) ServerOption { return func(o *serverOptions) { o.concurrency = max(n, 1) } }
+
+// ReplyCache bounds the exactly-once reply cache (zero fields: the
+// replycache defaults).
+func ReplyCache(cfg replycache.Config) ServerOption { return func(o *serverOptions) { o.cache = cfg } }
+
+// ServiceMode sets the permission bits of service mailboxes the server
+// creates (default 0600: callers of the same uid; 0622 lets anyone call).
+func ServiceMode(m os.FileMode) ServerOption { return func(o *serverOptions) { o.mode = m } }
+
+// ErrorLog receives the errors the server cannot return to anyone (a
+// reply that failed to send, a receive that failed). Default: dropped.
+func ErrorLog(f func(error)) ServerOption { return func(o *serverOptions) { o.errorLog = f } }
+
+// NewServer returns a server that serves over pc (which it does not own:
+// close pc after the server).
+func NewServer(pc *postbox.Client, opts ...ServerOption) *Server {
+	o := serverOptions{concurrency: 16, mode: 0o600, replyTimeout: 10 * time.Second, errorLog: func(error) {}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Server{pc: pc, opts: o, services: map[string]*service{}, done: make(chan struct{})}
+	s.recv, s.stopRecv = context.WithCancel(context.Background())
+	s.work, s.stopWork = context.WithCancel(context.Background())
+	return s
+}
+
+// HandleRaw registers h for method of serviceName. It panics after Start.
+func (s *Server) HandleRaw(serviceName, method string, h RawHandler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		panic(fmt.Sprintf("rpc: HandleRaw(%q, %q) after Start", serviceName, method))
+	}
+	svc := s.services[serviceName]
+	if svc == nil {
+		svc = &service{name: serviceName, mb: s.pc.Mailbox(serviceName), methods: map[string]RawHandler{}}
+		s.services[serviceName] = svc
+	}
+	svc.methods[method] = h
+}
+
+// Start creates the service mailboxes that do not exist yet (bounded by
+// ctx) and starts serving. It fails with ErrServerClosed after Shutdown
+// or Close.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stopped:
+		return ErrServerClosed
+	case s.started:
+		return errors.New("rpc: server already started")
+	}
+	cache, err := replycache.New[*wireReply, *postbox.Message](s.opts.cache)
+	if err != nil {
+		return err
+	}
+	s.cache = cache
+	for _, svc := range s.services {
+		_, err := s.pc.Create(ctx, svc.name, postbox.Service(), postbox.Mode(s.opts.mode))
+		if err != nil && !errors.Is(err, postbox.ErrExists) {
+			return fmt.Errorf("rpc: service %q: %w", svc.name, err)
+		}
+	}
+	s.started = true
+	for _, svc := range s.services {
+		for range s.opts.concurrency {
+			s.goroutines.Add(1)
+			go s.worker(svc)
+		}
+	}
+	return nil
+}
+
+// Shutdown stops taking requests and waits for the running handlers to
+// reply and return, or for ctx to end (then it returns ctx's error and
+// the handlers go on: Close ends them). Requests still queued stay in the
+// mailbox for other servers. The server holds no requests beyond its
+// running ones (no prefetch), so there is nothing to give back, except
+// a request the broker delivered just as the receive was withdrawn: that
+// one is served (giving it back would count as a redelivery, which maybe
+// semantics refuses to run).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops taking requests, cancels the running handlers' contexts and
+// waits for every goroutine the server started; a request the broker
+// delivered just as the receive was withdrawn is given back (nacked). It
+// is idempotent.
+func (s *Server) Close() error {
+	s.stop()
+	s.stopWork()
+	<-s.done
+	return nil
+}
+
+// CacheStats returns the exactly-once reply cache's contents.
+func (s *Server) CacheStats() replycache.Stats {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if s.cache == nil {
+		return replycache.Stats{}
+	}
+	return s.cache.Stats()
+}
+
+func (s *Server) stop() {
+	s.mu.Lock()
+	first := !s.stopped
+	s.stopped = true
+	s.mu.Unlock()
+	if first {
+		s.stopRecv()
+		go func() {
+			s.goroutines.Wait()
+			close(s.done)
+		}()
+	}
+}
+
+// worker takes one request at a time from svc's mailbox and serves it.
+func (s *Server) worker(svc *service) {
+	defer s.goroutines.Done()
+	for s.recv.Err() == nil {
+		msg, err := svc.mb.Receive(s.recv)
+		if err == nil && s.work.Err() != nil {
+			// Taken as Close began: give it back for another server
+			// (its redelivery count grows, so maybe will not run it).
+			s.giveBack(msg)
+			return
+		}
+		if err != nil && s.recv.Err() != nil {
+			return
+		}
+		if err != nil {
+			if errors.Is(err, postbox.ErrClosed) {
+				return
+			}
+			s.opts.errorLog(fmt.Errorf("rpc: receive from %q: %w", svc.name, err))
+			select {
+			case <-s.recv.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		// A request taken as Shutdown began is served: giving it back
+		// would count as a redelivery, which maybe refuses.
+		s.serve(svc, msg)
+	}
+}
+
+// giveBack nacks a request taken while stopping, for another server.
+func (s *Server) giveBack(msg *postbox.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.replyTimeout)
+	defer cancel()
+	if err := msg.Nack(ctx); err != nil {
+		s.opts.errorLog(fmt.Errorf("rpc: give back request %d of %q: %w", msg.ID, msg.Mailbox, err))
+	}
+}
+
+// send sends w to msg's caller; with ack, the request is acked with it
+// (one frame, reply first), or without waiting if no reply can be sent.
+func (s *Server) send(ctx context.Context, msg *postbox.Message, w *wireReply, cached, ack bool) (bool, error) {
+	if ctx == nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), s.opts.replyTimeout)
+		defer cancel()
+	}
+	opts := w.options(cached)
+	if ack {
+		opts = append(opts, postbox.AckRequest())
+	}
+	claimed, err := msg.Reply(ctx, w.body, opts...)
+	if err != nil {
+		s.opts.errorLog(fmt.Errorf("rpc: reply to request %d of %q: %w", msg.ID, msg.Mailbox, err))
+		if ack {
+			msg.AckNoWait()
+		}
+	}
+	return claimed, err
+}
+
+// refuse answers a request the server will not run, and acks it.
+func (s *Server) refuse(msg *postbox.Message, code envelope.Code, format string, args ...any) {
+	s.send(nil, msg, errorReply(code, fmt.Sprintf(format, args...)), false, true)
+}
+
+// finish sends a run's reply (acking the request with it if ack); under
+// exactly-once the reply is cached first and also answers the duplicates
+// that joined the run.
+func (s *Server) finish(ctx context.Context, r *Request, w *wireReply, ack bool) (bool, error) {
+	var joined []*postbox.Message
+	if r.Semantics == ExactlyOnce {
+		s.cacheMu.Lock()
+		joined = s.cache.Finish(r.ID, w, w.size(), time.Now().UnixNano())
+		s.cacheMu.Unlock()
+	}
+	claimed, err := s.send(ctx, r.Message, w, false, ack)
+	for _, dup := range joined {
+		s.send(nil, dup, w, true, true)
+	}
+	return claimed, err
+}
