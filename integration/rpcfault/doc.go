@@ -10,9 +10,11 @@
 //	maybe          at most one execution per call
 //	at-least-once  at least one execution for every call that succeeded
 //	exactly-once   exactly one execution for every call while its server
-//	               lives; across a server crash a call may run again on
-//	               another server (the reply cache is in memory), but
-//	               never twice on one server
+//	               lives; never twice on one server. Across a server
+//	               crash, or when a retry reaches another server of the
+//	               service, a call may run again on another server: the
+//	               reply cache is in one server's memory (package rpc's
+//	               "What survives a server crash")
 //
 // The server processes are this test binary re-executed in a server role
 // (POSTBOX_RPCFAULT_ROLE=server), as package integration does for its
