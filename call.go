@@ -123,7 +123,8 @@ func (m *Mailbox) Call(ctx context.Context, body []byte, opts ...CallOption) (*M
 	if o.hdr.deadline.IsZero() {
 		o.hdr.deadline, _ = ctx.Deadline()
 	}
-	hdr, err := appendHeaders(nil, &o.hdr)
+	// Room for REPLY_TO, CORRELATION_ID and DEADLINE: one allocation.
+	hdr, err := appendHeaders(make([]byte, 0, 4+len(c.inbox)+4+len(o.hdr.correlationID)+12+32), &o.hdr)
 	if err != nil {
 		return nil, fmt.Errorf("call %q: %w", m.name, err)
 	}
@@ -215,7 +216,7 @@ func (m *Message) Reply(ctx context.Context, body []byte, opts ...ReplyOption) (
 		}()
 	}
 	o.hdr.correlationID = corr
-	hdr, err := appendHeaders(nil, &o.hdr)
+	hdr, err := appendHeaders(make([]byte, 0, 4+len(corr)+32), &o.hdr)
 	if err != nil {
 		return false, fmt.Errorf("reply to %q: %w", to, err)
 	}

@@ -42,6 +42,23 @@
 //	m, err := jobs.Receive(ctx)
 //	_, err = c.Mailbox(m.ReplyTo()).Send(ctx, answer, postbox.CorrelationID(m.CorrelationID()))
 //
+// Request and reply take one round trip: Mailbox.Call sends a request and
+// returns the reply (the CALL frame: ReplyTo and CorrelationID are set for
+// the caller, the context's deadline travels as MessageDeadline). The
+// server answers with Message.Reply, which reaches the caller if its call
+// still waits and is dropped otherwise (never queued), and watches
+// Message.Interrupted, closed when the caller cancelled or timed out. A
+// call that ends without a reply says what became of its request
+// (*CallError: withdrawn before anyone saw it, in progress at a receiver,
+// or settled without a reply). Package rpc builds typed services,
+// invocation semantics and retries on these.
+//
+//	svc, err := c.Create(ctx, "hello", postbox.Service())
+//	reply, err := c.Mailbox("hello").Call(ctx, []byte("world"))
+//	// on the server:
+//	req, err := svc.Receive(ctx)
+//	_, err = req.Reply(ctx, []byte("hi"), postbox.AckRequest())
+//
 // Batching: Mailbox.SendBatch sends many messages per frame and returns
 // their ids (a partial failure is a *BatchError saying how many were
 // queued); a Publisher gathers the sends queued while the connection is

@@ -276,6 +276,7 @@ func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
 		return st, false
 	}
 	before := bx.core.HeldBytes()
+	b.endCallsOn(bx, &r)
 	bx.core.Destroy(err)
 	b.apply(bx, bx.core.Effects(), &r)
 	b.account(bx, before)

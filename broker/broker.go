@@ -44,6 +44,10 @@ type Broker struct {
 	// out is the unwritten output of all connections (their writers'
 	// backlogs), counted with held against MaxQueuedBytes.
 	out atomic.Int64
+	// calls counts the CALLs waiting on all connections: destroying a
+	// mailbox looks for those whose request it holds only if there are
+	// any (call.go).
+	calls atomic.Int64
 
 	mu        sync.RWMutex    // guards boxes, named, conns, listeners, closed
 	boxes     map[string]*box // named mailboxes and endpoints' inboxes

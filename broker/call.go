@@ -162,6 +162,7 @@ func (c *conn) addCall(cl *call) string {
 	c.calls[cl.corr] = cl
 	c.callReq[cl.hd.Request] = cl
 	c.ncalls.Add(1)
+	c.b.calls.Add(1)
 	return ""
 }
 
@@ -171,6 +172,7 @@ func (c *conn) takeCallLocked(cl *call) {
 	delete(c.calls, cl.corr)
 	delete(c.callReq, cl.hd.Request)
 	c.ncalls.Add(-1)
+	c.b.calls.Add(-1)
 	if cl.timer != nil {
 		cl.timer.Stop()
 	}
@@ -452,4 +454,43 @@ func (h *handler) ackLease(lease uint64) {
 	h.failed = h.failed[:0]
 	h.ids = ids[:0]
 	c.b.retryStalled(c.ident)
+}
+
+// endCallsOn ends with DESTROYED the calls whose request is still queued
+// in bx, which is being destroyed: nobody will ever see those requests.
+// (A call whose request a receiver holds or took goes on waiting: the
+// receiver may still answer.) bx.mu is held; the replies go on r.
+func (b *Broker) endCallsOn(bx *box, r *completions) {
+	if b.calls.Load() == 0 {
+		return
+	}
+	var cands []*call
+	b.mu.RLock()
+	for c := range b.conns {
+		c.cmu.Lock()
+		for _, cl := range c.callReq {
+			if cl.box == bx {
+				cands = append(cands, cl)
+			}
+		}
+		c.cmu.Unlock()
+	}
+	b.mu.RUnlock()
+	for _, cl := range cands {
+		if !bx.core.Withdraw(cl.msg) {
+			continue
+		}
+		b.apply(bx, bx.core.Effects(), r) // the mailbox's deletion follows: no record to wait for
+		c := cl.c
+		c.cmu.Lock()
+		mine := c.callReq[cl.hd.Request] == cl
+		if mine {
+			c.takeCallLocked(cl)
+		}
+		c.cmu.Unlock()
+		if mine {
+			text := fmt.Sprintf("call %q: %s", bx.name, wire.CodeDestroyed)
+			r.add(func() { c.callErr(cl.hd, wire.CodeDestroyed, text, 0, nil) })
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postbox-ipc/postbox/broker"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
@@ -298,4 +299,98 @@ func TestServiceOptionIsReportedByStat(t *testing.T) {
 	if !bytes.Equal(info.Name, []byte("svc")) {
 		t.Fatal(info.Name)
 	}
+}
+
+func TestCallWhoseQueuedRequestIsDestroyedEndsDestroyed(t *testing.T) {
+	b := startBroker(t, nil)
+	caller, server := dialRaw(t, b.socket), dialRaw(t, b.socket)
+	server.create(t, wire.Create{Name: []byte("svc"), Capacity: -1})
+	server.create(t, wire.Create{Name: []byte("held"), Capacity: -1})
+	queued := caller.startCall(t, 0, request("svc", []byte(caller.inbox()), []byte("q"), -1, "q"))
+	taken := caller.startCall(t, 0, request("held", []byte(caller.inbox()), []byte("t"), -1, "t"))
+	server.recv(t, "held", 0)
+	hd, p := server.roundTrip(t, wire.OpDestroy, 0, (&wire.Name{Name: []byte("svc")}).Append(nil))
+	must(t, "DESTROY svc", hd, p, wire.OK)
+	hd, p = caller.reply(t, queued)
+	must(t, "CALL whose request was queued", hd, p, wire.CodeDestroyed)
+	// The call whose request a server holds goes on: the server answers.
+	hd, p = server.roundTrip(t, wire.OpDestroy, 0, (&wire.Name{Name: []byte("held")}).Append(nil))
+	must(t, "DESTROY held", hd, p, wire.OK)
+	hd, p = server.send(t, wire.FlagReply, reply(caller.inbox(), []byte("t"), "answer"))
+	must(t, "REPLY", hd, p, wire.OK)
+	hd, p = caller.reply(t, taken)
+	must(t, "CALL whose request was taken", hd, p, wire.OK)
+}
+
+func TestCallWaitingAtShutdownEndsClosed(t *testing.T) {
+	b := startBroker(t, nil)
+	caller, server := dialRaw(t, b.socket), dialRaw(t, b.socket)
+	server.create(t, wire.Create{Name: []byte("svc"), Capacity: -1})
+	server.create(t, wire.Create{Name: []byte("one"), Capacity: 1})
+	server.sendOK(t, "one", "filler")
+	waiting := caller.startCall(t, 0, request("svc", []byte(caller.inbox()), []byte("w"), -1, "q"))
+	admitting := caller.startCall(t, 0, request("one", []byte(caller.inbox()), []byte("a"), -1, "q"))
+	caller.ping(t)
+	b.stop(t)
+	got := map[uint64]wire.Code{}
+	for len(got) < 2 {
+		hd, _, err := caller.next(t)
+		if err != nil {
+			t.Fatalf("replies at shutdown %v: %v", got, err)
+		}
+		got[hd.Request] = hd.Status
+	}
+	if got[waiting] != wire.CodeClosed || got[admitting] != wire.CodeClosed {
+		t.Fatalf("replies at shutdown %v, want CLOSED for %d and %d", got, waiting, admitting)
+	}
+}
+
+func TestDurableCallWithdrawnStaysWithdrawnAfterARestart(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, func(c *broker.Config) { c.DataDir = dir })
+	caller, admin := dialRaw(t, b.socket), dialRaw(t, b.socket)
+	admin.create(t, wire.Create{Name: []byte("svc"), Capacity: -1, Durable: true, Service: true})
+	admin.sendOK(t, "svc", "kept")
+	id := caller.startCall(t, 0, request("svc", []byte(caller.inbox()), []byte("c"), int64(100*time.Millisecond), "withdrawn"))
+	hd, p := caller.reply(t, id)
+	if code, outcome, _, _ := callOutcome(t, hd, p); code != wire.CodeTimeout || outcome != wire.OutcomeWithdrawn {
+		t.Fatalf("timed-out CALL: %s outcome %d", code, outcome)
+	}
+	b = b.restart(t)
+	rc := dialRaw(t, b.socket)
+	if d := rc.recv(t, "svc", wire.FlagAutoAck); string(d.Body) != "kept" {
+		t.Fatalf("after the restart got %q, want the message sent before", d.Body)
+	}
+	hd, p = rc.roundTrip(t, wire.OpRecv, 0, (&wire.Recv{Name: []byte("svc")}).Append(nil))
+	must(t, "RECV of the withdrawn request", hd, p, wire.CodeEmpty)
+	hd, p = rc.roundTrip(t, wire.OpStat, 0, (&wire.Name{Name: []byte("svc")}).Append(nil))
+	must(t, "STAT", hd, p, wire.OK)
+	var info wire.MailboxInfo
+	if err := info.Decode(p); err != nil || info.Flags&wire.MailboxService == 0 || info.Mode != 0o666 {
+		t.Fatalf("after the restart flags %#x mode %#o (%v): want SERVICE kept, mode unchanged", info.Flags, info.Mode, err)
+	}
+}
+
+func TestCallToARendezvousMailboxIsAdmittedWhenTaken(t *testing.T) {
+	b := startBroker(t, nil)
+	caller, server := dialRaw(t, b.socket), dialRaw(t, b.socket)
+	server.create(t, wire.Create{Name: []byte("rv"), Capacity: 0})
+	// Nobody takes it: cancelled, the offer is withdrawn.
+	id := caller.startCall(t, 0, request("rv", []byte(caller.inbox()), []byte("a"), -1, "a"))
+	caller.ping(t)
+	caller.write(t, wire.AppendHeader(nil, wire.Header{Op: wire.OpCancel, Flags: wire.FlagUrgent, Request: id}, 0))
+	hd, p := caller.reply(t, id)
+	if code, outcome, _, _ := callOutcome(t, hd, p); code != wire.CodeCanceled || outcome != wire.OutcomeWithdrawn {
+		t.Fatalf("cancelled rendezvous CALL: %s outcome %d", code, outcome)
+	}
+	// Taken, then answered.
+	id = caller.startCall(t, 0, request("rv", []byte(caller.inbox()), []byte("b"), -1, "b"))
+	d := server.recv(t, "rv", wire.FlagAutoAck)
+	if string(d.Body) != "b" {
+		t.Fatalf("server got %q", d.Body)
+	}
+	hd, p = server.send(t, wire.FlagReply, reply(caller.inbox(), []byte("b"), "ok"))
+	must(t, "REPLY", hd, p, wire.OK)
+	hd, p = caller.reply(t, id)
+	must(t, "rendezvous CALL", hd, p, wire.OK)
 }

@@ -49,6 +49,16 @@
 // (accept.go). Channel offers not yet attached are bounded per connection
 // and per uid (channel.go). A descriptor limit hit is answered LIMIT.
 //
+// # Calls
+//
+// A CALL (call.go) is a one-message SEND whose request waits in its
+// connection's call table for the reply: a one-message SEND to the
+// caller's inbox with the call's CORRELATION_ID is claimed from there
+// before it would be queued, and answers the CALL. A call ended without a
+// reply asks the request's mailbox where the request is (withdrawn, leased
+// and interrupted, or settled) and says so; whoever takes a call out of
+// the table answers it, once.
+//
 // # Names, targets and permissions
 //
 // A request's name resolves to a target (target.go): the local queue,
@@ -64,7 +74,9 @@
 //
 // Lock order is box.mu, then Broker.mu (only destroy takes it under a box
 // lock), then conn.pmu, then the connection writer's lock; Broker.mu is
-// never held while taking a box lock. See each mutex for what it guards.
+// never held while taking a box lock. conn.cmu (the call table) is a leaf
+// taken under any of them (destroy takes it under box.mu and Broker.mu);
+// nothing is locked while it is held. See each mutex for what it guards.
 // The Authorizer is called holding no lock.
 //
 // Ready, then act: under a box lock the broker only decides. It changes

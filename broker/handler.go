@@ -57,8 +57,11 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		c.pmu.Unlock()
 		if pd != nil {
 			c.b.cancel(pd, mailbox.ErrCanceled)
-		} else {
-			c.cancelCall(hd.Request) // a CALL whose request is in
+		}
+		if pd == nil || pd.op == wire.OpCall {
+			// A CALL whose request is in, or got in while this CANCEL
+			// found it still waiting for room (cancel then did nothing).
+			c.cancelCall(hd.Request)
 		}
 	case wire.OpCreate:
 		h.doCreate(hd, p)

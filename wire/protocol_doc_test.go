@@ -86,6 +86,15 @@ func ext(tag uint16, name string, value []byte, label string) []field {
 
 type errMsg string
 
+// callErr is a CALL's error reply with its outcome.
+type callErr struct {
+	msg      string
+	outcome  uint8
+	receiver *Identity
+}
+
+func (e callErr) Append(b []byte) []byte { return AppendCallError(b, e.msg, e.outcome, e.receiver) }
+
 func (e errMsg) Append(b []byte) []byte { return AppendError(b, string(e)) }
 
 // v1Hello is what a protocol-1 client sends: its HELLO ends after the
@@ -117,7 +126,37 @@ func docExamples() []docExample {
 		Bytes: 5, Consumers: 1, Sent: 7, Received: 5, CreatedUnix: 1_750_000_000_000_000_000, MaxDeliveries: 5,
 		DeadLetter: []byte("jobs/dead")}
 	infoLen := len(info.Append(nil))
+	callHdr := AppendHeaders(nil, &HeaderFields{ReplyTo: []byte("@11400714785074694151"), CorrelationID: []byte("42")})
+	replyHdr := AppendHeaders(nil, &HeaderFields{CorrelationID: []byte("42")})
+	answer := &CallReply{Request: 12, Delivery: Delivery{Type: 1, Sender: peer, SentUnixNano: 1_750_000_000_323_456_789,
+		Headers: replyHdr, Body: []byte("ok")}}
 	return []docExample{
+		{"call", encodeFrame(Header{Op: OpCall, Request: 20},
+			&Send{Target: []byte("svc"), Timeout: 1e9, Msgs: []SendMsg{{Type: 1, Headers: callHdr, Body: []byte("hi")}}}),
+			fields(header("0x28 CALL", "0", "0", 20), str("target", "svc"),
+				[]field{{8, "timeout = 1000000000 (1 s, the whole call)"}, {2, "count = 1"}, {8, "type = 1"}, {1, "priority = 0"}},
+				headerEntries(callHdr), bytesField("body", []byte("hi")))},
+		{"reply-send", encodeFrame(Header{Op: OpSend, Flags: FlagReply, Request: 7},
+			&Send{Target: []byte("@11400714785074694151"), Msgs: []SendMsg{{Type: 1, Headers: replyHdr, Body: []byte("ok")}}, AckLease: 3}),
+			fields(header("0x20 SEND", "0x08 REPLY", "0", 7), str("target", "@11400714785074694151"),
+				[]field{{8, "timeout = 0"}, {2, "count = 1"}, {8, "type = 1"}, {1, "priority = 0"}},
+				headerEntries(replyHdr), bytesField("body", []byte("ok")),
+				ext(TagAckLease, "ACK_LEASE (critical)", []byte{3, 0, 0, 0, 0, 0, 0, 0}, "lease to ack after the reply = 3"))},
+		{"reply-send-reply", encodeFrame(Header{Op: OpSend | OpReply, Request: 7},
+			&SendReply{IDs: []uint64{0}, Taken: true, Receipt: me}),
+			fields(header("0xa0 SEND-REPLY", "0", "0 OK", 7),
+				[]field{{2, "count = 1"}, {8, "message id = 0 (never queued)"}, {1, "taken = 1 (claimed)"}}, identity("caller", me))},
+		{"call-reply", encodeFrame(Header{Op: OpCall | OpReply, Request: 20}, answer),
+			fields(header("0xa8 CALL-REPLY", "0", "0 OK", 20), []field{{8, "request message id = 12"}},
+				deliveryFields(&answer.Delivery))},
+		{"call-canceled", encodeFrame(Header{Op: OpCall | OpReply, Flags: FlagUrgent, Status: CodeCanceled, Request: 21},
+			callErr{"call \"svc\": canceled", OutcomeInProgress, &peer}),
+			fields(header("0xa8 CALL-REPLY", "0x40 URGENT", "15 CANCELED", 21), str("message", "call \"svc\": canceled"),
+				ext(TagOutcome, "OUTCOME", []byte{2}, "outcome = 2 (IN_PROGRESS)"),
+				[]field{{2, "ext tag = 0x0003 RECEIVER"}, {2, "ext length = 21"}}, identity("receiver", peer))},
+		{"interrupt", encodeFrame(Header{Op: OpInterrupt, Flags: FlagPush | FlagUrgent}, &Interrupt{Lease: 3, Reason: CodeCanceled}),
+			fields(header("0x61 INTERRUPT", "0xc0 PUSH|URGENT", "0", 0),
+				[]field{{8, "lease = 3"}, {2, "reason = 15 CANCELED"}})},
 		{"hello", encodeFrame(Header{Op: OpHello, Request: 1},
 			&Hello{MinVersion: 2, MaxVersion: 2, Client: []byte("demo"), Caps: CapDescriptors}),
 			fields(header("0x01 HELLO", "0", "0", 1),
