@@ -223,3 +223,16 @@ func TestEarlyReplyReachesCallerWhileHandlerRuns(t *testing.T) {
 		return info.InFlight == 0
 	})
 }
+
+func TestReplyThatCannotBeSentBecomesAnErrorReply(t *testing.T) {
+	e := newEnv(t)
+	e.server(func(s *rpc.Server) {
+		s.HandleRaw("test.Raw", "Huge", func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
+			return &rpc.Reply{Body: make([]byte, e.srvPC.MaxMessage()+1)}, nil
+		})
+	})
+	_, err := e.client.Invoke(ctx(t), "test.Raw", "Huge", nil)
+	if rpc.CodeOf(err) != envelope.ResourceExhausted {
+		t.Fatal(err)
+	}
+}

@@ -126,8 +126,10 @@ func TestCallerTimeoutWhileRunningCancelsHandlerContext(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the handler's context did not end")
 	}
-	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, postbox.ErrTimeout) {
-		t.Fatalf("%v does not match the deadline", err)
+	// The caller's client or the handler (returning ctx.Err() at the
+	// same deadline) may decide it: either way it matches.
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%v does not match context.DeadlineExceeded", err)
 	}
 }
 

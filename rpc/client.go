@@ -24,7 +24,7 @@ type Client struct {
 	seq     atomic.Uint64
 	policy  retry.Policy
 
-	mu          sync.Mutex          // guards outstanding
+	mu          sync.Mutex          // guards outstanding, and taking an exactly-once call's seq
 	outstanding map[uint64]struct{} // exactly-once calls not yet answered, by sequence
 }
 
@@ -100,18 +100,9 @@ func (c *Client) Invoke(ctx context.Context, service, method string, body []byte
 	for _, opt := range opts {
 		opt(&o)
 	}
-	seq := c.seq.Add(1)
+	seq, release := c.take(o.sem)
+	defer release()
 	id := envelope.NewID(c.session, seq)
-	if o.sem == ExactlyOnce {
-		c.mu.Lock()
-		c.outstanding[seq] = struct{}{}
-		c.mu.Unlock()
-		defer func() {
-			c.mu.Lock()
-			delete(c.outstanding, seq)
-			c.mu.Unlock()
-		}()
-	}
 	// DEADLINE is the caller's deadline (Call takes it from ctx): an
 	// attempt ends by cancelling its CALL, never by a deadline of its own.
 	base := []postbox.CallOption{postbox.CorrelationID(id[:]), postbox.ContentType(o.contentType),
@@ -177,6 +168,26 @@ func (c *Client) attempt(ctx context.Context, mb *postbox.Mailbox, body []byte, 
 	msg, err := mb.Call(actx, body, opts...)
 	t.Stop()
 	return msg, timedOut.Load(), err
+}
+
+// take returns the sequence of a new call. An exactly-once call's stays
+// outstanding (below every rpc-acked sent) until release. Taking the
+// sequence and recording it are one step under mu, so acked never passes
+// a sequence taken but not yet recorded: the server would take that call
+// for one already answered.
+func (c *Client) take(sem Semantics) (seq uint64, release func()) {
+	if sem != ExactlyOnce {
+		return c.seq.Add(1), func() {}
+	}
+	c.mu.Lock()
+	seq = c.seq.Add(1)
+	c.outstanding[seq] = struct{}{}
+	c.mu.Unlock()
+	return seq, func() {
+		c.mu.Lock()
+		delete(c.outstanding, seq)
+		c.mu.Unlock()
+	}
 }
 
 // acked is the rpc-acked of the next exactly-once request: the lowest

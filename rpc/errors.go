@@ -38,6 +38,14 @@ func (e *Error) Error() string {
 // Unwrap returns the cause, if any.
 func (e *Error) Unwrap() error { return e.err }
 
+// Is makes a DeadlineExceeded status match context.DeadlineExceeded and
+// a Canceled one context.Canceled, whoever decided it (the caller's
+// client, or the handler returning its context's error).
+func (e *Error) Is(target error) bool {
+	return e.Code == envelope.DeadlineExceeded && target == context.DeadlineExceeded ||
+		e.Code == envelope.Canceled && target == context.Canceled
+}
+
 // CodeOf returns the status code of err: OK for nil, the Code of an
 // *Error in its chain, else the code a postbox or context error maps to
 // (Unknown if none does).

@@ -52,6 +52,14 @@ func TestCodeOfPrefersTheRPCErrorInTheChain(t *testing.T) {
 	}
 }
 
+func TestStatusMatchesContextErrors(t *testing.T) {
+	if !errors.Is(Errorf(envelope.DeadlineExceeded, "late"), context.DeadlineExceeded) ||
+		!errors.Is(Errorf(envelope.Canceled, "gone"), context.Canceled) ||
+		errors.Is(Errorf(envelope.Internal, "x"), context.Canceled) {
+		t.Fatal()
+	}
+}
+
 func TestOutcomeOfReadsTheCallError(t *testing.T) {
 	err := &Error{Code: envelope.Canceled, err: &postbox.CallError{Outcome: postbox.OutcomeWithdrawn, Err: context.Canceled}}
 	if OutcomeOf(err) != postbox.OutcomeWithdrawn || OutcomeOf(errors.New("x")) != postbox.OutcomeUnknown {

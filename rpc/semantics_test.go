@@ -241,3 +241,29 @@ func TestExactlyOnceCacheIsBounded(t *testing.T) {
 		t.Fatalf("%d runs", runs.Load())
 	}
 }
+
+func TestExactlyOnceConcurrentCallsOfOneClientAreNeverTakenForAcknowledged(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	s := e.server(echoServer(&runs))
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if _, err := echo.Call(ctx(t), e.client, &echoReq{}, rpc.WithSemantics(rpc.ExactlyOnce)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if runs.Load() != 800 {
+		t.Fatalf("%d runs for 800 calls", runs.Load())
+	}
+	if st := s.CacheStats(); st.Done > 16 {
+		t.Fatalf("%+v: acknowledged replies were kept", st)
+	}
+}

@@ -248,6 +248,17 @@ func (s *Server) send(ctx context.Context, msg *postbox.Message, w *wireReply, c
 		opts = append(opts, postbox.AckRequest())
 	}
 	claimed, err := msg.Reply(ctx, w.body, opts...)
+	if err != nil && (errors.Is(err, postbox.ErrTooLarge) || errors.Is(err, postbox.ErrInvalid)) {
+		// The reply itself cannot be sent (too large, a bad header): tell
+		// the caller so rather than leave it waiting for its deadline.
+		s.opts.errorLog(fmt.Errorf("rpc: reply to request %d of %q: %w", msg.ID, msg.Mailbox, err))
+		fail := errorReply(CodeOf(err), fmt.Sprintf("rpc: the handler's reply could not be sent: %v", err))
+		opts = fail.options(false)
+		if ack {
+			opts = append(opts, postbox.AckRequest())
+		}
+		claimed, err = msg.Reply(ctx, fail.body, opts...)
+	}
 	if err != nil {
 		s.opts.errorLog(fmt.Errorf("rpc: reply to request %d of %q: %w", msg.ID, msg.Mailbox, err))
 		if ack {
