@@ -138,9 +138,12 @@ func newLs() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List mailboxes (like ipcs)",
-		Long: `List mailboxes: name, owner, mode, capacity, depth (queued messages),
-receivers and consumers waiting, messages in flight (leased, not yet acked),
-and blocked senders. --all includes endpoints' private inboxes.`,
+		Long: `List mailboxes: name, kind (mailbox, service or inbox), owner, mode,
+capacity, depth (queued messages), receivers and consumers waiting,
+messages in flight (leased, not yet acked), blocked senders, and for a
+service (an RPC service's mailbox, such as one "postbox reply" serves)
+its servers: the consumers serving it. --all includes endpoints' private
+inboxes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json"); err != nil {
@@ -169,10 +172,14 @@ and blocked senders. --all includes endpoints' private inboxes.`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tOWNER\tMODE\tCAPACITY\tDEPTH\tBYTES\tRECEIVERS\tIN FLIGHT\tBLOCKED SENDERS")
+			fmt.Fprintln(tw, "NAME\tKIND\tOWNER\tMODE\tCAPACITY\tDEPTH\tBYTES\tRECEIVERS\tIN FLIGHT\tBLOCKED SENDERS\tSERVERS")
 			for _, i := range shown {
-				fmt.Fprintf(tw, "%s\t%d:%d\t%04o\t%s\t%d\t%d\t%d\t%d\t%d\n", i.Name, i.UID, i.GID, uint32(i.Mode),
-					capacityText(i.Capacity), i.Depth, i.Bytes, i.Receivers+i.Consumers, i.InFlight, i.BlockedSenders)
+				servers := "-"
+				if i.Service {
+					servers = strconv.Itoa(int(i.Consumers))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d:%d\t%04o\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", i.Name, kind(i), i.UID, i.GID, uint32(i.Mode),
+					capacityText(i.Capacity), i.Depth, i.Bytes, i.Receivers+i.Consumers, i.InFlight, i.BlockedSenders, servers)
 			}
 			return tw.Flush()
 		},
@@ -194,11 +201,29 @@ func capacityText(c int64) string {
 
 type infoJSON struct {
 	postbox.Info
-	Mode string `json:"mode"`
+	Mode    string `json:"mode"`
+	Kind    string `json:"kind"`
+	Servers *int   `json:"servers,omitempty"` // services only
 }
 
 func jsonInfo(i postbox.Info) infoJSON {
-	return infoJSON{Info: i, Mode: fmt.Sprintf("%04o", uint32(i.Mode))}
+	j := infoJSON{Info: i, Mode: fmt.Sprintf("%04o", uint32(i.Mode)), Kind: kind(i)}
+	if i.Service {
+		n := int(i.Consumers)
+		j.Servers = &n
+	}
+	return j
+}
+
+// kind is ls's KIND column.
+func kind(i postbox.Info) string {
+	switch {
+	case i.Inbox:
+		return "inbox"
+	case i.Service:
+		return "service"
+	}
+	return "mailbox"
 }
 
 func newStat() *cobra.Command {
@@ -235,7 +260,11 @@ func newStat() *cobra.Command {
 			}
 			row("depth", fmt.Sprintf("%d messages, %d bytes", i.Depth, i.Bytes))
 			row("in flight", i.InFlight)
+			row("kind", kind(i))
 			row("receivers", fmt.Sprintf("%d waiting, %d consumers", i.Receivers, i.Consumers))
+			if i.Service {
+				row("servers", i.Consumers)
+			}
 			row("blocked senders", i.BlockedSenders)
 			row("sent", i.Sent)
 			row("received", i.Received)

@@ -51,7 +51,7 @@ msgs_per_sec, bytes_per_sec, baseline, ratio.`,
 			return benchfmt.WriteTable(os.Stdout, rows)
 		},
 	}
-	cmd.AddCommand(newBenchDurable(), newBenchShm())
+	cmd.AddCommand(newBenchDurable(), newBenchShm(), newBenchRPC(), newBenchRPCPeer())
 	outputFlag(cmd, &out, "table", "table or json")
 	cmd.Flags().DurationVar(&cfg.Duration, "duration", 2*time.Second, "how long each throughput figure runs")
 	cmd.Flags().IntVar(&cfg.Samples, "samples", cfg.Samples, "latency samples per figure")

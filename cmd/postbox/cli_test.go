@@ -161,7 +161,7 @@ func TestCLIJobsScenario(t *testing.T) {
 	if !strings.HasPrefix(table, "NAME") {
 		t.Errorf("ls table has no header:\n%s", table)
 	}
-	row := regexp.MustCompile(`(?m)^jobs\s+(\d+):(\d+)\s+0660\s+1000\s+990\s`)
+	row := regexp.MustCompile(`(?m)^jobs\s+mailbox\s+(\d+):(\d+)\s+0660\s+1000\s+990\s.*\s-$`)
 	if !row.MatchString(table) {
 		t.Errorf("ls table has no row 'jobs uid:gid 0660 1000 990':\n%s", table)
 	}

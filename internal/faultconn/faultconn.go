@@ -7,7 +7,8 @@
 //	nc, stats, err := faultconn.Dial(ctx, sock,
 //		faultconn.DropRequest(wire.OpCall, faultconn.Nth(3)),
 //		faultconn.DuplicateRequest(wire.OpCall, faultconn.Random(0.05, 1)),
-//		faultconn.DropReply(wire.OpCall, faultconn.Every(10)))
+//		faultconn.DropReply(wire.OpCall, faultconn.Every(10)),
+//		faultconn.ReplayRequest(wire.OpCall, faultconn.Nth(7)))
 //	c, err := postbox.NewClient(ctx, nc)
 //	...
 //	c.Close()                    // closes nc, which stops its goroutines
@@ -22,8 +23,12 @@
 // A duplicated request goes to the broker twice: the original, then a
 // copy whose request id has dupBit set (the client never uses that bit).
 // Whatever the broker sends for such an id is swallowed, so the client's
-// connection never sees a second reply; for a CALL the broker holds two
-// calls, and a server sees the request twice.
+// connection never sees a second reply. A CALL's copy goes as a SEND of
+// the same message, so a server sees the request twice while the call
+// waits (see DuplicateRequest). A replayed request (ReplayRequest) is
+// sent again the same way, but only once its reply has been forwarded to
+// the client; a reply that another rule drops or delays does not
+// trigger it.
 //
 // A delayed frame is written d later from a timer; frames behind it are
 // not held, so it may be overtaken (the broker and the client route by
@@ -32,6 +37,7 @@ package faultconn
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -89,6 +95,8 @@ func Wrap(broker net.Conn, rules ...Rule) (net.Conn, *Stats, error) {
 		proxy:  proxy,
 		stats:  newStats(len(rules)),
 		timers: make(map[*time.Timer]struct{}),
+
+		replays: make(map[uint64][]byte),
 	}
 	c.toBroker.w, c.toClient.w = broker, proxy
 	for i, r := range rules {
@@ -119,9 +127,10 @@ type Conn struct {
 	toBroker, toClient direction
 	dups               atomic.Uint64 // last duplicate sequence
 
-	mu     sync.Mutex // guards timers and closed
-	timers map[*time.Timer]struct{}
-	closed bool
+	mu      sync.Mutex // guards timers, closed and replays
+	timers  map[*time.Timer]struct{}
+	closed  bool
+	replays map[uint64][]byte // Replay rules' frames by request id, until their reply passes
 
 	wg        sync.WaitGroup // the two forwarders and running delay timers
 	closeOnce sync.Once
@@ -186,6 +195,9 @@ func (c *Conn) forward(d *direction, r net.Conn) {
 			if d.write(h, p) != nil {
 				return
 			}
+			if d == &c.toClient && !h.Push() {
+				c.replay(h.Request)
+			}
 			continue
 		}
 		c.stats.record(rule, h)
@@ -197,7 +209,17 @@ func (c *Conn) forward(d *direction, r net.Conn) {
 			}
 			dh := h
 			dh.Request = dupBit | c.dups.Add(1)
+			if dh.Op == wire.OpCall {
+				dh.Op = wire.OpSend // see DuplicateRequest
+			}
 			if d.write(dh, p) != nil {
+				return
+			}
+		case Replay:
+			c.mu.Lock()
+			c.replays[h.Request] = frame(nil, h, p)
+			c.mu.Unlock()
+			if d.write(h, p) != nil {
 				return
 			}
 		case Delay:
@@ -237,6 +259,23 @@ func frame(b []byte, h wire.Header, p []byte) []byte {
 	return append(b, p...)
 }
 
+// replay sends the request waiting for the reply to request id (a
+// Replay rule's), now that the reply has been forwarded.
+func (c *Conn) replay(id uint64) {
+	c.mu.Lock()
+	b, ok := c.replays[id]
+	if ok {
+		delete(c.replays, id)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	binary.LittleEndian.PutUint64(b[8:16], dupBit|c.dups.Add(1)) // the header's request field
+	c.stats.replayed.Add(1)
+	c.toBroker.writeFrame(b)
+}
+
 // later writes the frame b to d after delay, unless c closes first.
 func (c *Conn) later(d *direction, delay time.Duration, b []byte) {
 	c.mu.Lock()
@@ -264,6 +303,7 @@ func (c *Conn) later(d *direction, delay time.Duration, b []byte) {
 type Stats struct {
 	requests, replies                       atomic.Int64
 	dropped, duplicated, delayed, swallowed atomic.Int64
+	replayed                                atomic.Int64
 	fired                                   []atomic.Int64 // per rule, in Dial's order
 
 	mu     sync.Mutex // guards events
@@ -277,7 +317,8 @@ type Counts struct {
 	Dropped    int64 // frames dropped, both ways
 	Duplicated int64 // requests sent twice
 	Delayed    int64 // frames delayed, both ways
-	Swallowed  int64 // broker frames for duplicated requests, not forwarded
+	Swallowed  int64 // broker frames for duplicated or replayed requests, not forwarded
+	Replayed   int64 // requests sent again after their reply
 }
 
 // Event is one action of a rule.
@@ -300,6 +341,7 @@ func (s *Stats) Counts() Counts {
 		Requests: s.requests.Load(), Replies: s.replies.Load(),
 		Dropped: s.dropped.Load(), Duplicated: s.duplicated.Load(),
 		Delayed: s.delayed.Load(), Swallowed: s.swallowed.Load(),
+		Replayed: s.replayed.Load(),
 	}
 }
 

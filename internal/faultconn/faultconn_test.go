@@ -3,8 +3,10 @@ package faultconn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,6 +250,7 @@ func TestBrokerGoneClosesTheClientSide(t *testing.T) {
 func TestRulesThatCannotActAreRefused(t *testing.T) {
 	for _, r := range []Rule{
 		{Action: Duplicate, Dir: ToClient, Op: wire.OpSend, When: Always()},
+		{Action: Replay, Dir: ToClient, Op: wire.OpCall, When: Always()},
 		DelayRequest(wire.OpSend, 0, Always()),
 		DropRequest(wire.OpSend, Random(1.5, 1)),
 		{Dir: ToBroker, Op: wire.OpSend, When: Always()},
@@ -255,5 +258,136 @@ func TestRulesThatCannotActAreRefused(t *testing.T) {
 		if _, _, err := Wrap(nil, r); err == nil {
 			t.Errorf("rule %v accepted", r)
 		}
+	}
+}
+
+// echoServer answers every request on name with its body, counting the
+// requests it saw; it stops when t ends.
+func echoServer(t *testing.T, b *testbroker.Broker, name string) *atomic.Int64 {
+	t.Helper()
+	c := b.Dial(t)
+	if _, err := c.Create(context.Background(), name, postbox.Service()); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := c.Mailbox(name).Consume(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := cons.Next(context.Background())
+			if err != nil {
+				return
+			}
+			seen.Add(1)
+			m.Reply(context.Background(), m.Body, postbox.AckRequest())
+		}
+	}()
+	t.Cleanup(func() {
+		cons.Close(context.Background())
+		<-done
+	})
+	return &seen
+}
+
+func call(c *postbox.Client, name, body string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m, err := c.Mailbox(name).Call(ctx, []byte(body))
+	if err != nil {
+		return "", err
+	}
+	return string(m.Body), nil
+}
+
+func TestCallDropsAndDuplicates(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	seen := echoServer(t, b, "echo")
+	c, stats := dialFaultyStats(t, b,
+		DropRequest(wire.OpCall, Nth(2)),      // call 2: the server never sees it
+		DropReply(wire.OpCall, Nth(2)),        // the 2nd reply to arrive, call 3's (call 2 had none): the caller never hears
+		DuplicateRequest(wire.OpCall, Nth(5))) // call 5: the server sees it twice
+	for i := 1; i <= 5; i++ {
+		got, err := call(c, "echo", fmt.Sprint(i), 500*time.Millisecond)
+		switch i {
+		case 2:
+			// The broker never saw the CALL: no outcome from it.
+			var ce *postbox.CallError
+			if !errors.As(err, &ce) || ce.Outcome != postbox.OutcomeUnknown {
+				t.Errorf("call %d, request dropped: %v, want a CallError with an unknown outcome", i, err)
+			}
+		case 3:
+			if err == nil {
+				t.Errorf("call %d, reply dropped: succeeded with %q", i, got)
+			}
+		default:
+			if err != nil || got != fmt.Sprint(i) {
+				t.Errorf("call %d: %q, %v", i, got, err)
+			}
+		}
+	}
+	waitUntil(t, func() bool { return seen.Load() == 5 }) // 1, 3, 4, 5 twice
+	if got := stats.Counts(); got.Dropped != 2 || got.Duplicated != 1 {
+		t.Errorf("counts %+v", got)
+	}
+	// The copy's SEND reply was swallowed, and the second of the server's
+	// two replies dropped by the broker: the client saw one reply and its
+	// connection is intact.
+	if _, err := call(c, "echo", "after", testbroker.HangGuard); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDelayReplyOfACallPastItsDeadline(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	seen := echoServer(t, b, "echo")
+	c, _ := dialFaultyStats(t, b, DelayReply(wire.OpCall, 2*time.Second, Nth(1)))
+	t0 := time.Now()
+	if _, err := call(c, "echo", "x", 300*time.Millisecond); err == nil {
+		t.Fatal("a call whose reply came after its deadline succeeded")
+	}
+	if took := time.Since(t0); took > 1500*time.Millisecond {
+		t.Errorf("the call took %v: it waited for the delayed reply", took)
+	}
+	if seen.Load() != 1 {
+		t.Errorf("server saw %d requests, want 1", seen.Load())
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testbroker.HangGuard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within the hang guard")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestReplayRequestArrivesAfterTheCallCompleted(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	seen := echoServer(t, b, "echo")
+	c, stats := dialFaultyStats(t, b, ReplayRequest(wire.OpCall, Nth(1)))
+	if got, err := call(c, "echo", "once", testbroker.HangGuard); err != nil || got != "once" {
+		t.Fatalf("call: %q, %v", got, err)
+	}
+	// The replay reaches the server after the call returned; its reply is
+	// swallowed.
+	waitUntil(t, func() bool { return seen.Load() == 2 && stats.Counts().Swallowed == 1 })
+	if got := stats.Counts(); got.Replayed != 1 {
+		t.Errorf("counts %+v, want one replay", got)
+	}
+	if got, err := call(c, "echo", "next", testbroker.HangGuard); err != nil || got != "next" {
+		t.Fatalf("the next call: %q, %v", got, err)
+	}
+	if seen.Load() != 3 {
+		t.Errorf("server saw %d requests, want 3", seen.Load())
 	}
 }

@@ -21,6 +21,11 @@ const (
 	// Delay: the frame is forwarded after the rule's delay. Frames behind
 	// it are not held up (a delayed frame may be overtaken).
 	Delay
+	// Replay (requests only): the frame is forwarded, and once the reply
+	// to it has reached the client, sent again with a fresh request id
+	// (its answers swallowed): a retransmission that arrives after the
+	// call completed.
+	Replay
 )
 
 func (a Action) String() string {
@@ -31,6 +36,8 @@ func (a Action) String() string {
 		return "duplicate"
 	case Delay:
 		return "delay"
+	case Replay:
+		return "replay"
 	}
 	return fmt.Sprintf("Action(%d)", uint8(a))
 }
@@ -46,8 +53,11 @@ const (
 )
 
 // When selects which of the frames a rule matches it fires on. Each rule
-// counts its own matching frames, so a When is deterministic: Random
-// draws from its own seeded source, one draw per matching frame.
+// counts its own matching frames, in its direction, so a When is
+// deterministic: Random draws from its own seeded source, one draw per
+// matching frame. A reply rule counts the replies that arrive: after a
+// dropped CALL request, DropReply(wire.OpCall, Nth(2)) is the reply to
+// the third call.
 type When struct {
 	nth, every int
 	p          float64
@@ -122,8 +132,25 @@ func DropReply(op wire.Op, w When) Rule { return Rule{Action: Drop, Dir: ToClien
 // copy has a fresh request id and its reply is swallowed, so the client
 // sees exactly one reply (to the original) while the broker handles two
 // requests.
+//
+// The copy of a CALL is sent as a SEND of the same message (the payloads
+// are alike): the broker refuses a second CALL with a CORRELATION_ID
+// already waiting on the endpoint, but queues the copy, so a server sees
+// the request twice while the call waits. Whichever reply comes first is
+// the call's; the other is dropped by the broker (REPLY sends nobody
+// claims are).
 func DuplicateRequest(op wire.Op, w When) Rule {
 	return Rule{Action: Duplicate, Dir: ToBroker, Op: op, When: w}
+}
+
+// ReplayRequest sends the selected request frames of op again once their
+// reply has reached the client, with a fresh request id whose answers are
+// swallowed: the broker (and for a CALL, a server) sees a request whose
+// call has already completed, as a late retransmission would deliver it.
+// A CALL's replay is a CALL again (its CORRELATION_ID is free by then),
+// so a server's answer to it is claimed by the replay and swallowed.
+func ReplayRequest(op wire.Op, w When) Rule {
+	return Rule{Action: Replay, Dir: ToBroker, Op: op, When: w}
 }
 
 // DelayRequest holds the selected request frames of op for d.
@@ -140,12 +167,12 @@ func DelayReply(op wire.Op, d time.Duration, w When) Rule {
 // validate reports a rule that cannot act.
 func (r Rule) validate() error {
 	switch {
-	case r.Action < Drop || r.Action > Delay:
+	case r.Action < Drop || r.Action > Replay:
 		return fmt.Errorf("faultconn: rule %v: unknown action", r)
 	case r.Dir != ToBroker && r.Dir != ToClient:
 		return fmt.Errorf("faultconn: rule %v: no direction", r)
-	case r.Action == Duplicate && r.Dir != ToBroker:
-		return fmt.Errorf("faultconn: rule %v: only requests can be duplicated", r)
+	case (r.Action == Duplicate || r.Action == Replay) && r.Dir != ToBroker:
+		return fmt.Errorf("faultconn: rule %v: only requests can be duplicated or replayed", r)
 	case r.Action == Delay && r.Delay <= 0:
 		return fmt.Errorf("faultconn: rule %v: delay must be positive", r)
 	case r.When.nth == 0 && r.When.every == 0 && (r.When.p < 0 || r.When.p > 1):
