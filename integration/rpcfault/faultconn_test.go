@@ -18,8 +18,8 @@ const faultRate = 0.02
 // faultDelay is how long a delayed frame is held.
 const faultDelay = 3 * time.Millisecond
 
-// faultyClient is a postbox client whose connection loses, doubles and
-// delays CALL frames.
+// faultyClient is a postbox client whose connection loses, doubles,
+// delays and replays CALL frames.
 type faultyClient struct {
 	client *postbox.Client
 	rules  []faultconn.Rule
@@ -35,6 +35,7 @@ func faultRules(seed uint64) []faultconn.Rule {
 		faultconn.DuplicateRequest(wire.OpCall, faultconn.Random(faultRate, seed+2)),
 		faultconn.DelayRequest(wire.OpCall, faultDelay, faultconn.Random(faultRate, seed+3)),
 		faultconn.DelayReply(wire.OpCall, faultDelay, faultconn.Random(faultRate, seed+4)),
+		faultconn.ReplayRequest(wire.OpCall, faultconn.Random(faultRate, seed+5)),
 	}
 }
 
