@@ -24,7 +24,6 @@ func blockingSetup(t *testing.T, service string) (*caller, string) {
 	logPath := filepath.Join(t.TempDir(), "exec.log")
 	startServerProc(t, b.Socket, service, logPath, 1)
 	cl := newCaller(b.Dial(t))
-	t.Cleanup(cl.close)
 	return cl, logPath
 }
 

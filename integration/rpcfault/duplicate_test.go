@@ -18,9 +18,11 @@ import (
 	"github.com/postbox-ipc/postbox/wire"
 )
 
-// inProcess runs an in-process server on a fresh broker with the given
-// reply cache bound and returns the broker and the log's path.
-func inProcess(t *testing.T, service string, bound replycache.Config) (socket, logPath string) {
+// inProcess runs an in-process server configured by cfg (its service
+// set to service) on a fresh broker, and returns the broker's socket,
+// the execution log's path and the server, which is stopped when t
+// ends.
+func inProcess(t *testing.T, service string, cfg serverConfig) (socket, logPath string, srv *server) {
 	t.Helper()
 	b := start(t)
 	logPath = filepath.Join(t.TempDir(), "exec.log")
@@ -29,16 +31,13 @@ func inProcess(t *testing.T, service string, bound replycache.Config) (socket, l
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
-	srv, err := startServer(ctxT(t), b.Dial(t), serverConfig{service: service, handlers: 4, cache: bound}, log)
+	cfg.service = service
+	srv, err = startServer(ctxT(t), b.Dial(t), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := srv.stop(ctxT(t)); err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-	})
-	return b.Socket, logPath
+	t.Cleanup(func() { srv.stop(t) })
+	return b.Socket, logPath, srv
 }
 
 // TestDuplicateRequestRunsTheHandlerAtMostOnce sends one request twice
@@ -54,7 +53,7 @@ func TestDuplicateRequestRunsTheHandlerAtMostOnce(t *testing.T) {
 	for _, sem := range allSemantics {
 		t.Run(string(sem), func(t *testing.T) {
 			const service = "rpcfault.dup"
-			socket, logPath := inProcess(t, service, replycache.Config{})
+			socket, logPath, _ := inProcess(t, service, serverConfig{handlers: 4})
 			c, err := postbox.Dial(ctxT(t), postbox.WithSocket(socket), postbox.WithName(t.Name()))
 			if err != nil {
 				t.Fatal(err)
@@ -108,7 +107,7 @@ func TestDuplicateRequestRunsTheHandlerAtMostOnce(t *testing.T) {
 func TestExactlyOnceCacheAtItsBoundDoesNotRunACallTwice(t *testing.T) {
 	const service = "rpcfault.bound"
 	bound := replycache.Config{MaxEntries: 8, MaxBytes: 1 << 20}
-	socket, logPath := inProcess(t, service, bound)
+	socket, logPath, _ := inProcess(t, service, serverConfig{handlers: 4, cache: bound})
 
 	// The call whose first reply is lost, with a long first attempt so
 	// that the cache fills before it retries.

@@ -3,7 +3,6 @@ package rpcfault_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -23,9 +22,10 @@ func callTimeout(sem semantics) time.Duration {
 }
 
 // TestFaultsHandlerExecutionsPerCallMatchSemantics makes -rpcfault.calls
-// calls per semantics through the fault-injection layer (request frames
-// dropped and duplicated, reply frames dropped, frames delayed; seed
-// -rpcfault.seed) to an in-process server whose handler logs every
+// calls per semantics through the fault-injection layer (CALL requests
+// dropped, duplicated, delayed and replayed after their reply, replies
+// dropped and delayed; seed -rpcfault.seed) to an in-process server
+// whose handler logs every
 // execution, and counts the executions of each call: maybe at most one;
 // at-least-once at least one for every call that succeeded (and every
 // call succeeds: it retries until its deadline); exactly-once exactly
@@ -38,33 +38,11 @@ func TestFaultsHandlerExecutionsPerCallMatchSemantics(t *testing.T) {
 }
 
 func runFaults(t *testing.T, sem semantics, seed uint64) {
-	b := start(t)
-	service := "rpcfault.faults"
-	logPath := filepath.Join(t.TempDir(), "exec.log")
-	log, err := openExecLog(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { log.Close() })
-	srv, err := startServer(ctxT(t), b.Dial(t), serverConfig{service: service, handlers: 8}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		if err := srv.stop(ctxT(t)); err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-	}
-	t.Cleanup(stop)
+	const service = "rpcfault.faults"
+	socket, logPath, srv := inProcess(t, service, serverConfig{handlers: 8})
 
-	fc := dialFaulty(t, b.Socket, seed)
+	fc := dialFaulty(t, socket, seed)
 	cl := newCaller(fc.client)
-	t.Cleanup(cl.close)
 
 	// Sample the reply cache while the calls run.
 	var peak cacheStats
@@ -120,7 +98,7 @@ func runFaults(t *testing.T, sem semantics, seed uint64) {
 	close(sampleDone)
 	<-sampled
 	faults := fc.stats()
-	stop() // every handler has returned: the log is complete
+	srv.stop(t) // every handler has returned: the log is complete
 	tl, err := readExecLog(logPath)
 	if err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func serverRole(args []string) int {
 	io.Copy(io.Discard, os.Stdin) // until the test closes stdin
 	sctx, scancel := context.WithTimeout(context.Background(), hangGuard)
 	defer scancel()
-	if err := srv.stop(sctx); err != nil {
+	if err := srv.shutdown(sctx); err != nil {
 		return fail(fmt.Errorf("shutdown: %w", err))
 	}
 	return 0

@@ -9,6 +9,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/postbox-ipc/postbox"
@@ -119,11 +120,22 @@ func startServer(ctx context.Context, c *postbox.Client, cfg serverConfig, log *
 	return &server{srv: srv, bound: cfg.cache}, nil
 }
 
-// stop shuts the server down gracefully.
-func (s *server) stop(ctx context.Context) error {
+// shutdown shuts the server down gracefully: it waits (bounded by ctx)
+// for the running handlers, then ends everything. Calling it again does
+// nothing.
+func (s *server) shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	s.srv.Close()
 	return err
+}
+
+// stop is shutdown for a test: every handler has returned when it
+// returns.
+func (s *server) stop(t testing.TB) {
+	t.Helper()
+	if err := s.shutdown(ctxT(t)); err != nil {
+		t.Errorf("server shutdown: %v", err)
+	}
 }
 
 // cacheStats is the reply cache's occupancy and its bound.
@@ -144,8 +156,6 @@ type caller struct {
 }
 
 func newCaller(c *postbox.Client) *caller { return &caller{c: rpc.NewClient(c)} }
-
-func (cl *caller) close() {}
 
 // echo calls the echo method of service under sem.
 func (cl *caller) echo(ctx context.Context, service string, sem semantics, req echoReq) (*echoResp, error) {
