@@ -25,11 +25,12 @@ var allSemantics = []semantics{maybe, atLeastOnce, exactlyOnce}
 type verdict struct {
 	calls, ok, failed int
 	executions        int
-	perCall           map[int]int // number of calls by how many times their handler ran
-	rescued           int         // calls that ran on a server later killed and were answered by another
-	reran             int         // calls that ran more than once
-	reranLive         int         // of those, calls that ran on more than one server that stayed up
-	failures          map[string]int
+	perCall           map[int]int       // number of calls by how many times their handler ran
+	rescued           int               // calls that ran on a server later killed and were answered by another
+	reran             int               // calls that ran more than once
+	reranLive         int               // of those, calls that ran on more than one server that stayed up
+	failures          map[string]int    // failed calls by status code
+	example           map[string]string // the first failed call's error, by status code
 	violations        []string
 }
 
@@ -38,7 +39,7 @@ type verdict struct {
 // during the run (nil when no server died): an execution on a killed
 // server is one whose reply may have been lost with it.
 func checkCalls(sem semantics, outs []outcome, tl *execTally, killed map[int]bool) verdict {
-	v := verdict{calls: len(outs), perCall: map[int]int{}, failures: map[string]int{}}
+	v := verdict{calls: len(outs), perCall: map[int]int{}, failures: map[string]int{}, example: map[string]string{}}
 	bad := func(format string, args ...any) { v.violations = append(v.violations, fmt.Sprintf(format, args...)) }
 	seen := map[string]bool{}
 	idOwner := map[string]string{} // request id -> call key
@@ -56,6 +57,9 @@ func checkCalls(sem semantics, outs []outcome, tl *execTally, killed map[int]boo
 		} else {
 			v.failed++
 			v.failures[o.code]++
+			if _, ok := v.example[o.code]; !ok {
+				v.example[o.code] = fmt.Sprintf("%s: %v", o.key, o.err)
+			}
 		}
 		// Retries reuse the request id; different calls never share one.
 		for _, r := range runs {
@@ -129,6 +133,15 @@ func (v verdict) histogram() string {
 		fmt.Fprintf(&b, "%d:%d", k, v.perCall[k])
 	}
 	return b.String()
+}
+
+// failureExamples lists one failed call per status code.
+func (v verdict) failureExamples() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(v.example)) {
+		parts = append(parts, v.example[k])
+	}
+	return strings.Join(parts, "\n")
 }
 
 func (v verdict) failureSummary() string {

@@ -134,13 +134,7 @@ func runCrash(t *testing.T, sem semantics, seed uint64, servers int) {
 		v.executions, v.histogram(), v.rescued, v.reran, v.reranLive)
 	v.report(t, string(sem))
 	if sem != maybe && v.failed > 0 {
-		var first []string
-		for _, o := range outs.all() {
-			if !o.ok && len(first) < 10 {
-				first = append(first, fmt.Sprintf("%s: %v", o.key, o.err))
-			}
-		}
-		t.Errorf("%s: %d of %d calls lost across %d server crashes: %v", sem, v.failed, v.calls, len(killed), first)
+		t.Errorf("%s: %d of %d calls lost across %d server crashes (%s):\n%s", sem, v.failed, v.calls, len(killed), v.failureSummary(), v.failureExamples())
 	}
 	if sem != maybe && v.rescued == 0 {
 		t.Errorf("no call was running on a killed server: the kills did not land mid-call")

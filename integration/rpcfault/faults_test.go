@@ -115,8 +115,8 @@ func runFaults(t *testing.T, sem semantics, seed uint64) {
 		t.Errorf("the fault-injection layer injected no fault in %d calls", n)
 	}
 	if sem != maybe && v.failed > 0 {
-		t.Errorf("%s: %d of %d calls failed (%s); a retrying call must get its reply within %v when 1 frame in 50 is lost",
-			sem, v.failed, v.calls, v.failureSummary(), callTimeout(sem))
+		t.Errorf("%s: %d of %d calls failed (%s); a retrying call must get its reply within %v when 1 frame in 50 is lost:\n%s",
+			sem, v.failed, v.calls, v.failureSummary(), callTimeout(sem), v.failureExamples())
 	}
 	if sem == exactlyOnce {
 		if peak.maxEntries > 0 && peak.entries > peak.maxEntries || peak.maxBytes > 0 && peak.bytes > peak.maxBytes {
