@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,32 +12,9 @@ import (
 	"github.com/postbox-ipc/postbox/internal/faultconn"
 	"github.com/postbox-ipc/postbox/rpc"
 	"github.com/postbox-ipc/postbox/rpc/envelope"
-	"github.com/postbox-ipc/postbox/rpc/replycache"
 	"github.com/postbox-ipc/postbox/rpc/retry"
 	"github.com/postbox-ipc/postbox/wire"
 )
-
-// inProcess runs an in-process server configured by cfg (its service
-// set to service) on a fresh broker, and returns the broker's socket,
-// the execution log's path and the server, which is stopped when t
-// ends.
-func inProcess(t *testing.T, service string, cfg serverConfig) (socket, logPath string, srv *server) {
-	t.Helper()
-	b := start(t)
-	logPath = filepath.Join(t.TempDir(), "exec.log")
-	log, err := openExecLog(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { log.Close() })
-	cfg.service = service
-	srv, err = startServer(ctxT(t), b.Dial(t), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.stop(t) })
-	return b.Socket, logPath, srv
-}
 
 // TestDuplicateRequestRunsTheHandlerAtMostOnce sends one request twice
 // with the same request id, the second after the first was answered, as
@@ -97,60 +73,43 @@ func TestDuplicateRequestRunsTheHandlerAtMostOnce(t *testing.T) {
 	}
 }
 
-// TestExactlyOnceCacheAtItsBoundDoesNotRunACallTwice fills a small reply
-// cache (8 entries) while an exactly-once call whose reply was lost waits
-// to retry: its entry is the oldest done one. The cache must stay within
-// its bound, and the retry must not run the handler a second time on
-// the same, living server: it gets the cached reply, or (the reply
-// dropped for room, a tombstone kept) an error saying the call ran; it
-// never runs again.
-func TestExactlyOnceCacheAtItsBoundDoesNotRunACallTwice(t *testing.T) {
-	const service = "rpcfault.bound"
-	bound := replycache.Config{MaxEntries: 8, MaxBytes: 1 << 20}
-	socket, logPath, _ := inProcess(t, service, serverConfig{handlers: 4, cache: bound})
-
-	// The call whose first reply is lost, with a long first attempt so
-	// that the cache fills before it retries.
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
-	defer cancel()
-	nc, _, err := faultconn.Dial(ctx, socket, faultconn.DropReply(wire.OpCall, faultconn.Nth(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lossy, err := postbox.NewClient(ctx, nc, postbox.WithName(t.Name()), postbox.WithReplyGrace(20*time.Millisecond))
-	if err != nil {
-		nc.Close()
-		t.Fatal(err)
-	}
-	defer lossy.Close()
-	slow := &caller{c: rpc.NewClient(lossy, rpc.WithRetryPolicy(retry.Policy{FirstTimeout: time.Second}))}
-	done := make(chan error, 1)
-	go func() {
-		_, err := slow.echo(ctx, service, exactlyOnce, echoReq{Key: "lost-reply"})
-		done <- err
-	}()
-	waitRunning(t, logPath, "lost-reply")
-
-	// Calls from fresh clients (sessions): none acknowledges another's
-	// reply, so their entries stay until the cache needs room.
-	pc, err := postbox.Dial(ctxT(t), postbox.WithSocket(socket), postbox.WithName(t.Name()+"-fill"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	for i := range 2 * bound.MaxEntries {
-		if _, err := newCaller(pc).echo(ctxT(t), service, exactlyOnce, echoReq{Key: fmt.Sprintf("fill-%d", i)}); err != nil {
-			t.Fatalf("fill call %d: %v", i, err)
-		}
-	}
-	err = <-done
-	tl, rerr := readExecLog(logPath)
-	if rerr != nil {
-		t.Fatal(rerr)
-	}
-	runs := tl.runs["lost-reply"]
-	t.Logf("exactly-once call retried after %d calls filled an %d-entry cache: ran %d time(s), returned %v", 2*bound.MaxEntries, bound.MaxEntries, len(runs), err)
-	if len(runs) != 1 {
-		t.Errorf("exactly-once: the call ran %d times on one living server (its cache entry was evicted while its caller still retried): %v", len(runs), runs)
+// TestLateCopyOfAnAttemptDoesNotFailTheCall: an attempt of a retried
+// call times out (the handler is slower than the first attempt), and a
+// late copy of that attempt's CALL reaches the broker after its answer,
+// as a retransmission would (faultconn's ReplayRequest), before the
+// retry. The copy now holds the call's CORRELATION_ID at the broker; the
+// retry, with the same id, must still get its reply: the call's caller
+// never sent anything wrong.
+func TestLateCopyOfAnAttemptDoesNotFailTheCall(t *testing.T) {
+	for _, sem := range []semantics{atLeastOnce, exactlyOnce} {
+		t.Run(string(sem), func(t *testing.T) {
+			const service = "rpcfault.late"
+			socket, logPath, _ := inProcess(t, service, serverConfig{handlers: 4})
+			ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+			defer cancel()
+			nc, st, err := faultconn.Dial(ctx, socket, faultconn.ReplayRequest(wire.OpCall, faultconn.Nth(1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pc, err := postbox.NewClient(ctx, nc, postbox.WithName(t.Name()), postbox.WithReplyGrace(20*time.Millisecond))
+			if err != nil {
+				nc.Close()
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			cl := &caller{c: rpc.NewClient(pc, rpc.WithRetryPolicy(retry.Policy{FirstTimeout: 100 * time.Millisecond}))}
+			cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+			defer ccancel()
+			key := "late-" + string(sem)
+			resp, err := cl.echo(cctx, service, sem, echoReq{Key: key, Sleep: 300 * time.Millisecond})
+			tl, rerr := readExecLog(logPath)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			t.Logf("%s: replayed %d CALL frame(s); call returned %+v, %v; handler ran %d time(s)", sem, st.Counts().Replayed, resp, err, len(tl.runs[key]))
+			if err != nil {
+				t.Errorf("%s: the call failed because a late copy of its first attempt held its CORRELATION_ID: %v", sem, err)
+			}
+		})
 	}
 }

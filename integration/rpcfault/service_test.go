@@ -8,6 +8,7 @@ package rpcfault_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,28 @@ func (s *server) stop(t testing.TB) {
 	if err := s.shutdown(ctxT(t)); err != nil {
 		t.Errorf("server shutdown: %v", err)
 	}
+}
+
+// inProcess runs an in-process server configured by cfg (its service
+// set to service) on a fresh broker, and returns the broker's socket,
+// the execution log's path and the server, which is stopped when t
+// ends.
+func inProcess(t *testing.T, service string, cfg serverConfig) (socket, logPath string, srv *server) {
+	t.Helper()
+	b := start(t)
+	logPath = filepath.Join(t.TempDir(), "exec.log")
+	log, err := openExecLog(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	cfg.service = service
+	srv, err = startServer(ctxT(t), b.Dial(t), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.stop(t) })
+	return b.Socket, logPath, srv
 }
 
 // cacheStats is the reply cache's occupancy and its bound.
