@@ -110,7 +110,11 @@ func TestReplyIsDroppedWhenNoCallWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-m.Interrupted() // the call timed out
+	select {
+	case <-m.Interrupted(): // the call timed out
+	case <-ctx.Done():
+		t.Fatal("no interrupt after the call timed out")
+	}
 	claimed, err := m.Reply(ctx, []byte("too late"), postbox.AckRequest())
 	if err != nil || claimed {
 		t.Fatalf("late reply: claimed %v, %v; want dropped", claimed, err)
@@ -350,5 +354,46 @@ func waitDepth(t *testing.T, ctx context.Context, mb *postbox.Mailbox, n uint64)
 			t.Fatalf("%s: depth %d, want %d", mb.Name(), info.Depth, n)
 		case <-time.After(time.Millisecond):
 		}
+	}
+}
+
+// TestCallOutlivesAServerThatDiesHoldingItsRequest: the request of a
+// server that disconnects goes back to the mailbox, another server takes
+// it (as a redelivery) and its reply ends the call.
+func TestCallOutlivesAServerThatDiesHoldingItsRequest(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	caller, first, second := b.Dial(t), b.Dial(t), b.Dial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := first.Create(ctx, "svc", postbox.Service(), postbox.Mode(0o666)); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		m   *postbox.Message
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		m, err := caller.Mailbox("svc").Call(ctx, []byte("work"))
+		done <- answer{m, err}
+	}()
+	if _, err := first.Mailbox("svc").Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.Close() // dies holding the request
+	req, err := second.Mailbox("svc").Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Redeliveries != 1 || string(req.Body) != "work" {
+		t.Fatalf("second server got %q, redeliveries %d", req.Body, req.Redeliveries)
+	}
+	if claimed, err := req.Reply(ctx, []byte("done"), postbox.AckRequest()); err != nil || !claimed {
+		t.Fatalf("reply: claimed %v, %v", claimed, err)
+	}
+	a := <-done
+	if a.err != nil || string(a.m.Body) != "done" || a.m.Sender != second.Identity() {
+		t.Fatalf("call: %v %+v", a.err, a.m)
 	}
 }

@@ -17,9 +17,10 @@ import (
 // its target by the SEND path (send.go) exactly as a one-message SEND;
 // the three places that would answer a SEND instead tell the call what
 // happened (callAdmitted, callFailed). Meanwhile the call waits in its
-// connection's table under its CORRELATION_ID, where any one-message SEND
-// to that inbox with the same CORRELATION_ID claims it (claim): the
-// message never enters the inbox, it becomes the CALL's reply.
+// connection's table under its CORRELATION_ID, where any one-message
+// SEND to that inbox with the same CORRELATION_ID claims it (claim, in
+// reply.go): the message never enters the inbox, it becomes the CALL's
+// reply.
 //
 //	state      how it gets there                  next
 //	admitting  doCall put it in the table          waiting (admitted), ended
@@ -305,67 +306,6 @@ func (b *Broker) interrupt(endpoint, lease uint64, reason wire.Code) {
 	})
 }
 
-// claim hands a one-message SEND to bx, an inbox, to the CALL of bx's
-// endpoint waiting with the message's CORRELATION_ID, if there is one:
-// the message is that CALL's reply and never enters the inbox. It
-// answers the SEND (taken, by the caller) and reports true, or reports
-// false and does nothing.
-func (bx *box) claim(sr *sendRequest) bool {
-	o := bx.owner
-	if o == nil || o.ncalls.Load() == 0 || len(sr.msgs) != 1 {
-		return false
-	}
-	msg := sr.msgs[0]
-	_, corr := callHeaders(msg.Headers)
-	if corr == nil {
-		return false
-	}
-	o.cmu.Lock()
-	cl := o.calls[string(corr)]
-	var seq uint64
-	if cl != nil {
-		o.takeCallLocked(cl)
-		seq = cl.seq
-	}
-	o.cmu.Unlock()
-	if cl == nil {
-		return false
-	}
-	if seq == 0 {
-		// Answered before the SEND path told the call its request was in
-		// (a fast server): the request's id is in its mailbox.
-		cl.box.mu.Lock()
-		seq = cl.msg.Seq
-		cl.box.mu.Unlock()
-	}
-	o.callReply(cl.hd, seq, msg)
-	ids := append((*sr.ids)[:0], 0)
-	sr.c.sendReply(sr.hd, ids, true, o.ident)
-	*sr.ids = ids[:0]
-	return true
-}
-
-// dropReply answers a REPLY send that no CALL claimed: dropped, never
-// queued.
-func dropReply(sr *sendRequest) {
-	ids := append((*sr.ids)[:0], 0)
-	sr.c.sendReply(sr.hd, ids, false, mailbox.Identity{})
-	*sr.ids = ids[:0]
-}
-
-// callReply queues a CALL's OK reply: the request's id and the reply.
-func (c *conn) callReply(hd wire.Header, seq uint64, msg *mailbox.Message) {
-	rep := wire.CallReply{Request: seq, Delivery: wire.Delivery{
-		Type: msg.Type, Priority: msg.Priority, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
-		Headers: msg.Headers, Body: msg.Body,
-	}}
-	h := replyHeader(hd, wire.OK)
-	c.w.Append(h.Urgent(), func(b []byte) []byte {
-		b, off := wire.StartFrame(b, h)
-		return wire.FinishFrame(rep.Append(b), off)
-	})
-}
-
 // callErr queues a CALL's error reply, with OUTCOME (if not 0) and
 // RECEIVER (if not nil). A cancelled call's goes in the urgent lane.
 func (c *conn) callErr(hd wire.Header, code wire.Code, text string, outcome uint8, receiver *wire.Identity) {
@@ -412,48 +352,6 @@ func (c *conn) dropCalls() {
 			c.b.interrupt(who.Endpoint, lease, wire.CodeCanceled)
 		}
 	}
-}
-
-// replyRule says why a SEND breaks the REPLY flag's rules ("" if it
-// does not): REPLY takes one message to an inbox, and ACK_LEASE needs
-// REPLY.
-func replyRule(hd wire.Header, m *wire.Send) string {
-	reply := hd.Flags&wire.FlagReply != 0
-	switch {
-	case reply && len(m.Msgs) != 1:
-		return fmt.Sprintf("REPLY needs a batch of one message, not %d", len(m.Msgs))
-	case reply && (len(m.Target) == 0 || m.Target[0] != '@'):
-		return "REPLY goes to an inbox (@id), the caller's"
-	case reply && hd.Flags&wire.FlagReceipt != 0:
-		return "REPLY and RECEIPT do not go together: a reply is taken or dropped at once"
-	case m.AckLease != 0 && !reply:
-		return "ACK_LEASE goes with the REPLY flag"
-	}
-	return ""
-}
-
-// ackLease acks a lease of this connection after a REPLY send (ACK_LEASE),
-// as an ACK with NOREPLY would: a stale lease is ignored.
-func (h *handler) ackLease(lease uint64) {
-	c := h.c
-	c.pmu.Lock()
-	bx := c.leases[lease]
-	delete(c.leases, lease)
-	c.pmu.Unlock()
-	if bx == nil {
-		return
-	}
-	boxes := append(h.boxes[:0], bx)
-	c.b.quota.settled(c.ident, boxes)
-	clear(boxes)
-	h.boxes = boxes[:0]
-	var st step
-	var r completions
-	ids := append(h.ids[:0], lease)
-	_, h.failed = bx.settle(c, wire.OpAck, true, ids, h.failed[:0], &st, &r)
-	h.failed = h.failed[:0]
-	h.ids = ids[:0]
-	c.b.retryStalled(c.ident)
 }
 
 // endCallsOn ends with DESTROYED the calls whose request is still queued

@@ -394,3 +394,38 @@ func TestCallToARendezvousMailboxIsAdmittedWhenTaken(t *testing.T) {
 	hd, p = caller.reply(t, id)
 	must(t, "rendezvous CALL", hd, p, wire.OK)
 }
+
+func TestCallCanceledAfterItsRequestWasSettledSaysSettled(t *testing.T) {
+	b := startBroker(t, nil)
+	caller, server := dialRaw(t, b.socket), dialRaw(t, b.socket)
+	server.create(t, wire.Create{Name: []byte("svc"), Capacity: -1})
+	id := caller.startCall(t, 0, request("svc", []byte(caller.inbox()), []byte("c"), -1, "q"))
+	d := server.recv(t, "svc", 0)
+	hd, p := server.roundTrip(t, wire.OpAck, 0, leases(wire.LeaseRange{First: d.Lease, N: 1}))
+	must(t, "ACK", hd, p, wire.OK)
+	caller.write(t, wire.AppendHeader(nil, wire.Header{Op: wire.OpCancel, Flags: wire.FlagUrgent, Request: id}, 0))
+	hd, p = caller.reply(t, id)
+	code, outcome, who, has := callOutcome(t, hd, p)
+	if code != wire.CodeCanceled || outcome != wire.OutcomeSettled || !has || who.Endpoint != server.hello.Endpoint {
+		t.Fatalf("cancelled CALL: %s outcome %d receiver %+v", code, outcome, who)
+	}
+	server.ping(t) // no INTERRUPT for a settled request: PING's reply is the next frame
+}
+
+func TestCallTimedOutWhileLeasedInterruptsWithTimeout(t *testing.T) {
+	b := startBroker(t, nil)
+	caller, server := dialRaw(t, b.socket), dialRaw(t, b.socket)
+	server.create(t, wire.Create{Name: []byte("svc"), Capacity: -1})
+	id := caller.startCall(t, 0, request("svc", []byte(caller.inbox()), []byte("c"), int64(100*time.Millisecond), "q"))
+	d := server.recv(t, "svc", 0)
+	hd, p := caller.reply(t, id)
+	code, outcome, who, _ := callOutcome(t, hd, p)
+	if code != wire.CodeTimeout || outcome != wire.OutcomeInProgress || who.Endpoint != server.hello.Endpoint {
+		t.Fatalf("timed-out CALL: %s outcome %d receiver %+v", code, outcome, who)
+	}
+	hd, p, err := server.next(t)
+	var in wire.Interrupt
+	if err != nil || hd.Op != wire.OpInterrupt || in.Decode(p) != nil || in.Lease != d.Lease || in.Reason != wire.CodeTimeout {
+		t.Fatalf("server got %s %+v (%v), want INTERRUPT of lease %d for TIMEOUT", hd.Op, in, err, d.Lease)
+	}
+}

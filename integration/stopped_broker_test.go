@@ -110,6 +110,13 @@ func TestStoppedBrokerCallsReturnAtTheirDeadline(t *testing.T) {
 		"Stat":    func() error { _, err := q.Stat(within(t, d)); return err },
 		"List":    func() error { _, err := c.List(within(t, d)); return err },
 		"Create":  func() error { _, err := c.Create(within(t, d), "new"); return err },
+		"Call": func() error {
+			_, err := q.Call(within(t, d), []byte("x"))
+			if ce := (*postbox.CallError)(nil); !errors.As(err, &ce) || ce.Outcome != postbox.OutcomeUnknown {
+				t.Errorf("Call: %v is not a CallError with OutcomeUnknown", err)
+			}
+			return err
+		},
 		"Consumer.Close": func() error {
 			return closing.Close(within(t, d))
 		},

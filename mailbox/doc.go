@@ -46,7 +46,9 @@
 // and the send completes only when a receiver takes it (the completion
 // carries a Receipt naming the receiver). A send on any mailbox may ask for
 // the same behaviour (Receipt). Withdrawing an offer (timeout, cancel) takes
-// the message back out: an offered send is all or nothing.
+// the message back out: an offered send is all or nothing. A message
+// already queued can be withdrawn too (Withdraw: an RPC request whose
+// caller gave up); one a receiver took stays taken, and Taker says who.
 //
 // # Leases
 //

@@ -1,0 +1,85 @@
+package postbox
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// Interrupted returns a channel closed when the broker interrupts this
+// message's lease: its caller cancelled its call or timed out, and a
+// handler working on it should stop (its context should end). It is nil,
+// never closed, for a message without a lease (auto-acked, browsed).
+func (m *Message) Interrupted() <-chan struct{} {
+	if m.lease == 0 || m.c == nil {
+		return nil
+	}
+	return m.c.intr.channel(m.lease)
+}
+
+// interrupts are the INTERRUPTs a client received, by lease, and the
+// channels Message.Interrupted handed out. An entry lives until its
+// lease is settled by this client (Ack, Nack, Reply with AckRequest) or
+// the client closes.
+type interrupts struct {
+	n  atomic.Int32          // len(m): settling a lease costs one load while nobody asks
+	mu sync.Mutex            // guards m
+	m  map[uint64]*interrupt // by lease
+}
+
+type interrupt struct {
+	ch    chan struct{}
+	fired bool
+}
+
+// entry returns the lease's entry, making it. i.mu must be held.
+func (i *interrupts) entry(lease uint64) *interrupt {
+	e := i.m[lease]
+	if e == nil {
+		if i.m == nil {
+			i.m = make(map[uint64]*interrupt)
+		}
+		e = &interrupt{ch: make(chan struct{})}
+		i.m[lease] = e
+		i.n.Add(1)
+	}
+	return e
+}
+
+func (i *interrupts) channel(lease uint64) <-chan struct{} {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.entry(lease).ch
+}
+
+// fire handles an INTERRUPT for lease.
+func (i *interrupts) fire(lease uint64) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if e := i.entry(lease); !e.fired {
+		e.fired = true
+		close(e.ch)
+	}
+}
+
+// forget drops lease's entry once it is settled.
+func (i *interrupts) forget(lease uint64) {
+	if i.n.Load() == 0 {
+		return
+	}
+	i.mu.Lock()
+	if _, ok := i.m[lease]; ok {
+		delete(i.m, lease)
+		i.n.Add(-1)
+	}
+	i.mu.Unlock()
+}
+
+// onInterrupt is the handler of pushed INTERRUPT frames.
+func (c *Client) onInterrupt(_ wire.Header, p []byte) {
+	var m wire.Interrupt
+	if m.Decode(p) == nil && m.Lease != 0 {
+		c.intr.fire(m.Lease)
+	}
+}
