@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -234,5 +235,46 @@ func TestReplyThatCannotBeSentBecomesAnErrorReply(t *testing.T) {
 	_, err := e.client.Invoke(ctx(t), "test.Raw", "Huge", nil)
 	if rpc.CodeOf(err) != envelope.ResourceExhausted {
 		t.Fatal(err)
+	}
+}
+
+func TestFallbackHandlerServesPlainCalls(t *testing.T) {
+	e := newEnv(t)
+	e.server(func(s *rpc.Server) {
+		s.HandleRaw("test.Any", "", func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
+			_, hasID := rpc.RequestID(ctx)
+			return &rpc.Reply{Body: []byte(r.Method + "|" + string(r.Body) + "|" + map[bool]string{true: "id", false: "no id"}[hasID])}, nil
+		})
+	})
+	// A plain postbox call: no envelope headers at all.
+	m, err := e.callPC.Mailbox("test.Any").Call(ctx(t), []byte("plain"))
+	if err != nil || string(m.Body) != "|plain|no id" {
+		t.Fatalf("%v %v", m, err)
+	}
+	rep, err := e.client.Invoke(ctx(t), "test.Any", "Whatever", []byte("typed"))
+	if err != nil || string(rep.Body) != "Whatever|typed|id" {
+		t.Fatalf("%v %v", rep, err)
+	}
+	// Retrying semantics need a request id to recognise duplicates.
+	m, err = e.callPC.Mailbox("test.Any").Call(ctx(t), nil, postbox.WithHeader(envelope.Semantics, envelope.SemExactlyOnce))
+	if err != nil || envelope.ParseCode(m.Header().Get(envelope.Status)) != envelope.InvalidArgument {
+		t.Fatalf("%v %v", m, err)
+	}
+}
+
+func TestCallWithExpiredContextSendsNothing(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	e.server(echoServer(&runs))
+	c, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	for _, sem := range []rpc.Semantics{rpc.Maybe, rpc.ExactlyOnce} {
+		_, err := echo.Call(c, e.client, &echoReq{}, rpc.WithSemantics(sem))
+		if rpc.CodeOf(err) != envelope.DeadlineExceeded || !strings.Contains(err.Error(), "no request was sent") {
+			t.Fatalf("%v: %v", sem, err)
+		}
+	}
+	if runs.Load() != 0 {
+		t.Fatal("a handler ran")
 	}
 }

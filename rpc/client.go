@@ -136,7 +136,7 @@ func (c *Client) Invoke(ctx context.Context, service, method string, body []byte
 		if o.sem == ExactlyOnce {
 			opts = append(opts, postbox.WithHeader(envelope.Acked, strconv.FormatUint(c.acked(), 10)))
 		}
-		msg, timedOut, err := c.attempt(ctx, mb, body, opts, a)
+		msg, timedOut, err := c.attempt(ctx, mb, body, opts, a, dl)
 		if err == nil || ctx.Err() != nil || !timedOut && !retryable(err) {
 			return c.result(ctx, service, method, msg, err, a.N)
 		}
@@ -149,11 +149,13 @@ func (c *Client) Invoke(ctx context.Context, service, method string, body []byte
 }
 
 // attempt makes one attempt of a retried call: a Call cancelled at the
-// attempt's end (timedOut reports that it was). The request says when
+// attempt's end (timedOut reports that it was), unless that is the
+// caller's deadline. The request says when
 // that is, so that its server takes the interrupt that follows for a
 // retry, not a cancel.
-func (c *Client) attempt(ctx context.Context, mb *postbox.Mailbox, body []byte, opts []postbox.CallOption, a retry.Attempt) (*postbox.Message, bool, error) {
-	if a.End == 0 {
+func (c *Client) attempt(ctx context.Context, mb *postbox.Mailbox, body []byte, opts []postbox.CallOption, a retry.Attempt, deadline int64) (*postbox.Message, bool, error) {
+	if a.End == 0 || deadline != 0 && a.End >= deadline {
+		// The last attempt: the caller's deadline ends it.
 		msg, err := mb.Call(ctx, body, opts...)
 		return msg, false, err
 	}
@@ -230,7 +232,7 @@ func (c *Client) result(ctx context.Context, service, method string, msg *postbo
 	if err == nil {
 		return decodeReply(msg, attempts)
 	}
-	if ctx.Err() != nil || errors.Is(err, postbox.ErrTimeout) || errors.Is(err, postbox.ErrCanceled) {
+	if ctx.Err() != nil || errors.Is(err, postbox.ErrTimeout) {
 		return nil, c.ended(ctx, service, method, err, attempts)
 	}
 	if errors.Is(err, postbox.ErrNotFound) || errors.Is(err, postbox.ErrDestroyed) {
@@ -241,25 +243,28 @@ func (c *Client) result(ctx context.Context, service, method string, msg *postbo
 	return nil, &Error{Code: e.Code, Message: fmt.Sprintf("%s/%s: %s", service, method, e.Message), err: err}
 }
 
-// ended is the error of a call whose context ended (or whose attempts
-// ran out) before a reply: Canceled or DeadlineExceeded, saying what
-// became of the request.
+// ended is the error of a call that got no reply before its context
+// ended or its attempts ran out: Canceled if the caller canceled, else
+// DeadlineExceeded, saying what became of the (last) request.
 func (c *Client) ended(ctx context.Context, service, method string, err error, attempts int) error {
-	code := envelope.DeadlineExceeded
-	if errors.Is(ctx.Err(), context.Canceled) || ctx.Err() == nil && errors.Is(err, postbox.ErrCanceled) {
-		code = envelope.Canceled
-	}
-	what := "the deadline passed"
-	if code == envelope.Canceled {
-		what = "the call was canceled"
+	code, what := envelope.DeadlineExceeded, "no reply before the deadline"
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		code, what = envelope.Canceled, "the call was canceled"
+	case ctx.Err() == nil:
+		what = "no reply"
 	}
 	return &Error{Code: code, err: err,
-		Message: fmt.Sprintf("%s/%s: %s after %d attempt(s): %s", service, method, what, attempts, describe(OutcomeOf(err)))}
+		Message: fmt.Sprintf("%s/%s: %s after %d attempt(s): %s", service, method, what, attempts, describe(err))}
 }
 
 // describe says what became of a request, in the caller's words.
-func describe(o postbox.Outcome) string {
-	switch o {
+func describe(err error) string {
+	ce, ok := errors.AsType[*postbox.CallError](err)
+	if !ok {
+		return "no request was sent"
+	}
+	switch ce.Outcome {
 	case postbox.OutcomeWithdrawn:
 		return "the request was withdrawn before any server took it"
 	case postbox.OutcomeInProgress:

@@ -43,7 +43,9 @@
 // wait in the mailbox, not in the server):
 //
 //	check                                            reply (the handler does not run)
-//	no such method                                   Unimplemented
+//	no reply address or correlation id               none (not a request: acked and dropped)
+//	no such method (and no fallback, HandleRaw "")   Unimplemented
+//	retrying semantics without a request id          InvalidArgument
 //	its deadline has passed                          DeadlineExceeded
 //	maybe, and redelivered (its server went away)    Unavailable
 //	its caller already gave up (interrupted)         Canceled (dropped: nobody waits)
@@ -63,12 +65,17 @@
 // the handler: the retry, which has the same request id, is waiting for
 // the reply the run will send. An attempt of a call whose handler is
 // still running is answered by that run (exactly-once joins it;
-// at-least-once may run it again on another free handler).
+// at-least-once may run it again on another free handler). Cancelling a
+// call after one of its attempts timed out cancels only the runs of
+// attempts still within their time.
 //
 // # Semantics
 //
 // Maybe (the default): one attempt, never retried, and a redelivered
 // request is not run. The handler runs at most once; perhaps not at all.
+// (The server keeps no record of maybe requests: a copy of a request
+// frame that a faulty transport delivered again after its call ended
+// would run again. The broker refuses a copy while the call is pending.)
 //
 // AtLeastOnce: attempts with the same request id and growing timeouts
 // until a reply arrives or the deadline passes. A call that returned a

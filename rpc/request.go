@@ -16,7 +16,9 @@ type Request struct {
 	Service, Method string
 	// ID is the request id (session + sequence). Retries of one call
 	// share it: a handler under at-least-once can make its effects
-	// idempotent with it.
+	// idempotent with it. It is zero for a maybe request whose
+	// correlation id is not a request id (a plain Mailbox.Call, such as
+	// postbox req sends).
 	ID        envelope.ID
 	Semantics Semantics
 	// Attempt is the caller's attempt number (1 for the first).
@@ -32,6 +34,7 @@ type Request struct {
 	Message *postbox.Message
 
 	srv        *Server
+	hasID      bool       // ID was given
 	attemptEnd time.Time  // rpc-attempt-deadline; zero if none
 	mu         sync.Mutex // guards replied
 	replied    bool
@@ -62,9 +65,11 @@ func RequestFrom(ctx context.Context) *Request {
 	return r
 }
 
-// RequestID returns the id of the request a handler's context belongs to.
+// RequestID returns the id of the request a handler's context belongs
+// to; false outside a handler or for a request without one (see
+// Request.ID).
 func RequestID(ctx context.Context) (envelope.ID, bool) {
-	if r := RequestFrom(ctx); r != nil {
+	if r := RequestFrom(ctx); r != nil && r.hasID {
 		return r.ID, true
 	}
 	return envelope.ID{}, false

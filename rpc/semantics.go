@@ -86,7 +86,7 @@ func (md Metadata) size() int {
 	return n
 }
 
-// headerOptions appends the options that send md under prefix.
+// appendTo appends the options that send md under prefix.
 func (md Metadata) appendTo(opts []postbox.CallOption, prefix string) []postbox.CallOption {
 	for k, vs := range md {
 		for _, v := range vs {

@@ -267,3 +267,42 @@ func TestExactlyOnceConcurrentCallsOfOneClientAreNeverTakenForAcknowledged(t *te
 		t.Fatalf("%+v: acknowledged replies were kept", st)
 	}
 }
+
+func TestExactlyOnceRetentionReleasesUnacknowledgedReplies(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	s := e.server(echoServer(&runs), rpc.ReplyCache(replycache.Config{Retention: int64(50 * time.Millisecond)}))
+	if _, err := echo.Call(ctx(t), rpc.NewClient(e.callPC), &echoReq{}, rpc.WithSemantics(rpc.ExactlyOnce)); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.CacheStats(); st.Done != 1 {
+		t.Fatalf("%+v", st)
+	}
+	time.Sleep(60 * time.Millisecond)
+	// The next request (from another session) is when the cache expires.
+	if _, err := echo.Call(ctx(t), rpc.NewClient(e.callPC), &echoReq{}, rpc.WithSemantics(rpc.ExactlyOnce)); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.CacheStats(); st.Done != 1 { // the second call's; the first session stays (idle) a retention longer
+		t.Fatalf("%+v: the first reply outlived its retention", st)
+	}
+}
+
+func TestRetriedCallWithoutReplyEndsWithDeadlineExceeded(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.srvPC.Create(ctx(t), "test.Void", postbox.Service()); err != nil {
+		t.Fatal(err)
+	}
+	for _, sem := range []rpc.Semantics{rpc.AtLeastOnce, rpc.ExactlyOnce} {
+		c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := e.client.Invoke(c, "test.Void", "Nothing", nil, rpc.WithSemantics(sem), fastRetry)
+		cancel()
+		if rpc.CodeOf(err) != envelope.DeadlineExceeded || rpc.OutcomeOf(err) != postbox.OutcomeWithdrawn {
+			t.Fatalf("%v: %v (outcome %v)", sem, err, rpc.OutcomeOf(err))
+		}
+	}
+	// Every attempt was withdrawn: nothing is left in the mailbox.
+	if d := depth(t, e.callPC, "test.Void"); d != 0 {
+		t.Fatalf("%d requests left", d)
+	}
+}

@@ -23,10 +23,9 @@ const attemptSlack = 2 * time.Millisecond
 // refuse it to the ack after the reply. It runs on a worker.
 func (s *Server) serve(svc *service, msg *postbox.Message) {
 	h := msg.Header()
-	id, err := envelope.ParseID(msg.CorrelationID())
-	if err != nil || msg.ReplyTo() == "" {
-		// Not an RPC request: nobody can be answered.
-		s.opts.errorLog(fmt.Errorf("rpc: message %d in %q is not a request (no request id or reply address)", msg.ID, msg.Mailbox))
+	if msg.ReplyTo() == "" || msg.CorrelationID() == nil {
+		// Not a request: nobody can be answered.
+		s.opts.errorLog(fmt.Errorf("rpc: message %d in %q is not a request (no reply address or correlation id)", msg.ID, msg.Mailbox))
 		msg.AckNoWait()
 		return
 	}
@@ -35,8 +34,19 @@ func (s *Server) serve(svc *service, msg *postbox.Message) {
 		s.refuse(msg, envelope.InvalidArgument, "%v", err)
 		return
 	}
+	// A plain Mailbox.Call (postbox req) has a correlation id that is no
+	// request id: fine for maybe, not for retries, whose duplicates are
+	// recognised by it.
+	id, err := envelope.ParseID(msg.CorrelationID())
+	if err != nil && sem != Maybe {
+		s.refuse(msg, envelope.InvalidArgument, "rpc: %v semantics needs a request id: %v", sem, err)
+		return
+	}
 	method := h.Get(envelope.Method)
 	handler := svc.methods[method]
+	if handler == nil {
+		handler = svc.methods[""]
+	}
 	if handler == nil {
 		s.refuse(msg, envelope.Unimplemented, "rpc: service %q has no method %q", svc.name, method)
 		return
@@ -58,7 +68,7 @@ func (s *Server) serve(svc *service, msg *postbox.Message) {
 	default:
 	}
 	attempt, _ := strconv.Atoi(h.Get(envelope.Attempt))
-	r := &Request{Service: svc.name, Method: method, ID: id, Semantics: sem, Attempt: max(attempt, 1),
+	r := &Request{Service: svc.name, Method: method, ID: id, hasID: err == nil, Semantics: sem, Attempt: max(attempt, 1),
 		Deadline: msg.Deadline(), Metadata: metadataFrom(h, envelope.RequestMeta),
 		ContentType: msg.ContentType(), Body: msg.Body, Message: msg, srv: s}
 	if n, err := strconv.ParseInt(h.Get(envelope.AttemptDeadline), 10, 64); err == nil && sem.retries() {

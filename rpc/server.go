@@ -23,6 +23,11 @@ type RawHandler func(ctx context.Context, req *Request) (rep *Reply, err error)
 // (created with postbox.Service() if missing); several servers, in one
 // process or many, may serve one service: a request goes to whichever is
 // free. Its methods are safe for concurrent use.
+//
+// A server serves over one postbox connection. If that connection is
+// lost its handlers stop taking requests (the ones it held go back to
+// the mailbox, as for any receiver that dies); Close it and start a new
+// server on a new connection.
 type Server struct {
 	pc   *postbox.Client
 	opts serverOptions
@@ -93,7 +98,10 @@ func NewServer(pc *postbox.Client, opts ...ServerOption) *Server {
 	return s
 }
 
-// HandleRaw registers h for method of serviceName. It panics after Start.
+// HandleRaw registers h for method of serviceName. Method "" registers a
+// fallback: it serves the requests of every method without a handler of
+// its own, and those with no rpc-method header (a plain Mailbox.Call, as
+// postbox req makes). It panics after Start.
 func (s *Server) HandleRaw(serviceName, method string, h RawHandler) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

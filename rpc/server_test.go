@@ -131,3 +131,20 @@ func TestCloseCancelsRunningHandlersAndWaitsForThem(t *testing.T) {
 	}
 	srv.Close() // idempotent
 }
+
+func TestServerStopsServingWhenItsConnectionIsLost(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	e := newEnv(t)
+	pc := e.b.Dial(t)
+	var runs atomic.Int64
+	srv := startServer(t, pc, echoServer(&runs), rpc.Concurrency(4))
+	if _, err := echo.Call(ctx(t), e.client, &echoReq{}); err != nil {
+		t.Fatal(err)
+	}
+	pc.Close()
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(c); err != nil {
+		t.Fatalf("the workers did not end with their connection: %v", err)
+	}
+}
