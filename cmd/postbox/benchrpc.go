@@ -24,8 +24,9 @@ func newBenchRPC() *cobra.Command {
 		Long: `Measure, in one run, unary calls with 64-byte payloads at 1 and 16
 concurrent callers: postbox RPC for each semantics (maybe, at-least-once,
 exactly-once) through a broker to an echo service; gRPC-go unary calls
-over a Unix socket (unix://) to an echo server; and a raw Unix-socket
-request/response round trip. Every server (the postbox service, the gRPC
+over a Unix socket (unix://) to an echo server; a raw Unix-socket
+request/response round trip; and the bare CALL primitive without the rpc
+layer (Mailbox.Call to a consumer answering with Message.Reply). Every server (the postbox service, the gRPC
 server, the raw echo) runs in a second process, this binary re-executed;
 the callers share one connection (postbox, gRPC) or have one each (raw).
 Each row gives calls/s, p50 and p99, and its ratio to the gRPC row with

@@ -6,6 +6,7 @@
 //	postbox recv NAME [flags]             receive messages
 //	postbox req NAME BODY                 send a request, print the reply
 //	postbox reply NAME -- CMD ARGS...     serve requests with a command
+//	postbox call SERVICE METHOD JSON      call a JSON-codec RPC method
 //	postbox ls / stat NAME / rm NAME...   inspect and remove, like ipcs / ipcrm
 //	postbox usage                         per-uid usage and quotas, like ipcs -u
 //	postbox bench                         measure the broker against a raw socket
@@ -106,7 +107,7 @@ you or root, is refused (never dialled, nothing tried after it).
 	}
 	root.PersistentFlags().StringVar(&socketFlag, "socket", "", "broker socket path, used as given (default $POSTBOX_SOCKET, else the per-user then the system-wide socket; serve: see its help)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newReq(), newReply(), newChmod(), newBench(), newUsage())
+	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newReq(), newReply(), newCall(), newChmod(), newBench(), newUsage())
 	for _, c := range root.Commands() {
 		if c.Args != nil {
 			args := c.Args

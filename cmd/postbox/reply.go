@@ -156,6 +156,12 @@ func (s *replier) serve(ctx context.Context, c *postbox.Client, n int) error {
 	return nil
 }
 
+// attemptSlack is how far before an attempt's deadline an interrupt
+// still counts as that attempt timing out: the caller's timer and this
+// process read the same host clock, but scheduling can make either a
+// little early (package rpc's server allows the same).
+const attemptSlack = 2 * time.Millisecond
+
 // handle runs the command for one request, replies, then acks.
 func (s *replier) handle(c *postbox.Client, m *postbox.Message) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -164,9 +170,18 @@ func (s *replier) handle(c *postbox.Client, m *postbox.Message) {
 		ctx, cancel = context.WithDeadline(ctx, d)
 		defer cancel()
 	}
+	// A retried RPC attempt that timed out is interrupted too, but a
+	// retry with the same request id follows and this run's reply will
+	// answer it (the broker hands it to the waiting retry): run on then,
+	// as package rpc's server does. Any other interrupt is the caller
+	// giving up.
+	attemptEnd, _ := strconv.ParseInt(m.Header().Get(envelope.AttemptDeadline), 10, 64)
 	go func() {
 		select {
 		case <-m.Interrupted():
+			if attemptEnd > 0 && time.Now().UnixNano() >= attemptEnd-int64(attemptSlack) {
+				return
+			}
 			cancel()
 		case <-ctx.Done():
 		}

@@ -29,13 +29,17 @@ func replyStatus(m *postbox.Message) (envelope.Code, string) {
 	return envelope.ParseCode(h.Get(envelope.Status)), h.Get(envelope.Error)
 }
 
-// statusError is an error reply: the server answered with a non-OK code.
+// statusError is an error reply: the server (or, for call, the RPC
+// client) answered with a non-OK code.
 type statusError struct {
 	code envelope.Code
 	msg  string
+	err  error // the *rpc.Error, for call: it matches context errors
 }
 
 func (e *statusError) Error() string { return e.code.String() + ": " + e.msg }
+
+func (e *statusError) Unwrap() error { return e.err }
 
 // parseHeaders reads --header KEY=VALUE flags.
 func parseHeaders(hs []string) ([][2]string, error) {
@@ -155,7 +159,7 @@ handled without a reply.
 				}
 			}
 			if code != envelope.OK {
-				return fmt.Errorf("req %q: %w", args[0], &statusError{code, msg})
+				return fmt.Errorf("req %q: %w", args[0], &statusError{code: code, msg: msg})
 			}
 			return nil
 		},

@@ -15,11 +15,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/postbox-ipc/postbox/internal/testbroker"
+	"github.com/postbox-ipc/postbox/rpc"
+	"github.com/postbox-ipc/postbox/rpc/envelope"
 )
 
 // server is a background `postbox reply` (or other long-running) process.
@@ -333,10 +336,85 @@ func TestCLIBenchRPCJSONHasEveryRow(t *testing.T) {
 	}
 	for _, n := range []int{1, 16} {
 		for _, want := range []string{"grpc-go unary, unix:///", "postbox rpc/maybe", "postbox rpc/at-least-once",
-			"postbox rpc/exactly-once", "raw unix socket round trip/"} {
+			"postbox rpc/exactly-once", "postbox Mailbox.Call, no rpc layer/", "raw unix socket round trip/"} {
 			if k := fmt.Sprintf("%s/%d", want, n); !seen[k] {
 				t.Errorf("no row %s in:\n%s", k, r.stdout)
 			}
+		}
+	}
+}
+
+type addReq struct{ A, B int }
+type addResp struct {
+	Sum int `json:"sum"`
+}
+
+// startCalc serves calc.Add (JSON) with package rpc in this process and
+// returns how many times the handler ran.
+func startCalc(t *testing.T, p *testbroker.Process) *atomic.Int64 {
+	t.Helper()
+	var runs atomic.Int64
+	srv := rpc.NewServer(p.Dial(t))
+	rpc.Register(srv, rpc.Method[addReq, addResp]{Service: "calc", Name: "Add"}, func(ctx context.Context, r *addReq) (*addResp, error) {
+		runs.Add(1)
+		if r.A < 0 {
+			return nil, rpc.Errorf(envelope.InvalidArgument, "a is negative: %d", r.A)
+		}
+		return &addResp{Sum: r.A + r.B}, nil
+	})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return &runs
+}
+
+func TestCLICallAJSONServiceForEachSemantics(t *testing.T) {
+	p := startBroker(t)
+	runs := startCalc(t, p)
+	if r := ok(t, p, "", "call", "calc", "Add", `{"A": 2, "B": 3}`); r.stdout != `{"sum":5}`+"\n" {
+		t.Errorf("call printed %q", r.stdout)
+	}
+	for _, sem := range []string{"maybe", "at-least-once", "exactly-once"} {
+		r := ok(t, p, `{"A": 40, "B": 2}`, "call", "calc", "Add", "-", "--semantics", sem, "-o", "json", "--timeout", "30s")
+		var j struct {
+			Reply     addResp           `json:"reply"`
+			Status    string            `json:"status"`
+			Semantics string            `json:"semantics"`
+			Attempts  int               `json:"attempts"`
+			Server    struct{ PID int } `json:"server"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &j); err != nil {
+			t.Fatalf("call -o json: %v: %q", err, r.stdout)
+		}
+		if j.Reply.Sum != 42 || j.Status != "OK" || j.Semantics != sem || j.Attempts < 1 || j.Server.PID != os.Getpid() {
+			t.Errorf("call --semantics %s -o json: %+v", sem, j)
+		}
+	}
+	if n := runs.Load(); n != 4 {
+		t.Errorf("the handler ran %d times for 4 calls", n)
+	}
+}
+
+func TestCLICallErrorStatusAndBadInput(t *testing.T) {
+	p := startBroker(t)
+	startCalc(t, p)
+	r := exits(t, p, 1, "call", "calc", "Add", `{"A": -1}`)
+	if !strings.HasPrefix(r.stderr, `postbox: call "calc" Add: InvalidArgument: `) || !strings.Contains(r.stderr, "a is negative: -1") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	r = exits(t, p, 1, "call", "calc", "Sub", `{}`)
+	if !strings.Contains(r.stderr, "Unimplemented") {
+		t.Errorf("unknown method: stderr %q", r.stderr)
+	}
+	exits(t, p, 2, "call", "calc", "Add", `{not json`)
+	exits(t, p, 2, "call", "calc", "Add", `{}`, "--semantics", "twice")
+	// No server for the service: the deadline passes (exit 3).
+	ok(t, p, "", "create", "idle")
+	for _, sem := range []string{"maybe", "at-least-once", "exactly-once"} {
+		r := exits(t, p, 3, "call", "idle", "M", `{}`, "--timeout", "200ms", "--semantics", sem)
+		if !strings.Contains(r.stderr, "DeadlineExceeded") || !strings.Contains(r.stderr, "withdrawn") {
+			t.Errorf("--semantics %s: stderr %q, want DeadlineExceeded and the request withdrawn", sem, r.stderr)
 		}
 	}
 }

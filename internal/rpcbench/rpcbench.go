@@ -1,13 +1,15 @@
 // Package rpcbench measures RPC over postbox beside gRPC-go and a raw Unix
 // socket, in one run, for `postbox bench rpc`: unary calls with a small
 // payload at 1 and 16 concurrent callers for each invocation semantics
-// (through a broker, to an echo server), the same calls to a gRPC-go echo
+// (package rpc's raw layer through a broker to an rpc.Server echoing the
+// body), the same calls to a gRPC-go echo
 // server over unix:// (package grpcpeer), and a bare request/response
 // round trip over a Unix socket (the floor: no framing, no broker, no
-// HTTP/2). The gRPC server, the raw echo server and the postbox server
-// run in a peer process, so every row crosses a process boundary to its
-// server; every row is compared with the gRPC row of the same
-// concurrency.
+// HTTP/2); and, to show what the rpc layer costs, the bare CALL
+// primitive (Mailbox.Call to a consumer answering with Message.Reply).
+// The gRPC server, the raw echo server and the postbox servers run in a
+// peer process, so every row crosses a process boundary to its server;
+// every row is compared with the gRPC row of the same concurrency.
 package rpcbench
 
 import (
@@ -47,6 +49,7 @@ func DefaultConfig() Config {
 // Row names.
 const (
 	NamePostbox = "postbox rpc"
+	NameBare    = "postbox Mailbox.Call, no rpc layer"
 	NameGRPC    = "grpc-go unary, unix://"
 	NameRaw     = "raw unix socket round trip"
 )
@@ -101,6 +104,11 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 			}
 			rows = append(rows, r)
 		}
+		b, err := env.bareRow(ctx, cfg, n)
+		if err != nil {
+			return nil, fmt.Errorf("bare call, %d callers: %w", n, err)
+		}
+		rows = append(rows, b)
 		r, err := env.rawRow(ctx, cfg, n)
 		if err != nil {
 			return nil, fmt.Errorf("raw, %d callers: %w", n, err)

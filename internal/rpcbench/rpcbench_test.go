@@ -20,8 +20,8 @@ func TestRunMeasuresEveryRowBesideTheGRPCRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 2*(2+len(Semantics)) {
-		t.Fatalf("got %d rows, want %d", len(rows), 2*(2+len(Semantics)))
+	if len(rows) != 2*(3+len(Semantics)) {
+		t.Fatalf("got %d rows, want %d", len(rows), 2*(3+len(Semantics)))
 	}
 	sems := map[string]int{}
 	for _, r := range rows {
