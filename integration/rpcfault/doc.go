@@ -16,6 +16,14 @@
 //	               reply cache is in one server's memory (package rpc's
 //	               "What survives a server crash")
 //
+// Besides the counts (faults_test.go: thousands of calls through
+// faultconn; crash_test.go: server processes killed mid-call), targeted
+// tests make single faults certain: handlers see their caller's deadline
+// and cancellation (deadline_test.go), a request duplicated or replayed
+// in transit (duplicate_test.go), an exactly-once reply cache at its
+// bound (cache_test.go), and a server's answer to a timed-out attempt
+// reaching the retry (retry_test.go). Every test logs what it counted.
+//
 // The server processes are this test binary re-executed in a server role
 // (POSTBOX_RPCFAULT_ROLE=server), as package integration does for its
 // client roles. The package has no non-test code besides this comment.
