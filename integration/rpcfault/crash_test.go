@@ -133,6 +133,9 @@ func runCrash(t *testing.T, sem semantics, seed uint64, servers int) {
 		sem, servers, len(killed), v.calls, elapsed.Round(time.Millisecond), v.ok, v.failed, v.failureSummary(),
 		v.executions, v.histogram(), v.rescued, v.reran, v.reranLive)
 	v.report(t, string(sem))
+	if n := v.failures["crossed"]; n > 0 {
+		t.Errorf("%s: %d calls got the reply of another call:\n%s", sem, n, v.example["crossed"])
+	}
 	if sem != maybe && v.failed > 0 {
 		t.Errorf("%s: %d of %d calls lost across %d server crashes (%s):\n%s", sem, v.failed, v.calls, len(killed), v.failureSummary(), v.failureExamples())
 	}
