@@ -1,5 +1,10 @@
 package wire
 
+import (
+	"bytes"
+	"testing"
+)
+
 // callVectors are the conformance vectors of CALL, the REPLY flag and
 // INTERRUPT (call.json).
 func callVectors() []vecSpec {
@@ -37,5 +42,19 @@ func callVectors() []vecSpec {
 			cat(sp, AppendExt(nil, TagAckLease, AppendU64(nil, 7)), AppendExt(nil, TagAckLease, AppendU64(nil, 7))), "malformed"),
 		bad("call-reply-truncated", rep(OpCall, 30), "CallReply", AppendU64(nil, 3)[:7], "malformed"),
 		bad("interrupt-short", Header{Op: OpInterrupt, Flags: FlagPush | FlagUrgent}, "Interrupt", AppendU64(nil, 7), "malformed"),
+	}
+}
+
+// TestSendAckLeaseAnywhereInTheTailReencodesByteForByte: ACK_LEASE may
+// come after other entries; the decoded Send keeps the tail as it came.
+func TestSendAckLeaseAnywhereInTheTailReencodesByteForByte(t *testing.T) {
+	base := (&Send{Target: []byte("@1"), Msgs: []SendMsg{{Type: 1}}}).Append(nil)
+	p := cat(base, AppendExt(nil, 0x0042, []byte("x")), AppendExt(nil, TagAckLease, AppendU64(nil, 9)))
+	var m Send
+	if err := m.Decode(p); err != nil || m.AckLease != 9 {
+		t.Fatalf("decode: %v, ack lease %d", err, m.AckLease)
+	}
+	if re := m.Append(nil); !bytes.Equal(re, p) {
+		t.Fatalf("re-encoded\n%x\nwant\n%x", re, p)
 	}
 }

@@ -34,8 +34,9 @@ type Send struct {
 	// AckLease is the ext tag TagAckLease (0: absent): with FlagReply,
 	// a lease of the sender to ack once the reply is handled.
 	AckLease uint64
-	// Ext is the tail's other entries (Append writes them after
-	// ACK_LEASE).
+	// Ext is the ext tail as decoded, ACK_LEASE included, so that a
+	// decoded Send re-encodes byte for byte. Append writes it after
+	// ACK_LEASE unless it already holds that tag.
 	Ext []byte
 }
 
@@ -46,7 +47,7 @@ func (m *Send) Append(b []byte) []byte {
 	for i := range m.Msgs {
 		b = m.Msgs[i].append(b)
 	}
-	if m.AckLease != 0 {
+	if m.AckLease != 0 && !hasTag(m.Ext, TagAckLease) {
 		b = AppendU64(appendExtHead(b, TagAckLease, 8), m.AckLease)
 	}
 	return append(b, m.Ext...)
@@ -90,8 +91,8 @@ func (m *Send) Decode(p []byte) error {
 }
 
 // decodeExt reads a SEND's tail: ACK_LEASE (8 bytes, at most once) and
-// entries it does not know (kept in Ext when ACK_LEASE, if present, is
-// first; an unknown critical one is ErrUnknownCritical).
+// entries it does not know (an unknown critical one is
+// ErrUnknownCritical). Ext keeps the whole tail.
 func (m *Send) decodeExt(tail []byte) error {
 	it := NewExtIter(tail)
 	critical, seen := false, false
@@ -113,13 +114,19 @@ func (m *Send) decodeExt(tail []byte) error {
 	if critical {
 		return ErrUnknownCritical
 	}
-	switch {
-	case !seen:
-		m.Ext = tail
-	case uint16(tail[0])|uint16(tail[1])<<8 == TagAckLease && len(tail) > 12:
-		m.Ext = tail[12:]
-	}
+	m.Ext = tail
 	return nil
+}
+
+// hasTag reports whether a well-formed ext tail holds tag.
+func hasTag(tail []byte, tag uint16) bool {
+	it := NewExtIter(tail)
+	for f, ok := it.Next(); ok; f, ok = it.Next() {
+		if f.Tag == tag {
+			return true
+		}
+	}
+	return false
 }
 
 // SendReply answers SEND once every message was admitted: `count u16 |
