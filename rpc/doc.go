@@ -95,6 +95,11 @@
 //
 // # What survives a server crash
 //
+// Shutdown lets the running handlers finish and leaves queued requests to
+// other servers: nothing is lost. Close cancels the running handlers; a
+// retried request whose handler then fails goes back to the mailbox for
+// another server, a maybe request is answered with the handler's error.
+//
 // The reply cache is in the server's memory. A request the dead server
 // had taken but not acked goes back to the mailbox and another server
 // takes it: under maybe it is refused (Unavailable), under at-least-once

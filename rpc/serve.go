@@ -19,6 +19,12 @@ import (
 // server's now a little early.
 const attemptSlack = 2 * time.Millisecond
 
+// attemptTimedOut reports whether an INTERRUPT seen now is the request's
+// attempt timing out (a retry follows) rather than its caller giving up.
+func (r *Request) attemptTimedOut() bool {
+	return !r.attemptEnd.IsZero() && !time.Now().Before(r.attemptEnd.Add(-attemptSlack))
+}
+
 // serve handles one request message of svc, from the checks that may
 // refuse it to the ack after the reply. It runs on a worker.
 func (s *Server) serve(svc *service, msg *postbox.Message) {
@@ -37,9 +43,9 @@ func (s *Server) serve(svc *service, msg *postbox.Message) {
 	// A plain Mailbox.Call (postbox req) has a correlation id that is no
 	// request id: fine for maybe, not for retries, whose duplicates are
 	// recognised by it.
-	id, err := envelope.ParseID(msg.CorrelationID())
-	if err != nil && sem != Maybe {
-		s.refuse(msg, envelope.InvalidArgument, "rpc: %v semantics needs a request id: %v", sem, err)
+	id, idErr := envelope.ParseID(msg.CorrelationID())
+	if idErr != nil && sem != Maybe {
+		s.refuse(msg, envelope.InvalidArgument, "rpc: %v semantics needs a request id: %v", sem, idErr)
 		return
 	}
 	method := h.Get(envelope.Method)
@@ -61,18 +67,22 @@ func (s *Server) serve(svc *service, msg *postbox.Message) {
 		s.refuse(msg, envelope.Unavailable, "rpc: %s/%s: request redelivered (its server went away); maybe semantics does not run it again", svc.name, method)
 		return
 	}
-	select {
-	case <-msg.Interrupted():
-		s.refuse(msg, envelope.Canceled, "rpc: %s/%s: the caller gave up before the handler started", svc.name, method)
-		return
-	default:
-	}
 	attempt, _ := strconv.Atoi(h.Get(envelope.Attempt))
-	r := &Request{Service: svc.name, Method: method, ID: id, hasID: err == nil, Semantics: sem, Attempt: max(attempt, 1),
+	r := &Request{Service: svc.name, Method: method, ID: id, hasID: idErr == nil, Semantics: sem, Attempt: max(attempt, 1),
 		Deadline: msg.Deadline(), Metadata: metadataFrom(h, envelope.RequestMeta),
 		ContentType: msg.ContentType(), Body: msg.Body, Message: msg, srv: s}
 	if n, err := strconv.ParseInt(h.Get(envelope.AttemptDeadline), 10, 64); err == nil && sem.retries() {
 		r.attemptEnd = time.Unix(0, n)
+	}
+	select {
+	case <-msg.Interrupted():
+		if !r.attemptTimedOut() {
+			s.refuse(msg, envelope.Canceled, "rpc: %s/%s: the caller gave up before the handler started", svc.name, method)
+			return
+		}
+		// Only this attempt timed out: its retry waits for this run's
+		// reply (a refusal would answer the retry).
+	default:
 	}
 	if sem == ExactlyOnce && !s.admit(r) {
 		return
@@ -123,7 +133,7 @@ func (s *Server) run(h RawHandler, r *Request) {
 		defer s.goroutines.Done()
 		select {
 		case <-r.Message.Interrupted():
-			if !r.attemptEnd.IsZero() && !time.Now().Before(r.attemptEnd.Add(-attemptSlack)) {
+			if r.attemptTimedOut() {
 				// The attempt timed out: a retry with this id follows
 				// and the run's reply will answer it. Run on.
 				return
@@ -135,10 +145,31 @@ func (s *Server) run(h RawHandler, r *Request) {
 	rep, err := call(ctx, h, r)
 	close(returned)
 	cancel(nil)
+	if err != nil && s.work.Err() != nil && r.Semantics.retries() && r.takeReply() {
+		// Close cut the run short: give the request back for another
+		// server (the call retries) instead of answering "canceled".
+		s.abandon(r)
+		return
+	}
 	if r.takeReply() {
 		s.finish(nil, r, encodeReply(rep, err), true)
 	} else {
 		r.Message.AckNoWait() // replied early
+	}
+}
+
+// abandon gives back a request whose run Close cut short, and under
+// exactly-once the duplicates that joined it, so that another server
+// runs it.
+func (s *Server) abandon(r *Request) {
+	var joined []*postbox.Message
+	if r.Semantics == ExactlyOnce {
+		s.cacheMu.Lock()
+		joined = s.cache.Abort(r.ID)
+		s.cacheMu.Unlock()
+	}
+	for _, m := range append(joined, r.Message) {
+		s.giveBack(m)
 	}
 }
 

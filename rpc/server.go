@@ -169,8 +169,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close stops taking requests, cancels the running handlers' contexts and
 // waits for every goroutine the server started; a request the broker
-// delivered just as the receive was withdrawn is given back (nacked). It
-// is idempotent.
+// delivered just as the receive was withdrawn is given back (nacked), and
+// so is a retried (at-least-once, exactly-once) request whose handler
+// returned an error once canceled: another server runs it for the retry.
+// It is idempotent.
 func (s *Server) Close() error {
 	s.stop()
 	s.stopWork()

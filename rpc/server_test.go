@@ -148,3 +148,29 @@ func TestServerStopsServingWhenItsConnectionIsLost(t *testing.T) {
 		t.Fatalf("the workers did not end with their connection: %v", err)
 	}
 }
+
+func TestCloseGivesRetriedRequestsToAnotherServer(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	e := newEnv(t)
+	b, srv := newBlockingServer(e)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.client.Invoke(ctx(t), "test.Block", "Wait", []byte("moved"), rpc.WithSemantics(rpc.AtLeastOnce))
+		done <- err
+	}()
+	<-b.started
+	srv.Close() // the handler is canceled; its request goes back to the mailbox
+	var runs atomic.Int64
+	e.server(func(s *rpc.Server) {
+		s.HandleRaw("test.Block", "Wait", func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
+			runs.Add(1)
+			return &rpc.Reply{Body: r.Body}, nil
+		})
+	})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if runs.Load() != 1 {
+		t.Fatalf("%d runs on the new server", runs.Load())
+	}
+}
