@@ -32,8 +32,11 @@ the callers share one connection (postbox, gRPC) or have one each (raw).
 Each row gives calls/s, p50 and p99, and its ratio to the gRPC row with
 the same number of callers.
 
-The broker runs in this process unless --use-socket measures the one at
---socket; the in-process broker runs with serve's collector settings.
+--rounds N measures every row N times, the rows interleaved, and reports
+each figure's median: on a busy machine one disturbed round then moves
+no figure. The broker runs in this process unless --use-socket measures
+the one at --socket; the in-process broker runs with serve's collector
+settings.
 
 -o json prints one JSON object per row: name, semantics, concurrency,
 size, calls, calls_per_sec, p50_ns, p99_ns, and on rows compared with
@@ -69,6 +72,7 @@ the gRPC row: baseline (its name), calls_ratio, p50_ratio.`,
 	cmd.Flags().DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each row runs")
 	cmd.Flags().IntSliceVar(&cfg.Concurrency, "callers", cfg.Concurrency, "numbers of concurrent callers")
 	cmd.Flags().IntVar(&cfg.Size, "size", cfg.Size, "request and reply size in bytes")
+	cmd.Flags().IntVar(&cfg.Rounds, "rounds", 1, "measure every row this many times, interleaved, and report the medians")
 	cmd.Flags().BoolVar(&useSocket, "use-socket", false, "measure the running broker at --socket instead of one in this process")
 	return cmd
 }

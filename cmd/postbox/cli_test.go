@@ -228,6 +228,13 @@ func TestCLIUsageErrorsExitTwo(t *testing.T) {
 		{"recv"},
 		{"recv", "q", "-o", "yaml"},
 		{"send", "q", "body", "--lines"},
+		{"req", "q"},
+		{"req", "q", "x", "--header", "novalue"},
+		{"reply", "q", "cat"},
+		{"reply", "q", "-P", "0", "--", "cat"},
+		{"call", "q", "M"},
+		{"call", "q", "M", "{}", "-o", "raw"},
+		{"bench", "rpc", "-o", "yaml"},
 	} {
 		exits(t, p, 2, args...)
 	}

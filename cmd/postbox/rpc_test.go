@@ -418,3 +418,49 @@ func TestCLICallErrorStatusAndBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestCLIReplyKillsTheCommandWhenItsCallerGivesUp(t *testing.T) {
+	p := startBroker(t)
+	started := filepath.Join(t.TempDir(), "started")
+	// One command at a time: the second request is answered only if the
+	// first command, which would sleep for a minute, was killed.
+	startServer(t, p, "svc", nil, "sh", "-c",
+		fmt.Sprintf(`x=$(cat); if [ "$x" = slow ]; then touch %s; exec sleep 60; fi; echo "done $x"`, started))
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
+	defer cancel()
+	slow := exec.CommandContext(ctx, bin, "req", "svc", "slow", "--timeout", "60s", "--socket", p.Socket)
+	var stderr bytes.Buffer
+	slow.Stderr = &stderr
+	if err := slow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow command to start", func() bool { _, err := os.Stat(started); return err == nil })
+	slow.Process.Signal(syscall.SIGINT) // the caller gives up
+	if err := slow.Wait(); testbroker.ExitCode(err) == 0 {
+		t.Errorf("an interrupted req exited 0")
+	}
+	if !strings.Contains(stderr.String(), "in progress") {
+		t.Errorf("interrupted req: stderr %q, want the request in progress (interrupted)", stderr.String())
+	}
+	if r := ok(t, p, "", "req", "svc", "fast", "--timeout", "20s"); r.stdout != "done fast\n" {
+		t.Errorf("the next request: %q", r.stdout)
+	}
+}
+
+func TestCLICallAShellServiceSeesMethodAndRequestID(t *testing.T) {
+	p := startBroker(t)
+	startServer(t, p, "shell", nil, "sh", "-c", `printf '{"method":"%s","id":"%s","in":%s}' "$POSTBOX_METHOD" "$POSTBOX_REQUEST_ID" "$(cat)"`)
+	r := ok(t, p, "", "call", "shell", "Greet", `{"name":"ann"}`, "--semantics", "at-least-once")
+	var j struct {
+		Method string          `json:"method"`
+		ID     string          `json:"id"`
+		In     json.RawMessage `json:"in"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil {
+		t.Fatalf("%q: %v", r.stdout, err)
+	}
+	// An rpc request id: session (hex) / sequence.
+	if j.Method != "Greet" || !regexp.MustCompile(`^[0-9a-f]{32}/1$`).MatchString(j.ID) || string(j.In) != `{"name":"ann"}` {
+		t.Errorf("the command saw %+v", j)
+	}
+}

@@ -105,12 +105,13 @@ func TestDuplicateRequestReachesTheBrokerTwiceTheClientSeesOneReply(t *testing.T
 			t.Fatalf("send %d: %v", i+1, err)
 		}
 	}
-	if d := depth(t, b, "q"); d != 12 {
-		t.Errorf("depth %d, want 9 + 3 duplicates", d)
-	}
-	// The swallowed replies are read after the client's own; wait for them.
+	// The copies follow the originals, so their replies (swallowed) come
+	// after the client's own: wait for them before looking at the mailbox.
 	for deadline := time.Now().Add(testbroker.HangGuard); stats.Counts().Swallowed < 3 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
+	}
+	if d := depth(t, b, "q"); d != 12 {
+		t.Errorf("depth %d, want 9 + 3 duplicates", d)
 	}
 	if got := stats.Counts(); got.Duplicated != 3 || got.Swallowed != 3 {
 		t.Errorf("counts %+v, want 3 duplicated and their 3 replies swallowed", got)
@@ -125,29 +126,41 @@ func TestDelayRequestHoldsTheFrameAndLetsOthersPass(t *testing.T) {
 	testbroker.CheckGoroutines(t)
 	b := testbroker.Start(t, nil)
 	create(t, b, "q")
-	const delay = time.Second
-	c, stats := dialFaultyStats(t, b, DelayRequest(wire.OpSend, delay, Nth(1)))
-	done := make(chan time.Duration, 1)
-	go func() {
-		t0 := time.Now()
-		if err := send(c, "q", "late", testbroker.HangGuard); err != nil {
-			t.Error(err)
-		}
-		done <- time.Since(t0)
-	}()
-	// A PING behind the delayed SEND is not held up by it.
+	c, stats := dialFaultyStats(t, b, DelayRequest(wire.OpSend, time.Hour, Nth(1)))
+	done := make(chan error, 1)
+	go func() { done <- send(c, "q", "held", time.Hour) }()
 	for stats.Counts().Delayed == 0 {
 		time.Sleep(time.Millisecond)
 	}
+	// A PING behind the held SEND is not held up by it.
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-done:
-		t.Error("the delayed send finished before the ping behind it")
+	case err := <-done:
+		t.Fatalf("the held send returned: %v", err)
 	default:
 	}
-	if took := <-done; took < delay {
+	if d := depth(t, b, "q"); d != 0 {
+		t.Errorf("depth %d, want 0: the send is held", d)
+	}
+	c.Close()
+	if err := <-done; err == nil {
+		t.Error("the held send succeeded after Close")
+	}
+}
+
+func TestDelayRequestArrivesAfterTheDelay(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	create(t, b, "q")
+	const delay = 200 * time.Millisecond
+	c, _ := dialFaultyStats(t, b, DelayRequest(wire.OpSend, delay, Nth(1)))
+	t0 := time.Now()
+	if err := send(c, "q", "late", testbroker.HangGuard); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(t0); took < delay {
 		t.Errorf("delayed send took %v, want at least %v", took, delay)
 	}
 	if d := depth(t, b, "q"); d != 1 {
@@ -199,6 +212,7 @@ func TestFirstFiringRuleActsEveryMatchingRuleCounts(t *testing.T) {
 	if stats.Fired(0) != 1 || stats.Fired(1) != 1 {
 		t.Errorf("fired %d, %d; want 1, 1", stats.Fired(0), stats.Fired(1))
 	}
+	waitUntil(t, func() bool { return stats.Counts().Swallowed == 2 }) // both copies handled
 	if d := depth(t, b, "q"); d != 6 {
 		t.Errorf("depth %d, want 6", d)
 	}

@@ -36,6 +36,9 @@ type Config struct {
 	Concurrency []int
 	// Size of each request and reply body; 0 is 64.
 	Size int
+	// Rounds of every row (each figure is the median of its rounds); 0
+	// is 1.
+	Rounds int
 	// Peer starts the peer process (see RunPeer); nil runs the peer's
 	// servers in this process instead (for tests).
 	Peer PeerStarter
@@ -90,6 +93,19 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 		return nil, err
 	}
 	defer env.close()
+	rounds := make([][]Row, max(cfg.Rounds, 1))
+	for i := range rounds {
+		if rounds[i], err = env.round(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	rows := medians(rounds)
+	fill(rows)
+	return rows, nil
+}
+
+// round measures every row once.
+func (env *env) round(ctx context.Context, cfg Config) ([]Row, error) {
 	var rows []Row
 	for _, n := range cfg.Concurrency {
 		g, err := env.grpcRow(ctx, cfg, n)
@@ -115,8 +131,36 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 		}
 		rows = append(rows, r)
 	}
-	fill(rows)
 	return rows, nil
+}
+
+// medians folds rounds of the same rows into one: each figure the median
+// of its rounds' (calls added up), so that a round disturbed by the rest
+// of a noisy machine moves no figure.
+func medians(rounds [][]Row) []Row {
+	rows := slices.Clone(rounds[0])
+	if len(rounds) == 1 {
+		return rows
+	}
+	med := func(i int, f func(Row) float64) float64 {
+		v := make([]float64, len(rounds))
+		for k, r := range rounds {
+			v[k] = f(r[i])
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	for i := range rows {
+		rows[i].Calls = 0
+		for _, r := range rounds {
+			rows[i].Calls += r[i].Calls
+		}
+		rows[i].CallsPerSec = med(i, func(r Row) float64 { return r.CallsPerSec })
+		rows[i].P50 = int64(med(i, func(r Row) float64 { return float64(r.P50) }))
+		rows[i].P99 = int64(med(i, func(r Row) float64 { return float64(r.P99) }))
+		rows[i].Note += fmt.Sprintf("; median of %d rounds", len(rounds))
+	}
+	return rows
 }
 
 // fill sets the ratios of every row against the gRPC row of its

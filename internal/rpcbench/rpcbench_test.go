@@ -15,7 +15,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestRunMeasuresEveryRowBesideTheGRPCRow runs the whole benchmark
 // briefly, the peer in this process, and checks its shape, not its speed.
 func TestRunMeasuresEveryRowBesideTheGRPCRow(t *testing.T) {
-	cfg := Config{Duration: 30 * time.Millisecond, Concurrency: []int{1, 3}, Size: 64}
+	cfg := Config{Duration: 30 * time.Millisecond, Concurrency: []int{1, 3}, Size: 64, Rounds: 2}
 	rows, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -53,5 +53,17 @@ func TestRunMeasuresEveryRowBesideTheGRPCRow(t *testing.T) {
 	}
 	if n := strings.Count(table.String(), "\n"); n != len(rows)+1 {
 		t.Errorf("table has %d lines:\n%s", n, table.String())
+	}
+}
+
+func TestMediansTakeEachFigureFromTheMiddleRound(t *testing.T) {
+	rounds := [][]Row{
+		{{Name: "a", Calls: 1, CallsPerSec: 10, P50: 300, P99: 1}},
+		{{Name: "a", Calls: 2, CallsPerSec: 30, P50: 100, P99: 9}},
+		{{Name: "a", Calls: 3, CallsPerSec: 20, P50: 200, P99: 5}},
+	}
+	got := medians(rounds)[0]
+	if got.Calls != 6 || got.CallsPerSec != 20 || got.P50 != 200 || got.P99 != 5 {
+		t.Errorf("medians: %+v", got)
 	}
 }
