@@ -93,7 +93,7 @@ func TestHandlerContextEndsAtCallerDeadline(t *testing.T) {
 				e := waitEnding(t, logPath, key)
 				seen[e.err]++
 				if e.err != "deadline" {
-					t.Errorf("%s: handler's context ended with %q, want deadline", key, e.err)
+					t.Errorf("%s: handler's context ended with %q (cause: %s), want deadline", key, e.err, e.cause)
 				}
 				if d := e.deadline.Sub(want); e.deadline.IsZero() || d < -deadlineSlack || d > deadlineSlack {
 					t.Errorf("%s: handler's deadline %v, caller's %v (off by %v)", key, e.deadline, want, d)

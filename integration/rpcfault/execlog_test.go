@@ -9,10 +9,13 @@ package rpcfault_test
 // Lines, fields separated by one space:
 //
 //	E key id pid              a handler started running call key (request id id)
-//	C key id pid err deadline the blocking handler's context ended: err is
+//	C key id pid err deadline cause...
+//	                          the blocking handler's context ended: err is
 //	                          canceled, deadline or the error's text with
 //	                          spaces replaced; deadline is the context's
-//	                          deadline in Unix nanoseconds, 0 if none
+//	                          deadline in Unix nanoseconds, 0 if none;
+//	                          cause, the rest of the line, is
+//	                          context.Cause's text
 //
 // key is the test's name for the call (it travels in the request body);
 // id is the request id as rpc.RequestID reports it in the handler.
@@ -55,7 +58,8 @@ func (l *execLog) ended(ctx context.Context, key, id string) error {
 	if d, ok := ctx.Deadline(); ok {
 		dl = d.UnixNano()
 	}
-	_, err := fmt.Fprintf(l.f, "C %s %s %d %s %d\n", key, id, l.pid, ctxErrWord(ctx.Err()), dl)
+	cause := strings.Join(strings.Fields(fmt.Sprint(context.Cause(ctx))), " ")
+	_, err := fmt.Fprintf(l.f, "C %s %s %d %s %d %s\n", key, id, l.pid, ctxErrWord(ctx.Err()), dl, cause)
 	return err
 }
 
@@ -86,6 +90,7 @@ type ending struct {
 	pid      int
 	err      string
 	deadline time.Time // zero if the context had none
+	cause    string    // context.Cause's text
 }
 
 // execTally is an execution log read back: executions and endings by
@@ -124,13 +129,13 @@ func readExecLog(path string) (*execTally, error) {
 			}
 			tl.runs[fs[1]] = append(tl.runs[fs[1]], execution{id: fs[2], pid: pid})
 			tl.n++
-		case fs[0] == "C" && len(fs) == 6:
+		case fs[0] == "C" && len(fs) >= 7:
 			pid, err1 := strconv.Atoi(fs[3])
 			dl, err2 := strconv.ParseInt(fs[5], 10, 64)
 			if err1 != nil || err2 != nil {
 				return nil, bad("number")
 			}
-			e := ending{id: fs[2], pid: pid, err: fs[4]}
+			e := ending{id: fs[2], pid: pid, err: fs[4], cause: strings.Join(fs[6:], " ")}
 			if dl != 0 {
 				e.deadline = time.Unix(0, dl)
 			}
