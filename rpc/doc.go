@@ -37,7 +37,9 @@
 //	                                                 the handler's context is canceled
 //	running  the server acks without replying        OutcomeOf: settled (it ran, the reply is lost)
 //	any      an attempt times out or finds no        at-least-once, exactly-once: the next attempt, same
-//	         service mailbox                         request id, after a pause, until the deadline (package retry)
+//	         service mailbox, or the broker refuses  request id, after a pause, until the deadline (package retry)
+//	         it as a late copy of an earlier attempt
+//	         holds its id (postbox.ErrCallInFlight)
 //
 // The server, for each request it takes (one per free handler: requests
 // wait in the mailbox, not in the server):
