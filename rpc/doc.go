@@ -61,6 +61,12 @@
 //	canceled when the caller cancels or times out; its reply is sent (and, under exactly-once,
 //	cached) when it returns or when it calls Request.Reply; the request is acked when it returns.
 //
+// At the caller's deadline the handler's context ends with
+// context.DeadlineExceeded: the broker's INTERRUPT for the timed-out call
+// (reason TIMEOUT, postbox.Message.InterruptReason) may arrive before the
+// context's own timer fires, and does not cancel it then. A cancel by
+// the caller (reason CANCELED) ends it with Canceled.
+//
 // An attempt of a retried call that times out interrupts its request's
 // holder just as a cancel does; the request says when its attempt ends
 // (rpc-attempt-deadline), and an interrupt from then on does not cancel

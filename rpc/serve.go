@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strconv"
@@ -23,6 +24,15 @@ const attemptSlack = 2 * time.Millisecond
 // attempt timing out (a retry follows) rather than its caller giving up.
 func (r *Request) attemptTimedOut() bool {
 	return !r.attemptEnd.IsZero() && !time.Now().Before(r.attemptEnd.Add(-attemptSlack))
+}
+
+// deadlineDue reports whether an INTERRUPT seen now is the broker timing
+// out the call at the caller's deadline (the request's), rather than its
+// caller cancelling: the interrupt's reason is TIMEOUT and the deadline
+// is here, give or take attemptSlack.
+func (r *Request) deadlineDue() bool {
+	return !r.Deadline.IsZero() && errors.Is(r.Message.InterruptReason(), postbox.ErrTimeout) &&
+		!time.Now().Before(r.Deadline.Add(-attemptSlack))
 }
 
 // serve handles one request message of svc, from the checks that may
@@ -136,6 +146,17 @@ func (s *Server) run(h RawHandler, r *Request) {
 			if r.attemptTimedOut() {
 				// The attempt timed out: a retry with this id follows
 				// and the run's reply will answer it. Run on.
+				return
+			}
+			if r.deadlineDue() {
+				// The caller's deadline passed (the broker timed the
+				// call out), and the INTERRUPT saying so may beat the
+				// context's own timer: let that timer end the context,
+				// now or a moment from now, with DeadlineExceeded.
+				select {
+				case <-ctx.Done():
+				case <-returned:
+				}
 				return
 			}
 			cancel(Errorf(envelope.Canceled, "rpc: the caller of %s/%s canceled or timed out", r.Service, r.Method))
