@@ -51,6 +51,7 @@
 //	its deadline has passed                          DeadlineExceeded
 //	maybe, and redelivered (its server went away)    Unavailable
 //	its caller already gave up (interrupted)         Canceled (dropped: nobody waits)
+//	maybe, and its id was taken before (a copy)      AlreadyExists
 //	exactly-once, in the reply cache:
 //	  done                                           the cached reply, with rpc-cached=1
 //	  running                                        waits for that run, then its reply with rpc-cached=1
@@ -81,9 +82,15 @@
 //
 // Maybe (the default): one attempt, never retried, and a redelivered
 // request is not run. The handler runs at most once; perhaps not at all.
-// (The server keeps no record of maybe requests: a copy of a request
-// frame that a faulty transport delivered again after its call ended
-// would run again. The broker refuses a copy while the call is pending.)
+// That holds also when a faulty transport duplicates or replays a request
+// frame: the broker refuses a copy while the call is pending, and the
+// server keeps a bounded record of the maybe request ids it took (ids
+// only, no replies; MaybeRecord) and refuses a copy of one with
+// AlreadyExists, without running it. The record holds an id for a
+// retention time (it should exceed the longest deadline) and a bounded
+// number of ids, the oldest forgotten first: a copy arriving after its
+// id was forgotten, or at another server, runs. A plain Mailbox.Call,
+// whose correlation id is no request id, is not recorded.
 //
 // AtLeastOnce: attempts with the same request id and growing timeouts
 // until a reply arrives or the deadline passes. A call that returned a

@@ -306,3 +306,43 @@ func TestRetriedCallWithoutReplyEndsWithDeadlineExceeded(t *testing.T) {
 		t.Fatalf("%d requests left", d)
 	}
 }
+
+// TestMaybeCopyOfARequestDoesNotRunAgain: a request taken under maybe
+// semantics and then delivered again with the same id (a duplicated or
+// replayed frame) is refused, AlreadyExists, without running; once its
+// id has left the bounded record a copy is a new request.
+func TestMaybeCopyOfARequestDoesNotRunAgain(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	e.server(echoServer(&runs), rpc.MaybeRecord(replycache.SeenConfig{MaxEntries: 2}))
+	send := func(seq uint64) *postbox.Message {
+		t.Helper()
+		body, _ := json.Marshal(echoReq{Text: "m"})
+		m, err := rawRequest(ctx(t), e.callPC, echo.Service, echo.Name, envelope.NewID([16]byte{9}, seq), envelope.SemMaybe, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if m := send(1); m.Header().Get(envelope.Status) != "" || runs.Load() != 1 {
+		t.Fatalf("first request: status %q, %d runs", m.Header().Get(envelope.Status), runs.Load())
+	}
+	m := send(1)
+	if code := envelope.ParseCode(m.Header().Get(envelope.Status)); code != envelope.AlreadyExists || runs.Load() != 1 {
+		t.Fatalf("copy: status %v (%s), %d runs; want AlreadyExists, 1 run", code, m.Header().Get(envelope.Error), runs.Load())
+	}
+	// Typed maybe calls each have their own id: none is taken for a copy.
+	for range 3 {
+		if _, err := echo.Call(ctx(t), e.client, &echoReq{Text: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := runs.Load(); n != 4 {
+		t.Fatalf("%d runs, want 4", n)
+	}
+	// The record holds 2 ids: seq 1 was forgotten, its copy runs.
+	send(1)
+	if n := runs.Load(); n != 5 {
+		t.Fatalf("%d runs, want 5 (a forgotten id is a new request)", n)
+	}
+}

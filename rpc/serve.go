@@ -97,7 +97,24 @@ func (s *Server) serve(svc *service, msg *postbox.Message) {
 	if sem == ExactlyOnce && !s.admit(r) {
 		return
 	}
+	if sem == Maybe && r.hasID && !s.firstSight(r.ID) {
+		// A copy of a request taken before (the transport duplicated or
+		// replayed its frame, or a caller reused the id): maybe runs a
+		// handler at most once. The refusal answers only the copy's
+		// CALL: the broker admits no copy while the original's CALL
+		// waits (one CORRELATION_ID per endpoint), so it cannot reach
+		// the original's caller.
+		s.refuse(msg, envelope.AlreadyExists, "rpc: %s/%s: maybe request %v was taken before (a copy); it is not run again", svc.name, method, r.ID)
+		return
+	}
 	s.run(handler, r)
+}
+
+// firstSight records a maybe request's id and reports whether it is new.
+func (s *Server) firstSight(id envelope.ID) bool {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	return s.seen.Add(id, time.Now().UnixNano())
 }
 
 // admit asks the reply cache about an exactly-once request and answers

@@ -40,6 +40,9 @@ type Server struct {
 	cacheMu sync.Mutex // guards cache
 	cache   *replycache.Cache[*wireReply, *postbox.Message]
 
+	seenMu sync.Mutex       // guards seen
+	seen   *replycache.Seen // the maybe requests taken, by id
+
 	// recv ends the workers' receives (Shutdown); work ends the
 	// handlers' contexts (Close).
 	recv       context.Context
@@ -59,6 +62,7 @@ type service struct {
 type serverOptions struct {
 	concurrency  int
 	cache        replycache.Config
+	seen         replycache.SeenConfig
 	mode         os.FileMode
 	replyTimeout time.Duration
 	errorLog     func(error)
@@ -76,6 +80,13 @@ func Concurrency(n int) ServerOption { return func(o *serverOptions) { o.concurr
 // ReplyCache bounds the exactly-once reply cache (zero fields: the
 // replycache defaults).
 func ReplyCache(cfg replycache.Config) ServerOption { return func(o *serverOptions) { o.cache = cfg } }
+
+// MaybeRecord bounds the record of maybe request ids the server keeps to
+// recognise a copy of a request it took (zero fields: the replycache
+// defaults, DefaultSeenEntries ids for DefaultRetention).
+func MaybeRecord(cfg replycache.SeenConfig) ServerOption {
+	return func(o *serverOptions) { o.seen = cfg }
+}
 
 // ServiceMode sets the permission bits of service mailboxes the server
 // creates (default 0600: callers of the same uid; 0622 lets anyone call).
@@ -132,7 +143,11 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.cache = cache
+	seen, err := replycache.NewSeen(s.opts.seen)
+	if err != nil {
+		return err
+	}
+	s.cache, s.seen = cache, seen
 	for _, svc := range s.services {
 		_, err := s.pc.Create(ctx, svc.name, postbox.Service(), postbox.Mode(s.opts.mode))
 		if err != nil && !errors.Is(err, postbox.ErrExists) {

@@ -57,6 +57,12 @@
 // evicted id is forgotten: a duplicate of it runs again. Begin answers
 // Busy when room cannot be made.
 //
+// # Maybe
+//
+// Seen is the lighter record a server keeps of its maybe requests: ids
+// only, bounded in entries and by a retention time, so that a copy of a
+// request a faulty transport delivered again is not run a second time.
+//
 // Times passed in are taken as non-decreasing: a time earlier than one
 // seen before counts as that one.
 package replycache
