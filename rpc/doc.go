@@ -106,7 +106,12 @@
 // replies its caller has, and those are released; the rest go after a
 // retention time (ReplyCache; it should exceed the longest deadline), and
 // the cache is bounded in entries and bytes (the oldest finished entries
-// go first, never a running one).
+// go first, never a running one). An entry evicted for room leaves a
+// small record (id and checksum, bounded on its own: replycache.Config's
+// MaxEvicted), so a retry of a call whose reply its caller never got is
+// answered Aborted rather than run again: while the server lives, a call
+// runs once unless its retry comes after the retention time or after
+// both bounds have gone around.
 //
 // # What survives a server crash
 //

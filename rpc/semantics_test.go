@@ -242,6 +242,35 @@ func TestExactlyOnceCacheIsBounded(t *testing.T) {
 	}
 }
 
+// TestExactlyOnceRetryOfAnEvictedCallIsAbortedNotRun: a finished call
+// whose reply its caller never got (nor acknowledged) is evicted from a
+// full cache by other callers' calls; its retry must not run it again on
+// this living server: it is answered Aborted (it ran, its reply is gone).
+func TestExactlyOnceRetryOfAnEvictedCallIsAbortedNotRun(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	s := e.server(echoServer(&runs), rpc.ReplyCache(replycache.Config{MaxEntries: 4}))
+	id := envelope.NewID([16]byte{7}, 1)
+	if _, err := eoRequest(t, e.callPC, id, "lost"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 { // fresh clients: nothing acknowledges their replies
+		if _, err := echo.Call(ctx(t), rpc.NewClient(e.callPC), &echoReq{Text: "fill"}, rpc.WithSemantics(rpc.ExactlyOnce)); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	if st := s.CacheStats(); st.Running+st.Done > 4 || st.Evicted == 0 {
+		t.Fatalf("cache %+v: want at most 4 entries and evicted records", st)
+	}
+	m, err := eoRequest(t, e.callPC, id, "lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := envelope.ParseCode(m.Header().Get(envelope.Status)); code != envelope.Aborted || runs.Load() != 9 {
+		t.Fatalf("retry of the evicted call: status %v (%s), %d runs; want Aborted, 9 runs", code, m.Header().Get(envelope.Error), runs.Load())
+	}
+}
+
 func TestExactlyOnceConcurrentCallsOfOneClientAreNeverTakenForAcknowledged(t *testing.T) {
 	e := newEnv(t)
 	var runs atomic.Int64

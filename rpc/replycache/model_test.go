@@ -36,6 +36,13 @@ type naiveSession struct {
 	idleOrder int
 }
 
+// naiveEvicted is the record kept of a done entry evicted for room.
+type naiveEvicted struct {
+	id     envelope.ID
+	sum    Checksum
+	doneAt int64
+}
+
 type naive struct {
 	cfg      Config
 	now      int64
@@ -43,6 +50,7 @@ type naive struct {
 	entries  []*naiveEntry
 	sessions []*naiveSession
 	pinned   *naiveSession
+	evicted  []naiveEvicted // in the order evicted
 }
 
 func (n *naive) tick() int { n.ticks++; return n.ticks }
@@ -91,6 +99,7 @@ func (n *naive) stats() Stats {
 	}
 	st.Sessions = len(n.sessions)
 	st.Bytes = n.bytes()
+	st.Evicted = len(n.evicted)
 	return st
 }
 
@@ -112,6 +121,16 @@ func (n *naive) drop(e *naiveEntry) {
 	if s := n.session(e.id.Session()); !n.hasEntries(s) {
 		n.setIdle(s, true)
 	}
+}
+
+// evict drops a done entry for room, keeping its record (the oldest
+// record goes when MaxEvicted are kept).
+func (n *naive) evict(e *naiveEntry) {
+	if len(n.evicted) == n.cfg.MaxEvicted {
+		n.evicted = n.evicted[1:]
+	}
+	n.evicted = append(n.evicted, naiveEvicted{id: e.id, sum: e.sum, doneAt: e.doneAt})
+	n.drop(e)
 }
 
 func (n *naive) forget(s *naiveSession) {
@@ -153,7 +172,7 @@ func (n *naive) room(bytes int64, entry bool) bool {
 		if e == nil {
 			return false
 		}
-		n.drop(e)
+		n.evict(e)
 	}
 	for n.bytes()+bytes > n.cfg.MaxBytes {
 		if e := n.oldest(true); e != nil {
@@ -161,7 +180,7 @@ func (n *naive) room(bytes int64, entry bool) bool {
 		} else if s := n.oldestIdle(); s != nil {
 			n.forget(s)
 		} else if e := n.oldest(false); e != nil {
-			n.drop(e)
+			n.evict(e)
 		} else {
 			return false
 		}
@@ -185,6 +204,7 @@ func (n *naive) expire(now int64) {
 		}
 		n.forget(s)
 	}
+	n.evicted = slices.DeleteFunc(n.evicted, func(v naiveEvicted) bool { return n.now-v.doneAt >= n.cfg.Retention })
 }
 
 func (n *naive) release(s *naiveSession) {
@@ -224,6 +244,14 @@ func (n *naive) begin(i envelope.ID, sum Checksum, acked uint64, w int, now int6
 	}
 	if i.Seq() < s.acked {
 		return Acknowledged, ""
+	}
+	for _, v := range n.evicted {
+		if v.id == i && v.sum != sum {
+			return Mismatch, ""
+		}
+		if v.id == i {
+			return Evicted, ""
+		}
 	}
 	n.setIdle(s, false)
 	n.pinned = s
@@ -293,6 +321,7 @@ func runModel(t *testing.T, seed uint64, steps int, seen map[Verdict]int) {
 		MaxEntries: 1 + rng.IntN(10),
 		MaxBytes:   int64(SessionOverhead + EntryOverhead + rng.IntN(6*(SessionOverhead+EntryOverhead))),
 		Retention:  int64(1 + rng.IntN(200)),
+		MaxEvicted: rng.IntN(4), // 0: the default
 	}
 	c, err := New[string, int](cfg)
 	if err != nil {
@@ -382,7 +411,7 @@ func runModel(t *testing.T, seed uint64, steps int, seen map[Verdict]int) {
 		if gs != ms {
 			fail("stats %+v, model %+v", gs, ms)
 		}
-		if gs.Bytes > c.cfg.MaxBytes || gs.Running+gs.Done > c.cfg.MaxEntries {
+		if gs.Bytes > c.cfg.MaxBytes || gs.Running+gs.Done > c.cfg.MaxEntries || gs.Evicted > c.cfg.MaxEvicted {
 			fail("bounds broken: %+v", gs)
 		}
 		for _, e := range n.entries {

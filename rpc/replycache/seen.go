@@ -48,9 +48,7 @@ type Seen struct {
 	cfg  SeenConfig
 	now  int64
 	ids  map[envelope.ID]struct{}
-	ring []seenID // the ids in the order first seen, from head, n of them
-	head int
-	n    int
+	ring ring[seenID] // the ids in the order first seen
 }
 
 type seenID struct {
@@ -76,7 +74,7 @@ func NewSeen(cfg SeenConfig) (*Seen, error) {
 func (s *Seen) Config() SeenConfig { return s.cfg }
 
 // Len returns how many ids are remembered.
-func (s *Seen) Len() int { return s.n }
+func (s *Seen) Len() int { return s.ring.len() }
 
 // Add records that id was seen at now, and reports whether this is its
 // first sight (false: it is remembered, a copy).
@@ -85,14 +83,10 @@ func (s *Seen) Add(id envelope.ID, now int64) bool {
 	if _, ok := s.ids[id]; ok {
 		return false
 	}
-	if s.n == s.cfg.MaxEntries {
+	if s.ring.len() == s.cfg.MaxEntries {
 		s.pop()
 	}
-	if s.n == len(s.ring) {
-		s.grow()
-	}
-	s.ring[(s.head+s.n)%len(s.ring)] = seenID{id: id, at: s.now}
-	s.n++
+	s.ring.push(seenID{id: id, at: s.now}, s.cfg.MaxEntries)
 	s.ids[id] = struct{}{}
 	return true
 }
@@ -100,24 +94,10 @@ func (s *Seen) Add(id envelope.ID, now int64) bool {
 // Expire forgets the ids first seen Retention or more before now.
 func (s *Seen) Expire(now int64) {
 	s.now = max(s.now, now)
-	for s.n > 0 && s.now-s.ring[s.head].at >= s.cfg.Retention {
+	for s.ring.len() > 0 && s.now-s.ring.front().at >= s.cfg.Retention {
 		s.pop()
 	}
 }
 
 // pop forgets the oldest id.
-func (s *Seen) pop() {
-	delete(s.ids, s.ring[s.head].id)
-	s.ring[s.head] = seenID{}
-	s.head = (s.head + 1) % len(s.ring)
-	s.n--
-}
-
-// grow enlarges the ring (doubling, up to MaxEntries), keeping the order.
-func (s *Seen) grow() {
-	ring := make([]seenID, min(max(2*len(s.ring), 64), s.cfg.MaxEntries))
-	for i := range s.n {
-		ring[i] = s.ring[(s.head+i)%len(s.ring)]
-	}
-	s.ring, s.head = ring, 0
-}
+func (s *Seen) pop() { delete(s.ids, s.ring.pop().id) }
