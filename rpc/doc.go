@@ -63,10 +63,14 @@
 //	cached) when it returns or when it calls Request.Reply; the request is acked when it returns.
 //
 // At the caller's deadline the handler's context ends with
-// context.DeadlineExceeded: the broker's INTERRUPT for the timed-out call
-// (reason TIMEOUT, postbox.Message.InterruptReason) may arrive before the
-// context's own timer fires, and does not cancel it then. A cancel by
-// the caller (reason CANCELED) ends it with Canceled.
+// context.DeadlineExceeded: the INTERRUPT for the call that ended then
+// may arrive before the context's own timer fires, and does not cancel
+// it. Its reason (postbox.Message.InterruptReason) is TIMEOUT when the
+// broker's timer ended the CALL, CANCELED when the caller's client
+// cancelled it as its context's deadline passed, so the server goes by
+// the time it arrives. An interrupt before the deadline cancels the
+// context, with a Canceled cause (or DeadlineExceeded for a TIMEOUT: a
+// CALL whose timeout was shorter than its DEADLINE header).
 //
 // An attempt of a retried call that times out interrupts its request's
 // holder just as a cancel does; the request says when its attempt ends

@@ -26,13 +26,25 @@ func (r *Request) attemptTimedOut() bool {
 	return !r.attemptEnd.IsZero() && !time.Now().Before(r.attemptEnd.Add(-attemptSlack))
 }
 
-// deadlineDue reports whether an INTERRUPT seen now is the broker timing
-// out the call at the caller's deadline (the request's), rather than its
-// caller cancelling: the interrupt's reason is TIMEOUT and the deadline
-// is here, give or take attemptSlack.
+// deadlineDue reports whether an INTERRUPT seen now is the caller's
+// deadline (the request's) passing rather than the caller cancelling
+// before it: the deadline is here, give or take attemptSlack. Its reason
+// is then TIMEOUT (the broker's timer ended the CALL) or CANCELED (the
+// caller's client cancelled its CALL as its context's deadline passed,
+// ahead of the broker's timer): either way the call ended at its
+// deadline.
 func (r *Request) deadlineDue() bool {
-	return !r.Deadline.IsZero() && errors.Is(r.Message.InterruptReason(), postbox.ErrTimeout) &&
-		!time.Now().Before(r.Deadline.Add(-attemptSlack))
+	return !r.Deadline.IsZero() && !time.Now().Before(r.Deadline.Add(-attemptSlack))
+}
+
+// interruptCause is why a handler's context is canceled on an INTERRUPT
+// before the request's deadline: its caller cancelled, or its CALL's
+// timeout was shorter than its deadline.
+func (r *Request) interruptCause() error {
+	if errors.Is(r.Message.InterruptReason(), postbox.ErrTimeout) {
+		return Errorf(envelope.DeadlineExceeded, "rpc: the call of %s/%s timed out at the broker before its deadline", r.Service, r.Method)
+	}
+	return Errorf(envelope.Canceled, "rpc: the caller of %s/%s canceled", r.Service, r.Method)
 }
 
 // serve handles one request message of svc, from the checks that may
@@ -166,17 +178,13 @@ func (s *Server) run(h RawHandler, r *Request) {
 				return
 			}
 			if r.deadlineDue() {
-				// The caller's deadline passed (the broker timed the
-				// call out), and the INTERRUPT saying so may beat the
-				// context's own timer: let that timer end the context,
-				// now or a moment from now, with DeadlineExceeded.
-				select {
-				case <-ctx.Done():
-				case <-returned:
-				}
+				// The caller's deadline passed, and the INTERRUPT saying
+				// so may beat the context's own timer: leave it to that
+				// timer, due now or a moment from now, to end the
+				// context with DeadlineExceeded.
 				return
 			}
-			cancel(Errorf(envelope.Canceled, "rpc: the caller of %s/%s canceled or timed out", r.Service, r.Method))
+			cancel(r.interruptCause())
 		case <-returned:
 		}
 	}()
