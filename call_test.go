@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/internal/faultconn"
 	"github.com/postbox-ipc/postbox/internal/testbroker"
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 // serveEcho answers every request on mb with "re: "+body until ctx ends;
@@ -400,7 +402,10 @@ func TestCallOutlivesAServerThatDiesHoldingItsRequest(t *testing.T) {
 
 // TestInterruptReasonSaysWhyTheCallEnded: a leased request's
 // InterruptReason is nil until the INTERRUPT, then ErrTimeout for a call
-// that timed out and ErrCanceled for one its caller cancelled.
+// the broker timed out and ErrCanceled for one its caller cancelled. (A
+// Go caller cancels its CALL when its context's deadline passes, which
+// usually beats the broker's timer: the timed-out caller here has its
+// CANCEL frames dropped, so that the broker's timer ends the call.)
 func TestInterruptReasonSaysWhyTheCallEnded(t *testing.T) {
 	testbroker.CheckGoroutines(t)
 	b := testbroker.Start(t, nil)
@@ -411,16 +416,27 @@ func TestInterruptReasonSaysWhyTheCallEnded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nc, _, err := faultconn.Dial(ctx, b.Socket, faultconn.DropRequest(wire.OpCancel, faultconn.Always()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCancel, err := postbox.NewClient(ctx, nc)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	defer noCancel.Close()
 	for _, tc := range []struct {
-		name string
-		end  func(context.Context) (context.Context, context.CancelFunc, func())
-		want error
+		name   string
+		caller *postbox.Client
+		end    func(context.Context) (context.Context, context.CancelFunc, func())
+		want   error
 	}{
-		{"timeout", func(ctx context.Context) (context.Context, context.CancelFunc, func()) {
+		{"timeout", noCancel, func(ctx context.Context) (context.Context, context.CancelFunc, func()) {
 			cctx, ccancel := context.WithTimeout(ctx, 100*time.Millisecond)
 			return cctx, ccancel, func() {}
 		}, postbox.ErrTimeout},
-		{"cancel", func(ctx context.Context) (context.Context, context.CancelFunc, func()) {
+		{"cancel", caller, func(ctx context.Context) (context.Context, context.CancelFunc, func()) {
 			cctx, ccancel := context.WithCancel(ctx)
 			return cctx, ccancel, ccancel
 		}, postbox.ErrCanceled},
@@ -430,7 +446,7 @@ func TestInterruptReasonSaysWhyTheCallEnded(t *testing.T) {
 			defer ccancel()
 			errc := make(chan error, 1)
 			go func() {
-				_, err := caller.Mailbox("svc").Call(cctx, []byte(tc.name))
+				_, err := tc.caller.Mailbox("svc").Call(cctx, []byte(tc.name))
 				errc <- err
 			}()
 			m, err := svc.Receive(ctx)

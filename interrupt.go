@@ -21,9 +21,11 @@ func (m *Message) Interrupted() <-chan struct{} {
 }
 
 // InterruptReason says why the broker interrupted this message's lease,
-// once Interrupted() is closed: ErrTimeout when its caller's call timed
-// out (the caller's deadline passed), ErrCanceled when the caller
-// cancelled it or disconnected. It is nil while the lease is not
+// once Interrupted() is closed: ErrTimeout when the broker timed its
+// caller's call out, ErrCanceled when the caller cancelled it or
+// disconnected. (A Go caller cancels its call when its context's
+// deadline passes, often before the broker's timer fires: an interrupt
+// at the request's Deadline may say either.) It is nil while the lease is not
 // interrupted, for a message without a lease, and after the lease is
 // settled (Ack, Nack, Reply with AckRequest): read it before settling.
 func (m *Message) InterruptReason() error {
