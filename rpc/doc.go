@@ -51,7 +51,7 @@
 //	its deadline has passed                          DeadlineExceeded
 //	maybe, and redelivered (its server went away)    Unavailable
 //	its caller already gave up (interrupted)         Canceled (dropped: nobody waits)
-//	maybe, and its id was taken before (a copy)      AlreadyExists
+//	maybe, a copy of a request taken before          AlreadyExists, once that run has replied
 //	exactly-once, in the reply cache:
 //	  done                                           the cached reply, with rpc-cached=1
 //	  running                                        waits for that run, then its reply with rpc-cached=1
@@ -89,8 +89,11 @@
 // That holds also when a faulty transport duplicates or replays a request
 // frame: the broker refuses a copy while the call is pending, and the
 // server keeps a bounded record of the maybe request ids it took (ids
-// only, no replies; MaybeRecord) and refuses a copy of one with
-// AlreadyExists, without running it. The record holds an id for a
+// only, no replies; MaybeRecord) and does not run a copy of one: it
+// refuses the copy with AlreadyExists once the first run has replied,
+// holding it until then (a duplicated frame waits in the mailbox beside
+// its original while the call waits: a refusal sent before the run's
+// reply could answer the call). The record holds an id for a
 // retention time (it should exceed the longest deadline) and a bounded
 // number of ids, the oldest forgotten first: a copy arriving after its
 // id was forgotten, or at another server, runs. A plain Mailbox.Call,

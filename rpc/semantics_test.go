@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/internal/faultconn"
 	"github.com/postbox-ipc/postbox/rpc"
 	"github.com/postbox-ipc/postbox/rpc/envelope"
 	"github.com/postbox-ipc/postbox/rpc/replycache"
 	"github.com/postbox-ipc/postbox/rpc/retry"
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 var fastRetry = rpc.WithRetry(retry.Policy{FirstTimeout: 100 * time.Millisecond, Backoff: 5 * time.Millisecond})
@@ -373,5 +375,44 @@ func TestMaybeCopyOfARequestDoesNotRunAgain(t *testing.T) {
 	send(1)
 	if n := runs.Load(); n != 5 {
 		t.Fatalf("%d runs, want 5 (a forgotten id is a new request)", n)
+	}
+}
+
+// TestMaybeCopyBesideItsOriginalIsNotAnswered: a request frame the
+// transport duplicated waits in the mailbox beside its original while
+// the call waits; whichever the server takes first runs, the other is
+// refused only after the run's reply, so the caller gets that reply,
+// never the copy's refusal.
+func TestMaybeCopyBesideItsOriginalIsNotAnswered(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	e.server(func(s *rpc.Server) {
+		rpc.Register(s, echo, func(ctx context.Context, req *echoReq) (*echoResp, error) {
+			n := runs.Add(1)
+			time.Sleep(50 * time.Millisecond) // both are taken while it runs
+			return &echoResp{Text: req.Text, Runs: n}, nil
+		})
+	}, rpc.Concurrency(4))
+	for i := range 10 {
+		nc, st, err := faultconn.Dial(ctx(t), e.b.Socket, faultconn.DuplicateRequest(wire.OpCall, faultconn.Always()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := postbox.NewClient(ctx(t), nc)
+		if err != nil {
+			nc.Close()
+			t.Fatal(err)
+		}
+		before := runs.Load()
+		resp, err := echo.Call(ctx(t), rpc.NewClient(pc), &echoReq{Text: "dup"})
+		pc.Close()
+		if err != nil || resp.Text != "dup" {
+			t.Fatalf("call %d, its request duplicated (%d): %+v, %v", i, st.Counts().Duplicated, resp, err)
+		}
+		waitFor(t, "the copy to be taken", func() bool { return depth(t, e.callPC, echo.Service) == 0 })
+		time.Sleep(60 * time.Millisecond)
+		if n := runs.Load() - before; n != 1 {
+			t.Fatalf("call %d: %d runs, want 1", i, n)
+		}
 	}
 }

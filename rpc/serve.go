@@ -109,24 +109,38 @@ func (s *Server) serve(svc *service, msg *postbox.Message) {
 	if sem == ExactlyOnce && !s.admit(r) {
 		return
 	}
-	if sem == Maybe && r.hasID && !s.firstSight(r.ID) {
+	if sem == Maybe && r.hasID && !s.sight(r.ID, msg) {
 		// A copy of a request taken before (the transport duplicated or
 		// replayed its frame, or a caller reused the id): maybe runs a
-		// handler at most once. The refusal answers only the copy's
-		// CALL: the broker admits no copy while the original's CALL
-		// waits (one CORRELATION_ID per endpoint), so it cannot reach
-		// the original's caller.
-		s.refuse(msg, envelope.AlreadyExists, "rpc: %s/%s: maybe request %v was taken before (a copy); it is not run again", svc.name, method, r.ID)
+		// handler at most once. It is refused once the run has replied
+		// (now, or when the run does: Server.finish): a refusal sent
+		// before that reply could answer the original's waiting call,
+		// as a duplicated frame waits in the mailbox beside its
+		// original while the call waits.
 		return
 	}
 	s.run(handler, r)
 }
 
-// firstSight records a maybe request's id and reports whether it is new.
-func (s *Server) firstSight(id envelope.ID) bool {
+// sight records a maybe request's id and reports whether it is new. A
+// copy is refused at once if the first run has replied, else held for
+// Server.finish to refuse.
+func (s *Server) sight(id envelope.ID, msg *postbox.Message) bool {
 	s.seenMu.Lock()
-	defer s.seenMu.Unlock()
-	return s.seen.Add(id, time.Now().UnixNano())
+	v := s.seen.Add(id, time.Now().UnixNano())
+	if v == replycache.SeenRunning {
+		s.seenCopies[id] = append(s.seenCopies[id], msg)
+	}
+	s.seenMu.Unlock()
+	if v == replycache.SeenDone {
+		s.refuseCopy(msg, id)
+	}
+	return v == replycache.SeenNew
+}
+
+// refuseCopy answers a copy of a maybe request whose run has replied.
+func (s *Server) refuseCopy(msg *postbox.Message, id envelope.ID) {
+	s.refuse(msg, envelope.AlreadyExists, "rpc: maybe request %v was taken and answered before (this is a copy); it is not run again", id)
 }
 
 // admit asks the reply cache about an exactly-once request and answers

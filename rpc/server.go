@@ -40,8 +40,9 @@ type Server struct {
 	cacheMu sync.Mutex // guards cache
 	cache   *replycache.Cache[*wireReply, *postbox.Message]
 
-	seenMu sync.Mutex       // guards seen
-	seen   *replycache.Seen // the maybe requests taken, by id
+	seenMu     sync.Mutex                         // guards seen, seenCopies
+	seen       *replycache.Seen                   // the maybe requests taken, by id
+	seenCopies map[envelope.ID][]*postbox.Message // copies of running maybe requests
 
 	// recv ends the workers' receives (Shutdown); work ends the
 	// handlers' contexts (Close).
@@ -147,7 +148,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.cache, s.seen = cache, seen
+	s.cache, s.seen, s.seenCopies = cache, seen, map[envelope.ID][]*postbox.Message{}
 	for _, svc := range s.services {
 		_, err := s.pc.Create(ctx, svc.name, postbox.Service(), postbox.Mode(s.opts.mode))
 		if err != nil && !errors.Is(err, postbox.ErrExists) {
@@ -311,6 +312,18 @@ func (s *Server) finish(ctx context.Context, r *Request, w *wireReply, ack bool)
 	claimed, err := s.send(ctx, r.Message, w, false, ack)
 	for _, dup := range joined {
 		s.send(nil, dup, w, true, true)
+	}
+	if r.Semantics == Maybe && r.hasID {
+		// The reply has ended the call: the copies held meanwhile, and
+		// any from now on, are refused.
+		s.seenMu.Lock()
+		s.seen.Done(r.ID)
+		copies := s.seenCopies[r.ID]
+		delete(s.seenCopies, r.ID)
+		s.seenMu.Unlock()
+		for _, m := range copies {
+			s.refuseCopy(m, r.ID)
+		}
 	}
 	return claimed, err
 }

@@ -38,8 +38,10 @@ func (c SeenConfig) Validate() error {
 // no clock (times are nanoseconds passed in, taken as non-decreasing),
 // and not safe for concurrent use.
 //
-//	Add(id not remembered)   -> true: the first sight; run it
-//	Add(id remembered)       -> false: a copy; do not run it
+//	Add(id not remembered)   -> SeenNew: the first sight; run it, then Done
+//	Add(id of a running one) -> SeenRunning: a copy; do not run it, and do not
+//	                            answer it (the run's reply answers the call)
+//	Add(id of a done one)    -> SeenDone: a copy; do not run it
 //
 // An id is remembered for Retention after its first sight, and at most
 // MaxEntries ids are: when full, the oldest is forgotten. A copy of a
@@ -47,8 +49,32 @@ func (c SeenConfig) Validate() error {
 type Seen struct {
 	cfg  SeenConfig
 	now  int64
-	ids  map[envelope.ID]struct{}
-	ring ring[seenID] // the ids in the order first seen
+	ids  map[envelope.ID]bool // remembered ids: running (not yet Done)
+	ring ring[seenID]         // the ids in the order first seen
+}
+
+// SeenVerdict is Seen.Add's answer.
+type SeenVerdict uint8
+
+const (
+	// SeenNew: the id's first sight.
+	SeenNew SeenVerdict = iota + 1
+	// SeenRunning: a copy of a request whose run has not finished.
+	SeenRunning
+	// SeenDone: a copy of a request whose run finished (Done).
+	SeenDone
+)
+
+func (v SeenVerdict) String() string {
+	switch v {
+	case SeenNew:
+		return "new"
+	case SeenRunning:
+		return "running"
+	case SeenDone:
+		return "done"
+	}
+	return fmt.Sprintf("SeenVerdict(%d)", uint8(v))
 }
 
 type seenID struct {
@@ -67,7 +93,7 @@ func NewSeen(cfg SeenConfig) (*Seen, error) {
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRetention
 	}
-	return &Seen{cfg: cfg, ids: make(map[envelope.ID]struct{})}, nil
+	return &Seen{cfg: cfg, ids: make(map[envelope.ID]bool)}, nil
 }
 
 // Config returns the record's bounds, defaults filled in.
@@ -76,19 +102,30 @@ func (s *Seen) Config() SeenConfig { return s.cfg }
 // Len returns how many ids are remembered.
 func (s *Seen) Len() int { return s.ring.len() }
 
-// Add records that id was seen at now, and reports whether this is its
-// first sight (false: it is remembered, a copy).
-func (s *Seen) Add(id envelope.ID, now int64) bool {
+// Add records that id was seen at now, and says whether this is its
+// first sight (then it is running until Done) or a copy.
+func (s *Seen) Add(id envelope.ID, now int64) SeenVerdict {
 	s.Expire(now)
-	if _, ok := s.ids[id]; ok {
-		return false
+	if running, ok := s.ids[id]; ok {
+		if running {
+			return SeenRunning
+		}
+		return SeenDone
 	}
 	if s.ring.len() == s.cfg.MaxEntries {
 		s.pop()
 	}
 	s.ring.push(seenID{id: id, at: s.now}, s.cfg.MaxEntries)
-	s.ids[id] = struct{}{}
-	return true
+	s.ids[id] = true
+	return SeenNew
+}
+
+// Done records that the run of id finished (its reply is sent); an id not
+// remembered is ignored.
+func (s *Seen) Done(id envelope.ID) {
+	if _, ok := s.ids[id]; ok {
+		s.ids[id] = false
+	}
 }
 
 // Expire forgets the ids first seen Retention or more before now.

@@ -17,13 +17,18 @@ func newSeen(t *testing.T, cfg SeenConfig) *Seen {
 
 func TestSeenRecognisesACopy(t *testing.T) {
 	s := newSeen(t, SeenConfig{})
-	if !s.Add(id(sessA, 1), 0) {
-		t.Fatal("first sight taken for a copy")
+	if v := s.Add(id(sessA, 1), 0); v != SeenNew {
+		t.Fatalf("first sight: %v", v)
 	}
-	if s.Add(id(sessA, 1), 1) {
-		t.Fatal("a copy taken for a first sight")
+	if v := s.Add(id(sessA, 1), 1); v != SeenRunning {
+		t.Fatalf("a copy while it runs: %v", v)
 	}
-	if !s.Add(id(sessA, 2), 1) || !s.Add(id(sessB, 1), 1) {
+	s.Done(id(sessA, 1))
+	s.Done(id(sessA, 9)) // not remembered: ignored
+	if v := s.Add(id(sessA, 1), 1); v != SeenDone {
+		t.Fatalf("a copy once done: %v", v)
+	}
+	if s.Add(id(sessA, 2), 1) != SeenNew || s.Add(id(sessB, 1), 1) != SeenNew {
 		t.Fatal("another id taken for a copy")
 	}
 	if s.Len() != 3 {
@@ -35,10 +40,10 @@ func TestSeenForgetsAfterRetention(t *testing.T) {
 	s := newSeen(t, SeenConfig{Retention: 100})
 	s.Add(id(sessA, 1), 0)
 	s.Add(id(sessA, 2), 50)
-	if s.Add(id(sessA, 1), 99) {
+	if s.Add(id(sessA, 1), 99) == SeenNew {
 		t.Fatal("forgotten before its retention")
 	}
-	if !s.Add(id(sessA, 1), 100) {
+	if s.Add(id(sessA, 1), 100) != SeenNew {
 		t.Fatal("remembered past its retention")
 	}
 	s.Expire(149)
@@ -61,11 +66,11 @@ func TestSeenIsBoundedForgettingTheOldest(t *testing.T) {
 		t.Fatalf("len %d, want the bound 3", s.Len())
 	}
 	for seq := uint64(2); seq <= 4; seq++ {
-		if s.Add(id(sessA, seq), 0) {
+		if s.Add(id(sessA, seq), 0) == SeenNew {
 			t.Fatalf("seq %d forgotten; only the oldest should be", seq)
 		}
 	}
-	if !s.Add(id(sessA, 1), 0) {
+	if s.Add(id(sessA, 1), 0) != SeenNew {
 		t.Fatal("the oldest id still remembered beyond the bound")
 	}
 }
@@ -101,7 +106,7 @@ func TestSeenAgreesWithAList(t *testing.T) {
 				}
 				model = append(model, rec{seq, now})
 			}
-			if got := s.Add(id(sessA, seq), now); got != want {
+			if got := s.Add(id(sessA, seq), now) == SeenNew; got != want {
 				t.Fatalf("seed %d, cfg %+v: Add(%d) at %d = %v, model %v", seed, cfg, seq, now, got, want)
 			}
 			if s.Len() != len(model) || s.Len() > cfg.MaxEntries {
