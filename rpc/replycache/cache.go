@@ -191,6 +191,7 @@ type evictedID struct {
 type session[R, W any] struct {
 	id        [16]byte
 	acked     uint64
+	lastSeq   uint64         // the highest sequence Begin saw
 	seqs      []*entry[R, W] // the session's entries, by sequence
 	idle      bool           // in Cache.idle
 	idleSince int64          // when it became idle
@@ -257,6 +258,7 @@ func (c *Cache[R, W]) Begin(id envelope.ID, sum Checksum, acked uint64, w W, now
 		s.acked = acked
 		c.releaseBelow(s)
 	}
+	s.lastSeq = max(s.lastSeq, id.Seq())
 	if e := c.entries[id]; e != nil {
 		switch {
 		case e.sum != sum:
@@ -405,24 +407,43 @@ func (c *Cache[R, W]) makeRoom(bytes int64, entry bool) bool {
 		n = 1
 	}
 	for len(c.entries)+n > c.cfg.MaxEntries {
-		e := c.done.head
+		e := c.victim(&c.done, doneLinks[R, W])
 		if e == nil {
 			return false
 		}
 		c.evict(e)
 	}
 	for c.bytes+bytes > c.cfg.MaxBytes {
-		if e := c.bodies.head; e != nil {
+		if e := c.victim(&c.bodies, bodyLinks[R, W]); e != nil {
 			c.strip(e)
 		} else if s := c.oldestIdle(); s != nil {
 			c.forget(s)
-		} else if e := c.done.head; e != nil {
+		} else if e := c.victim(&c.done, doneLinks[R, W]); e != nil {
 			c.evict(e)
 		} else {
 			return false
 		}
 	}
 	return true
+}
+
+// victim is the done entry of l (done or bodies) to give up for room:
+// the oldest that is not waited for, else the oldest; nil if l is empty.
+func (c *Cache[R, W]) victim(l *list[entry[R, W]], at func(*entry[R, W]) *links[entry[R, W]]) *entry[R, W] {
+	for e := l.head; e != nil; e = at(e).next {
+		if !e.waitedFor() {
+			return e
+		}
+	}
+	return l.head
+}
+
+// waitedFor reports whether a done entry's caller is known to wait for
+// its reply still: a later request of its session said, in rpc-acked,
+// that this is the lowest sequence it has no reply for.
+func (e *entry[R, W]) waitedFor() bool {
+	seq := e.id.Seq()
+	return seq == e.sess.acked && e.sess.lastSeq > seq
 }
 
 // evict removes a done entry for room, keeping a record of it (the
@@ -432,8 +453,15 @@ func (c *Cache[R, W]) evict(e *entry[R, W]) {
 	if c.evictedQ.len() == c.cfg.MaxEvicted {
 		c.popEvicted()
 	}
-	c.evictedQ.push(evictedID{id: e.id, doneAt: e.doneAt}, c.cfg.MaxEvicted)
-	c.evicted[e.id] = evictedRec{sum: e.sum, doneAt: e.doneAt}
+	// Records leave in the order they came (the oldest first), so a
+	// record's time is never before the one ahead of it: a victim that
+	// is not the oldest done entry keeps its record a little longer.
+	at := e.doneAt
+	if c.evictedQ.len() > 0 {
+		at = max(at, c.evictedQ.back().doneAt)
+	}
+	c.evictedQ.push(evictedID{id: e.id, doneAt: at}, c.cfg.MaxEvicted)
+	c.evicted[e.id] = evictedRec{sum: e.sum, doneAt: at}
 	c.remove(e)
 }
 

@@ -330,3 +330,22 @@ func TestConfigValidateNamesBadField(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRoomSparesTheEntryItsCallerStillWaitsFor: the session's later
+// request said (rpc-acked) that seq 1 is the lowest it has no reply for:
+// when room is needed, a younger done entry goes first, and seq 1's retry
+// still gets its reply. With nothing else to give up, it goes too.
+func TestRoomSparesTheEntryItsCallerStillWaitsFor(t *testing.T) {
+	c := newCache(t, Config{MaxEntries: 2})
+	begin(t, c, id(sessA, 1), 1, 0, Run)
+	begin(t, c, id(sessA, 2), 1, 0, Run) // seq 1 still waits
+	finish(t, c, id(sessA, 1), "one", 1)
+	finish(t, c, id(sessA, 2), "two", 2)
+	begin(t, c, id(sessB, 1), 1, 3, Run) // evicts A2, not the older A1
+	if r := begin(t, c, id(sessA, 1), 1, 4, Replay); r != "one" {
+		t.Fatalf("replayed %q", r)
+	}
+	begin(t, c, id(sessA, 2), 1, 4, Evicted)
+	begin(t, c, id(sessB, 2), 1, 5, Run) // B1 runs: only A1 is done
+	begin(t, c, id(sessA, 1), 1, 6, Evicted)
+}

@@ -58,7 +58,12 @@
 // so a duplicate learns the call ran instead of running it again), then
 // forgets the oldest idle session, then evicts the oldest done entry
 // (for an entry, the oldest done entry goes at once). Begin answers Busy
-// when room cannot be made: every entry is running.
+// when room cannot be made: every entry is running. "Oldest" skips, while
+// there is another, a done entry its caller is known to wait for: its
+// sequence is its session's watermark and a later request of the session
+// carried that watermark (a call whose reply was lost, retrying while its
+// session's other calls go on), whose reply or record would otherwise be
+// the first to go.
 //
 // An evicted entry leaves an evicted record: its id and checksum, no
 // reply, about EvictedSize bytes, outside MaxBytes and bounded on its own

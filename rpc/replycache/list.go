@@ -50,6 +50,9 @@ func (r *ring[T]) len() int { return r.n }
 // front returns the oldest element; the ring must not be empty.
 func (r *ring[T]) front() *T { return &r.buf[r.head] }
 
+// back returns the newest element; the ring must not be empty.
+func (r *ring[T]) back() *T { return &r.buf[(r.head+r.n-1)%len(r.buf)] }
+
 // push appends x; the ring holds fewer than bound elements.
 func (r *ring[T]) push(x T, bound int) {
 	if r.n == len(r.buf) {

@@ -31,6 +31,7 @@ type naiveEntry struct {
 type naiveSession struct {
 	id        [16]byte
 	acked     uint64
+	lastSeq   uint64
 	idle      bool
 	idleSince int64
 	idleOrder int
@@ -129,7 +130,11 @@ func (n *naive) evict(e *naiveEntry) {
 	if len(n.evicted) == n.cfg.MaxEvicted {
 		n.evicted = n.evicted[1:]
 	}
-	n.evicted = append(n.evicted, naiveEvicted{id: e.id, sum: e.sum, doneAt: e.doneAt})
+	at := e.doneAt
+	if len(n.evicted) > 0 {
+		at = max(at, n.evicted[len(n.evicted)-1].doneAt)
+	}
+	n.evicted = append(n.evicted, naiveEvicted{id: e.id, sum: e.sum, doneAt: at})
 	n.drop(e)
 }
 
@@ -152,6 +157,29 @@ func (n *naive) oldest(withBody bool) *naiveEntry {
 	return best
 }
 
+// victim is the done entry (with a reply, if withBody) to give up for
+// room: the oldest not waited for (its session's watermark is its
+// sequence and a later request of the session sent it), else the oldest.
+func (n *naive) victim(withBody bool) *naiveEntry {
+	var best *naiveEntry
+	for _, e := range n.entries {
+		if e.running || withBody && !e.hasBody {
+			continue
+		}
+		s := n.session(e.id.Session())
+		if e.id.Seq() == s.acked && s.lastSeq > e.id.Seq() {
+			continue
+		}
+		if best == nil || e.order < best.order {
+			best = e
+		}
+	}
+	if best == nil {
+		return n.oldest(withBody)
+	}
+	return best
+}
+
 func (n *naive) oldestIdle() *naiveSession {
 	var best *naiveSession
 	for _, s := range n.sessions {
@@ -168,18 +196,18 @@ func (n *naive) room(bytes int64, entry bool) bool {
 		k = 1
 	}
 	for len(n.entries)+k > n.cfg.MaxEntries {
-		e := n.oldest(false)
+		e := n.victim(false)
 		if e == nil {
 			return false
 		}
 		n.evict(e)
 	}
 	for n.bytes()+bytes > n.cfg.MaxBytes {
-		if e := n.oldest(true); e != nil {
+		if e := n.victim(true); e != nil {
 			e.hasBody, e.reply = false, ""
 		} else if s := n.oldestIdle(); s != nil {
 			n.forget(s)
-		} else if e := n.oldest(false); e != nil {
+		} else if e := n.victim(false); e != nil {
 			n.evict(e)
 		} else {
 			return false
@@ -230,6 +258,7 @@ func (n *naive) begin(i envelope.ID, sum Checksum, acked uint64, w int, now int6
 		s.acked = acked
 		n.release(s)
 	}
+	s.lastSeq = max(s.lastSeq, i.Seq())
 	if e := n.entry(i); e != nil {
 		switch {
 		case e.sum != sum:
