@@ -85,7 +85,7 @@ func (m *Mailbox) SendBatch(ctx context.Context, msgs []Outgoing, opts ...SendOp
 		if prio == 0 {
 			prio = o.priority
 		}
-		h := outHeaders{replyTo: g.ReplyTo, correlationID: g.CorrelationID, contentType: g.ContentType, deadline: g.Deadline, user: g.Header}
+		h := outHeaders{replyTo: g.ReplyTo, correlationID: g.CorrelationID, contentType: g.ContentType, deadline: g.Deadline, user: g.Header.sorted()}
 		if h.replyTo == "" {
 			h.replyTo = base.replyTo
 		}

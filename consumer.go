@@ -20,7 +20,9 @@ import (
 // already removed the prefetched messages, so they are kept instead: after
 // Close, Next still returns every auto-acked message received (then the
 // end error), and an application that must not drop a message drains the
-// consumer with Next until it fails.
+// consumer with Next until it fails. Drain ends the stream keeping the
+// leased messages received too, for Next (a worker pool that stops
+// taking work but serves what it was sent).
 type Consumer struct {
 	c      *Client
 	id     atomic.Uint64 // its CONSUME's request id; a new one on each reconnect
@@ -35,6 +37,8 @@ type Consumer struct {
 	head    int
 	err     error         // why the stream ended; nil while it runs
 	granted uint32        // messages handed out since credit was last granted
+	manual  bool          // ManualCredit: only Credit grants credit
+	avail   int64         // under manual: window + credits granted - messages handed out
 	closed  bool          // Close was called: leased arrivals are nacked, no credit is granted
 	closing bool          // Close began: no reopening
 	ready   chan struct{} // signalled when queue grows or the stream ends
@@ -42,7 +46,15 @@ type Consumer struct {
 }
 
 // Consume starts a consumer. Options: Type (msgrcv selector), Prefetch
-// (default 256), AutoAck.
+// (default 256), AutoAck, ManualCredit.
+//
+// Credit is how many more messages the broker may send. By default the
+// consumer starts with the Prefetch window and Next grants credit back
+// as it hands messages out (in batches of half the window). Under
+// ManualCredit it starts with the same window but Next grants nothing:
+// Credit(n) lets n more in. After a reconnect the stream reopens with
+// the credit it had left: the window plus every Credit, less the
+// messages Next handed out and those still queued.
 func (m *Mailbox) Consume(ctx context.Context, opts ...ConsumeOption) (*Consumer, error) {
 	o := consumeDefaults(opts)
 	var flags uint8
@@ -51,6 +63,7 @@ func (m *Mailbox) Consume(ctx context.Context, opts ...ConsumeOption) (*Consumer
 	}
 	c := m.c
 	cons := &Consumer{c: c, name: m.name, window: o.prefetch, typ: o.typ, flags: flags,
+		manual: o.manual, avail: int64(o.prefetch),
 		ready: make(chan struct{}, 1), ended: make(chan struct{})}
 	if c.rc != nil && !c.rc.track(cons) {
 		return nil, c.rc.stopErr()
@@ -78,7 +91,7 @@ func (m *Mailbox) Consume(ctx context.Context, opts ...ConsumeOption) (*Consumer
 	// surface them here with a round trip that orders after CONSUME.
 	if err := c.Ping(ctx); err != nil {
 		// Ping already waited out the reply grace if ctx ended.
-		cons.close(ctx, 0)
+		cons.close(ctx, 0, false)
 		return nil, err
 	}
 	cons.mu.Lock()
@@ -91,7 +104,8 @@ func (m *Mailbox) Consume(ctx context.Context, opts ...ConsumeOption) (*Consumer
 }
 
 // openLocked starts the consumer's stream on lk: a CONSUME with a new
-// request id and the whole window as credit. cn.mu is held, so that
+// request id and the whole window as credit (under ManualCredit, the
+// credit not yet used: avail less the messages queued). cn.mu is held, so that
 // Push (which takes it) sees cn.lk set before it decodes a delivery of
 // the new stream.
 func (cn *Consumer) openLocked(lk *link) error {
@@ -101,7 +115,11 @@ func (cn *Consumer) openLocked(lk *link) error {
 	}
 	cn.id.Store(id)
 	cn.lk, cn.granted = lk, 0
-	req := wire.Consume{Name: []byte(cn.name), Type: cn.typ, Credit: cn.window}
+	credit := cn.window
+	if cn.manual {
+		credit = uint32(min(max(cn.avail-int64(len(cn.queue)-cn.head), 0), int64(^uint32(0))))
+	}
+	req := wire.Consume{Name: []byte(cn.name), Type: cn.typ, Credit: credit}
 	lk.m.Post(false, wire.Header{Op: wire.OpConsume, Flags: cn.flags, Request: id}, req.Append)
 	return nil
 }
@@ -218,9 +236,10 @@ func (cn *Consumer) Next(ctx context.Context) (*Message, error) {
 			if cn.head == len(cn.queue) {
 				cn.queue, cn.head = cn.queue[:0], 0
 			}
-			cn.granted++
 			var grant uint32
-			if cn.granted >= (cn.window+1)/2 && cn.err == nil && !cn.closed {
+			if cn.manual {
+				cn.avail--
+			} else if cn.granted++; cn.granted >= (cn.window+1)/2 && cn.err == nil && !cn.closed {
 				grant, cn.granted = cn.granted, 0
 			}
 			cn.mu.Unlock()
@@ -242,6 +261,30 @@ func (cn *Consumer) Next(ctx context.Context) (*Message, error) {
 	}
 }
 
+// Credit lets n more messages in: the broker may send n messages beyond
+// those it was granted so far. It is for a ManualCredit consumer (on
+// another it only widens the window). Safe for concurrent use, with Next
+// too; after Close or the end of the stream it does nothing. Under
+// ManualCredit a reconnect carries the unused credit over to the new
+// connection.
+func (cn *Consumer) Credit(n uint32) {
+	if n == 0 {
+		return
+	}
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.manual {
+		cn.avail += int64(n)
+	}
+	if cn.closing || cn.closed || cn.err != nil || cn.lk == nil {
+		return
+	}
+	// Under mu, so that a reopen (which carries avail over) and this
+	// grant do not both count it.
+	req := wire.Credit{N: n}
+	cn.lk.m.Post(false, wire.Header{Op: wire.OpCredit, Request: cn.id.Load()}, req.Append)
+}
+
 func (cn *Consumer) credit(n uint32) {
 	req := wire.Credit{N: n}
 	cn.c.conn().Post(false, wire.Header{Op: wire.OpCredit, Request: cn.id.Load()}, req.Append)
@@ -256,14 +299,25 @@ func (cn *Consumer) credit(n uint32) {
 // matching ErrUnknownOutcome and ErrTimeout (or context.Canceled): the
 // stream ends locally, and messages that still arrive are handled the same
 // way (leased ones nacked, auto-acked ones kept for Next).
-func (cn *Consumer) Close(ctx context.Context) error { return cn.close(ctx, cn.c.grace) }
+func (cn *Consumer) Close(ctx context.Context) error { return cn.close(ctx, cn.c.grace, false) }
+
+// Drain ends the stream as Close does, but keeps the messages received
+// and not yet handed out, leased ones too, for Next instead of nacking
+// them: Next returns them, then the end error, and the application
+// settles each (a nack would count as a redelivery). A worker pool that
+// stops taking work but must finish what it was sent drains its
+// consumer; under ManualCredit what it was sent is only what it asked
+// for. Messages that arrive after ctx ended and the reply grace passed
+// are nacked, as for Close.
+func (cn *Consumer) Drain(ctx context.Context) error { return cn.close(ctx, cn.c.grace, true) }
 
 // Done is closed when the stream has ended (its end error is what Next
 // returns once the messages received are handed out).
 func (cn *Consumer) Done() <-chan struct{} { return cn.ended }
 
 // close is Close, waiting up to grace for the broker after ctx ended.
-func (cn *Consumer) close(ctx context.Context, grace time.Duration) error {
+// With keep (Drain), the messages received are kept for Next.
+func (cn *Consumer) close(ctx context.Context, grace time.Duration, keep bool) error {
 	// The stream's connection and id are read together, after closing
 	// bars a reopen: the CANCEL goes where the stream is.
 	cn.mu.Lock()
@@ -292,7 +346,7 @@ func (cn *Consumer) close(ctx context.Context, grace time.Duration) error {
 	var leases []uint64
 	kept := cn.queue[:0]
 	for _, m := range cn.queue[cn.head:] {
-		if m.lease != 0 {
+		if m.lease != 0 && !keep {
 			leases = append(leases, m.lease)
 		} else {
 			kept = append(kept, m)

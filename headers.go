@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/postbox-ipc/postbox/wire"
 )
@@ -98,28 +99,20 @@ func appendHeaders(b []byte, h *outHeaders) ([]byte, error) {
 	if f.Deadline != 0 {
 		n++
 	}
-	if len(h.user) > 0 {
-		keys := make([]string, 0, len(h.user))
-		for k := range h.user {
-			keys = append(keys, k)
+	for _, kv := range h.user {
+		k, v := kv.key, kv.value
+		if !validUserKey(k) {
+			return b[:start], invalidHeader("header key %q: want 1..%d bytes of A-Z a-z 0-9 - _ .", k, wire.MaxHeaderUserKey)
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			if !validUserKey(k) {
-				return b[:start], invalidHeader("header key %q: want 1..%d bytes of A-Z a-z 0-9 - _ .", k, wire.MaxHeaderUserKey)
-			}
-			for _, v := range h.user[k] {
-				if len(v) > wire.MaxHeaderUserValue {
-					return b[:start], invalidHeader("header %q: value is %d bytes, at most %d", k, len(v), wire.MaxHeaderUserValue)
-				}
-				b = wire.AppendU16(b, wire.HeaderUser)
-				b = wire.AppendU16(b, uint16(1+len(k)+len(v)))
-				b = append(b, byte(len(k)))
-				b = append(b, k...)
-				b = append(b, v...)
-				n++
-			}
+		if len(v) > wire.MaxHeaderUserValue {
+			return b[:start], invalidHeader("header %q: value is %d bytes, at most %d", k, len(v), wire.MaxHeaderUserValue)
 		}
+		b = wire.AppendU16(b, wire.HeaderUser)
+		b = wire.AppendU16(b, uint16(1+len(k)+len(v)))
+		b = append(b, byte(len(k)))
+		b = append(b, k...)
+		b = append(b, v...)
+		n++
 	}
 	if n > wire.MaxHeaderEntries {
 		return b[:start], invalidHeader("%d header entries, at most %d", n, wire.MaxHeaderEntries)
@@ -128,6 +121,31 @@ func appendHeaders(b []byte, h *outHeaders) ([]byte, error) {
 		return b[:start], invalidHeader("headers take %d bytes, at most %d", len(b)-start, wire.MaxHeaderBytes)
 	}
 	return b, nil
+}
+
+// userHeader is one user header of a message being sent.
+type userHeader struct{ key, value string }
+
+// sorted returns h's headers in wire order: by key, a key's values in
+// order (nil for an empty h).
+func (h Header) sorted() []userHeader {
+	if len(h) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(h))
+	n := 0
+	for k, vs := range h {
+		keys = append(keys, k)
+		n += len(vs)
+	}
+	slices.Sort(keys)
+	out := make([]userHeader, 0, n)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			out = append(out, userHeader{k, v})
+		}
+	}
+	return out
 }
 
 func invalidHeader(format string, args ...any) error {
@@ -155,23 +173,47 @@ func (m *Message) setHeaders(raw []byte) error {
 		return err
 	}
 	h := &messageHeaders{}
-	if f.ReplyTo != nil {
-		h.replyTo = string(f.ReplyTo)
-	}
 	if f.CorrelationID != nil {
 		h.correlationID = slices.Clone(f.CorrelationID)
-	}
-	if f.ContentType != nil {
-		h.contentType = string(f.ContentType)
 	}
 	if f.Deadline != 0 {
 		h.deadline = time.Unix(0, f.Deadline)
 	}
+	// One string holds the text headers (REPLY_TO, CONTENT_TYPE, every
+	// user key and value), and one array the user values: a few
+	// allocations per message, not two per header.
+	n := len(f.ReplyTo) + len(f.ContentType)
+	for _, kv := range f.User {
+		n += len(kv.Key) + len(kv.Value)
+	}
+	if n == 0 && len(f.User) == 0 {
+		m.hdr = h
+		return nil
+	}
+	buf := make([]byte, 0, n)
+	buf = append(append(buf, f.ReplyTo...), f.ContentType...)
+	for _, kv := range f.User {
+		buf = append(append(buf, kv.Key...), kv.Value...)
+	}
+	all := unsafe.String(unsafe.SliceData(buf), len(buf)) // buf is never written again
+	take := func(k int) string {
+		v := all[:k]
+		all = all[k:]
+		return v
+	}
+	h.replyTo = take(len(f.ReplyTo))
+	h.contentType = take(len(f.ContentType))
 	if len(f.User) > 0 {
+		vals := make([]string, len(f.User))
 		h.user = make(Header, len(f.User))
-		for _, kv := range f.User {
-			k := string(kv.Key)
-			h.user[k] = append(h.user[k], string(kv.Value))
+		for i, kv := range f.User {
+			k := take(len(kv.Key))
+			vals[i] = take(len(kv.Value))
+			if vs, ok := h.user[k]; ok {
+				h.user[k] = append(vs, vals[i])
+			} else {
+				h.user[k] = vals[i : i+1 : i+1] // a second value copies out
+			}
 		}
 	}
 	m.hdr = h

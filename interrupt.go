@@ -48,7 +48,47 @@ type interrupts struct {
 type interrupt struct {
 	ch     chan struct{}
 	fired  bool
-	reason wire.Code // the INTERRUPT's, once fired
+	reason wire.Code        // the INTERRUPT's, once fired
+	fns    []*interruptFunc // AfterInterrupt's, not yet stopped
+}
+
+type interruptFunc struct {
+	f       func()
+	stopped bool // guarded by interrupts.mu
+}
+
+// AfterInterrupt arranges for f to run when the broker interrupts this
+// message's lease (when Interrupted's channel closes), as
+// context.AfterFunc does for a context, without a goroutine waiting for
+// it: f runs on the connection's reader, so it must be quick and must not
+// block (cancel a context, signal a buffered channel). If the lease was
+// already interrupted, f runs at once in its own goroutine. stop
+// unregisters f and reports whether it did so before f was started. f
+// never runs for a message without a lease, or once the lease is settled
+// by this client (Ack, Nack, Reply with AckRequest).
+func (m *Message) AfterInterrupt(f func()) (stop func() bool) {
+	if m.lease == 0 || m.c == nil {
+		return func() bool { return true }
+	}
+	i := &m.c.intr
+	fn := &interruptFunc{f: f}
+	i.mu.Lock()
+	e := i.entry(m.lease)
+	if e.fired {
+		fn.stopped = true
+		i.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	e.fns = append(e.fns, fn)
+	i.mu.Unlock()
+	return func() bool {
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		was := fn.stopped
+		fn.stopped = true
+		return !was
+	}
 }
 
 // entry returns the lease's entry, making it. i.mu must be held.
@@ -102,10 +142,21 @@ func interruptError(reason wire.Code) error {
 // fire handles an INTERRUPT for lease.
 func (i *interrupts) fire(lease uint64, reason wire.Code) {
 	i.mu.Lock()
-	defer i.mu.Unlock()
+	var run []func()
 	if e := i.entry(lease); !e.fired {
 		e.fired, e.reason = true, reason
 		close(e.ch)
+		for _, fn := range e.fns {
+			if !fn.stopped {
+				fn.stopped = true
+				run = append(run, fn.f)
+			}
+		}
+		e.fns = nil
+	}
+	i.mu.Unlock()
+	for _, f := range run {
+		f()
 	}
 }
 
@@ -115,7 +166,10 @@ func (i *interrupts) forget(lease uint64) {
 		return
 	}
 	i.mu.Lock()
-	if _, ok := i.m[lease]; ok {
+	if e, ok := i.m[lease]; ok {
+		for _, fn := range e.fns {
+			fn.stopped = true
+		}
 		delete(i.m, lease)
 		i.n.Add(-1)
 	}

@@ -2,6 +2,7 @@ package postbox
 
 import (
 	"os"
+	"slices"
 	"time"
 )
 
@@ -21,7 +22,7 @@ import (
 //	WithReceipt                        x                       x
 //	NoWait                             x     x
 //	AutoAck                                  x        x
-//	Prefetch                                          x
+//	Prefetch, ManualCredit                            x
 //	ReplyTo                            x                       x
 //	CorrelationID,                     x                       x          x
 //	  MessageDeadline
@@ -89,7 +90,7 @@ type outHeaders struct {
 	correlationID []byte
 	contentType   string
 	deadline      time.Time
-	user          Header
+	user          []userHeader // sorted by key (stable: a key's values in the order added), as the wire has them
 }
 
 func (h *outHeaders) empty() bool {
@@ -114,6 +115,7 @@ type consumeOptions struct {
 	typ      int64
 	autoAck  bool
 	prefetch uint32
+	manual   bool
 }
 
 type publisherOptions struct{ sendOptions }
@@ -332,6 +334,19 @@ func (n prefetchOption) applyConsume(o *consumeOptions) { o.prefetch = max(uint3
 // application (default 256).
 func Prefetch(n uint32) ConsumeOption { return prefetchOption(n) }
 
+type manualCreditOption struct{}
+
+func (manualCreditOption) applyConsume(o *consumeOptions) { o.manual = true }
+
+// ManualCredit (Consume): Next never grants credit by itself. The broker
+// sends the Prefetch window's worth of messages and then only as many
+// more as the application grants with Consumer.Credit, so a message is
+// delivered only when the application is ready for it (the others stay
+// in the mailbox, where other receivers can take them and a cancelled
+// call withdraws its request). A consumer that takes a message, works on
+// it and then calls Credit(1) holds at most Prefetch messages at once.
+func ManualCredit() ConsumeOption { return manualCreditOption{} }
+
 // Header options (Send, Publisher; Call and Reply as each says): they
 // set the message's headers (see Message and docs/PROTOCOL.md, "Message
 // headers"). Limits are checked before anything is sent: a value past
@@ -392,9 +407,10 @@ func MessageDeadline(t time.Time) MessageOption {
 // Repeat it to add more values, under the same key or others.
 func WithHeader(key, value string) HeaderOption {
 	return anyHeader(func(h *outHeaders) {
-		if h.user == nil {
-			h.user = Header{}
+		i := len(h.user)
+		for i > 0 && h.user[i-1].key > key {
+			i--
 		}
-		h.user.Add(key, value)
+		h.user = slices.Insert(h.user, i, userHeader{key, value})
 	})
 }

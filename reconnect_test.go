@@ -77,3 +77,56 @@ func TestReconnectOverTCPAfterTheNetworkBreaks(t *testing.T) {
 		t.Fatalf("resumed consumer, new message: %v %v", m, err)
 	}
 }
+
+// TestReconnectCarriesManualCreditOver: a ManualCredit consumer resumes
+// with the credit it had left, not a fresh window: with its window
+// handed out before the break, nothing comes after it until Credit.
+func TestReconnectCarriesManualCreditOver(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	p := startStallingProxy(t, b.ServeTCP(t))
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
+	defer cancel()
+	reconnected := make(chan postbox.Identity, 1)
+	var d net.Dialer
+	c, err := postbox.Dial(ctx,
+		postbox.WithDialer(func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", p.addr) }),
+		postbox.WithReconnect(postbox.ReconnectPolicy{Backoff: 10 * time.Millisecond,
+			OnReconnect: func(id postbox.Identity) { reconnected <- id }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := b.Dial(t)
+	jobs, err := local.Create(ctx, "jobs", postbox.Mode(0o666))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"a", "b", "c", "d"} {
+		if _, err := jobs.Send(ctx, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := c.Mailbox("jobs").Consume(ctx, postbox.Prefetch(2), postbox.ManualCredit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close(ctx)
+	for range 2 {
+		if _, err := cons.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.cut()
+	select {
+	case <-reconnected:
+	case <-time.After(testbroker.HangGuard):
+		t.Fatal("no reconnect")
+	}
+	noMore(t, ctx, cons) // the window was used up before the break
+	cons.Credit(1)
+	if _, err := cons.Next(ctx); err != nil {
+		t.Fatalf("after Credit(1) on the new connection: %v", err)
+	}
+	noMore(t, ctx, cons)
+}

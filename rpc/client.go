@@ -84,6 +84,20 @@ func WithContentType(ct string) CallOption { return func(o *callOptions) { o.con
 // WithRetry sets this call's retry schedule.
 func WithRetry(p retry.Policy) CallOption { return func(o *callOptions) { o.policy = &p } }
 
+// The options every call of a kind shares, made once.
+var (
+	contentBytes = postbox.ContentType(envelope.ContentBytes)
+	semHeaders   sync.Map // Semantics -> postbox.HeaderOption
+)
+
+func semanticsHeader(s Semantics) postbox.HeaderOption {
+	if h, ok := semHeaders.Load(s); ok {
+		return h.(postbox.HeaderOption)
+	}
+	h, _ := semHeaders.LoadOrStore(s, postbox.WithHeader(envelope.Semantics, s.String()))
+	return h.(postbox.HeaderOption)
+}
+
 // jitter is a retry.Source safe for concurrent use.
 type jitter struct{}
 
@@ -105,10 +119,14 @@ func (c *Client) Invoke(ctx context.Context, service, method string, body []byte
 	id := envelope.NewID(c.session, seq)
 	// DEADLINE is the caller's deadline (Call takes it from ctx): an
 	// attempt ends by cancelling its CALL, never by a deadline of its own.
-	base := []postbox.CallOption{postbox.CorrelationID(id[:]), postbox.ContentType(o.contentType),
-		postbox.WithHeader(envelope.Method, method)}
+	ct := contentBytes
+	if o.contentType != envelope.ContentBytes {
+		ct = postbox.ContentType(o.contentType)
+	}
+	base := make([]postbox.CallOption, 3, 6+2*len(o.md))
+	base[0], base[1], base[2] = postbox.CorrelationID(id[:]), ct, postbox.WithHeader(envelope.Method, method)
 	if o.sem != Maybe {
-		base = append(base, postbox.WithHeader(envelope.Semantics, o.sem.String()))
+		base = append(base, semanticsHeader(o.sem))
 	}
 	base = o.md.appendTo(base, envelope.RequestMeta)
 	mb := c.pc.Mailbox(service)

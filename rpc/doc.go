@@ -41,8 +41,9 @@
 //	         it as a late copy of an earlier attempt
 //	         holds its id (postbox.ErrCallInFlight)
 //
-// The server, for each request it takes (one per free handler: requests
-// wait in the mailbox, not in the server):
+// The server, for each request it takes (its consumer's credit is its
+// free handlers, so the broker delivers one only when a handler is free:
+// requests wait in the mailbox, not in the server):
 //
 //	check                                            reply (the handler does not run)
 //	no reply address or correlation id               none (not a request: acked and dropped)

@@ -48,8 +48,15 @@ func (r *Request) interruptCause() error {
 }
 
 // serve handles one request message of svc, from the checks that may
-// refuse it to the ack after the reply. It runs on a worker.
-func (s *Server) serve(svc *service, msg *postbox.Message) {
+// refuse it to the ack after the reply. It runs on a worker; free is
+// called when the handler returns (run), or if none runs, when serve does.
+func (s *Server) serve(svc *service, msg *postbox.Message, free func()) {
+	ran := false
+	defer func() {
+		if !ran {
+			free()
+		}
+	}()
 	h := msg.Header()
 	if msg.ReplyTo() == "" || msg.CorrelationID() == nil {
 		// Not a request: nobody can be answered.
@@ -89,12 +96,17 @@ func (s *Server) serve(svc *service, msg *postbox.Message) {
 		s.refuse(msg, envelope.Unavailable, "rpc: %s/%s: request redelivered (its server went away); maybe semantics does not run it again", svc.name, method)
 		return
 	}
-	attempt, _ := strconv.Atoi(h.Get(envelope.Attempt))
+	attempt := 1
+	if a := h.Get(envelope.Attempt); a != "" { // maybe sends none: no parse error to make
+		attempt, _ = strconv.Atoi(a)
+	}
 	r := &Request{Service: svc.name, Method: method, ID: id, hasID: idErr == nil, Semantics: sem, Attempt: max(attempt, 1),
 		Deadline: msg.Deadline(), Metadata: metadataFrom(h, envelope.RequestMeta),
 		ContentType: msg.ContentType(), Body: msg.Body, Message: msg, srv: s}
-	if n, err := strconv.ParseInt(h.Get(envelope.AttemptDeadline), 10, 64); err == nil && sem.retries() {
-		r.attemptEnd = time.Unix(0, n)
+	if ad := h.Get(envelope.AttemptDeadline); ad != "" && sem.retries() {
+		if n, err := strconv.ParseInt(ad, 10, 64); err == nil {
+			r.attemptEnd = time.Unix(0, n)
+		}
 	}
 	select {
 	case <-msg.Interrupted():
@@ -119,7 +131,8 @@ func (s *Server) serve(svc *service, msg *postbox.Message) {
 		// original while the call waits.
 		return
 	}
-	s.run(handler, r)
+	ran = true
+	s.run(handler, r, free)
 }
 
 // sight records a maybe request's id and reports whether it is new. A
@@ -171,8 +184,10 @@ func (s *Server) admit(r *Request) bool {
 }
 
 // run runs the handler with the request's context and sends its reply
-// unless the handler sent one, and acks the request.
-func (s *Server) run(h RawHandler, r *Request) {
+// unless the handler sent one, and acks the request. free is called as
+// the handler returns, before the reply is sent: the handler is free
+// for another request while its reply travels.
+func (s *Server) run(h RawHandler, r *Request, free func()) {
 	ctx := context.WithValue(s.work, requestKey{}, r)
 	var cancelDeadline context.CancelFunc = func() {}
 	if !r.Deadline.IsZero() {
@@ -180,31 +195,27 @@ func (s *Server) run(h RawHandler, r *Request) {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancelDeadline()
-	returned := make(chan struct{})
-	s.goroutines.Add(1)
-	go func() {
-		defer s.goroutines.Done()
-		select {
-		case <-r.Message.Interrupted():
-			if r.attemptTimedOut() {
-				// The attempt timed out: a retry with this id follows
-				// and the run's reply will answer it. Run on.
-				return
-			}
-			if r.deadlineDue() {
-				// The caller's deadline passed, and the INTERRUPT saying
-				// so may beat the context's own timer: leave it to that
-				// timer, due now or a moment from now, to end the
-				// context with DeadlineExceeded.
-				return
-			}
-			cancel(r.interruptCause())
-		case <-returned:
+	// The INTERRUPT cancels the handler's context from the connection's
+	// reader: no goroutine per request waits for it.
+	stop := r.Message.AfterInterrupt(func() {
+		if r.attemptTimedOut() {
+			// The attempt timed out: a retry with this id follows
+			// and the run's reply will answer it. Run on.
+			return
 		}
-	}()
+		if r.deadlineDue() {
+			// The caller's deadline passed, and the INTERRUPT saying so
+			// may beat the context's own timer: leave it to that timer,
+			// due now or a moment from now, to end the context with
+			// DeadlineExceeded.
+			return
+		}
+		cancel(r.interruptCause())
+	})
 	rep, err := call(ctx, h, r)
-	close(returned)
+	stop()
 	cancel(nil)
+	free()
 	if err != nil && s.work.Err() != nil && r.Semantics.retries() && r.takeReply() {
 		// Close cut the run short: give the request back for another
 		// server (the call retries) instead of answering "canceled".

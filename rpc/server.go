@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postbox-ipc/postbox"
@@ -24,10 +25,19 @@ type RawHandler func(ctx context.Context, req *Request) (rep *Reply, err error)
 // process or many, may serve one service: a request goes to whichever is
 // free. Its methods are safe for concurrent use.
 //
+// A server takes each service's requests through one postbox Consumer
+// under manual credit (postbox.ManualCredit): its credit is the number
+// of free handlers, one more granted as each handler finishes, so the
+// broker delivers a request only when a handler is free and the others
+// wait in the mailbox. Each server therefore counts once in the
+// service's Info.Consumers (postbox ls's SERVERS).
+//
 // A server serves over one postbox connection. If that connection is
-// lost its handlers stop taking requests (the ones it held go back to
-// the mailbox, as for any receiver that dies); Close it and start a new
-// server on a new connection.
+// lost, the requests it held go back to the mailbox, as for any receiver
+// that dies; on a reconnecting client (postbox.WithReconnect) its
+// consumers resume on the next connection, with the credit of the
+// handlers then free; otherwise its handlers stop taking requests: Close
+// it and start a new server on a new connection.
 type Server struct {
 	pc   *postbox.Client
 	opts serverOptions
@@ -44,7 +54,7 @@ type Server struct {
 	seen       *replycache.Seen                   // the maybe requests taken, by id
 	seenCopies map[envelope.ID][]*postbox.Message // copies of running maybe requests
 
-	// recv ends the workers' receives (Shutdown); work ends the
+	// recv ends the services' streams (Shutdown); work ends the
 	// handlers' contexts (Close).
 	recv       context.Context
 	stopRecv   context.CancelFunc
@@ -58,6 +68,7 @@ type service struct {
 	name    string
 	mb      *postbox.Mailbox
 	methods map[string]RawHandler
+	cons    atomic.Pointer[postbox.Consumer] // its stream of requests (dispatch replaces it if it ends)
 }
 
 type serverOptions struct {
@@ -155,11 +166,25 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("rpc: service %q: %w", svc.name, err)
 		}
 	}
+	for _, svc := range s.services {
+		cons, err := s.consume(ctx, svc)
+		if err != nil {
+			for _, svc := range s.services {
+				if c := svc.cons.Load(); c != nil {
+					c.Close(ctx)
+				}
+			}
+			return fmt.Errorf("rpc: service %q: %w", svc.name, err)
+		}
+		svc.cons.Store(cons)
+	}
 	s.started = true
 	for _, svc := range s.services {
-		for range s.opts.concurrency {
-			s.goroutines.Add(1)
-			go s.worker(svc)
+		work := make(chan *postbox.Message, s.opts.concurrency)
+		s.goroutines.Add(1 + 2*s.opts.concurrency)
+		go s.dispatch(svc, work)
+		for range 2 * s.opts.concurrency {
+			go s.worker(svc, work)
 		}
 	}
 	return nil
@@ -169,10 +194,10 @@ func (s *Server) Start(ctx context.Context) error {
 // reply and return, or for ctx to end (then it returns ctx's error and
 // the handlers go on: Close ends them). Requests still queued stay in the
 // mailbox for other servers. The server holds no requests beyond its
-// running ones (no prefetch), so there is nothing to give back, except
-// a request the broker delivered just as the receive was withdrawn: that
-// one is served (giving it back would count as a redelivery, which maybe
-// semantics refuses to run).
+// running ones (its credit is its free handlers), so there is nothing to
+// give back, except a request the broker delivered just as the stream
+// was ended: that one is served (giving it back would count as a
+// redelivery, which maybe semantics refuses to run).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
 	select {
@@ -185,7 +210,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close stops taking requests, cancels the running handlers' contexts and
 // waits for every goroutine the server started; a request the broker
-// delivered just as the receive was withdrawn is given back (nacked), and
+// delivered just as the stream was ended is given back (nacked), and
 // so is a retried (at-least-once, exactly-once) request whose handler
 // returned an error once canceled: another server runs it for the retry.
 // It is idempotent.
@@ -220,35 +245,95 @@ func (s *Server) stop() {
 	}
 }
 
-// worker takes one request at a time from svc's mailbox and serves it.
-func (s *Server) worker(svc *service) {
+// consume opens svc's stream: manual credit, one credit per handler, so
+// the broker delivers a request only when a handler is free.
+func (s *Server) consume(ctx context.Context, svc *service) (*postbox.Consumer, error) {
+	return svc.mb.Consume(ctx, postbox.ManualCredit(), postbox.Prefetch(uint32(s.opts.concurrency)))
+}
+
+// dispatch hands svc's requests, as its consumer delivers them, to its
+// workers; it ends when the server stops (draining the stream: the
+// requests delivered as it ended are served, or after Close given back)
+// or the connection is closed. A stream that ends otherwise (the mailbox
+// was destroyed) is reopened after a pause.
+func (s *Server) dispatch(svc *service, work chan<- *postbox.Message) {
 	defer s.goroutines.Done()
-	for s.recv.Err() == nil {
-		msg, err := svc.mb.Receive(s.recv)
-		if err == nil && s.work.Err() != nil {
-			// Taken as Close began: give it back for another server
-			// (its redelivery count grows, so maybe will not run it).
-			s.giveBack(msg)
+	defer close(work)
+	cons := svc.cons.Load()
+	for {
+		msg, err := cons.Next(s.recv)
+		if err == nil {
+			work <- msg // never blocks for long: credit bounds deliveries by free handlers
+			continue
+		}
+		if s.recv.Err() != nil {
+			s.drain(svc, cons, work)
 			return
 		}
-		if err != nil && s.recv.Err() != nil {
+		if errors.Is(err, postbox.ErrClosed) {
 			return
 		}
-		if err != nil {
-			if errors.Is(err, postbox.ErrClosed) {
-				return
-			}
-			s.opts.errorLog(fmt.Errorf("rpc: receive from %q: %w", svc.name, err))
+		s.opts.errorLog(fmt.Errorf("rpc: receive from %q: %w", svc.name, err))
+		for {
 			select {
 			case <-s.recv.Done():
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			continue
+			if cons, err = s.consume(s.recv, svc); err == nil {
+				svc.cons.Store(cons)
+				break
+			}
+			if s.recv.Err() != nil || errors.Is(err, postbox.ErrClosed) {
+				return
+			}
+			s.opts.errorLog(fmt.Errorf("rpc: receive from %q: %w", svc.name, err))
 		}
-		// A request taken as Shutdown began is served: giving it back
-		// would count as a redelivery, which maybe refuses.
-		s.serve(svc, msg)
+	}
+}
+
+// drain ends a stopping server's stream. Requests the broker delivered
+// as the stream ended are served after Shutdown (giving one back would
+// count as a redelivery, which maybe refuses) and given back after Close
+// (the workers check).
+func (s *Server) drain(svc *service, cons *postbox.Consumer, work chan<- *postbox.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.replyTimeout)
+	defer cancel()
+	if s.work.Err() != nil {
+		if err := cons.Close(ctx); err != nil {
+			s.opts.errorLog(fmt.Errorf("rpc: stop receiving from %q: %w", svc.name, err))
+		}
+		return
+	}
+	if err := cons.Drain(ctx); err != nil {
+		s.opts.errorLog(fmt.Errorf("rpc: stop receiving from %q: %w", svc.name, err))
+	}
+	for {
+		msg, err := cons.Next(ctx)
+		if err != nil {
+			return
+		}
+		work <- msg
+	}
+}
+
+// worker serves the requests dispatch hands it, one at a time, and
+// grants its consumer a credit for the next as each handler returns
+// (before its reply is sent: there are twice as many workers as
+// handlers, so a request the credit lets in finds a free worker while
+// replies travel).
+func (s *Server) worker(svc *service, work <-chan *postbox.Message) {
+	defer s.goroutines.Done()
+	free := func() { svc.cons.Load().Credit(1) }
+	for msg := range work {
+		if s.work.Err() != nil {
+			// Taken as Close began: give it back for another server
+			// (its redelivery count grows, so maybe will not run it).
+			free()
+			s.giveBack(msg)
+		} else {
+			s.serve(svc, msg, free)
+		}
 	}
 }
 

@@ -174,3 +174,41 @@ func TestCloseGivesRetriedRequestsToAnotherServer(t *testing.T) {
 		t.Fatalf("%d runs on the new server", runs.Load())
 	}
 }
+
+// TestAServerIsOneConsumerOfEachService: Info.Consumers (postbox ls's
+// SERVERS) counts servers, not handlers, and a server holds no request
+// beyond its free handlers: with one handler busy, the next request
+// waits in the mailbox.
+func TestAServerIsOneConsumerOfEachService(t *testing.T) {
+	e := newEnv(t)
+	b, _ := newBlockingServer(e, rpc.Concurrency(1))
+	e.server(func(s *rpc.Server) {
+		s.HandleRaw("test.Other", "", func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
+			return &rpc.Reply{Body: r.Body}, nil
+		})
+	}, rpc.Concurrency(8))
+	for svc, want := range map[string]uint32{"test.Block": 1, "test.Other": 1} {
+		info, err := e.callPC.Mailbox(svc).Stat(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Consumers != want {
+			t.Fatalf("%s: %d consumers, want %d (one per server)", svc, info.Consumers, want)
+		}
+	}
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := e.client.Invoke(ctx(t), "test.Block", "Wait", []byte("x"))
+			done <- err
+		}()
+	}
+	<-b.started
+	waitFor(t, "the second request queued", func() bool { return depth(t, e.callPC, "test.Block") == 1 })
+	close(b.release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
