@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/postbox-ipc/postbox/internal/mux"
 	"github.com/postbox-ipc/postbox/wire"
@@ -184,10 +185,29 @@ func (c *Client) callError(ctx context.Context, cl *mux.Call) error {
 	}
 	outcome, who, _, derr := wire.CallOutcome(cl.Ext)
 	if derr != nil || outcome == 0 {
-		return err // not admitted: the broker's refusal
+		// Not admitted: the broker's refusal.
+		if cl.Status == wire.CodeInvalid && strings.Contains(cl.Msg, callInFlightText) {
+			return &callInFlightError{err.(*Error)}
+		}
+		return err
 	}
 	return &CallError{Outcome: Outcome(outcome), Receiver: identityWithName(who, cl.Ext), Err: err}
 }
+
+// callInFlightText is how the broker's INVALID refusal of a CALL says
+// that a call with its CORRELATION_ID is already waiting on the endpoint
+// (broker/call.go, conn.addCall): the status alone does not tell this
+// refusal from the other INVALID ones.
+const callInFlightText = "a call with this CORRELATION_ID is already waiting"
+
+// callInFlightError is the broker's refusal of a CALL whose
+// CORRELATION_ID another waiting CALL holds: it matches ErrCallInFlight,
+// and through the *Error it wraps, ErrInvalid.
+type callInFlightError struct{ refusal *Error }
+
+func (e *callInFlightError) Error() string        { return e.refusal.Error() }
+func (e *callInFlightError) Is(target error) bool { return target == ErrCallInFlight }
+func (e *callInFlightError) Unwrap() error        { return e.refusal }
 
 // newCorrelation fills id with a CORRELATION_ID no other call of this
 // client uses: a random prefix fixed per client, and a counter.

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/internal/faultconn"
 	"github.com/postbox-ipc/postbox/internal/testbroker"
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 // serveEcho answers every request on mb with "re: "+body until ctx ends;
@@ -395,5 +397,130 @@ func TestCallOutlivesAServerThatDiesHoldingItsRequest(t *testing.T) {
 	a := <-done
 	if a.err != nil || string(a.m.Body) != "done" || a.m.Sender != second.Identity() {
 		t.Fatalf("call: %v %+v", a.err, a.m)
+	}
+}
+
+// TestInterruptReasonSaysWhyTheCallEnded: a leased request's
+// InterruptReason is nil until the INTERRUPT, then ErrTimeout for a call
+// the broker timed out and ErrCanceled for one its caller cancelled. (A
+// Go caller cancels its CALL when its context's deadline passes, which
+// usually beats the broker's timer: the timed-out caller here has its
+// CANCEL frames dropped, so that the broker's timer ends the call.)
+func TestInterruptReasonSaysWhyTheCallEnded(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	caller, server := b.Dial(t), b.Dial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	svc, err := server.Create(ctx, "svc", postbox.Mode(0o622))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, _, err := faultconn.Dial(ctx, b.Socket, faultconn.DropRequest(wire.OpCancel, faultconn.Always()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCancel, err := postbox.NewClient(ctx, nc)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	defer noCancel.Close()
+	for _, tc := range []struct {
+		name   string
+		caller *postbox.Client
+		end    func(context.Context) (context.Context, context.CancelFunc, func())
+		want   error
+	}{
+		{"timeout", noCancel, func(ctx context.Context) (context.Context, context.CancelFunc, func()) {
+			cctx, ccancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			return cctx, ccancel, func() {}
+		}, postbox.ErrTimeout},
+		{"cancel", caller, func(ctx context.Context) (context.Context, context.CancelFunc, func()) {
+			cctx, ccancel := context.WithCancel(ctx)
+			return cctx, ccancel, ccancel
+		}, postbox.ErrCanceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cctx, ccancel, end := tc.end(ctx)
+			defer ccancel()
+			errc := make(chan error, 1)
+			go func() {
+				_, err := tc.caller.Mailbox("svc").Call(cctx, []byte(tc.name))
+				errc <- err
+			}()
+			m, err := svc.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := m.InterruptReason(); r != nil {
+				t.Fatalf("reason %v before any interrupt", r)
+			}
+			end()
+			<-errc
+			select {
+			case <-m.Interrupted():
+			case <-ctx.Done():
+				t.Fatal("the server's lease was never interrupted")
+			}
+			if r := m.InterruptReason(); !errors.Is(r, tc.want) {
+				t.Fatalf("reason %v, want %v", r, tc.want)
+			}
+			if err := m.Ack(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if r := m.InterruptReason(); r != nil {
+				t.Fatalf("reason %v after the lease was settled", r)
+			}
+		})
+	}
+}
+
+// TestCallWhoseCorrelationIDIsWaitingIsErrCallInFlight: the broker
+// refuses a CALL whose CORRELATION_ID another waiting CALL of the
+// endpoint holds; the refusal matches ErrCallInFlight and ErrInvalid,
+// other INVALID refusals only ErrInvalid.
+func TestCallWhoseCorrelationIDIsWaitingIsErrCallInFlight(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	caller, server := b.Dial(t), b.Dial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	svc, err := server.Create(ctx, "svc", postbox.Mode(0o622))
+	if err != nil {
+		t.Fatal(err)
+	}
+	corr := postbox.CorrelationID([]byte("0123456789abcdef"))
+	first := make(chan error, 1)
+	go func() {
+		_, err := caller.Mailbox("svc").Call(ctx, []byte("first"), corr)
+		first <- err
+	}()
+	m, err := svc.Receive(ctx) // the first call waits
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = caller.Mailbox("svc").Call(ctx, []byte("second"), corr)
+	var ce *postbox.CallError
+	if !errors.Is(err, postbox.ErrCallInFlight) || !errors.Is(err, postbox.ErrInvalid) || errors.As(err, &ce) {
+		t.Fatalf("second call with a waiting CORRELATION_ID: %v, want ErrCallInFlight and ErrInvalid", err)
+	}
+	if _, err := m.Reply(ctx, []byte("re"), postbox.AckRequest()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	// Once the first call ended, the id is free again.
+	go func() {
+		if m, err := svc.Receive(ctx); err == nil {
+			m.Reply(ctx, []byte("re"), postbox.AckRequest())
+		}
+	}()
+	if _, err := caller.Mailbox("svc").Call(ctx, []byte("third"), corr); err != nil {
+		t.Fatalf("call after the first ended: %v", err)
+	}
+	if _, err := caller.Mailbox("svc").Call(ctx, nil, postbox.Type(0)); !errors.Is(err, postbox.ErrInvalid) || errors.Is(err, postbox.ErrCallInFlight) {
+		t.Fatalf("type 0: %v, want ErrInvalid only", err)
 	}
 }

@@ -47,6 +47,13 @@ var (
 	// definite: the broker said the request timed out and nothing
 	// happened.
 	ErrUnknownOutcome = errors.New("postbox: outcome unknown")
+	// ErrCallInFlight: the broker refused a CALL (INVALID, so it matches
+	// ErrInvalid too) because another CALL of this endpoint with the
+	// same CORRELATION_ID is still waiting. Nothing was sent. A late
+	// copy of an earlier CALL frame (a retransmission) can hold the id
+	// for a while: a caller that reuses an id on purpose, as a retried
+	// RPC does, may wait and try again.
+	ErrCallInFlight = errors.New("postbox: a call with this correlation id is already waiting")
 )
 
 var codeErrors = map[wire.Code]error{

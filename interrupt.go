@@ -1,6 +1,7 @@
 package postbox
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -9,13 +10,29 @@ import (
 
 // Interrupted returns a channel closed when the broker interrupts this
 // message's lease: its caller cancelled its call or timed out, and a
-// handler working on it should stop (its context should end). It is nil,
+// handler working on it should stop (its context should end);
+// InterruptReason says which of the two it was. It is nil,
 // never closed, for a message without a lease (auto-acked, browsed).
 func (m *Message) Interrupted() <-chan struct{} {
 	if m.lease == 0 || m.c == nil {
 		return nil
 	}
 	return m.c.intr.channel(m.lease)
+}
+
+// InterruptReason says why the broker interrupted this message's lease,
+// once Interrupted() is closed: ErrTimeout when the broker timed its
+// caller's call out, ErrCanceled when the caller cancelled it or
+// disconnected. (A Go caller cancels its call when its context's
+// deadline passes, often before the broker's timer fires: an interrupt
+// at the request's Deadline may say either.) It is nil while the lease is not
+// interrupted, for a message without a lease, and after the lease is
+// settled (Ack, Nack, Reply with AckRequest): read it before settling.
+func (m *Message) InterruptReason() error {
+	if m.lease == 0 || m.c == nil {
+		return nil
+	}
+	return m.c.intr.reason(m.lease)
 }
 
 // interrupts are the INTERRUPTs a client received, by lease, and the
@@ -29,9 +46,10 @@ type interrupts struct {
 }
 
 type interrupt struct {
-	ch    chan struct{}
-	fired bool
-	fns   []*interruptFunc // AfterInterrupt's, not yet stopped
+	ch     chan struct{}
+	fired  bool
+	reason wire.Code        // the INTERRUPT's, once fired
+	fns    []*interruptFunc // AfterInterrupt's, not yet stopped
 }
 
 type interruptFunc struct {
@@ -93,12 +111,40 @@ func (i *interrupts) channel(lease uint64) <-chan struct{} {
 	return i.entry(lease).ch
 }
 
+// reason is the error of lease's INTERRUPT reason; nil if it was not
+// interrupted (or is settled and forgotten).
+func (i *interrupts) reason(lease uint64) error {
+	if i.n.Load() == 0 {
+		return nil
+	}
+	i.mu.Lock()
+	e := i.m[lease]
+	i.mu.Unlock()
+	if e == nil || !e.fired {
+		return nil
+	}
+	return interruptError(e.reason)
+}
+
+// interruptError is InterruptReason's error for an INTERRUPT's reason.
+func interruptError(reason wire.Code) error {
+	switch reason {
+	case wire.CodeTimeout:
+		return ErrTimeout
+	case wire.CodeCanceled:
+		return ErrCanceled
+	}
+	// Not a reason the protocol defines: say what it is, and treat it as
+	// a cancel (the caller gave up).
+	return fmt.Errorf("%w: interrupted with reason %v", ErrCanceled, reason)
+}
+
 // fire handles an INTERRUPT for lease.
-func (i *interrupts) fire(lease uint64) {
+func (i *interrupts) fire(lease uint64, reason wire.Code) {
 	i.mu.Lock()
 	var run []func()
 	if e := i.entry(lease); !e.fired {
-		e.fired = true
+		e.fired, e.reason = true, reason
 		close(e.ch)
 		for _, fn := range e.fns {
 			if !fn.stopped {
@@ -134,6 +180,6 @@ func (i *interrupts) forget(lease uint64) {
 func (c *Client) onInterrupt(_ wire.Header, p []byte) {
 	var m wire.Interrupt
 	if m.Decode(p) == nil && m.Lease != 0 {
-		c.intr.fire(m.Lease)
+		c.intr.fire(m.Lease, m.Reason)
 	}
 }

@@ -158,6 +158,7 @@ func (c *conn) addCall(cl *call) string {
 		return fmt.Sprintf("request id %d is already in flight", cl.hd.Request)
 	}
 	if _, dup := c.calls[cl.corr]; dup {
+		// The Go client matches this text (postbox.ErrCallInFlight).
 		return "a call with this CORRELATION_ID is already waiting on this endpoint"
 	}
 	c.calls[cl.corr] = cl

@@ -187,3 +187,43 @@ func TestCancelRetriedCallWhileRunningCancelsHandlerContext(t *testing.T) {
 		t.Fatal("the handler's context was not canceled")
 	}
 }
+
+// TestHandlerContextEndsWithDeadlineExceededAtCallersDeadline: when the
+// caller's deadline passes, the broker times the call out and
+// interrupts the request; that INTERRUPT (reason TIMEOUT) races the
+// handler's context's own timer and must not end it with Canceled.
+// Many calls at once make the race happen.
+func TestHandlerContextEndsWithDeadlineExceededAtCallersDeadline(t *testing.T) {
+	e := newEnv(t)
+	const calls = 10
+	sems := []rpc.Semantics{rpc.Maybe, rpc.AtLeastOnce, rpc.ExactlyOnce}
+	ended := make(chan error, calls*len(sems))
+	e.server(func(s *rpc.Server) {
+		s.HandleRaw("test.Deadline", "", func(ctx context.Context, r *rpc.Request) (*rpc.Reply, error) {
+			<-ctx.Done()
+			ended <- ctx.Err()
+			return nil, ctx.Err()
+		})
+	}, rpc.Concurrency(calls*len(sems)))
+	c, cancel := context.WithTimeout(ctx(t), 200*time.Millisecond)
+	defer cancel()
+	errs := make(chan error, calls*len(sems))
+	for _, sem := range sems {
+		for range calls {
+			go func() {
+				_, err := e.client.Invoke(c, "test.Deadline", "Wait", nil, rpc.WithSemantics(sem))
+				errs <- err
+			}()
+		}
+	}
+	got := map[error]int{}
+	for range calls * len(sems) {
+		if err := <-errs; rpc.CodeOf(err) != envelope.DeadlineExceeded {
+			t.Errorf("call past its deadline: %v", err)
+		}
+		got[<-ended]++
+	}
+	if got[context.DeadlineExceeded] != calls*len(sems) {
+		t.Fatalf("the handlers' contexts ended with %v, want DeadlineExceeded for all %d", got, calls*len(sems))
+	}
+}

@@ -224,10 +224,13 @@ func (c *Client) acked() uint64 {
 
 // retryable reports whether an attempt that failed with err is worth
 // another: it got no reply in its time, or the service has no mailbox
-// yet or lost it (a server is starting or moving).
+// yet or lost it (a server is starting or moving), or the broker
+// refused it because a CALL with its CORRELATION_ID (the request id)
+// still waits there: a late copy of an earlier attempt, retransmitted by
+// the transport, which ends when it is answered or times out.
 func retryable(err error) bool {
 	return errors.Is(err, postbox.ErrTimeout) || errors.Is(err, postbox.ErrNotFound) ||
-		errors.Is(err, postbox.ErrDestroyed)
+		errors.Is(err, postbox.ErrDestroyed) || errors.Is(err, postbox.ErrCallInFlight)
 }
 
 func sleepUntil(ctx context.Context, at int64) error {

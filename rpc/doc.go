@@ -37,7 +37,9 @@
 //	                                                 the handler's context is canceled
 //	running  the server acks without replying        OutcomeOf: settled (it ran, the reply is lost)
 //	any      an attempt times out or finds no        at-least-once, exactly-once: the next attempt, same
-//	         service mailbox                         request id, after a pause, until the deadline (package retry)
+//	         service mailbox, or the broker refuses  request id, after a pause, until the deadline (package retry)
+//	         it as a late copy of an earlier attempt
+//	         holds its id (postbox.ErrCallInFlight)
 //
 // The server, for each request it takes (its consumer's credit is its
 // free handlers, so the broker delivers one only when a handler is free:
@@ -50,6 +52,7 @@
 //	its deadline has passed                          DeadlineExceeded
 //	maybe, and redelivered (its server went away)    Unavailable
 //	its caller already gave up (interrupted)         Canceled (dropped: nobody waits)
+//	maybe, a copy of a request taken before          AlreadyExists, once that run has replied
 //	exactly-once, in the reply cache:
 //	  done                                           the cached reply, with rpc-cached=1
 //	  running                                        waits for that run, then its reply with rpc-cached=1
@@ -59,6 +62,16 @@
 //	otherwise the handler runs, with a context whose deadline is the caller's and which is
 //	canceled when the caller cancels or times out; its reply is sent (and, under exactly-once,
 //	cached) when it returns or when it calls Request.Reply; the request is acked when it returns.
+//
+// At the caller's deadline the handler's context ends with
+// context.DeadlineExceeded: the INTERRUPT for the call that ended then
+// may arrive before the context's own timer fires, and does not cancel
+// it. Its reason (postbox.Message.InterruptReason) is TIMEOUT when the
+// broker's timer ended the CALL, CANCELED when the caller's client
+// cancelled it as its context's deadline passed, so the server goes by
+// the time it arrives. An interrupt before the deadline cancels the
+// context, with a Canceled cause (or DeadlineExceeded for a TIMEOUT: a
+// CALL whose timeout was shorter than its DEADLINE header).
 //
 // An attempt of a retried call that times out interrupts its request's
 // holder just as a cancel does; the request says when its attempt ends
@@ -74,9 +87,18 @@
 //
 // Maybe (the default): one attempt, never retried, and a redelivered
 // request is not run. The handler runs at most once; perhaps not at all.
-// (The server keeps no record of maybe requests: a copy of a request
-// frame that a faulty transport delivered again after its call ended
-// would run again. The broker refuses a copy while the call is pending.)
+// That holds also when a faulty transport duplicates or replays a request
+// frame: the broker refuses a copy while the call is pending, and the
+// server keeps a bounded record of the maybe request ids it took (ids
+// only, no replies; MaybeRecord) and does not run a copy of one: it
+// refuses the copy with AlreadyExists once the first run has replied,
+// holding it until then (a duplicated frame waits in the mailbox beside
+// its original while the call waits: a refusal sent before the run's
+// reply could answer the call). The record holds an id for a
+// retention time (it should exceed the longest deadline) and a bounded
+// number of ids, the oldest forgotten first: a copy arriving after its
+// id was forgotten, or at another server, runs. A plain Mailbox.Call,
+// whose correlation id is no request id, is not recorded.
 //
 // AtLeastOnce: attempts with the same request id and growing timeouts
 // until a reply arrives or the deadline passes. A call that returned a
@@ -92,7 +114,12 @@
 // replies its caller has, and those are released; the rest go after a
 // retention time (ReplyCache; it should exceed the longest deadline), and
 // the cache is bounded in entries and bytes (the oldest finished entries
-// go first, never a running one).
+// go first, never a running one). An entry evicted for room leaves a
+// small record (id and checksum, bounded on its own: replycache.Config's
+// MaxEvicted), so a retry of a call whose reply its caller never got is
+// answered Aborted rather than run again: while the server lives, a call
+// runs once unless its retry comes after the retention time or after
+// both bounds have gone around.
 //
 // # What survives a server crash
 //

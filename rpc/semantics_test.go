@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/internal/faultconn"
 	"github.com/postbox-ipc/postbox/rpc"
 	"github.com/postbox-ipc/postbox/rpc/envelope"
 	"github.com/postbox-ipc/postbox/rpc/replycache"
 	"github.com/postbox-ipc/postbox/rpc/retry"
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 var fastRetry = rpc.WithRetry(retry.Policy{FirstTimeout: 100 * time.Millisecond, Backoff: 5 * time.Millisecond})
@@ -242,6 +244,35 @@ func TestExactlyOnceCacheIsBounded(t *testing.T) {
 	}
 }
 
+// TestExactlyOnceRetryOfAnEvictedCallIsAbortedNotRun: a finished call
+// whose reply its caller never got (nor acknowledged) is evicted from a
+// full cache by other callers' calls; its retry must not run it again on
+// this living server: it is answered Aborted (it ran, its reply is gone).
+func TestExactlyOnceRetryOfAnEvictedCallIsAbortedNotRun(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	s := e.server(echoServer(&runs), rpc.ReplyCache(replycache.Config{MaxEntries: 4}))
+	id := envelope.NewID([16]byte{7}, 1)
+	if _, err := eoRequest(t, e.callPC, id, "lost"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 { // fresh clients: nothing acknowledges their replies
+		if _, err := echo.Call(ctx(t), rpc.NewClient(e.callPC), &echoReq{Text: "fill"}, rpc.WithSemantics(rpc.ExactlyOnce)); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	if st := s.CacheStats(); st.Running+st.Done > 4 || st.Evicted == 0 {
+		t.Fatalf("cache %+v: want at most 4 entries and evicted records", st)
+	}
+	m, err := eoRequest(t, e.callPC, id, "lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := envelope.ParseCode(m.Header().Get(envelope.Status)); code != envelope.Aborted || runs.Load() != 9 {
+		t.Fatalf("retry of the evicted call: status %v (%s), %d runs; want Aborted, 9 runs", code, m.Header().Get(envelope.Error), runs.Load())
+	}
+}
+
 func TestExactlyOnceConcurrentCallsOfOneClientAreNeverTakenForAcknowledged(t *testing.T) {
 	e := newEnv(t)
 	var runs atomic.Int64
@@ -304,5 +335,84 @@ func TestRetriedCallWithoutReplyEndsWithDeadlineExceeded(t *testing.T) {
 	// Every attempt was withdrawn: nothing is left in the mailbox.
 	if d := depth(t, e.callPC, "test.Void"); d != 0 {
 		t.Fatalf("%d requests left", d)
+	}
+}
+
+// TestMaybeCopyOfARequestDoesNotRunAgain: a request taken under maybe
+// semantics and then delivered again with the same id (a duplicated or
+// replayed frame) is refused, AlreadyExists, without running; once its
+// id has left the bounded record a copy is a new request.
+func TestMaybeCopyOfARequestDoesNotRunAgain(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	e.server(echoServer(&runs), rpc.MaybeRecord(replycache.SeenConfig{MaxEntries: 2}))
+	send := func(seq uint64) *postbox.Message {
+		t.Helper()
+		body, _ := json.Marshal(echoReq{Text: "m"})
+		m, err := rawRequest(ctx(t), e.callPC, echo.Service, echo.Name, envelope.NewID([16]byte{9}, seq), envelope.SemMaybe, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if m := send(1); m.Header().Get(envelope.Status) != "" || runs.Load() != 1 {
+		t.Fatalf("first request: status %q, %d runs", m.Header().Get(envelope.Status), runs.Load())
+	}
+	m := send(1)
+	if code := envelope.ParseCode(m.Header().Get(envelope.Status)); code != envelope.AlreadyExists || runs.Load() != 1 {
+		t.Fatalf("copy: status %v (%s), %d runs; want AlreadyExists, 1 run", code, m.Header().Get(envelope.Error), runs.Load())
+	}
+	// Typed maybe calls each have their own id: none is taken for a copy.
+	for range 3 {
+		if _, err := echo.Call(ctx(t), e.client, &echoReq{Text: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := runs.Load(); n != 4 {
+		t.Fatalf("%d runs, want 4", n)
+	}
+	// The record holds 2 ids: seq 1 was forgotten, its copy runs.
+	send(1)
+	if n := runs.Load(); n != 5 {
+		t.Fatalf("%d runs, want 5 (a forgotten id is a new request)", n)
+	}
+}
+
+// TestMaybeCopyBesideItsOriginalIsNotAnswered: a request frame the
+// transport duplicated waits in the mailbox beside its original while
+// the call waits; whichever the server takes first runs, the other is
+// refused only after the run's reply, so the caller gets that reply,
+// never the copy's refusal.
+func TestMaybeCopyBesideItsOriginalIsNotAnswered(t *testing.T) {
+	e := newEnv(t)
+	var runs atomic.Int64
+	e.server(func(s *rpc.Server) {
+		rpc.Register(s, echo, func(ctx context.Context, req *echoReq) (*echoResp, error) {
+			n := runs.Add(1)
+			time.Sleep(50 * time.Millisecond) // both are taken while it runs
+			return &echoResp{Text: req.Text, Runs: n}, nil
+		})
+	}, rpc.Concurrency(4))
+	for i := range 10 {
+		nc, st, err := faultconn.Dial(ctx(t), e.b.Socket, faultconn.DuplicateRequest(wire.OpCall, faultconn.Always()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := postbox.NewClient(ctx(t), nc)
+		if err != nil {
+			nc.Close()
+			t.Fatal(err)
+		}
+		before := runs.Load()
+		resp, err := echo.Call(ctx(t), rpc.NewClient(pc), &echoReq{Text: "dup"})
+		pc.Close()
+		if err != nil || resp.Text != "dup" {
+			t.Fatalf("call %d, its request duplicated (%d): %+v, %v", i, st.Counts().Duplicated, resp, err)
+		}
+		waitFor(t, "the copy to be taken", func() bool { return depth(t, e.callPC, echo.Service) == 0 })
+		time.Sleep(60 * time.Millisecond)
+		if n := runs.Load() - before; n != 1 {
+			t.Fatalf("call %d: %d runs, want 1", i, n)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strconv"
@@ -23,6 +24,27 @@ const attemptSlack = 2 * time.Millisecond
 // attempt timing out (a retry follows) rather than its caller giving up.
 func (r *Request) attemptTimedOut() bool {
 	return !r.attemptEnd.IsZero() && !time.Now().Before(r.attemptEnd.Add(-attemptSlack))
+}
+
+// deadlineDue reports whether an INTERRUPT seen now is the caller's
+// deadline (the request's) passing rather than the caller cancelling
+// before it: the deadline is here, give or take attemptSlack. Its reason
+// is then TIMEOUT (the broker's timer ended the CALL) or CANCELED (the
+// caller's client cancelled its CALL as its context's deadline passed,
+// ahead of the broker's timer): either way the call ended at its
+// deadline.
+func (r *Request) deadlineDue() bool {
+	return !r.Deadline.IsZero() && !time.Now().Before(r.Deadline.Add(-attemptSlack))
+}
+
+// interruptCause is why a handler's context is canceled on an INTERRUPT
+// before the request's deadline: its caller cancelled, or its CALL's
+// timeout was shorter than its deadline.
+func (r *Request) interruptCause() error {
+	if errors.Is(r.Message.InterruptReason(), postbox.ErrTimeout) {
+		return Errorf(envelope.DeadlineExceeded, "rpc: the call of %s/%s timed out at the broker before its deadline", r.Service, r.Method)
+	}
+	return Errorf(envelope.Canceled, "rpc: the caller of %s/%s canceled", r.Service, r.Method)
 }
 
 // serve handles one request message of svc, from the checks that may
@@ -99,8 +121,39 @@ func (s *Server) serve(svc *service, msg *postbox.Message, free func()) {
 	if sem == ExactlyOnce && !s.admit(r) {
 		return
 	}
+	if sem == Maybe && r.hasID && !s.sight(r.ID, msg) {
+		// A copy of a request taken before (the transport duplicated or
+		// replayed its frame, or a caller reused the id): maybe runs a
+		// handler at most once. It is refused once the run has replied
+		// (now, or when the run does: Server.finish): a refusal sent
+		// before that reply could answer the original's waiting call,
+		// as a duplicated frame waits in the mailbox beside its
+		// original while the call waits.
+		return
+	}
 	ran = true
 	s.run(handler, r, free)
+}
+
+// sight records a maybe request's id and reports whether it is new. A
+// copy is refused at once if the first run has replied, else held for
+// Server.finish to refuse.
+func (s *Server) sight(id envelope.ID, msg *postbox.Message) bool {
+	s.seenMu.Lock()
+	v := s.seen.Add(id, time.Now().UnixNano())
+	if v == replycache.SeenRunning {
+		s.seenCopies[id] = append(s.seenCopies[id], msg)
+	}
+	s.seenMu.Unlock()
+	if v == replycache.SeenDone {
+		s.refuseCopy(msg, id)
+	}
+	return v == replycache.SeenNew
+}
+
+// refuseCopy answers a copy of a maybe request whose run has replied.
+func (s *Server) refuseCopy(msg *postbox.Message, id envelope.ID) {
+	s.refuse(msg, envelope.AlreadyExists, "rpc: maybe request %v was taken and answered before (this is a copy); it is not run again", id)
 }
 
 // admit asks the reply cache about an exactly-once request and answers
@@ -150,7 +203,14 @@ func (s *Server) run(h RawHandler, r *Request, free func()) {
 			// and the run's reply will answer it. Run on.
 			return
 		}
-		cancel(Errorf(envelope.Canceled, "rpc: the caller of %s/%s canceled or timed out", r.Service, r.Method))
+		if r.deadlineDue() {
+			// The caller's deadline passed, and the INTERRUPT saying so
+			// may beat the context's own timer: leave it to that timer,
+			// due now or a moment from now, to end the context with
+			// DeadlineExceeded.
+			return
+		}
+		cancel(r.interruptCause())
 	})
 	rep, err := call(ctx, h, r)
 	stop()

@@ -50,6 +50,10 @@ type Server struct {
 	cacheMu sync.Mutex // guards cache
 	cache   *replycache.Cache[*wireReply, *postbox.Message]
 
+	seenMu     sync.Mutex                         // guards seen, seenCopies
+	seen       *replycache.Seen                   // the maybe requests taken, by id
+	seenCopies map[envelope.ID][]*postbox.Message // copies of running maybe requests
+
 	// recv ends the services' streams (Shutdown); work ends the
 	// handlers' contexts (Close).
 	recv       context.Context
@@ -70,6 +74,7 @@ type service struct {
 type serverOptions struct {
 	concurrency  int
 	cache        replycache.Config
+	seen         replycache.SeenConfig
 	mode         os.FileMode
 	replyTimeout time.Duration
 	errorLog     func(error)
@@ -87,6 +92,13 @@ func Concurrency(n int) ServerOption { return func(o *serverOptions) { o.concurr
 // ReplyCache bounds the exactly-once reply cache (zero fields: the
 // replycache defaults).
 func ReplyCache(cfg replycache.Config) ServerOption { return func(o *serverOptions) { o.cache = cfg } }
+
+// MaybeRecord bounds the record of maybe request ids the server keeps to
+// recognise a copy of a request it took (zero fields: the replycache
+// defaults, DefaultSeenEntries ids for DefaultRetention).
+func MaybeRecord(cfg replycache.SeenConfig) ServerOption {
+	return func(o *serverOptions) { o.seen = cfg }
+}
 
 // ServiceMode sets the permission bits of service mailboxes the server
 // creates (default 0600: callers of the same uid; 0622 lets anyone call).
@@ -143,7 +155,11 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.cache = cache
+	seen, err := replycache.NewSeen(s.opts.seen)
+	if err != nil {
+		return err
+	}
+	s.cache, s.seen, s.seenCopies = cache, seen, map[envelope.ID][]*postbox.Message{}
 	for _, svc := range s.services {
 		_, err := s.pc.Create(ctx, svc.name, postbox.Service(), postbox.Mode(s.opts.mode))
 		if err != nil && !errors.Is(err, postbox.ErrExists) {
@@ -381,6 +397,18 @@ func (s *Server) finish(ctx context.Context, r *Request, w *wireReply, ack bool)
 	claimed, err := s.send(ctx, r.Message, w, false, ack)
 	for _, dup := range joined {
 		s.send(nil, dup, w, true, true)
+	}
+	if r.Semantics == Maybe && r.hasID {
+		// The reply has ended the call: the copies held meanwhile, and
+		// any from now on, are refused.
+		s.seenMu.Lock()
+		s.seen.Done(r.ID)
+		copies := s.seenCopies[r.ID]
+		delete(s.seenCopies, r.ID)
+		s.seenMu.Unlock()
+		for _, m := range copies {
+			s.refuseCopy(m, r.ID)
+		}
 	}
 	return claimed, err
 }

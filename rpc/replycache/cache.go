@@ -51,11 +51,25 @@ type Config struct {
 	// watermark is remembered. It should exceed the longest deadline of
 	// the calls served: a duplicate arriving later runs again.
 	Retention int64
+	// MaxEvicted bounds the records kept of done entries evicted for
+	// room (id and checksum, no reply: EvictedSize bytes each, not
+	// counted in MaxBytes); a duplicate of one is Evicted, not run.
+	// Zero: EvictedPerEntry × MaxEntries.
+	MaxEvicted int
 }
+
+// EvictedPerEntry is how many evicted records the default MaxEvicted
+// allows per entry of MaxEntries; EvictedSize is about what one costs
+// (id, checksum, time and the index's share).
+const (
+	EvictedPerEntry = 4
+	EvictedSize     = 96
+)
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxEntries: DefaultMaxEntries, MaxBytes: DefaultMaxBytes, Retention: DefaultRetention}
+	return Config{MaxEntries: DefaultMaxEntries, MaxBytes: DefaultMaxBytes, Retention: DefaultRetention,
+		MaxEvicted: EvictedPerEntry * DefaultMaxEntries}
 }
 
 // Validate names the first bad field.
@@ -69,6 +83,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("replycache: MaxBytes %d holds no entry (at least %d)", c.MaxBytes, EntryOverhead+SessionOverhead)
 	case c.Retention < 0:
 		return fmt.Errorf("replycache: Retention %d is negative", c.Retention)
+	case c.MaxEvicted < 0:
+		return fmt.Errorf("replycache: MaxEvicted %d is negative", c.MaxEvicted)
 	}
 	return nil
 }
@@ -90,7 +106,8 @@ const (
 	// Mismatch: the id is in use with a different checksum.
 	Mismatch
 	// Evicted: a duplicate of a done request whose reply was dropped to
-	// make room; the call ran, its reply is gone.
+	// make room, or whose entry was evicted (an evicted record is kept);
+	// the call ran, its reply is gone.
 	Evicted
 	// Acknowledged: the request's sequence is below its session's
 	// watermark and not cached: its caller already has the reply.
@@ -125,6 +142,7 @@ type Stats struct {
 	Tombstones    int // done entries whose reply was dropped
 	Sessions      int
 	Bytes         int64
+	Evicted       int // records of evicted done entries (not in Bytes)
 }
 
 // Cache is the reply cache. It is not safe for concurrent use: its owner
@@ -138,6 +156,8 @@ type Cache[R, W any] struct {
 	bodies   list[entry[R, W]]   // done entries still holding a reply, in the order they finished
 	idle     list[session[R, W]] // sessions with no entries, in the order they became idle
 	pinned   *session[R, W]      // never marked idle (Begin is adding an entry to it)
+	evicted  map[envelope.ID]evictedRec
+	evictedQ ring[evictedID] // the evicted records in the order evicted (and finished)
 	running  int
 	tombs    int
 	bytes    int64
@@ -157,9 +177,21 @@ type entry[R, W any] struct {
 	body    links[entry[R, W]]
 }
 
+// evictedRec is what is kept of a done entry evicted for room.
+type evictedRec struct {
+	sum    Checksum
+	doneAt int64
+}
+
+type evictedID struct {
+	id     envelope.ID
+	doneAt int64
+}
+
 type session[R, W any] struct {
 	id        [16]byte
 	acked     uint64
+	lastSeq   uint64         // the highest sequence Begin saw
 	seqs      []*entry[R, W] // the session's entries, by sequence
 	idle      bool           // in Cache.idle
 	idleSince int64          // when it became idle
@@ -181,10 +213,14 @@ func New[R, W any](cfg Config) (*Cache[R, W], error) {
 	if cfg.Retention == 0 {
 		cfg.Retention = d.Retention
 	}
+	if cfg.MaxEvicted == 0 {
+		cfg.MaxEvicted = EvictedPerEntry * cfg.MaxEntries
+	}
 	return &Cache[R, W]{
 		cfg:      cfg,
 		entries:  make(map[envelope.ID]*entry[R, W]),
 		sessions: make(map[[16]byte]*session[R, W]),
+		evicted:  make(map[envelope.ID]evictedRec),
 	}, nil
 }
 
@@ -194,7 +230,7 @@ func (c *Cache[R, W]) Config() Config { return c.cfg }
 // Stats returns the cache's contents.
 func (c *Cache[R, W]) Stats() Stats {
 	return Stats{Running: c.running, Done: len(c.entries) - c.running, Tombstones: c.tombs,
-		Sessions: len(c.sessions), Bytes: c.bytes}
+		Sessions: len(c.sessions), Bytes: c.bytes, Evicted: c.evictedQ.len()}
 }
 
 func (c *Cache[R, W]) clock(now int64) int64 {
@@ -222,6 +258,7 @@ func (c *Cache[R, W]) Begin(id envelope.ID, sum Checksum, acked uint64, w W, now
 		s.acked = acked
 		c.releaseBelow(s)
 	}
+	s.lastSeq = max(s.lastSeq, id.Seq())
 	if e := c.entries[id]; e != nil {
 		switch {
 		case e.sum != sum:
@@ -236,6 +273,12 @@ func (c *Cache[R, W]) Begin(id envelope.ID, sum Checksum, acked uint64, w W, now
 	}
 	if id.Seq() < s.acked {
 		return Acknowledged, zero
+	}
+	if ev, ok := c.evicted[id]; ok {
+		if ev.sum != sum {
+			return Mismatch, zero
+		}
+		return Evicted, zero
 	}
 	// s must survive the room-making below, which forgets idle sessions
 	// (and may evict s's last entry, which would make it idle).
@@ -316,6 +359,9 @@ func (c *Cache[R, W]) Expire(now int64) {
 	for s := c.oldestIdle(); s != nil && now-s.idleSince >= c.cfg.Retention; s = c.oldestIdle() {
 		c.forget(s)
 	}
+	for c.evictedQ.len() > 0 && now-c.evictedQ.front().doneAt >= c.cfg.Retention {
+		c.popEvicted()
+	}
 }
 
 // Lookup reports whether id is cached and whether it is running (for
@@ -361,24 +407,67 @@ func (c *Cache[R, W]) makeRoom(bytes int64, entry bool) bool {
 		n = 1
 	}
 	for len(c.entries)+n > c.cfg.MaxEntries {
-		e := c.done.head
+		e := c.victim(&c.done, doneLinks[R, W])
 		if e == nil {
 			return false
 		}
-		c.remove(e)
+		c.evict(e)
 	}
 	for c.bytes+bytes > c.cfg.MaxBytes {
-		if e := c.bodies.head; e != nil {
+		if e := c.victim(&c.bodies, bodyLinks[R, W]); e != nil {
 			c.strip(e)
 		} else if s := c.oldestIdle(); s != nil {
 			c.forget(s)
-		} else if e := c.done.head; e != nil {
-			c.remove(e)
+		} else if e := c.victim(&c.done, doneLinks[R, W]); e != nil {
+			c.evict(e)
 		} else {
 			return false
 		}
 	}
 	return true
+}
+
+// victim is the done entry of l (done or bodies) to give up for room:
+// the oldest that is not waited for, else the oldest; nil if l is empty.
+func (c *Cache[R, W]) victim(l *list[entry[R, W]], at func(*entry[R, W]) *links[entry[R, W]]) *entry[R, W] {
+	for e := l.head; e != nil; e = at(e).next {
+		if !e.waitedFor() {
+			return e
+		}
+	}
+	return l.head
+}
+
+// waitedFor reports whether a done entry's caller is known to wait for
+// its reply still: a later request of its session said, in rpc-acked,
+// that this is the lowest sequence it has no reply for.
+func (e *entry[R, W]) waitedFor() bool {
+	seq := e.id.Seq()
+	return seq == e.sess.acked && e.sess.lastSeq > seq
+}
+
+// evict removes a done entry for room, keeping a record of it (the
+// oldest record goes if there are MaxEvicted): its caller may still
+// retry, and must learn that it ran rather than run it again.
+func (c *Cache[R, W]) evict(e *entry[R, W]) {
+	if c.evictedQ.len() == c.cfg.MaxEvicted {
+		c.popEvicted()
+	}
+	// Records leave in the order they came (the oldest first), so a
+	// record's time is never before the one ahead of it: a victim that
+	// is not the oldest done entry keeps its record a little longer.
+	at := e.doneAt
+	if c.evictedQ.len() > 0 {
+		at = max(at, c.evictedQ.back().doneAt)
+	}
+	c.evictedQ.push(evictedID{id: e.id, doneAt: at}, c.cfg.MaxEvicted)
+	c.evicted[e.id] = evictedRec{sum: e.sum, doneAt: at}
+	c.remove(e)
+}
+
+// popEvicted forgets the oldest evicted record.
+func (c *Cache[R, W]) popEvicted() {
+	delete(c.evicted, c.evictedQ.pop().id)
 }
 
 // strip drops a done entry's reply, leaving a tombstone.

@@ -220,7 +220,45 @@ func TestEntryBoundEvictsOldestDoneFirst(t *testing.T) {
 			t.Fatalf("seq %d evicted", seq)
 		}
 	}
-	begin(t, c, id(sessA, 1), 0, 6, Run) // forgotten: runs again
+	// Its record stays: a duplicate learns it ran, and is not run again.
+	begin(t, c, id(sessA, 1), 0, 6, Evicted)
+	wantStats(t, c, Stats{Running: 1, Done: 2, Sessions: 1, Bytes: 3*EntryOverhead + SessionOverhead + 2, Evicted: 1})
+}
+
+// TestEvictedRecordsAreBoundedAndExpire: a done entry evicted for room
+// (the entry bound, or the byte bound once no reply is left to drop)
+// leaves a record of its id and checksum, outside MaxBytes; the records
+// are bounded by MaxEvicted, the oldest going first, and go after the
+// retention. A duplicate of a recorded id is Evicted (Mismatch with
+// other arguments); once the record is gone it runs again.
+func TestEvictedRecordsAreBoundedAndExpire(t *testing.T) {
+	c := newCache(t, Config{MaxEntries: 1, MaxEvicted: 2, Retention: 1000})
+	for seq := uint64(1); seq <= 3; seq++ {
+		begin(t, c, id(sessA, seq), 0, int64(seq), Run)
+		finish(t, c, id(sessA, seq), "r", int64(seq))
+	}
+	begin(t, c, id(sessB, 1), 0, 4, Run) // evicts A3; A1's record went first (bound 2)
+	wantStats(t, c, Stats{Running: 1, Sessions: 2, Bytes: EntryOverhead + 2*SessionOverhead, Evicted: 2})
+	begin(t, c, id(sessA, 2), 0, 4, Evicted)
+	if v, _ := c.Begin(id(sessA, 3), sum2, 0, 0, 4); v != Mismatch {
+		t.Fatalf("evicted id with other arguments: %v, want mismatch", v)
+	}
+	finish(t, c, id(sessB, 1), "r", 5)
+	begin(t, c, id(sessA, 1), 0, 6, Run)  // no record: runs again (evicting B1, dropping A2's record)
+	begin(t, c, id(sessA, 2), 0, 6, Busy) // no record either, and no room
+	c.Expire(1003)                        // A3's record (finished at 3) goes, B1's (5) stays
+	wantStats(t, c, Stats{Running: 1, Sessions: 2, Bytes: EntryOverhead + 2*SessionOverhead, Evicted: 1})
+	c.Expire(1005)
+	wantStats(t, c, Stats{Running: 1, Sessions: 2, Bytes: EntryOverhead + 2*SessionOverhead, Evicted: 0})
+
+	b := newCache(t, Config{MaxBytes: SessionOverhead + EntryOverhead})
+	begin(t, b, id(sessA, 1), 0, 0, Run)
+	finish(t, b, id(sessA, 1), "", 0)
+	begin(t, b, id(sessA, 2), 0, 0, Run) // the byte bound evicts A1
+	begin(t, b, id(sessA, 1), 0, 0, Evicted)
+	if got := b.Config().MaxEvicted; got != EvictedPerEntry*DefaultMaxEntries {
+		t.Fatalf("default MaxEvicted %d", got)
+	}
 }
 
 func TestRunningEntryIsNeverEvicted(t *testing.T) {
@@ -230,7 +268,7 @@ func TestRunningEntryIsNeverEvicted(t *testing.T) {
 	begin(t, c, id(sessA, 3), 0, 0, Busy)
 	c.Finish(id(sessA, 1), "r", 1, 0)
 	begin(t, c, id(sessA, 3), 0, 0, Run)
-	wantStats(t, c, Stats{Running: 2, Sessions: 1, Bytes: 2*EntryOverhead + SessionOverhead})
+	wantStats(t, c, Stats{Running: 2, Sessions: 1, Bytes: 2*EntryOverhead + SessionOverhead, Evicted: 1})
 }
 
 func TestByteBoundDropsOldestReplyAndKeepsTombstone(t *testing.T) {
@@ -282,7 +320,7 @@ func TestBoundsAreNeverExceeded(t *testing.T) {
 }
 
 func TestConfigValidateNamesBadField(t *testing.T) {
-	for _, cfg := range []Config{{MaxEntries: -1}, {MaxBytes: -1}, {MaxBytes: 10}, {Retention: -1}} {
+	for _, cfg := range []Config{{MaxEntries: -1}, {MaxBytes: -1}, {MaxBytes: 10}, {Retention: -1}, {MaxEvicted: -1}} {
 		_, err := New[string, int](cfg)
 		if !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v: %v", cfg, err)
@@ -291,4 +329,23 @@ func TestConfigValidateNamesBadField(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRoomSparesTheEntryItsCallerStillWaitsFor: the session's later
+// request said (rpc-acked) that seq 1 is the lowest it has no reply for:
+// when room is needed, a younger done entry goes first, and seq 1's retry
+// still gets its reply. With nothing else to give up, it goes too.
+func TestRoomSparesTheEntryItsCallerStillWaitsFor(t *testing.T) {
+	c := newCache(t, Config{MaxEntries: 2})
+	begin(t, c, id(sessA, 1), 1, 0, Run)
+	begin(t, c, id(sessA, 2), 1, 0, Run) // seq 1 still waits
+	finish(t, c, id(sessA, 1), "one", 1)
+	finish(t, c, id(sessA, 2), "two", 2)
+	begin(t, c, id(sessB, 1), 1, 3, Run) // evicts A2, not the older A1
+	if r := begin(t, c, id(sessA, 1), 1, 4, Replay); r != "one" {
+		t.Fatalf("replayed %q", r)
+	}
+	begin(t, c, id(sessA, 2), 1, 4, Evicted)
+	begin(t, c, id(sessB, 2), 1, 5, Run) // B1 runs: only A1 is done
+	begin(t, c, id(sessA, 1), 1, 6, Evicted)
 }

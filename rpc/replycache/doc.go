@@ -20,7 +20,8 @@
 //	Begin(id of a done entry)           -> Replay: the cached reply, handler not run
 //	Begin(id, different checksum)       -> Mismatch: reject (AlreadyExists)
 //	Begin(id of a done entry whose      -> Evicted: the call ran, its reply is gone
-//	      reply was dropped for room)
+//	      reply was dropped for room,
+//	      or of an evicted record)
 //	Begin(seq below the session's ack)  -> Acknowledged: the caller has its reply; do not run
 //	Begin with no room                  -> Busy: every entry is running (ResourceExhausted)
 //	Finish(running id, reply)           -> done; returns the joined waiters
@@ -28,11 +29,13 @@
 //
 // The state of one entry:
 //
-//	          Begin            Finish             ack / retention / room
+//	          Begin            Finish             ack / retention
 //	(none) ---------> running ---------> done(reply) ---------------------> (none)
-//	                     |                   | room (bytes)
-//	                     | Abort             v
-//	                     +--> (none)     done(tombstone) ---> (none)
+//	                     |                   | room (bytes)          room
+//	                     | Abort             v                -----------> evicted(id, checksum)
+//	                     +--> (none)     done(tombstone) ---> (none)           | MaxEvicted / retention
+//	                                                          ack / retention  v
+//	                                                                         (none)
 //
 // # Release
 //
@@ -53,9 +56,38 @@
 // When room is needed the cache, in this order, drops the reply of the
 // oldest done entry that still has one (the entry stays as a tombstone,
 // so a duplicate learns the call ran instead of running it again), then
-// forgets the oldest idle session, then evicts the oldest done entry. An
-// evicted id is forgotten: a duplicate of it runs again. Begin answers
-// Busy when room cannot be made.
+// forgets the oldest idle session, then evicts the oldest done entry
+// (for an entry, the oldest done entry goes at once). Begin answers Busy
+// when room cannot be made: every entry is running. "Oldest" skips, while
+// there is another, a done entry its caller is known to wait for: its
+// sequence is its session's watermark and a later request of the session
+// carried that watermark (a call whose reply was lost, retrying while its
+// session's other calls go on), whose reply or record would otherwise be
+// the first to go.
+//
+// An evicted entry leaves an evicted record: its id and checksum, no
+// reply, about EvictedSize bytes, outside MaxBytes and bounded on its own
+// by MaxEvicted (default EvictedPerEntry × MaxEntries), the oldest record
+// going first, and released Retention after its call finished as the
+// entry would have been. A duplicate of a recorded id is Evicted (the
+// server answers Aborted: it ran, its reply is gone), never run. Only a
+// duplicate of an id beyond both bounds, or past the retention, runs
+// again.
+//
+// Why records rather than refusing new calls: an entry is released when
+// its caller acknowledges it, but a caller that makes one call and stops
+// never does, so done entries nobody will ask for again are the common
+// case at the bound. Refusing new calls (ResourceExhausted) while the
+// cache holds only such entries would let ordinary one-shot traffic shut
+// the server for a retention time. Evicting keeps the server serving,
+// and the record keeps exactly-once for the caller that still retries,
+// at a fraction of an entry's cost; the bounds stay hard.
+//
+// # Maybe
+//
+// Seen is the lighter record a server keeps of its maybe requests: ids
+// only, bounded in entries and by a retention time, so that a copy of a
+// request a faulty transport delivered again is not run a second time.
 //
 // Times passed in are taken as non-decreasing: a time earlier than one
 // seen before counts as that one.

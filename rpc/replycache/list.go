@@ -37,3 +37,41 @@ func (l *list[T]) remove(x *T, at func(*T) *links[T]) {
 func doneLinks[R, W any](e *entry[R, W]) *links[entry[R, W]]     { return &e.done }
 func bodyLinks[R, W any](e *entry[R, W]) *links[entry[R, W]]     { return &e.body }
 func idleLinks[R, W any](s *session[R, W]) *links[session[R, W]] { return &s.idleLinks }
+
+// ring is a FIFO queue in a ring buffer that grows (doubling) up to the
+// bound its pushes are given.
+type ring[T any] struct {
+	buf     []T
+	head, n int
+}
+
+func (r *ring[T]) len() int { return r.n }
+
+// front returns the oldest element; the ring must not be empty.
+func (r *ring[T]) front() *T { return &r.buf[r.head] }
+
+// back returns the newest element; the ring must not be empty.
+func (r *ring[T]) back() *T { return &r.buf[(r.head+r.n-1)%len(r.buf)] }
+
+// push appends x; the ring holds fewer than bound elements.
+func (r *ring[T]) push(x T, bound int) {
+	if r.n == len(r.buf) {
+		buf := make([]T, min(max(2*len(r.buf), 64), bound))
+		for i := range r.n {
+			buf[i] = r.buf[(r.head+i)%len(r.buf)]
+		}
+		r.buf, r.head = buf, 0
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = x
+	r.n++
+}
+
+// pop removes and returns the oldest element; the ring must not be empty.
+func (r *ring[T]) pop() T {
+	var zero T
+	x := r.buf[r.head]
+	r.buf[r.head] = zero
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	return x
+}

@@ -31,9 +31,17 @@ type naiveEntry struct {
 type naiveSession struct {
 	id        [16]byte
 	acked     uint64
+	lastSeq   uint64
 	idle      bool
 	idleSince int64
 	idleOrder int
+}
+
+// naiveEvicted is the record kept of a done entry evicted for room.
+type naiveEvicted struct {
+	id     envelope.ID
+	sum    Checksum
+	doneAt int64
 }
 
 type naive struct {
@@ -43,6 +51,7 @@ type naive struct {
 	entries  []*naiveEntry
 	sessions []*naiveSession
 	pinned   *naiveSession
+	evicted  []naiveEvicted // in the order evicted
 }
 
 func (n *naive) tick() int { n.ticks++; return n.ticks }
@@ -91,6 +100,7 @@ func (n *naive) stats() Stats {
 	}
 	st.Sessions = len(n.sessions)
 	st.Bytes = n.bytes()
+	st.Evicted = len(n.evicted)
 	return st
 }
 
@@ -114,6 +124,20 @@ func (n *naive) drop(e *naiveEntry) {
 	}
 }
 
+// evict drops a done entry for room, keeping its record (the oldest
+// record goes when MaxEvicted are kept).
+func (n *naive) evict(e *naiveEntry) {
+	if len(n.evicted) == n.cfg.MaxEvicted {
+		n.evicted = n.evicted[1:]
+	}
+	at := e.doneAt
+	if len(n.evicted) > 0 {
+		at = max(at, n.evicted[len(n.evicted)-1].doneAt)
+	}
+	n.evicted = append(n.evicted, naiveEvicted{id: e.id, sum: e.sum, doneAt: at})
+	n.drop(e)
+}
+
 func (n *naive) forget(s *naiveSession) {
 	n.sessions = slices.DeleteFunc(n.sessions, func(x *naiveSession) bool { return x == s })
 }
@@ -129,6 +153,29 @@ func (n *naive) oldest(withBody bool) *naiveEntry {
 		if best == nil || e.order < best.order {
 			best = e
 		}
+	}
+	return best
+}
+
+// victim is the done entry (with a reply, if withBody) to give up for
+// room: the oldest not waited for (its session's watermark is its
+// sequence and a later request of the session sent it), else the oldest.
+func (n *naive) victim(withBody bool) *naiveEntry {
+	var best *naiveEntry
+	for _, e := range n.entries {
+		if e.running || withBody && !e.hasBody {
+			continue
+		}
+		s := n.session(e.id.Session())
+		if e.id.Seq() == s.acked && s.lastSeq > e.id.Seq() {
+			continue
+		}
+		if best == nil || e.order < best.order {
+			best = e
+		}
+	}
+	if best == nil {
+		return n.oldest(withBody)
 	}
 	return best
 }
@@ -149,19 +196,19 @@ func (n *naive) room(bytes int64, entry bool) bool {
 		k = 1
 	}
 	for len(n.entries)+k > n.cfg.MaxEntries {
-		e := n.oldest(false)
+		e := n.victim(false)
 		if e == nil {
 			return false
 		}
-		n.drop(e)
+		n.evict(e)
 	}
 	for n.bytes()+bytes > n.cfg.MaxBytes {
-		if e := n.oldest(true); e != nil {
+		if e := n.victim(true); e != nil {
 			e.hasBody, e.reply = false, ""
 		} else if s := n.oldestIdle(); s != nil {
 			n.forget(s)
-		} else if e := n.oldest(false); e != nil {
-			n.drop(e)
+		} else if e := n.victim(false); e != nil {
+			n.evict(e)
 		} else {
 			return false
 		}
@@ -185,6 +232,7 @@ func (n *naive) expire(now int64) {
 		}
 		n.forget(s)
 	}
+	n.evicted = slices.DeleteFunc(n.evicted, func(v naiveEvicted) bool { return n.now-v.doneAt >= n.cfg.Retention })
 }
 
 func (n *naive) release(s *naiveSession) {
@@ -210,6 +258,7 @@ func (n *naive) begin(i envelope.ID, sum Checksum, acked uint64, w int, now int6
 		s.acked = acked
 		n.release(s)
 	}
+	s.lastSeq = max(s.lastSeq, i.Seq())
 	if e := n.entry(i); e != nil {
 		switch {
 		case e.sum != sum:
@@ -224,6 +273,14 @@ func (n *naive) begin(i envelope.ID, sum Checksum, acked uint64, w int, now int6
 	}
 	if i.Seq() < s.acked {
 		return Acknowledged, ""
+	}
+	for _, v := range n.evicted {
+		if v.id == i && v.sum != sum {
+			return Mismatch, ""
+		}
+		if v.id == i {
+			return Evicted, ""
+		}
 	}
 	n.setIdle(s, false)
 	n.pinned = s
@@ -293,6 +350,7 @@ func runModel(t *testing.T, seed uint64, steps int, seen map[Verdict]int) {
 		MaxEntries: 1 + rng.IntN(10),
 		MaxBytes:   int64(SessionOverhead + EntryOverhead + rng.IntN(6*(SessionOverhead+EntryOverhead))),
 		Retention:  int64(1 + rng.IntN(200)),
+		MaxEvicted: rng.IntN(4), // 0: the default
 	}
 	c, err := New[string, int](cfg)
 	if err != nil {
@@ -382,7 +440,7 @@ func runModel(t *testing.T, seed uint64, steps int, seen map[Verdict]int) {
 		if gs != ms {
 			fail("stats %+v, model %+v", gs, ms)
 		}
-		if gs.Bytes > c.cfg.MaxBytes || gs.Running+gs.Done > c.cfg.MaxEntries {
+		if gs.Bytes > c.cfg.MaxBytes || gs.Running+gs.Done > c.cfg.MaxEntries || gs.Evicted > c.cfg.MaxEvicted {
 			fail("bounds broken: %+v", gs)
 		}
 		for _, e := range n.entries {

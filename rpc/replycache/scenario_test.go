@@ -15,13 +15,13 @@ import (
 // Data-driven scenarios: each file in testdata is a story told one
 // operation a line, with the expected outcome after "->".
 //
-//	config entries=N bytes=N retention=N    (a fresh cache; zero: default)
+//	config entries=N bytes=N retention=N evicted=N  (a fresh cache; zero: default)
 //	begin S/SEQ [sum=K] [acked=N] [w=N] [@T] -> VERDICT ["reply"]
 //	finish S/SEQ "reply" [@T] -> waiters [N ...]
 //	abort S/SEQ -> waiters [N ...]
 //	ack S N
 //	expire @T
-//	stats running=N done=N tombstones=N sessions=N
+//	stats running=N done=N tombstones=N sessions=N [evicted=N]
 //
 // S is a letter naming a session; K picks the checksum (Sum of "m" and K).
 func TestScenarios(t *testing.T) {
@@ -65,7 +65,8 @@ func runScenario(t *testing.T, path string) {
 		fail := func(format string, a ...any) { t.Fatalf("%s:%d: %s: %s", path, n, line, fmt.Sprintf(format, a...)) }
 		switch f[0] {
 		case "config":
-			c, err = New[string, int](Config{MaxEntries: int(num("entries")), MaxBytes: num("bytes"), Retention: num("retention")})
+			c, err = New[string, int](Config{MaxEntries: int(num("entries")), MaxBytes: num("bytes"), Retention: num("retention"),
+				MaxEvicted: int(num("evicted"))})
 			if err != nil {
 				fail("%v", err)
 			}
@@ -98,6 +99,9 @@ func runScenario(t *testing.T, path string) {
 		case "stats":
 			st := c.Stats()
 			got := fmt.Sprintf("running=%d done=%d tombstones=%d sessions=%d", st.Running, st.Done, st.Tombstones, st.Sessions)
+			if _, ok := args["evicted"]; ok {
+				got += fmt.Sprintf(" evicted=%d", st.Evicted)
+			}
 			if got != strings.Join(f[1:], " ") {
 				fail("got %s", got)
 			}
