@@ -140,7 +140,7 @@ func TestSublistAgreesWithNaiveScanUnderRandomChanges(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, uint64(cacheSize+2)))
 			s := &Sublist[int]{CacheSize: cacheSize}
 			var ref naive
-			for step := range 20000 {
+			for step := range 10000 {
 				switch x := r.IntN(10); {
 				case x < 3:
 					p, v := randomPattern(r), r.IntN(5)
