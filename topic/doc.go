@@ -75,8 +75,11 @@
 // Subscriptions with the same Pattern and the same non-empty Queue form a
 // queue group. The group gets each publication once: in the buffer of one
 // member, chosen round-robin among the members whose filter passes it and
-// that have room; if none has room, the next such member in turn takes it
-// under its own policy. A group counts once in Publish's matched count.
+// that have room. If none has room, the next such member in turn decides
+// by its policy: it drops or disconnects as it would alone, and under
+// Block the publication waits for the group and goes to the first member
+// (passing the filter) that gets room, including one that joins. A group
+// counts once in Publish's matched count.
 //
 // # Filters
 //

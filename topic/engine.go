@@ -190,13 +190,19 @@ type group struct {
 	members []*sub // in join order
 	next    int    // round-robin cursor into members
 	epoch   uint64
+	// waits are Block publications for the group, oldest first; each
+	// goes to the first member with room that its filter passes.
+	waits []*wait
 }
 
-// pending is a Block publication that waits for room in some
-// subscriptions: one wait per subscription in subs.
+// pending is a Block publication that waits for room: parts waits, in
+// the subscriptions subs and the queue groups groups (kept for Withdraw;
+// they may name places where a wait was already served).
 type pending struct {
-	token uint64
-	subs  []*sub
+	token  uint64
+	parts  int
+	subs   []*sub
+	groups []*group
 }
 
 type wait struct {
@@ -225,7 +231,9 @@ func (e *Engine) Effects() []Effect {
 
 func (e *Engine) emit(x Effect) { e.effects = append(e.effects, x) }
 
-// Subscribe adds s. It fails with ErrInvalidPattern, ErrInvalidFilter,
+// Subscribe adds s. A new member of a queue group takes, as its buffer
+// allows, the publications waiting for the group (their effects follow).
+// It fails with ErrInvalidPattern, ErrInvalidFilter,
 // ErrInvalidSub (a bad Buffer, Window, Policy or Queue) or ErrDuplicateSub,
 // wrapped with the details.
 func (e *Engine) Subscribe(s Sub) error {
@@ -279,13 +287,15 @@ func (e *Engine) Subscribe(s Sub) error {
 		}
 		g.members = append(g.members, x)
 		x.group = g
+		e.serveGroup(g, x)
 	}
 	return nil
 }
 
 // Unsubscribe removes subscription id (nothing if there is none). Its
 // held events are discarded; publications waiting only for it complete
-// (EffPublished).
+// (EffPublished), and so do those waiting for its queue group when no
+// member that would take them is left.
 func (e *Engine) Unsubscribe(id SubID) {
 	if s := e.subs[id]; s != nil {
 		e.remove(s)
@@ -308,6 +318,17 @@ func (e *Engine) remove(s *sub) {
 			delete(e.groups, groupKey{s.Pattern, s.Queue})
 			s.stat.QueueGroups--
 		}
+		var orphans []*wait
+		g.waits = slices.DeleteFunc(g.waits, func(w *wait) bool {
+			taker := slices.ContainsFunc(g.members, func(m *sub) bool { return m.Filter.Matches(w.pub.Type, w.pub.Headers) })
+			if !taker {
+				orphans = append(orphans, w)
+			}
+			return !taker
+		})
+		for _, w := range orphans {
+			e.resolve(w.p)
+		}
 	}
 	if s.stat.Subscribers--; s.stat.Subscribers == 0 {
 		delete(e.stats, s.Pattern)
@@ -315,16 +336,13 @@ func (e *Engine) remove(s *sub) {
 	waits := s.waits
 	s.waits, s.held = nil, nil
 	for _, w := range waits {
-		e.resolve(w.p, s)
+		e.resolve(w.p)
 	}
 }
 
-// resolve ends p's wait for s; the last one completes p.
-func (e *Engine) resolve(p *pending, s *sub) {
-	if i := slices.Index(p.subs, s); i >= 0 {
-		p.subs = slices.Delete(p.subs, i, i+1)
-	}
-	if len(p.subs) == 0 && e.pending[p.token] == p {
+// resolve ends one of p's waits; the last one completes p.
+func (e *Engine) resolve(p *pending) {
+	if p.parts--; p.parts == 0 && e.pending[p.token] == p {
 		delete(e.pending, p.token)
 		e.emit(Effect{Kind: EffPublished, Token: p.token})
 	}
@@ -333,8 +351,10 @@ func (e *Engine) resolve(p *pending, s *sub) {
 // Publish routes p to every subscription whose pattern matches p.Subject
 // and whose filter passes it; a queue group counts as one subscription
 // and gets p once, in the buffer of one member chosen round-robin among
-// the members whose filter passes it and that have room (or, if none has
-// room, the next of those members in turn, under its own policy).
+// the members whose filter passes it and that have room. If none has
+// room, the next of those members in turn decides by its policy; under
+// Block, p then waits for the group and goes to the first such member
+// that gets room.
 //
 // matched is the number of subscriptions (queue groups once) p was
 // routed to, whether it was placed, dropped or waits. done is false when
@@ -384,8 +404,15 @@ func (e *Engine) Publish(p Pub, token uint64) (matched int, done bool) {
 					e.pending[token] = pend
 				}
 			}
-			pend.subs = append(pend.subs, to)
-			to.waits = append(to.waits, &wait{pub: pub, p: pend})
+			pend.parts++
+			w := &wait{pub: pub, p: pend}
+			if g := to.group; g != nil {
+				pend.groups = append(pend.groups, g)
+				g.waits = append(g.waits, w)
+			} else {
+				pend.subs = append(pend.subs, to)
+				to.waits = append(to.waits, w)
+			}
 		case DropNewest:
 			e.dropped(to)
 			to.tailMissed++
@@ -498,10 +525,28 @@ func (e *Engine) AddCredit(id SubID, n int) {
 		s.waits[0] = nil
 		s.waits = s.waits[1:]
 		e.accept(s, w.pub)
-		e.resolve(w.p, s)
+		e.resolve(w.p)
 	}
 	if len(s.waits) == 0 {
 		s.waits = nil
+	}
+	if s.group != nil {
+		e.serveGroup(s.group, s)
+	}
+}
+
+// serveGroup gives member m, while it has room, the publications waiting
+// for its group that its filter passes, oldest first.
+func (e *Engine) serveGroup(g *group, m *sub) {
+	for i := 0; i < len(g.waits) && m.room(); {
+		w := g.waits[i]
+		if !m.Filter.Matches(w.pub.Type, w.pub.Headers) {
+			i++
+			continue
+		}
+		g.waits = slices.Delete(g.waits, i, i+1)
+		e.accept(m, w.pub)
+		e.resolve(w.p)
 	}
 }
 
@@ -514,8 +559,12 @@ func (e *Engine) Withdraw(token uint64) {
 		return
 	}
 	delete(e.pending, token)
+	mine := func(w *wait) bool { return w.p == p }
 	for _, s := range p.subs {
-		s.waits = slices.DeleteFunc(s.waits, func(w *wait) bool { return w.p == p })
+		s.waits = slices.DeleteFunc(s.waits, mine)
+	}
+	for _, g := range p.groups {
+		g.waits = slices.DeleteFunc(g.waits, mine)
 	}
 }
 

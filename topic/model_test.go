@@ -49,6 +49,29 @@ type mSub struct {
 type mGroup struct {
 	members []*mSub
 	next    int
+	waits   []*mWait // Block publications for the group, oldest first
+}
+
+type mWait struct {
+	seq   int
+	token uint64
+	pub   Pub
+}
+
+// serve gives member s the group's waiting publications its filter
+// passes, oldest first, while it has room.
+func (m *engineModel) serve(g *mGroup, s *mSub) {
+	for i := 0; i < len(g.waits) && s.room(); {
+		w := g.waits[i]
+		if !s.Filter.Matches(w.pub.Type, w.pub.Headers) {
+			i++
+			continue
+		}
+		g.waits = slices.Delete(g.waits, i, i+1)
+		s.log = append(s.log, &mEvent{seq: w.seq, token: w.token, fate: fHeld})
+		m.pump(s)
+		m.resolve(w.token)
+	}
 }
 
 type engineModel struct {
@@ -182,6 +205,7 @@ func (m *engineModel) subscribe(s Sub) {
 			st.QueueGroups++
 		}
 		g.members = append(g.members, x)
+		m.serve(g, x)
 	}
 }
 
@@ -203,6 +227,16 @@ func (m *engineModel) remove(s *mSub) {
 			delete(m.groups, k)
 			st.QueueGroups--
 		}
+		// A wait no member left would take ends.
+		for i := 0; i < len(g.waits); {
+			w := g.waits[i]
+			if slices.ContainsFunc(g.members, func(x *mSub) bool { return x.Filter.Matches(w.pub.Type, w.pub.Headers) }) {
+				i++
+				continue
+			}
+			g.waits = slices.Delete(g.waits, i, i+1)
+			m.resolve(w.token)
+		}
 	}
 	if st.Subscribers--; st.Subscribers == 0 {
 		delete(m.stats, s.Pattern)
@@ -222,10 +256,14 @@ func (m *engineModel) resolve(token uint64) {
 }
 
 func (m *engineModel) publish(seq int, p Pub, token uint64) (int, bool) {
-	var to []*mSub
+	type route struct {
+		s *mSub
+		g *mGroup
+	}
+	var to []route
 	for _, s := range m.subs {
 		if s.Queue == "" && Match(s.Pattern, p.Subject) && s.Filter.Matches(p.Type, p.Headers) {
-			to = append(to, s)
+			to = append(to, route{s: s})
 		}
 	}
 	// Queue groups, in any order (picks are independent of each other).
@@ -249,11 +287,17 @@ func (m *engineModel) publish(seq int, p Pub, token uint64) (int, bool) {
 			}
 		}
 		if pick != nil {
-			to = append(to, pick)
+			to = append(to, route{pick, g})
 		}
 	}
 	waits := 0
-	for _, s := range to {
+	for _, r := range to {
+		s := r.s
+		if !s.room() && s.Policy == Block && r.g != nil {
+			r.g.waits = append(r.g.waits, &mWait{seq: seq, token: token, pub: p})
+			waits++
+			continue
+		}
 		ev := &mEvent{seq: seq, token: token}
 		s.log = append(s.log, ev)
 		if s.room() {
@@ -302,6 +346,9 @@ func (m *engineModel) credit(s *mSub, n int) {
 		m.pump(s)
 		m.resolve(ev.token)
 	}
+	if s.Queue != "" {
+		m.serve(m.groups[groupKey{s.Pattern, s.Queue}], s)
+	}
 }
 
 func (m *engineModel) withdraw(token uint64) {
@@ -311,6 +358,9 @@ func (m *engineModel) withdraw(token uint64) {
 				ev.fate = fWithdrawn
 			}
 		}
+	}
+	for _, g := range m.groups {
+		g.waits = slices.DeleteFunc(g.waits, func(w *mWait) bool { return w.token == token })
 	}
 	delete(m.waiting, token)
 }
