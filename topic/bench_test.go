@@ -114,3 +114,37 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSublistChurn is an insert plus a remove against 10000
+// subscriptions and a full cache (DefaultCacheSize subjects) that the
+// changed pattern does not match, so the cache stays full: what the exact
+// cache invalidation costs a change. A literal pattern drops at most one
+// entry; a wildcard pattern scans the cache.
+func BenchmarkSublistChurn(b *testing.B) {
+	for _, kind := range []string{"literal", "wildcard"} {
+		b.Run(kind, func(b *testing.B) {
+			w := newMatchWorkload(10000)
+			s := &Sublist[int]{}
+			for i, p := range w.patterns {
+				s.Insert(p, i)
+			}
+			for i := range DefaultCacheSize {
+				s.Match(fmt.Sprintf("dev.%d.temp", i))
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				p := fmt.Sprintf("site.%d.x", i%2500)
+				if kind == "wildcard" {
+					p = w.patterns[4*(i%2500)+3] // "site.k.>"
+				}
+				s.Insert(p, -1)
+				s.Remove(p, -1)
+				i++
+			}
+			if len(s.cache) != DefaultCacheSize {
+				b.Fatalf("cache has %d entries, want it full", len(s.cache))
+			}
+		})
+	}
+}
