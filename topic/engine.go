@@ -481,8 +481,12 @@ func (e *Engine) dropped(s *sub) {
 
 // accept puts pub in s's buffer (s has room) and hands out what fits.
 func (e *Engine) accept(s *sub, pub *Pub) {
-	if s.hhead > 0 && s.hhead == len(s.held) {
-		s.held, s.hhead = s.held[:0], 0
+	if s.hhead > 0 && s.hhead >= len(s.held)/2 {
+		// Move the live events down, so that a buffer that never drains
+		// (DropOldest in a steady overflow) reuses its array.
+		n := copy(s.held, s.held[s.hhead:])
+		clear(s.held[n:])
+		s.held, s.hhead = s.held[:n], 0
 	}
 	s.held = append(s.held, heldEvent{pub: pub, missed: s.tailMissed})
 	s.tailMissed = 0

@@ -235,3 +235,19 @@ func TestUnsubscribeReleasesPublicationsWaitingForIt(t *testing.T) {
 		t.Fatalf("Subjects after the last unsubscribe: %+v", e.Subjects())
 	}
 }
+
+func TestDropOldestInSteadyOverflowKeepsItsMemory(t *testing.T) {
+	e := NewEngine()
+	mustSubscribe(t, e, Sub{ID: 1, Pattern: "a", Buffer: 8, Policy: DropOldest})
+	for i := range 100000 {
+		e.Publish(pub("a", fmt.Sprint(i)), 0)
+		e.Effects()
+	}
+	s := e.subs[1]
+	if c := cap(s.held); c > 64 {
+		t.Fatalf("held array grew to %d for a buffer of 8", c)
+	}
+	if st, _ := e.Subscription(1); st.Held != 4 || st.InFlight != 4 || st.Dropped != 100000-8 || st.Missed != 100000-8 {
+		t.Fatalf("SubStat %+v", st)
+	}
+}
