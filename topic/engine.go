@@ -1,0 +1,564 @@
+package topic
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Policy says what happens to a publication for a subscription whose
+// buffer is full.
+type Policy uint8
+
+const (
+	// Block: the publication waits for room (the publisher waits), until
+	// AddCredit makes room or the publisher gives up (Withdraw).
+	Block Policy = iota
+	// DropOldest: the oldest event still held in the engine is dropped to
+	// make room (when none is held, because all are handed to the shell,
+	// the arriving one is dropped).
+	DropOldest
+	// DropNewest: the arriving publication is dropped.
+	DropNewest
+	// Disconnect: the subscription is removed (EffDisconnect).
+	Disconnect
+)
+
+func (p Policy) String() string {
+	switch p {
+	case Block:
+		return "block"
+	case DropOldest:
+		return "drop-oldest"
+	case DropNewest:
+		return "drop-newest"
+	case Disconnect:
+		return "disconnect"
+	}
+	return fmt.Sprintf("Policy(%d)", uint8(p))
+}
+
+// Buffer limits.
+const (
+	// DefaultBuffer is a subscription's buffer when Sub.Buffer is 0.
+	DefaultBuffer = 256
+	// MaxBuffer is the largest Sub.Buffer.
+	MaxBuffer = 1 << 20
+)
+
+// Engine errors.
+var (
+	ErrInvalidSub   = errors.New("topic: invalid subscription")
+	ErrDuplicateSub = errors.New("topic: subscription id in use")
+)
+
+// SubID names a subscription; the shell chooses it, unique per Engine.
+type SubID uint64
+
+// Sub is a subscription.
+type Sub struct {
+	ID      SubID
+	Pattern string
+	// Queue, when not empty, makes the subscription a member of the queue
+	// group (Pattern, Queue): the group's members share its publications.
+	Queue string
+	// Buffer bounds the events outstanding for the subscription: accepted
+	// for it and not yet credited back by AddCredit, whether still held
+	// in the engine or handed to the shell. 0 means DefaultBuffer.
+	Buffer int
+	Policy Policy
+	Filter Filter
+	// Owner is the shell's, carried into every Effect for the
+	// subscription.
+	Owner any
+	// Window bounds how many of the outstanding events are handed to the
+	// shell (EffDeliver) at once; the rest wait in the engine, where
+	// DropOldest can still drop them. 0 means Buffer, except under
+	// DropOldest, where it means half of Buffer (rounded up).
+	Window int
+}
+
+// Pub is a publication. The engine keeps a pointer to its own copy and
+// hands it out in every EffDeliver; Payload and Size are the shell's.
+type Pub struct {
+	Subject string
+	Type    int64
+	Headers func(string) (string, bool)
+	Payload any
+	Size    int
+}
+
+// EffKind says what an Effect asks the shell to do.
+type EffKind uint8
+
+const (
+	// EffDeliver: write Pub to subscription Sub, telling it first that it
+	// missed Missed events since the previous delivery. Pub nil is a gap
+	// notice alone (Missed > 0). Each EffDeliver with a Pub is credited
+	// back with AddCredit once written; a gap notice alone is not (extra
+	// credit is ignored, so crediting it too is harmless).
+	EffDeliver EffKind = iota + 1
+	// EffPublished: the waiting publication Token is now placed in every
+	// buffer it was bound for (or in those that remain: a subscription
+	// it waited for went away); its publisher may go on.
+	EffPublished
+	// EffDisconnect: subscription Sub overflowed under Disconnect and is
+	// removed; end its stream.
+	EffDisconnect
+)
+
+func (k EffKind) String() string {
+	switch k {
+	case EffDeliver:
+		return "deliver"
+	case EffPublished:
+		return "published"
+	case EffDisconnect:
+		return "disconnect"
+	}
+	return fmt.Sprintf("EffKind(%d)", uint8(k))
+}
+
+// Effect is one decision of the engine for its shell to carry out.
+type Effect struct {
+	Kind   EffKind
+	Sub    SubID
+	Owner  any // the subscription's Owner (EffDeliver, EffDisconnect)
+	Pub    *Pub
+	Missed uint64
+	Token  uint64
+}
+
+// SubjectStat describes the subscriptions of one pattern.
+type SubjectStat struct {
+	Pattern     string
+	Subscribers int    // subscriptions with this pattern, queue members included
+	QueueGroups int    // distinct non-empty Queue names among them
+	Delivered   uint64 // events handed to the shell (EffDeliver with a Pub)
+	Dropped     uint64 // events dropped under DropOldest, DropNewest or Disconnect
+}
+
+// SubStat describes one subscription.
+type SubStat struct {
+	Sub
+	InFlight  int    // handed to the shell, not yet credited back
+	Held      int    // held in the engine, not yet handed out
+	Waiting   int    // Block publications waiting for room in it
+	Delivered uint64 // as in SubjectStat, for this subscription
+	Dropped   uint64
+	Missed    uint64 // dropped since the last delivery, not yet reported
+}
+
+// Engine is the deterministic core of publish/subscribe: subscriptions,
+// their buffers and policies, queue groups, filters and waiting
+// publishers. It does no I/O, reads no clock and starts no goroutine; its
+// owner calls it under a lock and carries out its Effects. It is not safe
+// for concurrent use.
+type Engine struct {
+	subs    map[SubID]*sub
+	list    Sublist[*sub]
+	groups  map[groupKey]*group
+	stats   map[string]*SubjectStat
+	pending map[uint64]*pending
+	epoch   uint64 // one per Publish, to count each queue group once
+	effects []Effect
+}
+
+type sub struct {
+	Sub
+	window     int
+	inflight   int
+	held       []heldEvent // held[hhead:] waits to be handed out
+	hhead      int
+	tailMissed uint64  // drops after the last held event
+	waits      []*wait // Block publications waiting for room, oldest first
+	group      *group
+	stat       *SubjectStat
+	delivered  uint64
+	dropped    uint64
+}
+
+type heldEvent struct {
+	pub    *Pub
+	missed uint64 // drops just before this event
+}
+
+type groupKey struct{ pattern, queue string }
+
+type group struct {
+	members []*sub // in join order
+	next    int    // round-robin cursor into members
+	epoch   uint64
+}
+
+// pending is a Block publication that waits for room in some
+// subscriptions: one wait per subscription in subs.
+type pending struct {
+	token uint64
+	subs  []*sub
+}
+
+type wait struct {
+	pub *Pub
+	p   *pending
+}
+
+// NewEngine returns an Engine with no subscriptions.
+func NewEngine() *Engine {
+	return &Engine{
+		subs:    make(map[SubID]*sub),
+		groups:  make(map[groupKey]*group),
+		stats:   make(map[string]*SubjectStat),
+		pending: make(map[uint64]*pending),
+	}
+}
+
+// Effects returns the effects of the calls since the previous Effects
+// call, in the order they were decided. The slice is valid until the next
+// call on e.
+func (e *Engine) Effects() []Effect {
+	out := e.effects
+	e.effects = e.effects[:0]
+	return out
+}
+
+func (e *Engine) emit(x Effect) { e.effects = append(e.effects, x) }
+
+// Subscribe adds s. It fails with ErrInvalidPattern, ErrInvalidFilter,
+// ErrInvalidSub (a bad Buffer, Window, Policy or Queue) or ErrDuplicateSub,
+// wrapped with the details.
+func (e *Engine) Subscribe(s Sub) error {
+	if err := ValidPattern(s.Pattern); err != nil {
+		return err
+	}
+	if err := s.Filter.Validate(); err != nil {
+		return err
+	}
+	if s.Buffer == 0 {
+		s.Buffer = DefaultBuffer
+	}
+	switch {
+	case s.Buffer < 0 || s.Buffer > MaxBuffer:
+		return fmt.Errorf("%w: buffer %d, want 1..%d", ErrInvalidSub, s.Buffer, MaxBuffer)
+	case s.Window < 0 || s.Window > s.Buffer:
+		return fmt.Errorf("%w: window %d, want 0..%d (the buffer)", ErrInvalidSub, s.Window, s.Buffer)
+	case s.Policy > Disconnect:
+		return fmt.Errorf("%w: unknown policy %d", ErrInvalidSub, s.Policy)
+	case len(s.Queue) > MaxSubjectLen:
+		return fmt.Errorf("%w: queue name of %d bytes, more than %d", ErrInvalidSub, len(s.Queue), MaxSubjectLen)
+	}
+	if _, ok := e.subs[s.ID]; ok {
+		return fmt.Errorf("%w: %d", ErrDuplicateSub, s.ID)
+	}
+	x := &sub{Sub: s, window: s.Window}
+	if x.window == 0 {
+		x.window = s.Buffer
+		if s.Policy == DropOldest {
+			x.window = (s.Buffer + 1) / 2
+		}
+	}
+	if err := e.list.Insert(s.Pattern, x); err != nil {
+		return err
+	}
+	e.subs[s.ID] = x
+	st := e.stats[s.Pattern]
+	if st == nil {
+		st = &SubjectStat{Pattern: s.Pattern}
+		e.stats[s.Pattern] = st
+	}
+	st.Subscribers++
+	x.stat = st
+	if s.Queue != "" {
+		k := groupKey{s.Pattern, s.Queue}
+		g := e.groups[k]
+		if g == nil {
+			g = &group{}
+			e.groups[k] = g
+			st.QueueGroups++
+		}
+		g.members = append(g.members, x)
+		x.group = g
+	}
+	return nil
+}
+
+// Unsubscribe removes subscription id (nothing if there is none). Its
+// held events are discarded; publications waiting only for it complete
+// (EffPublished).
+func (e *Engine) Unsubscribe(id SubID) {
+	if s := e.subs[id]; s != nil {
+		e.remove(s)
+	}
+}
+
+func (e *Engine) remove(s *sub) {
+	delete(e.subs, s.ID)
+	e.list.Remove(s.Pattern, s)
+	if g := s.group; g != nil {
+		i := slices.Index(g.members, s)
+		g.members = slices.Delete(g.members, i, i+1)
+		if i < g.next {
+			g.next--
+		}
+		if g.next >= len(g.members) {
+			g.next = 0
+		}
+		if len(g.members) == 0 {
+			delete(e.groups, groupKey{s.Pattern, s.Queue})
+			s.stat.QueueGroups--
+		}
+	}
+	if s.stat.Subscribers--; s.stat.Subscribers == 0 {
+		delete(e.stats, s.Pattern)
+	}
+	waits := s.waits
+	s.waits, s.held = nil, nil
+	for _, w := range waits {
+		e.resolve(w.p, s)
+	}
+}
+
+// resolve ends p's wait for s; the last one completes p.
+func (e *Engine) resolve(p *pending, s *sub) {
+	if i := slices.Index(p.subs, s); i >= 0 {
+		p.subs = slices.Delete(p.subs, i, i+1)
+	}
+	if len(p.subs) == 0 && e.pending[p.token] == p {
+		delete(e.pending, p.token)
+		e.emit(Effect{Kind: EffPublished, Token: p.token})
+	}
+}
+
+// Publish routes p to every subscription whose pattern matches p.Subject
+// and whose filter passes it; a queue group counts as one subscription
+// and gets p once, in the buffer of one member chosen round-robin among
+// the members whose filter passes it and that have room (or, if none has
+// room, the next of those members in turn, under its own policy).
+//
+// matched is the number of subscriptions (queue groups once) p was
+// routed to, whether it was placed, dropped or waits. done is false when
+// p waits for room in some Block subscriptions: it is placed there as
+// room opens (AddCredit) and EffPublished{Token: token} says when all are
+// served, unless Withdraw(token) gives up first. The subscriptions that
+// had room got p at once: a publication is not all or nothing across
+// subscriptions. Tokens of waiting publications should be distinct (a
+// reused token adds to the same wait).
+//
+// An invalid subject matches nothing.
+func (e *Engine) Publish(p Pub, token uint64) (matched int, done bool) {
+	subs := e.list.Match(p.Subject)
+	if len(subs) == 0 {
+		return 0, true
+	}
+	e.epoch++
+	var pub *Pub
+	var pend *pending
+	for _, s := range subs {
+		to := s
+		if g := s.group; g != nil {
+			if g.epoch == e.epoch {
+				continue
+			}
+			g.epoch = e.epoch
+			if to = g.pick(&p); to == nil {
+				continue
+			}
+		} else if !s.Filter.Matches(p.Type, p.Headers) {
+			continue
+		}
+		matched++
+		if pub == nil {
+			pub = new(Pub)
+			*pub = p
+		}
+		if to.room() {
+			e.accept(to, pub)
+			continue
+		}
+		switch to.Policy {
+		case Block:
+			if pend == nil {
+				if pend = e.pending[token]; pend == nil {
+					pend = &pending{token: token}
+					e.pending[token] = pend
+				}
+			}
+			pend.subs = append(pend.subs, to)
+			to.waits = append(to.waits, &wait{pub: pub, p: pend})
+		case DropNewest:
+			e.dropped(to)
+			to.tailMissed++
+		case DropOldest:
+			e.dropped(to)
+			if to.hhead == len(to.held) {
+				to.tailMissed++ // nothing held: the arriving one goes
+				continue
+			}
+			old := to.held[to.hhead]
+			to.held[to.hhead] = heldEvent{}
+			to.hhead++
+			to.carry(old.missed + 1)
+			e.accept(to, pub)
+		case Disconnect:
+			e.dropped(to)
+			e.emit(Effect{Kind: EffDisconnect, Sub: to.ID, Owner: to.Owner})
+			e.remove(to)
+		}
+	}
+	return matched, pend == nil
+}
+
+// pick chooses the member of g that gets p, or nil if no member's filter
+// passes it.
+func (g *group) pick(p *Pub) *sub {
+	first := -1
+	n := len(g.members)
+	for i := range n {
+		idx := (g.next + i) % n
+		m := g.members[idx]
+		if !m.Filter.Matches(p.Type, p.Headers) {
+			continue
+		}
+		if m.room() {
+			g.next = (idx + 1) % n
+			return m
+		}
+		if first < 0 {
+			first = idx
+		}
+	}
+	if first < 0 {
+		return nil
+	}
+	g.next = (first + 1) % n
+	return g.members[first]
+}
+
+func (s *sub) room() bool { return s.inflight+len(s.held)-s.hhead < s.Buffer }
+
+// carry moves a gap of n missed events onto the next held event, or the
+// tail if none is held.
+func (s *sub) carry(n uint64) {
+	if s.hhead < len(s.held) {
+		s.held[s.hhead].missed += n
+	} else {
+		s.tailMissed += n
+	}
+}
+
+func (e *Engine) dropped(s *sub) {
+	s.dropped++
+	s.stat.Dropped++
+}
+
+// accept puts pub in s's buffer (s has room) and hands out what fits.
+func (e *Engine) accept(s *sub, pub *Pub) {
+	if s.hhead > 0 && s.hhead == len(s.held) {
+		s.held, s.hhead = s.held[:0], 0
+	}
+	s.held = append(s.held, heldEvent{pub: pub, missed: s.tailMissed})
+	s.tailMissed = 0
+	e.pump(s)
+}
+
+// pump hands s's held events to the shell while its window has room, then
+// a gap notice alone if drops happened after the last of them.
+func (e *Engine) pump(s *sub) {
+	for s.inflight < s.window && s.hhead < len(s.held) {
+		h := s.held[s.hhead]
+		s.held[s.hhead] = heldEvent{}
+		s.hhead++
+		s.inflight++
+		s.delivered++
+		s.stat.Delivered++
+		e.emit(Effect{Kind: EffDeliver, Sub: s.ID, Owner: s.Owner, Pub: h.pub, Missed: h.missed})
+	}
+	if s.hhead == len(s.held) {
+		s.held, s.hhead = s.held[:0], 0
+		if s.tailMissed > 0 && s.inflight < s.window {
+			e.emit(Effect{Kind: EffDeliver, Sub: s.ID, Owner: s.Owner, Missed: s.tailMissed})
+			s.tailMissed = 0
+		}
+	}
+}
+
+// AddCredit tells the engine that n events handed out for subscription
+// id were written (or acknowledged: the shell decides what frees room).
+// Held events and waiting Block publications move into the room.
+func (e *Engine) AddCredit(id SubID, n int) {
+	s := e.subs[id]
+	if s == nil || n <= 0 {
+		return
+	}
+	s.inflight = max(s.inflight-n, 0)
+	e.pump(s)
+	for len(s.waits) > 0 && s.room() {
+		w := s.waits[0]
+		s.waits[0] = nil
+		s.waits = s.waits[1:]
+		e.accept(s, w.pub)
+		e.resolve(w.p, s)
+	}
+	if len(s.waits) == 0 {
+		s.waits = nil
+	}
+}
+
+// Withdraw gives up the waiting publication token (nothing if none
+// waits): the subscriptions it still waited for never get it; those
+// already served keep it. It emits no EffPublished.
+func (e *Engine) Withdraw(token uint64) {
+	p := e.pending[token]
+	if p == nil {
+		return
+	}
+	delete(e.pending, token)
+	for _, s := range p.subs {
+		s.waits = slices.DeleteFunc(s.waits, func(w *wait) bool { return w.p == p })
+	}
+}
+
+// Waiting reports whether publication token waits for room.
+func (e *Engine) Waiting(token uint64) bool { return e.pending[token] != nil }
+
+// Subjects describes every pattern with subscriptions, sorted by pattern.
+// A pattern's counters start again when its last subscription goes.
+func (e *Engine) Subjects() []SubjectStat {
+	out := make([]SubjectStat, 0, len(e.stats))
+	for _, st := range e.stats {
+		out = append(out, *st)
+	}
+	slices.SortFunc(out, func(a, b SubjectStat) int { return cmp.Compare(a.Pattern, b.Pattern) })
+	return out
+}
+
+// Subscription describes subscription id.
+func (e *Engine) Subscription(id SubID) (SubStat, bool) {
+	s := e.subs[id]
+	if s == nil {
+		return SubStat{}, false
+	}
+	return s.statOf(), true
+}
+
+// Subscriptions describes every subscription, sorted by ID.
+func (e *Engine) Subscriptions() []SubStat {
+	out := make([]SubStat, 0, len(e.subs))
+	for _, s := range e.subs {
+		out = append(out, s.statOf())
+	}
+	slices.SortFunc(out, func(a, b SubStat) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+func (s *sub) statOf() SubStat {
+	missed := s.tailMissed
+	for _, h := range s.held[s.hhead:] {
+		missed += h.missed
+	}
+	st := SubStat{Sub: s.Sub, InFlight: s.inflight, Held: len(s.held) - s.hhead,
+		Waiting: len(s.waits), Delivered: s.delivered, Dropped: s.dropped, Missed: missed}
+	st.Window = s.window
+	return st
+}
