@@ -70,6 +70,7 @@ type MessageOption interface {
 type HeaderOption interface {
 	MessageOption
 	ReplyOption
+	PublishOption
 }
 
 type createOptions struct {
@@ -264,6 +265,7 @@ type TypeOption interface {
 	PublisherOption
 	BrowseOption
 	CallOption
+	PublishOption
 }
 
 // Type (Send, Publisher, Call) sets the message type (>= 1, default 1).

@@ -137,10 +137,12 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 			}
 			b.log.Info("mailbox created", "mailbox", bx.name, "durable", true, "capacity", m.Capacity, "mode", fmt.Sprintf("%#o", m.Mode), "uid", c.ident.UID, "pid", c.ident.PID)
 			c.replyEmpty(hd)
+			b.ps.mailboxCreated(bx)
 		})
 	default:
 		b.log.Info("mailbox created", "mailbox", bx.name, "capacity", m.Capacity, "mode", fmt.Sprintf("%#o", m.Mode), "uid", c.ident.UID, "pid", c.ident.PID)
 		c.replyEmpty(hd)
+		b.ps.mailboxCreated(bx)
 	}
 }
 
@@ -294,6 +296,7 @@ func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
 	b.mu.Unlock()
 	bx.mu.Unlock()
 	r.run()
+	b.ps.mailboxGone(bx) // its bindings, and $SYS.mailbox.destroyed
 	return st, true
 }
 

@@ -67,6 +67,8 @@ type Broker struct {
 	offers    map[[16]byte]*offer
 	uidOffers map[uint32]int // offers not yet attached, by their maker's uid (channel.go)
 
+	ps *pubsub // publish/subscribe (pubsub.go)
+
 	st   *store.Store // nil without a data directory
 	sync syncer       // completes requests once their records are durable
 
@@ -126,6 +128,7 @@ func Open(cfg Config) (*Broker, error) {
 		b.wg.Add(1)
 		go b.syncLoop()
 	}
+	b.ps = newPubsub(b) // after the store: it restores the bindings of durable mailboxes
 	return b, nil
 }
 

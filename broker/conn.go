@@ -190,6 +190,8 @@ func outlivesConn(op wire.Op) bool {
 	switch op {
 	case wire.OpSend, wire.OpAck, wire.OpNack, wire.OpCreate, wire.OpDestroy, wire.OpChmod, wire.OpACL:
 		return true
+	case wire.OpPublish, wire.OpBind, wire.OpClaim:
+		return true
 	}
 	return false
 }
@@ -293,6 +295,7 @@ func (c *conn) handshake(r *wire.Reader, lim Limits) bool {
 		Ext: wire.AppendPrincipalName(nil, ident.Name),
 	}
 	c.reply(wire.Header{Op: wire.OpHello | wire.OpReply, Request: hd.Request}, &reply)
+	c.b.ps.connEvent(c, "opened")
 	return true
 }
 
@@ -350,6 +353,7 @@ func (c *conn) shutdown(flush bool) {
 // and every waiting CALL with its code.
 func (c *conn) failPending(err error) {
 	defer c.failCalls(codeOf(err))
+	c.b.ps.disconnect(c, codeOf(err)) // subscriptions and waiting publications (pubsub_sub.go)
 	c.pmu.Lock()
 	ps := make([]*pending, 0, len(c.pending))
 	for _, p := range c.pending {
@@ -411,6 +415,8 @@ func (c *conn) cleanup() {
 			r.run()
 		}
 		c.b.releaseQuota(c)
+		c.b.ps.disconnect(c, wire.OK)
+		c.b.ps.connEvent(c, "closed")
 		c.b.log.Debug("disconnected", "endpoint", c.id, "pid", c.ident.PID)
 	}
 	if c.counted {
@@ -431,6 +437,9 @@ func replyHeader(hd wire.Header, code wire.Code) wire.Header {
 
 // replyErr queues an error reply to the request in hd.
 func (c *conn) replyErr(hd wire.Header, code wire.Code, msg string) {
+	if code == wire.CodeLimit {
+		c.b.ps.limitReached(c, hd.Op, msg) // $SYS.limit.reached (pubsub_admin.go)
+	}
 	h := replyHeader(hd, code)
 	c.w.Append(h.Urgent(), func(b []byte) []byte {
 		b, off := wire.StartFrame(b, h)
@@ -441,6 +450,9 @@ func (c *conn) replyErr(hd wire.Header, code wire.Code, msg string) {
 // replyErrDone queues an error reply to a SEND that says how many of its
 // messages were admitted (ext DONE).
 func (c *conn) replyErrDone(hd wire.Header, code wire.Code, msg string, done int) {
+	if code == wire.CodeLimit {
+		c.b.ps.limitReached(c, hd.Op, msg)
+	}
 	h := replyHeader(hd, code)
 	c.w.Append(h.Urgent(), func(b []byte) []byte {
 		b, off := wire.StartFrame(b, h)

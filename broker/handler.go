@@ -48,7 +48,9 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 	case wire.OpBrowse:
 		h.doBrowse(hd, p)
 	case wire.OpCredit:
-		h.doCredit(hd, p)
+		if !h.subCredit(hd, p) { // a subscription's (pubsub_sub.go), else a consumer's
+			h.doCredit(hd, p)
+		}
 	case wire.OpCancel:
 		// A CANCEL has no reply of its own; the request it ends gets its
 		// final reply (CANCELED) in the urgent lane.
@@ -63,6 +65,7 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 			// found it still waiting for room (cancel then did nothing).
 			c.cancelCall(hd.Request)
 		}
+		c.b.ps.cancel(c, hd.Request) // a SUBSCRIBE or a waiting PUBLISH
 	case wire.OpCreate:
 		h.doCreate(hd, p)
 	case wire.OpChannel:
@@ -81,6 +84,16 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doList(hd, p)
 	case wire.OpUsage:
 		h.doUsage(hd, p)
+	case wire.OpPublish:
+		h.doPublish(hd, p)
+	case wire.OpSubscribe:
+		h.doSubscribe(hd, p)
+	case wire.OpBind:
+		h.doBind(hd, p)
+	case wire.OpTopics:
+		h.doTopics(hd, p)
+	case wire.OpClaim:
+		h.doClaim(hd, p)
 	case wire.OpPing:
 		var m wire.Empty
 		if h.decode(hd, p, &m) {

@@ -53,6 +53,13 @@ var decoders = []struct {
 	{"CallReply", func() payload { return new(CallReply) }},
 	{"Interrupt", func() payload { return new(Interrupt) }},
 	{"ACL", func() payload { return new(ACL) }},
+	{"Publish", func() payload { return new(Publish) }},
+	{"PublishReply", func() payload { return new(PublishReply) }},
+	{"Subscribe", func() payload { return new(Subscribe) }},
+	{"Event", func() payload { return new(Event) }},
+	{"Bind", func() payload { return new(Bind) }},
+	{"Claim", func() payload { return new(Claim) }},
+	{"TopicsReply", func() payload { return new(TopicsReply) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.

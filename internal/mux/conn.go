@@ -257,7 +257,9 @@ func (c *Conn) readLoop() {
 			h := c.push[hd.Op]
 			c.mu.Unlock()
 			switch {
-			case s != nil && hd.Op == wire.OpDeliver:
+			case s != nil && (hd.Op == wire.OpDeliver || h == nil):
+				// A stream's pushed frames: DELIVER for a CONSUME, EVENT for
+				// a SUBSCRIBE, any op no handler was registered for.
 				s.Push(hd, p)
 			case h != nil:
 				h(hd, p)

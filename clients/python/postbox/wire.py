@@ -50,6 +50,13 @@ OP_CHANNEL = 0x30
 OP_ATTACH = 0x31
 OP_DELIVER = 0x60
 OP_INTERRUPT = 0x61
+OP_PUBLISH = 0x40  # publish/subscribe (8.20)
+OP_SUBSCRIBE = 0x41
+OP_BIND = 0x42
+OP_TOPICS = 0x43
+OP_CLAIM = 0x46
+OP_EVENT = 0x62
+FLAG_UNBIND = 0x01  # BIND
 REPLY_BIT = 0x80
 
 # flags (2.3)
@@ -1467,6 +1474,219 @@ class Error:
         return Principal(*_PRINCIPAL.unpack(v)) if v else None
 
 
+# --- publish/subscribe (8.20) ------------------------------------------------
+
+POLICY_BLOCK, POLICY_DROP_OLDEST, POLICY_DROP_NEWEST, POLICY_DISCONNECT = 0, 1, 2, 3
+EXT_FILTER_TYPE = 0x0001  # Subscribe: min i64, max i64
+EXT_FILTER_EQUALS = 0x0002  # Subscribe: klen u8, key, value (repeatable)
+EXT_FILTER_PRESENT = 0x0003  # Subscribe: key (repeatable)
+EVENT_GAP = 0x01  # Event.flags: a gap notice only
+CLAIM_SET, CLAIM_RELEASE = 1, 2
+
+
+def _check_headers(r: _R, block: bytes) -> None:
+    parse_headers(block)
+    problem = check_headers(block)
+    if problem:
+        r.defer("invalid", problem)
+
+
+@dataclass
+class Publish:
+    """PUBLISH (8.20)."""
+
+    subject: bytes = b""
+    timeout: int = -1
+    type: int = 1
+    headers: bytes = b""
+    body: bytes = b""
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.subject) + struct.pack("<qq", self.timeout, self.type) + _bytes(self.headers) + _bytes(self.body) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Publish":
+        r = _R(b)
+        v = cls(r.string("subject"), r.i64("timeout"), r.i64("type"), r.bytes_("headers"), r.bytes_("body"))
+        _check_headers(r, v.headers)
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
+class PublishReply:
+    """PUBLISH's OK reply (8.20): how many subscriptions and bindings took it."""
+
+    matched: int = 0
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _U32.pack(self.matched) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "PublishReply":
+        r = _R(b)
+        v = cls(r.u32("matched"))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
+class Subscribe:
+    """SUBSCRIBE (8.20); the filter tags stay in ``ext``."""
+
+    pattern: bytes = b""
+    queue: bytes = b""
+    buffer: int = 256
+    policy: int = POLICY_BLOCK
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.pattern) + _string(self.queue) + struct.pack("<IB", self.buffer, self.policy) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Subscribe":
+        r = _R(b)
+        v = cls(r.string("pattern"), r.string("queue"), r.u32("buffer"), r.u8("policy"))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
+class Event:
+    """EVENT (0x62, pushed; 8.20): one publication, or a gap notice."""
+
+    flags: int = 0
+    missed: int = 0
+    subject: bytes = b""
+    sender: Principal = field(default_factory=Principal)
+    sent_unix_nano: int = 0
+    type: int = 0
+    headers: bytes = b""
+    body: bytes = b""
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        s = self.sender
+        return (struct.pack("<BQ", self.flags, self.missed) + _string(self.subject)
+                + _PRINCIPAL.pack(s.kind, s.uid, s.gid, s.pid, s.endpoint)
+                + struct.pack("<qq", self.sent_unix_nano, self.type) + _bytes(self.headers) + _bytes(self.body) + self.ext)
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Event":
+        r = _R(b)
+        v = cls(r.u8("flags"), r.u64("missed"), r.string("subject"), r.principal("sender"), r.i64("sent"),
+                r.i64("type"), r.bytes_("headers"), r.bytes_("body"))
+        _check_headers(r, v.headers)
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
+class Bind:
+    """BIND (8.20); flag FLAG_UNBIND removes the binding."""
+
+    pattern: bytes = b""
+    mailbox: bytes = b""
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.pattern) + _string(self.mailbox) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Bind":
+        r = _R(b)
+        v = cls(r.string("pattern"), r.string("mailbox"))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
+class Claim:
+    """CLAIM (8.20): claim (action 1) or release (2) a subject pattern."""
+
+    pattern: bytes = b""
+    action: int = CLAIM_SET
+    mode: int = 0
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.pattern) + struct.pack("<BI", self.action, self.mode) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Claim":
+        r = _R(b)
+        v = cls(r.string("pattern"), r.u8("action"), r.u32("mode"))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
+class SubjectInfo:
+    pattern: bytes = b""
+    subscribers: int = 0
+    queues: int = 0
+    delivered: int = 0
+    dropped: int = 0
+
+
+@dataclass
+class BindingInfo:
+    pattern: bytes = b""
+    mailbox: bytes = b""
+
+
+@dataclass
+class ClaimInfo:
+    pattern: bytes = b""
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0
+
+
+@dataclass
+class TopicsReply:
+    """TOPICS's OK reply (8.20)."""
+
+    subjects: list[SubjectInfo] = field(default_factory=list)
+    bindings: list[BindingInfo] = field(default_factory=list)
+    claims: list[ClaimInfo] = field(default_factory=list)
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        out = bytearray(_U32.pack(len(self.subjects)))
+        for s in self.subjects:
+            out += _string(s.pattern) + struct.pack("<IIQQ", s.subscribers, s.queues, s.delivered, s.dropped)
+        out += _U32.pack(len(self.bindings))
+        for x in self.bindings:
+            out += _string(x.pattern) + _string(x.mailbox)
+        out += _U32.pack(len(self.claims))
+        for c in self.claims:
+            out += _string(c.pattern) + struct.pack("<III", c.uid, c.gid, c.mode)
+        return bytes(out + self.ext)
+
+    @classmethod
+    def decode(cls, b: bytes) -> "TopicsReply":
+        r = _R(b)
+        v = cls()
+        for _ in range(r.u32("subjects")):
+            v.subjects.append(SubjectInfo(r.string("pattern"), r.u32(), r.u32(), r.u64(), r.u64()))
+        for _ in range(r.u32("bindings")):
+            v.bindings.append(BindingInfo(r.string("pattern"), r.string("mailbox")))
+        for _ in range(r.u32("claims")):
+            v.claims.append(ClaimInfo(r.string("pattern"), r.u32(), r.u32(), r.u32()))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
 #: payload_type names of the conformance vectors, to their classes
 PAYLOAD_TYPES: dict[str, type] = {
     "Hello": Hello,
@@ -1496,4 +1716,11 @@ PAYLOAD_TYPES: dict[str, type] = {
     "CallReply": CallReply,
     "Interrupt": Interrupt,
     "ACL": ACL,
+    "Publish": Publish,
+    "PublishReply": PublishReply,
+    "Subscribe": Subscribe,
+    "Event": Event,
+    "Bind": Bind,
+    "Claim": Claim,
+    "TopicsReply": TopicsReply,
 }

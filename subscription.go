@@ -1,0 +1,317 @@
+package postbox
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/postbox-ipc/postbox/wire"
+)
+
+// Policy is what a publication does when it finds a subscription's
+// buffer full.
+type Policy uint8
+
+const (
+	// PolicyBlock: the publisher waits for room (the default).
+	PolicyBlock Policy = Policy(wire.PolicyBlock)
+	// PolicyDropOldest: the oldest event not yet sent is dropped.
+	PolicyDropOldest Policy = Policy(wire.PolicyDropOldest)
+	// PolicyDropNewest: the new publication is dropped.
+	PolicyDropNewest Policy = Policy(wire.PolicyDropNewest)
+	// PolicyDisconnect: the subscription ends with ErrLimit.
+	PolicyDisconnect Policy = Policy(wire.PolicyDisconnect)
+)
+
+var policyNames = [...]string{"block", "drop-oldest", "drop-newest", "disconnect"}
+
+func (p Policy) String() string {
+	if int(p) < len(policyNames) {
+		return policyNames[p]
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// ParsePolicy reads a policy's name: block, drop-oldest, drop-newest,
+// disconnect (ErrInvalid otherwise).
+func ParsePolicy(s string) (Policy, error) {
+	for i, n := range policyNames {
+		if n == s {
+			return Policy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: policy %q: want block, drop-oldest, drop-newest or disconnect", ErrInvalid, s)
+}
+
+// SubscribeOption configures Subscribe.
+type SubscribeOption func(*subscribeOptions)
+
+type subscribeOptions struct {
+	queue  string
+	buffer uint32
+	policy Policy
+	filter wire.Filter
+}
+
+// Queue (Subscribe) joins the queue group name: the group's members
+// share one copy of each publication, round robin.
+func Queue(name string) SubscribeOption { return func(o *subscribeOptions) { o.queue = name } }
+
+// Buffer (Subscribe) bounds the events the broker holds for the
+// subscription that Next has not handed out yet: 1..65536, default 256.
+func Buffer(n int) SubscribeOption {
+	return func(o *subscribeOptions) { o.buffer = uint32(min(max(n, 0), wire.MaxSubscribeBuffer+1)) }
+}
+
+// WithPolicy (Subscribe) sets the overflow policy (default PolicyBlock).
+func WithPolicy(p Policy) SubscribeOption { return func(o *subscribeOptions) { o.policy = p } }
+
+// FilterType (Subscribe) takes only publications whose type is in
+// [min, max].
+func FilterType(min, max int64) SubscribeOption {
+	return func(o *subscribeOptions) { o.filter.HasType, o.filter.TypeMin, o.filter.TypeMax = true, min, max }
+}
+
+// FilterHeader (Subscribe) takes only publications with a user header
+// key whose value is value. Filters add up: all must hold. The broker
+// evaluates them: what they refuse never reaches the client.
+func FilterHeader(key, value string) SubscribeOption {
+	return func(o *subscribeOptions) {
+		o.filter.Equals = append(o.filter.Equals, wire.KV{Key: []byte(key), Value: []byte(value)})
+	}
+}
+
+// FilterHeaderPresent (Subscribe) takes only publications that have a
+// user header key.
+func FilterHeaderPresent(key string) SubscribeOption {
+	return func(o *subscribeOptions) { o.filter.Present = append(o.filter.Present, []byte(key)) }
+}
+
+// Subscription is a stream of events from the publications matching one
+// pattern. Next is meant for one goroutine at a time (or use Events);
+// Close may be called from any. A subscription lives on one connection:
+// it ends when the connection does (with WithReconnect too).
+type Subscription struct {
+	c       *Client
+	lk      *link
+	id      uint64
+	pattern string
+	buffer  uint32
+
+	mu      sync.Mutex // guards queue, err, granted, missed, closed
+	queue   []*Event
+	err     error // why the stream ended; nil while it runs
+	granted uint32
+	missed  uint64
+	closed  bool
+	ready   chan struct{} // signalled when queue grows or the stream ends
+	ended   chan struct{} // closed when the stream ended
+
+	evOnce sync.Once
+	events chan *Event
+	stop   chan struct{} // closed by Close: the Events pump stops
+	pumped chan struct{} // closed when the Events pump returned
+}
+
+// Subscribe subscribes to pattern ("*" one token, ">" the rest). Options:
+// Queue, Buffer, WithPolicy, FilterType, FilterHeader,
+// FilterHeaderPresent. Errors: ErrInvalid (a bad pattern or option),
+// ErrPermission (a claim the pattern reaches denies r, or "$SYS." without
+// being root or the broker's user).
+func (c *Client) Subscribe(ctx context.Context, pattern string, opts ...SubscribeOption) (*Subscription, error) {
+	o := subscribeOptions{buffer: 256}
+	for _, op := range opts {
+		op(&o)
+	}
+	s := &Subscription{c: c, pattern: pattern, buffer: o.buffer, ready: make(chan struct{}, 1),
+		ended: make(chan struct{}), stop: make(chan struct{}), pumped: make(chan struct{})}
+	lk := c.link()
+	id, err := lk.m.OpenStream((*subStream)(s))
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %q: %w", pattern, err)
+	}
+	s.lk, s.id = lk, id
+	req := wire.Subscribe{Pattern: []byte(pattern), Queue: []byte(o.queue), Buffer: o.buffer, Policy: uint8(o.policy),
+		Ext: wire.AppendFilter(nil, &o.filter)}
+	lk.m.Post(false, wire.Header{Op: wire.OpSubscribe, Request: id}, req.Append)
+	// A refused SUBSCRIBE ends at once; a PING orders after it.
+	if err := c.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	err = s.err
+	s.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %q: %w", pattern, err)
+	}
+	return s, nil
+}
+
+// subStream is a Subscription as the connection sees it: the mux.Stream
+// of its SUBSCRIBE. Its methods run on the connection's reader.
+type subStream Subscription
+
+func (st *subStream) Push(hd wire.Header, p []byte) {
+	s := (*Subscription)(st)
+	if hd.Op != wire.OpEvent {
+		return
+	}
+	var e wire.Event
+	if e.Decode(p) != nil {
+		return
+	}
+	ev := &Event{Subject: string(e.Subject), Type: e.Type, Sender: identityWithName(e.Sender, e.Ext),
+		SentAt: time.Unix(0, e.SentUnixNano), Missed: e.Missed, Gap: e.Flags&wire.EventGap != 0}
+	if len(e.Body) > 0 {
+		ev.Body = append([]byte(nil), e.Body...)
+	}
+	if len(e.Headers) > 0 {
+		var m Message
+		if m.setHeaders(e.Headers) == nil {
+			ev.hdr = m.hdr
+		}
+	}
+	s.mu.Lock()
+	s.missed += e.Missed
+	s.queue = append(s.queue, ev)
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (st *subStream) End(hd wire.Header, p []byte) { (*Subscription)(st).end(replyError(hd.Status, p)) }
+func (st *subStream) Stopped(err error)            { (*Subscription)(st).end(err) }
+
+func (s *Subscription) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Subscription) end(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+		close(s.ended)
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// Next returns the next event, waiting until one arrives, the stream
+// ends (its error: ErrLimit for policy disconnect, ErrClosed, ErrCanceled
+// after Close) or ctx ends. Events already received are returned before
+// the end is reported.
+func (s *Subscription) Next(ctx context.Context) (*Event, error) {
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			ev := s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			var grant uint32
+			// The broker hands out at most a window of events before
+			// credit comes back: Buffer, or half of it under
+			// PolicyDropOldest. A quarter of Buffer is below either.
+			if s.granted++; s.granted >= max(1, s.buffer/4) && s.err == nil && !s.closed {
+				grant, s.granted = s.granted, 0
+			}
+			s.mu.Unlock()
+			if grant > 0 {
+				cr := wire.Credit{N: grant}
+				s.lk.m.Post(false, wire.Header{Op: wire.OpCredit, Request: s.id}, cr.Append)
+			}
+			return ev, nil
+		}
+		err := s.err
+		s.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-s.ready:
+		case <-ctx.Done():
+			return nil, contextEnded(ctx, fmt.Sprintf("next event of %q", s.pattern))
+		}
+	}
+}
+
+// Events returns a channel of the subscription's events, fed by a
+// goroutine that calls Next; it is closed when the stream ends (Err says
+// why) or Close is called. Use Events or Next, not both.
+func (s *Subscription) Events() <-chan *Event {
+	s.evOnce.Do(func() {
+		s.events = make(chan *Event)
+		go s.pump()
+	})
+	return s.events
+}
+
+func (s *Subscription) pump() {
+	defer close(s.pumped)
+	defer close(s.events)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		ev, err := s.Next(ctx)
+		if err != nil {
+			return
+		}
+		select {
+		case s.events <- ev:
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// Err returns why the stream ended, or nil while it runs.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Missed returns how many publications the subscription dropped so far,
+// as the gap notices of the events received said.
+func (s *Subscription) Missed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.missed
+}
+
+// Close ends the subscription: it cancels the SUBSCRIBE and waits for
+// the broker to confirm (at most the client's grace), and stops the
+// Events pump. It is idempotent.
+func (s *Subscription) Close() error {
+	s.mu.Lock()
+	first := !s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if first {
+		close(s.stop)
+		s.lk.m.Post(true, wire.Header{Op: wire.OpCancel, Flags: wire.FlagUrgent, Request: s.id}, nil)
+	}
+	var err error
+	t := time.NewTimer(max(s.c.grace, time.Second))
+	select {
+	case <-s.ended:
+	case <-s.lk.m.Done():
+	case <-t.C:
+		err = fmt.Errorf("%w: subscription %q closed before the broker confirmed", ErrCanceled, s.pattern)
+	}
+	t.Stop()
+	s.end(fmt.Errorf("%w: subscription %q closed", ErrCanceled, s.pattern))
+	s.evOnce.Do(func() { close(s.pumped) }) // no pump was started
+	<-s.pumped
+	return err
+}
