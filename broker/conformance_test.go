@@ -71,6 +71,10 @@ var validOutcome = map[string]wire.Code{
 	"send-reply-flag-ack-lease":    wire.OK,           // dropped; the lease nobody holds is ignored
 	"acl-set-read":                 wire.OK,           // root owns everything
 	"acl-remove":                   wire.CodeNotFound, // jobs is fresh: no such entry
+	"send-urgent":                  wire.OK,
+	"withdraw-ids":                 wire.OK, // root may withdraw anybody's
+	"withdraw-correlation-id":      wire.OK, // nothing matches: no outcomes
+	"withdraw-user-header-after":   wire.OK, // ANY_SENDER: root owns everything
 }
 
 func TestV2ConformanceVectorsAgainstALiveBroker(t *testing.T) {

@@ -81,6 +81,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doList(hd, p)
 	case wire.OpUsage:
 		h.doUsage(hd, p)
+	case wire.OpWithdraw:
+		h.doWithdraw(hd, p)
 	case wire.OpPing:
 		var m wire.Empty
 		if h.decode(hd, p, &m) {

@@ -53,6 +53,8 @@ var decoders = []struct {
 	{"CallReply", func() payload { return new(CallReply) }},
 	{"Interrupt", func() payload { return new(Interrupt) }},
 	{"ACL", func() payload { return new(ACL) }},
+	{"Withdraw", func() payload { return new(Withdraw) }},
+	{"WithdrawReply", func() payload { return new(WithdrawReply) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.
