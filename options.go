@@ -103,6 +103,7 @@ type sendOptions struct {
 	receipt  bool
 	nowait   bool
 	hdr      outHeaders
+	urgent   bool // Urgent (withdraw.go)
 }
 
 type receiveOptions struct {

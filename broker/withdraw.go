@@ -123,7 +123,7 @@ func wireOutcome(o mailbox.Outcome) uint8 {
 	case mailbox.Gone:
 		return wire.OutcomeSettled
 	}
-	return wire.OutcomeUnknown
+	return wire.OutcomeNoSuchMessage
 }
 
 func withdrawn(outs []mailbox.Withdrawal) int {

@@ -37,12 +37,12 @@ const UrgentReserve = 64
 // outcomes a match's reply holds (the rest follow with MORE set).
 const MaxWithdrawIDs = 1024
 
-// OutcomeUnknown (WithdrawOutcome.Outcome): no message with that id was
+// OutcomeNoSuchMessage (WithdrawOutcome.Outcome): no message with that id was
 // ever accepted by the mailbox. (OutcomeWithdrawn, OutcomeInProgress and
 // OutcomeSettled are CALL's: withdrawn; leased, Holder holds it; no
 // longer in the mailbox: delivered and acked or auto-acked, expired,
 // dead-lettered, or withdrawn before.)
-const OutcomeUnknown uint8 = 4
+const OutcomeNoSuchMessage uint8 = 4
 
 // Withdraw is WITHDRAW's payload: `name string | u32 n | n × id u64 |
 // match headers | after u64 | ext`. Exactly one of IDs (1..MaxWithdrawIDs

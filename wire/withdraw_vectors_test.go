@@ -21,7 +21,7 @@ func withdrawVectors() []vecSpec {
 		ok("withdraw-reply", rep(OpWithdraw, 42), "WithdrawReply", &WithdrawReply{Outcomes: []WithdrawOutcome{
 			{ID: 3, Outcome: OutcomeWithdrawn},
 			{ID: 4, Outcome: OutcomeInProgress, Holder: vecPeer},
-			{ID: 99, Outcome: OutcomeUnknown},
+			{ID: 99, Outcome: OutcomeNoSuchMessage},
 		}}),
 		ok("withdraw-reply-more", rep(OpWithdraw, 43), "WithdrawReply",
 			&WithdrawReply{Outcomes: []WithdrawOutcome{{ID: 2, Outcome: OutcomeSettled}}, More: true}),
