@@ -69,6 +69,7 @@ func TestUrgentDeliveryOvertakesAConsumersQueuedOutput(t *testing.T) {
 			if string(d.Body) != "stop" || !hd.Urgent() || i > n/2 {
 				t.Fatalf("urgent %q (URGENT frame %v) came %d-th of %d", d.Body, hd.Urgent(), i+1, n+1)
 			}
+			t.Logf("the urgent DELIVER came %d-th of %d (an ordinary one: last)", i+1, n+1)
 			return
 		}
 	}

@@ -87,6 +87,7 @@ func TestUrgentOvertakesAConsumersDeepPrefetch(t *testing.T) {
 			if string(m.Body) != "stop" || i > n/2 {
 				t.Fatalf("urgent %q came out %d-th of %d", m.Body, i+1, n+1)
 			}
+			t.Logf("the urgent message came out %d-th of %d (an ordinary one: last)", i+1, n+1)
 			return
 		}
 	}
