@@ -134,7 +134,7 @@ func (m *Mailbox) SendBatch(ctx context.Context, msgs []Outgoing, opts ...SendOp
 			size += s
 			n++
 		}
-		got, done, err := m.sendFrame(ctx, wm[:n], o.nowait)
+		got, done, err := m.sendFrame(ctx, wm[:n], o.nowait, o.urgentFlags())
 		if err != nil {
 			return ids, &BatchError{Done: len(ids) + done, Err: err}
 		}
@@ -147,12 +147,12 @@ func (m *Mailbox) SendBatch(ctx context.Context, msgs []Outgoing, opts ...SendOp
 // sendFrame sends one SEND frame of msgs and returns the ids of the
 // messages admitted, or, with an error, how many leading ones were (the
 // error's DONE).
-func (m *Mailbox) sendFrame(ctx context.Context, msgs []wire.SendMsg, nowait bool) ([]uint64, int, error) {
+func (m *Mailbox) sendFrame(ctx context.Context, msgs []wire.SendMsg, nowait bool, flags uint8) ([]uint64, int, error) {
 	c := m.c
 	cl := c.conn().NewCall()
 	defer c.conn().Release(cl)
 	req := wire.Send{Target: []byte(m.name), Timeout: timeoutOf(ctx, nowait), Msgs: msgs}
-	if _, err := c.start(ctx, cl, wire.OpSend, 0, req.Append); err != nil {
+	if _, err := c.start(ctx, cl, wire.OpSend, flags, req.Append); err != nil {
 		return nil, 0, err
 	}
 	err := c.wait(ctx, cl, wire.OpSend, m.name)

@@ -47,6 +47,8 @@ func (o Outcome) String() string {
 		return "in progress"
 	case OutcomeSettled:
 		return "settled"
+	case OutcomeNoSuchMessage:
+		return "no such message" // withdraw.go
 	}
 	return fmt.Sprintf("outcome %d", uint8(o))
 }

@@ -3,6 +3,7 @@ package postbox
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,7 +182,17 @@ func (s *consumerStream) Push(_ wire.Header, p []byte) {
 		clear(cn.queue[n:])
 		cn.queue, cn.head = cn.queue[:n], 0
 	}
-	cn.queue = append(cn.queue, msg)
+	if msg.Urgent() {
+		// Urgent messages overtake the prefetched ones, FIFO among
+		// themselves: they lead the queue.
+		i := cn.head
+		for i < len(cn.queue) && cn.queue[i].Urgent() {
+			i++
+		}
+		cn.queue = slices.Insert(cn.queue, i, msg)
+	} else {
+		cn.queue = append(cn.queue, msg)
+	}
 	cn.mu.Unlock()
 	select {
 	case cn.ready <- struct{}{}:

@@ -296,6 +296,7 @@ func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...SendOption) (Re
 	if o.receipt {
 		flags |= wire.FlagReceipt
 	}
+	flags |= o.urgentFlags()
 	c := m.c
 	cl := c.conn().NewCall()
 	msgs := [1]wire.SendMsg{{Type: o.typ, Priority: o.priority, Headers: hdr, Body: body}}

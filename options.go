@@ -104,6 +104,7 @@ type sendOptions struct {
 	receipt  bool
 	nowait   bool
 	hdr      outHeaders
+	urgent   bool // Urgent (withdraw.go)
 }
 
 type receiveOptions struct {

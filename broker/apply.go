@@ -133,10 +133,12 @@ func (c *conn) finish(p *pending) {
 	c.pmu.Unlock()
 }
 
-// deliver queues a Delivery frame with header hd.
+// deliver queues a Delivery frame with header hd (in the urgent lane for
+// an urgent message: withdraw.go).
 func (c *conn) deliver(hd wire.Header, msg *mailbox.Message, lease uint64) {
+	hd, flags := urgentDelivery(hd, msg)
 	d := wire.Delivery{
-		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason, Flags: msg.Flags,
+		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason, Flags: flags,
 		Redeliveries: msg.Redeliveries, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
 		Headers: msg.Headers, Body: msg.Body,
 	}

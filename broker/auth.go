@@ -99,8 +99,12 @@ const (
 	ActACL                       // ACL: set or remove access entries
 )
 
+// ActWithdraw: WITHDRAW anybody's messages, not only one's own (withdraw.go).
+const ActWithdraw = ActACL + 1
+
 var actionNames = [...]string{ActSend: "send", ActReceive: "receive", ActDestroy: "destroy",
-	ActChmod: "chmod", ActCreate: "create", ActStat: "stat", ActList: "list", ActACL: "acl"}
+	ActChmod: "chmod", ActCreate: "create", ActStat: "stat", ActList: "list", ActACL: "acl",
+	ActWithdraw: "withdraw"}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) && actionNames[a] != "" {
@@ -181,6 +185,8 @@ var ErrPermission = errors.New("broker: permission denied")
 //   - A mailbox whose owner is not KindUnix has no owning uid or gid:
 //     for Unix principals only the other triple applies (and root).
 //   - Only the owner may set access entries (ActACL).
+//   - Only the owner (and root, and an inbox's endpoint) may withdraw
+//     anybody's messages (ActWithdraw); everyone may withdraw their own.
 //   - Anyone may create, stat and list.
 type ModeAuthorizer struct{}
 
@@ -192,7 +198,7 @@ func (ModeAuthorizer) Authorize(p Principal, obj Object, act Action) error {
 	}
 	unix := p.Kind == KindUnix
 	if obj.Inbox != 0 {
-		if act == ActSend || act == ActReceive && p.Endpoint == obj.Inbox {
+		if act == ActSend || (act == ActReceive || act == ActWithdraw) && p.Endpoint == obj.Inbox {
 			return nil
 		}
 		return ErrPermission
@@ -204,7 +210,7 @@ func (ModeAuthorizer) Authorize(p Principal, obj Object, act Action) error {
 	owner := unix && unixOwned && p.UID == obj.OwnerUID ||
 		p.Kind == KindTLS && obj.OwnerKind == KindTLS && p.Name() != "" && p.Name() == obj.OwnerName
 	switch act {
-	case ActDestroy, ActChmod, ActACL:
+	case ActDestroy, ActChmod, ActACL, ActWithdraw:
 		if owner {
 			return nil
 		}

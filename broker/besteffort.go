@@ -54,6 +54,7 @@ func (h *handler) doSendBestEffort(hd wire.Header, p []byte) {
 	msgs := h.messages(m)
 	for _, msg := range msgs {
 		msg.Sender, msg.SentUnixNano = c.ident, h.now
+		msg.Urgent = hd.Flags&wire.FlagUrgentMsg != 0 // withdraw.go
 	}
 	h.sreq = sendRequest{c: c, hd: hd, msgs: msgs, size: size, now: h.now, ids: &h.ids, bestEffort: true}
 	t.send(&h.sreq)

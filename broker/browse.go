@@ -57,8 +57,9 @@ func (bx *box) browse(c *conn, hd wire.Header, m *wire.Browse) {
 			// Bodies and headers are never modified once accepted, so the
 			// reply may refer to them after the lock is released (as a
 			// DELIVER does).
+			_, flags := urgentDelivery(hd, msg)
 			d := wire.Delivery{
-				ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason, Flags: msg.Flags,
+				ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason, Flags: flags,
 				Redeliveries: msg.Redeliveries, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
 				Headers: msg.Headers, Body: msg.Body, Ext: wire.AppendPrincipalName(nil, msg.Sender.Name),
 			}

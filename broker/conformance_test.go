@@ -81,6 +81,10 @@ var validOutcome = map[string]wire.Code{
 	"topics":                       wire.OK,
 	"claim":                        wire.OK, // root may claim anything
 	"claim-release":                wire.OK, // after "claim"
+	"send-urgent":                  wire.OK,
+	"withdraw-ids":                 wire.OK, // root may withdraw anybody's
+	"withdraw-correlation-id":      wire.OK, // nothing matches: no outcomes
+	"withdraw-user-header-after":   wire.OK, // ANY_SENDER: root owns everything
 }
 
 func TestV2ConformanceVectorsAgainstALiveBroker(t *testing.T) {

@@ -223,6 +223,7 @@ func (b *Broker) journal(bx *box, e *mailbox.Effect) store.Ticket {
 			SenderKind: m.Sender.Kind, SenderUID: m.Sender.UID, SenderGID: m.Sender.GID, SenderPID: m.Sender.PID,
 			SenderEndpoint: m.Sender.Endpoint, SenderName: m.Sender.Name, SentUnixNano: m.SentUnixNano,
 			Redeliveries: m.Redeliveries, DeadReason: reasonText(m.Reason), Body: m.Body, Headers: m.Headers,
+			Urgent: m.Urgent,
 		})
 	case mailbox.EffLeased:
 		return b.st.Lease(bx.name, m.Seq)
@@ -320,7 +321,7 @@ func (b *Broker) recover() error {
 			s := &stored[i]
 			msgs[i] = &mailbox.Message{Seq: s.Seq, Type: s.Type, Priority: s.Priority, Redeliveries: s.Redeliveries,
 				Sender:       mailbox.Identity{Kind: s.SenderKind, UID: s.SenderUID, GID: s.SenderGID, PID: s.SenderPID, Endpoint: s.SenderEndpoint, Name: s.SenderName},
-				SentUnixNano: s.SentUnixNano, Body: s.Body, Headers: s.Headers, Reason: reasonCode(s.DeadReason)}
+				SentUnixNano: s.SentUnixNano, Body: s.Body, Headers: s.Headers, Reason: reasonCode(s.DeadReason), Urgent: s.Urgent}
 		}
 		bx.core.Restore(msgs, rec.NextSeq[d.Name])
 		b.held.Add(bx.core.HeldBytes())

@@ -94,6 +94,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doTopics(hd, p)
 	case wire.OpClaim:
 		h.doClaim(hd, p)
+	case wire.OpWithdraw:
+		h.doWithdraw(hd, p)
 	case wire.OpPing:
 		var m wire.Empty
 		if h.decode(hd, p, &m) {

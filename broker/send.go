@@ -127,6 +127,7 @@ func (h *handler) put(hd wire.Header, name []byte, msgs []*mailbox.Message, size
 	for _, msg := range msgs {
 		msg.Sender = c.ident
 		msg.SentUnixNano = h.now
+		msg.Urgent = hd.Op == wire.OpSend && hd.Flags&wire.FlagUrgentMsg != 0 // withdraw.go
 	}
 	// The request lives in the handler: a target keeps nothing of it, and
 	// passing it through the interface allocates nothing.

@@ -28,6 +28,9 @@ func PositionOf(msg *Message) Position {
 // within a type: each receiver takes the lowest type <= |sel|, so that is
 // the order they come out in.
 //
+// Urgent messages are listed in their priority's place, as if they were
+// not urgent (a Position carries no urgency to continue after).
+//
 // Leased messages are not queued and are not listed; neither are offered
 // messages (a rendezvous or receipted send still waiting), which may yet
 // be withdrawn and have not been accepted as plain queued messages.
@@ -45,6 +48,24 @@ func (m *Mailbox) Browse(sel int64, after Position, limit int, dst []*Message) (
 	if sel < 0 {
 		return m.browseLowest(sel, after, limit, msgs)
 	}
+	// Urgent messages are listed in their priority's place, not ahead: a
+	// Position (and a wire cursor) carries no urgency to continue from.
+	var urgent []*Message
+	for i := range m.q.urgent.len() {
+		msg := m.q.urgent.at(i)
+		if msg.offer == nil && matches(sel, msg.Type) && (after.Seq == 0 || queueOrder(PositionOf(msg), after) > 0) {
+			urgent = append(urgent, msg)
+		}
+	}
+	slices.SortFunc(urgent, func(a, b *Message) int { return queueOrder(PositionOf(a), PositionOf(b)) })
+	add := func(msg *Message) bool {
+		if len(msgs) == limit {
+			more = true
+			return false
+		}
+		msgs = append(msgs, msg)
+		return true
+	}
 	m.q.each(func(p uint8, l *lane) bool {
 		i := 0
 		if after.Seq != 0 {
@@ -60,21 +81,44 @@ func (m *Mailbox) Browse(sel int64, after Position, limit int, dst []*Message) (
 			if msg.offer != nil || !matches(sel, msg.Type) {
 				continue
 			}
-			if len(msgs) == limit {
-				more = true
+			for len(urgent) > 0 && queueOrder(PositionOf(urgent[0]), PositionOf(msg)) < 0 {
+				if !add(urgent[0]) {
+					return false
+				}
+				urgent = urgent[1:]
+			}
+			if !add(msg) {
 				return false
 			}
-			msgs = append(msgs, msg)
 		}
 		return true
 	})
+	for _, msg := range urgent {
+		if more || !add(msg) {
+			break
+		}
+	}
 	return msgs, more, nil
+}
+
+// queueOrder compares positions in queue order: priority descending,
+// then Seq ascending.
+func queueOrder(a, b Position) int {
+	switch {
+	case a.Priority != b.Priority:
+		return int(b.Priority) - int(a.Priority)
+	case a.Seq < b.Seq:
+		return -1
+	case a.Seq > b.Seq:
+		return 1
+	}
+	return 0
 }
 
 // browseLowest is Browse for a negative selector: candidates sorted by
 // (Type, queue order).
 func (m *Mailbox) browseLowest(sel int64, after Position, limit int, msgs []*Message) ([]*Message, bool, error) {
-	m.q.each(func(_ uint8, l *lane) bool {
+	m.q.all(func(l *lane) bool {
 		for i := range l.len() {
 			msg := l.at(i)
 			if msg.offer == nil && matches(sel, msg.Type) && (after.Seq == 0 || lowestOrder(PositionOf(msg), after) > 0) {

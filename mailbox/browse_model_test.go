@@ -18,7 +18,15 @@ func (md *model) checkBrowse() {
 	sel := []int64{0, 1, 2, 3, -1, -2, -3}[md.rng.IntN(7)]
 	size := 1 + md.rng.IntN(4)
 	var want []*Message
-	for _, mm := range md.queueOrder() {
+	// Browse lists urgent messages in their priority's place.
+	q := md.queueOrder()
+	slices.SortStableFunc(q, func(a, b *modelMsg) int {
+		if c := cmp.Compare(b.msg.Priority, a.msg.Priority); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.msg.Seq, b.msg.Seq)
+	})
+	for _, mm := range q {
 		if mm.msg.offer == nil && matches(sel, mm.msg.Type) {
 			want = append(want, mm.msg)
 		}

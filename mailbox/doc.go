@@ -24,6 +24,16 @@
 //	type  > 0   the first message whose Type equals type
 //	type  < 0   the first message with the lowest Type <= |type|
 //
+// # The urgent lane and withdrawal
+//
+// An urgent message (Message.Urgent) is delivered ahead of every message
+// that is not urgent, whatever their priorities, FIFO among urgent ones;
+// selectors still apply. It may enter a full bounded mailbox while fewer
+// than UrgentReserve urgent messages are queued. A sender takes back its
+// own messages by id or by a match (WithdrawIDs, WithdrawMatching), and
+// learns for each whether it was withdrawn, is in progress (leased: who
+// holds it), is gone or was never known. See urgent.go.
+//
 // # Browsing
 //
 // Browse lists queued messages in the order a succession of receivers

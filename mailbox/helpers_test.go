@@ -80,7 +80,7 @@ func wantEffects(t *testing.T, m *Mailbox, want ...string) {
 // queued lists the bodies of the queued messages in queue order.
 func queued(m *Mailbox) []string {
 	out := []string{}
-	m.q.each(func(_ uint8, l *lane) bool {
+	m.q.all(func(l *lane) bool {
 		for i := range l.len() {
 			out = append(out, string(l.at(i).Body))
 		}
@@ -149,7 +149,7 @@ func invariantError(m *Mailbox) error {
 		}
 		for i := range l.len() {
 			msg := l.at(i)
-			if int(msg.Priority) != p {
+			if int(msg.Priority) != p || msg.Urgent {
 				return fmt.Errorf("message %s of priority %d in lane %d", msg.Body, msg.Priority, p)
 			}
 			if i > 0 && l.at(i-1).Seq >= msg.Seq {
@@ -164,6 +164,35 @@ func invariantError(m *Mailbox) error {
 			n++
 			qbytes += int64(len(msg.Body))
 		}
+	}
+	for i := range m.q.urgent.len() {
+		msg := m.q.urgent.at(i)
+		if !msg.Urgent {
+			return fmt.Errorf("message %s in the urgent lane is not urgent", msg.Body)
+		}
+		if i > 0 && m.q.urgent.at(i-1).Seq >= msg.Seq {
+			return fmt.Errorf("urgent lane out of Seq order at %d", i)
+		}
+		if msg.lease != 0 {
+			return fmt.Errorf("queued message %s is leased", msg.Body)
+		}
+		if msg.offer != nil && (msg.offer.list != &m.offers || msg.offer.Msg != msg) {
+			return fmt.Errorf("queued message %s has a dangling offer", msg.Body)
+		}
+		n++
+		qbytes += int64(len(msg.Body))
+	}
+	if m.cfg.Capacity > 0 && int64(m.q.n) > m.cfg.Capacity+UrgentReserve {
+		return fmt.Errorf("%d queued, more than capacity %d + reserve", m.q.n, m.cfg.Capacity)
+	}
+	urgentBlocked := 0
+	for s := m.blocked.head; s != nil; s = s.next {
+		if s.Msg.Urgent {
+			urgentBlocked++
+		}
+	}
+	if urgentBlocked != m.blockedUrgent {
+		return fmt.Errorf("blockedUrgent = %d, %d urgent senders blocked", m.blockedUrgent, urgentBlocked)
 	}
 	if n != m.q.n || qbytes != m.q.bytes {
 		return fmt.Errorf("queue counts n=%d bytes=%d, contents n=%d bytes=%d", m.q.n, m.q.bytes, n, qbytes)
@@ -188,7 +217,7 @@ func invariantError(m *Mailbox) error {
 	}
 	offers := 0
 	for s := m.offers.head; s != nil; s = s.next {
-		if !s.offered || s.Msg.offer != s || m.q.lanes[s.Msg.Priority].find(s.Msg.Seq) < 0 {
+		if !s.offered || s.Msg.offer != s || !m.q.has(s.Msg) {
 			return fmt.Errorf("offer %v is not in the queue", s.Ref)
 		}
 		offers++

@@ -77,7 +77,9 @@ type Mailbox struct {
 	waiting receiverList // receivers with credit, in waiting order
 	parked  receiverList // consumers with no credit left
 	blocked senderList   // senders waiting for space
-	offers  senderList   // senders whose message is offered in the queue
+	// blockedUrgent counts the blocked senders of urgent messages.
+	blockedUrgent int
+	offers        senderList // senders whose message is offered in the queue
 
 	held      int64
 	destroyed bool
@@ -134,12 +136,15 @@ func (m *Mailbox) Send(msg *Message, receipt bool, s *Sender) (res Result, done 
 		return res, false, ErrDestroyed
 	}
 	receipt = receipt || m.cfg.Capacity == 0
-	if m.cfg.Capacity != 0 && !m.hasRoom(msg.size()) {
+	if m.cfg.Capacity != 0 && !m.hasRoom(msg) {
 		if s == nil {
 			return res, false, ErrFull
 		}
 		s.Msg, s.Receipt, s.offered = msg, receipt, false
 		m.blocked.push(s)
+		if msg.Urgent {
+			m.blockedUrgent++
+		}
 		m.hold(msg, 1)
 		return res, false, nil
 	}
@@ -161,12 +166,17 @@ func (m *Mailbox) Send(msg *Message, receipt bool, s *Sender) (res Result, done 
 	return Result{Seq: msg.Seq}, true, nil
 }
 
-// hasRoom reports whether a message of size bytes fits in the queue.
-func (m *Mailbox) hasRoom(size int) bool {
+// hasRoom reports whether msg fits in the queue. An urgent message that
+// does not fits all the same while fewer than UrgentReserve urgent
+// messages are queued.
+func (m *Mailbox) hasRoom(msg *Message) bool {
+	if msg.Urgent && m.q.urgent.len() < UrgentReserve {
+		return true
+	}
 	if m.cfg.Capacity > 0 && int64(m.q.n) >= m.cfg.Capacity {
 		return false
 	}
-	return m.cfg.MaxBytes <= 0 || m.q.n == 0 || m.q.bytes+int64(size) <= m.cfg.MaxBytes
+	return m.cfg.MaxBytes <= 0 || m.q.n == 0 || m.q.bytes+int64(msg.size()) <= m.cfg.MaxBytes
 }
 
 // accept gives msg its sequence number and counts it as held. An offered
@@ -258,28 +268,52 @@ func (m *Mailbox) arrive(msg *Message) {
 	m.q.push(msg)
 }
 
-// admit lets blocked senders in while there is space.
+// admit lets blocked senders in while there is space: first urgent ones
+// the reserve lets past the others (an urgent message never waits behind
+// a full mailbox's ordinary senders), then in order.
 func (m *Mailbox) admit() {
-	for m.blocked.head != nil && m.cfg.Capacity != 0 && m.hasRoom(m.blocked.head.Msg.size()) {
-		s := m.blocked.head
-		m.blocked.remove(s)
-		msg := s.Msg
-		m.hold(msg, -1) // accept counts it again
-		r := m.firstWaiter(msg)
-		m.accept(msg, r != nil || !s.Receipt)
-		if r != nil {
-			// Not an offer yet, so deliver does not complete the send.
-			m.deliver(r, msg)
-			m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg, Taken: true, Receipt: r.Who()})
-			continue
-		}
-		if s.Receipt {
-			m.offer(s)
-			continue
-		}
-		m.q.push(msg)
-		m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg})
+	if m.cfg.Capacity == 0 {
+		return
 	}
+	for s := m.blocked.head; s != nil && m.blockedUrgent > 0; {
+		next := s.next
+		if s.Msg.Urgent && m.hasRoom(s.Msg) {
+			m.admitOne(s)
+		}
+		s = next
+	}
+	for m.blocked.head != nil && m.hasRoom(m.blocked.head.Msg) {
+		m.admitOne(m.blocked.head)
+	}
+}
+
+// unblock takes s off the blocked list.
+func (m *Mailbox) unblock(s *Sender) {
+	m.blocked.remove(s)
+	if s.Msg.Urgent {
+		m.blockedUrgent--
+	}
+}
+
+// admitOne lets the blocked sender s in.
+func (m *Mailbox) admitOne(s *Sender) {
+	m.unblock(s)
+	msg := s.Msg
+	m.hold(msg, -1) // accept counts it again
+	r := m.firstWaiter(msg)
+	m.accept(msg, r != nil || !s.Receipt)
+	if r != nil {
+		// Not an offer yet, so deliver does not complete the send.
+		m.deliver(r, msg)
+		m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg, Taken: true, Receipt: r.Who()})
+		return
+	}
+	if s.Receipt {
+		m.offer(s)
+		return
+	}
+	m.q.push(msg)
+	m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg})
 }
 
 // Who returns the identity of the receiver, for receipts.
@@ -411,7 +445,7 @@ func (m *Mailbox) CancelSend(s *Sender, err error) {
 	m.begin()
 	switch {
 	case s.list == &m.blocked:
-		m.blocked.remove(s)
+		m.unblock(s)
 		m.hold(s.Msg, -1)
 	case s.list == &m.offers:
 		m.offers.remove(s)
@@ -522,7 +556,7 @@ func (m *Mailbox) Disconnect(endpoint uint64) {
 	for s := m.blocked.head; s != nil; {
 		next := s.next
 		if s.Endpoint == endpoint {
-			m.blocked.remove(s)
+			m.unblock(s)
 			m.hold(s.Msg, -1)
 		}
 		s = next
@@ -583,7 +617,7 @@ func (m *Mailbox) Expire(now int64) (next int64) {
 	var dead []*Message
 	for {
 		next, dead = 0, dead[:0]
-		m.q.each(func(_ uint8, l *lane) bool {
+		m.q.all(func(l *lane) bool {
 			for i := range l.len() {
 				msg := l.at(i)
 				if msg.offer != nil {
@@ -641,6 +675,7 @@ func (m *Mailbox) Destroy(err error) {
 		}
 	}
 	m.q = queue{}
+	m.blockedUrgent = 0
 	clear(m.leases)
 	m.held = 0
 }
@@ -662,7 +697,7 @@ func (m *Mailbox) releaseAll() {
 	for s := m.blocked.head; s != nil; s = s.next {
 		m.cfg.Charge(s.Msg.Sender, -int64(s.Msg.size()))
 	}
-	m.q.each(func(_ uint8, l *lane) bool {
+	m.q.all(func(l *lane) bool {
 		for i := range l.len() {
 			msg := l.at(i)
 			m.cfg.Charge(msg.Sender, -int64(msg.size()))

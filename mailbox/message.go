@@ -45,6 +45,11 @@ type Message struct {
 	Reason uint8
 	// Flags are carried to receivers untouched (wire.DeliveryChannelOffer).
 	Flags uint8
+	// Urgent puts the message in the urgent lane: it is delivered ahead
+	// of every message that is not urgent, whatever their priorities
+	// (FIFO among urgent messages), and it may pass the capacity by
+	// UrgentReserve (see urgent.go).
+	Urgent bool
 
 	// Set while the message is leased.
 	lease  uint64
@@ -89,10 +94,30 @@ func matches(sel, typ int64) bool {
 // Seq, and a bitmap of non-empty lanes so the highest one is found with a
 // few word operations.
 type queue struct {
-	lanes [256]lane
-	bits  [4]uint64 // bit p set when lanes[p] is non-empty
-	n     int
-	bytes int64
+	lanes  [256]lane
+	bits   [4]uint64 // bit p set when lanes[p] is non-empty
+	urgent lane      // urgent messages, ahead of every priority lane
+	n      int
+	bytes  int64
+}
+
+// urgentLane is the lane number pick and removeAt use for the urgent lane.
+const urgentLane = -1
+
+// lane returns lane p (urgentLane or a priority).
+func (q *queue) lane(p int) *lane {
+	if p == urgentLane {
+		return &q.urgent
+	}
+	return &q.lanes[p]
+}
+
+// laneOf is the lane m belongs in.
+func laneOf(m *Message) int {
+	if m.Urgent {
+		return urgentLane
+	}
+	return int(m.Priority)
 }
 
 // lane is one priority's messages sorted by Seq, stored in a slice whose
@@ -169,18 +194,23 @@ func (l *lane) find(seq uint64) int {
 }
 
 func (q *queue) push(m *Message) {
-	p := m.Priority
-	q.lanes[p].insert(m)
-	q.bits[p>>6] |= 1 << (p & 63)
+	if m.Urgent {
+		q.urgent.insert(m)
+	} else {
+		p := m.Priority
+		q.lanes[p].insert(m)
+		q.bits[p>>6] |= 1 << (p & 63)
+	}
 	q.n++
 	q.bytes += int64(m.size())
 }
 
-func (q *queue) removeAt(p uint8, i int) *Message {
-	l := &q.lanes[p]
+// removeAt removes the i-th message of lane p (urgentLane or a priority).
+func (q *queue) removeAt(p int, i int) *Message {
+	l := q.lane(p)
 	m := l.at(i)
 	l.removeAt(i)
-	if l.len() == 0 {
+	if p != urgentLane && l.len() == 0 {
 		q.bits[p>>6] &^= 1 << (p & 63)
 	}
 	q.n--
@@ -188,18 +218,36 @@ func (q *queue) removeAt(p uint8, i int) *Message {
 	return m
 }
 
+// has reports whether m is queued.
+func (q *queue) has(m *Message) bool {
+	l := q.lane(laneOf(m))
+	i := l.find(m.Seq)
+	return i >= 0 && l.at(i) == m
+}
+
 // remove takes m out of the queue; it reports false if m is not queued.
 func (q *queue) remove(m *Message) bool {
-	i := q.lanes[m.Priority].find(m.Seq)
-	if i < 0 || q.lanes[m.Priority].at(i) != m {
+	p := laneOf(m)
+	l := q.lane(p)
+	i := l.find(m.Seq)
+	if i < 0 || l.at(i) != m {
 		return false
 	}
-	q.removeAt(m.Priority, i)
+	q.removeAt(p, i)
 	return true
 }
 
-// each calls fn for non-empty lanes from the highest priority down until
-// fn returns false.
+// all calls fn for every non-empty lane in queue order (the urgent lane,
+// then the priorities from the highest down) until fn returns false.
+func (q *queue) all(fn func(l *lane) bool) {
+	if q.urgent.len() > 0 && !fn(&q.urgent) {
+		return
+	}
+	q.each(func(_ uint8, l *lane) bool { return fn(l) })
+}
+
+// each calls fn for non-empty priority lanes (not the urgent lane) from
+// the highest priority down until fn returns false.
 func (q *queue) each(fn func(p uint8, l *lane) bool) {
 	for w := 3; w >= 0; w-- {
 		bits := q.bits[w]
@@ -214,15 +262,24 @@ func (q *queue) each(fn func(p uint8, l *lane) bool) {
 }
 
 // pick finds the message a receiver with selector sel would take, without
-// removing it. It returns the lane and index, or ok=false.
-func (q *queue) pick(sel int64) (p uint8, idx int, ok bool) {
+// removing it. It returns the lane (urgentLane or a priority) and index,
+// or ok=false. The urgent lane is searched first, with the selector's own
+// rule; only if nothing there matches do the priority lanes count (so for
+// a negative selector an urgent message beats a lower type that is not
+// urgent).
+func (q *queue) pick(sel int64) (p int, idx int, ok bool) {
 	if q.n == 0 {
 		return 0, 0, false
+	}
+	if q.urgent.len() > 0 {
+		if i, found := pickIn(&q.urgent, sel); found {
+			return urgentLane, i, true
+		}
 	}
 	if sel == 0 {
 		for w := 3; w >= 0; w-- {
 			if q.bits[w] != 0 {
-				return uint8(w*64 + 63 - leadingZeros(q.bits[w])), 0, true
+				return w*64 + 63 - leadingZeros(q.bits[w]), 0, true
 			}
 		}
 	}
@@ -234,12 +291,12 @@ func (q *queue) pick(sel int64) (p uint8, idx int, ok bool) {
 				continue
 			}
 			if sel >= 0 {
-				p, idx, ok = lp, i, true
+				p, idx, ok = int(lp), i, true
 				return false
 			}
 			// Lowest type wins; the first in queue order among equals.
 			if !ok || t < best {
-				p, idx, ok, best = lp, i, true, t
+				p, idx, ok, best = int(lp), i, true, t
 			}
 		}
 		return true
@@ -247,10 +304,28 @@ func (q *queue) pick(sel int64) (p uint8, idx int, ok bool) {
 	return p, idx, ok
 }
 
+// pickIn is pick within one lane.
+func pickIn(l *lane, sel int64) (idx int, ok bool) {
+	best := int64(0)
+	for i := range l.len() {
+		t := l.at(i).Type
+		if !matches(sel, t) {
+			continue
+		}
+		if sel >= 0 {
+			return i, true
+		}
+		if !ok || t < best {
+			idx, ok, best = i, true, t
+		}
+	}
+	return idx, ok
+}
+
 // oldest returns the smallest SentUnixNano among queued messages, or 0.
 func (q *queue) oldest() int64 {
 	var o int64
-	q.each(func(_ uint8, l *lane) bool {
+	q.all(func(l *lane) bool {
 		for i := range l.len() {
 			if t := l.at(i).SentUnixNano; o == 0 || t < o {
 				o = t

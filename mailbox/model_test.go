@@ -93,6 +93,15 @@ func (md *model) queueOrder() []*modelMsg {
 		}
 	}
 	slices.SortFunc(q, func(a, b *modelMsg) int {
+		if a.msg.Urgent != b.msg.Urgent {
+			if a.msg.Urgent {
+				return -1
+			}
+			return 1
+		}
+		if a.msg.Urgent {
+			return cmp.Compare(a.msg.Seq, b.msg.Seq)
+		}
 		if c := cmp.Compare(b.msg.Priority, a.msg.Priority); c != 0 {
 			return c
 		}
@@ -101,8 +110,20 @@ func (md *model) queueOrder() []*modelMsg {
 	return q
 }
 
-// refPick is msgrcv written as plainly as possible.
+// refPick is msgrcv written as plainly as possible, over the urgent
+// messages first (q is in queue order: they lead it), then the rest.
 func refPick(q []*modelMsg, sel int64) *modelMsg {
+	n := 0
+	for n < len(q) && q[n].msg.Urgent {
+		n++
+	}
+	if mm := refPickIn(q[:n], sel); mm != nil {
+		return mm
+	}
+	return refPickIn(q[n:], sel)
+}
+
+func refPickIn(q []*modelMsg, sel int64) *modelMsg {
 	var best *modelMsg
 	for _, mm := range q {
 		t := mm.msg.Type
@@ -276,10 +297,7 @@ func (md *model) check() {
 		if msg.Seq != 0 {
 			sent++
 		}
-		inQueue := false
-		if i := md.m.q.lanes[msg.Priority].find(msg.Seq); msg.Seq != 0 && i >= 0 {
-			inQueue = md.m.q.lanes[msg.Priority].at(i) == msg
-		}
+		inQueue := msg.Seq != 0 && md.m.q.has(msg)
 		leased := mm.lease != 0 && md.m.leases[mm.lease] == msg
 		switch mm.place {
 		case pBlocked, pQueued, pLeased:
@@ -409,6 +427,8 @@ func (md *model) step() {
 				}
 			}
 		}
+	case op < 96:
+		md.withdraw(ep)
 	default:
 		// Stale acks: a lease never held, or a held one by the wrong endpoint.
 		lease := uint64(rng.IntN(len(md.usedLeases) + 2))
@@ -445,6 +465,8 @@ func (md *model) send(ep uint64) {
 		Priority:     uint8(rng.IntN(3)),
 		Body:         fmt.Appendf(nil, "m%d%s", md.names, "....."[:rng.IntN(6)]),
 		SentUnixNano: md.now,
+		Urgent:       rng.IntN(6) == 0,
+		Sender:       Identity{Kind: 1, UID: uint32(ep), Endpoint: ep},
 	}
 	receipt := rng.IntN(5) == 0
 	var s *Sender
@@ -452,8 +474,8 @@ func (md *model) send(ep uint64) {
 		s = &Sender{Endpoint: ep}
 		s.Ref = s
 	}
-	md.log = append(md.log, fmt.Sprintf("send %s type=%d prio=%d receipt=%v wait=%v ep=%d",
-		msg.Body, msg.Type, msg.Priority, receipt, s != nil, ep))
+	md.log = append(md.log, fmt.Sprintf("send %s type=%d prio=%d urgent=%v receipt=%v wait=%v ep=%d",
+		msg.Body, msg.Type, msg.Priority, msg.Urgent, receipt, s != nil, ep))
 	mm := &modelMsg{msg: msg, place: pBlocked}
 	before := md.m.Stats()
 	res, done, err := md.m.Send(msg, receipt, s)

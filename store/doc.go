@@ -70,7 +70,8 @@
 //	                i64 sent unix ns, u32 redeliveries, str dead reason,
 //	                u32 body length, body, [u32 headers length, headers],
 //	                [u8 sender principal kind], [str sender name]
-//	                (bit 3: the sender's principal name follows)
+//	                (bit 3: the sender's principal name follows;
+//	                bit 4: the message is urgent, no field follows)
 //	5 Ack           str mailbox, u64 seq
 //	6 Lease         str mailbox, u64 seq
 //	7 Return        str mailbox, u64 seq, u32 redeliveries
@@ -95,7 +96,10 @@
 // a sender whose principal kind is not Unix (Message.SenderKind); a
 // record without them is laid out as before they existed and decodes as a
 // Unix sender without headers, so data directories written by earlier
-// brokers open unchanged. Compaction and dead-letter moves keep both. A
+// brokers open unchanged. Compaction and dead-letter moves keep both.
+// Bit 4 marks an urgent message (Message.Urgent), so it is back in its
+// mailbox's urgent lane after a restart; it adds no field, and a record
+// without it is an ordinary message, as every one was before it existed. A
 // record names a message by (mailbox, seq); records
 // about a message or mailbox that does not exist when replayed are no-ops.
 //

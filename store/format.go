@@ -49,6 +49,7 @@ const (
 	flagHeaders = 1 << 1
 	flagKind    = 1 << 2
 	flagName    = 1 << 3 // then a str, the sender's principal name
+	flagUrgent  = 1 << 4 // the message is urgent (Message.Urgent); no field follows
 )
 
 // defAccess, in a Def's mode word, says that the Def ends with its
@@ -153,7 +154,10 @@ func appendDef(b []byte, d *MailboxDef) []byte {
 // separately so a copied-forward, dead-lettered message can be written
 // under its new name without building a new Message.
 func appendMessage(b []byte, m *Message, mailbox string, seq uint64, flags byte) []byte {
-	flags &^= flagHeaders | flagKind | flagName
+	flags &^= flagHeaders | flagKind | flagName | flagUrgent
+	if m.Urgent {
+		flags |= flagUrgent
+	}
 	if len(m.Headers) > 0 {
 		flags |= flagHeaders
 	}
@@ -321,7 +325,7 @@ func decodeMessage(p []byte, m *Message, full bool) (h msgHead, ok bool) {
 			Mailbox: string(h.mailbox), Seq: h.seq, Type: typ, Priority: h.priority,
 			SenderKind: kind, SenderUID: uid, SenderGID: gid, SenderPID: pid, SenderEndpoint: ep,
 			SentUnixNano: h.sent, Redeliveries: h.redeliveries,
-			DeadReason: string(reason), SenderName: string(name),
+			DeadReason: string(reason), SenderName: string(name), Urgent: h.flags&flagUrgent != 0,
 		}
 		// Body and headers share one allocation, as in the broker.
 		buf := make([]byte, len(body)+len(headers))

@@ -142,6 +142,9 @@ type Message struct {
 	// Headers is the message's headers block (see package wire), stored
 	// and returned byte for byte; nil for none.
 	Headers []byte
+	// Urgent: the message is in its mailbox's urgent lane (Append flag
+	// bit 4). Records written before it existed decode as not urgent.
+	Urgent bool
 }
 
 // Recovered is what Open found on disk.

@@ -60,6 +60,8 @@ var decoders = []struct {
 	{"Bind", func() payload { return new(Bind) }},
 	{"Claim", func() payload { return new(Claim) }},
 	{"TopicsReply", func() payload { return new(TopicsReply) }},
+	{"Withdraw", func() payload { return new(Withdraw) }},
+	{"WithdrawReply", func() payload { return new(WithdrawReply) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.

@@ -271,6 +271,16 @@ func docExamples() []docExample {
 			&ListReply{Infos: []MailboxInfo{info}, Next: []byte("jobs")}),
 			fields(header("0x93 LIST-REPLY", "0", "0 OK", 11), []field{{4, "count = 1"},
 				{4, fmt.Sprintf("entry length = %d", infoLen)}}, infoFields(&info), str("next", "jobs"))},
+		// 10.9 (withdraw_vectors_test.go has the vectors)
+		{"withdraw", encodeFrame(Header{Op: OpWithdraw, Flags: FlagUrgent, Request: 40},
+			&Withdraw{Name: []byte("jobs"), IDs: []uint64{3, 4}}),
+			fields(header("0x29 WITHDRAW", "0x40 URGENT", "0", 40), str("name", "jobs"),
+				[]field{{4, "count = 2"}, {8, "id = 3"}, {8, "id = 4"}, {4, "match length = 0"}, {8, "after = 0"}})},
+		{"withdraw-reply", encodeFrame(Header{Op: OpWithdraw | OpReply, Flags: FlagUrgent, Request: 40},
+			&WithdrawReply{Outcomes: []WithdrawOutcome{{ID: 3, Outcome: OutcomeWithdrawn}, {ID: 4, Outcome: OutcomeInProgress, Holder: peer}}}),
+			fields(header("0xa9 WITHDRAW-REPLY", "0x40 URGENT", "0 OK", 40), []field{{4, "count = 2"},
+				{8, "id = 3"}, {1, "outcome = 1 WITHDRAWN"}, {21, "holder = 0 (none)"},
+				{8, "id = 4"}, {1, "outcome = 2 IN_PROGRESS"}}, identity("holder", peer), []field{{1, "more = 0"}})},
 	}
 }
 

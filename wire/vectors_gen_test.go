@@ -25,6 +25,7 @@ func vectorFiles() []vectorFile {
 		{"call.json", callVectors()},
 		{"tls.json", tlsVectors()},
 		{"pubsub.json", pubsubVectors()},
+		{"withdraw.json", withdrawVectors()},
 	}
 }
 

@@ -10,6 +10,7 @@
 //	postbox ls / stat NAME / rm NAME...   inspect and remove, like ipcs / ipcrm
 //	postbox usage                         per-uid usage and quotas, like ipcs -u
 //	postbox acl NAME [--add P=rw]         access entries for remote (TLS) principals
+//	postbox cancel NAME --id N            withdraw messages you sent, not yet taken
 //	postbox bench                         measure the broker against a raw socket
 //
 // Exit status: 0 success, 1 error, 2 usage, 3 timed out, empty or full.
@@ -72,6 +73,8 @@ func exitCode(root *cobra.Command, err error) int {
 	case errors.Is(err, postbox.ErrTimeout), errors.Is(err, postbox.ErrEmpty), errors.Is(err, postbox.ErrFull),
 		errors.Is(err, context.DeadlineExceeded):
 		return exitWouldBlock
+	case errors.Is(err, errNotWithdrawn): // cancel.go
+		return exitWouldBlock
 	}
 	return exitError
 }
@@ -123,6 +126,7 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newReq(), newReply(), newCall(),
 		newChmod(), newACL(), newBench(), newUsage())
+	root.AddCommand(newCancel())
 	for _, c := range root.Commands() {
 		if c.Args != nil {
 			args := c.Args

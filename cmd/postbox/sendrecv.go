@@ -50,6 +50,7 @@ func newSend() *cobra.Command {
 	var prio uint8
 	var timeout time.Duration
 	var nowait, receipt, lines, bestEffort bool
+	var urgent, printID bool // cancel.go
 	var headers []string
 	var replyTo, correlationID, contentType string
 	cmd := &cobra.Command{
@@ -77,6 +78,13 @@ mailbox or @id to answer to, --correlation-id ties a reply to its request
 (1..255 bytes), --content-type describes the body. A header past its
 limits fails before anything is sent (exit 1).
 
+--urgent sends an urgent message: it is delivered ahead of everything
+queued in the mailbox, whatever the priorities (first come first served
+among urgent ones), it enters a full mailbox while fewer than 64 urgent
+messages are queued there, and it travels ahead of queued data on the
+way. --print-id prints each message's id (one line each), for
+"postbox cancel NAME --id ID" to withdraw it while nobody has taken it.
+
 ` + timeoutHelp + `
 
 ` + exitHelp,
@@ -95,6 +103,9 @@ limits fails before anything is sent (exit 1).
 			if bestEffort && receipt {
 				return usageError{errors.New("--best-effort has no reply, so no --receipt")}
 			}
+			if bestEffort && printID {
+				return usageError{errors.New("--best-effort has no reply, so no --print-id")}
+			}
 			mb := c.Mailbox(args[0])
 			opts := []postbox.SendOption{postbox.Type(typ), postbox.Priority(prio)}
 			if nowait {
@@ -102,6 +113,9 @@ limits fails before anything is sent (exit 1).
 			}
 			if receipt {
 				opts = append(opts, postbox.WithReceipt())
+			}
+			if urgent {
+				opts = append(opts, postbox.Urgent())
 			}
 			for _, h := range headers {
 				k, v, ok := strings.Cut(h, "=")
@@ -128,6 +142,9 @@ limits fails before anything is sent (exit 1).
 				r, err := mb.Send(wctx, body, opts...)
 				if err != nil {
 					return err
+				}
+				if printID {
+					fmt.Println(r.ID)
 				}
 				if r.Taken && (receipt || cmd.Flags().Changed("receipt")) {
 					fmt.Printf("taken by endpoint %d (pid %d, uid %d)\n", r.By.Endpoint, r.By.PID, r.By.UID)
@@ -170,6 +187,8 @@ limits fails before anything is sent (exit 1).
 	f.StringVar(&replyTo, "reply-to", "", "REPLY_TO header: the mailbox or @id to answer to")
 	f.StringVar(&correlationID, "correlation-id", "", "CORRELATION_ID header (1..255 bytes)")
 	f.StringVar(&contentType, "content-type", "", "CONTENT_TYPE header, e.g. application/json")
+	f.BoolVar(&urgent, "urgent", false, "urgent: delivered ahead of everything queued (see postbox cancel)")
+	f.BoolVar(&printID, "print-id", false, "print each message's id, for postbox cancel --id")
 	return cmd
 }
 
@@ -192,6 +211,7 @@ type messageJSON struct {
 	ContentType         string              `json:"content_type,omitempty"`
 	Deadline            time.Time           `json:"deadline,omitzero"`
 	Headers             map[string][]string `json:"headers,omitempty"`
+	Urgent              bool                `json:"urgent,omitempty"` // cancel.go
 }
 
 type senderJS struct {
@@ -205,7 +225,7 @@ type senderJS struct {
 func toJSON(m *postbox.Message) messageJSON {
 	j := messageJSON{ID: m.ID, Mailbox: m.Mailbox, Type: m.Type, Priority: m.Priority, Redeliveries: m.Redeliveries, Reason: m.Reason.String(),
 		Sender: senderJS{m.Sender.Kind.String(), m.Sender.UID, m.Sender.GID, m.Sender.PID, m.Sender.Endpoint}, SentAt: m.SentAt,
-		ReplyTo: m.ReplyTo(), ContentType: m.ContentType(), Deadline: m.Deadline(), Headers: m.Header()}
+		ReplyTo: m.ReplyTo(), ContentType: m.ContentType(), Deadline: m.Deadline(), Headers: m.Header(), Urgent: m.Urgent()}
 	if id := m.CorrelationID(); id != nil {
 		if utf8.Valid(id) {
 			s := string(id)

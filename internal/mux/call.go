@@ -70,7 +70,7 @@ func (c *Conn) Start(cl *Call, op wire.Op, flags uint8, enc func([]byte) []byte)
 	c.calls[id] = cl
 	c.mu.Unlock()
 	hd := wire.Header{Op: op, Flags: flags, Request: id}
-	ok := c.w.Append(false, func(b []byte) []byte {
+	ok := c.w.Append(hd.Urgent(), func(b []byte) []byte { // URGENT: the urgent lane
 		b, off := wire.StartFrame(b, hd)
 		return wire.FinishFrame(enc(b), off)
 	})

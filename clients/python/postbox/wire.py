@@ -57,6 +57,7 @@ OP_TOPICS = 0x43
 OP_CLAIM = 0x46
 OP_EVENT = 0x62
 FLAG_UNBIND = 0x01  # BIND
+OP_WITHDRAW = 0x29
 REPLY_BIT = 0x80
 
 # flags (2.3)
@@ -67,6 +68,11 @@ FLAG_REPLY = 0x08
 FLAG_BEST_EFFORT = 0x10
 FLAG_URGENT = 0x40
 FLAG_PUSH = 0x80
+FLAG_URGENT_MSG = 0x20  # SEND (8.19)
+FLAG_ANY_SENDER = 0x01  # WITHDRAW (8.19)
+DELIVERY_URGENT = 0x02  # Delivery.flags (8.19)
+OUTCOME_NO_SUCH_MESSAGE = 4  # WITHDRAW (8.19)
+MAX_WITHDRAW_IDS = 1024
 
 # capabilities (8.1)
 CAP_DESCRIPTORS = 0x1
@@ -1100,6 +1106,87 @@ class Interrupt:
 
 
 @dataclass
+class Withdraw:
+    """WITHDRAW (8.19): ids, or a match of one CORRELATION_ID or USER
+    header entry."""
+
+    name: bytes = b""
+    ids: list[int] = field(default_factory=list)
+    match: bytes = b""
+    after: int = 0
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        out = bytearray(_string(self.name) + _U32.pack(len(self.ids)))
+        for i in self.ids:
+            out += _U64.pack(i)
+        return bytes(out + _U32.pack(len(self.match)) + self.match + _U64.pack(self.after) + self.ext)
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Withdraw":
+        r = _R(b)
+        name = r.string("name")
+        n = r.u32("count")
+        r.need(8 * n, "ids")
+        ids = [r.u64("id") for _ in range(n)]
+        v = cls(name, ids, r.bytes_("match"), r.u64("after"))
+        _, v.ext = r.ext()
+        entries = parse_headers(v.match)
+        if n > MAX_WITHDRAW_IDS:
+            r.defer("invalid", f"{n} ids, limit {MAX_WITHDRAW_IDS}")
+        elif (n == 0) == (len(v.match) == 0):
+            r.defer("invalid", "ids or a match, exactly one")
+        elif n > 0 and v.after != 0:
+            r.defer("invalid", "after goes with a match")
+        elif v.match:
+            problem = check_headers(v.match)
+            if problem:
+                r.defer("invalid", problem)
+            elif len(entries) != 1 or entries[0][0] not in (HDR_CORRELATION_ID, HDR_USER):
+                r.defer("invalid", "a match is one CORRELATION_ID or USER entry")
+        r.finish()
+        return v
+
+
+@dataclass
+class WithdrawOutcome:
+    """One message's outcome in a WithdrawReply (8.19)."""
+
+    id: int = 0
+    outcome: int = 0
+    holder: Principal = field(default_factory=Principal)
+
+
+@dataclass
+class WithdrawReply:
+    """WITHDRAW's OK reply (8.19)."""
+
+    outcomes: list[WithdrawOutcome] = field(default_factory=list)
+    more: bool = False
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        out = bytearray(_U32.pack(len(self.outcomes)))
+        for o in self.outcomes:
+            out += _U64.pack(o.id) + bytes([o.outcome]) + o.holder.encode()
+        return bytes(out + bytes([1 if self.more else 0]) + self.ext)
+
+    @classmethod
+    def decode(cls, b: bytes) -> "WithdrawReply":
+        r = _R(b)
+        n = r.u32("count")
+        r.need(30 * n, "outcomes")
+        outs = [WithdrawOutcome(r.u64("id"), r.u8("outcome"), r.principal("holder")) for _ in range(n)]
+        more = r.u8("more")
+        if more > 1:
+            raise DecodeError("malformed", f"more {more}")
+        v = cls(outs, more == 1)
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
 class Range:
     """Lease ids first .. first+n-1 (8.11)."""
 
@@ -1723,4 +1810,6 @@ PAYLOAD_TYPES: dict[str, type] = {
     "Bind": Bind,
     "Claim": Claim,
     "TopicsReply": TopicsReply,
+    "Withdraw": Withdraw,
+    "WithdrawReply": WithdrawReply,
 }
