@@ -330,6 +330,9 @@ func (bx *box) info() wire.MailboxInfo {
 	if bx.service {
 		info.Flags |= wire.MailboxService
 	}
+	if bx.core.Closed() {
+		info.Flags |= wire.MailboxClosed
+	}
 	if bx.durable {
 		info.Flags |= wire.MailboxDurable
 		if bx.st != nil {

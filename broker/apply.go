@@ -189,6 +189,8 @@ func codeOf(err error) wire.Code {
 		return wire.CodeCanceled
 	case errors.Is(err, mailbox.ErrClosed):
 		return wire.CodeClosed
+	case errors.Is(err, mailbox.ErrEndOfStream):
+		return wire.CodeEndOfStream
 	}
 	return wire.CodeInternal
 }

@@ -67,6 +67,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doCreate(hd, p)
 	case wire.OpChannel:
 		h.doChannel(hd, p)
+	case wire.OpShut:
+		h.doShut(hd, p)
 	case wire.OpAttach:
 		h.doAttach(hd, p)
 	case wire.OpDestroy:

@@ -12,7 +12,8 @@
 //	postbox acl NAME [--add P=rw]         access entries for remote (TLS) principals
 //	postbox bench                         measure the broker against a raw socket
 //
-// Exit status: 0 success, 1 error, 2 usage, 3 timed out, empty or full.
+// Exit status: 0 success, 1 error, 2 usage, 3 timed out, empty or full,
+// 4 end of stream, 141 no pipe reader left.
 package main
 
 import (
@@ -43,7 +44,9 @@ const exitHelp = `Exit status:
   0  success
   1  error (not found, permission denied, broker unreachable, ...)
   2  usage error
-  3  timed out, mailbox empty (--nowait) or full (--nowait)`
+  3  timed out, mailbox empty (--nowait) or full (--nowait)
+  4  end of stream: the mailbox is closed for sending (send --eof) and drained
+  141  pipe write with no reader left (as a writer killed by SIGPIPE)`
 
 // usageError marks errors in how the command was called.
 type usageError struct{ error }
@@ -69,6 +72,10 @@ func exitCode(root *cobra.Command, err error) int {
 	switch {
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage
+	case errors.Is(err, postbox.ErrEndOfStream):
+		return exitEndOfStream
+	case errors.Is(err, postbox.ErrNoReader):
+		return exitNoReader
 	case errors.Is(err, postbox.ErrTimeout), errors.Is(err, postbox.ErrEmpty), errors.Is(err, postbox.ErrFull),
 		errors.Is(err, context.DeadlineExceeded):
 		return exitWouldBlock
