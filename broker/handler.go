@@ -69,6 +69,10 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doChannel(hd, p)
 	case wire.OpShut:
 		h.doShut(hd, p)
+	case wire.OpPipeOpen:
+		h.doPipeOpen(hd, p)
+	case wire.OpPipeClose:
+		h.doPipeClose(hd, p)
 	case wire.OpAttach:
 		h.doAttach(hd, p)
 	case wire.OpDestroy:

@@ -34,6 +34,10 @@ func (h *handler) doShut(hd wire.Header, p []byte) {
 		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("%s %q: not a mailbox", verb, m.Name))
 		return
 	}
+	if bx.pipe != nil {
+		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("%s %q: a pipe ends when its last writer closes (PIPE_CLOSE)", verb, m.Name))
+		return
+	}
 	var r completions
 	bx.mu.Lock()
 	if bx.core.Destroyed() {
