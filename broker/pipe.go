@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 
 	"github.com/postbox-ipc/postbox/mailbox"
@@ -43,6 +44,14 @@ type pipeState struct {
 	reader  *conn                 // the active reader, nil if none
 	standby []pipeWait            // readers' PIPE_OPENs waiting for their turn, in order
 	waiters []pipeWait            // WAIT_READER writers' PIPE_OPENs waiting for a reader
+
+	// Handoff (pipe_direct.go): readerDirect says the active reader
+	// opened with DIRECT and can take descriptors; direct is the writer
+	// holding a kernel pipe's write end; handoff is that pipe's read end,
+	// kept until a reader takes it.
+	readerDirect bool
+	direct       *conn
+	handoff      *os.File
 }
 
 type pipeWriter struct {
@@ -89,10 +98,6 @@ func (h *handler) doPipeOpen(hd wire.Header, p []byte) {
 	if bx == nil {
 		return
 	}
-	if hd.Flags&wire.FlagDirect != 0 {
-		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("open pipe %q: DIRECT is not offered by this broker", m.Name))
-		return
-	}
 	var r completions
 	bx.mu.Lock()
 	defer func() { bx.mu.Unlock(); r.run() }()
@@ -105,6 +110,10 @@ func (h *handler) doPipeOpen(hd wire.Header, p []byte) {
 	c.touched[bx] = struct{}{}
 	c.pmu.Unlock()
 	if m.Role == wire.PipeReader {
+		if pp.reader == c && hd.Flags&wire.FlagDirect != 0 {
+			bx.takeHandoff(c, hd) // the active reader asks for a kernel pipe announced in the stream
+			return
+		}
 		if pp.reader == c || slices.ContainsFunc(pp.standby, func(w pipeWait) bool { return w.c == c }) {
 			c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("open pipe %q: this connection already has it open for reading", m.Name))
 			return
@@ -113,7 +122,7 @@ func (h *handler) doPipeOpen(hd wire.Header, p []byte) {
 			pp.standby = append(pp.standby, pipeWait{c, hd}) // answered when its turn comes
 			return
 		}
-		bx.becomeReader(c, &r)
+		bx.becomeReader(c, hd, &r)
 		c.reply(replyHeader(hd, wire.OK), &wire.PipeOpenReply{})
 		return
 	}
@@ -125,6 +134,9 @@ func (h *handler) doPipeOpen(hd wire.Header, p []byte) {
 	if wait && pp.reader == nil {
 		pp.waiters = append(pp.waiters, pipeWait{c, hd})
 		return
+	}
+	if hd.Flags&wire.FlagDirect != 0 && bx.handOff(c, hd, h.now, &r) {
+		return // answered with the write end of a kernel pipe
 	}
 	bx.openWriter(c, wait, &r)
 	c.reply(replyHeader(hd, wire.OK), &wire.PipeOpenReply{})
@@ -198,10 +210,12 @@ func (pp *pipeState) dropWait(list *[]pipeWait, c *conn) bool {
 	return true
 }
 
-// becomeReader makes c the active reader. bx.mu is held.
-func (bx *box) becomeReader(c *conn, r *completions) {
+// becomeReader makes c, whose PIPE_OPEN was hd, the active reader.
+// bx.mu is held.
+func (bx *box) becomeReader(c *conn, hd wire.Header, r *completions) {
 	pp := bx.pipe
 	pp.reader = c
+	pp.readerDirect = hd.Flags&wire.FlagDirect != 0 && c.caps&wire.CapDescriptors != 0
 	if bx.core.Closed() && bx.core.AtEnd(0) {
 		bx.core.ReopenSend() // the last stream is over: wait for the next writer
 	}
@@ -227,6 +241,9 @@ func (bx *box) openWriter(c *conn, waitReader bool, r *completions) {
 func (bx *box) writerLeft(c *conn, r *completions) {
 	pp := bx.pipe
 	delete(pp.writers, c)
+	if pp.direct == c {
+		pp.direct = nil
+	}
 	if len(pp.writers) > 0 {
 		return
 	}
@@ -272,14 +289,14 @@ func (bx *box) readerLeft(c *conn, closing bool, r *completions) {
 			}
 		}
 	}
-	pp.reader = nil
+	pp.reader, pp.readerDirect = nil, false
 	for len(pp.standby) > 0 {
 		w := pp.standby[0]
 		pp.standby = slices.Delete(pp.standby, 0, 1)
 		if w.c.gone.Load() {
 			continue
 		}
-		bx.becomeReader(w.c, r)
+		bx.becomeReader(w.c, w.hd, r)
 		w.c.reply(replyHeader(w.hd, wire.OK), &wire.PipeOpenReply{})
 		b.account(bx, before)
 		return
@@ -340,6 +357,10 @@ func (bx *box) pipeDestroyed() {
 		w.c.replyErr(w.hd, wire.CodeDestroyed, "open pipe: destroyed")
 	}
 	pp.standby, pp.waiters = nil, nil
+	if pp.handoff != nil {
+		pp.handoff.Close()
+		pp.handoff = nil
+	}
 }
 
 // pipeRefusesWrite checks a SEND to a pipe: it needs the sender's
@@ -352,6 +373,9 @@ func (bx *box) pipeRefusesWrite(c *conn, msgs []*mailbox.Message) (wire.Code, st
 		return wire.CodeInvalid, "open the pipe for writing first (PIPE_OPEN)"
 	}
 	for i, msg := range msgs {
+		if msg.Type != wire.PipeData {
+			return wire.CodeInvalid, fmt.Sprintf("chunk %d: a pipe chunk has type %d, not %d", i, wire.PipeData, msg.Type)
+		}
 		if len(msg.Headers) > 0 || len(msg.Body) > wire.PipeAtomic {
 			return wire.CodeTooLarge, fmt.Sprintf("chunk %d: a pipe chunk is at most %d bytes without headers", i, wire.PipeAtomic)
 		}

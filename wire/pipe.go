@@ -60,6 +60,15 @@ const (
 	DefaultPipeBuffer = 1 << 20
 )
 
+// Chunk types of a pipe: a SEND to a pipe carries PipeData messages;
+// the broker puts a PipeHandoff chunk (empty, its sender the writer) in
+// the stream where a kernel pipe handed over with DIRECT takes over
+// (8.23).
+const (
+	PipeData    int64 = 1
+	PipeHandoff int64 = 2
+)
+
 // Pipe roles (PipeOpen.Role).
 const (
 	PipeReader uint8 = 1

@@ -102,7 +102,7 @@ func parseSize(s string) (int, error) {
 }
 
 func newPipeWrite() *cobra.Command {
-	var waitReader bool
+	var waitReader, direct bool
 	cmd := &cobra.Command{
 		Use:   "write NAME",
 		Short: "Write stdin into a pipe",
@@ -114,6 +114,12 @@ waits while the pipe's buffer is full. If the pipe has no reader left
 killed by SIGPIPE; what it wrote before stays in the pipe for the next
 reader. --wait-reader waits for a reader instead: the open waits for
 the first, and later writes wait while there is none.
+
+--direct (with "pipe read --direct" on the other end, both on this
+machine): if this is the pipe's only writer, the broker hands both ends
+a kernel pipe and the bytes no longer pass through it. The reader gets
+them in stream order, after what was buffered; but bytes in the kernel
+pipe die with the reader that holds it (this writer then exits 141).
 
 ` + exitHelp,
 		Example: "  tar c dir | postbox pipe write backups",
@@ -128,6 +134,9 @@ the first, and later writes wait while there is none.
 			var opts []postbox.PipeOption
 			if waitReader {
 				opts = append(opts, postbox.WithWaitReader())
+			}
+			if direct {
+				opts = append(opts, postbox.WithDirect())
 			}
 			w, err := c.OpenPipeWriter(ctx, args[0], opts...)
 			if err != nil {
@@ -153,6 +162,7 @@ the first, and later writes wait while there is none.
 		},
 	}
 	cmd.Flags().BoolVar(&waitReader, "wait-reader", false, "wait for a reader instead of exiting 141 when there is none")
+	cmd.Flags().BoolVar(&direct, "direct", false, "take a kernel pipe to a --direct reader when possible: bytes bypass the broker")
 	return cmd
 }
 
@@ -166,6 +176,7 @@ type chunkJSON struct {
 
 func newPipeRead() *cobra.Command {
 	var out string
+	var direct bool
 	cmd := &cobra.Command{
 		Use:   "read NAME",
 		Short: "Copy a pipe to stdout until end of file",
@@ -177,6 +188,10 @@ one starts at the first chunk not fully written. -o raw (default) copies
 the bytes; -o json prints one line per chunk, as it was written, with
 its writer: {"writer": {"kind","uid","gid","pid","endpoint"}, "size",
 "data"} ("data_base64" when not UTF-8).
+
+--direct accepts a kernel pipe from a --direct writer (see "pipe write
+--help"): those bytes bypass the broker, and this reader alone holds
+them.
 
 ` + exitHelp,
 		Example: "  postbox pipe read backups | tar x\n  postbox pipe read logs -o json",
@@ -191,7 +206,11 @@ its writer: {"writer": {"kind","uid","gid","pid","endpoint"}, "size",
 				return err
 			}
 			defer c.Close()
-			r, err := c.OpenPipeReader(ctx, args[0])
+			var opts []postbox.PipeOption
+			if direct {
+				opts = append(opts, postbox.WithDirect())
+			}
+			r, err := c.OpenPipeReader(ctx, args[0], opts...)
 			if err != nil {
 				return err
 			}
@@ -226,6 +245,7 @@ its writer: {"writer": {"kind","uid","gid","pid","endpoint"}, "size",
 		},
 	}
 	outputFlag(cmd, &out, "raw", "raw or json")
+	cmd.Flags().BoolVar(&direct, "direct", false, "accept a kernel pipe from a --direct writer: bytes bypass the broker")
 	return cmd
 }
 

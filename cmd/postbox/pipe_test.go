@@ -90,6 +90,7 @@ type pipeStat struct {
 	Consumers uint32 `json:"consumers"`
 	Depth     uint64 `json:"depth"`
 	InFlight  uint32 `json:"in_flight"`
+	Received  uint64 `json:"received"`
 }
 
 func statPipe(t *testing.T, p *testbroker.Process, name string) pipeStat {
@@ -118,6 +119,7 @@ func TestCLIPipeReaderGetsEOFOnlyAfterTheLastWriter(t *testing.T) {
 	p := startBroker(t)
 	ok(t, p, "", "pipe", "create", "p")
 	reader := startCLI(t, p, nil, false, nil, "pipe", "read", "p")
+	awaitStat(t, p, "p", "open for reading", func(s pipeStat) bool { return s.Consumers == 1 })
 	keepR, keepW, err := os.Pipe() // the long-lived writer's stdin
 	if err != nil {
 		t.Fatal(err)
@@ -127,8 +129,9 @@ func TestCLIPipeReaderGetsEOFOnlyAfterTheLastWriter(t *testing.T) {
 	if _, err := keepW.Write([]byte("first\n")); err != nil {
 		t.Fatal(err)
 	}
-	ok(t, p, "second\n", "pipe", "write", "p") // opens, writes, closes: not the last writer
-	awaitStat(t, p, "p", "drained by the reader", func(s pipeStat) bool { return s.Depth == 0 && s.InFlight == 0 })
+	awaitStat(t, p, "p", "given the long writer's chunk", func(s pipeStat) bool { return s.Received == 1 }) // so it is open
+	ok(t, p, "second\n", "pipe", "write", "p")                                                              // opens, writes, closes: not the last writer
+	awaitStat(t, p, "p", "drained by the reader", func(s pipeStat) bool { return s.Received == 2 })
 	if st := statPipe(t, p, "p"); st.Closed || st.Consumers != 1 {
 		t.Fatalf("with a writer still open: %+v; want open, the reader still reading", st)
 	}
@@ -139,8 +142,8 @@ func TestCLIPipeReaderGetsEOFOnlyAfterTheLastWriter(t *testing.T) {
 	if code := reader.wait(); code != 0 {
 		t.Fatalf("reader: exit %d: %s", code, reader.stderr.String())
 	}
-	if got := reader.out.String(); got != "first\nsecond\n" && got != "second\nfirst\n" {
-		t.Fatalf("reader got %q", got)
+	if got := reader.out.String(); got != "first\nsecond\n" {
+		t.Fatalf("reader got %q, want first then second", got)
 	}
 }
 
@@ -326,5 +329,64 @@ func TestCLIPipePermissionsFollowTheMode(t *testing.T) {
 	got := ok(t, p, "", "pipe", "read", "p", "-o", "json").stdout
 	if !strings.Contains(got, `"uid":65534`) || !strings.Contains(got, "from nobody") {
 		t.Fatalf("owner's read: %q; want the chunk, written by uid 65534", got)
+	}
+}
+
+func TestCLIPipeDirectHandsOffAKernelPipe(t *testing.T) {
+	p := startBroker(t)
+	ok(t, p, "", "pipe", "create", "p")
+	reader := startCLI(t, p, nil, false, nil, "pipe", "read", "p", "--direct")
+	awaitStat(t, p, "p", "open for reading", func(s pipeStat) bool { return s.Consumers == 1 })
+	var input bytes.Buffer
+	for i := 0; input.Len() < 4<<20; i++ {
+		fmt.Fprintf(&input, "line %d\n", i)
+	}
+	w := startCLI(t, p, bytes.NewReader(input.Bytes()), false, nil, "pipe", "write", "p", "--direct")
+	if code := w.wait(); code != 0 {
+		t.Fatalf("writer: exit %d: %s", code, w.stderr.String())
+	}
+	if code := reader.wait(); code != 0 {
+		t.Fatalf("reader: exit %d: %s", code, reader.stderr.String())
+	}
+	if !bytes.Equal(reader.out.Bytes(), input.Bytes()) {
+		t.Fatalf("reader got %d bytes, want the %d written", reader.out.Len(), input.Len())
+	}
+	var st struct {
+		Sent uint64 `json:"sent"`
+	}
+	json.Unmarshal([]byte(ok(t, p, "", "stat", "p", "-o", "json").stdout), &st)
+	if st.Sent != 1 {
+		t.Fatalf("the pipe carried %d chunks; want 1, the handoff, the bytes bypassing the broker", st.Sent)
+	}
+}
+
+func TestCLIPipeDirectWriterExits141WhenItsReaderDies(t *testing.T) {
+	p := startBroker(t)
+	ok(t, p, "", "pipe", "create", "p")
+	reader := startCLI(t, p, nil, true, nil, "pipe", "read", "p", "--direct")
+	awaitStat(t, p, "p", "open for reading", func(s pipeStat) bool { return s.Consumers == 1 })
+	src, dst, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	go func() {
+		buf := bytes.Repeat([]byte("z"), 64<<10)
+		for {
+			if _, err := dst.Write(buf); err != nil {
+				dst.Close()
+				return
+			}
+		}
+	}()
+	w := startCLI(t, p, src, false, nil, "pipe", "write", "p", "--direct")
+	if _, err := io.ReadFull(reader.stdout, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	reader.cmd.Process.Kill()
+	io.Copy(io.Discard, reader.stdout)
+	reader.wait()
+	if code := w.wait(); code != exitNoReader {
+		t.Fatalf("direct writer after its reader died: exit %d, want 141; stderr %q", code, w.stderr.String())
 	}
 }
