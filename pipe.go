@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/postbox-ipc/postbox/wire"
 )
 
@@ -96,7 +98,27 @@ func (c *Client) pipeCall(ctx context.Context, op wire.Op, flags uint8, name str
 		f.Close()
 		f = nil
 	}
+	if f != nil {
+		f = pollable(f)
+	}
 	return f, err
+}
+
+// pollable returns f as a non-blocking file served by the runtime's
+// poller (as os.Pipe's are), so that a goroutine blocked on the kernel
+// pipe holds no thread. On failure it returns f as it is.
+func pollable(f *os.File) *os.File {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return f
+	}
+	if unix.SetNonblock(fd, true) != nil {
+		unix.Close(fd)
+		return f
+	}
+	name := f.Name()
+	f.Close()
+	return os.NewFile(uintptr(fd), name)
 }
 
 // openEnd opens an end; if ctx ends while the open waits, it withdraws
@@ -152,7 +174,7 @@ func (c *Client) OpenPipeWriter(ctx context.Context, name string, opts ...PipeOp
 	}
 	w := &PipeWriter{c: c, name: name, file: file}
 	if file == nil {
-		w.pub = c.Mailbox(name).Publisher(16)
+		w.pub = c.Mailbox(name).Publisher(64)
 	}
 	return w, nil
 }
@@ -229,7 +251,7 @@ func (c *Client) OpenPipeReader(ctx context.Context, name string, opts ...PipeOp
 	if _, err := c.openEnd(ctx, flags, name, wire.PipeReader); err != nil {
 		return nil, err
 	}
-	cn, err := c.Mailbox(name).Consume(ctx, Prefetch(16))
+	cn, err := c.Mailbox(name).Consume(ctx, Prefetch(64))
 	if err != nil {
 		c.pipeEnd(context.WithoutCancel(ctx), wire.OpPipeClose, 0, name, wire.PipeReader)
 		return nil, err
