@@ -54,6 +54,14 @@ var (
 	// for a while: a caller that reuses an id on purpose, as a retried
 	// RPC does, may wait and try again.
 	ErrCallInFlight = errors.New("postbox: a call with this correlation id is already waiting")
+	// ErrEndOfStream: the mailbox is closed for sending (Mailbox.CloseSend)
+	// and nothing this receiver could take is left: the producers are
+	// done. A send to a closed mailbox fails with it too. A PipeReader
+	// turns it into io.EOF.
+	ErrEndOfStream = errors.New("postbox: end of stream")
+	// ErrNoReader: a pipe write found no reader left (EPIPE); the
+	// bytes already written stay in the pipe for the next reader.
+	ErrNoReader = errors.New("postbox: no reader")
 )
 
 var codeErrors = map[wire.Code]error{
@@ -76,6 +84,9 @@ var codeErrors = map[wire.Code]error{
 	wire.CodeStorage:    ErrStorage,
 	wire.CodeInvalid:    ErrInvalid,
 	wire.CodeHandshake:  ErrHandshake,
+
+	wire.CodeEndOfStream: ErrEndOfStream,
+	wire.CodeNoReader:    ErrNoReader,
 }
 
 // Error is an error reply from the broker.

@@ -105,6 +105,12 @@ type Info struct {
 	// Access is the access entries for TLS principals (SetAccess), in
 	// the order they were set.
 	Access []AccessEntry `json:"access,omitempty"`
+
+	// Closed: closed for sending (CloseSend, or a pipe with no writer
+	// left); receivers get ErrEndOfStream once they have drained it.
+	Closed bool `json:"closed,omitempty"`
+	// Pipe: a pipe (Client.CreatePipe).
+	Pipe bool `json:"pipe,omitempty"`
 }
 
 // AccessEntry grants the TLS principals whose name matches Pattern (an
@@ -168,6 +174,7 @@ func infoOf(w *wire.MailboxInfo) Info {
 	if w.OldestUnix != 0 {
 		i.Oldest = time.Unix(0, w.OldestUnix)
 	}
+	i.Closed, i.Pipe = w.Flags&wire.MailboxClosed != 0, w.Flags&wire.MailboxPipe != 0
 	i.OwnerKind = KindUnix
 	if len(w.Ext) > 0 {
 		kind, name, has, acl, err := wire.MailboxAccess(w.Ext)

@@ -70,6 +70,9 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	case len(m.DeadLetter) > 0 && string(m.DeadLetter) == string(m.Name):
 		invalid("a mailbox cannot be its own dead-letter mailbox")
 		return
+	case pipeCreateRule(&m) != "":
+		invalid(pipeCreateRule(&m))
+		return
 	}
 	if len(m.DeadLetter) > 0 {
 		dlq := b.lookup(m.DeadLetter)
@@ -88,6 +91,9 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 		return
 	}
 	bx.deadLetter, bx.durable, bx.service = string(m.DeadLetter), m.Durable, m.Service
+	if m.Pipe {
+		bx.pipe, m.MaxBytes = newPipe(), pipeBuffer(&m) // a pipe's buffer is the core's byte bound
+	}
 	if m.Durable {
 		bx.st = b.st
 	}
@@ -280,6 +286,7 @@ func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
 	before := bx.core.HeldBytes()
 	b.endCallsOn(bx, &r)
 	bx.core.Destroy(err)
+	bx.pipeDestroyed()
 	b.apply(bx, bx.core.Effects(), &r)
 	b.account(bx, before)
 	if bx.durable && b.st != nil {
@@ -332,6 +339,12 @@ func (bx *box) info() wire.MailboxInfo {
 	info.Ext = bx.accessExt()
 	if bx.service {
 		info.Flags |= wire.MailboxService
+	}
+	if bx.core.Closed() {
+		info.Flags |= wire.MailboxClosed
+	}
+	if bx.pipe != nil {
+		info.Flags |= wire.MailboxPipe
 	}
 	if bx.durable {
 		info.Flags |= wire.MailboxDurable

@@ -191,6 +191,10 @@ func codeOf(err error) wire.Code {
 		return wire.CodeCanceled
 	case errors.Is(err, mailbox.ErrClosed):
 		return wire.CodeClosed
+	case errors.Is(err, mailbox.ErrEndOfStream):
+		return wire.CodeEndOfStream
+	case errors.Is(err, errNoReader):
+		return wire.CodeNoReader
 	}
 	return wire.CodeInternal
 }

@@ -389,6 +389,9 @@ type box struct {
 	// reply sent to the inbox may be claimed by one of its CALLs.
 	owner   *conn
 	service bool // created with SERVICE: an RPC service's mailbox
+	// pipe is a pipe's ends (pipe.go), nil for a mailbox. The pointer
+	// never changes; what it points to is guarded by mu.
+	pipe    *pipeState
 	created time.Time
 	// deadLetter names the mailbox that receives this one's dead letters
 	// ("" = they are dropped).

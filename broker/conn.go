@@ -410,6 +410,7 @@ func (c *conn) cleanup() {
 			before := bx.core.HeldBytes()
 			bx.core.Disconnect(c.id)
 			c.b.apply(bx, bx.core.Effects(), &r)
+			bx.pipeLeft(c, &r) // pipe.go
 			c.b.account(bx, before)
 			bx.mu.Unlock()
 			r.run()

@@ -269,6 +269,9 @@ func (bx *box) def() store.MailboxDef {
 	if bx.service {
 		mode |= defService
 	}
+	if bx.core.Closed() {
+		mode |= defClosed
+	}
 	d := store.MailboxDef{
 		Name: bx.name, OwnerUID: bx.uid, OwnerGID: bx.gid, Mode: mode,
 		Capacity: cfg.Capacity, MaxBytes: cfg.MaxBytes, TTL: time.Duration(cfg.TTL),
@@ -302,7 +305,7 @@ func (b *Broker) recover() error {
 	n := 0
 	for _, d := range rec.Mailboxes {
 		owner := ownerOf(&d)
-		bx := newBox(d.Name, 0, owner, d.Mode&^defService)
+		bx := newBox(d.Name, 0, owner, d.Mode&^(defService|defClosed))
 		bx.service = d.Mode&defService != 0
 		if len(d.Access) > 0 {
 			entries := make([]AccessEntry, len(d.Access))
@@ -324,6 +327,9 @@ func (b *Broker) recover() error {
 				SentUnixNano: s.SentUnixNano, Body: s.Body, Headers: s.Headers, Reason: reasonCode(s.DeadReason), Urgent: s.Urgent}
 		}
 		bx.core.Restore(msgs, rec.NextSeq[d.Name])
+		if d.Mode&defClosed != 0 {
+			bx.core.CloseSend() // nobody waits yet: no effects
+		}
 		b.held.Add(bx.core.HeldBytes())
 		b.boxes[bx.name] = bx
 		b.named++

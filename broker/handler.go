@@ -70,6 +70,12 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doCreate(hd, p)
 	case wire.OpChannel:
 		h.doChannel(hd, p)
+	case wire.OpShut:
+		h.doShut(hd, p)
+	case wire.OpPipeOpen:
+		h.doPipeOpen(hd, p)
+	case wire.OpPipeClose:
+		h.doPipeClose(hd, p)
 	case wire.OpAttach:
 		h.doAttach(hd, p)
 	case wire.OpDestroy:

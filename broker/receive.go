@@ -42,6 +42,9 @@ func (h *handler) receive(hd wire.Header, name []byte, typ, timeout int64, consu
 // one-shot receive or a consumer with the core.
 func (bx *box) receive(rr *receiveRequest) {
 	c, hd, timeout := rr.c, rr.hd, rr.timeout
+	if bx.pipe != nil && bx.pipeRefusesReceive(c, hd) {
+		return
+	}
 	wait := timeout != 0
 	if !wait && hd.Flags&wire.FlagAutoAck == 0 && !c.b.quota.mayLease(c, hd, bx.name) {
 		return

@@ -140,6 +140,9 @@ func (h *handler) put(hd wire.Header, name []byte, msgs []*mailbox.Message, size
 // decisions message by message, and the reply.
 func (bx *box) send(sr *sendRequest) {
 	c, hd, msgs, off, timeout := sr.c, sr.hd, sr.msgs, sr.off, sr.timeout
+	if bx.pipe != nil && !bx.pipeMayWrite(sr) {
+		return
+	}
 	if sr.bestEffort {
 		bx.sendBestEffort(sr) // no reply: none of what follows
 		return

@@ -72,6 +72,12 @@
 // and perhaps leased to someone else under a new id) is rejected with
 // ErrStaleLease and changes nothing.
 //
+// # End of stream
+//
+// CloseSend closes a mailbox for sending (eof.go): sends fail with
+// ErrEndOfStream, and a receiver ends with ErrEndOfStream once no queued
+// or leased message matches its selector. ReopenSend undoes it.
+//
 // # Persistence
 //
 // A mailbox created with Durable set also emits journal effects

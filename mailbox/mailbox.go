@@ -83,6 +83,7 @@ type Mailbox struct {
 
 	held      int64
 	destroyed bool
+	closed    bool // closed for sending (eof.go)
 	effects   []Effect
 	st        Stats
 }
@@ -134,6 +135,9 @@ func (m *Mailbox) Send(msg *Message, receipt bool, s *Sender) (res Result, done 
 	m.begin()
 	if m.destroyed {
 		return res, false, ErrDestroyed
+	}
+	if m.closed {
+		return res, false, ErrEndOfStream
 	}
 	receipt = receipt || m.cfg.Capacity == 0
 	if m.cfg.Capacity != 0 && !m.hasRoom(msg) {
@@ -332,11 +336,18 @@ func (m *Mailbox) Receive(r *Receiver, wait bool) error {
 		r.Credit = 1
 	}
 	if r.Credit == 0 {
+		if m.AtEnd(r.Type) {
+			return ErrEndOfStream
+		}
 		m.parked.push(r)
 		return nil
 	}
 	if m.serve(r) {
+		m.endStreams()
 		return nil
+	}
+	if m.AtEnd(r.Type) {
+		return ErrEndOfStream
 	}
 	if !wait && !r.Consumer {
 		return ErrEmpty
@@ -392,6 +403,7 @@ func (m *Mailbox) Retry() {
 			m.waiting.push(r)
 		}
 	}
+	m.endStreams()
 }
 
 // AddCredit grants a consumer n more deliveries.
@@ -411,6 +423,7 @@ func (m *Mailbox) AddCredit(r *Receiver, n uint32) {
 			m.waiting.push(r)
 		}
 	}
+	m.endStreams()
 }
 
 // Stall takes away a waiting consumer's credit and parks it (the broker
@@ -457,6 +470,7 @@ func (m *Mailbox) CancelSend(s *Sender, err error) {
 		return
 	}
 	m.emit(Effect{Kind: EffFail, Ref: s.Ref, Err: err})
+	m.endStreams()
 }
 
 // Discard takes a queued message back out without a trace, as if it had
@@ -470,6 +484,7 @@ func (m *Mailbox) Discard(msg *Message) bool {
 	}
 	m.hold(msg, -1)
 	m.admit()
+	m.endStreams()
 	return true
 }
 
@@ -487,6 +502,7 @@ func (m *Mailbox) Withdraw(msg *Message) bool {
 	m.hold(msg, -1)
 	m.journal(EffRemoved, msg)
 	m.admit()
+	m.endStreams()
 	return true
 }
 
@@ -500,6 +516,7 @@ func (m *Mailbox) Ack(endpoint, lease uint64) error {
 	m.st.Received++
 	m.hold(msg, -1)
 	m.journal(EffRemoved, msg)
+	m.endStreams()
 	return nil
 }
 
@@ -511,6 +528,7 @@ func (m *Mailbox) Nack(endpoint, lease uint64) error {
 		return err
 	}
 	m.giveBack(msg)
+	m.endStreams()
 	return nil
 }
 
@@ -598,6 +616,7 @@ func (m *Mailbox) Disconnect(endpoint uint64) {
 	if freed || len(back) > 0 {
 		m.admit()
 	}
+	m.endStreams()
 }
 
 // Expire removes queued messages whose age reached the TTL at now
@@ -633,6 +652,7 @@ func (m *Mailbox) Expire(now int64) (next int64) {
 			return true
 		})
 		if len(dead) == 0 {
+			m.endStreams()
 			return next
 		}
 		for _, msg := range dead {

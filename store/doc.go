@@ -82,6 +82,10 @@
 //	      i64 created unix ns, [u8 owner kind, str owner name,
 //	      u16 n, n × (str pattern, u8 perms)]
 //
+// The mode word's low 9 bits are the permission bits; the broker keeps
+// its own flags above them: bit 31 a service mailbox, bit 29 closed for
+// sending (SHUT). The store itself reads only bit 30.
+//
 // The bracketed tail of a Def is there when mode bit 30 is set: the
 // owner is not a Unix uid (a remote principal created the mailbox), or
 // the mailbox has access entries (ACL). A Def without it is laid out as

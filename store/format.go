@@ -56,7 +56,8 @@ const (
 // owner's kind and name and its access entries (a mailbox created by a
 // remote principal, or with access entries). Without it the owner is a
 // Unix uid and there are no entries, as before they existed. The broker
-// uses bit 31 (a service mailbox).
+// uses bit 31 (a service mailbox) and bit 29 (closed for sending,
+// broker/shut.go).
 const defAccess = 1 << 30
 
 // kindUnix is the principal kind a record without flagKind means

@@ -49,6 +49,7 @@ var opNames = map[Op]string{
 	OpNack: "NACK", OpCancel: "CANCEL", OpDeliver: "DELIVER",
 	OpChannel: "CHANNEL", OpAttach: "ATTACH", OpCall: "CALL", OpInterrupt: "INTERRUPT",
 	OpWithdraw: "WITHDRAW",
+	OpShut:     "SHUT", OpPipeOpen: "PIPE_OPEN", OpPipeClose: "PIPE_CLOSE",
 }
 
 // Pushed reports whether o is in the range of pushed ops (0x60..0x7f).
@@ -133,7 +134,7 @@ const (
 	CodeStorage    Code = 17 // the durable store failed the write
 	CodeInvalid    Code = 18 // well-formed but invalid argument
 	CodeHandshake  Code = 19 // a request before HELLO, or HELLO twice
-	codeEnd             = 20
+	codeEnd             = 22
 )
 
 var codeText = [codeEnd]string{
@@ -157,6 +158,9 @@ var codeText = [codeEnd]string{
 	CodeStorage:    "storage failure",
 	CodeInvalid:    "invalid argument",
 	CodeHandshake:  "handshake required",
+
+	CodeEndOfStream: "end of stream", // wire/pipe.go
+	CodeNoReader:    "no reader",
 }
 
 func (c Code) String() string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -380,7 +381,7 @@ func TestEveryCodeHasText(t *testing.T) {
 			t.Errorf("code %d has no text", c)
 		}
 	}
-	if got := Code(codeEnd).String(); got != "status 20" {
+	if got := Code(codeEnd).String(); got != fmt.Sprintf("status %d", codeEnd) {
 		t.Errorf("unknown code prints %q", got)
 	}
 }

@@ -28,6 +28,10 @@ type Create struct {
 	// Service marks the mailbox as an RPC service's (TagService): STAT
 	// and LIST report it (MailboxService); delivery is unchanged.
 	Service bool
+	// Pipe makes the mailbox a pipe (TagPipe, wire/pipe.go) whose
+	// buffer is PipeBuffer bytes (0: DefaultPipeBuffer).
+	Pipe       bool
+	PipeBuffer uint32
 	// Ext is appended after the options by Append. Decode leaves it nil:
 	// unknown non-critical entries are skipped, not kept, so a decoded
 	// Create re-encodes canonically (options in tag order).
@@ -56,6 +60,9 @@ func (m *Create) Append(b []byte) []byte {
 	if m.Service {
 		b = appendExtHead(b, TagService, 0)
 	}
+	if m.Pipe {
+		b = AppendU32(appendExtHead(b, TagPipe, 4), m.PipeBuffer)
+	}
 	return append(b, m.Ext...)
 }
 
@@ -75,7 +82,7 @@ func (m *Create) Decode(p []byte) error {
 	var bad error
 	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		v := NewDecoder(f.Value)
-		if f.Tag >= TagDurable && f.Tag <= TagService {
+		if f.Tag >= TagDurable && f.Tag <= TagPipe {
 			bit := uint8(1) << (f.Tag - TagDurable)
 			if seen&bit != 0 {
 				return ErrMalformed
@@ -87,6 +94,8 @@ func (m *Create) Decode(p []byte) error {
 			m.Durable = true
 		case TagService:
 			m.Service = true
+		case TagPipe:
+			m.Pipe, m.PipeBuffer = true, v.U32()
 		case TagMaxBytes:
 			m.MaxBytes = v.I64()
 		case TagTTL:

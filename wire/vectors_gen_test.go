@@ -311,6 +311,8 @@ func createVectors() []vecSpec {
 			Mode: 0o600, Durable: true, MaxBytes: 1 << 30, TTL: 3600e9, MaxDeliveries: 3, DeadLetter: []byte("orders.dl")}),
 		ok("create-no-options", req(OpCreate, 2), "Create", &Create{Name: []byte("r"), Capacity: 0, Mode: 0o666}),
 		ok("create-service", req(OpCreate, 2), "Create", &Create{Name: []byte("svc"), Capacity: -1, Mode: 0o622, Service: true}),
+		ok("create-pipe", req(OpCreate, 2), "Create", &Create{Name: []byte("logs"), Capacity: -1, Mode: 0o620, Pipe: true, PipeBuffer: 65536}),
+		bad("create-pipe-len-2", req(OpCreate, 2), "Create", opt(AppendExt(nil, TagPipe, []byte{1, 2})), "malformed"),
 		ok("create-reply", rep(OpCreate, 2), "Empty", &Empty{}),
 		bad("create-unknown-critical-option", req(OpCreate, 2), "Create", opt(AppendExt(nil, 0x8077, nil)), "critical"),
 		bad("create-dead-letter-empty", req(OpCreate, 2), "Create", opt(AppendExt(nil, TagDeadLetter, nil)), "invalid"),

@@ -313,6 +313,8 @@ func kind(i postbox.Info) string {
 		return "inbox"
 	case i.Service:
 		return "service"
+	case i.Pipe:
+		return "pipe"
 	}
 	return "mailbox"
 }
@@ -358,6 +360,9 @@ func newStat() *cobra.Command {
 			row("depth", fmt.Sprintf("%d messages, %d bytes", i.Depth, i.Bytes))
 			row("in flight", i.InFlight)
 			row("kind", kind(i))
+			if i.Closed {
+				row("closed", "for sending: receivers drain it, then end of stream")
+			}
 			row("receivers", fmt.Sprintf("%d waiting, %d consumers", i.Receivers, i.Consumers))
 			if i.Service {
 				row("servers", i.Consumers)

@@ -13,7 +13,8 @@
 //	postbox cancel NAME --id N            withdraw messages you sent, not yet taken
 //	postbox bench                         measure the broker against a raw socket
 //
-// Exit status: 0 success, 1 error, 2 usage, 3 timed out, empty or full.
+// Exit status: 0 success, 1 error, 2 usage, 3 timed out, empty or full,
+// 4 end of stream, 141 no pipe reader left.
 package main
 
 import (
@@ -44,7 +45,9 @@ const exitHelp = `Exit status:
   0  success
   1  error (not found, permission denied, broker unreachable, ...)
   2  usage error
-  3  timed out, mailbox empty (--nowait) or full (--nowait)`
+  3  timed out, mailbox empty (--nowait) or full (--nowait)
+  4  end of stream: the mailbox is closed for sending (send --eof) and drained
+  141  pipe write with no reader left (as a writer killed by SIGPIPE)`
 
 // usageError marks errors in how the command was called.
 type usageError struct{ error }
@@ -70,6 +73,10 @@ func exitCode(root *cobra.Command, err error) int {
 	switch {
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage
+	case errors.Is(err, postbox.ErrEndOfStream):
+		return exitEndOfStream
+	case errors.Is(err, postbox.ErrNoReader):
+		return exitNoReader
 	case errors.Is(err, postbox.ErrTimeout), errors.Is(err, postbox.ErrEmpty), errors.Is(err, postbox.ErrFull),
 		errors.Is(err, context.DeadlineExceeded):
 		return exitWouldBlock
@@ -127,6 +134,7 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newReq(), newReply(), newCall(),
 		newChmod(), newACL(), newBench(), newUsage())
 	root.AddCommand(newCancel())
+	root.AddCommand(newPipe())
 	for _, c := range root.Commands() {
 		if c.Args != nil {
 			args := c.Args

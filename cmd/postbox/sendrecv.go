@@ -51,6 +51,7 @@ func newSend() *cobra.Command {
 	var timeout time.Duration
 	var nowait, receipt, lines, bestEffort bool
 	var urgent, printID bool // cancel.go
+	var eof, reopen bool
 	var headers []string
 	var replyTo, correlationID, contentType string
 	cmd := &cobra.Command{
@@ -84,11 +85,16 @@ among urgent ones), it enters a full mailbox while fewer than 64 urgent
 messages are queued there, and it travels ahead of queued data on the
 way. --print-id prints each message's id (one line each), for
 "postbox cancel NAME --id ID" to withdraw it while nobody has taken it.
+--eof closes the mailbox for sending once the message (or the lines) is
+sent; without BODY or --lines it sends nothing, it only closes. Receivers
+then take what is queued and end with exit 4 (end of stream) instead of
+waiting; a later send fails with exit 4 too. --reopen opens it for
+sending again. A durable mailbox stays closed across a broker restart.
 
 ` + timeoutHelp + `
 
 ` + exitHelp,
-		Example: "  postbox send jobs 'build #42' --priority 5\n  seq 1 1000 | postbox send jobs --lines",
+		Example: "  postbox send jobs 'build #42' --priority 5\n  seq 1 1000 | postbox send jobs --lines\n  postbox send jobs --eof",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if lines && len(args) == 2 {
@@ -151,6 +157,14 @@ way. --print-id prints each message's id (one line each), for
 				}
 				return nil
 			}
+			if eof || reopen {
+				return sendEOF(ctx, mb, timeout, eof, reopen, len(args) == 2 || lines, func() error {
+					if len(args) == 2 {
+						return send([]byte(args[1]))
+					}
+					return sendLines(c, send)
+				})
+			}
 			switch {
 			case len(args) == 2:
 				return send([]byte(args[1]))
@@ -183,6 +197,8 @@ way. --print-id prints each message's id (one line each), for
 	f.BoolVar(&receipt, "receipt", false, "wait until a receiver takes the message and print who")
 	f.BoolVar(&lines, "lines", false, "send each line of stdin as one message")
 	f.BoolVar(&bestEffort, "best-effort", false, "no reply, never wait: the broker drops (and counts) what does not fit at once")
+	f.BoolVar(&eof, "eof", false, "then close the mailbox for sending: receivers drain it and end (exit 4); alone, only close")
+	f.BoolVar(&reopen, "reopen", false, "open a mailbox closed with --eof for sending again (before sending BODY, if any)")
 	f.StringArrayVar(&headers, "header", nil, "user header KEY=VALUE (repeatable)")
 	f.StringVar(&replyTo, "reply-to", "", "REPLY_TO header: the mailbox or @id to answer to")
 	f.StringVar(&correlationID, "correlation-id", "", "CORRELATION_ID header (1..255 bytes)")

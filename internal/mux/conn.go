@@ -352,6 +352,11 @@ func (c *Conn) fill(cl *Call, hd wire.Header, p []byte) {
 		if hd.Op == wire.OpChannel.Reply() && cl.Send.Decode(p) != nil {
 			cl.Status, cl.Msg = wire.CodeMalformed, "undecodable CHANNEL reply"
 		}
+	case wire.OpPipeOpen.Reply(): // a DIRECT one carries one descriptor (PROTOCOL.md 8.23)
+		if n := pipeFiles(p); n > 0 && c.fdr != nil {
+			cl.Files = c.fdr.take(n)
+		}
+		cl.Payload = append(cl.Payload[:0], p...)
 	default:
 		cl.Payload = append(cl.Payload[:0], p...)
 	}
@@ -369,6 +374,10 @@ func (c *Conn) discard(hd wire.Header, p []byte) {
 	case wire.OpChannel.Reply(), wire.OpAttach.Reply():
 		if c.fdr != nil {
 			CloseFiles(c.fdr.take(2))
+		}
+	case wire.OpPipeOpen.Reply():
+		if n := pipeFiles(p); n > 0 && c.fdr != nil {
+			CloseFiles(c.fdr.take(n))
 		}
 	case wire.OpRecv.Reply():
 		var d wire.Delivery

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 // fdReader reads the broker's byte stream with recvmsg, keeping the
@@ -82,4 +84,14 @@ func CloseFiles(fs []*os.File) {
 	for _, f := range fs {
 		f.Close()
 	}
+}
+
+// pipeFiles is how many descriptors an OK PIPE_OPEN reply carries: one
+// when it hands over a kernel pipe (PipeOpenReply.Direct), else none.
+func pipeFiles(p []byte) int {
+	var m wire.PipeOpenReply
+	if m.Decode(p) == nil && m.Direct {
+		return 1
+	}
+	return 0
 }

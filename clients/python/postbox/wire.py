@@ -46,6 +46,9 @@ OP_NACK = 0x25
 OP_CANCEL = 0x26
 OP_BROWSE = 0x27
 OP_CALL = 0x28
+OP_SHUT = 0x2A
+OP_PIPE_OPEN = 0x50
+OP_PIPE_CLOSE = 0x51
 OP_CHANNEL = 0x30
 OP_ATTACH = 0x31
 OP_DELIVER = 0x60
@@ -98,6 +101,7 @@ EXT_TTL = 0x8003
 EXT_MAX_DELIVERIES = 0x8004
 EXT_DEAD_LETTER = 0x8005
 EXT_SERVICE = 0x8006
+EXT_PIPE = 0x8007  # Create: the mailbox is a pipe, u32 buffer bytes (8.23)
 EXT_PRINCIPAL_NAME = 0x0020  # HelloReply, Delivery, SendReply, error reply (7.3)
 EXT_OWNER = 0x0020  # MailboxInfo: a remote owner (7.4)
 EXT_ACCESS = 0x0021  # MailboxInfo: one access entry (7.4, 8.18)
@@ -116,6 +120,8 @@ NO_UID = 0xFFFFFFFF  # MailboxInfo uid/gid of a mailbox with a remote owner
 INFO_DURABLE = 1
 INFO_INBOX = 2
 INFO_SERVICE = 4
+INFO_CLOSED = 0x10  # closed for sending (8.23)
+INFO_PIPE = 0x20  # a pipe (8.23)
 
 # CALL outcomes (8.16)
 OUTCOME_WITHDRAWN = 1
@@ -638,6 +644,8 @@ class Create:
     max_deliveries: int = 0
     dead_letter: bytes = b""
     service: bool = False
+    pipe: bool = False
+    pipe_buffer: int = 0
     ext: bytes = b""
 
     def encode(self) -> bytes:
@@ -654,6 +662,8 @@ class Create:
             out += _ext_entry(EXT_DEAD_LETTER, self.dead_letter)
         if self.service:
             out += _ext_entry(EXT_SERVICE, b"")
+        if self.pipe:
+            out += _ext_entry(EXT_PIPE, _U32.pack(self.pipe_buffer))
         return bytes(out + self.ext)
 
     @classmethod
@@ -661,8 +671,11 @@ class Create:
         r = _R(b)
         v = cls(r.string("name"), r.i64("capacity"), r.u32("mode"))
         vals, v.ext = r.ext(
-            {EXT_DURABLE: 0, EXT_MAX_BYTES: 8, EXT_TTL: 8, EXT_MAX_DELIVERIES: 4, EXT_DEAD_LETTER: None, EXT_SERVICE: 0}
+            {EXT_DURABLE: 0, EXT_MAX_BYTES: 8, EXT_TTL: 8, EXT_MAX_DELIVERIES: 4, EXT_DEAD_LETTER: None, EXT_SERVICE: 0,
+             EXT_PIPE: 4}
         )
+        if EXT_PIPE in vals:
+            v.pipe, v.pipe_buffer = True, _U32.unpack(vals[EXT_PIPE])[0]
         v.durable = EXT_DURABLE in vals
         v.service = EXT_SERVICE in vals
         if EXT_MAX_BYTES in vals:
