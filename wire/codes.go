@@ -48,6 +48,7 @@ var opNames = map[Op]string{
 	OpRecv: "RECV", OpConsume: "CONSUME", OpCredit: "CREDIT", OpAck: "ACK",
 	OpNack: "NACK", OpCancel: "CANCEL", OpDeliver: "DELIVER",
 	OpChannel: "CHANNEL", OpAttach: "ATTACH", OpCall: "CALL", OpInterrupt: "INTERRUPT",
+	OpJoin: "JOIN", OpWatch: "WATCH", OpNotice: "NOTICE",
 }
 
 // Pushed reports whether o is in the range of pushed ops (0x60..0x7f).

@@ -53,6 +53,9 @@ var decoders = []struct {
 	{"CallReply", func() payload { return new(CallReply) }},
 	{"Interrupt", func() payload { return new(Interrupt) }},
 	{"ACL", func() payload { return new(ACL) }},
+	{"Join", func() payload { return new(Join) }},
+	{"Watch", func() payload { return new(Watch) }},
+	{"Notice", func() payload { return new(Notice) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.

@@ -50,6 +50,11 @@ OP_CHANNEL = 0x30
 OP_ATTACH = 0x31
 OP_DELIVER = 0x60
 OP_INTERRUPT = 0x61
+OP_JOIN = 0x44  # 8.21; flag FLAG_LEAVE
+OP_WATCH = 0x45  # 8.22, streaming
+OP_NOTICE = 0x63  # 8.22, pushed to a WATCH
+FLAG_LEAVE = 0x01  # JOIN
+EXT_RECIPIENTS = 0x0060  # SendReply: u32 fan-out count (8.21)
 REPLY_BIT = 0x80
 
 # flags (2.3)
@@ -1467,6 +1472,76 @@ class Error:
         return Principal(*_PRINCIPAL.unpack(v)) if v else None
 
 
+@dataclass
+class Join:
+    """JOIN (8.21): an empty mailbox joins the requesting endpoint."""
+
+    group: bytes = b""
+    mailbox: bytes = b""
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.group) + _string(self.mailbox) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Join":
+        r = _R(b)
+        v = cls(r.string("group"), r.string("mailbox"))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
+class Watch:
+    """WATCH (8.22): an endpoint ("@id") or a mailbox name."""
+
+    target: bytes = b""
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.target) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Watch":
+        r = _R(b)
+        v = cls(r.string("target"))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
+class Notice:
+    """NOTICE (8.22), pushed to a WATCH."""
+
+    kind: int = 0
+    reason: int = 0
+    flags: int = 0
+    target: bytes = b""
+    endpoint: int = 0
+    pid: int = 0
+    uid: int = 0
+    status: int = 0
+    depth: int = 0
+    unix_nano: int = 0
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return (struct.pack("<BBB", self.kind, self.reason, self.flags) + _string(self.target)
+                + struct.pack("<QiIiIq", self.endpoint, self.pid, self.uid, self.status, self.depth, self.unix_nano)
+                + self.ext)
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Notice":
+        r = _R(b)
+        v = cls(r.u8("kind"), r.u8("reason"), r.u8("flags"), r.string("target"), r.u64("endpoint"),
+                r.i32("pid"), r.u32("uid"), r.i32("status"), r.u32("depth"), r.i64("unix_nano"))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
 #: payload_type names of the conformance vectors, to their classes
 PAYLOAD_TYPES: dict[str, type] = {
     "Hello": Hello,
@@ -1496,4 +1571,7 @@ PAYLOAD_TYPES: dict[str, type] = {
     "CallReply": CallReply,
     "Interrupt": Interrupt,
     "ACL": ACL,
+    "Join": Join,
+    "Watch": Watch,
+    "Notice": Notice,
 }
