@@ -108,6 +108,8 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	b.mu.Unlock()
 	if exists || full {
 		b.quota.disown(bx)
+	} else {
+		b.boxCreated(bx) // watches (notice_box.go)
 	}
 	switch {
 	case exists:
@@ -278,6 +280,7 @@ func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
 	before := bx.core.HeldBytes()
 	b.endCallsOn(bx, &r)
 	bx.core.Destroy(err)
+	b.boxGone(bx) // groups and watches (notice_box.go)
 	b.apply(bx, bx.core.Effects(), &r)
 	b.account(bx, before)
 	if bx.durable && b.st != nil {
