@@ -125,6 +125,9 @@ limits fails before anything is sent (exit 1).
 				}
 				wctx, cancel := waitContext(ctx, timeout)
 				defer cancel()
+				if isFanOutTarget(args[0]) && !receipt {
+					return sendFanOut(wctx, c, args[0], body, opts) // groups.go
+				}
 				r, err := mb.Send(wctx, body, opts...)
 				if err != nil {
 					return err
