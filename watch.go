@@ -8,8 +8,28 @@ import (
 	"sync"
 	"time"
 
+	"github.com/postbox-ipc/postbox/internal/mux"
 	"github.com/postbox-ipc/postbox/wire"
 )
+
+// watchers routes NOTICE frames to their Watcher, by connection and
+// request id: a mux stream is given its DELIVERs only, so notices come
+// through the connection's push handler for OpNotice.
+var watchers sync.Map // watchKey -> *Watcher
+
+type watchKey struct {
+	m  *mux.Conn
+	id uint64
+}
+
+// onNotice is the push handler for OpNotice on m.
+func onNotice(m *mux.Conn) func(hd wire.Header, p []byte) {
+	return func(hd wire.Header, p []byte) {
+		if v, ok := watchers.Load(watchKey{m, hd.Request}); ok {
+			(*watchStream)(v.(*Watcher)).Push(hd, p)
+		}
+	}
+}
 
 // Watches: notices about an endpoint or a mailbox (PROTOCOL.md 8.22).
 
@@ -112,6 +132,8 @@ func (c *Client) Watch(ctx context.Context, target string) (*Watcher, error) {
 		return nil, err
 	}
 	w.id = id
+	watchers.Store(watchKey{lk.m, id}, w)
+	lk.m.RegisterPush(wire.OpNotice, onNotice(lk.m))
 	req := wire.Watch{Target: []byte(target)}
 	lk.m.Post(false, wire.Header{Op: wire.OpWatch, Request: id}, req.Append)
 	for {
@@ -223,6 +245,9 @@ func (w *Watcher) end(err error) {
 		close(w.ended)
 	}
 	w.mu.Unlock()
+	if first {
+		watchers.Delete(watchKey{w.lk.m, w.id})
+	}
 	select {
 	case w.ready <- struct{}{}:
 	default:
@@ -261,7 +286,7 @@ func (s *watchStream) End(hd wire.Header, p []byte) {
 		w.end(fmt.Errorf("%w: watch %q", ErrWatchEnded, w.target))
 		return
 	}
-	w.end(fmt.Errorf("%w: watch %q: %w", ErrWatchEnded, w.target, replyError(hd.Status, p)))
+	w.end(fmt.Errorf("%w: %w", ErrWatchEnded, replyError(hd.Status, p))) // the text names the watch
 }
 
 func (s *watchStream) Stopped(err error) {

@@ -44,7 +44,7 @@ func (b *Broker) endpointGone(c *conn) {
 	n := &b.notices
 	n.connGone(c)
 	n.mu.Lock()
-	list := n.endpoints[c.id]
+	list := append([]*watch(nil), n.endpoints[c.id]...)
 	for _, w := range list {
 		n.removeLocked(w)
 	}

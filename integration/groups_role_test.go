@@ -16,7 +16,10 @@ import (
 //	join GROUP          join GROUP, report, then wait until stdin closes
 //	                    or the process is killed
 //	broadcast BODY      broadcast BODY; ID reports how many got it
-//	linger              report, with ID the pid of a child (sleep) that
+//	watch TARGET        watch TARGET, report whether it could
+//	watchnext TARGET    watch TARGET and report; then report its next
+//	                    notice (Body: its kind) or why the watch ended
+//	handoff             report, with ID the pid of a child (sleep) that
 //	                    inherited this client's socket, then wait: killed,
 //	                    this process is gone but its connection lives on
 func groupsRole(ctx context.Context, c *postbox.Client, args []string, out *roleResult, report func(error) int) (int, bool) {
@@ -29,15 +32,32 @@ func groupsRole(ctx context.Context, c *postbox.Client, args []string, out *role
 		n, err := c.Broadcast(ctx, []byte(args[1]))
 		out.ID = uint64(n)
 		return report(err), true
-	case "linger":
-		return lingerRole(ctx, out, report), true
+	case "watch":
+		w, err := c.Watch(ctx, args[1])
+		if err == nil {
+			w.Close(ctx)
+		}
+		return report(err), true
+	case "watchnext":
+		w, err := c.Watch(ctx, args[1])
+		report(err)
+		if err != nil {
+			return 0, true
+		}
+		n, err := w.Next(ctx)
+		if err == nil {
+			out.Body = n.Kind.String()
+		}
+		return report(err), true
+	case "handoff":
+		return handoffRole(ctx, out, report), true
 	}
 	return 0, false
 }
 
-// lingerRole connects a client of its own whose socket a child process
+// handoffRole connects a client of its own whose socket a child process
 // inherits, so that the connection outlives this process.
-func lingerRole(ctx context.Context, out *roleResult, report func(error) int) int {
+func handoffRole(ctx context.Context, out *roleResult, report func(error) int) int {
 	var uc *net.UnixConn
 	dialer := func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer

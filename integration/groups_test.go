@@ -2,10 +2,8 @@ package integration_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -218,6 +216,3 @@ func wantEnded(t *testing.T, w *postbox.Watcher, also error) {
 		t.Fatalf("after the last notice: %v, want ErrWatchEnded (%v)", err, also)
 	}
 }
-
-var _ = context.Background
-var _ = os.Getpid
