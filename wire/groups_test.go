@@ -35,7 +35,7 @@ func groupsVectors() []vecSpec {
 		ok("notice-non-empty", Header{Op: OpNotice, Flags: FlagPush, Request: 61}, "Notice", nonEmpty),
 		ok("notice-endpoint-exited", Header{Op: OpNotice, Flags: FlagPush, Request: 60}, "Notice", exited),
 		ok("watch-ended", rep(OpWatch, 60), "Empty", &Empty{}),
-		ok("watch-canceled", Header{Op: OpWatch | OpReply, Flags: FlagUrgent, Status: CodeCanceled, Request: 61},
+		ok("watch-canceled", Header{Op: OpWatch | OpReply, Status: CodeCanceled, Request: 61},
 			"Error", &ErrorReply{Message: []byte(`watch "jobs": canceled`)}),
 		bad("join-truncated", req(OpJoin, 50), "Join", AppendString(nil, "#workers"), "malformed"),
 		bad("notice-truncated", Header{Op: OpNotice, Flags: FlagPush, Request: 61}, "Notice", np[:len(np)-1], "malformed"),
