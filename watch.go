@@ -153,7 +153,11 @@ func (c *Client) Watch(ctx context.Context, target string) (*Watcher, error) {
 		select {
 		case <-w.ready:
 		case <-ctx.Done():
-			w.Close(context.Background())
+			// End it at the broker too, waiting no longer than the reply
+			// grace for its answer.
+			cctx, cancel := context.WithTimeout(context.Background(), c.grace)
+			w.Close(cctx)
+			cancel()
 			return nil, contextEnded(ctx, fmt.Sprintf("watch %q", target))
 		}
 	}
@@ -219,7 +223,7 @@ func (w *Watcher) Done() <-chan struct{} { return w.ended }
 // that has ended does nothing.
 func (w *Watcher) Close(ctx context.Context) error {
 	w.mu.Lock()
-	first := !w.closed
+	first := !w.closed && w.err == nil // an ended watch has nothing to cancel
 	w.closed = true
 	w.mu.Unlock()
 	if first {
