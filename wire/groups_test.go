@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -84,5 +86,46 @@ func TestRecipientsRoundTripsAndRefusesABadLength(t *testing.T) {
 	twice := AppendRecipients(AppendRecipients(nil, 1), 2)
 	if _, _, err := Recipients(twice); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("twice: %v, want ErrMalformed", err)
+	}
+}
+
+// TestGroupsPayloadsReencodeWhatTheyDecode mutates valid Join, Watch and
+// Notice payloads at random: whatever decodes re-encodes byte for byte,
+// and every failure is one of the package's sentinels. (FuzzPayload does
+// the same without bound: go test ./wire -fuzz FuzzPayload.)
+func TestGroupsPayloadsReencodeWhatTheyDecode(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 44))
+	seeds := []payload{
+		&Join{Group: []byte("#workers"), Mailbox: []byte("jobs")},
+		&Watch{Target: []byte("@17")},
+		&Notice{Kind: NoticeEndpointExited, Reason: ExitProcessExited, Flags: NoticeStatusKnown, Target: []byte("@17"),
+			Endpoint: 17, PID: 4242, UID: 1000, Status: 9, UnixNano: 1},
+	}
+	news := []func() payload{func() payload { return new(Join) }, func() payload { return new(Watch) }, func() payload { return new(Notice) }}
+	for i, s := range seeds {
+		base := s.Append(nil)
+		for range 20000 {
+			p := append([]byte(nil), base...)
+			switch r.IntN(3) {
+			case 0:
+				if len(p) > 0 {
+					p[r.IntN(len(p))] = byte(r.UintN(256))
+				}
+			case 1:
+				p = p[:r.IntN(len(p)+1)]
+			case 2:
+				p = append(p, AppendExt(nil, uint16(r.UintN(1<<16)), []byte("x"))...)
+			}
+			m := news[i]()
+			if err := m.Decode(p); err != nil {
+				if !knownError(err) {
+					t.Fatalf("% x: %v", p, err)
+				}
+				continue
+			}
+			if re := m.Append(nil); !bytes.Equal(re, p) {
+				t.Fatalf("% x re-encodes to % x", p, re)
+			}
+		}
 	}
 }
