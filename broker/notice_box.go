@@ -19,7 +19,7 @@ import (
 // depthChanged reports bx's depth edges to its watchers. bx.mu is held
 // (apply).
 func (n *notices) depthChanged(bx *box) {
-	if bx.inbox != 0 || bx.core.Destroyed() {
+	if bx.inbox != 0 || !n.watchedName(bx.name) || bx.core.Destroyed() {
 		return
 	}
 	n.mu.Lock()

@@ -55,6 +55,10 @@ type notices struct {
 	mailboxes map[string]*boxWatches      // by the watched mailbox's name
 	byConn    map[*conn]map[uint64]*watch // each watcher's watches, by request id
 	nboxes    atomic.Int32                // len(mailboxes): apply looks only if some
+	// names is the set of mailbox names watched, copied on every change
+	// (under mu) so that apply, on every step of every mailbox, finds an
+	// unwatched one without taking mu.
+	names atomic.Pointer[map[string]struct{}]
 }
 
 // watch is one WATCH request.
@@ -146,7 +150,7 @@ func (h *handler) doWatch(hd wire.Header, p []byte) {
 	if e == nil {
 		e = &boxWatches{}
 		n.mailboxes[w.target] = e
-		n.nboxes.Store(int32(len(n.mailboxes)))
+		n.namesChangedLocked()
 	}
 	e.list = append(e.list, w)
 	armed := wire.Notice{Kind: wire.NoticeArmed, Target: m.Target, UnixNano: time.Now().UnixNano()}
@@ -213,10 +217,32 @@ func (n *notices) removeLocked(w *watch) bool {
 		e.list = without(e.list, w)
 		if len(e.list) == 0 {
 			delete(n.mailboxes, w.target)
-			n.nboxes.Store(int32(len(n.mailboxes)))
+			n.namesChangedLocked()
 		}
 	}
 	return true
+}
+
+// namesChangedLocked republishes the watched names after a mailbox entry
+// came or went. n.mu is held.
+func (n *notices) namesChangedLocked() {
+	names := make(map[string]struct{}, len(n.mailboxes))
+	for name := range n.mailboxes {
+		names[name] = struct{}{}
+	}
+	n.names.Store(&names)
+	n.nboxes.Store(int32(len(n.mailboxes)))
+}
+
+// watchedName reports, without a lock, whether a mailbox of this name may
+// be watched (a stale answer is settled under mu by the caller).
+func (n *notices) watchedName(name string) bool {
+	names := n.names.Load()
+	if names == nil {
+		return false
+	}
+	_, ok := (*names)[name]
+	return ok
 }
 
 func without(list []*watch, w *watch) []*watch {
