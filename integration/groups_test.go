@@ -216,3 +216,40 @@ func wantEnded(t *testing.T, w *postbox.Watcher, also error) {
 		t.Fatalf("after the last notice: %v, want ErrWatchEnded (%v)", err, also)
 	}
 }
+
+// TestMulticastToADurableMemberIsOnDiskBeforeTheReply: a durable mailbox
+// member counts once its copy's record is written, and the copy is there
+// after a restart; a BEST_EFFORT send to the group reaches the members
+// with no reply.
+func TestMulticastToADurableMemberIsOnDiskBeforeTheReply(t *testing.T) {
+	dir := t.TempDir()
+	b := start(t, limits(func(c *broker.Config) { c.DataDir = dir }))
+	c := b.Dial(t)
+	create(t, c, "kept", postbox.Durable())
+	if err := c.JoinMailbox(ctxT(t), "#d", "kept"); err != nil {
+		t.Fatal(err)
+	}
+	member := b.Dial(t)
+	if err := member.Join(ctxT(t), "#d"); err != nil {
+		t.Fatal(err)
+	}
+	if n := multicast(t, c, "#d", "durable copy"); n != 2 {
+		t.Fatalf("%d recipients, want 2", n)
+	}
+	if err := c.Mailbox("#d").SendBestEffort([]byte("maybe")); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"durable copy", "maybe"} {
+		if got := recv(t, member.Inbox()); string(got.Body) != want {
+			t.Fatalf("the endpoint member got %q, want %q", got.Body, want)
+		}
+	}
+	b.Stop(t)
+	b2 := start(t, limits(func(c *broker.Config) { c.DataDir = dir }))
+	c2 := b2.Dial(t)
+	for _, want := range []string{"durable copy", "maybe"} {
+		if got := recv(t, c2.Mailbox("kept")); string(got.Body) != want {
+			t.Fatalf("after a restart kept holds %q, want %q", got.Body, want)
+		}
+	}
+}
