@@ -174,3 +174,9 @@ func replyError(code wire.Code, p []byte) error {
 	msg, _ := wire.DecodeError(p)
 	return &Error{Code: code, Msg: msg}
 }
+
+// ErrWatchEnded: a watch (Client.Watch) ended. Alone, the broker ended
+// it after its last notice (an endpoint's exit); with ErrCanceled it was
+// closed; with another error (ErrClosed, ErrLimit, ErrPermission) that
+// is why the broker ended it.
+var ErrWatchEnded = errors.New("postbox: watch ended")

@@ -114,6 +114,8 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	b.mu.Unlock()
 	if exists || full {
 		b.quota.disown(bx)
+	} else {
+		b.boxCreated(bx) // watches (notice_box.go)
 	}
 	switch {
 	case exists:
@@ -287,6 +289,7 @@ func (b *Broker) destroy(bx *box, err error) (st step, ok bool) {
 	b.endCallsOn(bx, &r)
 	bx.core.Destroy(err)
 	bx.pipeDestroyed()
+	b.boxGone(bx) // groups and watches (notice_box.go)
 	b.apply(bx, bx.core.Effects(), &r)
 	b.account(bx, before)
 	if bx.durable && b.st != nil {

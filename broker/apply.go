@@ -111,6 +111,9 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 	for _, p := range stall {
 		p.c.stall(p, r)
 	}
+	if b.notices.nboxes.Load() > 0 {
+		b.notices.depthChanged(bx) // mailbox watches (notice_box.go)
+	}
 	return st
 }
 

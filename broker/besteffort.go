@@ -37,6 +37,10 @@ func (h *handler) doSendBestEffort(hd wire.Header, p []byte) {
 	if m.Decode(p) != nil || hd.Flags&(wire.FlagReceipt|wire.FlagReply) != 0 || m.AckLease != 0 {
 		return
 	}
+	if isFanOut(m.Target) {
+		h.fanOutBestEffort(hd, m) // groups.go
+		return
+	}
 	t, _, _ := c.b.resolve(m.Target)
 	if t == nil || c.b.auth.Authorize(c.who, t.object(), ActSend) != nil {
 		return

@@ -67,7 +67,9 @@ type Broker struct {
 	offers    map[[16]byte]*offer
 	uidOffers map[uint32]int // offers not yet attached, by their maker's uid (channel.go)
 
-	ps *pubsub // publish/subscribe (pubsub.go)
+	ps      *pubsub // publish/subscribe (pubsub.go)
+	groups  groups  // group membership (groups.go)
+	notices notices // watches (watch.go)
 
 	st   *store.Store // nil without a data directory
 	sync syncer       // completes requests once their records are durable
@@ -239,6 +241,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.failPending(mailbox.ErrClosed)
 	}
+	b.notices.shutdown() // watch.go
 	// Durable requests whose records are being written get their replies
 	// before their connections close.
 	b.drainSync(ctx)
@@ -277,6 +280,7 @@ func (b *Broker) closeStore() error {
 // once. It waits for the broker's goroutines.
 func (b *Broker) Close() error {
 	conns := b.stop()
+	b.notices.shutdown() // watch.go
 	b.closeConns()
 	for _, c := range conns {
 		c.shutdown(false)

@@ -55,6 +55,9 @@ type Config struct {
 	// Quotas bound what each uid may hold (quota.go). Fixed for the
 	// broker's lifetime.
 	Quotas Quotas `json:"quotas"`
+	// BroadcastOwner is the uid that may, besides root, send to every
+	// connected endpoint ("@*", groups.go). 0: root only.
+	BroadcastOwner uint32 `json:"broadcast_owner"`
 
 	ConnBounds
 }

@@ -399,6 +399,8 @@ func (c *conn) cleanup() {
 	}
 
 	if c.id != 0 {
+		// Its watchers learn it is gone (notice_exit.go).
+		c.b.endpointGone(c)
 		c.dropCalls() // before the inbox goes: a reply in flight is then dropped, not claimed
 		for _, bx := range touched {
 			if bx.inbox == c.id {

@@ -72,6 +72,21 @@
 // (Unix peer credentials, TLS, or nothing); the kind travels with every
 // message as its sender's identity.
 //
+// # Groups and watches
+//
+// A SEND to "#group" or "@*" is a fan-out (groups.go): a copy of its
+// messages for each member (an endpoint's inbox or a named mailbox), each
+// admitted as a best-effort send would be, never waiting; the reply counts
+// the members that got them (RECIPIENTS). Membership is a deterministic
+// table (groups_core.go); a member leaves its groups when its inbox or
+// mailbox is destroyed, so an endpoint that dies leaves by itself. A WATCH
+// (watch.go) is a streaming request fed from three places: a connection's
+// cleanup (notice_exit.go: once per endpoint, with its pidfd saying
+// whether the process exited and its exit status), apply (the depth edges
+// of a watched mailbox, under its lock: notice_box.go), and CREATE and
+// destroy. groups.mu and notices.mu are leaves taken under box.mu; they
+// take conn.pmu and writers' locks, never a box lock.
+//
 // # Locks
 //
 // Lock order is box.mu, then Broker.mu (only destroy takes it under a box

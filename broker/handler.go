@@ -66,6 +66,9 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 			c.cancelCall(hd.Request)
 		}
 		c.b.ps.cancel(c, hd.Request) // a SUBSCRIBE or a waiting PUBLISH
+		if pd == nil {
+			c.b.notices.cancel(c, hd.Request) // a WATCH (watch.go)
+		}
 	case wire.OpCreate:
 		h.doCreate(hd, p)
 	case wire.OpChannel:
@@ -107,6 +110,10 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		if h.decode(hd, p, &m) {
 			c.replyEmpty(hd)
 		}
+	case wire.OpJoin:
+		h.doJoin(hd, p) // groups.go
+	case wire.OpWatch:
+		h.doWatch(hd, p) // watch.go
 	case wire.OpHello:
 		c.replyErr(hd, wire.CodeHandshake, "HELLO was already exchanged")
 	default:

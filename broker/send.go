@@ -108,6 +108,10 @@ func (h *handler) release(msgs []*mailbox.Message) {
 // messages' total.
 func (h *handler) put(hd wire.Header, name []byte, msgs []*mailbox.Message, size, timeout int64, off *offer) {
 	c := h.c
+	if isFanOut(name) {
+		h.fanOut(hd, name, msgs, size, off) // groups.go
+		return
+	}
 	t, code, why := c.b.resolve(name)
 	if t == nil && code == wire.CodeNotFound && hd.Flags&wire.FlagReply != 0 {
 		// A reply to an inbox that is gone: its caller is too.

@@ -126,6 +126,9 @@ func runRole(role string, args []string) int {
 	if ok, err := quotaRole(ctx, c, args, &out); ok { // quota_test.go
 		return report(err)
 	}
+	if code, ok := groupsRole(ctx, c, args, &out, report); ok { // groups_role_test.go
+		return code
+	}
 	fmt.Fprintf(os.Stderr, "unknown command %q\n", args[0])
 	return 2
 }

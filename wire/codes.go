@@ -50,6 +50,7 @@ var opNames = map[Op]string{
 	OpChannel: "CHANNEL", OpAttach: "ATTACH", OpCall: "CALL", OpInterrupt: "INTERRUPT",
 	OpWithdraw: "WITHDRAW",
 	OpShut:     "SHUT", OpPipeOpen: "PIPE_OPEN", OpPipeClose: "PIPE_CLOSE",
+	OpJoin: "JOIN", OpWatch: "WATCH", OpNotice: "NOTICE",
 }
 
 // Pushed reports whether o is in the range of pushed ops (0x60..0x7f).

@@ -62,6 +62,9 @@ var decoders = []struct {
 	{"TopicsReply", func() payload { return new(TopicsReply) }},
 	{"Withdraw", func() payload { return new(Withdraw) }},
 	{"WithdrawReply", func() payload { return new(WithdrawReply) }},
+	{"Join", func() payload { return new(Join) }},
+	{"Watch", func() payload { return new(Watch) }},
+	{"Notice", func() payload { return new(Notice) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.

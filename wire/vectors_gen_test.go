@@ -26,6 +26,7 @@ func vectorFiles() []vectorFile {
 		{"tls.json", tlsVectors()},
 		{"pubsub.json", pubsubVectors()},
 		{"withdraw.json", withdrawVectors()},
+		{"groups.json", groupsVectors()},
 	}
 }
 

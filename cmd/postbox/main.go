@@ -135,6 +135,7 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 		newChmod(), newACL(), newBench(), newUsage())
 	root.AddCommand(newCancel())
 	root.AddCommand(newPipe())
+	root.AddCommand(newJoin(), newLeave(), newWatch()) // groups.go
 	for _, c := range root.Commands() {
 		if c.Args != nil {
 			args := c.Args

@@ -65,6 +65,11 @@ is full, up to --timeout; --nowait fails at once instead (exit 3).
 --receipt waits until a receiver has taken the message and prints who took
 it; on a rendezvous mailbox that is always so.
 
+NAME may also be a group, '#name': every member (see postbox join) gets a
+copy, without waiting (a full member gets none), and "delivered to N" on
+stderr says how many got it; or @* for every connected endpoint, which
+only root and the broker's --broadcast-owner may use.
+
 --best-effort sends "maybe" messages: no reply, no waiting; the broker
 drops a message it cannot admit at once (mailbox full or over its max
 bytes, a limit reached) and counts it in the mailbox's "dropped" (stat,
@@ -145,6 +150,9 @@ sending again. A durable mailbox stays closed across a broker restart.
 				}
 				wctx, cancel := waitContext(ctx, timeout)
 				defer cancel()
+				if isFanOutTarget(args[0]) && !receipt {
+					return sendFanOut(wctx, c, args[0], body, opts) // groups.go
+				}
 				r, err := mb.Send(wctx, body, opts...)
 				if err != nil {
 					return err

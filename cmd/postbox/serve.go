@@ -41,6 +41,8 @@ type fileConfig struct {
 	TLSKey      string   `json:"tls_key"`
 	TLSClientCA string   `json:"tls_client_ca"`
 	Insecure    bool     `json:"insecure"`
+	// BroadcastOwner is read at start only.
+	BroadcastOwner *uint32 `json:"broadcast_owner"`
 }
 
 // duration is a time.Duration in a JSON file: a string time.ParseDuration
@@ -178,6 +180,11 @@ message's headers, up to 16 KiB, and its SEND fields travel in the same
 frame). Unless given by the flag or the file, it grows to --max-message
 + 64 KiB when a larger --max-message needs that.
 
+--broadcast-owner UID (config key broadcast_owner, read at start only)
+is the one uid besides root that may send to every connected endpoint at
+once (postbox send @* BODY); anyone else is refused "permission denied".
+Default 0: root only.
+
 Remote clients: --listen tls://HOST:PORT (repeatable; beside the Unix
 socket) with --tls-cert and --tls-key (the broker's certificate and key,
 PEM) and --tls-client-ca (the CA certificates that must have signed every
@@ -260,6 +267,9 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 					if !flags.Changed("insecure") && fc.Insecure {
 						nl.insecure = true
 					}
+				}
+				if fc.BroadcastOwner != nil && !flags.Changed("broadcast-owner") && !started {
+					cfg.BroadcastOwner = *fc.BroadcastOwner // used by Open only
 				}
 				if !flags.Changed("log-level") && fc.LogLevel != "" {
 					if err := level.UnmarshalText([]byte(fc.LogLevel)); err != nil {
@@ -381,6 +391,7 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.DurationVar(&cfg.DeadPeer, "dead-peer", cfg.DeadPeer, "close a connection that is not a Unix socket after this long without a frame from it, returning its leases (0: never)")
 	f.IntVar(&cfg.MaxOffersPerConn, "max-offers-per-conn", cfg.MaxOffersPerConn, "most channel offers not yet attached per connection")
 	f.IntVar(&cfg.MaxOffersPerUID, "max-offers-per-uid", cfg.MaxOffersPerUID, "most channel offers not yet attached per uid")
+	f.Uint32Var(&cfg.BroadcastOwner, "broadcast-owner", cfg.BroadcastOwner, "uid that may, besides root, send to every endpoint (send @*; config key broadcast_owner, read at start only)")
 	return cmd
 }
 

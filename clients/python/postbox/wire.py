@@ -61,6 +61,11 @@ OP_CLAIM = 0x46
 OP_EVENT = 0x62
 FLAG_UNBIND = 0x01  # BIND
 OP_WITHDRAW = 0x29
+OP_JOIN = 0x44  # 8.21; flag FLAG_LEAVE
+OP_WATCH = 0x45  # 8.22, streaming
+OP_NOTICE = 0x63  # 8.22, pushed to a WATCH
+FLAG_LEAVE = 0x01  # JOIN
+EXT_RECIPIENTS = 0x0060  # SendReply: u32 fan-out count (8.21)
 REPLY_BIT = 0x80
 
 # flags (2.3)
@@ -1610,6 +1615,21 @@ class Publish:
         r = _R(b)
         v = cls(r.string("subject"), r.i64("timeout"), r.i64("type"), r.bytes_("headers"), r.bytes_("body"))
         _check_headers(r, v.headers)
+@dataclass
+class Join:
+    """JOIN (8.21): an empty mailbox joins the requesting endpoint."""
+
+    group: bytes = b""
+    mailbox: bytes = b""
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.group) + _string(self.mailbox) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Join":
+        r = _R(b)
+        v = cls(r.string("group"), r.string("mailbox"))
         _, v.ext = r.ext()
         r.finish()
         return v
@@ -1629,6 +1649,19 @@ class PublishReply:
     def decode(cls, b: bytes) -> "PublishReply":
         r = _R(b)
         v = cls(r.u32("matched"))
+class Watch:
+    """WATCH (8.22): an endpoint ("@id") or a mailbox name."""
+
+    target: bytes = b""
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.target) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Watch":
+        r = _R(b)
+        v = cls(r.string("target"))
         _, v.ext = r.ext()
         r.finish()
         return v
@@ -1782,6 +1815,31 @@ class TopicsReply:
             v.bindings.append(BindingInfo(r.string("pattern"), r.string("mailbox")))
         for _ in range(r.u32("claims")):
             v.claims.append(ClaimInfo(r.string("pattern"), r.u32(), r.u32(), r.u32()))
+class Notice:
+    """NOTICE (8.22), pushed to a WATCH."""
+
+    kind: int = 0
+    reason: int = 0
+    flags: int = 0
+    target: bytes = b""
+    endpoint: int = 0
+    pid: int = 0
+    uid: int = 0
+    status: int = 0
+    depth: int = 0
+    unix_nano: int = 0
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return (struct.pack("<BBB", self.kind, self.reason, self.flags) + _string(self.target)
+                + struct.pack("<QiIiIq", self.endpoint, self.pid, self.uid, self.status, self.depth, self.unix_nano)
+                + self.ext)
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Notice":
+        r = _R(b)
+        v = cls(r.u8("kind"), r.u8("reason"), r.u8("flags"), r.string("target"), r.u64("endpoint"),
+                r.i32("pid"), r.u32("uid"), r.i32("status"), r.u32("depth"), r.i64("unix_nano"))
         _, v.ext = r.ext()
         r.finish()
         return v
@@ -1825,4 +1883,7 @@ PAYLOAD_TYPES: dict[str, type] = {
     "TopicsReply": TopicsReply,
     "Withdraw": Withdraw,
     "WithdrawReply": WithdrawReply,
+    "Join": Join,
+    "Watch": Watch,
+    "Notice": Notice,
 }
