@@ -53,6 +53,11 @@ OP_CHANNEL = 0x30
 OP_ATTACH = 0x31
 OP_DELIVER = 0x60
 OP_INTERRUPT = 0x61
+OP_JOIN = 0x44  # 8.21; flag FLAG_LEAVE
+OP_WATCH = 0x45  # 8.22, streaming
+OP_NOTICE = 0x63  # 8.22, pushed to a WATCH
+FLAG_LEAVE = 0x01  # JOIN
+EXT_RECIPIENTS = 0x0060  # SendReply: u32 fan-out count (8.21)
 OP_PUBLISH = 0x40  # publish/subscribe (8.20)
 OP_SUBSCRIBE = 0x41
 OP_BIND = 0x42
@@ -61,11 +66,6 @@ OP_CLAIM = 0x46
 OP_EVENT = 0x62
 FLAG_UNBIND = 0x01  # BIND
 OP_WITHDRAW = 0x29
-OP_JOIN = 0x44  # 8.21; flag FLAG_LEAVE
-OP_WATCH = 0x45  # 8.22, streaming
-OP_NOTICE = 0x63  # 8.22, pushed to a WATCH
-FLAG_LEAVE = 0x01  # JOIN
-EXT_RECIPIENTS = 0x0060  # SendReply: u32 fan-out count (8.21)
 REPLY_BIT = 0x80
 
 # flags (2.3)
@@ -1615,21 +1615,6 @@ class Publish:
         r = _R(b)
         v = cls(r.string("subject"), r.i64("timeout"), r.i64("type"), r.bytes_("headers"), r.bytes_("body"))
         _check_headers(r, v.headers)
-@dataclass
-class Join:
-    """JOIN (8.21): an empty mailbox joins the requesting endpoint."""
-
-    group: bytes = b""
-    mailbox: bytes = b""
-    ext: bytes = b""
-
-    def encode(self) -> bytes:
-        return _string(self.group) + _string(self.mailbox) + self.ext
-
-    @classmethod
-    def decode(cls, b: bytes) -> "Join":
-        r = _R(b)
-        v = cls(r.string("group"), r.string("mailbox"))
         _, v.ext = r.ext()
         r.finish()
         return v
@@ -1649,19 +1634,6 @@ class PublishReply:
     def decode(cls, b: bytes) -> "PublishReply":
         r = _R(b)
         v = cls(r.u32("matched"))
-class Watch:
-    """WATCH (8.22): an endpoint ("@id") or a mailbox name."""
-
-    target: bytes = b""
-    ext: bytes = b""
-
-    def encode(self) -> bytes:
-        return _string(self.target) + self.ext
-
-    @classmethod
-    def decode(cls, b: bytes) -> "Watch":
-        r = _R(b)
-        v = cls(r.string("target"))
         _, v.ext = r.ext()
         r.finish()
         return v
@@ -1815,6 +1787,52 @@ class TopicsReply:
             v.bindings.append(BindingInfo(r.string("pattern"), r.string("mailbox")))
         for _ in range(r.u32("claims")):
             v.claims.append(ClaimInfo(r.string("pattern"), r.u32(), r.u32(), r.u32()))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+#: payload_type names of the conformance vectors, to their classes
+@dataclass
+class Join:
+    """JOIN (8.21): an empty mailbox joins the requesting endpoint."""
+
+    group: bytes = b""
+    mailbox: bytes = b""
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.group) + _string(self.mailbox) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Join":
+        r = _R(b)
+        v = cls(r.string("group"), r.string("mailbox"))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
+class Watch:
+    """WATCH (8.22): an endpoint ("@id") or a mailbox name."""
+
+    target: bytes = b""
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.target) + self.ext
+
+    @classmethod
+    def decode(cls, b: bytes) -> "Watch":
+        r = _R(b)
+        v = cls(r.string("target"))
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
 class Notice:
     """NOTICE (8.22), pushed to a WATCH."""
 
@@ -1845,7 +1863,6 @@ class Notice:
         return v
 
 
-#: payload_type names of the conformance vectors, to their classes
 PAYLOAD_TYPES: dict[str, type] = {
     "Hello": Hello,
     "HelloReply": HelloReply,
