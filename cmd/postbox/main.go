@@ -65,6 +65,9 @@ func exitCode(root *cobra.Command, err error) int {
 		return exitOK
 	}
 	fmt.Fprintln(os.Stderr, "postbox:", trimPrefix(err.Error()))
+	if code, ok := exitCodeFor(err); ok {
+		return code
+	}
 	var ue usageError
 	switch {
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
