@@ -334,6 +334,9 @@ func recvLines(ctx context.Context, c *postbox.Client, mb *postbox.Mailbox, sp r
 				if ctx.Err() != nil {
 					return errStopped
 				}
+				if errors.Is(err, postbox.ErrTimeout) && !ended(cons) {
+					return fmt.Errorf("receive from %q: %w: no message within %v (%d received)", mb.Name(), err, sp.timeout, taken)
+				}
 				return err
 			}
 			taken++

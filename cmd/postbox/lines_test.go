@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -261,5 +262,30 @@ func TestCLIRecvFollowStopsCleanlyOnSIGTERM(t *testing.T) {
 	ok(t, p, "a\nb\n", "send", "q", "--lines")
 	if got := ok(t, p, "", "recv", "q", "--count", "2").stdout; got != "a\nb\n" {
 		t.Fatalf("recv --count 2: %q", got)
+	}
+}
+
+func TestCLIRecvCountTimeoutPrintsAndAcksWhatCameThenExitsThree(t *testing.T) {
+	p := startBroker(t)
+	ok(t, p, "", "create", "q")
+	ok(t, p, "a\nb\n", "send", "q", "--lines")
+	r := run(t, p, "", "recv", "q", "--count", "5", "--timeout", "100ms")
+	if r.code != exitWouldBlock || r.stdout != "a\nb\n" || !strings.Contains(r.stderr, "(2 received)") {
+		t.Fatalf("recv --count 5 --timeout of 2 messages: exit %d stdout %q stderr %q, want 3, both printed, and how many", r.code, r.stdout, r.stderr)
+	}
+	if info := stat(t, p.Dial(t), "q"); info.Depth != 0 || info.InFlight != 0 || info.Redelivered != 0 {
+		t.Fatalf("the two printed are not acked: %+v", info)
+	}
+}
+
+func TestExitCodeForEndOfStreamIsFour(t *testing.T) {
+	eos := fmt.Errorf("receive from %q: %w", "q", &postbox.Error{Code: codeEndOfStream, Msg: "end of stream"})
+	if code, ok := exitCodeFor(eos); !ok || code != 4 {
+		t.Errorf("exitCodeFor(end of stream) = %d, %v; want 4", code, ok)
+	}
+	for _, err := range []error{postbox.ErrFull, &postbox.Error{Code: 19}, errors.New("other")} {
+		if code, ok := exitCodeFor(err); ok {
+			t.Errorf("exitCodeFor(%v) = %d; want main's mapping", err, code)
+		}
 	}
 }

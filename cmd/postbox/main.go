@@ -6,6 +6,7 @@
 //	postbox recv NAME [flags]             receive messages
 //	postbox req NAME BODY                 send a request, print the reply
 //	postbox reply NAME -- CMD ARGS...     serve requests with a command
+//	postbox work NAME -- CMD ARGS...      run a command per message, ack on success
 //	postbox call SERVICE METHOD JSON      call a JSON-codec RPC method
 //	postbox ls / stat NAME / rm NAME...   inspect and remove, like ipcs / ipcrm
 //	postbox usage                         per-uid usage and quotas, like ipcs -u
