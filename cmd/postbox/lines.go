@@ -342,7 +342,9 @@ func recvLines(ctx context.Context, c *postbox.Client, mb *postbox.Mailbox, sp r
 			taken++
 			pending++
 			out.add(m, format)
-			if len(out.buf) >= recvFlushAt {
+			// Written out in large writes, and at least once a window, so
+			// that this client holds at most two windows of leases.
+			if len(out.buf) >= recvFlushAt || len(out.msgs) >= recvWindow {
 				if _, err := out.flush(); err != nil {
 					return err
 				}

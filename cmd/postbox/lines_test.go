@@ -289,3 +289,31 @@ func TestExitCodeForEndOfStreamIsFour(t *testing.T) {
 		}
 	}
 }
+
+func TestCLISendLinesSendsEachLineWithoutWaitingForMore(t *testing.T) {
+	p := startBroker(t)
+	ok(t, p, "", "create", "q")
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "send", "q", "--lines", "--socket", p.Socket)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := p.Dial(t)
+	// A quiet producer (tail -f): each line goes as it comes, not when a
+	// batch fills or stdin ends.
+	for i := 1; i <= 3; i++ {
+		fmt.Fprintf(stdin, "line %d\n", i)
+		eventually(t, fmt.Sprintf("line %d is queued while stdin stays open", i), func() bool { return stat(t, c, "q").Depth == uint64(i) })
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("send --lines: %v: %s", err, stderr.String())
+	}
+}
