@@ -188,7 +188,9 @@ func TestRecvFollowEndsWhenItsOutputCloses(t *testing.T) {
 	if err := sh.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitStat(t, mb, "recv --follow waiting", func(i postbox.Info) bool { return i.Receivers == 1 })
+	// recv --follow is a consumer (a prefetching stream), counted apart
+	// from one-shot receivers.
+	waitStat(t, mb, "recv --follow waiting", func(i postbox.Info) bool { return i.Receivers+i.Consumers == 1 })
 	for i := range 3 {
 		send(t, mb, fmt.Sprint("m", i))
 	}
@@ -208,7 +210,7 @@ func TestRecvFollowEndsWhenItsOutputCloses(t *testing.T) {
 	// sh waited for both; recv is gone, and took nothing with it.
 	send(t, mb, "m3")
 	info := waitStat(t, mb, "the fourth message queued", func(i postbox.Info) bool { return i.Depth == 1 })
-	if info.InFlight != 0 || info.Receivers != 0 {
+	if info.InFlight != 0 || info.Receivers != 0 || info.Consumers != 0 {
 		t.Fatalf("after the pipeline: %+v", info)
 	}
 	m := recv(t, mb)

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"time"
 
 	"github.com/postbox-ipc/postbox"
@@ -13,10 +10,6 @@ import (
 
 // End of stream in the CLI: send --eof and --reopen; recv exits
 // exitEndOfStream when the mailbox is closed and drained.
-
-// exitEndOfStream: a receive found the mailbox closed for sending and
-// drained (or a send found it closed).
-const exitEndOfStream = 4
 
 // exitNoReader: a pipe write found no reader left, the status of a
 // writer killed by SIGPIPE (128 + 13).
@@ -45,21 +38,6 @@ func sendEOF(ctx context.Context, mb *postbox.Mailbox, timeout time.Duration, eo
 	}
 	if eof {
 		return shut((*postbox.Mailbox).CloseSend)
-	}
-	return nil
-}
-
-// sendLines sends each line of stdin with send.
-func sendLines(c *postbox.Client, send func([]byte) error) error {
-	sc := bufio.NewScanner(os.Stdin)
-	sc.Buffer(make([]byte, 64<<10), c.MaxMessage()+1)
-	for sc.Scan() {
-		if err := send(sc.Bytes()); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading stdin: %w", err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@
 //	postbox recv NAME [flags]             receive messages
 //	postbox req NAME BODY                 send a request, print the reply
 //	postbox reply NAME -- CMD ARGS...     serve requests with a command
+//	postbox work NAME -- CMD ARGS...      run a command per message, ack on success
 //	postbox call SERVICE METHOD JSON      call a JSON-codec RPC method
 //	postbox ls / stat NAME / rm NAME...   inspect and remove, like ipcs / ipcrm
 //	postbox usage                         per-uid usage and quotas, like ipcs -u
@@ -69,6 +70,9 @@ func exitCode(root *cobra.Command, err error) int {
 		return exitOK
 	}
 	fmt.Fprintln(os.Stderr, "postbox:", trimPrefix(err.Error()))
+	if code, ok := exitCodeFor(err); ok {
+		return code
+	}
 	var ue usageError
 	switch {
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
@@ -136,6 +140,7 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 	root.AddCommand(newCancel())
 	root.AddCommand(newPipe())
 	root.AddCommand(newJoin(), newLeave(), newWatch()) // groups.go
+	root.AddCommand(newWork())
 	for _, c := range root.Commands() {
 		if c.Args != nil {
 			args := c.Args

@@ -62,6 +62,15 @@ func newSend() *cobra.Command {
 The body is BODY if given, else all of stdin; with --lines every line of
 stdin is one message (without its newline). A send waits while the mailbox
 is full, up to --timeout; --nowait fails at once instead (exit 3).
+
+--lines sends the lines in batches (up to 1024 a frame), one batch in
+flight at a time, so the lines admitted are always the first ones: exit 0 means every line was admitted; on a failure the
+error says how many were ("N lines admitted (lines 1-N)"), and no line
+after them was. A line longer than the broker's largest message fails
+the same way, naming it. --timeout bounds each batch's wait for space.
+A line ends at "\n" (a "\r" before it is dropped too); the last line
+needs no newline.
+
 --receipt waits until a receiver has taken the message and prints who took
 it; on a rendezvous mailbox that is always so.
 
@@ -165,36 +174,28 @@ sending again. A durable mailbox stays closed across a broker restart.
 				}
 				return nil
 			}
+			sendBody := func() error {
+				switch {
+				case len(args) == 2:
+					return send([]byte(args[1]))
+				case lines:
+					ls := batchSender(mb, timeout, opts)
+					if bestEffort || receipt {
+						ls = oneByOne(send) // one message per frame
+					}
+					return sendLines(ctx, os.Stdin, c.MaxMessage(), ls)
+				default:
+					body, err := io.ReadAll(os.Stdin)
+					if err != nil {
+						return fmt.Errorf("reading stdin: %w", err)
+					}
+					return send(body)
+				}
+			}
 			if eof || reopen {
-				return sendEOF(ctx, mb, timeout, eof, reopen, len(args) == 2 || lines, func() error {
-					if len(args) == 2 {
-						return send([]byte(args[1]))
-					}
-					return sendLines(c, send)
-				})
+				return sendEOF(ctx, mb, timeout, eof, reopen, len(args) == 2 || lines, sendBody)
 			}
-			switch {
-			case len(args) == 2:
-				return send([]byte(args[1]))
-			case lines:
-				sc := bufio.NewScanner(os.Stdin)
-				sc.Buffer(make([]byte, 64<<10), c.MaxMessage()+1)
-				for sc.Scan() {
-					if err := send(sc.Bytes()); err != nil {
-						return err
-					}
-				}
-				if err := sc.Err(); err != nil {
-					return fmt.Errorf("reading stdin: %w", err)
-				}
-				return nil
-			default:
-				body, err := io.ReadAll(os.Stdin)
-				if err != nil {
-					return fmt.Errorf("reading stdin: %w", err)
-				}
-				return send(body)
-			}
+			return sendBody()
 		},
 	}
 	f := cmd.Flags()
@@ -296,6 +297,15 @@ until interrupted, or until its output is closed (recv q --follow | head
 nacked, never acked). --timeout bounds each wait; --nowait fails at once
 when nothing is there (exit 3).
 
+With --count N (N > 1) or --follow, recv lets the broker push up to 1024
+messages ahead (never more than N in all under --count), writes them to
+stdout in large writes, and acks a message only once the write that
+carries it has succeeded. Messages pushed ahead but not printed when recv
+stops (interrupted, its output closed) go back to the mailbox, counted as
+a redelivery. When the mailbox is closed for sending and drained, recv
+exits 4 (end of stream) before its --count, and --follow ends normally
+(exit 0).
+
 --peek lists up to --count of the messages queued now, in the order
 receivers would take them (with --type: the messages that type selects),
 without taking them: no lease, no delivery counted, so peeking never
@@ -334,6 +344,10 @@ wait: an empty mailbox is exit 3.
 			print := printer(w, out)
 			if peek {
 				return peekMessages(ctx, mb, typ, count, timeout, w, print)
+			}
+			if !nowait && (follow || count > 1) {
+				// A stream of messages: the prefetching consumer.
+				return recvLines(ctx, c, mb, recvSpec{typ: typ, count: int64(count), follow: follow, timeout: timeout, out: out}, os.Stdout, watch)
 			}
 			opts := []postbox.ReceiveOption{postbox.Type(typ)}
 			if nowait {
