@@ -132,7 +132,13 @@ const (
 	CodeStorage    Code = 17 // the durable store failed the write
 	CodeInvalid    Code = 18 // well-formed but invalid argument
 	CodeHandshake  Code = 19 // a request before HELLO, or HELLO twice
-	codeEnd             = 20
+
+	// CodeNoDescriptors: descriptors cannot go where a SEND asked (no
+	// CapDescriptors, a durable mailbox, counts that do not match what
+	// arrived); the reply's text says which (PROTOCOL.md 8.24).
+	CodeNoDescriptors Code = 22
+
+	codeEnd = 23
 )
 
 var codeText = [codeEnd]string{
@@ -156,6 +162,8 @@ var codeText = [codeEnd]string{
 	CodeStorage:    "storage failure",
 	CodeInvalid:    "invalid argument",
 	CodeHandshake:  "handshake required",
+
+	CodeNoDescriptors: "descriptors cannot go there",
 }
 
 func (c Code) String() string {
