@@ -102,6 +102,10 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 			if bx.durable && b.st != nil {
 				st.add(b.st.Ack(bx.name, e.Msg.Seq))
 			}
+		case mailbox.EffRelease:
+			// What the message held (its descriptors: files.go) is given
+			// back once this step's deliveries, which dup it, are queued.
+			r.add(e.Ref.(mailbox.Releaser).Release)
 		default: // journal effects
 			if bx.durable && b.st != nil {
 				st.add(b.journal(bx, e))

@@ -45,6 +45,9 @@ type Message struct {
 	Reason uint8
 	// Flags are carried to receivers untouched (wire.DeliveryChannelOffer).
 	Flags uint8
+	// Hold is what the message holds beyond its bytes (descriptors), nil
+	// for nothing: released once when the message leaves (release.go).
+	Hold Releaser
 
 	// Set while the message is leased.
 	lease  uint64
