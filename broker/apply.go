@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/wire"
@@ -139,16 +140,25 @@ func (c *conn) finish(p *pending) {
 
 // deliver queues a Delivery frame with header hd.
 func (c *conn) deliver(hd wire.Header, msg *mailbox.Message, lease uint64) {
+	flags, files := msg.Flags, []*os.File(nil)
+	if msg.Hold != nil {
+		flags, files = c.deliveryFiles(msg) // descriptors ride with the frame (files.go)
+	}
 	d := wire.Delivery{
-		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason, Flags: msg.Flags,
+		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason, Flags: flags,
 		Redeliveries: msg.Redeliveries, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
 		Headers: msg.Headers, Body: msg.Body,
 	}
 	name := msg.Sender.Name // a TLS sender's, after the fields (no allocation)
-	c.w.Append(hd.Urgent(), func(b []byte) []byte {
+	enc := func(b []byte) []byte {
 		b, off := wire.StartFrame(b, hd)
 		return wire.FinishFrame(wire.AppendPrincipalName(d.Append(b), name), off)
-	})
+	}
+	if files != nil {
+		c.w.AppendWithFiles(hd.Urgent(), files, enc) // the writer closes the duplicates
+		return
+	}
+	c.w.Append(hd.Urgent(), enc)
 }
 
 // cancel ends a pending request with err (CodeTimeout, CodeCanceled,

@@ -67,6 +67,8 @@ type Broker struct {
 	offers    map[[16]byte]*offer
 	uidOffers map[uint32]int // offers not yet attached, by their maker's uid (channel.go)
 
+	fileCounts fileCounts // descriptors held for messages (files.go)
+
 	st   *store.Store // nil without a data directory
 	sync syncer       // completes requests once their records are durable
 

@@ -381,6 +381,8 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.DurationVar(&cfg.DeadPeer, "dead-peer", cfg.DeadPeer, "close a connection that is not a Unix socket after this long without a frame from it, returning its leases (0: never)")
 	f.IntVar(&cfg.MaxOffersPerConn, "max-offers-per-conn", cfg.MaxOffersPerConn, "most channel offers not yet attached per connection")
 	f.IntVar(&cfg.MaxOffersPerUID, "max-offers-per-uid", cfg.MaxOffersPerUID, "most channel offers not yet attached per uid")
+	f.IntVar(&cfg.MaxFilesPerConn, "max-files-per-conn", cfg.MaxFilesPerConn, "most descriptors held for messages sent by one connection")
+	f.IntVar(&cfg.MaxFilesPerUID, "max-files-per-uid", cfg.MaxFilesPerUID, "most descriptors held for messages sent by one uid")
 	return cmd
 }
 

@@ -29,6 +29,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,9 +54,10 @@ type Reader struct {
 	oob []byte
 	pos int64 // bytes returned by Read so far; only the reading goroutine
 
-	mu      sync.Mutex // guards pending, held
-	pending []arrival  // in stream order
-	held    int        // descriptors in pending
+	mu      sync.Mutex   // guards pending, held
+	pending []arrival    // in stream order
+	held    int          // descriptors in pending
+	npend   atomic.Int32 // len(pending), read by Take without the lock
 }
 
 // NewReader returns a Reader over uc whose control buffer holds max
@@ -103,6 +105,7 @@ func (r *Reader) keep(oob []byte, n int64, truncated bool) {
 	r.mu.Lock()
 	r.pending = append(r.pending, a)
 	r.held += len(a.files)
+	r.npend.Store(int32(len(r.pending)))
 	r.mu.Unlock()
 }
 
@@ -123,6 +126,9 @@ func (r *Reader) Held() int {
 // called for frames in stream order; without descriptors pending it only
 // takes a lock.
 func (r *Reader) Take(start, end int64) (files []*os.File, truncated bool) {
+	if r.npend.Load() == 0 {
+		return nil, false // the common case: no descriptors came
+	}
 	r.mu.Lock()
 	i := 0
 	var stray []*os.File
@@ -144,6 +150,7 @@ func (r *Reader) Take(start, end int64) (files []*os.File, truncated bool) {
 		clear(r.pending[n:])
 		r.pending = r.pending[:n]
 	}
+	r.npend.Store(int32(len(r.pending)))
 	r.mu.Unlock()
 	CloseFiles(stray)
 	return files, truncated
@@ -154,6 +161,7 @@ func (r *Reader) CloseAll() {
 	r.mu.Lock()
 	p := r.pending
 	r.pending, r.held = nil, 0
+	r.npend.Store(0)
 	r.mu.Unlock()
 	for _, a := range p {
 		CloseFiles(a.files)
