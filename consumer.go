@@ -146,6 +146,8 @@ func (cn *Consumer) detach() {
 	for _, m := range cn.queue[cn.head:] {
 		if m.lease == 0 {
 			kept = append(kept, m)
+		} else {
+			m.CloseFiles() // redelivered with new ones
 		}
 	}
 	clear(cn.queue[len(kept):])
@@ -161,7 +163,7 @@ type consumerStream Consumer
 func (s *consumerStream) Push(_ wire.Header, p []byte) {
 	cn := (*Consumer)(s)
 	msg := cn.c.decodeMessage(p, cn.name)
-	if msg == nil {
+	if msg == nil { // its descriptors, if any, are closed by the reader
 		var d wire.Delivery
 		if d.Decode(p) == nil && d.Lease != 0 {
 			cn.c.conn().Nack([]uint64{d.Lease})
@@ -170,9 +172,11 @@ func (s *consumerStream) Push(_ wire.Header, p []byte) {
 	}
 	cn.mu.Lock()
 	msg.lk = cn.lk // the stream's connection: openLocked set it, under mu, before posting its CONSUME
+	msg.setFiles(cn.lk.m.TakeFiles()) // this frame's descriptors (files.go): the message's now
 	if cn.closed && msg.lease != 0 {
 		// Close has run, but the broker had not yet seen its CANCEL.
 		cn.mu.Unlock()
+		msg.CloseFiles()
 		cn.c.conn().Nack([]uint64{msg.lease})
 		return
 	}

@@ -54,6 +54,14 @@ var (
 	// for a while: a caller that reuses an id on purpose, as a retried
 	// RPC does, may wait and try again.
 	ErrCallInFlight = errors.New("postbox: a call with this correlation id is already waiting")
+	// ErrNoDescriptors: descriptors cannot go where a send asked (the
+	// connection is not a local Unix socket, the mailbox is durable...);
+	// the broker's NO_DESCRIPTORS. Nothing was sent.
+	ErrNoDescriptors = errors.New("postbox: descriptors cannot go there")
+	// ErrTooManyFiles: a send carries more descriptors than one message
+	// may, or more than the broker holds for this connection or uid (its
+	// LIMIT, which matches ErrLimit too).
+	ErrTooManyFiles = errors.New("postbox: too many descriptors")
 )
 
 var codeErrors = map[wire.Code]error{
@@ -76,6 +84,8 @@ var codeErrors = map[wire.Code]error{
 	wire.CodeStorage:    ErrStorage,
 	wire.CodeInvalid:    ErrInvalid,
 	wire.CodeHandshake:  ErrHandshake,
+
+	wire.CodeNoDescriptors: ErrNoDescriptors,
 }
 
 // Error is an error reply from the broker.

@@ -103,6 +103,7 @@ type sendOptions struct {
 	receipt  bool
 	nowait   bool
 	hdr      outHeaders
+	files    []*os.File // WithFiles (files.go)
 }
 
 type receiveOptions struct {

@@ -149,7 +149,7 @@ func (h *handler) sendFiles(hd wire.Header, m *wire.Send, size int64) {
 	c := h.c
 	files := h.files
 	h.files = nil
-	defer closeFiles(files) // until they are handed out below
+	defer func() { closeFiles(files) }() // until they are handed out below (files = nil)
 	refuse := func(why string, args ...any) {
 		c.replyErrDone(hd, wire.CodeNoDescriptors, fmt.Sprintf("send to %q: ", m.Target)+fmt.Sprintf(why, args...), 0)
 	}

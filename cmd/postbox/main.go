@@ -66,7 +66,10 @@ func exitCode(root *cobra.Command, err error) int {
 	}
 	fmt.Fprintln(os.Stderr, "postbox:", trimPrefix(err.Error()))
 	var ue usageError
+	var es exitStatus // recv --exec: the command's status (files.go)
 	switch {
+	case errors.As(err, &es):
+		return es.code
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage
 	case errors.Is(err, postbox.ErrTimeout), errors.Is(err, postbox.ErrEmpty), errors.Is(err, postbox.ErrFull),
