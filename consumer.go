@@ -171,7 +171,7 @@ func (s *consumerStream) Push(_ wire.Header, p []byte) {
 		return
 	}
 	cn.mu.Lock()
-	msg.lk = cn.lk // the stream's connection: openLocked set it, under mu, before posting its CONSUME
+	msg.lk = cn.lk                    // the stream's connection: openLocked set it, under mu, before posting its CONSUME
 	msg.setFiles(cn.lk.m.TakeFiles()) // this frame's descriptors (files.go): the message's now
 	if cn.closed && msg.lease != 0 {
 		// Close has run, but the broker had not yet seen its CANCEL.
