@@ -171,8 +171,9 @@ func (s *consumerStream) Push(_ wire.Header, p []byte) {
 		return
 	}
 	cn.mu.Lock()
-	msg.lk = cn.lk                    // the stream's connection: openLocked set it, under mu, before posting its CONSUME
-	msg.setFiles(cn.lk.m.TakeFiles()) // this frame's descriptors (files.go): the message's now
+	msg.lk = cn.lk // the stream's connection: openLocked set it, under mu, before posting its CONSUME
+	// This frame's descriptors (files.go) are the message's now.
+	msg.setFiles(cn.lk.m.TakeFiles())
 	if cn.closed && msg.lease != 0 {
 		// Close has run, but the broker had not yet seen its CANCEL.
 		cn.mu.Unlock()
