@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -273,6 +274,9 @@ func TestNoDescriptorLeakInTheBroker(t *testing.T) {
 	auto := create(t, c, "auto")
 	withFile(auto)
 	m := recv(t, auto, postbox.AutoAck())
+	if len(m.Files()) != 2 {
+		t.Fatalf("an auto-acked message came with %d descriptors, want 2", len(m.Files()))
+	}
 	m.CloseFiles()
 
 	ttl := create(t, c, "ttl", postbox.TTL(time.Millisecond))
@@ -357,3 +361,44 @@ func TestDescriptorLimits(t *testing.T) {
 	}
 }
 
+
+// A consumer's pushed deliveries carry their descriptors too, each
+// message its own.
+func TestConsumerDeliveriesCarryTheirDescriptors(t *testing.T) {
+	b := start(t, nil)
+	c := b.Dial(t)
+	mb := create(t, c, "consq")
+	base := openFDs(t)
+	for i := range 5 {
+		f, _ := os.Open(writeFile(t, "f", fmt.Sprintf("file %d", i)))
+		send(t, mb, fmt.Sprint(i), postbox.WithFiles(f))
+		f.Close()
+	}
+	send(t, mb, "none")
+	cn, err := mb.Consume(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		m, err := cn.Next(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Files()) != 1 {
+			t.Fatalf("message %s: %d descriptors", m.Body, len(m.Files()))
+		}
+		got, _ := io.ReadAll(m.Files()[0])
+		if want := fmt.Sprintf("file %d", i); string(got) != want {
+			t.Fatalf("message %s: read %q, want %q", m.Body, got, want)
+		}
+		m.CloseFiles()
+		ack(t, m)
+	}
+	m, err := cn.Next(ctxT(t))
+	if err != nil || m.Files() != nil || m.FilesWithheld() {
+		t.Fatalf("a plain message after them: %v, files %v", err, m.Files())
+	}
+	ack(t, m)
+	cn.Close(ctxT(t))
+	settleFDs(t, b, base)
+}

@@ -230,7 +230,13 @@ func (m *Mailbox) deliver(r *Receiver, msg *Message) {
 	}
 	m.emit(Effect{Kind: EffDeliver, Ref: r.Ref, Msg: msg, Lease: lease})
 	if r.AutoAck {
-		m.hold(msg, -1) // after EffDeliver: its EffRelease follows the delivery
+		// After EffDeliver: its EffRelease follows the delivery. The
+		// message keeps Hold, so that the owner can deliver what it
+		// holds; it is gone from the mailbox, so nothing releases it
+		// again.
+		h := msg.Hold
+		m.hold(msg, -1)
+		msg.Hold = h
 	}
 	if !r.Consumer {
 		r.Credit = 0

@@ -9,7 +9,9 @@ package mailbox
 // path (ack, auto-ack after its delivery, withdrawal, expiry, dead
 // letter, an offer or a blocked send given up, destroy), it emits
 // EffRelease for it and clears Hold, so the message (or a dead-letter
-// copy of it) holds nothing any more. A nack or a disconnect keeps it:
+// copy of it) holds nothing any more. (An auto-acked message keeps Hold
+// for its EffDeliver: the owner delivers what it holds, then releases
+// it.) A nack or a disconnect keeps it:
 // the message comes back, and its next delivery still has what it holds.
 // The owner calls Release outside its lock, after the step's deliveries
 // (an auto-acked message's release follows its EffDeliver).

@@ -60,6 +60,9 @@ func TestAutoAckReleasesAfterTheDelivery(t *testing.T) {
 	r.AutoAck = true
 	m.Receive(r, false)
 	wantEffects(t, m, "deliver r1 a lease=0", "release a")
+	if msg.Hold == nil {
+		t.Fatal("the delivery of an auto-acked message lost what it holds")
+	}
 	releaseEffects(m)
 	wantReleased(t, h, 1)
 }
