@@ -361,7 +361,6 @@ func TestDescriptorLimits(t *testing.T) {
 	}
 }
 
-
 // A consumer's pushed deliveries carry their descriptors too, each
 // message its own.
 func TestConsumerDeliveriesCarryTheirDescriptors(t *testing.T) {
