@@ -71,6 +71,9 @@ var validOutcome = map[string]wire.Code{
 	"send-reply-flag-ack-lease":    wire.OK,           // dropped; the lease nobody holds is ignored
 	"acl-set-read":                 wire.OK,           // root owns everything
 	"acl-remove":                   wire.CodeNotFound, // jobs is fresh: no such entry
+
+	"send-with-files":       wire.CodeNoDescriptors, // FILES counts 1, no descriptor came with the bytes
+	"send-batch-with-files": wire.CodeNoDescriptors,
 }
 
 func TestV2ConformanceVectorsAgainstALiveBroker(t *testing.T) {

@@ -24,6 +24,7 @@ func vectorFiles() []vectorFile {
 		{"usage.json", usageVectors()},
 		{"call.json", callVectors()},
 		{"tls.json", tlsVectors()},
+		{"fds.json", fdsVectors()},
 	}
 }
 
