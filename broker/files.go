@@ -160,7 +160,7 @@ func (h *handler) sendFiles(hd wire.Header, m *wire.Send, size int64) {
 	}
 	switch {
 	case c.caps&wire.CapDescriptors == 0:
-		refuse("descriptor passing %s", c.noDescriptors())
+		refuse("%s", c.noDescriptors())
 		return
 	case h.filesCut:
 		refuse("more descriptors came with the frame than the broker reads (%d at most): some were lost", wire.MaxFrameFiles)
