@@ -401,3 +401,23 @@ func TestConsumerDeliveriesCarryTheirDescriptors(t *testing.T) {
 	cn.Close(ctxT(t))
 	settleFDs(t, b, base)
 }
+
+// Bad --fd and --exec uses are usage errors (exit 2) that send nothing.
+func TestFdFlagsBadUse(t *testing.T) {
+	b := start(t, nil)
+	c := b.Dial(t)
+	mb := create(t, c, "fdbad")
+	for _, script := range []string{
+		`"$PB" send fdbad x --fd 9`,                  // not open
+		`"$PB" send fdbad --lines --fd 0 </dev/null`, // one message only
+		`"$PB" recv fdbad --exec`,                    // no command
+		`"$PB" recv fdbad extra`,                     // a command without --exec
+	} {
+		if code, out := shell(t, b.Socket, script); code != 2 {
+			t.Errorf("%s: exit %d, want 2\n%s", script, code, out)
+		}
+	}
+	if _, err := mb.Receive(ctxT(t), postbox.NoWait()); !errors.Is(err, postbox.ErrEmpty) {
+		t.Fatalf("a bad use sent something: %v", err)
+	}
+}
