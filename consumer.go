@@ -147,6 +147,8 @@ func (cn *Consumer) detach() {
 	for _, m := range cn.queue[cn.head:] {
 		if m.lease == 0 {
 			kept = append(kept, m)
+		} else {
+			m.CloseFiles() // redelivered with new ones
 		}
 	}
 	clear(cn.queue[len(kept):])
@@ -162,7 +164,7 @@ type consumerStream Consumer
 func (s *consumerStream) Push(_ wire.Header, p []byte) {
 	cn := (*Consumer)(s)
 	msg := cn.c.decodeMessage(p, cn.name)
-	if msg == nil {
+	if msg == nil { // its descriptors, if any, are closed by the reader
 		var d wire.Delivery
 		if d.Decode(p) == nil && d.Lease != 0 {
 			cn.c.conn().Nack([]uint64{d.Lease})
@@ -171,9 +173,12 @@ func (s *consumerStream) Push(_ wire.Header, p []byte) {
 	}
 	cn.mu.Lock()
 	msg.lk = cn.lk // the stream's connection: openLocked set it, under mu, before posting its CONSUME
+	// This frame's descriptors (files.go) are the message's now.
+	msg.setFiles(cn.lk.m.TakeFiles())
 	if cn.closed && msg.lease != 0 {
 		// Close has run, but the broker had not yet seen its CANCEL.
 		cn.mu.Unlock()
+		msg.CloseFiles()
 		cn.c.conn().Nack([]uint64{msg.lease})
 		return
 	}

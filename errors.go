@@ -62,6 +62,14 @@ var (
 	// ErrNoReader: a pipe write found no reader left (EPIPE); the
 	// bytes already written stay in the pipe for the next reader.
 	ErrNoReader = errors.New("postbox: no reader")
+	// ErrNoDescriptors: descriptors cannot go where a send asked (the
+	// connection is not a local Unix socket, the mailbox is durable...);
+	// the broker's NO_DESCRIPTORS. Nothing was sent.
+	ErrNoDescriptors = errors.New("postbox: descriptors cannot go there")
+	// ErrTooManyFiles: a send carries more descriptors than one message
+	// may, or more than the broker holds for this connection or uid (its
+	// LIMIT, which matches ErrLimit too).
+	ErrTooManyFiles = errors.New("postbox: too many descriptors")
 )
 
 var codeErrors = map[wire.Code]error{
@@ -87,6 +95,7 @@ var codeErrors = map[wire.Code]error{
 
 	wire.CodeEndOfStream: ErrEndOfStream,
 	wire.CodeNoReader:    ErrNoReader,
+	wire.CodeNoDescriptors: ErrNoDescriptors,
 }
 
 // Error is an error reply from the broker.

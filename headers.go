@@ -172,7 +172,7 @@ func (m *Message) setHeaders(raw []byte) error {
 	if err := f.Parse(raw); err != nil {
 		return err
 	}
-	h := &messageHeaders{}
+	h := &messageHeaders{files: m.Files()}
 	if f.CorrelationID != nil {
 		h.correlationID = slices.Clone(f.CorrelationID)
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/postbox-ipc/postbox/internal/mux"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
@@ -308,11 +309,20 @@ func (m *Mailbox) Send(ctx context.Context, body []byte, opts ...SendOption) (Re
 	cl := c.conn().NewCall()
 	msgs := [1]wire.SendMsg{{Type: o.typ, Priority: o.priority, Headers: hdr, Body: body}}
 	req := wire.Send{Target: []byte(m.name), Timeout: timeoutOf(ctx, o.nowait), Msgs: msgs[:]}
-	if _, err := c.start(ctx, cl, wire.OpSend, flags, req.Append); err != nil {
+	var err error
+	if o.files != nil {
+		_, err = c.startWithFiles(ctx, cl, flags, o.files, &req) // files.go
+	} else {
+		_, err = c.start(ctx, cl, wire.OpSend, flags, req.Append)
+	}
+	if err != nil {
 		c.conn().Release(cl)
 		return Receipt{}, err
 	}
-	err := c.wait(ctx, cl, wire.OpSend, m.name)
+	err = c.wait(ctx, cl, wire.OpSend, m.name)
+	if err != nil && o.files != nil {
+		err = filesError(err)
+	}
 	var r Receipt
 	if len(cl.Send.IDs) > 0 {
 		r = Receipt{ID: cl.Send.IDs[0], Taken: cl.Send.Taken, By: identityWithName(cl.Send.Receipt, cl.Send.Ext)}
@@ -348,7 +358,9 @@ func (m *Mailbox) Receive(ctx context.Context, opts ...ReceiveOption) (*Message,
 	if err == nil {
 		if msg = c.decodeMessage(cl.Payload, m.name); msg != nil {
 			msg.lk = lk // its lease is that connection's
+			msg.setFiles(cl.Files)
 		} else {
+			mux.CloseFiles(cl.Files)
 			err = fmt.Errorf("%w: receive from %q: undecodable delivery", ErrMalformed, m.name)
 			var d wire.Delivery
 			if d.Decode(cl.Payload) == nil && d.Lease != 0 {

@@ -3,6 +3,7 @@ package postbox
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -53,6 +54,7 @@ type messageHeaders struct {
 	contentType   string
 	deadline      time.Time
 	user          Header
+	files         []*os.File // descriptors that came with it (files.go)
 }
 
 // ReplyTo returns the REPLY_TO header: the address to answer to.

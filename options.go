@@ -105,6 +105,7 @@ type sendOptions struct {
 	nowait   bool
 	hdr      outHeaders
 	urgent   bool // Urgent (withdraw.go)
+	files    []*os.File // WithFiles (files.go)
 }
 
 type receiveOptions struct {

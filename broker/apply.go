@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/postbox-ipc/postbox/mailbox"
 	"github.com/postbox-ipc/postbox/wire"
@@ -102,6 +103,10 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 			if bx.durable && b.st != nil {
 				st.add(b.st.Ack(bx.name, e.Msg.Seq))
 			}
+		case mailbox.EffRelease:
+			// What the message held (its descriptors: files.go) is given
+			// back once this step's deliveries, which dup it, are queued.
+			r.add(e.Ref.(mailbox.Releaser).Release)
 		default: // journal effects
 			if bx.durable && b.st != nil {
 				st.add(b.journal(bx, e))
@@ -140,16 +145,27 @@ func (c *conn) finish(p *pending) {
 // an urgent message: withdraw.go).
 func (c *conn) deliver(hd wire.Header, msg *mailbox.Message, lease uint64) {
 	hd, flags := urgentDelivery(hd, msg)
+	var files []*os.File
+	if msg.Hold != nil {
+		var ff uint8
+		ff, files = c.deliveryFiles(msg) // descriptors ride with the frame (files.go)
+		flags |= ff
+	}
 	d := wire.Delivery{
 		Lease: lease, ID: msg.Seq, Type: msg.Type, Priority: msg.Priority, Reason: msg.Reason, Flags: flags,
 		Redeliveries: msg.Redeliveries, Sender: wireIdentity(msg.Sender), SentUnixNano: msg.SentUnixNano,
 		Headers: msg.Headers, Body: msg.Body,
 	}
 	name := msg.Sender.Name // a TLS sender's, after the fields (no allocation)
-	c.w.Append(hd.Urgent(), func(b []byte) []byte {
+	enc := func(b []byte) []byte {
 		b, off := wire.StartFrame(b, hd)
 		return wire.FinishFrame(wire.AppendPrincipalName(d.Append(b), name), off)
-	})
+	}
+	if files != nil {
+		c.w.AppendWithFiles(hd.Urgent(), files, enc) // the writer closes the duplicates
+		return
+	}
+	c.w.Append(hd.Urgent(), enc)
 }
 
 // cancel ends a pending request with err (CodeTimeout, CodeCanceled,

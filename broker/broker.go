@@ -70,6 +70,7 @@ type Broker struct {
 	ps      *pubsub // publish/subscribe (pubsub.go)
 	groups  groups  // group membership (groups.go)
 	notices notices // watches (watch.go)
+	fileCounts fileCounts // descriptors held for messages (files.go)
 
 	st   *store.Store // nil without a data directory
 	sync syncer       // completes requests once their records are durable

@@ -27,6 +27,12 @@ type Limits struct {
 	MaxQueuedBytes int64 `json:"max_queued_bytes"`
 	// InboxCapacity is the capacity of every endpoint's private inbox.
 	InboxCapacity int64 `json:"inbox_capacity"`
+
+	// MaxFilesPerConn and MaxFilesPerUID bound the descriptors the broker
+	// holds for messages in mailboxes (files.go), per sending connection
+	// and per sender uid; a SEND past either fails with CodeLimit.
+	MaxFilesPerConn int `json:"max_files_per_conn"`
+	MaxFilesPerUID  int `json:"max_files_per_uid"`
 }
 
 // Config configures a Broker. The zero value is not valid; start from
@@ -151,6 +157,9 @@ func DefaultConfig() Config {
 			MaxMessage:     4 << 20,
 			MaxQueuedBytes: 1 << 30,
 			InboxCapacity:  4096,
+
+			MaxFilesPerConn: 256,
+			MaxFilesPerUID:  1024,
 		},
 		MaxFrame:   wire.DefaultMaxFrame,
 		Name:       "postbox",
@@ -177,6 +186,8 @@ func (c *Config) Validate() error {
 		return bad("MaxQueuedBytes", c.MaxQueuedBytes, "must be at least MaxMessage")
 	case c.InboxCapacity < -1:
 		return bad("InboxCapacity", c.InboxCapacity, "must be -1 (unbounded), 0 or more")
+	case c.MaxFilesPerConn < 0 || c.MaxFilesPerUID < 0:
+		return bad("MaxFilesPerConn/MaxFilesPerUID", [2]int{c.MaxFilesPerConn, c.MaxFilesPerUID}, "must not be negative (0: no descriptors on messages)")
 	case c.MaxFrame < c.MaxMessage+1024:
 		return bad("MaxFrame", c.MaxFrame, "must exceed MaxMessage by at least 1 KiB")
 	case c.MaxConnBacklog < 0 || c.MaxHandshaking < 0 || c.MaxHandshakingPerUID < 0 ||

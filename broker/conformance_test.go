@@ -94,6 +94,9 @@ var validOutcome = map[string]wire.Code{
 	"send-broadcast": wire.OK,           // root may broadcast
 	"watch-endpoint": wire.CodeNotFound, // an endpoint of another run
 	"watch-mailbox":  noReply,           // a NOTICE (ARMED), checked below
+
+	"send-with-files":       wire.CodeNoDescriptors, // FILES counts 1, no descriptor came with the bytes
+	"send-batch-with-files": wire.CodeNoDescriptors,
 }
 
 func TestV2ConformanceVectorsAgainstALiveBroker(t *testing.T) {

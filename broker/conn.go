@@ -123,7 +123,14 @@ func (c *conn) readLoop() {
 	defer c.b.wg.Done()
 	defer c.cleanup()
 	lim := c.b.Limits()
-	r := wire.NewReader(c.nc, c.b.cfg.MaxFrame, 64<<10)
+	// On a Unix socket frames are read with recvmsg, so that the
+	// descriptors a SEND carries reach its handler; the loop closes those
+	// of every other frame (files.go).
+	src, fr := c.frameSource()
+	if fr != nil {
+		defer fr.CloseAll()
+	}
+	r := wire.NewReader(src, c.b.cfg.MaxFrame, 64<<10)
 	ok := c.handshake(r, lim)
 	c.b.hs.release(c.hsUID)
 	if !ok {
@@ -136,6 +143,7 @@ func (c *conn) readLoop() {
 	}
 	var h handler
 	h.c = c
+	defer h.dropFiles()
 	closed := false // the writer is closed or failed
 	rd := readDeadline{c: c, d: c.deadPeer()}
 	for {
@@ -143,7 +151,10 @@ func (c *conn) readLoop() {
 		// clock is read once per read from the socket, not per message.
 		fresh := r.Buffered() < wire.HeaderSize
 		rd.arm()
+		h.dropFiles() // the last frame's, if its handler did not take them
+		start := framePos(fr, r)
 		hd, p, err := r.Next()
+		h.takeFrameFiles(fr, r, start)
 		if fresh {
 			h.now = time.Now().UnixNano()
 		}

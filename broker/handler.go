@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/postbox-ipc/postbox/mailbox"
@@ -22,6 +23,14 @@ type handler struct {
 	boxes  []*box              // scratch: the mailbox of each lease in an ACK or NACK
 	failed []wire.LeaseFailure // scratch: an ACK's failed leases
 	now    int64               // when the current frame was read (unix nanoseconds)
+
+	// Descriptors (files.go): those that came with the current frame,
+	// until a SEND takes them (the read loop closes the rest); filesCut:
+	// some were lost to the control buffer; parked: the last put left
+	// its request waiting in the mailbox.
+	files    []*os.File
+	filesCut bool
+	parked   bool
 }
 
 func (h *handler) handle(hd wire.Header, p []byte) {

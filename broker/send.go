@@ -46,6 +46,9 @@ var errInFlight = errors.New("request id already in flight")
 func (h *handler) doSend(hd wire.Header, p []byte) {
 	c, m := h.c, &h.send
 	if hd.Flags&wire.FlagBestEffort != 0 {
+		if h.files != nil || h.filesCut {
+			return // no reply, and no descriptors: dropped (files.go); the reader closes them
+		}
 		h.doSendBestEffort(hd, p)
 		return
 	}
@@ -75,9 +78,13 @@ func (h *handler) doSend(hd wire.Header, p []byte) {
 		}
 		size += int64(s.Size())
 	}
-	msgs := h.messages(m)
-	h.put(hd, m.Target, msgs, size, m.Timeout, nil)
-	h.release(msgs)
+	if h.carriesFiles(m) {
+		h.sendFiles(hd, m, size) // descriptors with the messages (files.go)
+	} else {
+		msgs := h.messages(m)
+		h.put(hd, m.Target, msgs, size, m.Timeout, nil)
+		h.release(msgs)
+	}
 	if m.AckLease != 0 {
 		h.ackLease(m.AckLease) // after the reply: reply-then-ack order
 	}
@@ -137,6 +144,7 @@ func (h *handler) put(hd wire.Header, name []byte, msgs []*mailbox.Message, size
 	// passing it through the interface allocates nothing.
 	h.sreq = sendRequest{c: c, hd: hd, msgs: msgs, size: size, timeout: timeout, now: h.now, off: off, ids: &h.ids}
 	t.send(&h.sreq)
+	h.parked = h.sreq.parked
 	h.sreq = sendRequest{}
 }
 
@@ -222,6 +230,7 @@ func (bx *box) send(sr *sendRequest) {
 				}
 				c.wait(pd, timeout)
 				waiting = true
+				sr.parked = true
 				break
 			}
 			c.finish(pd)

@@ -57,6 +57,9 @@ type sendRequest struct {
 	// bestEffort: a SEND with BEST_EFFORT (besteffort.go): no reply,
 	// no wait, what is not admitted at once is dropped and counted.
 	bestEffort bool
+	// parked is set by the target when the request was left waiting in
+	// the mailbox (its messages are then the core's: files.go).
+	parked bool
 }
 
 // receiveRequest is a RECV or CONSUME on its way to a target.

@@ -31,6 +31,11 @@ const (
 	// EffRemoved: Msg left the mailbox for good (acked, auto-acked or
 	// withdrawn; dead letters leave with EffDeadLetter instead).
 	EffRemoved
+
+	// EffRelease: Msg left the mailbox holding something (Message.Hold):
+	// the owner calls Ref.(Releaser).Release() once it released its lock
+	// (release.go). Emitted by every mailbox, durable or not.
+	EffRelease
 )
 
 // Effect is one decision of the mailbox for its owner to carry out.

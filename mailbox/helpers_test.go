@@ -53,6 +53,8 @@ func effString(e Effect) string {
 		return fmt.Sprintf("returned %s redeliveries=%d", body, e.Msg.Redeliveries)
 	case EffRemoved:
 		return fmt.Sprintf("removed %s", body)
+	case EffRelease:
+		return fmt.Sprintf("release %s", body)
 	}
 	return fmt.Sprintf("unknown effect %d", e.Kind)
 }

@@ -235,7 +235,6 @@ func (m *Mailbox) deliver(r *Receiver, msg *Message) {
 	var lease uint64
 	if r.AutoAck {
 		m.st.Received++
-		m.hold(msg, -1)
 		m.journal(EffRemoved, msg)
 	} else {
 		lease = m.cfg.Leases.NextLease()
@@ -244,6 +243,15 @@ func (m *Mailbox) deliver(r *Receiver, msg *Message) {
 		m.journal(EffLeased, msg)
 	}
 	m.emit(Effect{Kind: EffDeliver, Ref: r.Ref, Msg: msg, Lease: lease})
+	if r.AutoAck {
+		// After EffDeliver: its EffRelease follows the delivery. The
+		// message keeps Hold, so that the owner can deliver what it
+		// holds; it is gone from the mailbox, so nothing releases it
+		// again.
+		h := msg.Hold
+		m.hold(msg, -1)
+		msg.Hold = h
+	}
 	if !r.Consumer {
 		r.Credit = 0
 		if r.list != nil {
@@ -680,6 +688,7 @@ func (m *Mailbox) Destroy(err error) {
 	if m.cfg.Charge != nil {
 		m.releaseAll()
 	}
+	m.releaseHolds()
 	for _, l := range []*senderList{&m.blocked, &m.offers} {
 		for l.head != nil {
 			s := l.head
@@ -702,11 +711,17 @@ func (m *Mailbox) Destroy(err error) {
 
 // hold counts msg as held (sign 1) or no longer held (sign -1), and tells
 // Config.Charge its sender's share.
+//
+// A message no longer held is released (release.go): every path by which
+// a message leaves goes through here, except Destroy (releaseHolds).
 func (m *Mailbox) hold(msg *Message, sign int64) {
 	n := sign * int64(msg.size())
 	m.held += n
 	if m.cfg.Charge != nil {
 		m.cfg.Charge(msg.Sender, n)
+	}
+	if sign < 0 {
+		m.release(msg)
 	}
 }
 

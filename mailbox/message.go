@@ -50,6 +50,9 @@ type Message struct {
 	// (FIFO among urgent messages), and it may pass the capacity by
 	// UrgentReserve (see urgent.go).
 	Urgent bool
+	// Hold is what the message holds beyond its bytes (descriptors), nil
+	// for nothing: released once when the message leaves (release.go).
+	Hold Releaser
 
 	// Set while the message is leased.
 	lease  uint64

@@ -135,7 +135,14 @@ const (
 	CodeStorage    Code = 17 // the durable store failed the write
 	CodeInvalid    Code = 18 // well-formed but invalid argument
 	CodeHandshake  Code = 19 // a request before HELLO, or HELLO twice
-	codeEnd             = 22
+	// Codes 20 and 21 (CodeEndOfStream, CodeNoReader) are in pipe.go.
+
+	// CodeNoDescriptors: descriptors cannot go where a SEND asked (no
+	// CapDescriptors, a durable mailbox, counts that do not match what
+	// arrived); the reply's text says which (PROTOCOL.md 8.24).
+	CodeNoDescriptors Code = 22
+
+	codeEnd = 23
 )
 
 var codeText = [codeEnd]string{
@@ -160,8 +167,9 @@ var codeText = [codeEnd]string{
 	CodeInvalid:    "invalid argument",
 	CodeHandshake:  "handshake required",
 
-	CodeEndOfStream: "end of stream", // wire/pipe.go
-	CodeNoReader:    "no reader",
+	CodeEndOfStream:   "end of stream", // wire/pipe.go
+	CodeNoReader:      "no reader",
+	CodeNoDescriptors: "descriptors cannot go there",
 }
 
 func (c Code) String() string {

@@ -90,12 +90,13 @@ func (m *Send) Decode(p []byte) error {
 	return m.decodeExt(tail)
 }
 
-// decodeExt reads a SEND's tail: ACK_LEASE (8 bytes, at most once) and
+// decodeExt reads a SEND's tail: ACK_LEASE (8 bytes, at most once),
+// FILES (one byte per message, at most once; read with FilesOf) and
 // entries it does not know (an unknown critical one is
 // ErrUnknownCritical). Ext keeps the whole tail.
 func (m *Send) decodeExt(tail []byte) error {
 	it := NewExtIter(tail)
-	critical, seen := false, false
+	critical, seen, files := false, false, false
 	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		switch {
 		case f.Tag == TagAckLease:
@@ -104,6 +105,12 @@ func (m *Send) decodeExt(tail []byte) error {
 			}
 			v := NewDecoder(f.Value)
 			m.AckLease, seen = v.U64(), true
+		case f.Tag == TagFiles:
+			// One count per message, at most once (files.go).
+			if files || len(f.Value) != len(m.Msgs) {
+				return ErrMalformed
+			}
+			files = true
 		case f.Critical():
 			critical = true
 		}

@@ -27,6 +27,7 @@ func vectorFiles() []vectorFile {
 		{"pubsub.json", pubsubVectors()},
 		{"withdraw.json", withdrawVectors()},
 		{"groups.json", groupsVectors()},
+		{"fds.json", fdsVectors()},
 	}
 }
 

@@ -74,7 +74,10 @@ func exitCode(root *cobra.Command, err error) int {
 		return code
 	}
 	var ue usageError
+	var es exitStatus // recv --exec: the command's status (files.go)
 	switch {
+	case errors.As(err, &es):
+		return es.code
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
 		return exitUsage
 	case errors.Is(err, postbox.ErrEndOfStream):

@@ -54,6 +54,7 @@ func newSend() *cobra.Command {
 	var eof, reopen bool
 	var headers []string
 	var replyTo, correlationID, contentType string
+	var fds []int
 	cmd := &cobra.Command{
 		Use:   "send NAME [BODY]",
 		Short: "Send a message (the body from the argument, else stdin)",
@@ -99,11 +100,14 @@ among urgent ones), it enters a full mailbox while fewer than 64 urgent
 messages are queued there, and it travels ahead of queued data on the
 way. --print-id prints each message's id (one line each), for
 "postbox cancel NAME --id ID" to withdraw it while nobody has taken it.
+
 --eof closes the mailbox for sending once the message (or the lines) is
 sent; without BODY or --lines it sends nothing, it only closes. Receivers
 then take what is queued and end with exit 4 (end of stream) instead of
 waiting; a later send fails with exit 4 too. --reopen opens it for
 sending again. A durable mailbox stays closed across a broker restart.
+
+` + filesHelp + `
 
 ` + timeoutHelp + `
 
@@ -152,6 +156,16 @@ sending again. A durable mailbox stays closed across a broker restart.
 			}
 			if contentType != "" {
 				opts = append(opts, postbox.ContentType(contentType))
+			}
+			if len(fds) > 0 {
+				if lines || bestEffort {
+					return usageError{errors.New("--fd sends descriptors with one message: not with --lines or --best-effort")}
+				}
+				files, err := openFiles(fds) // files.go
+				if err != nil {
+					return err
+				}
+				opts = append(opts, postbox.WithFiles(files...))
 			}
 			send := func(body []byte) error {
 				if bestEffort {
@@ -214,6 +228,7 @@ sending again. A durable mailbox stays closed across a broker restart.
 	f.StringVar(&contentType, "content-type", "", "CONTENT_TYPE header, e.g. application/json")
 	f.BoolVar(&urgent, "urgent", false, "urgent: delivered ahead of everything queued (see postbox cancel)")
 	f.BoolVar(&printID, "print-id", false, "print each message's id, for postbox cancel --id")
+	f.IntSliceVar(&fds, "fd", nil, "send this open descriptor N with the message (repeatable)")
 	return cmd
 }
 
@@ -237,6 +252,9 @@ type messageJSON struct {
 	Deadline            time.Time           `json:"deadline,omitzero"`
 	Headers             map[string][]string `json:"headers,omitempty"`
 	Urgent              bool                `json:"urgent,omitempty"` // cancel.go
+
+	Fds         []int `json:"fds,omitempty"`          // the descriptors that came, numbered in recv (files.go)
+	FdsWithheld bool  `json:"fds_withheld,omitempty"` // it carries descriptors this connection could not take
 }
 
 type senderJS struct {
@@ -251,6 +269,7 @@ func toJSON(m *postbox.Message) messageJSON {
 	j := messageJSON{ID: m.ID, Mailbox: m.Mailbox, Type: m.Type, Priority: m.Priority, Redeliveries: m.Redeliveries, Reason: m.Reason.String(),
 		Sender: senderJS{m.Sender.Kind.String(), m.Sender.UID, m.Sender.GID, m.Sender.PID, m.Sender.Endpoint}, SentAt: m.SentAt,
 		ReplyTo: m.ReplyTo(), ContentType: m.ContentType(), Deadline: m.Deadline(), Headers: m.Header(), Urgent: m.Urgent()}
+	j.Fds, j.FdsWithheld = fdNumbers(m), m.FilesWithheld()
 	if id := m.CorrelationID(); id != nil {
 		if utf8.Valid(id) {
 			s := string(id)
@@ -274,10 +293,10 @@ func newRecv() *cobra.Command {
 	var typ int64
 	var count int
 	var timeout time.Duration
-	var nowait, follow, peek bool
+	var nowait, follow, peek, execCmd bool
 	var out string
 	cmd := &cobra.Command{
-		Use:   "recv NAME",
+		Use:   "recv NAME [--exec -- CMD ARGS...]",
 		Short: "Receive messages",
 		Long: `Receive messages from a mailbox (or your own inbox).
 
@@ -313,12 +332,22 @@ moves a message towards --max-deliveries or its dead-letter mailbox.
 Messages in flight (leased to a receiver) are not listed. It does not
 wait: an empty mailbox is exit 3.
 
+` + recvFilesHelp + `
+
 ` + timeoutHelp + `
 
 ` + exitHelp,
-		Example: "  postbox recv jobs --count 10 -o json\n  postbox recv jobs --follow --type -3\n  postbox recv jobs --peek --count 20 -o json",
-		Args:    cobra.ExactArgs(1),
+		Example: "  postbox recv jobs --count 10 -o json\n  postbox recv jobs --follow --type -3\n  postbox recv jobs --peek --count 20 -o json\n  postbox recv files --exec -- sh -c 'cat <&3'",
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case execCmd && len(args) < 2:
+				return usageError{errors.New("--exec needs a command: postbox recv NAME --exec -- CMD ARGS...")}
+			case !execCmd && len(args) > 1:
+				return usageError{fmt.Errorf("recv takes one mailbox name, not %d arguments (a command goes after --exec --)", len(args))}
+			case execCmd && peek:
+				return usageError{errors.New("--peek takes nothing, so there is nothing to --exec")}
+			}
 			if err := checkOutput(out, "text", "raw", "json"); err != nil {
 				return err
 			}
@@ -372,6 +401,25 @@ wait: an empty mailbox is exit 3.
 				// Settled even if ctx ended meanwhile (interrupted, output
 				// gone): what was printed is acked, the rest nacked.
 				actx, cancel := waitContext(context.WithoutCancel(ctx), cmp.Or(timeout, settleTimeout))
+				if execCmd {
+					// The command stands in for printing (files.go).
+					err := runExec(ctx, m, args[1:])
+					m.CloseFiles()
+					if err != nil {
+						m.Nack(actx)
+						cancel()
+						return err
+					}
+					err = m.Ack(actx)
+					cancel()
+					if err != nil {
+						return err
+					}
+					continue
+				}
+				if out != "json" {
+					noteFiles(m) // on stderr (files.go)
+				}
 				if watch.gone() {
 					m.Nack(actx)
 					cancel()
@@ -388,6 +436,7 @@ wait: an empty mailbox is exit 3.
 				}
 				err = m.Ack(actx)
 				cancel()
+				m.CloseFiles()
 				if err != nil {
 					return err
 				}
@@ -402,6 +451,7 @@ wait: an empty mailbox is exit 3.
 	f.DurationVar(&timeout, "timeout", 0, "give up waiting for a message after this long (0 = wait forever)")
 	f.BoolVar(&nowait, "nowait", false, "fail at once if no message is there")
 	f.BoolVar(&peek, "peek", false, "list queued messages (up to --count) without taking them or counting a delivery")
+	f.BoolVar(&execCmd, "exec", false, "run the command after -- for each message, with its descriptors as fd 3, 4, ...")
 	outputFlag(cmd, &out, "text", "text, raw or json")
 	return cmd
 }

@@ -392,6 +392,8 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.IntVar(&cfg.MaxOffersPerConn, "max-offers-per-conn", cfg.MaxOffersPerConn, "most channel offers not yet attached per connection")
 	f.IntVar(&cfg.MaxOffersPerUID, "max-offers-per-uid", cfg.MaxOffersPerUID, "most channel offers not yet attached per uid")
 	f.Uint32Var(&cfg.BroadcastOwner, "broadcast-owner", cfg.BroadcastOwner, "uid that may, besides root, send to every endpoint (send @*; config key broadcast_owner, read at start only)")
+	f.IntVar(&cfg.MaxFilesPerConn, "max-files-per-conn", cfg.MaxFilesPerConn, "most descriptors held for messages sent by one connection")
+	f.IntVar(&cfg.MaxFilesPerUID, "max-files-per-uid", cfg.MaxFilesPerUID, "most descriptors held for messages sent by one uid")
 	return cmd
 }
 

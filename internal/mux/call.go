@@ -26,8 +26,8 @@ type Call struct {
 	// CHANNEL replies (decoded into Send).
 	Payload []byte
 	Send    wire.SendReply
-	// Files are the descriptors of a CHANNEL or ATTACH reply; the caller
-	// owns them.
+	// Files are the descriptors of a CHANNEL or ATTACH reply, or of a
+	// RECV reply's Delivery; the caller owns them.
 	Files []*os.File
 
 	id     uint64
@@ -59,21 +59,32 @@ func (c *Conn) Release(cl *Call) {
 // op and flags, payload appended by enc (in the writer's buffer: nothing
 // is copied). It fails with the connection's stop error if it stopped.
 func (c *Conn) Start(cl *Call, op wire.Op, flags uint8, enc func([]byte) []byte) error {
+	return c.start(cl, op, flags, nil, enc)
+}
+
+func (c *Conn) start(cl *Call, op wire.Op, flags uint8, files []*os.File, enc func([]byte) []byte) error {
 	id := c.ids.Add(1)
 	cl.id = id
 	c.mu.Lock()
 	if c.err != nil || c.stopped.Load() {
 		err := c.stopErrLocked()
 		c.mu.Unlock()
+		CloseFiles(files)
 		return err
 	}
 	c.calls[id] = cl
 	c.mu.Unlock()
 	hd := wire.Header{Op: op, Flags: flags, Request: id}
-	ok := c.w.Append(hd.Urgent(), func(b []byte) []byte { // URGENT: the urgent lane
+	frame := func(b []byte) []byte {
 		b, off := wire.StartFrame(b, hd)
 		return wire.FinishFrame(enc(b), off)
-	})
+	}
+	var ok bool
+	if files != nil {
+		ok = c.w.AppendWithFiles(hd.Urgent(), files, frame) // closes them once written
+	} else {
+		ok = c.w.Append(hd.Urgent(), frame) // URGENT: the urgent lane
+	}
 	if ok {
 		return nil
 	}

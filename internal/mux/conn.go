@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/postbox-ipc/postbox/internal/framewriter"
+	"github.com/postbox-ipc/postbox/internal/rights"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
@@ -49,7 +51,8 @@ const closeFlushTimeout = 5 * time.Second
 // for concurrent use.
 type Conn struct {
 	nc  net.Conn
-	fdr *fdReader // nil unless nc is a Unix socket
+	fdr *rights.Reader // nil unless nc is a Unix socket (fds.go)
+	cur []*os.File     // the descriptors of the frame being handled; only the reader goroutine
 	r   *wire.Reader
 	w   *framewriter.Writer
 	cfg Config
@@ -99,7 +102,7 @@ func New(nc net.Conn, cfg Config) *Conn {
 	}
 	var src io.Reader = nc
 	if uc, ok := nc.(*net.UnixConn); ok {
-		c.fdr = newFDReader(uc)
+		c.fdr = newFrameFiles(uc)
 		src = c.fdr
 	}
 	c.r = wire.NewReader(src, cfg.MaxFrame, 64<<10)
@@ -230,7 +233,8 @@ func (c *Conn) stop(cause error) {
 		s.Stopped(err)
 	}
 	if c.fdr != nil {
-		c.fdr.closeAll()
+		c.dropFrame()
+		c.fdr.CloseAll()
 	}
 	close(c.done)
 }
@@ -242,7 +246,10 @@ func (c *Conn) readLoop() {
 	for {
 		var hd wire.Header
 		var p []byte
+		c.dropFrame() // the last frame's descriptors nobody took
+		start := c.framePos()
 		hd, p, err = c.r.Next()
+		c.takeFrame(start)
 		c.heard.Store(true)
 		if errors.Is(err, wire.ErrFrameTooLarge) {
 			c.tooLarge(hd)
@@ -346,16 +353,15 @@ func (c *Conn) fill(cl *Call, hd wire.Header, p []byte) {
 			cl.Send.Ext = cl.Ext
 		}
 	case wire.OpChannel.Reply(), wire.OpAttach.Reply():
-		if c.fdr != nil {
-			cl.Files = c.fdr.take(2)
-		}
+		cl.Files = c.TakeFiles()
 		if hd.Op == wire.OpChannel.Reply() && cl.Send.Decode(p) != nil {
 			cl.Status, cl.Msg = wire.CodeMalformed, "undecodable CHANNEL reply"
 		}
 	case wire.OpPipeOpen.Reply(): // a DIRECT one carries one descriptor (PROTOCOL.md 8.23)
-		if n := pipeFiles(p); n > 0 && c.fdr != nil {
-			cl.Files = c.fdr.take(n)
-		}
+		cl.Files = c.TakeFiles()
+		cl.Payload = append(cl.Payload[:0], p...)
+	case wire.OpRecv.Reply():
+		cl.Files = c.TakeFiles() // a Delivery with DeliveryFiles
 		cl.Payload = append(cl.Payload[:0], p...)
 	default:
 		cl.Payload = append(cl.Payload[:0], p...)
@@ -363,22 +369,13 @@ func (c *Conn) fill(cl *Call, hd wire.Header, p []byte) {
 }
 
 // discard disposes of a reply nobody waits for: its caller gave up (see
-// Await). Descriptors it carried are closed, so that they are not taken by
-// the next CHANNEL or ATTACH reply; a message it leased goes back to its
-// mailbox.
+// Await). Descriptors it carried are closed by the reader (nobody takes
+// them); a message it leased goes back to its mailbox.
 func (c *Conn) discard(hd wire.Header, p []byte) {
 	if hd.Status != wire.OK {
 		return
 	}
 	switch hd.Op {
-	case wire.OpChannel.Reply(), wire.OpAttach.Reply():
-		if c.fdr != nil {
-			CloseFiles(c.fdr.take(2))
-		}
-	case wire.OpPipeOpen.Reply():
-		if n := pipeFiles(p); n > 0 && c.fdr != nil {
-			CloseFiles(c.fdr.take(n))
-		}
 	case wire.OpRecv.Reply():
 		var d wire.Delivery
 		if d.Decode(p) == nil && d.Lease != 0 {

@@ -1,97 +1,68 @@
 package mux
 
 import (
-	"io"
 	"net"
 	"os"
-	"sync"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/postbox-ipc/postbox/internal/rights"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
-// fdReader reads the broker's byte stream with recvmsg, keeping the
-// descriptors that arrive (SCM_RIGHTS) in order. The broker attaches
-// descriptors only to CHANNEL and ATTACH replies, so those replies take
-// them from the front of the queue.
-type fdReader struct {
-	uc  *net.UnixConn
-	oob []byte
+// Descriptors (SCM_RIGHTS) both ways on a Unix socket.
+//
+// The reader reads with recvmsg (package rights) and gives each frame the
+// descriptors that came with its first byte (PROTOCOL.md 8.24): a
+// CHANNEL or ATTACH reply's, a DIRECT PIPE_OPEN reply's (8.23), and a Delivery's (RECV reply or pushed
+// DELIVER) with wire.DeliveryFiles. A handler on the reader goroutine
+// takes them with TakeFiles while it handles the frame; the reader closes
+// those nobody took. StartWithFiles sends descriptors with a request.
 
-	mu  sync.Mutex // guards fds
-	fds []*os.File
+// newFrameFiles returns the reader's source on uc.
+func newFrameFiles(uc *net.UnixConn) *rights.Reader {
+	return rights.NewReader(uc, wire.MaxFrameFiles)
 }
 
-func newFDReader(uc *net.UnixConn) *fdReader {
-	return &fdReader{uc: uc, oob: make([]byte, unix.CmsgSpace(4*8))}
+// framePos is the stream position of the next byte r hands out.
+func (c *Conn) framePos() int64 {
+	if c.fdr == nil {
+		return 0
+	}
+	return c.fdr.Pos() - int64(c.r.Buffered())
 }
 
-func (r *fdReader) Read(p []byte) (int, error) {
-	n, oobn, _, _, err := r.uc.ReadMsgUnix(p, r.oob)
-	if oobn > 0 {
-		r.keep(r.oob[:oobn])
-	}
-	if n < 0 {
-		n = 0
-	}
-	if n == 0 && err == nil && len(p) > 0 {
-		err = io.EOF // recvmsg reports a closed stream as 0 bytes
-	}
-	return n, err
-}
-
-func (r *fdReader) keep(oob []byte) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return
-	}
-	for i := range msgs {
-		fds, err := unix.ParseUnixRights(&msgs[i])
-		if err != nil {
-			continue
-		}
-		r.mu.Lock()
-		for _, fd := range fds {
-			unix.CloseOnExec(fd)
-			r.fds = append(r.fds, os.NewFile(uintptr(fd), "postbox-channel"))
-		}
-		r.mu.Unlock()
+// takeFrame sets the current frame's descriptors (the frame began at
+// start and was just read).
+func (c *Conn) takeFrame(start int64) {
+	if c.fdr != nil {
+		c.cur, _ = c.fdr.Take(start, c.framePos())
 	}
 }
 
-// take removes and returns the first n queued descriptors.
-func (r *fdReader) take(n int) []*os.File {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n = min(n, len(r.fds))
-	fs := append([]*os.File(nil), r.fds[:n]...)
-	r.fds = r.fds[n:]
+// dropFrame closes the current frame's descriptors that nobody took.
+func (c *Conn) dropFrame() {
+	if c.cur != nil {
+		CloseFiles(c.cur)
+		c.cur = nil
+	}
+}
+
+// TakeFiles returns the descriptors that came with the frame being
+// handled, and hands them to the caller, who then owns them. It may only
+// be called by a push handler or Stream method, on the reader goroutine,
+// while it handles its frame.
+func (c *Conn) TakeFiles() []*os.File {
+	fs := c.cur
+	c.cur = nil
 	return fs
 }
 
-// closeAll closes descriptors nobody took (the connection is stopping).
-func (r *fdReader) closeAll() {
-	r.mu.Lock()
-	fs := r.fds
-	r.fds = nil
-	r.mu.Unlock()
-	CloseFiles(fs)
+// StartWithFiles is Start for a request that carries descriptors: files
+// travel with the frame's first byte (SCM_RIGHTS). The connection's
+// writer closes them once written: pass duplicates of files the caller
+// keeps. If it fails they are already closed.
+func (c *Conn) StartWithFiles(cl *Call, op wire.Op, flags uint8, files []*os.File, enc func([]byte) []byte) error {
+	return c.start(cl, op, flags, files, enc)
 }
 
 // CloseFiles closes fs.
-func CloseFiles(fs []*os.File) {
-	for _, f := range fs {
-		f.Close()
-	}
-}
-
-// pipeFiles is how many descriptors an OK PIPE_OPEN reply carries: one
-// when it hands over a kernel pipe (PipeOpenReply.Direct), else none.
-func pipeFiles(p []byte) int {
-	var m wire.PipeOpenReply
-	if m.Decode(p) == nil && m.Direct {
-		return 1
-	}
-	return 0
-}
+func CloseFiles(fs []*os.File) { rights.CloseFiles(fs) }

@@ -163,6 +163,12 @@ class HandshakeError(PostboxError):
     code, name = 19, "HANDSHAKE"
 
 
+class NoDescriptorsError(PostboxError):
+    """22 NO_DESCRIPTORS: descriptors cannot go where a SEND asked (8.24)."""
+
+    code, name = 22, "NO_DESCRIPTORS"
+
+
 class UnknownStatusError(PostboxError):
     """A status code this client does not know (20 and up)."""
 
@@ -205,6 +211,7 @@ BY_CODE: dict[int, type[PostboxError]] = {
         MalformedError, VersionError, UnknownOpError, TooLargeError, NotFoundError, ExistsError,
         PermissionDeniedError, FullError, EmptyError, TimedOutError, DestroyedError, StaleLeaseError,
         LimitError, ClosedError, CanceledError, InternalError, StorageError, InvalidError, HandshakeError,
+        NoDescriptorsError,
     )
 }
 

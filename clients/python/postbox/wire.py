@@ -113,6 +113,11 @@ EXT_ACCESS = 0x0021  # MailboxInfo: one access entry (7.4, 8.18)
 EXT_KEEPALIVE = 0x0010  # HelloReply: send a frame whenever this long (i64 ns) passes without one (4.3)
 EXT_DEAD_PEER = 0x0011  # HelloReply: the broker closes a connection silent this long (i64 ns) (4.3)
 EXT_DROPPED = 0x0010  # MailboxInfo: best-effort messages dropped (u64) (8.5, 8.7)
+EXT_FILES = 0x8002  # SEND: u8 per message, descriptors that belong to it (8.24)
+
+# descriptors on messages (8.24)
+DELIVERY_FILES = 0x04  # Delivery flags: the message carries descriptors
+MAX_FRAME_FILES = 64  # most descriptors with one frame
 
 # ACL actions and perms (8.18)
 ACL_SET = 1
@@ -904,7 +909,7 @@ class Send:
             parse_headers(m.headers)
             msgs.append(m)
         start = r.i
-        vals, _ = r.ext({EXT_ACK_LEASE: 8})
+        vals, _ = r.ext({EXT_ACK_LEASE: 8, EXT_FILES: count})  # FILES: one count per message (8.24)
         v = cls(target, timeout, msgs, _U64.unpack(vals[EXT_ACK_LEASE])[0] if EXT_ACK_LEASE in vals else 0,
                 bytes(b[start : r.i]))
         for i, m in enumerate(msgs):
