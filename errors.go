@@ -93,8 +93,8 @@ var codeErrors = map[wire.Code]error{
 	wire.CodeInvalid:    ErrInvalid,
 	wire.CodeHandshake:  ErrHandshake,
 
-	wire.CodeEndOfStream: ErrEndOfStream,
-	wire.CodeNoReader:    ErrNoReader,
+	wire.CodeEndOfStream:   ErrEndOfStream,
+	wire.CodeNoReader:      ErrNoReader,
 	wire.CodeNoDescriptors: ErrNoDescriptors,
 }
 

@@ -104,7 +104,7 @@ type sendOptions struct {
 	receipt  bool
 	nowait   bool
 	hdr      outHeaders
-	urgent   bool // Urgent (withdraw.go)
+	urgent   bool       // Urgent (withdraw.go)
 	files    []*os.File // WithFiles (files.go)
 }
 

@@ -67,9 +67,9 @@ type Broker struct {
 	offers    map[[16]byte]*offer
 	uidOffers map[uint32]int // offers not yet attached, by their maker's uid (channel.go)
 
-	ps      *pubsub // publish/subscribe (pubsub.go)
-	groups  groups  // group membership (groups.go)
-	notices notices // watches (watch.go)
+	ps         *pubsub    // publish/subscribe (pubsub.go)
+	groups     groups     // group membership (groups.go)
+	notices    notices    // watches (watch.go)
 	fileCounts fileCounts // descriptors held for messages (files.go)
 
 	st   *store.Store // nil without a data directory
