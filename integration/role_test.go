@@ -126,6 +126,9 @@ func runRole(role string, args []string) int {
 	if ok, err := quotaRole(ctx, c, args, &out); ok { // quota_test.go
 		return report(err)
 	}
+	if ok, err := pubsubRole(ctx, c, args, &out); ok { // pubsub_more_test.go
+		return report(err)
+	}
 	fmt.Fprintf(os.Stderr, "unknown command %q\n", args[0])
 	return 2
 }
