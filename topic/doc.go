@@ -94,10 +94,10 @@
 // # Filters
 //
 // A subscription's Filter passes a publication whose type lies in
-// TypeMin..TypeMax (unless both are zero) and whose headers satisfy every
-// HeaderCond: the key is present, or present with a given value. Filters
-// run in the engine, so a filtered-out publication costs the subscriber
-// nothing.
+// TypeMin..TypeMax (when HasType is set or a bound is not zero) and whose
+// headers satisfy every HeaderCond: the key is present, or present with a
+// given value. Filters run in the engine, so a filtered-out publication
+// costs the subscriber nothing.
 //
 // # Permissions
 //
