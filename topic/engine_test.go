@@ -254,3 +254,19 @@ func TestDropOldestInSteadyOverflowKeepsItsMemory(t *testing.T) {
 		t.Fatalf("SubStat %+v", st)
 	}
 }
+
+func TestFilterValidateAndAll(t *testing.T) {
+	if !(Filter{}).All() || (Filter{HasType: true}).All() || (Filter{Headers: []HeaderCond{{Key: "k"}}}).All() {
+		t.Fatal("All is wrong")
+	}
+	many := Filter{Headers: make([]HeaderCond, MaxHeaderConds+1)}
+	for i := range many.Headers {
+		many.Headers[i].Key = "k"
+	}
+	if err := many.Validate(); !errors.Is(err, ErrInvalidFilter) {
+		t.Fatalf("%d conditions: %v", len(many.Headers), err)
+	}
+	if err := (Filter{HasType: true, TypeMin: 1, TypeMax: 0}).Validate(); !errors.Is(err, ErrInvalidFilter) {
+		t.Fatalf("reversed range with HasType: %v", err)
+	}
+}
