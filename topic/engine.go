@@ -1,154 +1,9 @@
 package topic
 
 import (
-	"cmp"
-	"errors"
 	"fmt"
 	"slices"
 )
-
-// Policy says what happens to a publication for a subscription whose
-// buffer is full.
-type Policy uint8
-
-const (
-	// Block: the publication waits for room (the publisher waits), until
-	// AddCredit makes room or the publisher gives up (Withdraw).
-	Block Policy = iota
-	// DropOldest: the oldest event still held in the engine is dropped to
-	// make room (when none is held, because all are handed to the shell,
-	// the arriving one is dropped).
-	DropOldest
-	// DropNewest: the arriving publication is dropped.
-	DropNewest
-	// Disconnect: the subscription is removed (EffDisconnect).
-	Disconnect
-)
-
-func (p Policy) String() string {
-	switch p {
-	case Block:
-		return "block"
-	case DropOldest:
-		return "drop-oldest"
-	case DropNewest:
-		return "drop-newest"
-	case Disconnect:
-		return "disconnect"
-	}
-	return fmt.Sprintf("Policy(%d)", uint8(p))
-}
-
-// Buffer limits.
-const (
-	// DefaultBuffer is a subscription's buffer when Sub.Buffer is 0.
-	DefaultBuffer = 256
-	// MaxBuffer is the largest Sub.Buffer.
-	MaxBuffer = 1 << 20
-)
-
-// Engine errors.
-var (
-	ErrInvalidSub   = errors.New("topic: invalid subscription")
-	ErrDuplicateSub = errors.New("topic: subscription id in use")
-)
-
-// SubID names a subscription; the shell chooses it, unique per Engine.
-type SubID uint64
-
-// Sub is a subscription.
-type Sub struct {
-	ID      SubID
-	Pattern string
-	// Queue, when not empty, makes the subscription a member of the queue
-	// group (Pattern, Queue): the group's members share its publications.
-	Queue string
-	// Buffer bounds the events outstanding for the subscription: accepted
-	// for it and not yet credited back by AddCredit, whether still held
-	// in the engine or handed to the shell. 0 means DefaultBuffer.
-	Buffer int
-	Policy Policy
-	Filter Filter
-	// Owner is the shell's, carried into every Effect for the
-	// subscription.
-	Owner any
-	// Window bounds how many of the outstanding events are handed to the
-	// shell (EffDeliver) at once; the rest wait in the engine, where
-	// DropOldest can still drop them. 0 means Buffer, except under
-	// DropOldest, where it means half of Buffer (rounded up).
-	Window int
-}
-
-// Pub is a publication. The engine keeps a pointer to its own copy and
-// hands it out in every EffDeliver; Payload and Size are the shell's.
-type Pub struct {
-	Subject string
-	Type    int64
-	Headers func(string) (string, bool)
-	Payload any
-	Size    int
-}
-
-// EffKind says what an Effect asks the shell to do.
-type EffKind uint8
-
-const (
-	// EffDeliver: write Pub to subscription Sub, telling it first that it
-	// missed Missed events since the previous delivery. Pub nil is a gap
-	// notice alone (Missed > 0). Each EffDeliver with a Pub is credited
-	// back with AddCredit once written; a gap notice alone is not (extra
-	// credit is ignored, so crediting it too is harmless).
-	EffDeliver EffKind = iota + 1
-	// EffPublished: the waiting publication Token is now placed in every
-	// buffer it was bound for (or in those that remain: a subscription
-	// it waited for went away); its publisher may go on.
-	EffPublished
-	// EffDisconnect: subscription Sub overflowed under Disconnect and is
-	// removed; end its stream.
-	EffDisconnect
-)
-
-func (k EffKind) String() string {
-	switch k {
-	case EffDeliver:
-		return "deliver"
-	case EffPublished:
-		return "published"
-	case EffDisconnect:
-		return "disconnect"
-	}
-	return fmt.Sprintf("EffKind(%d)", uint8(k))
-}
-
-// Effect is one decision of the engine for its shell to carry out.
-type Effect struct {
-	Kind   EffKind
-	Sub    SubID
-	Owner  any // the subscription's Owner (EffDeliver, EffDisconnect)
-	Pub    *Pub
-	Missed uint64
-	Token  uint64
-}
-
-// SubjectStat describes the subscriptions of one pattern.
-type SubjectStat struct {
-	Pattern     string
-	Subscribers int    // subscriptions with this pattern, queue members included
-	QueueGroups int    // distinct non-empty Queue names among them
-	Delivered   uint64 // events handed to the shell (EffDeliver with a Pub)
-	Dropped     uint64 // events dropped under DropOldest, DropNewest or Disconnect
-}
-
-// SubStat describes one subscription.
-type SubStat struct {
-	Sub
-	InFlight  int    // handed to the shell, not yet credited back
-	Held      int    // held in the engine, not yet handed out
-	Waiting   int    // Block publications waiting for room in it
-	Delivered uint64 // as in SubjectStat, for this subscription
-	Dropped   uint64
-	Missed    uint64 // dropped since the last delivery, not yet reported
-}
 
 // Engine is the deterministic core of publish/subscribe: subscriptions,
 // their buffers and policies, queue groups, filters and waiting
@@ -190,13 +45,19 @@ type group struct {
 	members []*sub // in join order
 	next    int    // round-robin cursor into members
 	epoch   uint64
+	// waits are Block publications for the group, oldest first; each
+	// goes to the first member with room that its filter passes.
+	waits []*wait
 }
 
-// pending is a Block publication that waits for room in some
-// subscriptions: one wait per subscription in subs.
+// pending is a Block publication that waits for room: parts waits, in
+// the subscriptions subs and the queue groups groups (kept for Withdraw;
+// they may name places where a wait was already served).
 type pending struct {
-	token uint64
-	subs  []*sub
+	token  uint64
+	parts  int
+	subs   []*sub
+	groups []*group
 }
 
 type wait struct {
@@ -225,7 +86,9 @@ func (e *Engine) Effects() []Effect {
 
 func (e *Engine) emit(x Effect) { e.effects = append(e.effects, x) }
 
-// Subscribe adds s. It fails with ErrInvalidPattern, ErrInvalidFilter,
+// Subscribe adds s. A new member of a queue group takes, as its buffer
+// allows, the publications waiting for the group (their effects follow).
+// It fails with ErrInvalidPattern, ErrInvalidFilter,
 // ErrInvalidSub (a bad Buffer, Window, Policy or Queue) or ErrDuplicateSub,
 // wrapped with the details.
 func (e *Engine) Subscribe(s Sub) error {
@@ -279,13 +142,15 @@ func (e *Engine) Subscribe(s Sub) error {
 		}
 		g.members = append(g.members, x)
 		x.group = g
+		e.serveGroup(g, x)
 	}
 	return nil
 }
 
 // Unsubscribe removes subscription id (nothing if there is none). Its
 // held events are discarded; publications waiting only for it complete
-// (EffPublished).
+// (EffPublished), and so do those waiting for its queue group when no
+// member that would take them is left.
 func (e *Engine) Unsubscribe(id SubID) {
 	if s := e.subs[id]; s != nil {
 		e.remove(s)
@@ -308,6 +173,17 @@ func (e *Engine) remove(s *sub) {
 			delete(e.groups, groupKey{s.Pattern, s.Queue})
 			s.stat.QueueGroups--
 		}
+		var orphans []*wait
+		g.waits = slices.DeleteFunc(g.waits, func(w *wait) bool {
+			taker := slices.ContainsFunc(g.members, func(m *sub) bool { return m.Filter.Matches(w.pub.Type, w.pub.Headers) })
+			if !taker {
+				orphans = append(orphans, w)
+			}
+			return !taker
+		})
+		for _, w := range orphans {
+			e.resolve(w.p)
+		}
 	}
 	if s.stat.Subscribers--; s.stat.Subscribers == 0 {
 		delete(e.stats, s.Pattern)
@@ -315,16 +191,13 @@ func (e *Engine) remove(s *sub) {
 	waits := s.waits
 	s.waits, s.held = nil, nil
 	for _, w := range waits {
-		e.resolve(w.p, s)
+		e.resolve(w.p)
 	}
 }
 
-// resolve ends p's wait for s; the last one completes p.
-func (e *Engine) resolve(p *pending, s *sub) {
-	if i := slices.Index(p.subs, s); i >= 0 {
-		p.subs = slices.Delete(p.subs, i, i+1)
-	}
-	if len(p.subs) == 0 && e.pending[p.token] == p {
+// resolve ends one of p's waits; the last one completes p.
+func (e *Engine) resolve(p *pending) {
+	if p.parts--; p.parts == 0 && e.pending[p.token] == p {
 		delete(e.pending, p.token)
 		e.emit(Effect{Kind: EffPublished, Token: p.token})
 	}
@@ -333,8 +206,10 @@ func (e *Engine) resolve(p *pending, s *sub) {
 // Publish routes p to every subscription whose pattern matches p.Subject
 // and whose filter passes it; a queue group counts as one subscription
 // and gets p once, in the buffer of one member chosen round-robin among
-// the members whose filter passes it and that have room (or, if none has
-// room, the next of those members in turn, under its own policy).
+// the members whose filter passes it and that have room. If none has
+// room, the next of those members in turn decides by its policy; under
+// Block, p then waits for the group and goes to the first such member
+// that gets room.
 //
 // matched is the number of subscriptions (queue groups once) p was
 // routed to, whether it was placed, dropped or waits. done is false when
@@ -384,8 +259,15 @@ func (e *Engine) Publish(p Pub, token uint64) (matched int, done bool) {
 					e.pending[token] = pend
 				}
 			}
-			pend.subs = append(pend.subs, to)
-			to.waits = append(to.waits, &wait{pub: pub, p: pend})
+			pend.parts++
+			w := &wait{pub: pub, p: pend}
+			if g := to.group; g != nil {
+				pend.groups = append(pend.groups, g)
+				g.waits = append(g.waits, w)
+			} else {
+				pend.subs = append(pend.subs, to)
+				to.waits = append(to.waits, w)
+			}
 		case DropNewest:
 			e.dropped(to)
 			to.tailMissed++
@@ -454,8 +336,12 @@ func (e *Engine) dropped(s *sub) {
 
 // accept puts pub in s's buffer (s has room) and hands out what fits.
 func (e *Engine) accept(s *sub, pub *Pub) {
-	if s.hhead > 0 && s.hhead == len(s.held) {
-		s.held, s.hhead = s.held[:0], 0
+	if s.hhead > 0 && s.hhead >= len(s.held)/2 {
+		// Move the live events down, so that a buffer that never drains
+		// (DropOldest in a steady overflow) reuses its array.
+		n := copy(s.held, s.held[s.hhead:])
+		clear(s.held[n:])
+		s.held, s.hhead = s.held[:n], 0
 	}
 	s.held = append(s.held, heldEvent{pub: pub, missed: s.tailMissed})
 	s.tailMissed = 0
@@ -498,10 +384,28 @@ func (e *Engine) AddCredit(id SubID, n int) {
 		s.waits[0] = nil
 		s.waits = s.waits[1:]
 		e.accept(s, w.pub)
-		e.resolve(w.p, s)
+		e.resolve(w.p)
 	}
 	if len(s.waits) == 0 {
 		s.waits = nil
+	}
+	if s.group != nil {
+		e.serveGroup(s.group, s)
+	}
+}
+
+// serveGroup gives member m, while it has room, the publications waiting
+// for its group that its filter passes, oldest first.
+func (e *Engine) serveGroup(g *group, m *sub) {
+	for i := 0; i < len(g.waits) && m.room(); {
+		w := g.waits[i]
+		if !m.Filter.Matches(w.pub.Type, w.pub.Headers) {
+			i++
+			continue
+		}
+		g.waits = slices.Delete(g.waits, i, i+1)
+		e.accept(m, w.pub)
+		e.resolve(w.p)
 	}
 }
 
@@ -514,51 +418,14 @@ func (e *Engine) Withdraw(token uint64) {
 		return
 	}
 	delete(e.pending, token)
+	mine := func(w *wait) bool { return w.p == p }
 	for _, s := range p.subs {
-		s.waits = slices.DeleteFunc(s.waits, func(w *wait) bool { return w.p == p })
+		s.waits = slices.DeleteFunc(s.waits, mine)
+	}
+	for _, g := range p.groups {
+		g.waits = slices.DeleteFunc(g.waits, mine)
 	}
 }
 
 // Waiting reports whether publication token waits for room.
 func (e *Engine) Waiting(token uint64) bool { return e.pending[token] != nil }
-
-// Subjects describes every pattern with subscriptions, sorted by pattern.
-// A pattern's counters start again when its last subscription goes.
-func (e *Engine) Subjects() []SubjectStat {
-	out := make([]SubjectStat, 0, len(e.stats))
-	for _, st := range e.stats {
-		out = append(out, *st)
-	}
-	slices.SortFunc(out, func(a, b SubjectStat) int { return cmp.Compare(a.Pattern, b.Pattern) })
-	return out
-}
-
-// Subscription describes subscription id.
-func (e *Engine) Subscription(id SubID) (SubStat, bool) {
-	s := e.subs[id]
-	if s == nil {
-		return SubStat{}, false
-	}
-	return s.statOf(), true
-}
-
-// Subscriptions describes every subscription, sorted by ID.
-func (e *Engine) Subscriptions() []SubStat {
-	out := make([]SubStat, 0, len(e.subs))
-	for _, s := range e.subs {
-		out = append(out, s.statOf())
-	}
-	slices.SortFunc(out, func(a, b SubStat) int { return cmp.Compare(a.ID, b.ID) })
-	return out
-}
-
-func (s *sub) statOf() SubStat {
-	missed := s.tailMissed
-	for _, h := range s.held[s.hhead:] {
-		missed += h.missed
-	}
-	st := SubStat{Sub: s.Sub, InFlight: s.inflight, Held: len(s.held) - s.hhead,
-		Waiting: len(s.waits), Delivered: s.delivered, Dropped: s.dropped, Missed: missed}
-	st.Window = s.window
-	return st
-}

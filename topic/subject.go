@@ -48,49 +48,58 @@ func ValidPattern(s string) error {
 	return nil
 }
 
-// check returns why s is not a valid subject (or pattern), or "".
+// check returns why s is not a valid subject (or pattern), or "". It
+// runs on every publication, so ASCII takes a byte-at-a-time path.
 func check(s string, wild bool) string {
 	switch {
 	case s == "":
 		return "empty"
 	case len(s) > MaxSubjectLen:
 		return fmt.Sprintf("%d bytes, more than %d", len(s), MaxSubjectLen)
-	case !utf8.ValidString(s):
-		return "not valid UTF-8"
 	}
-	tokens := 0
-	for start := 0; start <= len(s); {
-		end := strings.IndexByte(s[start:], '.')
-		if end < 0 {
-			end = len(s)
-		} else {
-			end += start
-		}
-		tok := s[start:end]
-		tokens++
-		switch {
-		case tokens > MaxTokens:
-			return fmt.Sprintf("more than %d tokens", MaxTokens)
-		case tok == "":
-			return fmt.Sprintf("empty token at byte %d", start)
-		case tok == "*" || tok == ">":
-			if !wild {
+	tokens, start, wilds := 1, 0, 0 // wilds: '*' or '>' bytes in this token
+	for i := 0; i <= len(s); {
+		if i == len(s) || s[i] == '.' {
+			tok := s[start:i]
+			switch {
+			case tok == "":
+				return fmt.Sprintf("empty token at byte %d", start)
+			case wilds > 0 && len(tok) > 1:
+				return fmt.Sprintf("wildcard inside token %q", tok)
+			case wilds > 0 && !wild:
 				return fmt.Sprintf("wildcard %q in a subject", tok)
-			}
-			if tok == ">" && end != len(s) {
+			case tok == ">" && i != len(s):
 				return `">" is not the last token`
 			}
-		default:
-			for _, r := range tok {
-				switch {
-				case r == '*' || r == '>':
-					return fmt.Sprintf("wildcard %q inside token %q", r, tok)
-				case unicode.IsSpace(r) || unicode.IsControl(r):
-					return fmt.Sprintf("whitespace or control character %U in token %q", r, tok)
-				}
+			if i == len(s) {
+				return ""
 			}
+			if tokens++; tokens > MaxTokens {
+				return fmt.Sprintf("more than %d tokens", MaxTokens)
+			}
+			i++
+			start, wilds = i, 0
+			continue
 		}
-		start = end + 1
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c <= ' ' || c == 0x7f:
+				return fmt.Sprintf("whitespace or control character %U at byte %d", c, i)
+			case c == '*' || c == '>':
+				wilds++
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			return fmt.Sprintf("not valid UTF-8 at byte %d", i)
+		case unicode.IsSpace(r) || unicode.IsControl(r):
+			return fmt.Sprintf("whitespace or control character %U at byte %d", r, i)
+		}
+		i += n
 	}
 	return ""
 }

@@ -1,5 +1,7 @@
 package topic
 
+import "strings"
+
 // Sublist is an index from patterns to values that answers "which values
 // were inserted under a pattern matching this subject" without looking at
 // the patterns that cannot match.
@@ -15,7 +17,8 @@ package topic
 // Results are cached per subject: a hit returns the slice of the earlier
 // walk. The cache holds at most CacheSize subjects; when full, a quarter
 // of it is evicted. Insert and Remove drop exactly the cached subjects the
-// changed pattern matches, so the cache never answers with a stale result.
+// changed pattern matches, so the cache never answers with a stale result
+// (a literal pattern drops one entry; a wildcard one scans the cache).
 //
 // Match returns one entry per matching (pattern, value) pair, in a
 // deterministic order fixed by the trie (literal before "*" before ">",
@@ -186,7 +189,9 @@ func (s *Sublist[T]) Match(subject string) []T {
 		if len(s.cache) >= max {
 			s.evict(max)
 		}
-		s.cache[subject] = out
+		// The key is a copy: subject may be a view of a buffer the caller
+		// reuses (a frame decoded without copying).
+		s.cache[strings.Clone(subject)] = out
 	}
 	return out
 }
@@ -239,8 +244,17 @@ func (l *level[T]) match(subject string, start int, out []T) []T {
 }
 
 // invalidate drops the cached results of the subjects pattern matches:
-// exactly the results a change under pattern can alter.
+// exactly the results a change under pattern can alter. A literal pattern
+// matches one subject, itself; a wildcard pattern costs a scan of the
+// cache (at most CacheSize matches).
 func (s *Sublist[T]) invalidate(pattern string) {
+	if len(s.cache) == 0 {
+		return
+	}
+	if !strings.ContainsAny(pattern, "*>") {
+		delete(s.cache, pattern)
+		return
+	}
 	for subj := range s.cache {
 		if match(pattern, subj) {
 			delete(s.cache, subj)

@@ -140,7 +140,7 @@ func TestSublistAgreesWithNaiveScanUnderRandomChanges(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, uint64(cacheSize+2)))
 			s := &Sublist[int]{CacheSize: cacheSize}
 			var ref naive
-			for step := range 20000 {
+			for step := range 10000 {
 				switch x := r.IntN(10); {
 				case x < 3:
 					p, v := randomPattern(r), r.IntN(5)
@@ -174,5 +174,36 @@ func TestSublistAgreesWithNaiveScanUnderRandomChanges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSublistCacheNeverStale checks the cache itself: after every random
+// insert, remove or match, each cached subject's result equals a fresh
+// walk of the trie.
+func TestSublistCacheNeverStale(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	var s Sublist[int]
+	var pairs []pair
+	for step := range 5000 {
+		switch x := r.IntN(10); {
+		case x < 3:
+			p, v := randomPattern(r), r.IntN(5)
+			s.Insert(p, v)
+			pairs = append(pairs, pair{p, v})
+		case x < 6 && len(pairs) > 0:
+			i := r.IntN(len(pairs))
+			s.Remove(pairs[i].pattern, pairs[i].v)
+			pairs = slices.Delete(pairs, i, i+1)
+		default:
+			s.Match(randomSubject(r))
+		}
+		for subj, cached := range s.cache {
+			if fresh := s.root.match(subj, 0, nil); !slices.Equal(sorted(cached), sorted(fresh)) {
+				t.Fatalf("step %d: cache[%q] = %v, the trie says %v", step, subj, cached, fresh)
+			}
+		}
+	}
+	if len(s.cache) == 0 {
+		t.Fatal("the cache was never used")
 	}
 }
