@@ -123,6 +123,7 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newReq(), newReply(), newCall(),
 		newChmod(), newACL(), newBench(), newUsage())
+	root.AddCommand(newPub(), newSub(), newBind(), newTopic()) // pubsub.go
 	for _, c := range root.Commands() {
 		if c.Args != nil {
 			args := c.Args
