@@ -129,6 +129,9 @@ func runRole(role string, args []string) int {
 	if code, ok := groupsRole(ctx, c, args, &out, report); ok { // groups_role_test.go
 		return code
 	}
+	if ok, err := pubsubRole(ctx, c, args, &out); ok { // pubsub_more_test.go
+		return report(err)
+	}
 	fmt.Fprintf(os.Stderr, "unknown command %q\n", args[0])
 	return 2
 }

@@ -226,3 +226,23 @@ func TestClaimsOfDifferentUsersNeverOverlap(t *testing.T) {
 		}
 	}
 }
+
+func TestClaimReplacedByItsOwnerAndReleased(t *testing.T) {
+	var c Claims
+	if c.Len() != 0 || c.Release("a") {
+		t.Fatal("zero Claims is not empty")
+	}
+	c.Claim("a.>", 1000, 100, 0o600)
+	if err := c.Claim("a.>", 1000, 200, 0o644); err != nil {
+		t.Fatalf("owner re-claims: %v", err)
+	}
+	if x, ok := c.Get("a.>"); !ok || x.GID != 200 || x.Mode != 0o644 || c.Len() != 1 {
+		t.Fatalf("Get = %+v, %v; Len %d", x, ok, c.Len())
+	}
+	if _, ok := c.Get("a.*"); ok {
+		t.Fatal("Get is not exact")
+	}
+	if !c.Release("a.>") || c.Len() != 0 || !c.Allowed("a.b", 5, nil, PermRead) {
+		t.Fatal("Release left the claim in force")
+	}
+}

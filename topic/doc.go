@@ -41,15 +41,23 @@
 // Every subscription (Sub) has a buffer of Buffer events: the events
 // accepted for it and not yet credited back. The engine hands events to
 // the shell (EffDeliver) while fewer than Window are in flight; the shell
-// writes them and calls AddCredit as they are written. The rest stay in
-// the engine. A publication that finds the buffer full is handled by the
-// subscription's Policy:
+// writes them and calls AddCredit as they are written (or as the
+// subscriber acknowledges them: the shell decides what frees room). The
+// rest stay held in the engine, in order. An event's life:
 //
-//	Block       the publication waits (Publish returns done=false) until AddCredit
-//	            makes room (EffPublished{Token}) or the publisher gives up (Withdraw)
-//	DropOldest  the oldest event still held in the engine is dropped, the new one kept
-//	DropNewest  the new publication is dropped
-//	Disconnect  EffDisconnect, and the subscription is removed
+//	publish --room--> held --window has room--> in flight (EffDeliver) --AddCredit--> gone
+//	   |
+//	   +--buffer full--> the subscription's Policy:
+//	        Block       the publication waits (Publish returns done=false) until AddCredit
+//	                    makes room (then EffPublished{Token}) or the publisher gives up (Withdraw)
+//	        DropOldest  the oldest held event is dropped and the arrival held
+//	                    (with nothing held, the arrival is the oldest and is dropped)
+//	        DropNewest  the arrival is dropped
+//	        Disconnect  EffDisconnect, and the subscription is removed
+//
+// Window defaults to Buffer (everything accepted is handed out at once),
+// except under DropOldest, where it defaults to half the buffer so that
+// there is something left to drop.
 //
 // # Gap notices
 //
@@ -58,8 +66,10 @@
 // previous delivery, exactly at the place in the stream where they were
 // dropped. When drops are the last thing that happened (nothing accepted
 // after them), the notice goes alone, as an EffDeliver with a nil Pub, as
-// soon as the window has room. Drops are also counted per subscription and
-// per pattern (SubStat, Subjects).
+// soon as the window has room. A notice alone takes no room in the buffer
+// and is not credited back (extra credit is ignored, so crediting it is
+// harmless). Drops are also counted per subscription and per pattern
+// (SubStat, Subjects).
 //
 // # Waiting publishers
 //
@@ -84,10 +94,10 @@
 // # Filters
 //
 // A subscription's Filter passes a publication whose type lies in
-// TypeMin..TypeMax (unless both are zero) and whose headers satisfy every
-// HeaderCond: the key is present, or present with a given value. Filters
-// run in the engine, so a filtered-out publication costs the subscriber
-// nothing.
+// TypeMin..TypeMax (when HasType is set or a bound is not zero) and whose
+// headers satisfy every HeaderCond: the key is present, or present with a
+// given value. Filters run in the engine, so a filtered-out publication
+// costs the subscriber nothing.
 //
 // # Permissions
 //

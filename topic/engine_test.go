@@ -184,6 +184,9 @@ func TestFilterSelectsByTypeAndHeaders(t *testing.T) {
 		{Filter{TypeMin: 1, TypeMax: 3}, 3, nil, true},
 		{Filter{TypeMin: 1, TypeMax: 3}, 4, nil, false},
 		{Filter{TypeMin: -5, TypeMax: -1}, 0, nil, false},
+		{Filter{HasType: true}, 0, nil, true},
+		{Filter{HasType: true}, 1, nil, false},
+		{Filter{HasType: true, TypeMin: 2, TypeMax: 2}, 2, nil, true},
 		{Filter{Headers: []HeaderCond{{Key: "region", Value: "eu"}}}, 0, look, true},
 		{Filter{Headers: []HeaderCond{{Key: "region", Value: "us"}}}, 0, look, false},
 		{Filter{Headers: []HeaderCond{{Key: "urgent", Present: true}}}, 0, look, true},
@@ -249,5 +252,21 @@ func TestDropOldestInSteadyOverflowKeepsItsMemory(t *testing.T) {
 	}
 	if st, _ := e.Subscription(1); st.Held != 4 || st.InFlight != 4 || st.Dropped != 100000-8 || st.Missed != 100000-8 {
 		t.Fatalf("SubStat %+v", st)
+	}
+}
+
+func TestFilterValidateAndAll(t *testing.T) {
+	if !(Filter{}).All() || (Filter{HasType: true}).All() || (Filter{Headers: []HeaderCond{{Key: "k"}}}).All() {
+		t.Fatal("All is wrong")
+	}
+	many := Filter{Headers: make([]HeaderCond, MaxHeaderConds+1)}
+	for i := range many.Headers {
+		many.Headers[i].Key = "k"
+	}
+	if err := many.Validate(); !errors.Is(err, ErrInvalidFilter) {
+		t.Fatalf("%d conditions: %v", len(many.Headers), err)
+	}
+	if err := (Filter{HasType: true, TypeMin: 1, TypeMax: 0}).Validate(); !errors.Is(err, ErrInvalidFilter) {
+		t.Fatalf("reversed range with HasType: %v", err)
 	}
 }

@@ -75,3 +75,29 @@ func ExampleClaims() {
 	// true
 	// topic: subject claimed by another owner: "alice.public" overlaps "alice.>" of uid 1000
 }
+
+// A Block subscription makes a publisher wait; the shell parks it under
+// its token until EffPublished (or gives up with Withdraw).
+func ExampleEngine_Publish_block() {
+	e := topic.NewEngine()
+	e.Subscribe(topic.Sub{ID: 7, Pattern: "jobs.>", Buffer: 1, Policy: topic.Block})
+	_, done := e.Publish(topic.Pub{Subject: "jobs.a", Payload: "first"}, 1)
+	fmt.Println("first done:", done)
+	_, done = e.Publish(topic.Pub{Subject: "jobs.a", Payload: "second"}, 2)
+	fmt.Println("second done:", done)
+	e.Effects()       // the delivery of "first"
+	e.AddCredit(7, 1) // the shell wrote "first"
+	for _, x := range e.Effects() {
+		switch x.Kind {
+		case topic.EffDeliver:
+			fmt.Println("deliver", x.Pub.Payload, "to", x.Sub)
+		case topic.EffPublished:
+			fmt.Println("publisher", x.Token, "may go on")
+		}
+	}
+	// Output:
+	// first done: true
+	// second done: false
+	// deliver second to 7
+	// publisher 2 may go on
+}

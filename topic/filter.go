@@ -16,11 +16,14 @@ var ErrInvalidFilter = errors.New("topic: invalid filter")
 // subscription is not sent what it does not want. The zero Filter selects
 // everything.
 //
-// The type range TypeMin..TypeMax is inclusive and applies unless both
-// are zero. Every header condition must hold (they are ANDed).
+// The type range TypeMin..TypeMax is inclusive and applies when HasType
+// is set or either bound is not zero (so the zero Filter passes every
+// type, and HasType with 0..0 passes only type 0). Every header condition
+// must hold (they are ANDed).
 type Filter struct {
 	TypeMin, TypeMax int64
 	Headers          []HeaderCond
+	HasType          bool
 }
 
 // HeaderCond is one condition on a publication's headers. With Present
@@ -35,7 +38,7 @@ type HeaderCond struct {
 // what is wrong.
 func (f Filter) Validate() error {
 	switch {
-	case (f.TypeMin != 0 || f.TypeMax != 0) && f.TypeMax < f.TypeMin:
+	case f.typed() && f.TypeMax < f.TypeMin:
 		return fmt.Errorf("%w: type range %d..%d is reversed", ErrInvalidFilter, f.TypeMin, f.TypeMax)
 	case len(f.Headers) > MaxHeaderConds:
 		return fmt.Errorf("%w: %d header conditions, more than %d", ErrInvalidFilter, len(f.Headers), MaxHeaderConds)
@@ -50,13 +53,15 @@ func (f Filter) Validate() error {
 
 // All reports whether f selects everything (it is the zero Filter in
 // effect).
-func (f Filter) All() bool { return f.TypeMin == 0 && f.TypeMax == 0 && len(f.Headers) == 0 }
+func (f Filter) All() bool { return !f.typed() && len(f.Headers) == 0 }
+
+func (f Filter) typed() bool { return f.HasType || f.TypeMin != 0 || f.TypeMax != 0 }
 
 // Matches reports whether a publication of type typ with the given
 // headers passes f. headers looks a header up by key; nil means the
 // publication has no headers.
 func (f Filter) Matches(typ int64, headers func(key string) (string, bool)) bool {
-	if (f.TypeMin != 0 || f.TypeMax != 0) && (typ < f.TypeMin || typ > f.TypeMax) {
+	if f.typed() && (typ < f.TypeMin || typ > f.TypeMax) {
 		return false
 	}
 	for _, h := range f.Headers {

@@ -189,7 +189,9 @@ func (s *Sublist[T]) Match(subject string) []T {
 		if len(s.cache) >= max {
 			s.evict(max)
 		}
-		s.cache[subject] = out
+		// The key is a copy: subject may be a view of a buffer the caller
+		// reuses (a frame decoded without copying).
+		s.cache[strings.Clone(subject)] = out
 	}
 	return out
 }

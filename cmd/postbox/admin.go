@@ -225,7 +225,7 @@ func checkOutput(o string, allowed ...string) error {
 
 func newLs() *cobra.Command {
 	var out string
-	var all bool
+	var all, subjects bool
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List mailboxes (like ipcs)",
@@ -234,11 +234,17 @@ capacity, depth (queued messages), receivers and consumers waiting,
 messages in flight (leased, not yet acked), blocked senders, best-effort
 messages dropped (send --best-effort), and for a service (an RPC
 service's mailbox, such as one "postbox reply" serves) its servers: the
-consumers serving it. --all includes endpoints' private inboxes.`,
+consumers serving it. --all includes endpoints' private inboxes.
+--subjects lists publish/subscribe instead: subscribed patterns with
+their subscribers, queue groups, events delivered and dropped, then the
+bindings and the claims.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json"); err != nil {
 				return err
+			}
+			if subjects {
+				return lsSubjects(cmd.Context(), os.Stdout, out) // pubsub.go
 			}
 			c, err := dial(cmd.Context())
 			if err != nil {
@@ -277,6 +283,7 @@ consumers serving it. --all includes endpoints' private inboxes.`,
 	}
 	outputFlag(cmd, &out, "table", "table or json (one object per line)")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "include endpoints' inboxes")
+	cmd.Flags().BoolVar(&subjects, "subjects", false, "list subjects, bindings and claims (publish/subscribe)")
 	return cmd
 }
 

@@ -76,6 +76,7 @@ msgs_per_sec, bytes_per_sec, baseline, ratio.`,
 	cmd.AddCommand(newBenchDurable(), newBenchShm(), newBenchRPC(), newBenchRPCPeer())
 	cmd.AddCommand(newBenchPipe())
 	cmd.AddCommand(newBenchCLI())
+	cmd.AddCommand(newBenchPubSub()) // benchpubsub.go
 	outputFlag(cmd, &out, "table", "table or json")
 	cmd.Flags().DurationVar(&cfg.Duration, "duration", 2*time.Second, "how long each throughput figure runs")
 	cmd.Flags().IntVar(&cfg.Samples, "samples", cfg.Samples, "latency samples per figure")
