@@ -163,6 +163,19 @@ class HandshakeError(PostboxError):
     code, name = 19, "HANDSHAKE"
 
 
+class EndOfStreamError(PostboxError):
+    """20 END_OF_STREAM: the mailbox is closed for sending and nothing this
+    receiver could take is left; or a send to a closed mailbox (8.23)."""
+
+    code, name = 20, "END_OF_STREAM"
+
+
+class NoReaderError(PostboxError):
+    """21 NO_READER: a write to a pipe that has no reader left (8.23)."""
+
+    code, name = 21, "NO_READER"
+
+
 class NoDescriptorsError(PostboxError):
     """22 NO_DESCRIPTORS: descriptors cannot go where a SEND asked (8.24)."""
 
@@ -170,7 +183,7 @@ class NoDescriptorsError(PostboxError):
 
 
 class UnknownStatusError(PostboxError):
-    """A status code this client does not know (20 and up)."""
+    """A status code this client does not know (23 and up)."""
 
     name = "UNKNOWN_STATUS"
 
@@ -211,7 +224,7 @@ BY_CODE: dict[int, type[PostboxError]] = {
         MalformedError, VersionError, UnknownOpError, TooLargeError, NotFoundError, ExistsError,
         PermissionDeniedError, FullError, EmptyError, TimedOutError, DestroyedError, StaleLeaseError,
         LimitError, ClosedError, CanceledError, InternalError, StorageError, InvalidError, HandshakeError,
-        NoDescriptorsError,
+        EndOfStreamError, NoReaderError, NoDescriptorsError,
     )
 }
 
