@@ -213,8 +213,8 @@ func jsonEvent(ev *postbox.Event) map[string]any {
 		return m
 	}
 	m["subject"], m["type"], m["sent"] = ev.Subject, ev.Type, ev.SentAt.Format(time.RFC3339Nano)
-	m["sender"] = map[string]any{"kind": ev.Sender.Kind, "uid": ev.Sender.UID, "gid": ev.Sender.GID,
-		"pid": ev.Sender.PID, "endpoint": strconv.FormatUint(ev.Sender.Endpoint, 10)}
+	// The sender as recv -o json prints it (senderJS, sendrecv.go).
+	m["sender"] = senderJS{ev.Sender.Kind.String(), ev.Sender.UID, ev.Sender.GID, ev.Sender.PID, ev.Sender.Endpoint}
 	if utf8.Valid(ev.Body) {
 		m["body"] = string(ev.Body)
 	} else {
