@@ -37,3 +37,29 @@ func TestHelloReplyKnownTagAfterUnknownIsKeptApart(t *testing.T) {
 		t.Fatalf("unknown critical tag: %v", err)
 	}
 }
+
+// TestOwnTagAfterAnUnknownOneReencodesStably: a HelloReply whose DEAD_PEER
+// follows an unknown entry (found by FuzzPayload) decodes; its encoding
+// puts DEAD_PEER first, and that encoding decodes to the same value and
+// re-encodes to itself.
+func TestOwnTagAfterAnUnknownOneReencodesStably(t *testing.T) {
+	in := HelloReply{Version: 2, Server: []byte("s")}
+	p := in.Append(nil)
+	p = append(appendExtHead(p, 0x0042, 2), 'x', 'y') // unknown, non-critical
+	p = AppendI64(appendExtHead(p, TagDeadPeer, 8), 5e9)
+	var m HelloReply
+	if err := m.Decode(p); err != nil {
+		t.Fatal(err)
+	}
+	if m.DeadPeer != 5e9 || len(m.Ext) != 6 {
+		t.Fatalf("decoded DeadPeer %d, Ext % x", m.DeadPeer, m.Ext)
+	}
+	enc := m.Append(nil)
+	var again HelloReply
+	if err := again.Decode(enc); err != nil {
+		t.Fatal(err)
+	}
+	if again.DeadPeer != m.DeadPeer || !bytes.Equal(again.Ext, m.Ext) || !bytes.Equal(again.Append(nil), enc) {
+		t.Fatalf("re-encoding not stable: % x then % x", enc, again.Append(nil))
+	}
+}
