@@ -77,6 +77,7 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		c.b.ps.cancel(c, hd.Request) // a SUBSCRIBE or a waiting PUBLISH
 		if pd == nil {
 			c.b.notices.cancel(c, hd.Request) // a WATCH (watch.go)
+			c.cancelPipeOpen(hd.Request)      // a waiting PIPE_OPEN (pipe.go)
 		}
 	case wire.OpCreate:
 		h.doCreate(hd, p)

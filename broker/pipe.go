@@ -412,3 +412,42 @@ func (bx *box) pipeMayWrite(sr *sendRequest) bool {
 	}
 	return false
 }
+
+// cancelPipeOpen ends c's PIPE_OPEN with request id req if it is waiting
+// (a reader's for its turn, a WAIT_READER writer's for a reader): it is
+// answered CANCELED, in the urgent lane as every request ended by CANCEL.
+// It reports whether there was one.
+func (c *conn) cancelPipeOpen(req uint64) bool {
+	c.pmu.Lock()
+	var pipes []*box
+	for bx := range c.touched {
+		if bx.pipe != nil {
+			pipes = append(pipes, bx)
+		}
+	}
+	c.pmu.Unlock()
+	for _, bx := range pipes {
+		bx.mu.Lock()
+		pp := bx.pipe
+		found := pp.cancelWait(&pp.standby, c, req) || pp.cancelWait(&pp.waiters, c, req)
+		bx.mu.Unlock()
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// cancelWait removes c's waiting PIPE_OPEN req from list and answers it
+// CANCELED. bx.mu is held.
+func (pp *pipeState) cancelWait(list *[]pipeWait, c *conn, req uint64) bool {
+	i := slices.IndexFunc(*list, func(w pipeWait) bool { return w.c == c && w.hd.Request == req })
+	if i < 0 {
+		return false
+	}
+	w := (*list)[i]
+	*list = slices.Delete(*list, i, i+1)
+	w.hd.Flags |= wire.FlagUrgent
+	c.replyErr(w.hd, wire.CodeCanceled, "open pipe: canceled")
+	return true
+}
