@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postbox-ipc/postbox/topic"
@@ -46,13 +47,54 @@ type pubBatch struct {
 	ended   bool // replied (or its connection is gone)
 }
 
+// batchPool keeps decoded batches' item arrays for reuse (the items
+// point into the frame; their bytes are copied before it is put back).
+var batchPool = sync.Pool{New: func() any { return new(wire.PublishBatch) }}
+
+// pubArenaChunk is the size of the chunks small publications share; a
+// chunk lives as long as any publication in it is still buffered.
+const pubArenaChunk = 32 << 10
+
+// pubArena hands out copies of publications' bytes from shared chunks.
+type pubArena []byte
+
+// copy returns headers and body copied, adjacent, into a (or into their
+// own buffer if larger than a quarter chunk).
+func (a pubArena) copy(headers, body []byte) (pubArena, []byte, []byte) {
+	n := len(headers) + len(body)
+	if n == 0 {
+		return a, nil, nil
+	}
+	var buf []byte
+	if n > pubArenaChunk/4 {
+		buf = make([]byte, 0, n)
+	} else {
+		if cap(a)-len(a) < n {
+			a = make([]byte, 0, pubArenaChunk)
+		}
+		buf = a[len(a):len(a)]
+		a = a[:len(a)+n]
+	}
+	buf = append(append(buf, headers...), body...)
+	h := len(headers)
+	return a, buf[:h:h], buf[h:n:n]
+}
+
 func (h *handler) doPublishBatch(hd wire.Header, p []byte) {
 	c := h.c
 	ps := c.b.ps
-	var m wire.PublishBatch
-	if !h.decode(hd, p, &m) {
+	m := batchPool.Get().(*wire.PublishBatch)
+	if !h.decode(hd, p, m) {
+		clear(m.Items) // they point into the frame
+		m.Items = m.Items[:0]
+		batchPool.Put(m)
 		return
 	}
+	// One allocation for the publications, and their bytes in shared
+	// chunks: not two per item.
+	pubs := make([]publication, len(m.Items))
+	var arena pubArena
+	var subj []byte
 	lim := c.b.limits.Load()
 	uid, gids := principalIDs(c)
 	bt := &pubBatch{c: c, hd: hd, timeout: m.Timeout, pubs: make([]*publication, 0, len(m.Items))}
@@ -60,11 +102,12 @@ func (h *handler) doPublishBatch(hd wire.Header, p []byte) {
 		bt.failCode = code
 		bt.failMsg = fmt.Sprintf("publish %q (item %d of %d): ", subject, i+1, len(m.Items)) + fmt.Sprintf(format, args...)
 	}
-	last := ""
+	last, checked := "", false // the subject that passed the checks last
 	for i := range m.Items {
 		it := &m.Items[i]
-		subject := string(it.Subject)
-		if subject != last {
+		subject := last
+		if !checked || string(it.Subject) != last {
+			subject = string(it.Subject)
 			switch {
 			case topic.ValidSubject(subject) != nil:
 				fail(i, subject, wire.CodeInvalid, "%v", topic.ValidSubject(subject))
@@ -76,7 +119,7 @@ func (h *handler) doPublishBatch(hd wire.Header, p []byte) {
 			if bt.failCode != wire.OK {
 				break
 			}
-			last = subject
+			last, checked, subj = subject, true, []byte(subject)
 		}
 		if it.Type < 1 {
 			fail(i, subject, wire.CodeInvalid, "type must be at least 1, not %d", it.Type)
@@ -86,10 +129,13 @@ func (h *handler) doPublishBatch(hd wire.Header, p []byte) {
 			fail(i, subject, wire.CodeTooLarge, "%d bytes (body and headers) exceeds the limit of %d", it.Size(), lim.MaxMessage)
 			break
 		}
-		pub := newPublication(last, c.ident, h.now, it.Type, it.Headers, it.Body)
-		pub.from = c
+		pub := &pubs[len(bt.pubs)]
+		*pub = publication{subject: last, from: c, sender: c.ident, sent: h.now, typ: it.Type}
+		pub.subj = subj
+		arena, pub.headers, pub.body = arena.copy(it.Headers, it.Body)
 		bt.pubs = append(bt.pubs, pub)
 	}
+	batchPool.Put(m)
 	if m.Timeout != 0 && !c.register(hd.Request) {
 		c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("publish batch: request id %d is already in flight", hd.Request))
 		return

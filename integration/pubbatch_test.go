@@ -182,6 +182,14 @@ func TestPubBatchBadInputIsRefusedWithThePrefixCounted(t *testing.T) {
 			t.Fatalf("%s: %s %q, want MALFORMED", name, hd.Status, errText(p))
 		}
 	}
+	// An empty subject first: nothing is published.
+	empty := wire.PublishBatch{Timeout: -1, Items: []wire.PublishItem{item("", "x"), item("a", "y")}}
+	if hd, p := raw.roundTrip(t, wire.OpPublish, wire.FlagPublishBatch, empty.Append(nil)); hd.Status != wire.CodeInvalid {
+		t.Fatalf("an empty subject: %s %q, want INVALID", hd.Status, errText(p))
+	} else if _, done := wire.DecodeError(p); done != 0 {
+		t.Fatalf("an empty subject: DONE %d, want 0", done)
+	}
+	nothingMore(t, sc, s)
 	// An invalid item: the ones before it are published, DONE says how
 	// many, none after it is.
 	bad := map[string]struct {
