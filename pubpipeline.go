@@ -50,6 +50,9 @@ type TopicPublisher struct {
 	matched  uint64
 }
 
+// topicPubFrameMax bounds the bytes of a TopicPublisher's frame.
+const topicPubFrameMax = 256 << 10
+
 // Publisher returns a TopicPublisher for subject keeping up to window
 // publications in flight (at least 1). Options as Publish's (Type,
 // ContentType, WithHeader), which every publication carries. An invalid
@@ -76,7 +79,9 @@ func (c *Client) Publisher(subject string, window int, opts ...PublishOption) *T
 	if p.maxSize <= 0 {
 		p.maxSize = wire.DefaultMaxFrame
 	}
-	p.maxSize -= 4 // the size field does not count itself
+	// Frames of at most a few hundred KiB: a larger one only delays the
+	// broker's first event of it, and the reply that frees the window.
+	p.maxSize = min(p.maxSize, topicPubFrameMax) - 4 // the size field does not count itself
 	p.maxBatch = min(wire.MaxBatch, max(1, p.window/4))
 	if p.err == nil {
 		g, err := c.conn().NewGroup((*topicPubGroup)(p))

@@ -109,7 +109,7 @@ msgs_per_sec, p50_ns, p99_ns, baseline, ratio.`,
 	outputFlag(cmd, &out, "table", "table or json")
 	cmd.Flags().DurationVar(&dur, "duration", time.Second, "how long each throughput figure runs")
 	cmd.Flags().IntVar(&inflight, "inflight", 64, "publications (and sends) in flight, one per frame")
-	cmd.Flags().IntVar(&window, "window", 4096, "publications in flight for the batched publisher")
+	cmd.Flags().IntVar(&window, "window", 512, "publications in flight for the batched publisher")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (the client side, and the broker unless --use-socket) to FILE")
 	cmd.Flags().BoolVar(&useSocket, "use-socket", false, "measure the running broker at --socket instead of one in this process")
 	return cmd
