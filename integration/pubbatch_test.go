@@ -236,3 +236,48 @@ func TestPubBatchBadInputIsRefusedWithThePrefixCounted(t *testing.T) {
 		t.Fatalf("publisher to an invalid subject: %v, want ErrInvalid", err)
 	}
 }
+
+func TestPubBatchWaitingEndsOnCancelAndOnDisconnect(t *testing.T) {
+	b := start(t, nil)
+	sc := b.Dial(t)
+	s := subscribe(t, sc, "m", postbox.Buffer(2), postbox.WithPolicy(postbox.PolicyBlock))
+	pub := b.Dial(t)
+	// Cancelled while items 2-4 wait: CANCELED (or the deadline's
+	// TIMEOUT), DONE 2.
+	ctx, cancel := context.WithCancel(ctxT(t))
+	done := make(chan error, 1)
+	go func() { _, err := pub.PublishBatch(ctx, "m", numbered(5, "c")); done <- err }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	err := <-done
+	var be *postbox.BatchError
+	if !errors.As(err, &be) || be.Done != 2 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled batch: %v, want a BatchError with Done 2 matching context.Canceled", err)
+	}
+	for i := range 2 {
+		if ev := next(t, s); string(ev.Body) != fmt.Sprintf("c%d", i) {
+			t.Fatalf("event %d: %q", i, ev.Body)
+		}
+	}
+	nothingMore(t, sc, s)
+	// A publisher that goes away while its batch waits: the rest is
+	// withdrawn, the subscriber and other publishers go on.
+	gone := b.Dial(t)
+	go gone.PublishBatch(context.Background(), "m", numbered(5, "g"))
+	for range 2 {
+		next(t, s) // g0, g1 (placed before the wait)
+	}
+	gone.Close()
+	other := b.Dial(t)
+	if n, err := other.PublishBatch(ctxT(t), "m", numbered(2, "o")); err != nil || n != 2 {
+		t.Fatalf("after the publisher left: matched %d, %v", n, err)
+	}
+	// Whatever of g2-g4 was placed before the close comes first; then o0, o1.
+	var rest []string
+	for len(rest) == 0 || rest[len(rest)-1] != "o1" {
+		rest = append(rest, string(next(t, s).Body))
+	}
+	if len(rest) < 2 || rest[len(rest)-2] != "o0" {
+		t.Fatalf("after the publisher left: %q", rest)
+	}
+}
