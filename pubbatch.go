@@ -10,7 +10,7 @@ import (
 // Batched publishing: PublishBatch sends many publications in few frames
 // (a PUBLISH with FlagPublishBatch carries up to wire.MaxBatch), one frame
 // in flight at a time, so a failure leaves exactly a leading run of them
-// published. Client.Publisher (subjectpublisher.go) pipelines such frames
+// published. Client.Publisher (pubpipeline.go) pipelines such frames
 // for throughput.
 
 // PublishBatch publishes each body to subject, in order, as Publish
