@@ -108,6 +108,16 @@ type Subscription struct {
 	ready   chan struct{} // signalled when queue grows or the stream ends
 	ended   chan struct{} // closed when the stream ended
 
+	// The reader's own (subStream.Push): the last subject and sender
+	// seen, and the chunks events and small bodies are cut from.
+	subj       string
+	wsender    wire.Identity
+	senderExt  string
+	sender     Identity
+	haveSender bool
+	slab       []Event
+	arena      []byte
+
 	evOnce sync.Once
 	events chan *Event
 	stop   chan struct{} // closed by Close: the Events pump stops
@@ -149,6 +159,14 @@ func (c *Client) Subscribe(ctx context.Context, pattern string, opts ...Subscrib
 	return s, nil
 }
 
+// Chunk sizes of subStream.Push: events per slab, and the bytes of the
+// chunk that bodies up to an eighth of it share. A chunk lives while any
+// event cut from it is referenced.
+const (
+	eventSlab  = 64
+	eventArena = 32 << 10
+)
+
 // subStream is a Subscription as the connection sees it: the mux.Stream
 // of its SUBSCRIBE. Its methods run on the connection's reader.
 type subStream Subscription
@@ -162,10 +180,32 @@ func (st *subStream) Push(hd wire.Header, p []byte) {
 	if e.Decode(p) != nil {
 		return
 	}
-	ev := &Event{Subject: string(e.Subject), Type: e.Type, Sender: identityWithName(e.Sender, e.Ext),
+	// Consecutive events mostly share a subject and a sender: those are
+	// made once, and events and small bodies come from shared chunks, so
+	// an event costs few allocations (the reader's; no lock needed).
+	if string(e.Subject) != st.subj {
+		st.subj = string(e.Subject)
+	}
+	if e.Sender != st.wsender || string(e.Ext) != st.senderExt || !st.haveSender {
+		st.wsender, st.senderExt, st.haveSender = e.Sender, string(e.Ext), true
+		st.sender = identityWithName(e.Sender, e.Ext)
+	}
+	if len(st.slab) == 0 {
+		st.slab = make([]Event, eventSlab)
+	}
+	ev := &st.slab[0]
+	st.slab = st.slab[1:]
+	*ev = Event{Subject: st.subj, Type: e.Type, Sender: st.sender,
 		SentAt: time.Unix(0, e.SentUnixNano), Missed: e.Missed, Gap: e.Flags&wire.EventGap != 0}
-	if len(e.Body) > 0 {
+	if n := len(e.Body); n > eventArena/8 {
 		ev.Body = append([]byte(nil), e.Body...)
+	} else if n > 0 {
+		if cap(st.arena)-len(st.arena) < n {
+			st.arena = make([]byte, 0, eventArena)
+		}
+		at := len(st.arena)
+		st.arena = append(st.arena, e.Body...)
+		ev.Body = st.arena[at : at+n : at+n]
 	}
 	if len(e.Headers) > 0 {
 		var m Message

@@ -73,6 +73,7 @@ var validOutcome = map[string]wire.Code{
 	"acl-remove":                   wire.CodeNotFound, // jobs is fresh: no such entry
 	"publish":                      wire.OK,           // no subscriber: matched 0
 	"publish-no-wait-no-headers":   wire.OK,
+	"publish-batch":                wire.OK, // three items, no subscriber: matched 0
 	"subscribe-filtered-queue":     noReply, // a stream: no reply until it ends
 	"subscribe-plain":              noReply,
 	"subscribe-credit":             noReply,

@@ -104,6 +104,10 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 	case wire.OpUsage:
 		h.doUsage(hd, p)
 	case wire.OpPublish:
+		if hd.Flags&wire.FlagPublishBatch != 0 {
+			h.doPublishBatch(hd, p)
+			break
+		}
 		h.doPublish(hd, p)
 	case wire.OpSubscribe:
 		h.doSubscribe(hd, p)

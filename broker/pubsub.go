@@ -77,6 +77,7 @@ type pubWait struct {
 	matched int
 	subject string
 	timer   *time.Timer
+	batch   *pubBatch // a batched PUBLISH's item (pubsub_batch.go); nil for a single one
 }
 
 // publication is what the engine carries for one PUBLISH: a copy of its
@@ -268,6 +269,11 @@ func (ps *pubsub) endWait(token uint64, code wire.Code) {
 		ps.mu.Unlock()
 		return
 	}
+	if w.batch != nil {
+		ps.mu.Unlock()
+		ps.endBatch(w.batch, code)
+		return
+	}
 	delete(ps.waits, token)
 	w.eng.Withdraw(token)
 	ps.effects(w.eng)
@@ -279,6 +285,10 @@ func (ps *pubsub) endWait(token uint64, code wire.Code) {
 func (ps *pubsub) finishWait(w *pubWait, code wire.Code) {
 	if w.timer != nil {
 		w.timer.Stop()
+	}
+	if w.batch != nil {
+		ps.endBatch(w.batch, code)
+		return
 	}
 	w.c.forget(w.hd.Request, true)
 	if code != wire.OK {
@@ -317,6 +327,10 @@ func (ps *pubsub) effects(eng *topic.Engine) {
 			case topic.EffPublished:
 				if w := ps.waits[e.Token]; w != nil {
 					delete(ps.waits, e.Token)
+					if w.batch != nil {
+						ps.batchItemPublished(w.batch, e.Token)
+						continue
+					}
 					ps.after = append(ps.after, func() { ps.finishWait(w, wire.OK) })
 				}
 			case topic.EffDisconnect:

@@ -171,6 +171,10 @@ func (ps *pubsub) disconnect(c *conn, code wire.Code) {
 		c.forget(req, true)
 	}
 	for _, w := range ws {
+		if w.batch != nil {
+			ps.endBatch(w.batch, code) // once per batch: it is ended after
+			continue
+		}
 		if code != wire.OK {
 			ps.finishWait(w, code)
 		} else if w.timer != nil {

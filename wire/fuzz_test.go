@@ -55,6 +55,7 @@ var decoders = []struct {
 	{"ACL", func() payload { return new(ACL) }},
 	{"Publish", func() payload { return new(Publish) }},
 	{"PublishReply", func() payload { return new(PublishReply) }},
+	{"PublishBatch", func() payload { return new(PublishBatch) }},
 	{"Subscribe", func() payload { return new(Subscribe) }},
 	{"Event", func() payload { return new(Event) }},
 	{"Bind", func() payload { return new(Bind) }},

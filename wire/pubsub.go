@@ -27,6 +27,10 @@ const (
 // FlagUnbind (BIND): remove the binding instead of adding it.
 const FlagUnbind uint8 = 1 << 0
 
+// FlagPublishBatch (PUBLISH): the payload is a PublishBatch, up to
+// MaxBatch publications in one frame, instead of one Publish.
+const FlagPublishBatch uint8 = 1 << 0
+
 func init() {
 	opNames[OpPublish] = "PUBLISH"
 	opNames[OpSubscribe] = "SUBSCRIBE"
@@ -92,6 +96,65 @@ func (m *PublishReply) Append(b []byte) []byte { return append(AppendU32(b, m.Ma
 func (m *PublishReply) Decode(p []byte) error {
 	d := NewDecoder(p)
 	m.Matched, m.Ext = d.U32(), d.Ext()
+	return d.Err()
+}
+
+// publishItemMin is the smallest encoding of one PublishItem.
+const publishItemMin = 2 + 8 + 4 + 4
+
+// PublishItem is one publication of a PublishBatch.
+type PublishItem struct {
+	Subject []byte
+	Type    int64 // >= 1 (the broker checks)
+	Headers []byte
+	Body    []byte
+}
+
+// Size is the publication's message size: body plus headers block.
+func (m *PublishItem) Size() int { return len(m.Body) + len(m.Headers) }
+
+// PublishBatch is a PUBLISH with FlagPublishBatch: `timeout i64 | count
+// u16 (1..MaxBatch) | count x {subject string | type i64 | headers | body
+// bytes} | ext`. The broker publishes the items in order, each as a
+// single PUBLISH would be, the timeout bounding all of the batch's waits
+// together. Its OK reply is a PublishReply whose Matched is the sum over
+// the items (saturated at 2^32-1); an error reply's DONE (TagDone) says
+// how many leading items were published before the one that failed.
+type PublishBatch struct {
+	Timeout int64
+	Items   []PublishItem
+	Ext     []byte
+}
+
+func (m *PublishBatch) Append(b []byte) []byte {
+	b = AppendU16(AppendI64(b, m.Timeout), uint16(len(m.Items)))
+	for i := range m.Items {
+		it := &m.Items[i]
+		b = AppendI64(AppendString(b, it.Subject), it.Type)
+		b = AppendBytes(AppendBytes(b, it.Headers), it.Body)
+	}
+	return append(b, m.Ext...)
+}
+
+// Decode reads a batched PUBLISH, reusing Items' backing array. Every
+// item's headers are validated, so the error is ErrMalformed,
+// ErrInvalidHeaders or ErrUnknownCritical.
+func (m *PublishBatch) Decode(p []byte) error {
+	d := NewDecoder(p)
+	m.Timeout = d.I64()
+	n := int(d.U16())
+	m.Items, m.Ext = m.Items[:0], nil
+	if n == 0 || n > MaxBatch || n*publishItemMin > d.Len() {
+		d.Fail(ErrMalformed)
+		return d.Err()
+	}
+	for range n {
+		if d.err != nil {
+			break
+		}
+		m.Items = append(m.Items, PublishItem{Subject: d.String(), Type: d.I64(), Headers: d.Headers(), Body: d.Bytes()})
+	}
+	m.Ext = d.Ext()
 	return d.Err()
 }
 

@@ -16,6 +16,12 @@ func pubsubVectors() []vecSpec {
 		SentUnixNano: 1_750_000_000_123_456_789, Type: 1, Headers: hdrs, Body: []byte("order 7")}
 	push := Header{Op: OpEvent, Flags: FlagPush, Request: 41}
 	bind := &Bind{Pattern: []byte("orders.>"), Mailbox: []byte("orders-archive")}
+	batch := &PublishBatch{Timeout: -1, Items: []PublishItem{
+		{Subject: []byte("orders.eu.created"), Type: 1, Headers: hdrs, Body: []byte("order 7")},
+		{Subject: []byte("orders.eu.created"), Type: 1, Body: []byte("order 8")},
+		{Subject: []byte("orders.us.created"), Type: 2, Body: nil}}}
+	bp := batch.Append(nil)
+	batchHd := Header{Op: OpPublish, Flags: FlagPublishBatch, Request: 49}
 	claim := &Claim{Pattern: []byte("payroll.>"), Action: ClaimSet, Mode: 0o640}
 	return []vecSpec{
 		ok("publish", req(OpPublish, 40), "Publish", pub),
@@ -24,6 +30,10 @@ func pubsubVectors() []vecSpec {
 		ok("publish-reply", rep(OpPublish, 40), "PublishReply", &PublishReply{Matched: 3}),
 		ok("publish-timeout", fail(OpPublish, CodeTimeout, 40), "Error",
 			&ErrorReply{Message: []byte(`publish "orders.eu.created": timed out (a subscriber with policy block is full)`)}),
+		ok("publish-batch", batchHd, "PublishBatch", batch),
+		ok("publish-batch-reply", rep(OpPublish, 49), "PublishReply", &PublishReply{Matched: 5}),
+		ok("publish-batch-failed-done", fail(OpPublish, CodeInvalid, 49), "Error",
+			&ErrorReply{Message: []byte(`publish "orders..x" (item 3 of 3): subject "orders..x": empty token`), Done: 2, HasDone: true}),
 		ok("subscribe-filtered-queue", req(OpSubscribe, 41), "Subscribe", sub),
 		ok("subscribe-plain", req(OpSubscribe, 43), "Subscribe",
 			&Subscribe{Pattern: []byte(">"), Buffer: 64, Policy: PolicyBlock}),
@@ -45,6 +55,9 @@ func pubsubVectors() []vecSpec {
 		bad("publish-truncated-body", req(OpPublish, 40), "Publish", pp[:len(pp)-1], "malformed"),
 		bad("publish-bad-headers", req(OpPublish, 40), "Publish",
 			cat(AppendI64(AppendI64(AppendString(nil, "a"), -1), 1), AppendBytes(nil, AppendExt(AppendExt(nil, 2, []byte("x")), 2, []byte("y"))), AppendBytes(nil, nil)), "invalid"),
+		bad("publish-batch-count-zero", batchHd, "PublishBatch", AppendU16(AppendI64(nil, -1), 0), "malformed"),
+		bad("publish-batch-count-past-items", batchHd, "PublishBatch", cat(AppendU16(AppendI64(nil, -1), 4), bp[10:]), "malformed"),
+		bad("publish-batch-truncated", batchHd, "PublishBatch", bp[:len(bp)-1], "malformed"),
 		bad("subscribe-truncated-policy", req(OpSubscribe, 41), "Subscribe", sp[:len(sp)-len(filter)-1], "malformed"),
 		bad("subscribe-unknown-critical-ext", req(OpSubscribe, 41), "Subscribe", AppendExt(cat(sp), 0x8100, nil), "critical"),
 		bad("bind-truncated", req(OpBind, 44), "Bind", bind.Append(nil)[:5], "malformed"),

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,14 +29,18 @@ func newBenchPubSub() *cobra.Command {
 	var out string
 	var dur time.Duration
 	var useSocket bool
-	var inflight int
+	var inflight, window int
+	var cpuprofile string
 	cmd := &cobra.Command{
 		Use:   "pubsub",
 		Short: "Measure publish/subscribe fan-out against mailboxes and a raw Unix socket, in one run",
 		Long: `Measure, in one run: one publisher (--inflight publications in flight) to
 1, 4 and 16 subscribers at 64 B and 4 KiB, counting the events the
 subscribers receive per second, and publish-to-receive latency p50/p99
-(one publication at a time); a wildcard-heavy case (10,000 subscriptions,
+(one publication at a time); the same fan-outs from one goroutine through
+the batched, pipelined publisher (Client.Publisher: --window publications
+in flight, up to 1024 a PUBLISH frame), each with its ratio to the
+one-publication-per-frame row above it; a wildcard-heavy case (10,000 subscriptions,
 each publication matching 4); and as baselines, in the same run, the same
 broker's SEND/CONSUME mailbox path (one sender, one consumer, the same
 in-flight window) and a raw Unix socket stream of the same sizes. Each
@@ -72,7 +77,18 @@ msgs_per_sec, p50_ns, p99_ns, baseline, ratio.`,
 				go b.Serve(l)
 				defer b.Close()
 			}
-			rows, err := runBenchPubSub(ctx, sock, dur, inflight)
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			rows, err := runBenchPubSub(ctx, sock, dur, inflight, window)
 			if err != nil {
 				return err
 			}
@@ -92,7 +108,9 @@ msgs_per_sec, p50_ns, p99_ns, baseline, ratio.`,
 	}
 	outputFlag(cmd, &out, "table", "table or json")
 	cmd.Flags().DurationVar(&dur, "duration", time.Second, "how long each throughput figure runs")
-	cmd.Flags().IntVar(&inflight, "inflight", 64, "publications (and sends) in flight")
+	cmd.Flags().IntVar(&inflight, "inflight", 64, "publications (and sends) in flight, one per frame")
+	cmd.Flags().IntVar(&window, "window", 512, "publications in flight for the batched publisher")
+	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (the client side, and the broker unless --use-socket) to FILE")
 	cmd.Flags().BoolVar(&useSocket, "use-socket", false, "measure the running broker at --socket instead of one in this process")
 	return cmd
 }
@@ -103,7 +121,7 @@ type pubsubRow struct {
 	Subscribers int `json:"subscribers"`
 }
 
-func runBenchPubSub(ctx context.Context, sock string, dur time.Duration, inflight int) ([]pubsubRow, error) {
+func runBenchPubSub(ctx context.Context, sock string, dur time.Duration, inflight, window int) ([]pubsubRow, error) {
 	dial := func() (*postbox.Client, error) { return postbox.Dial(ctx, postbox.WithSocket(sock)) }
 	var rows []pubsubRow
 	for _, size := range []int{64, 4096} {
@@ -119,12 +137,18 @@ func runBenchPubSub(ctx context.Context, sock string, dur time.Duration, infligh
 		mb.Baseline = "baseline: unix socket stream"
 		rows = append(rows, pubsubRow{Row: mb, Subscribers: 1})
 		for _, n := range []int{1, 4, 16} {
-			r, err := benchFanOut(ctx, dial, size, n, dur, inflight)
+			r, err := benchFanOut(ctx, dial, size, n, dur, inflight, 0)
 			if err != nil {
 				return nil, err
 			}
 			r.Baseline = "mailbox send/consume"
 			rows = append(rows, pubsubRow{Row: r, Subscribers: n})
+			bt, err := benchFanOut(ctx, dial, size, n, dur, inflight, window)
+			if err != nil {
+				return nil, err
+			}
+			bt.Baseline = r.Name
+			rows = append(rows, pubsubRow{Row: bt, Subscribers: n})
 		}
 	}
 	w, err := benchWildcard(ctx, dial, dur, inflight)
@@ -174,7 +198,10 @@ func pump(inflight int, stop <-chan struct{}, one func() error) (wait func() err
 	}
 }
 
-func benchFanOut(ctx context.Context, dial func() (*postbox.Client, error), size, n int, dur time.Duration, inflight int) (benchfmt.Row, error) {
+// benchFanOut measures one publisher to n subscribers: inflight
+// goroutines calling Publish (one publication per frame), or, with
+// window > 0, one goroutine feeding the batched TopicPublisher.
+func benchFanOut(ctx context.Context, dial func() (*postbox.Client, error), size, n int, dur time.Duration, inflight, window int) (benchfmt.Row, error) {
 	pub, err := dial()
 	if err != nil {
 		return benchfmt.Row{}, err
@@ -218,7 +245,14 @@ func benchFanOut(ctx context.Context, dial func() (*postbox.Client, error), size
 	}
 	body := make([]byte, size)
 	stop := make(chan struct{})
-	wait := pump(inflight, stop, func() error { _, err := pub.Publish(ctx, subject, body); return err })
+	var wait func() error
+	var tp *postbox.TopicPublisher
+	if window > 0 {
+		tp = pub.Publisher(subject, window)
+		wait = pump(1, stop, func() error { return tp.Publish(ctx, body) })
+	} else {
+		wait = pump(inflight, stop, func() error { _, err := pub.Publish(ctx, subject, body); return err })
+	}
 	time.Sleep(dur / 5) // warm up
 	start, before := time.Now(), got.Load()
 	time.Sleep(dur)
@@ -226,6 +260,16 @@ func benchFanOut(ctx context.Context, dial func() (*postbox.Client, error), size
 	close(stop)
 	if err := wait(); err != nil {
 		return benchfmt.Row{}, err
+	}
+	name := fmt.Sprintf("pubsub fan-out to %d", n)
+	note := fmt.Sprintf("%d subscribers, counted at the subscribers; latency: to the last of them", n)
+	if tp != nil {
+		if err := tp.Close(ctx); err != nil {
+			return benchfmt.Row{}, err
+		}
+		name = fmt.Sprintf("pubsub batched fan-out to %d", n)
+		note = fmt.Sprintf("one goroutine, Client.Publisher window %d, %.0f publications a frame; latency: to the last of %d subscribers",
+			window, float64(tp.Sent())/float64(max(tp.Frames(), 1)), n)
 	}
 	// Latency: one publication at a time, to every subscriber.
 	var lat []time.Duration
@@ -248,8 +292,8 @@ func benchFanOut(ctx context.Context, dial func() (*postbox.Client, error), size
 		lat = append(lat, time.Since(t0))
 	}
 	p50, p99 := benchfmt.Latencies(lat)
-	return benchfmt.Row{Name: fmt.Sprintf("pubsub fan-out to %d", n), Size: size, MsgsPerSec: rate, BytesPerSec: rate * float64(size),
-		P50: p50, P99: p99, Note: fmt.Sprintf("%d subscribers, counted at the subscribers; latency: to the last of them", n)}, nil
+	return benchfmt.Row{Name: name, Size: size, MsgsPerSec: rate, BytesPerSec: rate * float64(size),
+		P50: p50, P99: p99, Note: note}, nil
 }
 
 func benchWildcard(ctx context.Context, dial func() (*postbox.Client, error), dur time.Duration, inflight int) (benchfmt.Row, error) {

@@ -37,8 +37,14 @@ Prints how many subscriptions (a queue group counts once) and bindings
 took it, unless --lines.
 
 --lines publishes each line of standard input (without its newline) as
-one publication. A subscriber with policy block that is full makes a
-publication wait; --timeout bounds the wait (then exit 2, timed out).
+one publication, batched: every line read so far goes in one batched
+PUBLISH (up to 1024 a frame), one batch in flight, so the lines published
+are always the first ones: exit 0 means every line was published; on a
+failure the error says how many were ("N lines admitted (lines 1-N)"),
+and no line after them reached a subscriber that was full (a subscriber
+with room may have the failed batch's later lines). A subscriber with
+policy block that is full makes a publication wait; --timeout bounds each
+batch's wait (then exit 3, timed out).
 --header key=value adds a user header (repeatable).
 
 ` + exitHelp,
@@ -81,14 +87,7 @@ publication wait; --timeout bounds the wait (then exit 2, timed out).
 				fmt.Println(n)
 				return nil
 			}
-			sc := bufio.NewScanner(os.Stdin)
-			sc.Buffer(make([]byte, 64<<10), c.MaxMessage()+1)
-			for sc.Scan() {
-				if _, err := one(sc.Bytes()); err != nil {
-					return err
-				}
-			}
-			return sc.Err()
+			return sendLines(cmd.Context(), os.Stdin, c.MaxMessage(), publishLines(c, args[0], timeout, opts))
 		},
 	}
 	cmd.Flags().Int64Var(&typ, "type", 1, "message type (>= 1)")
@@ -97,6 +96,29 @@ publication wait; --timeout bounds the wait (then exit 2, timed out).
 	cmd.Flags().StringVar(&contentType, "content-type", "", "CONTENT_TYPE header")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "bound each wait for a full block subscriber (0: wait as long as needed)")
 	return cmd
+}
+
+// publishLines publishes a batch of lines with PublishBatch (pub
+// --lines; sendLines in lines.go reads them).
+func publishLines(c *postbox.Client, subject string, timeout time.Duration, opts []postbox.PublishOption) lineSender {
+	var bodies [][]byte
+	return func(ctx context.Context, lines []postbox.Outgoing) (int, bool, error) {
+		bodies = bodies[:0]
+		for i := range lines {
+			bodies = append(bodies, lines[i].Body)
+		}
+		wctx, cancel := waitContext(ctx, timeout)
+		defer cancel()
+		_, err := c.PublishBatch(wctx, subject, bodies, opts...)
+		if err == nil {
+			return len(lines), false, nil
+		}
+		var be *postbox.BatchError
+		if errors.As(err, &be) {
+			return be.Done, errors.Is(err, postbox.ErrUnknownOutcome), be.Err
+		}
+		return 0, errors.Is(err, postbox.ErrUnknownOutcome), err
+	}
 }
 
 func newSub() *cobra.Command {

@@ -1626,6 +1626,57 @@ class Publish:
 
 
 @dataclass
+class PublishItem:
+    """One publication of a batched PUBLISH (8.20)."""
+
+    subject: bytes = b""
+    type: int = 1
+    headers: bytes = b""
+    body: bytes = b""
+
+    def encode(self) -> bytes:
+        return _string(self.subject) + struct.pack("<q", self.type) + _bytes(self.headers) + _bytes(self.body)
+
+
+FLAG_PUBLISH_BATCH = 0x01  # PUBLISH: the payload is a PublishBatch (8.20)
+
+
+@dataclass
+class PublishBatch:
+    """PUBLISH with FLAG_PUBLISH_BATCH (8.20): up to MAX_BATCH publications;
+    the reply is a PublishReply (matched summed) or an error with DONE."""
+
+    timeout: int = -1
+    items: list[PublishItem] = field(default_factory=list)
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        if not 1 <= len(self.items) <= MAX_BATCH:
+            raise ValueError(f"a batched PUBLISH holds 1..{MAX_BATCH} publications")
+        parts = [struct.pack("<qH", self.timeout, len(self.items))]
+        parts += [it.encode() for it in self.items]
+        parts.append(self.ext)
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, b: bytes) -> "PublishBatch":
+        r = _R(b)
+        timeout = r.i64("timeout")
+        count = r.u16("count")
+        if not 1 <= count <= MAX_BATCH:
+            raise DecodeError("malformed", f"count {count} out of 1..{MAX_BATCH}")
+        items = []
+        for _ in range(count):
+            it = PublishItem(r.string("subject"), r.i64("type"), r.bytes_("headers"), r.bytes_("body"))
+            _check_headers(r, it.headers)
+            items.append(it)
+        v = cls(timeout, items)
+        _, v.ext = r.ext()
+        r.finish()
+        return v
+
+
+@dataclass
 class PublishReply:
     """PUBLISH's OK reply (8.20): how many subscriptions and bindings took it."""
 
@@ -1898,6 +1949,7 @@ PAYLOAD_TYPES: dict[str, type] = {
     "ACL": ACL,
     "Publish": Publish,
     "PublishReply": PublishReply,
+    "PublishBatch": PublishBatch,
     "Subscribe": Subscribe,
     "Event": Event,
     "Bind": Bind,
