@@ -2,11 +2,8 @@ package postbox
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"sync"
 
-	"github.com/postbox-ipc/postbox/internal/mux"
 	"github.com/postbox-ipc/postbox/wire"
 )
 
@@ -28,26 +25,13 @@ import (
 // PublishBatch where the published ones must be exactly a prefix. Its
 // methods are safe for concurrent use.
 type TopicPublisher struct {
-	c        *Client
-	g        *mux.Group
-	subject  []byte
-	window   int
-	typ      int64
-	hdr      []byte // the headers block every publication carries
-	perItem  int    // encoded bytes an item adds besides its body
-	maxSize  int    // the frame size a batch stays under
-	maxBatch int    // publications per frame: a quarter of the window
-
-	mu       sync.Mutex // guards everything below; cond waits on it
-	cond     sync.Cond
-	pend     []byte     // items encoded for PUBLISH, waiting for the writer
-	batches  []pubBatch // how pend divides into frames
-	seq      uint32     // frames sent
-	inflight int        // publications queued or sent, not yet settled
-	err      error
-	sent     uint64
-	frames   uint64
-	matched  uint64
+	c       *Client
+	subject []byte
+	typ     int64
+	hdr     []byte // the headers block every publication carries
+	perItem int    // encoded bytes an item adds besides its body
+	matched uint64 // guarded by mu
+	pipeline
 }
 
 // topicPubFrameMax bounds the bytes of a TopicPublisher's frame.
@@ -63,8 +47,15 @@ func (c *Client) Publisher(subject string, window int, opts ...PublishOption) *T
 	for _, op := range opts {
 		op.applyPublish(&o)
 	}
-	p := &TopicPublisher{c: c, subject: []byte(subject), window: max(window, 1), typ: o.typ}
-	p.cond.L = &p.mu
+	p := &TopicPublisher{c: c, subject: []byte(subject), typ: o.typ}
+	maxSize := c.link().maxFrame
+	if maxSize <= 0 {
+		maxSize = wire.DefaultMaxFrame
+	}
+	// Frames of at most a few hundred KiB: a larger one only delays the
+	// broker's first event of it, and the reply that frees the window.
+	p.init(window, min(maxSize, topicPubFrameMax)-4) // the size field does not count itself
+	p.countAt = wire.HeaderSize + 8
 	if o.typ < 1 {
 		p.err = fmt.Errorf("%w: publish to %q: message type must be at least 1", ErrInvalid, subject)
 	}
@@ -75,14 +66,6 @@ func (c *Client) Publisher(subject string, window int, opts ...PublishOption) *T
 		}
 	}
 	p.perItem = 2 + len(p.subject) + 8 + 4 + len(p.hdr) + 4
-	p.maxSize = c.link().maxFrame
-	if p.maxSize <= 0 {
-		p.maxSize = wire.DefaultMaxFrame
-	}
-	// Frames of at most a few hundred KiB: a larger one only delays the
-	// broker's first event of it, and the reply that frees the window.
-	p.maxSize = min(p.maxSize, topicPubFrameMax) - 4 // the size field does not count itself
-	p.maxBatch = min(wire.MaxBatch, max(1, p.window/4))
 	if p.err == nil {
 		g, err := c.conn().NewGroup((*topicPubGroup)(p))
 		if err != nil {
@@ -98,43 +81,21 @@ func (c *Client) Publisher(subject string, window int, opts ...PublishOption) *T
 // deadline). It returns the error of an earlier publication, if one
 // failed. body may be reused when Publish returns (it is copied).
 func (p *TopicPublisher) Publish(ctx context.Context, body []byte) error {
-	p.mu.Lock()
-	for p.inflight >= p.window && p.err == nil {
-		if ctx.Done() == nil {
-			p.cond.Wait()
-			continue
-		}
-		if !p.waitCtx(ctx) {
-			p.mu.Unlock()
-			return contextEnded(ctx, fmt.Sprintf("publish to %q: window full", p.subject))
-		}
-	}
-	if p.err != nil {
-		err := p.err
-		p.mu.Unlock()
+	if err := p.reserve(ctx, p.subject); err != nil {
 		return err
 	}
-	size := p.perItem + len(body)
-	kick := len(p.batches) == 0
-	if kick || p.batches[len(p.batches)-1].n >= p.maxBatch ||
-		p.batches[len(p.batches)-1].end-p.batches[len(p.batches)-1].off+size > p.maxSize {
+	kick := p.frameFor(p.perItem+len(body), false, func(b []byte) []byte {
 		// A new frame: its header, timeout and count go first, patched
-		// by Flush, so pend is a run of whole frames.
-		off := len(p.pend)
-		b, _ := wire.StartFrame(p.pend, wire.Header{Op: wire.OpPublish, Flags: wire.FlagPublishBatch})
+		// by flushFrames, so pend is a run of whole frames.
+		b, _ = wire.StartFrame(b, wire.Header{Op: wire.OpPublish, Flags: wire.FlagPublishBatch})
 		b = wire.AppendI64(b, -1)
-		p.pend = wire.AppendU16(b, 0)
-		p.batches = append(p.batches, pubBatch{off: off, end: len(p.pend)})
-	}
+		return wire.AppendU16(b, 0)
+	})
 	b := wire.AppendString(p.pend, p.subject)
 	b = wire.AppendI64(b, p.typ)
 	b = wire.AppendBytes(b, p.hdr)
 	p.pend = wire.AppendBytes(b, body)
-	last := &p.batches[len(p.batches)-1]
-	last.end = len(p.pend)
-	last.n++
-	p.inflight++
-	p.sent++
+	p.added()
 	p.mu.Unlock()
 	if kick {
 		p.c.conn().Kick()
@@ -148,46 +109,15 @@ func (p *TopicPublisher) Publish(ctx context.Context, body []byte) error {
 type topicPubGroup TopicPublisher
 
 // Flush appends the queued publications as PUBLISH frames (mux.Flusher),
-// under the writer's lock, as pubGroup.Flush does for SEND.
-func (g *topicPubGroup) Flush(b []byte) []byte {
-	p := (*TopicPublisher)(g)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.batches) == 0 {
-		return b
-	}
-	countAt := wire.HeaderSize + 8
-	for _, bt := range p.batches {
-		p.seq++
-		id := p.g.Request((p.seq&(1<<(32-pubCountBits)-1))<<pubCountBits | uint32(bt.n-1))
-		frame := p.pend[bt.off:bt.end]
-		wire.FinishFrame(frame, 0)
-		binary.LittleEndian.PutUint64(frame[8:], id)
-		binary.LittleEndian.PutUint16(frame[countAt:], uint16(bt.n))
-		p.frames++
-	}
-	p.batches = p.batches[:0]
-	if len(b) == 0 {
-		b, p.pend = p.pend, b[:0]
-		return b
-	}
-	b = append(b, p.pend...)
-	p.pend = p.pend[:0]
-	if cap(p.pend) > 4<<20 {
-		p.pend = nil
-	}
-	return b
-}
+// under the writer's lock (pipeline.flushFrames).
+func (g *topicPubGroup) Flush(b []byte) []byte { return (*TopicPublisher)(g).flushFrames(b) }
 
 // Reply settles the publications of the frame hd answers.
 func (g *topicPubGroup) Reply(hd wire.Header, pl []byte) {
 	var err error
 	var matched uint32
 	if hd.Status != wire.OK {
-		err = replyError(hd.Status, pl)
-		if msg, done := wire.DecodeError(pl); done > 0 {
-			err = &BatchError{Done: int(done), Err: &Error{Code: hd.Status, Msg: msg}}
-		}
+		err = batchReplyError(hd, pl)
 	} else {
 		var rep wire.PublishReply
 		if rep.Decode(pl) != nil {
@@ -198,82 +128,27 @@ func (g *topicPubGroup) Reply(hd wire.Header, pl []byte) {
 	p := (*TopicPublisher)(g)
 	p.mu.Lock()
 	p.matched += uint64(matched)
+	p.settleLocked(replyCount(hd), err)
 	p.mu.Unlock()
-	p.settle(int(hd.Request&(1<<pubCountBits-1))+1, err)
 }
 
 // Stopped fails the publisher: the connection stopped.
 func (g *topicPubGroup) Stopped(err error) { (*TopicPublisher)(g).fail(err) }
-
-// waitCtx waits on p.cond until signalled or ctx ends; p.mu is held. It
-// reports false if ctx ended.
-func (p *TopicPublisher) waitCtx(ctx context.Context) bool {
-	stop := context.AfterFunc(ctx, func() {
-		p.mu.Lock()
-		p.cond.Broadcast()
-		p.mu.Unlock()
-	})
-	p.cond.Wait()
-	stop()
-	return ctx.Err() == nil
-}
-
-// settle records the reply to n publications (err nil for success).
-func (p *TopicPublisher) settle(n int, err error) {
-	p.mu.Lock()
-	p.inflight = max(p.inflight-n, 0)
-	if err != nil && p.err == nil {
-		p.err = err
-	}
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
-
-// fail ends the publisher (the client stopped).
-func (p *TopicPublisher) fail(err error) {
-	p.mu.Lock()
-	if p.err == nil {
-		p.err = err
-	}
-	p.inflight = 0
-	p.batches, p.pend = p.batches[:0], p.pend[:0]
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
 
 // Flush waits until every publication is settled and returns the first
 // error. If ctx ends first it returns an error matching
 // ErrUnknownOutcome (and ErrTimeout at a deadline): the publications in
 // flight go on, and may or may not be published.
 func (p *TopicPublisher) Flush(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for p.inflight > 0 {
-		if !p.waitCtx(ctx) {
-			if p.err != nil {
-				return p.err
-			}
-			return &ctxError{op: fmt.Sprintf("flush publisher of %q: %d publications unsettled", p.subject, p.inflight),
-				cause: ctx.Err(), unknown: true}
-		}
-	}
-	return p.err
+	return p.flush(ctx, fmt.Sprintf("publisher of %q", p.subject), "publications")
 }
 
 // Sent is how many publications Publish has queued.
-func (p *TopicPublisher) Sent() uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.sent
-}
+func (p *TopicPublisher) Sent() uint64 { s, _ := p.counts(); return s }
 
 // Frames is how many PUBLISH frames carried them so far: Sent/Frames is
 // the number of publications per frame that batching achieved.
-func (p *TopicPublisher) Frames() uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.frames
-}
+func (p *TopicPublisher) Frames() uint64 { _, f := p.counts(); return f }
 
 // Matched is the sum of the matched counts of the publications settled
 // so far: how many subscriptions and bindings took them.
@@ -285,9 +160,5 @@ func (p *TopicPublisher) Matched() uint64 {
 
 // Close flushes and forgets the publisher.
 func (p *TopicPublisher) Close(ctx context.Context) error {
-	err := p.Flush(ctx)
-	if p.g != nil {
-		p.g.Close()
-	}
-	return err
+	return p.close(ctx, fmt.Sprintf("publisher of %q", p.subject), "publications")
 }
