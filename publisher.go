@@ -32,7 +32,7 @@ type Publisher struct {
 }
 
 // Publisher returns a Publisher for m keeping up to window messages in
-// flight (at least 1). Options: Type, Priority, WithReceipt (then one
+// flight (at least 1). Options: Type, Priority, Urgent, WithReceipt (then one
 // message per frame) and the headers, which every message carries. An
 // invalid option makes every Send fail with its error.
 func (m *Mailbox) Publisher(window int, opts ...PublisherOption) *Publisher {
@@ -47,6 +47,9 @@ func (m *Mailbox) Publisher(window int, opts ...PublisherOption) *Publisher {
 	p.countAt = wire.HeaderSize + 2 + len(p.name) + 8
 	if o.receipt {
 		p.flags |= wire.FlagReceipt
+	}
+	if o.urgent {
+		p.flags |= wire.FlagUrgentMsg // in the mailbox; the frames stay in the data lane
 	}
 	if o.typ < 1 {
 		p.err = fmt.Errorf("%w: publish to %q: message type must be at least 1", ErrInvalid, m.name)

@@ -26,13 +26,23 @@ import (
 
 type urgentOption struct{}
 
-func (urgentOption) applySend(o *sendOptions) { o.urgent = true }
+func (urgentOption) applySend(o *sendOptions)           { o.urgent = true }
+func (urgentOption) applyPublisher(o *publisherOptions) { o.urgent = true }
 
-// Urgent (Send, SendBatch): the message is urgent. It is delivered ahead
-// of every message in the mailbox that is not urgent, may pass a full
-// mailbox by a reserve of 64 urgent messages, and travels in the urgent
-// lane, so it is not stuck behind a socket full of queued data.
-func Urgent() SendOption { return urgentOption{} }
+// UrgentOption is what Urgent returns: a SendOption and a PublisherOption.
+type UrgentOption interface {
+	SendOption
+	PublisherOption
+}
+
+// Urgent (Send, SendBatch, Publisher): the message is urgent. It is
+// delivered ahead of every message in the mailbox that is not urgent, may
+// pass a full mailbox by a reserve of 64 urgent messages, and (Send,
+// SendBatch) travels in the urgent lane, so it is not stuck behind a
+// socket full of queued data. A Publisher's messages are urgent in their
+// mailbox, but its frames go in the data lane, in the order it sends
+// them: for one message to overtake a stream, Send it.
+func Urgent() UrgentOption { return urgentOption{} }
 
 // urgentFlags are the SEND flags Urgent asks for: the message-level
 // URGENT_MSG, and the frame-class URGENT so the frame overtakes queued

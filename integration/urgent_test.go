@@ -235,3 +235,32 @@ func TestDurableUrgentMessageIsUrgentAfterRestart(t *testing.T) {
 		t.Fatalf("after restart: %v, want %v", got, want)
 	}
 }
+
+// TestPublisherUrgentMessagesGoAheadOfTheQueue: a Publisher made with
+// Urgent sends urgent messages, batched: they are delivered ahead of the
+// ordinary ones queued before them, in the order published.
+func TestPublisherUrgentMessagesGoAheadOfTheQueue(t *testing.T) {
+	b := start(t, nil)
+	c := b.Dial(t)
+	mb := create(t, c, "work")
+	fillBatches(t, mb, 1000)
+	p := mb.Publisher(64, postbox.Urgent())
+	for i := range 100 {
+		if err := p.Send(ctxT(t), []byte(fmt.Sprint("u", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		m := recv(t, mb)
+		if string(m.Body) != fmt.Sprint("u", i) || !m.Urgent() {
+			t.Fatalf("delivery %d: %q urgent=%v, want u%d urgent", i, m.Body, m.Urgent(), i)
+		}
+		ack(t, m)
+	}
+	if m := recv(t, mb); m.Urgent() {
+		t.Fatalf("after the urgent ones: %q is urgent", m.Body)
+	}
+}
