@@ -235,9 +235,10 @@ messages in flight (leased, not yet acked), blocked senders, best-effort
 messages dropped (send --best-effort), and for a service (an RPC
 service's mailbox, such as one "postbox reply" serves) its servers: the
 consumers serving it. --all includes endpoints' private inboxes.
---subjects lists publish/subscribe instead: subscribed patterns with
-their subscribers, queue groups, events delivered and dropped, then the
-bindings and the claims.`,
+The table is followed by the subscribed subjects, if any: each pattern
+with its subscribers, queue groups, events delivered and dropped.
+--subjects lists publish/subscribe alone: the subjects, then the
+bindings and the claims (with -o json, one object each).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json"); err != nil {
@@ -278,7 +279,16 @@ bindings and the claims.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%04o\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", i.Name, kind(i), lsOwner(i), uint32(i.Mode),
 					capacityText(i.Capacity), i.Depth, i.Bytes, i.Receivers+i.Consumers, i.InFlight, i.BlockedSenders, i.Dropped, servers)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			// Then the subscribed subjects, if any (all of pub/sub: --subjects).
+			topics, err := c.Topics(cmd.Context())
+			if err != nil || len(topics.Subjects) == 0 {
+				return err
+			}
+			fmt.Println()
+			return printTopics(os.Stdout, topics, out, false) // pubsub.go
 		},
 	}
 	outputFlag(cmd, &out, "table", "table or json (one object per line)")

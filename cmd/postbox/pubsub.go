@@ -344,6 +344,12 @@ func lsSubjects(ctx context.Context, w io.Writer, out string) error {
 	if err != nil {
 		return err
 	}
+	return printTopics(w, info, out, true)
+}
+
+// printTopics prints what TOPICS returned: the subscribed subjects, and
+// with all the bindings and claims too.
+func printTopics(w io.Writer, info postbox.TopicsInfo, out string, all bool) error {
 	if out == "json" {
 		enc := json.NewEncoder(w)
 		for _, s := range info.Subjects {
@@ -363,13 +369,13 @@ func lsSubjects(ctx context.Context, w io.Writer, out string) error {
 	for _, s := range info.Subjects {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s.Pattern, s.Subscribers, s.Queues, s.Delivered, s.Dropped)
 	}
-	if len(info.Bindings) > 0 {
+	if len(info.Bindings) > 0 && all {
 		fmt.Fprintln(tw, "\nBOUND PATTERN\tMAILBOX")
 		for _, b := range info.Bindings {
 			fmt.Fprintf(tw, "%s\t%s\n", b.Pattern, b.Mailbox)
 		}
 	}
-	if len(info.Claims) > 0 {
+	if len(info.Claims) > 0 && all {
 		fmt.Fprintln(tw, "\nCLAIMED PATTERN\tUID\tGID\tMODE")
 		for _, cl := range info.Claims {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%04o\n", cl.Pattern, cl.UID, cl.GID, uint32(cl.Mode))

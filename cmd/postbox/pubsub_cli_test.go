@@ -14,6 +14,9 @@ import (
 
 func TestCLISubPrintsWhatPubLinesPublishes(t *testing.T) {
 	p := startBroker(t)
+	if ls := ok(t, p, "", "ls").stdout; strings.Contains(ls, "SUBJECT") {
+		t.Fatalf("ls shows a subjects table with no subscription:\n%s", ls)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
 	defer cancel()
 	sub := exec.CommandContext(ctx, bin, "sub", "logs.>", "--count", "3", "-o", "json", "--queue", "g", "--socket", p.Socket)
@@ -25,6 +28,9 @@ func TestCLISubPrintsWhatPubLinesPublishes(t *testing.T) {
 	// Wait until the broker lists the subscription.
 	for !strings.Contains(ok(t, p, "", "ls", "--subjects").stdout, "logs.>") {
 		time.Sleep(10 * time.Millisecond)
+	}
+	if ls := ok(t, p, "", "ls").stdout; !strings.Contains(ls, "SUBJECT") || !strings.Contains(ls, "logs.>") {
+		t.Fatalf("ls does not show the subscribed subject:\n%s", ls)
 	}
 	ls := ok(t, p, "", "ls", "--subjects", "-o", "json").stdout
 	var row map[string]any
