@@ -39,21 +39,6 @@ import (
 // mailbox was closed for sending and drained.
 const exitEndOfStream = 4
 
-// exitCodeFor maps the errors of the line paths to their own exit status:
-// code 4 = end of stream (the mailbox was closed for sending and every
-// message was received). ok is false for every other error, which keeps
-// main's mapping.
-func exitCodeFor(err error) (code int, ok bool) {
-	if isEndOfStream(err) {
-		return exitEndOfStream, true
-	}
-	return 0, false
-}
-
-// isEndOfStream reports whether err is the end of a stream
-// (postbox.ErrEndOfStream).
-func isEndOfStream(err error) bool { return errors.Is(err, postbox.ErrEndOfStream) }
-
 // linesError is the failure of send --lines: how many lines were
 // admitted before it, always the first ones.
 type linesError struct {

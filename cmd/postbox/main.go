@@ -70,9 +70,6 @@ func exitCode(root *cobra.Command, err error) int {
 		return exitOK
 	}
 	fmt.Fprintln(os.Stderr, "postbox:", trimPrefix(err.Error()))
-	if code, ok := exitCodeFor(err); ok {
-		return code
-	}
 	var ue usageError
 	var es exitStatus // recv --exec: the command's status (files.go)
 	switch {
