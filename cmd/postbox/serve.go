@@ -306,16 +306,27 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			if socketFlag != "" {
 				path, dirMode = socketFlag, 0o700
 			}
-			remote, err := nl.open()
+			// --- systemd ---
+			act, err := takeActivated(&nl) // sockets systemd passed (serve_systemd.go)
 			if err != nil {
 				b.Close()
 				return err
 			}
-			l, err := broker.ListenDir(path, os.FileMode(mode), dirMode)
+			// --- end systemd ---
+			remote, err := nl.open()
 			if err != nil {
+				act.close()
+				b.Close()
+				return err
+			}
+			var l net.Listener
+			if len(act.unix) > 0 { // --- systemd ---: the passed socket instead of ours
+				l, path = act.unix[0], act.unix[0].Addr().String()
+			} else if l, err = broker.ListenDir(path, os.FileMode(mode), dirMode); err != nil {
 				for _, rl := range remote {
 					rl.Close()
 				}
+				act.close()
 				b.Close()
 				return err
 			}
@@ -323,6 +334,7 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 				scheme, _, _ := strings.Cut(nl.urls[i], "://")
 				log.Info("postbox broker listening", "listen", scheme+"://"+rl.Addr().String())
 			}
+			remote = append(remote, act.more(log)...) // --- systemd ---
 			log.Info("postbox broker listening", "socket", path, "pid", os.Getpid(), "data", cfg.DataDir,
 				"gogc", gcPercent, "memory_limit", memLimit,
 				"max_connections", cfg.MaxConnections, "max_mailboxes", cfg.MaxMailboxes,
@@ -340,6 +352,10 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 					}
 				}()
 			}
+			// --- systemd ---
+			sd := startNotify(log, b) // READY=1, watchdog (serve_systemd.go)
+			defer sd.stopping()
+			// --- end systemd ---
 			for {
 				select {
 				case err := <-served:
@@ -349,10 +365,11 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 					return err
 				case s := <-sigs:
 					if s == syscall.SIGHUP {
-						reload(log, b, load, &cfg, configFile)
+						sd.reload(func() { reload(log, b, load, &cfg, configFile) })
 						continue
 					}
 					log.Info("shutting down", "signal", s.String())
+					sd.stopping()
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					err := b.Shutdown(ctx)
 					cancel()
