@@ -132,8 +132,21 @@ flags or a --config file say otherwise.
 
 Durable mailboxes live in the data directory: --data DIR, else
 $POSTBOX_DATA, else $XDG_STATE_HOME/postbox, else ~/.local/state/postbox.
-A second broker on the same directory is refused. --memory runs without
-one.
+Nothing is created there until a durable mailbox (or a topic claim)
+needs it: then the directory (0700), its lock, log and RESERVE file. A
+directory that already holds a store is opened and recovered at start,
+an existing empty one only locked; either way a second broker on it is
+refused. Two brokers started on a directory that does not exist yet both
+start; the second to create a durable mailbox is refused then. --memory
+runs without one.
+
+Under systemd (contrib/systemd, docs/OPERATIONS.md): sockets passed by
+socket activation (LISTEN_FDS) replace --socket: every Unix stream
+socket is a broker socket, a TCP one named tls (FileDescriptorName=tls)
+serves TLS as --listen tls:// does, one named tcp plain TCP (with
+--insecure, loopback only); anything else is refused. With NOTIFY_SOCKET
+serve sends READY=1 once it serves, STATUS= lines, STOPPING=1 on
+shutdown and, with WATCHDOG_USEC, WATCHDOG=1 every half of it.
 
 The socket is --socket PATH, else $POSTBOX_SOCKET; else, run as root, the
 system-wide /run/postbox/postbox.sock ($POSTBOX_SYSTEM_SOCKET moves it),
