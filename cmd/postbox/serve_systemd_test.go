@@ -471,3 +471,48 @@ func TestServeWithoutNotifySocketSaysNothing(t *testing.T) {
 		t.Errorf("serve without NOTIFY_SOCKET spoke of notification:\n%s", out)
 	}
 }
+
+// systemd's own tool for running a program socket-activated: it listens,
+// and on the first connection execs `postbox serve` with LISTEN_FDS set,
+// as a .socket unit does.
+func TestServeUnderSystemdSocketActivate(t *testing.T) {
+	tool, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate is not installed")
+	}
+	testbroker.CheckGoroutines(t)
+	dir, err := testbroker.SharedDir(t, "postbox-sd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "activated.sock")
+	p := &servedProc{exited: make(chan struct{})}
+	p.cmd = exec.Command(tool, "--listen="+sock, "--fdname=postbox", bin, "serve", "--memory",
+		"--socket", filepath.Join(dir, "own.sock"))
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(testbroker.HangGuard):
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	// The first connection makes it exec postbox, which then accepts it.
+	roundTrip(t, dialWhenUp(t, p, sock), "socket-activate")
+	if !strings.Contains(p.log(), "from=systemd") {
+		t.Errorf("postbox serve did not take the socket from systemd-socket-activate:\n%s", p.log())
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, p.log())
+	}
+}
