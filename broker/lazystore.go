@@ -82,6 +82,9 @@ func (b *Broker) openDataDir() error {
 // first need. b.cfg.DataDir is set. It must not be called holding b.mu
 // or a mailbox lock.
 func (b *Broker) needStore() (*store.Store, error) {
+	if st := b.openedStore(); st != nil {
+		return st, nil // the common case, without the opening lock
+	}
 	b.lazy.mu.Lock()
 	defer b.lazy.mu.Unlock()
 	b.mu.RLock()

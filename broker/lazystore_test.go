@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -181,5 +182,36 @@ func TestStoreThatAppearedAfterStartIsNotAdopted(t *testing.T) {
 	}
 	if waiting.DataDirOpen() {
 		t.Fatal("the store that appeared was kept open")
+	}
+}
+
+// Many first needs at once open the store once; every mailbox is
+// recorded in it.
+func TestConcurrentFirstDurableCreatesShareOneStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := lazyConfig(dir)
+	b := testbroker.Start(t, cfg)
+	ctx := lazyCtx(t)
+	const n = 8
+	errs := make(chan error, n)
+	for i := range n {
+		c := b.Dial(t)
+		go func() {
+			_, err := c.Create(ctx, "box"+strconv.Itoa(i), postbox.Durable())
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Stop(t)
+	nb := testbroker.Start(t, cfg)
+	c := nb.Dial(t)
+	for i := range n {
+		if info, err := c.Mailbox("box" + strconv.Itoa(i)).Stat(ctx); err != nil || !info.Durable {
+			t.Fatalf("box%d after restart: %+v, %v", i, info, err)
+		}
 	}
 }
