@@ -11,6 +11,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/internal/testbroker"
+	"github.com/postbox-ipc/postbox/internal/testcerts"
 )
 
 const shimEnv = "POSTBOX_TEST_SYSTEMD_SHIM"
@@ -514,5 +516,48 @@ func TestServeUnderSystemdSocketActivate(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM\n%s", code, p.log())
+	}
+}
+
+// A TCP socket named tls is served with the broker's certificate, and
+// clients must present theirs, as with --listen tls://.
+func TestServeServesAPassedSocketNamedTLSWithTLS(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	dir, err := testbroker.SharedDir(t, "postbox-sd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := testcerts.NewCA(t, dir, "test")
+	srv, alice := ca.Server(t, "127.0.0.1"), ca.Client(t, "alice", "Example", "spiffe://example.org/alice")
+	tl, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := tl.Addr().String()
+	tf, err := tl.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.Close()
+	sock := filepath.Join(dir, "passed.sock")
+	p := startActivated(t, []*os.File{unixListenerFile(t, sock), tf}, []string{"postbox", "tls"}, nil,
+		"--memory", "--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile, "--tls-client-ca", ca.CertFile)
+	dialWhenUp(t, p, sock)
+	ctx := sdCtx(t)
+	c, err := postbox.Dial(ctx, postbox.WithURL("tls://"+addr), postbox.WithTLS(testcerts.ClientConfig(alice, ca)))
+	if err != nil {
+		t.Fatalf("TLS dial of the passed socket: %v\n%s", err, p.log())
+	}
+	defer c.Close()
+	roundTrip(t, c, "over-tls")
+	// Without a client certificate the handshake fails.
+	nc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+	if err == nil {
+		nc.SetDeadline(time.Now().Add(testbroker.HangGuard))
+		_, err = nc.Read(make([]byte, 1)) // TLS 1.3 reports the refusal on the first read
+		nc.Close()
+	}
+	if err == nil {
+		t.Fatal("a TLS client without a certificate was served")
 	}
 }
