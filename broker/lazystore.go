@@ -33,7 +33,9 @@ import (
 // publishes b.st under b.mu, before the box that needed it is added to
 // b.boxes; code that reads b.st without a lock does so only for a
 // durable box it found in b.boxes (or for a step that wrote records,
-// which only durable boxes do), so it reads the value needStore wrote.
+// which only durable boxes do), so it reads the value needStore wrote;
+// Shutdown and Close read it once the broker is marked closed (stop),
+// after which needStore no longer writes it.
 
 // ErrStoreAppeared is returned (wrapped, naming the directory) when the
 // store is opened on first need and turns out to hold durable mailboxes:
