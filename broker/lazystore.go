@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/postbox-ipc/postbox/store"
 )
@@ -67,7 +71,11 @@ func (b *Broker) openDataDir() error {
 	lock, err := store.Lock(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		// Created on first need.
+		// Created on first need; say now if that cannot work.
+		if err := creatable(dir); err != nil {
+			b.log.Warn("the data directory cannot be created: durable mailboxes will be refused",
+				"dir", dir, "err", err)
+		}
 	case err != nil:
 		return fmt.Errorf("broker: data directory %s: %w", dir, err)
 	default:
@@ -157,4 +165,26 @@ func (b *Broker) storeOptions() store.Options {
 	opts.Logger = b.log
 	opts.NoSync = b.cfg.NoSync
 	return opts
+}
+
+// creatable reports why dir, which does not exist, could not be created
+// by this process: its nearest existing ancestor is not a directory, or
+// is not writable and searchable. nil if it looks creatable.
+func creatable(dir string) error {
+	for p := filepath.Dir(filepath.Clean(dir)); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		switch {
+		case err == nil && !fi.IsDir():
+			return fmt.Errorf("%s is not a directory", p)
+		case err == nil:
+			if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
+				return &os.PathError{Op: "access", Path: p, Err: err}
+			}
+			return nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
+		case p == filepath.Dir(p):
+			return nil
+		}
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/postbox-ipc/postbox/store"
@@ -67,4 +69,38 @@ func TestNeedStoreAfterCloseIsServerClosed(t *testing.T) {
 		t.Fatalf("Lock after Close: %v", err)
 	}
 	l.Release()
+}
+
+func TestCreatableSaysWhyADataDirectoryCannotBeMade(t *testing.T) {
+	dir := t.TempDir()
+	if err := creatable(filepath.Join(dir, "a", "b", "data")); err != nil {
+		t.Fatalf("a path under a writable directory: %v", err)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := creatable(filepath.Join(file, "x", "data")); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("a path under a file: %v", err)
+	}
+}
+
+// A data directory path through a file cannot be listed: Open refuses it
+// at start, as before, rather than at the first durable mailbox.
+func TestOpenRefusesADataDirectoryUnderAFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.DataDir = filepath.Join(file, "data")
+	b, err := Open(cfg)
+	if err == nil {
+		b.Close()
+		t.Fatal("Open accepted a data directory under a file")
+	}
+	if !strings.Contains(err.Error(), cfg.DataDir) {
+		t.Fatalf("error %q does not name %s", err, cfg.DataDir)
+	}
 }
