@@ -114,13 +114,17 @@ var (
 	palette   = []color.Color{measured, color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}}
 	dashes    = []vg.Length{vg.Points(4), vg.Points(3)}
 	quantiles = 200
+	// topPercentile is where the curves stop: the slowest samples of a
+	// run on a shared machine would stretch the axis past the rest.
+	topPercentile = 99.9
 )
 
 // latencyPlot is each latency figure's samples as a cumulative
-// distribution (latency on a log scale), or nil if no row has samples.
+// distribution up to topPercentile (latency on a log scale), or nil if no
+// row has samples.
 func latencyPlot(rows []benchfmt.Row) *plot.Plot {
 	p := plot.New()
-	p.Title.Text = "send → receive latency (cumulative)"
+	p.Title.Text = "send → receive latency (cumulative, to p99.9)"
 	p.X.Label.Text = "latency, µs"
 	p.Y.Label.Text = "percentile"
 	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
@@ -135,9 +139,10 @@ func latencyPlot(rows []benchfmt.Row) *plot.Plot {
 		}
 		pts := make(plotter.XYs, 0, quantiles+1)
 		for q := range quantiles + 1 {
-			i := min(q*(len(r.Samples)-1)/quantiles, len(r.Samples)-1)
+			pct := topPercentile * float64(q) / float64(quantiles)
+			i := min(int(pct/100*float64(len(r.Samples)-1)), len(r.Samples)-1)
 			us := max(float64(r.Samples[i])/1e3, 0.001)
-			pts = append(pts, plotter.XY{X: us, Y: 100 * float64(q) / float64(quantiles)})
+			pts = append(pts, plotter.XY{X: us, Y: pct})
 		}
 		l, err := plotter.NewLine(pts)
 		if err != nil {
