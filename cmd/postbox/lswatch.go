@@ -3,7 +3,8 @@ package main
 // ls --watch: the ls table again every --interval, until Ctrl-C. On a
 // terminal each table replaces the last (clear screen, then redraw, as
 // watch(1) does); into a file or a pipe each table follows the last
-// after a blank line and a timestamp line, so the output stays a log.
+// after a blank line and a timestamp line, so the output stays a log
+// (with -o json, after the blank line alone).
 
 import (
 	"context"
@@ -40,6 +41,9 @@ func watchable(cmd *cobra.Command) {
 		}
 		w := watcher{out: os.Stdout, errs: os.Stderr, clear: fileIsTerminal(os.Stdout), interval: interval,
 			title: c.CommandPath()}
+		if o := c.Flags().Lookup("output"); o != nil && o.Value.String() == "json" {
+			w.bare = true // a JSON reader skips blank lines, not timestamp lines
+		}
 		return w.run(c.Context(), func() error { return once(c, args) })
 	}
 }
@@ -48,6 +52,7 @@ func watchable(cmd *cobra.Command) {
 type watcher struct {
 	out, errs io.Writer
 	clear     bool // out is a terminal: clear it before each table
+	bare      bool // separate the tables by a blank line alone
 	interval  time.Duration
 	title     string
 }
@@ -60,6 +65,10 @@ func (w watcher) run(ctx context.Context, once func() error) error {
 		switch {
 		case w.clear:
 			fmt.Fprintf(w.out, "\x1b[H\x1b[2J%s, every %v: %s\n\n", w.title, w.interval, now.Format("15:04:05"))
+		case w.bare:
+			if n > 0 {
+				fmt.Fprintln(w.out)
+			}
 		case n > 0:
 			fmt.Fprintf(w.out, "\n--- %s\n", now.Format(time.RFC3339))
 		default:

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,4 +101,37 @@ func TestLsWatchKeepsGoingWhileTheBrokerIsUnreachable(t *testing.T) {
 
 func TestLsWatchRejectsATooShortInterval(t *testing.T) {
 	exits(t, nil, exitUsage, "ls", "--watch", "--interval", "1ms", "--socket", "/nonexistent")
+}
+
+func TestLsWatchJSONIntoAPipeSeparatesTablesByBlankLinesAlone(t *testing.T) {
+	p := startBroker(t)
+	if _, err := p.Dial(t).Create(context.Background(), "j"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "ls", "--watch", "--interval", "100ms", "-o", "json", "--socket", p.Socket)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.AfterFunc(testbroker.HangGuard, func() { cmd.Process.Kill() })
+	defer deadline.Stop()
+	sc := bufio.NewScanner(out)
+	objects, blanks := 0, 0
+	for blanks < 2 && sc.Scan() {
+		switch line := sc.Text(); {
+		case line == "":
+			blanks++
+		case json.Valid([]byte(line)):
+			objects++
+		default:
+			t.Fatalf("line %q is neither JSON nor blank", line)
+		}
+	}
+	if objects < 2 || blanks < 2 {
+		t.Fatalf("%d objects, %d blank lines (%v)", objects, blanks, sc.Err())
+	}
 }

@@ -24,8 +24,11 @@ import (
 	"github.com/postbox-ipc/postbox"
 )
 
-// errTopInterval is a --interval top cannot refresh at.
-var errTopInterval = errors.New("postbox: top: --interval must be at least 100ms")
+// Errors of top.
+var (
+	errTopInterval   = errors.New("postbox: top: --interval must be at least 100ms")
+	errTopNoTerminal = errors.New("postbox: top needs a terminal (ls --watch prints a plain table)")
+)
 
 func newTop() *cobra.Command {
 	var interval time.Duration
@@ -79,10 +82,10 @@ func brokerWhere() string {
 func runTop(ctx context.Context, m *topModel, dial []postbox.DialOption) error {
 	scr, err := tcell.NewScreen()
 	if err != nil {
-		return fmt.Errorf("top: %w", err)
+		return fmt.Errorf("%w: %v", errTopNoTerminal, err)
 	}
 	if err := scr.Init(); err != nil {
-		return fmt.Errorf("top: %w", err)
+		return fmt.Errorf("%w: %v", errTopNoTerminal, err)
 	}
 	defer scr.Fini()
 
@@ -112,7 +115,7 @@ func runTop(ctx context.Context, m *topModel, dial []postbox.DialOption) error {
 	defer tick.Stop()
 	draw := func() {
 		w, h := scr.Size()
-		drawTop(scr, m.Lines(w, h, time.Now()))
+		drawTop(scr, m.Lines(w, h))
 	}
 	draw()
 	for {

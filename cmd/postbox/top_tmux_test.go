@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,5 +173,23 @@ func TestTopInTmuxSaysTheBrokerIsUnreachableAndKeepsRetrying(t *testing.T) {
 	}
 	if m := tm.modes(); m != restoredModes {
 		t.Fatalf("after Ctrl-C the pane's modes are %q, want %q", m, restoredModes)
+	}
+}
+
+func TestTopWithoutATerminalSaysItNeedsOne(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "top", "--socket", "/nonexistent")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no controlling terminal
+	out, err := cmd.CombinedOutput()
+	if code := testbroker.ExitCode(err); code != exitError || !strings.Contains(string(out), "top needs a terminal") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}
+
+func TestTopRejectsATooShortInterval(t *testing.T) {
+	r := exits(t, nil, exitUsage, "top", "--interval", "10ms")
+	if !strings.Contains(r.stderr, "--interval must be at least 100ms") {
+		t.Fatalf("stderr %q", r.stderr)
 	}
 }

@@ -230,8 +230,8 @@ type topLine struct {
 	Header, Alert bool
 }
 
-// Lines lays the screen out for width×height cells at now.
-func (m *topModel) Lines(width, height int, now time.Time) []topLine {
+// Lines lays the screen out for width×height cells.
+func (m *topModel) Lines(width, height int) []topLine {
 	var lines []topLine
 	add := func(l topLine) { lines = append(lines, l) }
 	title := fmt.Sprintf("postbox top  %s  every %v", m.Where, m.Interval)

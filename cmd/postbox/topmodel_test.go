@@ -115,7 +115,7 @@ func TestTopTabShowsSubjectsWithDeliveryRates(t *testing.T) {
 	if r.DeliverRate != 30 || r.DropRate != 3 {
 		t.Fatalf("rates %v %v", r.DeliverRate, r.DropRate)
 	}
-	text := topText(m.Lines(100, 10, topT0))
+	text := topText(m.Lines(100, 10))
 	for _, want := range []string{"[Subjects 1]", "SUBJECT↑", "orders.*", "30.0"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("screen lacks %q:\n%s", want, text)
@@ -149,7 +149,7 @@ func TestTopLinesFillTheScreenAndSayWhenRowsDoNotFit(t *testing.T) {
 		infos = append(infos, topInfo(n, 1, 0, 0))
 	}
 	m.Observe(topSnapshot{At: topT0, Mailboxes: infos})
-	lines := m.Lines(40, 8, topT0)
+	lines := m.Lines(40, 8)
 	if len(lines) != 8 {
 		t.Fatalf("%d lines for a height of 8", len(lines))
 	}
@@ -168,16 +168,16 @@ func TestTopShowsTheBrokerUnreachableAndKeepsTheLastRows(t *testing.T) {
 	m := &topModel{Where: "s.sock", Interval: time.Second}
 	m.Fail(errors.New("dial: connection refused"), topT0)
 	m.Fail(errors.New("dial: connection refused"), topT0.Add(3*time.Second))
-	lines := m.Lines(120, 10, topT0)
+	lines := m.Lines(120, 10)
 	if !lines[1].Alert || lines[1].Text != "broker unreachable (retrying every 1s, failing for 3s): dial: connection refused" {
 		t.Fatalf("status line %+v", lines[1])
 	}
 	m.Observe(topSnapshot{At: topT0.Add(4 * time.Second), Mailboxes: []postbox.Info{topInfo("a", 0, 0, 0)}})
-	if l := m.Lines(120, 10, topT0)[1]; l.Alert {
+	if l := m.Lines(120, 10)[1]; l.Alert {
 		t.Fatalf("after a good refresh the status is %+v", l)
 	}
 	m.Fail(errors.New("list: broken pipe"), topT0.Add(5*time.Second))
-	text := topText(m.Lines(120, 10, topT0))
+	text := topText(m.Lines(120, 10))
 	if !strings.Contains(text, "rows below are from") || !strings.Contains(text, "\na ") {
 		t.Fatalf("after a failure the last rows stay:\n%s", text)
 	}
