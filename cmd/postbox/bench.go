@@ -55,7 +55,7 @@ While it runs, and stderr is a terminal, bench shows there what it is
 measuring.`,
 		Example: `  postbox bench
   postbox bench --size 256 --senders 4 --receivers 2 --count 200000 -o csv
-  postbox bench --plot docs/img/bench.svg`,
+  postbox bench --plot docs/img/bench.png`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json", "csv"); err != nil {

@@ -36,7 +36,7 @@ func WriteTable(w io.Writer, rows []Row) error {
 		if ratio == 0 {
 			return ""
 		}
-		return fmt.Sprintf("%.2f× #%d", ratio, index[[2]any{name, size}])
+		return ratioText(ratio) + " #" + strconv.Itoa(index[[2]any{name, size}])
 	}
 	cols := []column{
 		{"#", false, func(i int, r Row) string { return strconv.Itoa(i + 1) }},
@@ -228,6 +228,15 @@ func rateText(v float64) string {
 		return fmt.Sprintf("%.1fk", v/1e3)
 	}
 	return fmt.Sprintf("%.1f", v)
+}
+
+// ratioText keeps two significant figures below 1 (0.37×, 0.0015×) and
+// two decimals above (1.65×, 19.16×).
+func ratioText(r float64) string {
+	if r < 1 {
+		return strconv.FormatFloat(r, 'g', 2, 64) + "×"
+	}
+	return fmt.Sprintf("%.2f×", r)
 }
 
 func cpuText(v float64) string {

@@ -34,7 +34,7 @@ func TestWriteTableFitsTableWidth(t *testing.T) {
 			t.Errorf("%d columns: %q", n, l)
 		}
 	}
-	for _, want := range []string{"1.45× #3", "0.02× #2", "2.26× #5", "14.7µs", "1.23ms", "812.3k", "notes:", "  1  Publisher"} {
+	for _, want := range []string{"1.45× #3", "0.023× #2", "2.26× #5", "14.7µs", "1.23ms", "812.3k", "notes:", "  1  Publisher"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

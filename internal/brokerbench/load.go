@@ -131,6 +131,7 @@ func load(ctx context.Context, dial []postbox.DialOption, size int, cfg Config) 
 			stop.Store(true)
 			cancel()
 			wg.Wait()
+			rwg.Wait()
 			return row, err
 		}
 		rwg.Go(func() {
