@@ -137,6 +137,32 @@ func TestTopInTmuxShowsMailboxRowsAndQuitRestoresTheScreen(t *testing.T) {
 	tm.waitFor(`DEPTH↓(?s:.*)\norders .*\njobs `)
 	tm.run("send-keys", "-t", "top", "Tab")
 	tm.waitFor(`\[Subjects 0\]`)
+	tm.run("send-keys", "-t", "top", "Tab")
+	tm.waitFor(`\[Mailboxes 2\]`)
+
+	// A steady sender: its mailbox's SEND/S becomes a positive rate.
+	stop := make(chan struct{})
+	sent := make(chan error, 1)
+	go func() {
+		jobs := c.Mailbox("jobs")
+		for {
+			select {
+			case <-stop:
+				sent <- nil
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			if _, err := jobs.Send(ctx, []byte("x")); err != nil {
+				sent <- err
+				return
+			}
+		}
+	}()
+	tm.waitFor(`(?m)^jobs\s+mailbox\s+\d+\s+\d+\s+[1-9]\S*\s`)
+	close(stop)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
 
 	tm.run("send-keys", "-t", "top", "q")
 	s = tm.waitExit()
