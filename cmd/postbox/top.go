@@ -44,7 +44,8 @@ sent, received, delivered and dropped counters between two refreshes.
 
 Keys: q, Escape or Ctrl-C quit; Tab switches between mailboxes and
 subjects; s and S move the sort column right and left; 1-9 sort by that
-column (again: reverse); r reverses the order.
+column (again: reverse); r reverses the order; the arrows (or j and k)
+scroll a table longer than the screen.
 
 When the broker cannot be reached, top says so and keeps retrying.`,
 		Example: "  postbox top --interval 500ms",
@@ -146,6 +147,10 @@ func runTop(ctx context.Context, m *topModel, dial []postbox.DialOption) error {
 					k = 'q'
 				case tcell.KeyTab, tcell.KeyBacktab:
 					k = '\t'
+				case tcell.KeyDown:
+					k = 'j'
+				case tcell.KeyUp:
+					k = 'k'
 				case tcell.KeyRune:
 				default:
 					k = 0

@@ -93,6 +93,7 @@ type topModel struct {
 
 	section topSection
 	sorts   [2]topSort
+	scroll  [2]int // each section's first row shown
 
 	prev, cur *topSnapshot
 	// err is the last refresh's error (nil once one succeeds); errAt is
@@ -117,8 +118,9 @@ func (m *topModel) Fail(err error, now time.Time) {
 	m.err, m.errAt = err, now
 }
 
-// Key handles one key press (a rune; the shell maps Tab to '\t' and
-// Escape and Ctrl-C to 'q') and reports whether top should quit.
+// Key handles one key press (a rune; the shell maps Tab to '\t', the
+// arrows up and down to 'k' and 'j', and Escape and Ctrl-C to 'q') and
+// reports whether top should quit.
 func (m *topModel) Key(k rune) (quit bool) {
 	n := len(mailboxColumns)
 	if m.section == sectionSubjects {
@@ -136,6 +138,10 @@ func (m *topModel) Key(k rune) (quit bool) {
 		s.col = (s.col + n - 1) % n
 	case k == 'r':
 		s.desc = !s.desc
+	case k == 'j':
+		m.scroll[m.section]++ // Lines clamps it
+	case k == 'k':
+		m.scroll[m.section] = max(m.scroll[m.section]-1, 0)
 	case k >= '1' && k <= '9' && int(k-'1') < n:
 		if c := int(k - '1'); c == s.col {
 			s.desc = !s.desc
@@ -230,7 +236,8 @@ type topLine struct {
 	Header, Alert bool
 }
 
-// Lines lays the screen out for width×height cells.
+// Lines lays the screen out for width×height cells (and keeps the
+// scroll offset within the rows).
 func (m *topModel) Lines(width, height int) []topLine {
 	var lines []topLine
 	add := func(l topLine) { lines = append(lines, l) }
@@ -259,24 +266,31 @@ func (m *topModel) Lines(width, height int) []topLine {
 		}
 		return fmt.Sprintf(" %s %d ", name, n)
 	}
-	add(topLine{Text: tab(sectionMailboxes, "Mailboxes", len(mrows)) + " " + tab(sectionSubjects, "Subjects", len(srows))})
+	tabs := tab(sectionMailboxes, "Mailboxes", len(mrows)) + " " + tab(sectionSubjects, "Subjects", len(srows))
 	var table []string
 	if m.section == sectionMailboxes {
 		table = topLayout(mrows, mailboxColumns, m.sorts[sectionMailboxes])
 	} else {
 		table = topLayout(srows, subjectColumns, m.sorts[sectionSubjects])
 	}
-	footer := "q quit  Tab mailboxes/subjects  s/S sort column  1-9 sort by column  r reverse"
-	room := height - len(lines) - 1 // the footer's line
-	for i, t := range table {
-		if i == room-1 && len(table) > room {
-			add(topLine{Text: fmt.Sprintf("… %d more", len(table)-i)})
-			break
-		}
-		if i >= room {
-			break
-		}
-		add(topLine{Text: t, Header: i == 0})
+	footer := "q quit  Tab mailboxes/subjects  s/S sort column  1-9 sort by column  r reverse  ↑↓ scroll"
+	// The rows that fit under the tab line and the header, from the
+	// scroll offset, which is clamped here to what the screen can show.
+	header, rows := table[0], table[1:]
+	fit := max(height-len(lines)-3, 0) // tab line, header, footer
+	scroll := &m.scroll[m.section]
+	*scroll = max(min(*scroll, len(rows)-fit), 0)
+	shown := rows[*scroll:]
+	if len(shown) > fit {
+		shown = shown[:fit]
+	}
+	if len(shown) < len(rows) {
+		tabs += fmt.Sprintf("   rows %d–%d of %d", *scroll+1, *scroll+len(shown), len(rows))
+	}
+	add(topLine{Text: tabs})
+	add(topLine{Text: header, Header: true})
+	for _, t := range shown {
+		add(topLine{Text: t})
 	}
 	for len(lines) < height-1 {
 		add(topLine{})

@@ -142,25 +142,40 @@ func topText(lines []topLine) string {
 	return b.String()
 }
 
-func TestTopLinesFillTheScreenAndSayWhenRowsDoNotFit(t *testing.T) {
+func TestTopLinesFillTheScreenAndScrollRowsThatDoNotFit(t *testing.T) {
 	m := &topModel{Where: "s.sock", Interval: time.Second}
 	var infos []postbox.Info
 	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
 		infos = append(infos, topInfo(n, 1, 0, 0))
 	}
 	m.Observe(topSnapshot{At: topT0, Mailboxes: infos})
-	lines := m.Lines(40, 8)
+	lines := m.Lines(60, 8)
 	if len(lines) != 8 {
 		t.Fatalf("%d lines for a height of 8", len(lines))
 	}
 	for _, l := range lines {
-		if n := len([]rune(l.Text)); n > 40 {
+		if n := len([]rune(l.Text)); n > 60 {
 			t.Errorf("line %q is %d wide", l.Text, n)
 		}
 	}
 	text := topText(lines)
-	if !strings.Contains(text, "… 4 more") || !lines[3].Header || !lines[7].Header {
+	if !strings.Contains(lines[2].Text, "rows 1–3 of 6") || !lines[3].Header || !lines[7].Header ||
+		!strings.HasPrefix(lines[4].Text, "a ") || !strings.HasPrefix(lines[6].Text, "c ") {
 		t.Fatalf("screen:\n%s", text)
+	}
+	for range 10 { // past the end: clamped
+		m.Key('j')
+	}
+	lines = m.Lines(60, 8)
+	if !strings.Contains(lines[2].Text, "rows 4–6 of 6") || !strings.HasPrefix(lines[4].Text, "d ") {
+		t.Fatalf("scrolled to the end:\n%s", topText(lines))
+	}
+	m.Key('k')
+	if lines = m.Lines(60, 8); !strings.HasPrefix(lines[4].Text, "c ") {
+		t.Fatalf("one back up:\n%s", topText(lines))
+	}
+	if lines = m.Lines(60, 20); strings.Contains(lines[2].Text, "rows") || !strings.HasPrefix(lines[4].Text, "a ") {
+		t.Fatalf("all rows fit, yet:\n%s", topText(lines))
 	}
 }
 
