@@ -4,7 +4,8 @@ package main
 // terminal each table replaces the last (clear screen, then redraw, as
 // watch(1) does); into a file or a pipe each table follows the last
 // after a blank line and a timestamp line, so the output stays a log
-// (with -o json, after the blank line alone).
+// (with -o json, after the blank line alone; with -o yaml, each table is
+// a YAML document after "---").
 
 import (
 	"context"
@@ -41,8 +42,8 @@ func watchable(cmd *cobra.Command) {
 		}
 		w := watcher{out: os.Stdout, errs: os.Stderr, clear: fileIsTerminal(os.Stdout), interval: interval,
 			title: c.CommandPath()}
-		if o := c.Flags().Lookup("output"); o != nil && o.Value.String() == "json" {
-			w.bare = true // a JSON reader skips blank lines, not timestamp lines
+		if o := c.Flags().Lookup("output"); o != nil {
+			w.format = o.Value.String()
 		}
 		return w.run(c.Context(), func() error { return once(c, args) })
 	}
@@ -52,7 +53,7 @@ func watchable(cmd *cobra.Command) {
 type watcher struct {
 	out, errs io.Writer
 	clear     bool // out is a terminal: clear it before each table
-	bare      bool // separate the tables by a blank line alone
+	format    string // the command's -o: json and yaml get separators their readers skip
 	interval  time.Duration
 	title     string
 }
@@ -65,10 +66,12 @@ func (w watcher) run(ctx context.Context, once func() error) error {
 		switch {
 		case w.clear:
 			fmt.Fprintf(w.out, "\x1b[H\x1b[2J%s, every %v: %s\n\n", w.title, w.interval, now.Format("15:04:05"))
-		case w.bare:
+		case w.format == "json": // a JSON reader skips blank lines
 			if n > 0 {
 				fmt.Fprintln(w.out)
 			}
+		case w.format == "yaml": // one YAML document per table
+			fmt.Fprintln(w.out, "---")
 		case n > 0:
 			fmt.Fprintf(w.out, "\n--- %s\n", now.Format(time.RFC3339))
 		default:
