@@ -52,7 +52,7 @@ func watchable(cmd *cobra.Command) {
 // watcher runs a command's output again and again.
 type watcher struct {
 	out, errs io.Writer
-	clear     bool // out is a terminal: clear it before each table
+	clear     bool   // out is a terminal: clear it before each table
 	format    string // the command's -o: json and yaml get separators their readers skip
 	interval  time.Duration
 	title     string
