@@ -136,7 +136,10 @@ func runTop(ctx context.Context, m *topModel, dial []postbox.DialOption) error {
 				fetching = true
 				go func() { snaps <- r.fetch(ctx) }()
 			}
-		case ev := <-events:
+		case ev, ok := <-events:
+			if !ok { // the screen stopped under us
+				return nil
+			}
 			switch ev := ev.(type) {
 			case *tcell.EventResize:
 				scr.Sync()
