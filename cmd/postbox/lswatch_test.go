@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,5 +134,57 @@ func TestLsWatchJSONIntoAPipeSeparatesTablesByBlankLinesAlone(t *testing.T) {
 	}
 	if objects < 2 || blanks < 2 {
 		t.Fatalf("%d objects, %d blank lines (%v)", objects, blanks, sc.Err())
+	}
+}
+
+// watchRuns runs a watcher over once until once has run n times and
+// returns what it wrote to out and errs.
+func watchRuns(t *testing.T, w watcher, n int, once func(i int) error) (out, errs string, err error) {
+	t.Helper()
+	var o, e strings.Builder
+	w.out, w.errs, w.interval = &o, &e, time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	i := 0
+	err = w.run(ctx, func() error {
+		i++
+		if i == n {
+			cancel()
+		}
+		return once(i)
+	})
+	return o.String(), e.String(), err
+}
+
+func TestWatcherSeparatesTablesAsTheOutputAsks(t *testing.T) {
+	table := func(int) error { return nil }
+	cases := []struct {
+		w    watcher
+		want *regexp.Regexp
+	}{
+		{watcher{clear: true, title: "postbox ls"}, regexp.MustCompile(`^(\x1b\[H\x1b\[2Jpostbox ls, every 1ms: \d\d:\d\d:\d\d\n\n){3}$`)},
+		{watcher{}, regexp.MustCompile(`^--- \S+\n(\n--- \S+\n){2}$`)},
+		{watcher{format: "json"}, regexp.MustCompile(`^\n\n$`)},
+		{watcher{format: "yaml"}, regexp.MustCompile(`^(---\n){3}$`)},
+	}
+	for _, c := range cases {
+		out, _, err := watchRuns(t, c.w, 3, table)
+		if err != nil || !c.want.MatchString(out) {
+			t.Errorf("%+v: %q, %v", c.w, out, err)
+		}
+	}
+}
+
+func TestWatcherReportsFailuresAndGoesOnButStopsAtAUsageError(t *testing.T) {
+	// Three failed runs: two reported; the third fails as the watch ends
+	// (Ctrl-C), which is not worth a message.
+	_, errs, err := watchRuns(t, watcher{}, 3, func(i int) error { return errors.New("postbox: dial: refused") })
+	if err != nil || errs != strings.Repeat("postbox: dial: refused\n", 2) {
+		t.Fatalf("errs %q, err %v", errs, err)
+	}
+	_, _, err = watchRuns(t, watcher{}, 5, func(i int) error { return usageError{errors.New("bad flag")} })
+	var ue usageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("err %v, want the usage error", err)
 	}
 }
