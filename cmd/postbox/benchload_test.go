@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/postbox-ipc/postbox/internal/benchfmt"
+	"github.com/postbox-ipc/postbox/internal/benchplot"
+	"github.com/postbox-ipc/postbox/internal/brokerbench"
 )
 
 // benchQuick are flags that make `postbox bench` take a second or so.
@@ -104,5 +107,33 @@ func TestCLIBenchSubcommandsPrintCSV(t *testing.T) {
 	r := ok(t, nil, "", "bench", "cli", "-n", "500", "--duration", "50ms", "-o", "csv")
 	if recs, err := csv.NewReader(strings.NewReader(r.stdout)).ReadAll(); err != nil || len(recs) != 5 {
 		t.Fatalf("bench cli -o csv: %v\n%s", err, r.stdout)
+	}
+}
+
+func TestBenchLoadApplyNamesEachBadFlag(t *testing.T) {
+	for _, c := range []struct {
+		l      benchLoad
+		window int
+		want   error
+	}{
+		{benchLoad{sizes: []int{64, 0}, senders: 1, receivers: 1}, 1, errBenchSize},
+		{benchLoad{count: -1, senders: 1, receivers: 1}, 1, errBenchCount},
+		{benchLoad{senders: 0, receivers: 1}, 1, errBenchClients},
+		{benchLoad{senders: 1, receivers: 0}, 1, errBenchClients},
+		{benchLoad{senders: 1, receivers: 1}, 0, errBenchWindow},
+		{benchLoad{senders: 1, receivers: 1, plot: "x.gif"}, 1, benchplot.ErrFormat},
+	} {
+		cfg := brokerbench.DefaultConfig()
+		cfg.Window = c.window
+		err := c.l.apply(&cfg)
+		var ue usageError // (it has no Unwrap: look inside)
+		if !errors.As(err, &ue) || !errors.Is(ue.error, c.want) {
+			t.Errorf("%+v: %v, want a usage error that is %v", c.l, err, c.want)
+		}
+	}
+	cfg := brokerbench.DefaultConfig()
+	l := benchLoad{sizes: []int{256}, count: 10, senders: 2, receivers: 3, plot: "b.svg"}
+	if err := l.apply(&cfg); err != nil || cfg.Count != 10 || cfg.Senders != 2 || cfg.Receivers != 3 || cfg.Sizes[0] != 256 {
+		t.Errorf("apply: %v, %+v", err, cfg)
 	}
 }
