@@ -294,6 +294,7 @@ bindings and the claims (with -o json, one object each).`,
 	outputFlag(cmd, &out, "table", "table or json (one object per line)")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "include endpoints' inboxes")
 	cmd.Flags().BoolVar(&subjects, "subjects", false, "list subjects, bindings and claims (publish/subscribe)")
+	watchable(cmd) // --watch, --interval: lswatch.go
 	return cmd
 }
 
