@@ -351,6 +351,7 @@ func (b *Broker) openStore() error {
 	opts := store.DefaultOptions(b.cfg.DataDir)
 	opts.Logger = b.log
 	opts.NoSync = b.cfg.NoSync
+	opts.ObserveSync = b.stats.fsync.Observe // stats.go
 	st, err := store.Open(opts)
 	if err != nil {
 		return fmt.Errorf("broker: data directory %s: %w", b.cfg.DataDir, err)
