@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"os"
 	"testing"
 
 	"github.com/postbox-ipc/postbox/broker"
@@ -53,5 +54,48 @@ func TestSnapshotWithoutDataDirectoryHasNoStore(t *testing.T) {
 	tb := startBroker(t, nil)
 	if s := tb.Snapshot(); s.Store != nil || len(s.Mailboxes) != 0 {
 		t.Fatalf("snapshot %+v", s)
+	}
+}
+
+func TestInfoAnswersWhatTheBrokerIs(t *testing.T) {
+	dir := t.TempDir()
+	tb := startBroker(t, func(c *broker.Config) { c.DataDir = dir; c.MaxMailboxes = 77 })
+	rc := dialRaw(t, tb.socket)
+	rc.create(t, wire.Create{Name: []byte("jobs"), Capacity: -1, Durable: true})
+	hd, p := rc.roundTrip(t, wire.OpInfo, 0, nil)
+	must(t, "INFO", hd, p, wire.OK)
+	if hd.Op != wire.OpInfo|wire.OpReply {
+		t.Fatalf("reply op %s", hd.Op)
+	}
+	var in wire.InfoReply
+	if err := in.Decode(p); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case in.PID != uint32(os.Getpid()):
+		t.Errorf("pid %d, want %d", in.PID, os.Getpid())
+	case string(in.DataDir) != dir:
+		t.Errorf("data dir %q, want %q", in.DataDir, dir)
+	case in.Connections != 1 || in.Mailboxes != 1:
+		t.Errorf("connections %d mailboxes %d, want 1 1", in.Connections, in.Mailboxes)
+	case in.Limits.MaxMailboxes != 77 || in.Limits.MaxFrame != int64(tb.cfg.MaxFrame):
+		t.Errorf("limits %+v", in.Limits)
+	case len(in.Listeners) != 1 || string(in.Listeners[0].Network) != "unix" || string(in.Listeners[0].Address) != tb.socket:
+		t.Errorf("listeners %q, want unix %s", in.Listeners, tb.socket)
+	case in.StoreBytes <= 0 || in.HeapBytes <= 0 || in.Goroutines == 0 || len(in.Version) == 0 || len(in.GoVersion) == 0:
+		t.Errorf("store %d heap %d goroutines %d version %q %q", in.StoreBytes, in.HeapBytes, in.Goroutines, in.Version, in.GoVersion)
+	case in.Uptime <= 0 || in.StartedUnix <= 0:
+		t.Errorf("uptime %d started %d", in.Uptime, in.StartedUnix)
+	}
+	// A payload that is not an empty ext tail is MALFORMED.
+	hd, p = rc.roundTrip(t, wire.OpInfo, 0, []byte{1})
+	must(t, "INFO with a stray byte", hd, p, wire.CodeMalformed)
+}
+
+func TestInfoWithoutDataDirectory(t *testing.T) {
+	tb := startBroker(t, nil)
+	in := tb.Info()
+	if in.DataDir != "" || in.StoreBytes != -1 || in.Mailboxes != 0 {
+		t.Fatalf("info %+v", in)
 	}
 }
