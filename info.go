@@ -67,7 +67,7 @@ func (c *Client) Info(ctx context.Context) (*BrokerInfo, error) {
 	}
 	l := rep.Limits
 	in := &BrokerInfo{Version: string(rep.Version), GoVersion: string(rep.GoVersion), PID: rep.PID,
-		Started: time.Unix(0, rep.StartedUnix), Uptime: time.Duration(rep.Uptime), DataDir: string(rep.DataDir),
+		Started: time.Unix(0, rep.StartedUnixNano), Uptime: time.Duration(rep.UptimeNano), DataDir: string(rep.DataDir),
 		Limits: BrokerLimits{MaxConnections: l.MaxConnections, MaxMailboxes: l.MaxMailboxes, MaxMessage: l.MaxMessage,
 			MaxQueuedBytes: l.MaxQueuedBytes, MaxFrame: l.MaxFrame, InboxCapacity: l.InboxCapacity},
 		Connections: rep.Connections, Mailboxes: rep.Mailboxes, HeapBytes: rep.HeapBytes, SysBytes: rep.SysBytes,

@@ -144,7 +144,7 @@ func (h *handler) doInfo(hd wire.Header, p []byte) {
 	}
 	in := h.c.b.Info()
 	rep := wire.InfoReply{Version: []byte(in.Version), GoVersion: []byte(in.GoVersion), PID: uint32(in.PID),
-		StartedUnix: in.Started.UnixNano(), Uptime: int64(in.Uptime), Connections: uint32(in.Connections),
+		StartedUnixNano: in.Started.UnixNano(), UptimeNano: int64(in.Uptime), Connections: uint32(in.Connections),
 		Mailboxes: uint32(in.Mailboxes), HeapBytes: int64(in.HeapBytes), SysBytes: int64(in.SysBytes),
 		RSSBytes: in.RSSBytes, Goroutines: uint32(in.Goroutines), DataDir: []byte(in.DataDir), StoreBytes: in.StoreBytes,
 		Limits: wire.InfoLimits{MaxConnections: int64(in.Limits.MaxConnections), MaxMailboxes: int64(in.Limits.MaxMailboxes),

@@ -84,8 +84,8 @@ func TestInfoAnswersWhatTheBrokerIs(t *testing.T) {
 		t.Errorf("listeners %q, want unix %s", in.Listeners, tb.socket)
 	case in.StoreBytes <= 0 || in.HeapBytes <= 0 || in.Goroutines == 0 || len(in.Version) == 0 || len(in.GoVersion) == 0:
 		t.Errorf("store %d heap %d goroutines %d version %q %q", in.StoreBytes, in.HeapBytes, in.Goroutines, in.Version, in.GoVersion)
-	case in.Uptime <= 0 || in.StartedUnix <= 0:
-		t.Errorf("uptime %d started %d", in.Uptime, in.StartedUnix)
+	case in.UptimeNano <= 0 || in.StartedUnixNano <= 0:
+		t.Errorf("uptime %d started %d", in.UptimeNano, in.StartedUnixNano)
 	}
 	// A payload that is not an empty ext tail is MALFORMED.
 	hd, p = rc.roundTrip(t, wire.OpInfo, 0, []byte{1})

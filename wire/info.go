@@ -12,7 +12,7 @@ func init() { opNames[OpInfo] = "INFO" }
 // InfoReply is the OK reply to INFO (PROTOCOL.md 8.25):
 //
 //	version string | go_version string | pid u32 | started_unix_nano i64 |
-//	uptime_ns i64 | connections u32 | mailboxes u32 |
+//	uptime_nano i64 | connections u32 | mailboxes u32 |
 //	heap_bytes i64 | sys_bytes i64 | rss_bytes i64 | goroutines u32 |
 //	data_dir string | store_bytes i64 | InfoLimits (6 x i64) |
 //	listener_count u16 | listener_count x (network string | address string) |
@@ -20,22 +20,22 @@ func init() { opNames[OpInfo] = "INFO" }
 //
 // RSS and store bytes are -1 when unknown (no /proc; no data directory).
 type InfoReply struct {
-	Version     []byte // the broker's module version and VCS revision
-	GoVersion   []byte // the Go toolchain it was built with
-	PID         uint32
-	StartedUnix int64 // Unix ns
-	Uptime      int64 // ns, from the broker's monotonic clock
-	Connections uint32
-	Mailboxes   uint32 // named mailboxes (not endpoints' inboxes)
-	HeapBytes   int64  // bytes of allocated heap objects
-	SysBytes    int64  // bytes the Go runtime obtained from the system
-	RSSBytes    int64  // resident set size; -1 unknown
-	Goroutines  uint32
-	DataDir     []byte // empty: none (memory only)
-	StoreBytes  int64  // bytes of the store's segment files; -1 without a data directory
-	Limits      InfoLimits
-	Listeners   []InfoListener
-	Ext         []byte
+	Version         []byte // the broker's module version and VCS revision
+	GoVersion       []byte // the Go toolchain it was built with
+	PID             uint32
+	StartedUnixNano int64 // Unix ns
+	UptimeNano      int64 // ns, from the broker's monotonic clock
+	Connections     uint32
+	Mailboxes       uint32 // named mailboxes (not endpoints' inboxes)
+	HeapBytes       int64  // bytes of allocated heap objects
+	SysBytes        int64  // bytes the Go runtime obtained from the system
+	RSSBytes        int64  // resident set size; -1 unknown
+	Goroutines      uint32
+	DataDir         []byte // empty: none (memory only)
+	StoreBytes      int64  // bytes of the store's segment files; -1 without a data directory
+	Limits          InfoLimits
+	Listeners       []InfoListener
+	Ext             []byte
 }
 
 // InfoLimits are the broker-wide limits in force (PROTOCOL.md 6.3).
@@ -55,7 +55,7 @@ const infoFixed = 2 + 2 + 4 + 8 + 8 + 4 + 4 + 8 + 8 + 8 + 4 + 2 + 8 + 6*8 + 2
 
 func (m *InfoReply) Append(b []byte) []byte {
 	b = AppendString(AppendString(b, m.Version), m.GoVersion)
-	b = AppendI64(AppendI64(AppendU32(b, m.PID), m.StartedUnix), m.Uptime)
+	b = AppendI64(AppendI64(AppendU32(b, m.PID), m.StartedUnixNano), m.UptimeNano)
 	b = AppendU32(AppendU32(b, m.Connections), m.Mailboxes)
 	b = AppendU32(AppendI64(AppendI64(AppendI64(b, m.HeapBytes), m.SysBytes), m.RSSBytes), m.Goroutines)
 	b = AppendI64(AppendString(b, m.DataDir), m.StoreBytes)
@@ -79,7 +79,7 @@ func (m *InfoReply) Decode(p []byte) error {
 	}
 	d := NewDecoder(p)
 	m.Version, m.GoVersion = d.String(), d.String()
-	m.PID, m.StartedUnix, m.Uptime = d.U32(), d.I64(), d.I64()
+	m.PID, m.StartedUnixNano, m.UptimeNano = d.U32(), d.I64(), d.I64()
 	m.Connections, m.Mailboxes = d.U32(), d.U32()
 	m.HeapBytes, m.SysBytes, m.RSSBytes, m.Goroutines = d.I64(), d.I64(), d.I64(), d.U32()
 	m.DataDir, m.StoreBytes = d.String(), d.I64()

@@ -9,7 +9,7 @@ import (
 
 func sampleInfoReply() *InfoReply {
 	return &InfoReply{Version: []byte("v0.5.0 1a2b3c4d5e6f"), GoVersion: []byte("go1.26.8"), PID: 4242,
-		StartedUnix: 1764700000000000000, Uptime: 90e9, Connections: 3, Mailboxes: 2,
+		StartedUnixNano: 1764700000000000000, UptimeNano: 90e9, Connections: 3, Mailboxes: 2,
 		HeapBytes: 4 << 20, SysBytes: 16 << 20, RSSBytes: 24 << 20, Goroutines: 17,
 		DataDir: []byte("/var/lib/postbox"), StoreBytes: 1 << 20,
 		Limits: InfoLimits{MaxConnections: 4096, MaxMailboxes: 65536, MaxMessage: 4 << 20, MaxQueuedBytes: 1 << 30,
