@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/postbox-ipc/postbox/mailbox"
 )
 
 func TestHistogramBucketIsTheFirstBoundAtLeastTheDuration(t *testing.T) {
@@ -68,5 +70,16 @@ func BenchmarkHistogramObserve(b *testing.B) {
 	var h Histogram
 	for i := 0; b.Loop(); i++ {
 		h.Observe(time.Duration(i))
+	}
+}
+
+// BenchmarkStatsDelivered is what a first delivery pays for the
+// send-to-delivery histogram: a monotonic clock read and Observe.
+func BenchmarkStatsDelivered(b *testing.B) {
+	var s stats
+	s.start()
+	msg := &mailbox.Message{SentUnixNano: s.startedUnix}
+	for b.Loop() {
+		s.delivered(msg)
 	}
 }
