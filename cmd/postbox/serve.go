@@ -420,7 +420,7 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.IntVar(&cfg.MaxFilesPerConn, "max-files-per-conn", cfg.MaxFilesPerConn, "most descriptors held for messages sent by one connection")
 	f.IntVar(&cfg.MaxFilesPerUID, "max-files-per-uid", cfg.MaxFilesPerUID, "most descriptors held for messages sent by one uid")
 	// --- ops ---
-	mf.register(f)
+	mf.register(cmd)
 	// --- end ops ---
 	return cmd
 }

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"github.com/postbox-ipc/postbox/broker"
 	"github.com/postbox-ipc/postbox/metrics"
@@ -28,7 +28,8 @@ type metricsFlags struct {
 	public bool
 }
 
-func (m *metricsFlags) register(f *pflag.FlagSet) {
+func (m *metricsFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
 	f.StringVar(&m.addr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (HOST:PORT; loopback only unless --metrics-public)")
 	f.BoolVar(&m.public, "metrics-public", false, "allow --metrics on a non-loopback address: anyone who reaches it sees every mailbox name and uid (no authentication)")
 }
