@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -130,5 +131,34 @@ func TestServeMetricsRefusesANonLoopbackAddressWithoutPublic(t *testing.T) {
 	r := run(t, nil, "", "serve", "--memory", "--socket", sock, "--metrics", "nonsense")
 	if r.code != 2 || !strings.Contains(r.stderr, "HOST:PORT") {
 		t.Errorf("serve --metrics nonsense: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestMetricsAddressMustBeLoopbackUnlessPublic(t *testing.T) {
+	for _, tc := range []struct {
+		addr   string
+		public bool
+		want   error // nil: accepted
+	}{
+		{"127.0.0.1:9464", false, nil},
+		{"[::1]:9464", false, nil},
+		{"localhost:0", false, nil},
+		{"127.1.2.3:1", false, nil},
+		{"0.0.0.0:9464", false, errMetricsPublic},
+		{":9464", false, errMetricsPublic},
+		{"[::]:9464", false, errMetricsPublic},
+		{"10.0.0.1:9464", false, errMetricsPublic},
+		{"metrics.example.org:9464", false, errMetricsPublic},
+		{"0.0.0.0:9464", true, nil},
+		{"", false, nil}, // no --metrics
+	} {
+		m := metricsFlags{addr: tc.addr, public: tc.public}
+		err := m.check()
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("--metrics %q (public %v): %v, want %v", tc.addr, tc.public, err, tc.want)
+		}
+	}
+	if err := (&metricsFlags{addr: "9464"}).check(); err == nil || errors.Is(err, errMetricsPublic) {
+		t.Errorf("--metrics 9464 (no host): %v, want a HOST:PORT error", err)
 	}
 }
