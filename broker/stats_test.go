@@ -3,6 +3,7 @@ package broker_test
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/postbox-ipc/postbox/broker"
 	"github.com/postbox-ipc/postbox/wire"
@@ -97,5 +98,24 @@ func TestInfoWithoutDataDirectory(t *testing.T) {
 	in := tb.Info()
 	if in.DataDir != "" || in.StoreBytes != -1 || in.Mailboxes != 0 {
 		t.Fatalf("info %+v", in)
+	}
+}
+
+// The send-to-delivery histogram counts the time a message waited
+// queued: from its SEND's read to the read of the RECV that took it.
+func TestDeliveryLatencyCountsTheTimeQueued(t *testing.T) {
+	tb := startBroker(t, nil)
+	rc := dialRaw(t, tb.socket)
+	rc.create(t, wire.Create{Name: []byte("q"), Capacity: -1})
+	rc.sendOK(t, "q", "waits")
+	const queued = 50 * time.Millisecond
+	time.Sleep(queued)
+	rc.recv(t, "q", wire.FlagAutoAck)
+	h := tb.Snapshot().DeliveryLatency
+	if h.Count != 1 || h.Sum < queued {
+		t.Fatalf("latency count %d sum %v, want 1 observation of at least %v", h.Count, h.Sum, queued)
+	}
+	if q := h.Quantile(1); q < queued {
+		t.Fatalf("its bucket's bound %v is below %v", q, queued)
 	}
 }
