@@ -97,3 +97,12 @@ func BenchmarkStatsClock(b *testing.B) {
 	}
 	_ = sum
 }
+
+func BenchmarkHistogramObserveParallel(b *testing.B) {
+	var h Histogram
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			h.Observe(3 * time.Microsecond)
+		}
+	})
+}

@@ -25,7 +25,9 @@ import (
 // scrape GETs url and parses the text exposition.
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get(url)
+	// No keep-alive: no client goroutine outlives the scrape.
+	client := http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

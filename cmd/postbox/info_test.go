@@ -70,7 +70,9 @@ func metricsURL(t *testing.T) (*testbroker.Process, string) {
 
 func scrapeValue(t *testing.T, url, name, mailbox string) float64 {
 	t.Helper()
-	resp, err := http.Get(url)
+	// No keep-alive: no client goroutine outlives the scrape.
+	client := http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
