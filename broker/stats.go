@@ -28,8 +28,8 @@ type stats struct {
 	// reads only the monotonic clock); startedUnix the same in Unix ns.
 	started     time.Time
 	startedUnix int64
-	// delivery is the time from a message's send (the broker's read of
-	// its frame) to its first delivery.
+	// delivery is the time a message spent queued before its first
+	// delivery (delivered).
 	delivery Histogram
 	// fsync is the latency of the store's fdatasync calls.
 	fsync Histogram
@@ -49,11 +49,12 @@ func (s *stats) now() int64 { return s.startedUnix + int64(time.Since(s.started)
 //
 // now is not a clock read, which would cost more than the rest of the
 // statistics together (about 20 to 60 ns, every delivery): it is the
-// receiving connection's last read from its socket. A delivery that
-// request caused (its RECV, CREDIT or ACK) is timed from its read; one
-// the send itself caused, to a receiver that was already waiting, finds
-// that read older than the send and counts 0, which is what the message
-// spent queued. A durable mailbox's deliveries wait for their record:
+// receiving connection's last read from its socket. A delivery caused
+// by the receiver's own request (its RECV, CREDIT or ACK) is timed from
+// that request's read; one caused by the send itself, to a receiver
+// already waiting, finds the receiver's last read older than the send
+// (or at most as new as a frame it read meanwhile) and counts 0 or
+// about it, which is what the message spent queued. A durable mailbox's deliveries wait for their record:
 // they pass a clock read (now()), so the fsync counts.
 func (s *stats) delivered(msg *mailbox.Message, now int64) {
 	if msg.Redeliveries != 0 || msg.SentUnixNano == 0 {
@@ -78,9 +79,12 @@ type Snapshot struct {
 	// Store is the durable store's statistics, nil without a data
 	// directory.
 	Store *StoreStats
-	// DeliveryLatency is the time from a message's send (the broker
-	// reading its frame) to its first delivery (its frame handed to the
-	// receiver's connection), over every mailbox since Open.
+	// DeliveryLatency is the time messages spent queued before their
+	// first delivery, over every mailbox since Open: from the broker
+	// reading a message's SEND to its reading the request that let it be
+	// delivered (0 for a receiver already waiting); for a durable
+	// mailbox, to the delivery after its record is on disk (see
+	// stats.delivered).
 	DeliveryLatency HistogramSnapshot
 }
 
