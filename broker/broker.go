@@ -72,9 +72,10 @@ type Broker struct {
 	notices    notices    // watches (watch.go)
 	fileCounts fileCounts // descriptors held for messages (files.go)
 
-	st   *store.Store // nil without a data directory, or until it is needed (lazystore.go)
-	lazy lazyStore    // the data directory until the store is opened
-	sync syncer       // completes requests once their records are durable
+	st    *store.Store // nil without a data directory, or until it is needed (lazystore.go)
+	lazy  lazyStore    // the data directory until the store is opened
+	stats stats        // statistics beyond the counts limits keep (stats.go)
+	sync  syncer       // completes requests once their records are durable
 
 	wg      sync.WaitGroup // every goroutine the broker started
 	done    chan struct{}  // closed by Shutdown/Close: no more accepting
@@ -120,6 +121,7 @@ func Open(cfg Config) (*Broker, error) {
 		uidOffers: make(map[uint32]int),
 	}
 	b.epoch = newEpoch()
+	b.stats.start()
 	b.quota = newQuotaTable(cfg.Quotas, cfg.MaxQueuedBytes)
 	b.auth = cfg.Authorizer
 	if b.auth == nil {

@@ -103,6 +103,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doList(hd, p)
 	case wire.OpUsage:
 		h.doUsage(hd, p)
+	case wire.OpInfo:
+		h.doInfo(hd, p) // stats_info.go
 	case wire.OpPublish:
 		if hd.Flags&wire.FlagPublishBatch != 0 {
 			h.doPublishBatch(hd, p)

@@ -28,6 +28,7 @@ func vectorFiles() []vectorFile {
 		{"withdraw.json", withdrawVectors()},
 		{"groups.json", groupsVectors()},
 		{"fds.json", fdsVectors()},
+		{"info.json", infoVectors()},
 	}
 }
 

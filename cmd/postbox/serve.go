@@ -124,6 +124,9 @@ func newServe() *cobra.Command {
 	var socketMode, configFile, logLevel, dataDir string
 	var memoryOnly bool
 	var nl netListen
+	// --- ops ---
+	var mf metricsFlags // --metrics (serve_metrics.go)
+	// --- end ops ---
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the broker",
@@ -210,6 +213,11 @@ descriptor passing need the Unix socket. --listen tcp://127.0.0.1:PORT
 (plain TCP, no identity at all) is refused unless --insecure is given,
 and only on a loopback address. Config keys: listen (a list), tls_cert,
 tls_key, tls_client_ca, insecure (read at start only; flags win).
+
+--metrics HOST:PORT serves Prometheus metrics at http://HOST:PORT/metrics
+(docs/OPERATIONS.md lists them). It must be a loopback address (127.0.0.1,
+[::1], localhost) unless --metrics-public is given: the endpoint has no
+authentication, and it names every mailbox and uid.
 
 The broker runs the Go collector at GOGC=400 with a soft memory limit of
 twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
@@ -302,6 +310,11 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
+			// --- ops ---
+			if err := mf.check(); err != nil {
+				return usageError{err}
+			}
+			// --- end ops ---
 			if !memoryOnly {
 				if dataDir == "" {
 					dataDir = defaultDataDir()
@@ -343,6 +356,18 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 				b.Close()
 				return err
 			}
+			// --- ops ---
+			stopMetrics, err := mf.start(b, log)
+			if err != nil {
+				l.Close()
+				for _, rl := range remote {
+					rl.Close()
+				}
+				b.Close()
+				return err
+			}
+			defer stopMetrics()
+			// --- end ops ---
 			for i, rl := range remote {
 				scheme, _, _ := strings.Cut(nl.urls[i], "://")
 				log.Info("postbox broker listening", "listen", scheme+"://"+rl.Addr().String())
@@ -424,6 +449,9 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.Uint32Var(&cfg.BroadcastOwner, "broadcast-owner", cfg.BroadcastOwner, "uid that may, besides root, send to every endpoint (send @*; config key broadcast_owner, read at start only)")
 	f.IntVar(&cfg.MaxFilesPerConn, "max-files-per-conn", cfg.MaxFilesPerConn, "most descriptors held for messages sent by one connection")
 	f.IntVar(&cfg.MaxFilesPerUID, "max-files-per-uid", cfg.MaxFilesPerUID, "most descriptors held for messages sent by one uid")
+	// --- ops ---
+	mf.register(cmd)
+	// --- end ops ---
 	return cmd
 }
 

@@ -1151,6 +1151,11 @@ class Client:
         r = self._request(wire.OP_USAGE, 0, u.encode(), wire.UsageReply.decode).result()
         return [*r.entries, *r.principals]
 
+    def info(self) -> wire.InfoReply:
+        """INFO (8.25): the broker's version, pid, uptime, listeners, data
+        directory, limits, connections, memory and store size."""
+        return self._request(wire.OP_INFO, 0, b"", wire.InfoReply.decode).result()
+
     def ack(self, leases: Iterable[int], *, noreply: bool = False) -> Optional[AckResult]:
         """ACK leases, merged into ranges; returns the AckResult (None with
         ``noreply``)."""

@@ -218,6 +218,14 @@ class TestAdmin(BrokerTest):
         self.assertEqual(entries[0].uid, os.getuid())
         self.assertGreaterEqual(entries[0].used.connections, 1)
 
+    def test_info(self):
+        info = self.c.info()
+        self.assertGreater(info.pid, 0)
+        self.assertGreaterEqual(info.connections, 1)
+        self.assertGreater(info.uptime_nano, 0)
+        self.assertEqual(info.listeners[0].network, b"unix")
+        self.assertGreater(info.limits.max_frame, info.limits.max_message)
+
 
 class TestSendReceive(BrokerTest):
     def test_send_receive_ack(self):
