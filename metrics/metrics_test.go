@@ -189,7 +189,8 @@ func TestMetricNamesFollowConventions(t *testing.T) {
 	b := testbroker.Start(t, &cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := b.Dial(t).Create(ctx, "a"); err != nil {
+	// Durable: the store (and its families) opens when first needed.
+	if _, err := b.Dial(t).Create(ctx, "a", postbox.Durable()); err != nil {
 		t.Fatal(err)
 	}
 	// A pedantic registry checks that what is collected was described

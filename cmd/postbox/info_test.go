@@ -18,7 +18,7 @@ import (
 
 func TestCLIInfoTableAndJSON(t *testing.T) {
 	p := startBroker(t)
-	ok(t, p, "", "create", "jobs")
+	ok(t, p, "", "create", "jobs", "--durable") // the store opens on first need: then it has a size
 	table := ok(t, p, "", "info").stdout
 	for _, want := range []string{"VERSION", "PID", "STARTED", "LISTENING", "unix " + p.Socket, "DATA",
 		"CONNECTIONS", "LIMITS", "MEMORY"} {
