@@ -48,7 +48,13 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			done += n
 		} else {
 			for _, id := range ids[i:j] {
-				failed = append(failed, wire.LeaseFailure{Lease: id, Status: wire.CodeStaleLease})
+				if code, ok := c.b.rm.settle(c, hd.Op, id, !noReply); ok && code == wire.OK { // a cluster mailbox's (remote_recv.go)
+					done++
+				} else if ok {
+					failed = append(failed, wire.LeaseFailure{Lease: id, Status: code})
+				} else {
+					failed = append(failed, wire.LeaseFailure{Lease: id, Status: wire.CodeStaleLease})
+				}
 			}
 		}
 		i = j

@@ -72,6 +72,8 @@ type Broker struct {
 	notices    notices    // watches (watch.go)
 	fileCounts fileCounts // descriptors held for messages (files.go)
 
+	rm *remotes // cluster mailboxes (remote_box.go); nil without Config.Remote
+
 	st   *store.Store // nil without a data directory
 	sync syncer       // completes requests once their records are durable
 
@@ -131,6 +133,7 @@ func Open(cfg Config) (*Broker, error) {
 		b.wg.Add(1)
 		go b.syncLoop()
 	}
+	b.rm = newRemotes(b)
 	b.ps = newPubsub(b) // after the store: it restores the bindings of durable mailboxes
 	return b, nil
 }

@@ -314,6 +314,7 @@ func createVectors() []vecSpec {
 		ok("create-no-options", req(OpCreate, 2), "Create", &Create{Name: []byte("r"), Capacity: 0, Mode: 0o666}),
 		ok("create-service", req(OpCreate, 2), "Create", &Create{Name: []byte("svc"), Capacity: -1, Mode: 0o622, Service: true}),
 		ok("create-pipe", req(OpCreate, 2), "Create", &Create{Name: []byte("logs"), Capacity: -1, Mode: 0o620, Pipe: true, PipeBuffer: 65536}),
+		ok("create-cluster", req(OpCreate, 2), "Create", &Create{Name: []byte("jobs"), Capacity: -1, Mode: 0o660, Cluster: true, Replicas: 3}),
 		bad("create-pipe-len-2", req(OpCreate, 2), "Create", opt(AppendExt(nil, TagPipe, []byte{1, 2})), "malformed"),
 		ok("create-reply", rep(OpCreate, 2), "Empty", &Empty{}),
 		bad("create-unknown-critical-option", req(OpCreate, 2), "Create", opt(AppendExt(nil, 0x8077, nil)), "critical"),

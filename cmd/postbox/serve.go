@@ -124,6 +124,9 @@ func newServe() *cobra.Command {
 	var socketMode, configFile, logLevel, dataDir string
 	var memoryOnly bool
 	var nl netListen
+	// --- cluster ---
+	var cl clusterFlags // serve_cluster.go
+	// --- end cluster ---
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the broker",
@@ -297,6 +300,13 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			}
 			// Open the data directory first: a second broker on it is
 			// refused before it touches the socket.
+			// --- cluster ---
+			closeCluster, err := cl.attach(&cfg, log)
+			if err != nil {
+				return err
+			}
+			defer closeCluster()
+			// --- end cluster ---
 			gcPercent, memLimit := tuneGC(cfg)
 			b, err := broker.Open(cfg)
 			if err != nil {
@@ -394,6 +404,9 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.Uint32Var(&cfg.BroadcastOwner, "broadcast-owner", cfg.BroadcastOwner, "uid that may, besides root, send to every endpoint (send @*; config key broadcast_owner, read at start only)")
 	f.IntVar(&cfg.MaxFilesPerConn, "max-files-per-conn", cfg.MaxFilesPerConn, "most descriptors held for messages sent by one connection")
 	f.IntVar(&cfg.MaxFilesPerUID, "max-files-per-uid", cfg.MaxFilesPerUID, "most descriptors held for messages sent by one uid")
+	// --- cluster ---
+	cl.register(f)
+	// --- end cluster ---
 	return cmd
 }
 

@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/postbox-ipc/postbox/broker"
+)
+
+// Receiving: one durable pull consumer per mailbox and type selector,
+// shared by every broker. A work-queue stream does not allow consumers
+// whose filters overlap, so a mailbox is received from either by any
+// type (0) or by exact types at a time: the other kind is refused
+// (broker.ErrClusterTypeMix) until the consumers of the first kind have
+// been idle for consumerIdle and JetStream has removed them.
+
+// consumerIdle is how long an unused consumer lives.
+const consumerIdle = 2 * time.Minute
+
+// consumerName is the durable consumer of name's receivers selecting typ.
+func consumerName(typ int64) string {
+	if typ == 0 {
+		return "postbox-any"
+	}
+	return "postbox-t" + strconv.FormatInt(typ, 10)
+}
+
+// Receiver returns the shared consumer of name's messages typ selects.
+func (b *Backend) Receiver(ctx context.Context, name string, typ int64) (broker.RemoteReceiver, error) {
+	if err := b.up(); err != nil {
+		return nil, err
+	}
+	k := consumerKey{streamName(name), typ}
+	b.mu.Lock()
+	c := b.consumers[k]
+	b.mu.Unlock()
+	if c != nil {
+		return &receiver{b: b, key: k, name: name, c: c}, nil
+	}
+	c, err := b.consumer(ctx, k, name)
+	if err != nil {
+		return nil, err
+	}
+	return &receiver{b: b, key: k, name: name, c: c}, nil
+}
+
+// consumer makes (or finds) the consumer k and remembers it.
+func (b *Backend) consumer(ctx context.Context, k consumerKey, name string) (jetstream.Consumer, error) {
+	c, err := b.js.CreateOrUpdateConsumer(ctx, k.stream, jetstream.ConsumerConfig{
+		Durable:           consumerName(k.typ),
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           b.cfg.AckWait,
+		FilterSubject:     filter(name, k.typ),
+		MaxAckPending:     -1,
+		MaxWaiting:        4096,
+		InactiveThreshold: consumerIdle,
+	})
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "workqueue") {
+			return nil, fmt.Errorf("%w (%s)", broker.ErrClusterTypeMix, apiErr.Description)
+		}
+		return nil, mapErr(err)
+	}
+	b.mu.Lock()
+	b.consumers[k] = c
+	b.mu.Unlock()
+	return c, nil
+}
+
+type receiver struct {
+	b    *Backend
+	key  consumerKey
+	name string
+	c    jetstream.Consumer
+}
+
+// Fetch takes 1..n messages: it waits (until ctx ends) for the first,
+// then takes the others that are there at once.
+func (r *receiver) Fetch(ctx context.Context, n int, wait bool) ([]broker.RemoteDelivery, error) {
+	if err := r.b.up(); err != nil {
+		return nil, err
+	}
+	var ds []broker.RemoteDelivery
+	var err error
+	if wait {
+		ds, err = r.fetch(func() (jetstream.MessageBatch, error) { return r.c.Fetch(1, jetstream.FetchContext(ctx)) })
+		if err != nil || len(ds) == 0 || n == 1 {
+			return ds, err
+		}
+		n--
+	}
+	more, err := r.fetch(func() (jetstream.MessageBatch, error) { return r.c.FetchNoWait(n) })
+	ds = append(ds, more...)
+	if len(ds) > 0 {
+		return ds, nil
+	}
+	return nil, err
+}
+
+func (r *receiver) fetch(f func() (jetstream.MessageBatch, error)) ([]broker.RemoteDelivery, error) {
+	mb, err := f()
+	if err != nil {
+		return nil, r.fetchErr(err)
+	}
+	var ds []broker.RemoteDelivery
+	for m := range mb.Messages() {
+		ds = append(ds, delivery(m))
+	}
+	if err := mb.Error(); err != nil && len(ds) == 0 {
+		return nil, r.fetchErr(err)
+	}
+	if len(ds) == 0 {
+		return nil, broker.ErrRemoteEmpty
+	}
+	return ds, nil
+}
+
+// fetchErr maps a fetch's error; a consumer found gone (removed while
+// idle, or with its mailbox) is forgotten, to be made again.
+func (r *receiver) fetchErr(err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, context.Canceled):
+		return broker.ErrRemoteEmpty
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrConsumerDeleted):
+		r.b.mu.Lock()
+		delete(r.b.consumers, r.key)
+		r.b.mu.Unlock()
+		if _, serr := r.b.js.Stream(context.Background(), r.key.stream); errors.Is(serr, jetstream.ErrStreamNotFound) {
+			return broker.ErrRemoteNotFound
+		}
+		c, cerr := r.b.consumer(context.Background(), r.key, r.name)
+		if cerr != nil {
+			return cerr
+		}
+		r.c = c
+		return broker.ErrRemoteEmpty
+	}
+	return mapErr(err)
+}
+
+// delivery is a fetched message as the broker hands it out.
+func delivery(m jetstream.Msg) broker.RemoteDelivery {
+	d := broker.RemoteDelivery{RemoteMessage: remoteMessage(m), Lease: lease{m}}
+	if md, err := m.Metadata(); err == nil {
+		d.Seq = md.Sequence.Stream
+		if md.NumDelivered > 1 {
+			d.Redeliveries = uint32(md.NumDelivered - 1)
+		}
+	}
+	return d
+}
+
+// lease settles one delivery with JetStream's ack, nak and in-progress.
+type lease struct{ m jetstream.Msg }
+
+func (l lease) Ack(confirm bool) error {
+	if !confirm {
+		return mapErr(l.m.Ack())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return mapErr(l.m.DoubleAck(ctx))
+}
+
+func (l lease) Nack() error       { return mapErr(l.m.Nak()) }
+func (l lease) InProgress() error { return mapErr(l.m.InProgress()) }
