@@ -36,6 +36,14 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	}
 	c.pmu.Unlock()
 	c.b.quota.settled(c.ident, boxes)
+	if !noReply && c.b.rm.takesAll(boxes) {
+		// Leases of cluster mailboxes only: confirmed off the reader
+		// (remote_recv.go), which goes on with the next frame.
+		c.b.rm.settleAsync(c, hd, slices.Clone(ids))
+		clear(boxes)
+		h.boxes, h.ids = boxes[:0], ids[:0]
+		return
+	}
 	lazy := noReply && hd.Op == wire.OpAck // a NACK may deliver: never lazy
 	for i := 0; i < len(ids); {
 		j := i + 1

@@ -256,6 +256,43 @@ func (rm *remotes) settle(c *conn, op wire.Op, id uint64, confirm bool) (wire.Co
 	return wire.OK, true
 }
 
+// takesAll reports whether a frame's leases, whose local mailboxes are
+// boxes, are all for rm to settle: none is a local mailbox's.
+func (rm *remotes) takesAll(boxes []*box) bool {
+	if rm == nil || len(boxes) == 0 {
+		return false
+	}
+	for _, bx := range boxes {
+		if bx != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// settleAsync settles a frame's leases of cluster mailboxes, waiting for
+// the acks' confirmations, and answers it, off the connection's reader.
+func (rm *remotes) settleAsync(c *conn, hd wire.Header, ids []uint64) {
+	rm.b.wg.Add(1)
+	go func() {
+		defer rm.b.wg.Done()
+		var done uint32
+		var failed []wire.LeaseFailure
+		for _, id := range ids {
+			code, ok := rm.settle(c, hd.Op, id, true)
+			switch {
+			case !ok:
+				failed = append(failed, wire.LeaseFailure{Lease: id, Status: wire.CodeStaleLease})
+			case code != wire.OK:
+				failed = append(failed, wire.LeaseFailure{Lease: id, Status: code})
+			default:
+				done++
+			}
+		}
+		c.ackReply(replyHeader(hd, wire.OK), done, failed)
+	}()
+}
+
 // credit adds n to a consumer's credit; false if c has no such consumer.
 func (rm *remotes) addCredit(c *conn, req uint64, n uint32) {
 	if rm == nil {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -171,6 +172,27 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %v", broker.ErrRemoteUnavailable, err)
 	}
 	return err
+}
+
+// transient retries f while it fails the way a cluster does for a
+// moment (no responder for the JetStream API, no leader yet), for up to
+// two seconds within ctx.
+func transient[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		v, err := f()
+		var apiErr *jetstream.APIError
+		again := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+			errors.As(err, &apiErr) && apiErr.Code == 503
+		if !again || time.Now().After(deadline) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func isFull(desc string) bool {

@@ -53,14 +53,8 @@ func (b *Backend) Receiver(ctx context.Context, name string, typ int64) (broker.
 
 // consumer makes (or finds) the consumer k and remembers it.
 func (b *Backend) consumer(ctx context.Context, k consumerKey, name string) (jetstream.Consumer, error) {
-	c, err := b.js.CreateOrUpdateConsumer(ctx, k.stream, jetstream.ConsumerConfig{
-		Durable:           consumerName(k.typ),
-		AckPolicy:         jetstream.AckExplicitPolicy,
-		AckWait:           b.cfg.AckWait,
-		FilterSubject:     filter(name, k.typ),
-		MaxAckPending:     -1,
-		MaxWaiting:        4096,
-		InactiveThreshold: consumerIdle,
+	c, err := transient(ctx, func() (jetstream.Consumer, error) {
+		return b.js.CreateOrUpdateConsumer(ctx, k.stream, b.consumerConfig(k, name))
 	})
 	if err != nil {
 		var apiErr *jetstream.APIError
@@ -73,6 +67,18 @@ func (b *Backend) consumer(ctx context.Context, k consumerKey, name string) (jet
 	b.consumers[k] = c
 	b.mu.Unlock()
 	return c, nil
+}
+
+func (b *Backend) consumerConfig(k consumerKey, name string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:           consumerName(k.typ),
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           b.cfg.AckWait,
+		FilterSubject:     filter(name, k.typ),
+		MaxAckPending:     -1,
+		MaxWaiting:        4096,
+		InactiveThreshold: consumerIdle,
+	}
 }
 
 type receiver struct {

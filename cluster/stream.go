@@ -73,7 +73,7 @@ func (b *Backend) Create(ctx context.Context, spec broker.RemoteSpec) error {
 		return err
 	}
 	sn := streamName(spec.Name)
-	if _, err := b.js.Stream(ctx, sn); err == nil {
+	if _, err := transient(ctx, func() (jetstream.Stream, error) { return b.js.Stream(ctx, sn) }); err == nil {
 		return broker.ErrRemoteExists
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return mapErr(err)
@@ -108,7 +108,7 @@ func (b *Backend) Create(ctx context.Context, spec broker.RemoteSpec) error {
 	if dupWindow > spec.TTL && spec.TTL > 0 {
 		cfg.Duplicates = spec.TTL
 	}
-	_, err := b.js.CreateStream(ctx, cfg)
+	_, err := transient(ctx, func() (jetstream.Stream, error) { return b.js.CreateStream(ctx, cfg) })
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return broker.ErrRemoteExists
 	}
@@ -150,7 +150,7 @@ func (b *Backend) Lookup(ctx context.Context, name string) (broker.RemoteSpec, e
 	if err := b.up(); err != nil {
 		return broker.RemoteSpec{}, err
 	}
-	s, err := b.js.Stream(ctx, streamName(name))
+	s, err := transient(ctx, func() (jetstream.Stream, error) { return b.js.Stream(ctx, streamName(name)) })
 	if err != nil {
 		return broker.RemoteSpec{}, mapErr(err)
 	}
