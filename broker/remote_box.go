@@ -85,14 +85,16 @@ func (rm *remotes) resolve(name []byte) (target, wire.Code, string) {
 	rm.mu.Lock()
 	rb := rm.specs[string(name)]
 	rm.mu.Unlock()
-	if rb != nil {
+	if rb != nil && time.Since(rb.at) < remoteSpecAge {
 		return rb, wire.OK, ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), remoteTimeout)
 	defer cancel()
 	spec, err := rm.be.Lookup(ctx, string(name))
 	if err != nil {
-		if code := remoteCode(err); code != wire.CodeNotFound {
+		if code := remoteCode(err); code != wire.CodeNotFound && rb != nil {
+			return rb, wire.OK, "" // the definition known, the cluster not answering: the operation will say
+		} else if code != wire.CodeNotFound {
 			return nil, code, err.Error()
 		}
 		return nil, wire.CodeNotFound, "no such mailbox"
@@ -101,7 +103,7 @@ func (rm *remotes) resolve(name []byte) (target, wire.Code, string) {
 }
 
 func (rm *remotes) remember(spec RemoteSpec) *remoteBox {
-	rb := &remoteBox{rm: rm, spec: spec}
+	rb := &remoteBox{rm: rm, spec: spec, at: time.Now()}
 	rm.mu.Lock()
 	rm.specs[spec.Name] = rb
 	rm.mu.Unlock()
@@ -210,11 +212,16 @@ func (rm *remotes) list(after string) []wire.MailboxInfo {
 	return infos
 }
 
-// remoteBox is a cluster mailbox as a target: its definition.
+// remoteBox is a cluster mailbox as a target: its definition, as looked
+// up at at. A definition older than remoteSpecAge is looked up again (a
+// mailbox destroyed and made again through another broker).
 type remoteBox struct {
 	rm   *remotes
 	spec RemoteSpec
+	at   time.Time
 }
+
+const remoteSpecAge = 30 * time.Second
 
 var _ target = (*remoteBox)(nil)
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/broker"
+	"github.com/postbox-ipc/postbox/cluster"
 )
 
 // TestClusterMailboxSentThroughOneBrokerIsReceivedThroughTheOther is the
@@ -54,9 +55,16 @@ func TestClusterMailboxSentThroughOneBrokerIsReceivedThroughTheOther(t *testing.
 	if err := m.Ack(ctx); !errors.Is(err, postbox.ErrStaleLease) {
 		t.Fatalf("second ack: %v, want ErrStaleLease", err)
 	}
-	i, err := cb.Mailbox("core.jobs").Stat(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The stream removes an acked message a moment after the consumer
+	// confirmed the ack: depth gets to 0 soon, not necessarily at once.
+	var i postbox.Info
+	for deadline := time.Now().Add(hang); ; time.Sleep(20 * time.Millisecond) {
+		if i, err = cb.Mailbox("core.jobs").Stat(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i.Depth == 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if i.Cluster != "pbtest" || i.Replicas != 3 || i.Depth != 0 || i.Mode != 0o660 || i.UID != uint32(os.Getuid()) {
 		t.Fatalf("stat: %+v", i)
@@ -65,6 +73,9 @@ func TestClusterMailboxSentThroughOneBrokerIsReceivedThroughTheOther(t *testing.
 		t.Fatalf("stream state %q", i.StreamState)
 	}
 	list, err := ca.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +150,32 @@ func TestClusterMailboxRefusesWhatItCannotKeep(t *testing.T) {
 	refused("negative type", err, broker.ErrClusterTypeRange)
 	err = mb.Chmod(ctx, 0o666)
 	refused("chmod", err, broker.ErrClusterChange)
+	_, err = mb.Send(ctx, []byte("u"), postbox.Urgent())
+	refused("urgent", err, broker.ErrClusterUrgent)
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mb.Send(ctx, []byte("f"), postbox.WithFiles(f))
+	f.Close()
+	if !errors.Is(err, postbox.ErrInvalid) && !errors.Is(err, postbox.ErrNoDescriptors) || !strings.Contains(err.Error(), "descriptors") {
+		t.Errorf("descriptors: %v, want a refusal naming descriptors", err)
+	}
+
+	// A bounded cluster mailbox is FULL at once: no sender waits.
+	if _, err := ca.Create(ctx, "refuse.two", postbox.Cluster(1), postbox.Capacity(2)); err != nil {
+		t.Fatal(err)
+	}
+	two := ca.Mailbox("refuse.two")
+	for range 2 {
+		if _, err := two.Send(ctx, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := two.Send(ctx, []byte("x")); !errors.Is(err, postbox.ErrFull) {
+		t.Errorf("third send to capacity 2: %v, want ErrFull", err)
+	}
+	two.Destroy(ctx)
 
 	// Typed receivers and any-type receivers cannot share the mailbox.
 	if _, err := mb.Send(ctx, []byte("t5"), postbox.Type(5)); err != nil {
@@ -169,6 +206,23 @@ func TestClusterMailboxRefusesWhatItCannotKeep(t *testing.T) {
 	_, err = dial(t, local).Create(ctx, "refuse.none", postbox.Cluster(1))
 	refused("no cluster", err, broker.ErrNoCluster)
 	mb.Destroy(ctx)
+}
+
+// TestConfigValidateNamesTheBadField checks cluster.Config.Validate.
+func TestConfigValidateNamesTheBadField(t *testing.T) {
+	for _, c := range []cluster.Config{
+		{},
+		{URLs: []string{"nats://x"}, Creds: "f", User: "u"},
+		{URLs: []string{"nats://x"}, Password: "p"},
+		{URLs: []string{"nats://x"}, AckWait: time.Second},
+	} {
+		if err := c.Validate(); !errors.Is(err, cluster.ErrConfig) {
+			t.Errorf("%+v: %v, want ErrConfig", c, err)
+		}
+	}
+	if err := (&cluster.Config{URLs: []string{"nats://x"}}).Validate(); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestClusterRetriedSendIsStoredOnce: the same request (session and

@@ -66,11 +66,12 @@ func (b *Backend) Send(name string, msgs []broker.RemoteMessage, done func(ids [
 	}()
 }
 
-// sendErr maps a publish's error. No responder means no stream, or a
-// stream without a leader just now: asking tells NOT_FOUND from
-// UNAVAILABLE.
+// sendErr maps a publish's error. No responder, or no acknowledgement
+// in time, means no stream (or one being deleted), or a stream without a
+// leader just now: asking tells NOT_FOUND from UNAVAILABLE.
 func (b *Backend) sendErr(stream string, err error) error {
-	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, nats.ErrTimeout) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if _, serr := b.js.Stream(ctx, stream); errors.Is(serr, jetstream.ErrStreamNotFound) {
