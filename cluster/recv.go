@@ -111,17 +111,28 @@ func (r *receiver) Fetch(ctx context.Context, n int, wait bool) ([]broker.Remote
 	return nil, err
 }
 
+// fetch runs one pull request. A consumer just made (or whose leader
+// just moved) has no responder for a moment: that is retried for up to
+// two seconds before it is UNAVAILABLE.
 func (r *receiver) fetch(f func() (jetstream.MessageBatch, error)) ([]broker.RemoteDelivery, error) {
-	mb, err := f()
+	ds, err := transient(context.Background(), func() ([]broker.RemoteDelivery, error) { return r.fetchOnce(f) })
 	if err != nil {
 		return nil, r.fetchErr(err)
+	}
+	return ds, nil
+}
+
+func (r *receiver) fetchOnce(f func() (jetstream.MessageBatch, error)) ([]broker.RemoteDelivery, error) {
+	mb, err := f()
+	if err != nil {
+		return nil, err
 	}
 	var ds []broker.RemoteDelivery
 	for m := range mb.Messages() {
 		ds = append(ds, delivery(m))
 	}
 	if err := mb.Error(); err != nil && len(ds) == 0 {
-		return nil, r.fetchErr(err)
+		return nil, err
 	}
 	if len(ds) == 0 {
 		return nil, broker.ErrRemoteEmpty
