@@ -246,7 +246,9 @@ func (rm *remotes) settle(c *conn, op wire.Op, id uint64, confirm bool) (wire.Co
 	}
 	var err error
 	if op == wire.OpAck {
-		err = l.Ack(confirm)
+		if err = l.Ack(confirm); err != nil {
+			l.Nack() // not known removed: offered again at once if the cluster takes it, else after its ack wait
+		}
 	} else {
 		err = l.Nack()
 	}

@@ -75,9 +75,43 @@ func (s *sender) run(ctx context.Context, socket, name string, from, to int) err
 	return nil
 }
 
-// lost drains name through socket and returns the acknowledged sends it
-// did not find.
-func (s *sender) lost(t *testing.T, socket, name string) []int {
+// receive takes and acks messages of name through socket until ctx
+// ends, recording each in seen (guarded by s.mu).
+func (s *sender) receive(ctx context.Context, socket, name string, seen map[int]bool) {
+	var c *postbox.Client
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	for ctx.Err() == nil {
+		if c == nil {
+			var err error
+			if c, err = postbox.Dial(ctx, postbox.WithSocket(socket)); err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		m, err := c.Mailbox(name).Receive(rctx)
+		cancel()
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if m.Ack(ctx) != nil {
+			continue // not confirmed: it comes again
+		}
+		k, _ := strconv.Atoi(string(m.Body))
+		s.mu.Lock()
+		seen[k] = true
+		s.mu.Unlock()
+	}
+}
+
+// lost drains name through socket and returns the acknowledged sends
+// neither seen nor found.
+func (s *sender) lost(t *testing.T, socket, name string, seen map[int]bool) []int {
 	t.Helper()
 	ctx := ctxT(t)
 	c, err := postbox.Dial(ctx, postbox.WithSocket(socket))
@@ -88,7 +122,14 @@ func (s *sender) lost(t *testing.T, socket, name string) []int {
 	s.mu.Lock()
 	want := len(s.acked)
 	s.mu.Unlock()
-	seen := make(map[int]bool)
+	if seen == nil {
+		seen = make(map[int]bool)
+	}
+	for k := range seen {
+		if !s.acked[k] {
+			delete(seen, k)
+		}
+	}
 	deadline := time.Now().Add(hang)
 	for len(seen) < want && time.Now().Before(deadline) {
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -154,7 +195,7 @@ func TestClusterNodeKilledUnderLoadLosesNoAcknowledgedSend(t *testing.T) {
 	if err := nc.start(leader); err != nil {
 		t.Fatal(err)
 	}
-	if lost := s.lost(t, b.socket, "load"); len(lost) > 0 {
+	if lost := s.lost(t, b.socket, "load", nil); len(lost) > 0 {
 		t.Fatalf("%d acknowledged sends lost: %v", len(lost), lost)
 	}
 	t.Logf("%d acknowledged, %d sends failed and were sent again, 0 lost", len(s.acked), s.fails)
@@ -261,9 +302,10 @@ func TestClusterServeProcess(t *testing.T) {
 }
 
 // TestClusterCrashHarness: cycles of SIGKILL, of a NATS node and then of
-// the broker process the sender uses, while it sends; every
-// acknowledged send must be received afterwards. -cluster.cycles N for
-// a longer run.
+// the broker process the sender uses, while it sends and a receiver
+// takes and acks through the other broker; every acknowledged send must
+// be received, during the run or afterwards. -cluster.cycles N for a
+// longer run.
 func TestClusterCrashHarness(t *testing.T) {
 	nc, _, b := sharedCluster(t)
 	bin := postboxBin(t)
@@ -280,6 +322,12 @@ func TestClusterCrashHarness(t *testing.T) {
 	const total = 1 << 30
 	done := make(chan error, 1)
 	go func() { done <- s.run(sctx, p.Socket, "crash", 0, total) }()
+	// A receiver through broker B takes and acks meanwhile.
+	seen := make(map[int]bool)
+	rctx, rcancel := context.WithCancel(context.Background())
+	defer rcancel()
+	received := make(chan struct{})
+	go func() { s.receive(rctx, b.socket, "crash", seen); close(received) }()
 	acked := func() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.acked) }
 	progress := func() {
 		t.Helper()
@@ -307,7 +355,9 @@ func TestClusterCrashHarness(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if lost := s.lost(t, b.socket, "crash"); len(lost) > 0 {
+	rcancel()
+	<-received
+	if lost := s.lost(t, b.socket, "crash", seen); len(lost) > 0 {
 		t.Fatalf("%d acknowledged sends lost: %v", len(lost), lost)
 	}
 	t.Logf("%d cycles: %d sends acknowledged, %d failed and were sent again, 0 lost", *crashCycles, len(s.acked), s.fails)

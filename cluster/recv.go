@@ -97,7 +97,7 @@ func (r *receiver) Fetch(ctx context.Context, n int, wait bool) ([]broker.Remote
 	var ds []broker.RemoteDelivery
 	var err error
 	if wait {
-		ds, err = r.fetch(func() (jetstream.MessageBatch, error) { return r.c.Fetch(1, jetstream.FetchContext(ctx)) })
+		ds, err = r.wait(ctx)
 		if err != nil || len(ds) == 0 || n == 1 {
 			return ds, err
 		}
@@ -109,6 +109,38 @@ func (r *receiver) Fetch(ctx context.Context, n int, wait bool) ([]broker.Remote
 		return ds, nil
 	}
 	return nil, err
+}
+
+// wait takes one message, waiting until ctx's deadline for it. The pull
+// request expires on the server at that deadline (not by the client
+// giving up on it, which could drop a message the server had just sent,
+// leaving it leased until the ack wait): if ctx ends first, what the
+// request still brings is nacked, to go to another receiver at once.
+func (r *receiver) wait(ctx context.Context) ([]broker.RemoteDelivery, error) {
+	d := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = max(time.Until(dl), 10*time.Millisecond)
+	}
+	type result struct {
+		ds  []broker.RemoteDelivery
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		ds, err := r.fetch(func() (jetstream.MessageBatch, error) { return r.c.Fetch(1, jetstream.FetchMaxWait(d)) })
+		res <- result{ds, err}
+	}()
+	select {
+	case x := <-res:
+		return x.ds, x.err
+	case <-ctx.Done():
+		go func() {
+			for _, d := range (<-res).ds {
+				d.Lease.Nack()
+			}
+		}()
+		return nil, broker.ErrRemoteEmpty
+	}
 }
 
 // fetch runs one pull request. A consumer just made (or whose leader
