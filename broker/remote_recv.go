@@ -152,9 +152,9 @@ func (r *remoteRecv) loop() error {
 			return err
 		}
 		for i := range ds {
-			if !r.hand(&ds[i]) {
-				nackAll(ds[i:])
-				return nil
+			if ok, err := r.hand(&ds[i]); !ok {
+				nackAll(ds[i+1:])
+				return err
 			}
 		}
 		if len(ds) > 0 && !r.consumer {
@@ -183,26 +183,41 @@ func (r *remoteRecv) waitCredit() (int, bool) {
 }
 
 // hand gives d to the request's client as a lease of its connection (or
-// acked first, with AUTO_ACK), if the request is still on.
-func (r *remoteRecv) hand(d *RemoteDelivery) bool {
+// acked first, with AUTO_ACK), if the request is still on; else it nacks
+// d and reports false, with the error that ends the request (nil if the
+// request had ended already).
+func (r *remoteRecv) hand(d *RemoteDelivery) (bool, error) {
 	rm := r.rb.rm
+	on := func() bool { // rm.mu held
+		rc := rm.conns[r.c]
+		return rc != nil && rc.recvs[r.hd.Request] == r && r.ctx.Err() == nil
+	}
 	var lease uint64
 	if r.auto {
+		// Removed before it is handed out (at most once), and only while
+		// the request is on: one cancelled meanwhile loses it.
+		rm.mu.Lock()
+		ok := on()
+		rm.mu.Unlock()
+		if !ok {
+			d.Lease.Nack()
+			return false, nil
+		}
 		if err := d.Lease.Ack(true); err != nil {
 			d.Lease.Nack()
-			return false
+			return false, err
 		}
 	} else {
 		lease = rm.b.leases.NextLease()
 	}
 	rm.mu.Lock()
 	rc := rm.conns[r.c]
-	if rc == nil || rc.recvs[r.hd.Request] != r || r.ctx.Err() != nil {
+	if !on() {
 		rm.mu.Unlock()
 		if !r.auto {
 			d.Lease.Nack()
 		}
-		return false
+		return false, nil
 	}
 	if lease != 0 {
 		rc.leases[lease] = d.Lease
@@ -218,7 +233,7 @@ func (r *remoteRecv) hand(d *RemoteDelivery) bool {
 		hd = replyHeader(r.hd, wire.OK)
 	}
 	r.c.deliver(hd, msg, lease)
-	return true
+	return true, nil
 }
 
 func nackAll(ds []RemoteDelivery) {
