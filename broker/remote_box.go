@@ -34,8 +34,9 @@ type remoteConn struct {
 	recvs  map[uint64]*remoteRecv // by request id
 }
 
-// remoteKeepAlive is how often held leases are kept alive (InProgress):
-// well under the backend's redelivery time (package cluster: 30 s).
+// remoteKeepAlive is how often held leases are kept alive (InProgress)
+// by default: well under the backend's redelivery time (package
+// cluster: 30 s).
 const remoteKeepAlive = 10 * time.Second
 
 func newRemotes(b *Broker) *remotes {
@@ -55,7 +56,11 @@ func newRemotes(b *Broker) *remotes {
 // keepAlive sends InProgress for every held lease until the broker stops.
 func (rm *remotes) keepAlive() {
 	defer rm.b.wg.Done()
-	t := time.NewTicker(remoteKeepAlive)
+	every := rm.b.cfg.RemoteKeepAlive
+	if every <= 0 {
+		every = remoteKeepAlive
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

@@ -30,8 +30,11 @@ type Config struct {
 	// Name is the NATS connection's name (postbox-<host> if empty).
 	Name string
 	// AckWait is how long JetStream waits for a delivered message's ack
-	// (or in-progress) before it redelivers it; 0: 30 s. The broker keeps
-	// held leases alive every 10 s, so it must be well above that.
+	// (or in-progress) before it redelivers it; 0: 30 s, at least 1 s.
+	// The broker keeps held leases alive every broker.Config.
+	// RemoteKeepAlive (10 s by default): keep AckWait well above that
+	// (three times or more). All brokers on a cluster should use the same
+	// value: the consumers they share take the last one set.
 	AckWait time.Duration
 	// Logger receives connection events; nil means slog.Default().
 	Logger *slog.Logger
@@ -46,8 +49,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: credentials file and user/password are exclusive", ErrConfig)
 	case c.Password != "" && c.User == "":
 		return fmt.Errorf("%w: a password without a user", ErrConfig)
-	case c.AckWait != 0 && c.AckWait < 20*time.Second:
-		return fmt.Errorf("%w: ack wait %v is under 20s (leases are kept alive every 10s)", ErrConfig, c.AckWait)
+	case c.AckWait != 0 && c.AckWait < time.Second:
+		return fmt.Errorf("%w: ack wait %v is under 1s", ErrConfig, c.AckWait)
 	}
 	return nil
 }

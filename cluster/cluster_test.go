@@ -214,7 +214,7 @@ func TestConfigValidateNamesTheBadField(t *testing.T) {
 		{},
 		{URLs: []string{"nats://x"}, Creds: "f", User: "u"},
 		{URLs: []string{"nats://x"}, Password: "p"},
-		{URLs: []string{"nats://x"}, AckWait: time.Second},
+		{URLs: []string{"nats://x"}, AckWait: time.Millisecond},
 	} {
 		if err := c.Validate(); !errors.Is(err, cluster.ErrConfig) {
 			t.Errorf("%+v: %v, want ErrConfig", c, err)
@@ -223,6 +223,36 @@ func TestConfigValidateNamesTheBadField(t *testing.T) {
 	if err := (&cluster.Config{URLs: []string{"nats://x"}}).Validate(); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestClusterHeldLeaseIsKeptAlive: a lease held longer than JetStream's
+// ack wait is not redelivered, because its broker keeps it alive with
+// in-progress acks (here: ack wait 3 s, kept alive every 500 ms).
+func TestClusterHeldLeaseIsKeptAlive(t *testing.T) {
+	nc, _, _ := sharedCluster(t)
+	ctx := ctxT(t)
+	fast := func(host string) *testBroker {
+		return startBrokerWith(t, nc, host, 3*time.Second, 500*time.Millisecond)
+	}
+	c, d := dial(t, fast("host-c")), dial(t, fast("host-d"))
+	if _, err := c.Create(ctx, "keepalive", postbox.Cluster(3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Mailbox("keepalive").Send(ctx, []byte("long job")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Mailbox("keepalive").Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(7 * time.Second) // more than twice the ack wait
+	if got, err := d.Mailbox("keepalive").Receive(ctx, postbox.NoWait()); !errors.Is(err, postbox.ErrEmpty) {
+		t.Fatalf("while the lease is held: %v %v, want ErrEmpty (the lease kept alive)", got, err)
+	}
+	if err := m.Ack(ctx); err != nil {
+		t.Fatalf("ack after holding it: %v", err)
+	}
+	c.Mailbox("keepalive").Destroy(ctx)
 }
 
 // TestClusterRetriedSendIsStoredOnce: the same request (session and

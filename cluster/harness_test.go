@@ -231,13 +231,19 @@ type testBroker struct {
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func startBroker(t testing.TB, nc *natsCluster, host string) *testBroker {
-	be, err := cluster.Open(cluster.Config{URLs: nc.urls(), User: brokerUser, Password: brokerPass, Logger: quietLog()})
+	return startBrokerWith(t, nc, host, 0, 0)
+}
+
+// startBrokerWith is startBroker with the backend's ack wait and the
+// broker's keepalive (0: their defaults).
+func startBrokerWith(t testing.TB, nc *natsCluster, host string, ackWait, keepAlive time.Duration) *testBroker {
+	be, err := cluster.Open(cluster.Config{URLs: nc.urls(), User: brokerUser, Password: brokerPass, Logger: quietLog(), AckWait: ackWait})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := broker.DefaultConfig()
 	cfg.Logger = quietLog()
-	cfg.Remote, cfg.HostID = be, host
+	cfg.Remote, cfg.HostID, cfg.RemoteKeepAlive = be, host, keepAlive
 	b, err := broker.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
