@@ -271,6 +271,12 @@ func TestClusterServeProcess(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "rendezvous") {
 		t.Fatalf("create --cluster --capacity 0: %v\n%s", err, out)
 	}
+	for _, args := range [][]string{{"create", "proc.x", "--replicas", "3"}, {"create", "proc.x", "--cluster", "--replicas", "9"}} {
+		out, err := exec.Command(bin, append([]string{"--socket", p.Socket}, args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "--replicas") {
+			t.Fatalf("postbox %v: %v\n%s", args, err, out)
+		}
+	}
 	ctx := ctxT(t)
 	ca := dial(t, a)
 	if _, err := ca.Mailbox("proc.jobs").Send(ctx, []byte("from a")); err != nil {
