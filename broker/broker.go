@@ -245,6 +245,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.failPending(mailbox.ErrClosed)
 	}
+	b.rm.shutdown()      // receives from cluster mailboxes end CLOSED (remote_recv.go)
 	b.notices.shutdown() // watch.go
 	// Durable requests whose records are being written get their replies
 	// before their connections close.

@@ -32,9 +32,10 @@ type remoteRecv struct {
 	ctx      context.Context
 	stop     context.CancelFunc
 
-	// credit, canceled: guarded by rb.rm.mu.
+	// credit, canceled, closed: guarded by rb.rm.mu.
 	credit   uint32
 	canceled bool          // by CANCEL (answered CANCELED), not by the connection's end
+	closed   bool          // by Shutdown (answered CLOSED)
 	more     chan struct{} // signalled when credit is added
 }
 
@@ -83,7 +84,7 @@ func (r *remoteRecv) run() {
 	defer r.stop()
 	err := r.loop()
 	rm.mu.Lock()
-	canceled := r.canceled
+	canceled, closed := r.canceled, r.closed
 	if rc := rm.conns[r.c]; rc != nil && rc.recvs[r.hd.Request] == r {
 		delete(rc.recvs, r.hd.Request)
 	}
@@ -95,6 +96,8 @@ func (r *remoteRecv) run() {
 			hd.Flags = wire.FlagUrgent
 		}
 		r.c.replyErr(hd, wire.CodeCanceled, fmt.Sprintf("receive from %q: canceled", r.rb.spec.Name))
+	case closed:
+		r.c.replyErr(hd, wire.CodeClosed, fmt.Sprintf("receive from %q: broker closed", r.rb.spec.Name))
 	case r.ctx.Err() != nil: // the connection ended or the broker stops
 	case err != nil:
 		r.rb.check(err)
@@ -341,6 +344,21 @@ func (rm *remotes) cancel(c *conn, req uint64) {
 		}
 	}
 	rm.mu.Unlock()
+}
+
+// shutdown ends every receive, answering it CLOSED (Broker.Shutdown).
+func (rm *remotes) shutdown() {
+	if rm == nil {
+		return
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	for _, rc := range rm.conns {
+		for _, r := range rc.recvs {
+			r.closed = true
+			r.stop()
+		}
+	}
 }
 
 // connGone ends c's receives and nacks every lease it held, at once:
