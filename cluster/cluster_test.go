@@ -255,6 +255,54 @@ func TestClusterHeldLeaseIsKeptAlive(t *testing.T) {
 	c.Mailbox("keepalive").Destroy(ctx)
 }
 
+// TestClusterConsumerRemovedIdleIsMadeAgain: JetStream removes a
+// consumer nobody used for a while; the next receive makes it again, and
+// a type selector of the other kind is then allowed.
+func TestClusterConsumerRemovedIdleIsMadeAgain(t *testing.T) {
+	_, a, _ := sharedCluster(t)
+	ctx := ctxT(t)
+	defer cluster.SetConsumerIdle(cluster.SetConsumerIdle(time.Second))
+	c := dial(t, a)
+	if _, err := c.Create(ctx, "idle", postbox.Cluster(1)); err != nil {
+		t.Fatal(err)
+	}
+	mb := c.Mailbox("idle")
+	roundTrip := func(opts ...postbox.ReceiveOption) {
+		t.Helper()
+		if _, err := mb.Send(ctx, []byte("x"), postbox.Type(4)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := mb.Receive(ctx, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed := func() {
+		t.Helper()
+		for deadline := time.Now().Add(hang); ; time.Sleep(200 * time.Millisecond) {
+			i, err := mb.Stat(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i.Consumers == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the idle consumer was not removed: %d consumers", i.Consumers)
+			}
+		}
+	}
+	roundTrip(postbox.Type(4))
+	removed()
+	roundTrip(postbox.Type(4)) // the broker's consumer is gone: made again
+	removed()
+	roundTrip() // any type: allowed now that the typed consumer is gone
+	mb.Destroy(ctx)
+}
+
 // TestClusterRetriedSendIsStoredOnce: the same request (session and
 // request id) sent again, here through the other broker as after a
 // reconnect, is removed by its Nats-Msg-Id.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,8 +23,11 @@ import (
 // (broker.ErrClusterTypeMix) until the consumers of the first kind have
 // been idle for consumerIdle and JetStream has removed them.
 
-// consumerIdle is how long an unused consumer lives.
-const consumerIdle = 2 * time.Minute
+// consumerIdle is how long an unused consumer lives (nanoseconds; a
+// test shortens it).
+var consumerIdle atomic.Int64
+
+func init() { consumerIdle.Store(int64(2 * time.Minute)) }
 
 // consumerName is the durable consumer of name's receivers selecting typ.
 func consumerName(typ int64) string {
@@ -77,7 +82,7 @@ func (b *Backend) consumerConfig(k consumerKey, name string) jetstream.ConsumerC
 		FilterSubject:     filter(name, k.typ),
 		MaxAckPending:     -1,
 		MaxWaiting:        4096,
-		InactiveThreshold: consumerIdle,
+		InactiveThreshold: time.Duration(consumerIdle.Load()),
 	}
 }
 
@@ -85,7 +90,15 @@ type receiver struct {
 	b    *Backend
 	key  consumerKey
 	name string
-	c    jetstream.Consumer
+
+	mu sync.Mutex // guards c: a fetch given up on may still run beside the next
+	c  jetstream.Consumer
+}
+
+func (r *receiver) consumer() jetstream.Consumer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c
 }
 
 // Fetch takes 1..n messages: it waits (until ctx ends) for the first,
@@ -103,7 +116,7 @@ func (r *receiver) Fetch(ctx context.Context, n int, wait bool) ([]broker.Remote
 		}
 		n--
 	}
-	more, err := r.fetch(func() (jetstream.MessageBatch, error) { return r.c.FetchNoWait(n) })
+	more, err := r.fetch(func() (jetstream.MessageBatch, error) { return r.consumer().FetchNoWait(n) })
 	ds = append(ds, more...)
 	if len(ds) > 0 {
 		return ds, nil
@@ -127,7 +140,7 @@ func (r *receiver) wait(ctx context.Context) ([]broker.RemoteDelivery, error) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		ds, err := r.fetch(func() (jetstream.MessageBatch, error) { return r.c.Fetch(1, jetstream.FetchMaxWait(d)) })
+		ds, err := r.fetch(func() (jetstream.MessageBatch, error) { return r.consumer().Fetch(1, jetstream.FetchMaxWait(d)) })
 		res <- result{ds, err}
 	}()
 	select {
@@ -146,12 +159,35 @@ func (r *receiver) wait(ctx context.Context) ([]broker.RemoteDelivery, error) {
 // fetch runs one pull request. A consumer just made (or whose leader
 // just moved) has no responder for a moment: that is retried for up to
 // two seconds before it is UNAVAILABLE.
+//
+// No responder may also mean the consumer is gone (JetStream removes a
+// consumer idle for consumerIdle): that is checked first, and the
+// consumer made again.
 func (r *receiver) fetch(f func() (jetstream.MessageBatch, error)) ([]broker.RemoteDelivery, error) {
-	ds, err := transient(context.Background(), func() ([]broker.RemoteDelivery, error) { return r.fetchOnce(f) })
+	ds, err := r.fetchOnce(f)
+	if errors.Is(err, nats.ErrNoResponders) {
+		if err = r.renew(); err == nil {
+			ds, err = transient(context.Background(), func() ([]broker.RemoteDelivery, error) { return r.fetchOnce(f) })
+		}
+	}
 	if err != nil {
 		return nil, r.fetchErr(err)
 	}
 	return ds, nil
+}
+
+// renew makes the consumer again if it is gone; NOT_FOUND if its
+// mailbox is.
+func (r *receiver) renew() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := r.consumer().Info(ctx); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil // there (or no answer): a leader is missing for a moment
+	}
+	if err := r.fetchErr(jetstream.ErrConsumerNotFound); err != broker.ErrRemoteEmpty {
+		return err
+	}
+	return nil
 }
 
 func (r *receiver) fetchOnce(f func() (jetstream.MessageBatch, error)) ([]broker.RemoteDelivery, error) {
@@ -185,12 +221,16 @@ func (r *receiver) fetchErr(err error) error {
 		if _, serr := r.b.js.Stream(context.Background(), r.key.stream); errors.Is(serr, jetstream.ErrStreamNotFound) {
 			return broker.ErrRemoteNotFound
 		}
-		c, cerr := r.b.consumer(context.Background(), r.key, r.name)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, cerr := r.b.consumer(ctx, r.key, r.name)
 		if cerr != nil {
 			return cerr
 		}
+		r.mu.Lock()
 		r.c = c
-		return broker.ErrRemoteEmpty
+		r.mu.Unlock()
+		return broker.ErrRemoteEmpty // made again: nothing fetched yet
 	}
 	return mapErr(err)
 }
