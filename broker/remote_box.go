@@ -102,6 +102,9 @@ func (rm *remotes) resolve(name []byte) (target, wire.Code, string) {
 		} else if code != wire.CodeNotFound {
 			return nil, code, err.Error()
 		}
+		if rb != nil {
+			rm.forget(string(name))
+		}
 		return nil, wire.CodeNotFound, "no such mailbox"
 	}
 	return rm.remember(spec), wire.OK, ""
