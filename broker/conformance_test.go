@@ -89,6 +89,7 @@ var validOutcome = map[string]wire.Code{
 	"withdraw-user-header-after":   wire.OK, // ANY_SENDER: root owns everything
 
 	"create-pipe":    wire.OK,
+	"create-cluster": wire.CodeInvalid, // a broker without a cluster: ErrNoCluster
 	"join":           wire.OK,
 	"join-mailbox":   wire.OK, // root may receive from jobs
 	"leave":          wire.OK,

@@ -434,6 +434,7 @@ func (c *conn) cleanup() {
 			r.run()
 		}
 		c.b.releaseQuota(c)
+		c.b.rm.connGone(c) // its cluster leases are nacked at once (remote_recv.go)
 		c.b.ps.disconnect(c, wire.OK)
 		c.b.ps.connEvent(c, "closed")
 		c.b.log.Debug("disconnected", "endpoint", c.id, "pid", c.ident.PID)

@@ -76,6 +76,7 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		}
 		c.b.ps.cancel(c, hd.Request) // a SUBSCRIBE or a waiting PUBLISH
 		if pd == nil {
+			c.b.rm.cancel(c, hd.Request)      // a receive from a cluster mailbox (remote_recv.go)
 			c.b.notices.cancel(c, hd.Request) // a WATCH (watch.go)
 			c.cancelPipeOpen(hd.Request)      // a waiting PIPE_OPEN (pipe.go)
 		}

@@ -30,6 +30,10 @@ func newCreate() *cobra.Command {
 	var maxBytes int64
 	var ttl time.Duration
 	var deadLetter string
+	// --- cluster ---
+	var onCluster bool
+	var replicas int
+	// --- end cluster ---
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a mailbox",
@@ -38,8 +42,11 @@ func newCreate() *cobra.Command {
 --capacity -1 (the default) is unbounded, up to the broker's memory limit;
 0 is a rendezvous (a send completes only when a receiver takes the message);
 N holds at most N messages (senders wait for space).
---mode works like a file's permission bits: w = may send, r = may receive.`,
-		Example: "  postbox create jobs --capacity 1000 --mode 0660",
+--mode works like a file's permission bits: w = may send, r = may receive.
+--cluster makes the mailbox on the NATS JetStream cluster the broker is
+attached to (postbox serve --cluster), shared by every broker attached to
+it, with --replicas copies of each message (docs/CLUSTER.md).`,
+		Example: "  postbox create jobs --capacity 1000 --mode 0660\n  postbox create jobs --cluster --replicas 3",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := parseMode(mode)
@@ -59,6 +66,17 @@ N holds at most N messages (senders wait for space).
 			if durable {
 				opts = append(opts, postbox.Durable())
 			}
+			// --- cluster ---
+			if cmd.Flags().Changed("replicas") && !onCluster {
+				return usageError{fmt.Errorf("--replicas needs --cluster")}
+			}
+			if onCluster {
+				if replicas < 0 || replicas > 5 {
+					return usageError{fmt.Errorf("--replicas %d: want 1..5 (0: the cluster's default)", replicas)}
+				}
+				opts = append(opts, postbox.Cluster(replicas))
+			}
+			// --- end cluster ---
 			_, err = c.Create(cmd.Context(), args[0], opts...)
 			return err
 		},
@@ -70,6 +88,10 @@ N holds at most N messages (senders wait for space).
 	cmd.Flags().Int64Var(&maxBytes, "max-bytes", 0, "also bound the queued bytes (0 = no bound)")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "queued messages older than this are dead-lettered (0 = never)")
 	cmd.Flags().StringVar(&deadLetter, "dead-letter", "", "existing mailbox that receives dead letters (default: they are dropped)")
+	// --- cluster ---
+	cmd.Flags().BoolVar(&onCluster, "cluster", false, "make the mailbox on the broker's NATS JetStream cluster")
+	cmd.Flags().IntVar(&replicas, "replicas", 0, "with --cluster: copies of each message, 1..5 (default 3, or 1 on a cluster of fewer than 3 servers)")
+	// --- end cluster ---
 	return cmd
 }
 
@@ -333,6 +355,8 @@ func kind(i postbox.Info) string {
 		return "service"
 	case i.Pipe:
 		return "pipe"
+	case i.Cluster != "": // --- cluster ---
+		return fmt.Sprintf("cluster/R%d", i.Replicas)
 	}
 	return "mailbox"
 }
@@ -378,6 +402,13 @@ func newStat() *cobra.Command {
 			row("depth", fmt.Sprintf("%d messages, %d bytes", i.Depth, i.Bytes))
 			row("in flight", i.InFlight)
 			row("kind", kind(i))
+			// --- cluster ---
+			if i.Cluster != "" {
+				row("cluster", i.Cluster)
+				row("replicas", i.Replicas)
+				row("stream", fmt.Sprintf("%s (%s)", i.Stream, i.StreamState))
+			}
+			// --- end cluster ---
 			if i.Closed {
 				row("closed", "for sending: receivers drain it, then end of stream")
 			}

@@ -127,6 +127,9 @@ func newServe() *cobra.Command {
 	// --- ops ---
 	var mf metricsFlags // --metrics (serve_metrics.go)
 	// --- end ops ---
+	// --- cluster ---
+	var cl clusterFlags // serve_cluster.go
+	// --- end cluster ---
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the broker",
@@ -323,6 +326,13 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			}
 			// Open the data directory first: a second broker on it is
 			// refused before it touches the socket.
+			// --- cluster ---
+			closeCluster, err := cl.attach(&cfg, log)
+			if err != nil {
+				return err
+			}
+			defer closeCluster()
+			// --- end cluster ---
 			gcPercent, memLimit := tuneGC(cfg)
 			b, err := broker.Open(cfg)
 			if err != nil {
@@ -452,6 +462,9 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	// --- ops ---
 	mf.register(cmd)
 	// --- end ops ---
+	// --- cluster ---
+	cl.register(f)
+	// --- end cluster ---
 	return cmd
 }
 

@@ -108,6 +108,7 @@ EXT_MAX_DELIVERIES = 0x8004
 EXT_DEAD_LETTER = 0x8005
 EXT_SERVICE = 0x8006
 EXT_PIPE = 0x8007  # Create: the mailbox is a pipe, u32 buffer bytes (8.23)
+EXT_CLUSTER = 0x8008  # Create: a cluster mailbox, u8 replicas (8.26)
 EXT_PRINCIPAL_NAME = 0x0020  # HelloReply, Delivery, SendReply, error reply (7.3)
 EXT_OWNER = 0x0020  # MailboxInfo: a remote owner (7.4)
 EXT_ACCESS = 0x0021  # MailboxInfo: one access entry (7.4, 8.18)
@@ -657,6 +658,8 @@ class Create:
     service: bool = False
     pipe: bool = False
     pipe_buffer: int = 0
+    cluster: bool = False
+    replicas: int = 0
     ext: bytes = b""
 
     def encode(self) -> bytes:
@@ -675,6 +678,8 @@ class Create:
             out += _ext_entry(EXT_SERVICE, b"")
         if self.pipe:
             out += _ext_entry(EXT_PIPE, _U32.pack(self.pipe_buffer))
+        if self.cluster:
+            out += _ext_entry(EXT_CLUSTER, bytes([self.replicas]))
         return bytes(out + self.ext)
 
     @classmethod
@@ -683,8 +688,10 @@ class Create:
         v = cls(r.string("name"), r.i64("capacity"), r.u32("mode"))
         vals, v.ext = r.ext(
             {EXT_DURABLE: 0, EXT_MAX_BYTES: 8, EXT_TTL: 8, EXT_MAX_DELIVERIES: 4, EXT_DEAD_LETTER: None, EXT_SERVICE: 0,
-             EXT_PIPE: 4}
+             EXT_PIPE: 4, EXT_CLUSTER: 1}
         )
+        if EXT_CLUSTER in vals:
+            v.cluster, v.replicas = True, vals[EXT_CLUSTER][0]
         if EXT_PIPE in vals:
             v.pipe, v.pipe_buffer = True, _U32.unpack(vals[EXT_PIPE])[0]
         v.durable = EXT_DURABLE in vals
@@ -1922,7 +1929,7 @@ class Notice:
 
 @dataclass
 class InfoLimits:
-    """The broker-wide limits in an InfoReply (8.25)."""
+    """The broker-wide limits in an InfoReply (8.26)."""
 
     max_connections: int = 0
     max_mailboxes: int = 0
@@ -1946,7 +1953,7 @@ _INFO_LIMITS = struct.Struct("<6q")
 
 @dataclass
 class InfoReply:
-    """INFO's OK reply (8.25): what the broker process is. ``rss_bytes``
+    """INFO's OK reply (8.26): what the broker process is. ``rss_bytes``
     and ``store_bytes`` are -1 when unknown or without a data directory."""
 
     version: bytes = b""
