@@ -1157,7 +1157,7 @@ class Client:
         return [*r.entries, *r.principals]
 
     def info(self) -> wire.InfoReply:
-        """INFO (8.26): the broker's version, pid, uptime, listeners, data
+        """INFO (8.25): the broker's version, pid, uptime, listeners, data
         directory, limits, connections, memory and store size."""
         return self._request(wire.OP_INFO, 0, b"", wire.InfoReply.decode).result()
 

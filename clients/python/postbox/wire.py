@@ -1929,7 +1929,7 @@ class Notice:
 
 @dataclass
 class InfoLimits:
-    """The broker-wide limits in an InfoReply (8.26)."""
+    """The broker-wide limits in an InfoReply (8.25)."""
 
     max_connections: int = 0
     max_mailboxes: int = 0
@@ -1953,7 +1953,7 @@ _INFO_LIMITS = struct.Struct("<6q")
 
 @dataclass
 class InfoReply:
-    """INFO's OK reply (8.26): what the broker process is. ``rss_bytes``
+    """INFO's OK reply (8.25): what the broker process is. ``rss_bytes``
     and ``store_bytes`` are -1 when unknown or without a data directory."""
 
     version: bytes = b""
