@@ -1,0 +1,68 @@
+package brokerbench
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/broker"
+)
+
+// TestRunDurableSocketMeasuresARunningBroker runs the durable figures
+// against a broker it did not start (here in-process, as `postbox serve`
+// would be), with more senders than the broker lets one uid handshake at
+// once, and checks the rows' shape and that no mailbox is left behind.
+func TestRunDurableSocketMeasuresARunningBroker(t *testing.T) {
+	dir := t.TempDir()
+	cfg := broker.DefaultConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.DataDir = filepath.Join(dir, "data")
+	b, err := broker.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "s.sock")
+	l, err := broker.Listen(sock, 0o600)
+	if err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	go b.Serve(l)
+	defer b.Close()
+
+	ctx := context.Background()
+	rows, err := RunDurableSocket(ctx, sock, 40, 256, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 6 {
+		t.Fatalf("got %d rows, want 6", len(rows))
+	}
+	for _, r := range rows {
+		if r.MsgsPerSec <= 0 || r.P50 <= 0 {
+			t.Errorf("%s: no figure", r.Name)
+		}
+	}
+	if rows[0].Baseline != rows[1].Name || rows[0].Ratio <= 0 {
+		t.Errorf("durable row %q: baseline %q ratio %v", rows[0].Name, rows[0].Baseline, rows[0].Ratio)
+	}
+	c, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	boxes, err := c.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mb := range boxes {
+		if !strings.HasPrefix(mb.Name, "@") { // @...: a connection's own inbox
+			t.Errorf("mailbox left behind: %s", mb.Name)
+		}
+	}
+}
