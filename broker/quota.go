@@ -487,7 +487,7 @@ func (b *Broker) admitQuota(c *conn, hd wire.Header, who Principal) bool {
 // leases it still held (its cleanup returned them to their mailboxes).
 func (b *Broker) releaseQuota(c *conn) {
 	c.pmu.Lock()
-	n := len(c.leases)
+	n := c.leases.len()
 	c.pmu.Unlock()
 	b.quota.of(c.ident).releaseConn(n)
 	b.retryStalled(c.ident) // its other connections' receivers may lease again
