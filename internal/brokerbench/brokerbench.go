@@ -95,8 +95,16 @@ func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw latency: %w", err)
 	}
-	lat.Baseline = raw.Name
-	rows = append(rows, lat, raw)
+	proc, err := RawProcLatency(ctx, filepath.Join(dir, "rawproc.sock"), 64, cfg.Samples)
+	if err != nil {
+		return nil, fmt.Errorf("raw inter-process latency: %w", err)
+	}
+	// Through a broker process (--use-socket) a message crosses into
+	// another process and back out, as the inter-process echo's bytes
+	// do: that echo is the latency's baseline. The in-process echo stays
+	// beside it as the floor of the socket alone.
+	lat.Baseline, raw.Baseline = proc.Name, proc.Name
+	rows = append(rows, lat, proc, raw)
 	if cfg.URL != "" {
 		// The same figures through the URL, each beside its Unix-socket
 		// row as the baseline.
