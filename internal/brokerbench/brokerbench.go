@@ -203,7 +203,9 @@ func throughput(ctx context.Context, dial []postbox.DialOption, size int, cfg Co
 	var received int64
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
-	for time.Now().Before(deadline) {
+	// The clock is read every 64 messages: once per message it was 4.5 %
+	// of the receiving process's CPU, work no broker does.
+	for received&63 != 0 || time.Now().Before(deadline) {
 		m, err := cons.Next(ctx)
 		if err != nil {
 			stop.Store(true)
