@@ -102,7 +102,8 @@ mailbox.
 With --use-socket, only the broker figures are measured, against the
 running broker at --socket (a separate process, started with a data
 directory): 256 B durable sends from --senders concurrent senders, beside
-the same sends to a non-durable mailbox.`,
+the same sends to a non-durable mailbox, and one Publisher with 1024
+sends in flight to a durable mailbox.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json"); err != nil {

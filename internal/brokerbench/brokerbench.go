@@ -38,6 +38,8 @@ type Config struct {
 	Samples int
 	// Window is how many sends the sender keeps in flight.
 	Window int
+
+	durable bool // the throughput figure's mailbox is durable (RunDurableSocket)
 }
 
 // DefaultConfig measures for about ten seconds in all.
@@ -147,9 +149,9 @@ func startBroker(sock string) (stop func(), err error) {
 
 var mailboxSeq atomic.Uint64
 
-func tempMailbox(ctx context.Context, c *postbox.Client, capacity int64) (*postbox.Mailbox, error) {
+func tempMailbox(ctx context.Context, c *postbox.Client, capacity int64, more ...postbox.CreateOption) (*postbox.Mailbox, error) {
 	name := fmt.Sprintf("bench-%d-%d", os.Getpid(), mailboxSeq.Add(1))
-	return c.Create(ctx, name, postbox.Capacity(capacity))
+	return c.Create(ctx, name, append([]postbox.CreateOption{postbox.Capacity(capacity)}, more...)...)
 }
 
 // Throughput moves size-byte messages from one sender client (Window sends
@@ -171,7 +173,11 @@ func throughput(ctx context.Context, dial []postbox.DialOption, size int, cfg Co
 		return row, err
 	}
 	defer rc.Close()
-	mb, err := tempMailbox(ctx, sc, 4096)
+	var opts []postbox.CreateOption
+	if cfg.durable {
+		opts = append(opts, postbox.Durable())
+	}
+	mb, err := tempMailbox(ctx, sc, 4096, opts...)
 	if err != nil {
 		return row, err
 	}
