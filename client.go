@@ -539,5 +539,7 @@ func newMessage(body []byte) *Message {
 		copy(x.m.Body, body)
 		return &x.m
 	}
-	return &Message{Body: append(make([]byte, 0, n), body...)}
+	// Growing a nil slice copies without zeroing the new bytes first;
+	// make([]byte, 0, n) would zero them.
+	return &Message{Body: append([]byte(nil), body...)}
 }

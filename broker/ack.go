@@ -30,9 +30,8 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	boxes, ids := h.boxes[:0], h.ids[:0]
 	c.pmu.Lock()
 	for id := range m.All() {
-		boxes = append(boxes, c.leases[id])
+		boxes = append(boxes, c.leases.take(id))
 		ids = append(ids, id)
-		delete(c.leases, id)
 	}
 	c.pmu.Unlock()
 	c.b.quota.settled(c.ident, boxes)

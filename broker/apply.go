@@ -29,7 +29,7 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 			if e.Lease != 0 || p.op == wire.OpRecv {
 				c.pmu.Lock()
 				if e.Lease != 0 {
-					c.leases[e.Lease] = bx
+					c.leases.put(e.Lease, bx)
 				}
 				if p.op == wire.OpRecv {
 					c.unregister(p)

@@ -65,7 +65,7 @@ type conn struct {
 
 	pmu     sync.Mutex // guards pending, leases, touched, stalled, slow
 	pending map[uint64]*pending
-	leases  map[uint64]*box // leases this endpoint holds, and their mailbox
+	leases  leaseTable // leases this endpoint holds, and their mailbox
 	touched map[*box]struct{}
 	stalled map[*pending]uint32 // consumers stalled by the backlog, and their credit (backlog.go)
 	slow    *time.Timer         // the slow-consumer timer while any is stalled
@@ -108,7 +108,6 @@ func newConn(b *Broker, nc net.Conn, creds Credentials) *conn {
 		nc:      nc,
 		creds:   creds,
 		pending: make(map[uint64]*pending),
-		leases:  make(map[uint64]*box),
 		touched: make(map[*box]struct{}),
 		calls:   make(map[string]*call),
 		callReq: make(map[uint64]*call),

@@ -271,12 +271,7 @@ func (bx *box) readerLeft(c *conn, closing bool, r *completions) {
 				recvs = append(recvs, p)
 			}
 		}
-		for l, lb := range c.leases {
-			if lb == bx {
-				leases = append(leases, l)
-				delete(c.leases, l)
-			}
-		}
+		leases = c.leases.removeBox(bx)
 		c.pmu.Unlock()
 		for _, p := range recvs {
 			bx.core.CancelReceive(p.recv, mailbox.ErrCanceled)

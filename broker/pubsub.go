@@ -91,6 +91,21 @@ type publication struct {
 	typ     int64
 	headers []byte
 	body    []byte
+	tp      topic.Pub // what the engine holds (PublishRef): no copy of its own
+}
+
+// topicPub returns p as the engine's publication, p.tp, set on first use
+// and unchanged after (the engine may hold it). Its header lookup is set
+// only when p has headers: a method value costs an allocation, and
+// without headers a nil lookup filters the same.
+func (p *publication) topicPub() *topic.Pub {
+	if p.tp.Payload == nil {
+		p.tp = topic.Pub{Subject: p.subject, Type: p.typ, Payload: p, Size: len(p.headers) + len(p.body)}
+		if len(p.headers) > 0 {
+			p.tp.Headers = p.header
+		}
+	}
+	return &p.tp
 }
 
 // header looks up a USER header for the engine's filters.
@@ -214,12 +229,11 @@ func newPublication(subject string, sender mailbox.Identity, now, typ int64, hea
 // broker's own events, which never wait.
 func (ps *pubsub) publish(c *conn, hd wire.Header, pub *publication, timeout int64) {
 	eng := ps.engineFor(pub.subject)
-	tp := topic.Pub{Subject: pub.subject, Type: pub.typ, Headers: pub.header, Payload: pub,
-		Size: len(pub.headers) + len(pub.body)}
+	tp := pub.topicPub()
 	ps.mu.Lock()
 	ps.token++
 	token := ps.token
-	matched, done := eng.Publish(tp, token)
+	matched, done := eng.PublishRef(tp, token)
 	var w *pubWait
 	if !done {
 		if c == nil || timeout == 0 {

@@ -158,11 +158,10 @@ func (ps *pubsub) runBatch(c *conn, bt *pubBatch) {
 	eng := ps.eng // the checks keep "$SYS." out
 	ps.mu.Lock()
 	for i, pub := range bt.pubs {
-		tp := topic.Pub{Subject: pub.subject, Type: pub.typ, Headers: pub.header, Payload: pub,
-			Size: len(pub.headers) + len(pub.body)}
+		tp := pub.topicPub()
 		ps.token++
 		token := ps.token
-		matched, done := eng.Publish(tp, token)
+		matched, done := eng.PublishRef(tp, token)
 		bt.matched += uint64(matched)
 		if done {
 			continue

@@ -100,8 +100,7 @@ func replyRule(hd wire.Header, m *wire.Send) string {
 func (h *handler) ackLease(lease uint64) {
 	c := h.c
 	c.pmu.Lock()
-	bx := c.leases[lease]
-	delete(c.leases, lease)
+	bx := c.leases.take(lease)
 	c.pmu.Unlock()
 	if bx == nil {
 		c.b.rm.settle(c, wire.OpAck, lease, false) // a cluster mailbox's lease (remote_recv.go), if it is one

@@ -115,6 +115,32 @@ func BenchmarkPublish(b *testing.B) {
 	}
 }
 
+// BenchmarkPublishRef is BenchmarkPublish through PublishRef, as the
+// broker calls it: the engine keeps the caller's Pub, no copy.
+func BenchmarkPublishRef(b *testing.B) {
+	for _, fanout := range []int{1, 16} {
+		b.Run(fmt.Sprintf("fanout=%d", fanout), func(b *testing.B) {
+			e := NewEngine()
+			for id := range fanout {
+				if err := e.Subscribe(Sub{ID: SubID(id), Pattern: "bench.>", Buffer: 64}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			p := &Pub{Subject: "bench.x", Size: 64}
+			b.ReportAllocs()
+			for b.Loop() {
+				if n, done := e.PublishRef(p, 0); n != fanout || !done {
+					b.Fatal(n, done)
+				}
+				for _, x := range e.Effects() {
+					e.AddCredit(x.Sub, 1)
+				}
+				e.Effects()
+			}
+		})
+	}
+}
+
 // BenchmarkSublistChurn is an insert plus a remove against 10000
 // subscriptions and a full cache (DefaultCacheSize subjects) that the
 // changed pattern does not match, so the cache stays full: what the exact

@@ -221,13 +221,23 @@ func (e *Engine) resolve(p *pending) {
 // reused token adds to the same wait).
 //
 // An invalid subject matches nothing.
+//
+// The engine keeps a copy of p; PublishRef is Publish without that copy.
 func (e *Engine) Publish(p Pub, token uint64) (matched int, done bool) {
+	return e.PublishRef(&p, token)
+}
+
+// PublishRef is Publish of a publication the caller allocated and leaves
+// unchanged from now on: the engine holds p itself (in buffers, waits and
+// EffDeliver effects) instead of a copy, so a caller that keeps its
+// publications in its own structure saves an allocation per publication.
+func (e *Engine) PublishRef(p *Pub, token uint64) (matched int, done bool) {
 	subs := e.list.Match(p.Subject)
 	if len(subs) == 0 {
 		return 0, true
 	}
 	e.epoch++
-	var pub *Pub
+	pub := p
 	var pend *pending
 	for _, s := range subs {
 		to := s
@@ -236,17 +246,13 @@ func (e *Engine) Publish(p Pub, token uint64) (matched int, done bool) {
 				continue
 			}
 			g.epoch = e.epoch
-			if to = g.pick(&p); to == nil {
+			if to = g.pick(p); to == nil {
 				continue
 			}
 		} else if !s.Filter.Matches(p.Type, p.Headers) {
 			continue
 		}
 		matched++
-		if pub == nil {
-			pub = new(Pub)
-			*pub = p
-		}
 		if to.room() {
 			e.accept(to, pub)
 			continue

@@ -1,5 +1,7 @@
 package wire
 
+import "encoding/binary"
+
 // Receiving: RECV, CONSUME, CREDIT and the Delivery that carries a message
 // to a receiver (RECV's reply, and every pushed DELIVER).
 
@@ -115,11 +117,34 @@ func (m *Delivery) Append(b []byte) []byte {
 	return append(b, m.Ext...)
 }
 
+// deliveryPrefix is the size of a Delivery's fixed fields before its
+// headers: decoded from one bounds check on every received message.
+const deliveryPrefix = 8 + 8 + 8 + 3 + 4 + IdentitySize + 8
+
 func (m *Delivery) Decode(p []byte) error {
+	if len(p) < deliveryPrefix {
+		m.decodeSlow(p)
+		return ErrMalformed
+	}
+	le := binary.LittleEndian
+	f := p[:deliveryPrefix]
+	m.Lease, m.ID, m.Type = le.Uint64(f), le.Uint64(f[8:]), int64(le.Uint64(f[16:]))
+	m.Priority, m.Reason, m.Flags = f[24], f[25], f[26]
+	m.Redeliveries = le.Uint32(f[27:])
+	s := f[31:]
+	m.Sender = Identity{Kind: s[0], UID: le.Uint32(s[1:]), GID: le.Uint32(s[5:]), PID: int32(le.Uint32(s[9:])), Endpoint: le.Uint64(s[13:])}
+	m.SentUnixNano = int64(le.Uint64(f[31+IdentitySize:]))
+	d := NewDecoder(p[deliveryPrefix:])
+	m.Headers, m.Body, m.Ext = d.Headers(), d.Bytes(), d.Ext()
+	return d.Err()
+}
+
+// decodeSlow is Decode field by field, for a payload too short for the
+// fixed fields: it sets what is there, as Decode always did.
+func (m *Delivery) decodeSlow(p []byte) {
 	d := NewDecoder(p)
 	m.Lease, m.ID, m.Type = d.U64(), d.U64(), d.I64()
 	m.Priority, m.Reason, m.Flags = d.U8(), d.U8(), d.U8()
 	m.Redeliveries, m.Sender, m.SentUnixNano = d.U32(), d.Identity(), d.I64()
 	m.Headers, m.Body, m.Ext = d.Headers(), d.Bytes(), d.Ext()
-	return d.Err()
 }

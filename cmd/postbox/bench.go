@@ -109,7 +109,8 @@ measuring.`,
 
 func newBenchDurable() *cobra.Command {
 	var out, dir string
-	var quick bool
+	var quick, useSocket bool
+	var senders int
 	cmd := &cobra.Command{
 		Use:   "durable",
 		Short: "Measure durable sends against raw write+fdatasync, in one run",
@@ -118,11 +119,24 @@ store with 1, 16 and 64 concurrent writers at 256 B and 4 KiB (records/s,
 records per fsync, p50/p99), beside a raw write+fdatasync loop and a run
 without fsync; then whole sends through a broker to a durable mailbox with
 1, 16 and 64 concurrent senders, beside the same sends to a non-durable
-mailbox.`,
+mailbox.
+
+With --use-socket, only the broker figures are measured, against the
+running broker at --socket (a separate process, started with a data
+directory): 256 B durable sends from --senders concurrent senders, beside
+the same sends to a non-durable mailbox, and one Publisher with 1024
+sends in flight to a durable mailbox.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json", "csv"); err != nil {
 				return err
+			}
+			if useSocket { // perf: the durable figures through a separate broker
+				rows, err := brokerbench.RunDurableSocket(cmd.Context(), socketPath(), senders, 256, 2*time.Second)
+				if err != nil {
+					return err
+				}
+				return writeBench(os.Stdout, rows, out, "") // benchload.go
 			}
 			if dir == "" {
 				dir = os.TempDir()
@@ -138,6 +152,8 @@ mailbox.`,
 	outputFlag(cmd, &out, "table", "table, csv or json")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory on the disk to measure (default the temp directory)")
 	cmd.Flags().BoolVar(&quick, "quick", false, "short runs (figures are rougher)")
+	cmd.Flags().BoolVar(&useSocket, "use-socket", false, "measure the running broker at --socket instead of brokers in this process")
+	cmd.Flags().IntVar(&senders, "senders", 64, "concurrent senders with --use-socket")
 	return cmd
 }
 

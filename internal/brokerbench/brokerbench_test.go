@@ -15,8 +15,8 @@ func TestRunReportsEveryFigureWithItsBaseline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 8 {
-		t.Fatalf("got %d rows, want 8", len(rows))
+	if len(rows) != 9 {
+		t.Fatalf("got %d rows, want 9", len(rows))
 	}
 	for _, r := range rows {
 		if r.MsgsPerSec <= 0 && r.P50 <= 0 {

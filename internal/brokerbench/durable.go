@@ -83,6 +83,45 @@ func brokerSends(ctx context.Context, dir string, durable bool, senders, size in
 	go b.Serve(l)
 	defer b.Close()
 
+	before, _ := b.DiskStats()
+	row, err = sends(ctx, sock, "bench", durable, senders, size, d)
+	if err != nil {
+		return row, err
+	}
+	after, _ := b.DiskStats()
+	if durable {
+		if fsyncs := after.Fsyncs - before.Fsyncs; fsyncs > 0 {
+			row.Note = fmt.Sprintf("%.0f fsyncs/s, %.1f sends per fsync", float64(fsyncs)/d.Seconds(), row.MsgsPerSec*d.Seconds()/float64(fsyncs))
+		}
+	}
+	return row, nil
+}
+
+// SocketSends is brokerSends against the running broker at sock (a
+// separate process, as deployed): a temporary mailbox, durable or not,
+// senders clients each sending size-byte messages one at a time for d,
+// one consumer acking them. The broker needs a data directory for a
+// durable mailbox.
+func SocketSends(ctx context.Context, sock string, durable bool, senders, size int, d time.Duration) (benchfmt.Row, error) {
+	name := fmt.Sprintf("bench-sends-%d-%d", os.Getpid(), mailboxSeq.Add(1))
+	row, err := sends(ctx, sock, name, durable, senders, size, d)
+	if err != nil {
+		return row, err
+	}
+	row.Name = fmt.Sprintf("%s, %d senders", NameMemorySend, senders)
+	if durable {
+		row.Name = fmt.Sprintf("%s, %d senders", NameDurableSend, senders)
+	}
+	row.Note = "broker at " + sock
+	return row, nil
+}
+
+// sends creates mailbox name at sock, has senders clients send size-byte
+// messages one at a time for d while one consumer acks them, and destroys
+// the mailbox. Each send's latency is its whole round trip, including the
+// group commit when durable.
+func sends(ctx context.Context, sock, name string, durable bool, senders, size int, d time.Duration) (benchfmt.Row, error) {
+	row := benchfmt.Row{Size: size}
 	rc, err := postbox.Dial(ctx, postbox.WithSocket(sock))
 	if err != nil {
 		return row, err
@@ -92,10 +131,11 @@ func brokerSends(ctx context.Context, dir string, durable bool, senders, size in
 	if durable {
 		opts = append(opts, postbox.Durable())
 	}
-	if _, err := rc.Create(ctx, "bench", opts...); err != nil {
+	if _, err := rc.Create(ctx, name, opts...); err != nil {
 		return row, err
 	}
-	cons, err := rc.Mailbox("bench").Consume(ctx, postbox.Prefetch(4096))
+	defer rc.Mailbox(name).Destroy(context.Background())
+	cons, err := rc.Mailbox(name).Consume(ctx, postbox.Prefetch(4096))
 	if err != nil {
 		return row, err
 	}
@@ -110,7 +150,17 @@ func brokerSends(ctx context.Context, dir string, durable bool, senders, size in
 	}()
 	defer cons.Close(ctx)
 
-	before, _ := b.DiskStats()
+	// Connected one after another before the clock starts: a broker
+	// refuses a uid more than a few connections in the handshake at once.
+	clients := make([]*postbox.Client, senders)
+	for i := range clients {
+		c, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+		if err != nil {
+			return row, err
+		}
+		defer c.Close()
+		clients[i] = c
+	}
 	lats := make([][]time.Duration, senders)
 	errs := make([]error, senders)
 	var wg sync.WaitGroup
@@ -120,13 +170,7 @@ func brokerSends(ctx context.Context, dir string, durable bool, senders, size in
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := postbox.Dial(ctx, postbox.WithSocket(sock))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			defer c.Close()
-			mb := c.Mailbox("bench")
+			mb := clients[i].Mailbox(name)
 			body := make([]byte, size)
 			for time.Now().Before(stop) {
 				t0 := time.Now()
@@ -149,15 +193,46 @@ func brokerSends(ctx context.Context, dir string, durable bool, senders, size in
 	for _, l := range lats {
 		all = append(all, l...)
 	}
-	after, _ := b.DiskStats()
 	row.MsgsPerSec = float64(len(all)) / elapsed.Seconds()
 	row.BytesPerSec = row.MsgsPerSec * float64(size)
 	row.P50, row.P99 = benchfmt.Latencies(all)
-	if durable {
-		fsyncs := after.Fsyncs - before.Fsyncs
-		if fsyncs > 0 {
-			row.Note = fmt.Sprintf("%.0f fsyncs/s, %.1f sends per fsync", float64(fsyncs)/elapsed.Seconds(), float64(len(all))/float64(fsyncs))
-		}
-	}
 	return row, nil
 }
+
+// RunDurableSocket measures, against the running broker at sock, durable
+// sends of size bytes from senders concurrent senders for d beside the same
+// sends to a non-durable mailbox, and one Publisher with 1024 sends in
+// flight to a durable mailbox, in three interleaved rounds.
+func RunDurableSocket(ctx context.Context, sock string, senders, size int, d time.Duration) ([]benchfmt.Row, error) {
+	var rows []benchfmt.Row
+	for range 3 {
+		dur, err := SocketSends(ctx, sock, true, senders, size, d)
+		if err != nil {
+			return nil, err
+		}
+		mem, err := SocketSends(ctx, sock, false, senders, size, d)
+		if err != nil {
+			return nil, err
+		}
+		dur.Baseline = mem.Name
+		// The same durable mailbox fed by one Publisher with 1024 sends
+		// in flight (acked after their fsync, as a Send's): what the
+		// group commit does when the senders are not one-at-a-time.
+		win, err := throughput(ctx, []postbox.DialOption{postbox.WithSocket(sock)}, size,
+			Config{Duration: d, Window: 1024, durable: true})
+		if err != nil {
+			return nil, err
+		}
+		win.Name = NameDurableWindow
+		win.Baseline = mem.Name
+		// Each round's ratios are to its own baseline (the rows of all
+		// rounds share names, so benchfmt.Fill cannot pair them).
+		dur.Ratio, win.Ratio = dur.MsgsPerSec/mem.MsgsPerSec, win.MsgsPerSec/mem.MsgsPerSec
+		rows = append(rows, dur, mem, win)
+	}
+	return rows, nil
+}
+
+// NameDurableWindow is RunDurableSocket's row of one pipelined sender to
+// a durable mailbox.
+const NameDurableWindow = "broker durable send, 1 Publisher, 1024 in flight"

@@ -7,6 +7,7 @@ package brokerbench
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,8 +50,16 @@ func latencies(ctx context.Context, sock, rawPath string, cfg Config, rows *[]be
 		if err != nil {
 			return first, fmt.Errorf("raw latency %d B: %w", size, err)
 		}
-		lat.Baseline = raw.Name
-		*rows = append(*rows, lat, raw)
+		proc, err := RawProcLatency(ctx, filepath.Join(filepath.Dir(rawPath), "rawproc.sock"), size, cfg.Samples)
+		if err != nil {
+			return first, fmt.Errorf("raw inter-process latency %d B: %w", size, err)
+		}
+		// Through a broker process (--use-socket) a message crosses into
+		// another process and back out, as the inter-process echo's bytes
+		// do: that echo is the latency's baseline. The in-process echo
+		// stays beside it as the floor of the socket alone.
+		lat.Baseline, raw.Baseline = proc.Name, proc.Name
+		*rows = append(*rows, lat, proc, raw)
 		if i == 0 {
 			first = lat
 		}
