@@ -39,16 +39,16 @@ func TestLoadMovesCountMessagesWithSeveralClientsOnEachSide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 5 {
-		t.Fatalf("got %d rows, want 5 (3 throughput and 2 latency at one size)", len(rows))
+	if len(rows) != 6 {
+		t.Fatalf("got %d rows, want 6 (3 throughput, and 3 latency at one size: the mailbox's, the inter-process and the in-process echo)", len(rows))
 	}
 	r := rows[0]
 	if r.Name != "mailbox throughput (3 senders, 2 receivers, acks on)" || r.Size != 100 || r.MsgsPerSec <= 0 ||
 		!strings.Contains(r.Note, "2000 messages in") {
 		t.Errorf("row %+v", r)
 	}
-	if rows[3].Size != 100 || len(rows[3].Samples) != 100 || len(rows[4].Samples) != 100 {
-		t.Errorf("latency rows %+v / %+v: want 100 samples each at 100 B", rows[3].Name, rows[4].Name)
+	if rows[3].Size != 100 || len(rows[3].Samples) != 100 || len(rows[4].Samples) != 100 || len(rows[5].Samples) != 100 {
+		t.Errorf("latency rows %+v / %+v / %+v: want 100 samples each at 100 B", rows[3].Name, rows[4].Name, rows[5].Name)
 	}
 	if strings.Join(steps, "; ") != "throughput, 100 B; latency, 100 B" {
 		t.Errorf("progress %q", steps)

@@ -102,5 +102,6 @@ func RawProcLatency(ctx context.Context, path string, size, samples int) (benchf
 		}
 	}
 	row.P50, row.P99 = benchfmt.Latencies(lat)
+	row.Samples = lat // for --plot, as the other latency rows
 	return row, nil
 }
