@@ -201,20 +201,14 @@ func WithReplyGrace(d time.Duration) DialOption {
 }
 
 // Dial connects to the broker and performs the handshake, both bounded by
-// ctx (at its deadline the error matches ErrTimeout).
+// ctx (at its deadline the error matches ErrTimeout). A connection the
+// broker closes before answering HELLO (past its bound on handshakes in
+// progress, or while it restarts) is dialled again after a short pause,
+// for up to 5 seconds (dialretry.go).
 func Dial(ctx context.Context, opts ...DialOption) (*Client, error) {
 	o := dialDefaults(opts)
 	o.redial = o.dialConn
-	nc, err := o.dialConn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c, err := handshake(ctx, nc, o)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return c, nil
+	return dialHandshake(ctx, o) // dialretry.go
 }
 
 // dialConn connects to the broker as o says (a reconnect dials again the
