@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -225,7 +224,7 @@ func checkOutput(o string, allowed ...string) error {
 
 func newLs() *cobra.Command {
 	var out string
-	var all, subjects bool
+	var all, subjects, noHeaders bool
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List mailboxes (like ipcs)",
@@ -241,11 +240,11 @@ with its subscribers, queue groups, events delivered and dropped.
 bindings and the claims (with -o json, one object each).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "table", "json"); err != nil {
+			if err := checkOutput(out, "table", "json", "yaml"); err != nil {
 				return err
 			}
 			if subjects {
-				return lsSubjects(cmd.Context(), os.Stdout, out) // pubsub.go
+				return lsSubjects(cmd.Context(), os.Stdout, out, noHeaders) // pubsub.go
 			}
 			c, err := dial(cmd.Context())
 			if err != nil {
@@ -262,15 +261,15 @@ bindings and the claims (with -o json, one object each).`,
 					shown = append(shown, i)
 				}
 			}
-			if out == "json" {
-				enc := json.NewEncoder(os.Stdout)
+			if structured(out) {
+				enc := newRecordEncoder(os.Stdout, out)
 				for _, i := range shown {
 					enc.Encode(jsonInfo(i))
 				}
 				return nil
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tKIND\tOWNER\tMODE\tCAPACITY\tDEPTH\tBYTES\tRECEIVERS\tIN FLIGHT\tBLOCKED SENDERS\tDROPPED\tSERVERS")
+			header(tw, noHeaders, "NAME\tKIND\tOWNER\tMODE\tCAPACITY\tDEPTH\tBYTES\tRECEIVERS\tIN FLIGHT\tBLOCKED SENDERS\tDROPPED\tSERVERS")
 			for _, i := range shown {
 				servers := "-"
 				if i.Service {
@@ -283,15 +282,16 @@ bindings and the claims (with -o json, one object each).`,
 				return err
 			}
 			// Then the subscribed subjects, if any (all of pub/sub: --subjects).
+			// (--no-headers: the mailbox rows only.)
 			topics, err := c.Topics(cmd.Context())
-			if err != nil || len(topics.Subjects) == 0 {
+			if err != nil || len(topics.Subjects) == 0 || noHeaders {
 				return err
 			}
 			fmt.Println()
-			return printTopics(os.Stdout, topics, out, false) // pubsub.go
+			return printTopics(os.Stdout, topics, out, false, false) // pubsub.go
 		},
 	}
-	outputFlag(cmd, &out, "table", "table or json (one object per line)")
+	tableOutput(cmd, &out, &noHeaders, "table")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "include endpoints' inboxes")
 	cmd.Flags().BoolVar(&subjects, "subjects", false, "list subjects, bindings and claims (publish/subscribe)")
 	return cmd
@@ -343,7 +343,7 @@ func newStat() *cobra.Command {
 		Short: "Show one mailbox's state",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "text", "json"); err != nil {
+			if err := checkOutput(out, "text", "json", "yaml"); err != nil {
 				return err
 			}
 			c, err := dial(cmd.Context())
@@ -355,8 +355,8 @@ func newStat() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				return json.NewEncoder(os.Stdout).Encode(jsonInfo(i))
+			if structured(out) {
+				return newRecordEncoder(os.Stdout, out).Encode(jsonInfo(i))
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 1, ' ', 0)
 			row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
@@ -417,6 +417,6 @@ func newStat() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	outputFlag(cmd, &out, "text", "text or json")
+	outputFlag(cmd, &out, "text", "text, json or yaml")
 	return cmd
 }

@@ -334,7 +334,7 @@ broker with a data directory. "postbox ls --subjects" lists them.`,
 // lsSubjects is "ls --subjects": the subscribed patterns with their
 // subscribers, queue groups, delivered and dropped counts, then the
 // bindings and the claims.
-func lsSubjects(ctx context.Context, w io.Writer, out string) error {
+func lsSubjects(ctx context.Context, w io.Writer, out string, noHeaders bool) error {
 	c, err := dial(ctx)
 	if err != nil {
 		return err
@@ -344,14 +344,14 @@ func lsSubjects(ctx context.Context, w io.Writer, out string) error {
 	if err != nil {
 		return err
 	}
-	return printTopics(w, info, out, true)
+	return printTopics(w, info, out, true, noHeaders)
 }
 
 // printTopics prints what TOPICS returned: the subscribed subjects, and
 // with all the bindings and claims too.
-func printTopics(w io.Writer, info postbox.TopicsInfo, out string, all bool) error {
-	if out == "json" {
-		enc := json.NewEncoder(w)
+func printTopics(w io.Writer, info postbox.TopicsInfo, out string, all, noHeaders bool) error {
+	if structured(out) {
+		enc := newRecordEncoder(w, out)
 		for _, s := range info.Subjects {
 			enc.Encode(map[string]any{"pattern": s.Pattern, "subscribers": s.Subscribers, "queues": s.Queues,
 				"delivered": s.Delivered, "dropped": s.Dropped})
@@ -365,18 +365,18 @@ func printTopics(w io.Writer, info postbox.TopicsInfo, out string, all bool) err
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SUBJECT\tSUBSCRIBERS\tQUEUE GROUPS\tDELIVERED\tDROPPED")
+	header(tw, noHeaders, "SUBJECT\tSUBSCRIBERS\tQUEUE GROUPS\tDELIVERED\tDROPPED")
 	for _, s := range info.Subjects {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s.Pattern, s.Subscribers, s.Queues, s.Delivered, s.Dropped)
 	}
 	if len(info.Bindings) > 0 && all {
-		fmt.Fprintln(tw, "\nBOUND PATTERN\tMAILBOX")
+		header(tw, noHeaders, "\nBOUND PATTERN\tMAILBOX")
 		for _, b := range info.Bindings {
 			fmt.Fprintf(tw, "%s\t%s\n", b.Pattern, b.Mailbox)
 		}
 	}
 	if len(info.Claims) > 0 && all {
-		fmt.Fprintln(tw, "\nCLAIMED PATTERN\tUID\tGID\tMODE")
+		header(tw, noHeaders, "\nCLAIMED PATTERN\tUID\tGID\tMODE")
 		for _, cl := range info.Claims {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%04o\n", cl.Pattern, cl.UID, cl.GID, uint32(cl.Mode))
 		}
