@@ -29,6 +29,7 @@ func newCreate() *cobra.Command {
 	var maxBytes int64
 	var ttl time.Duration
 	var deadLetter string
+	var existOk bool
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a mailbox",
@@ -37,8 +38,11 @@ func newCreate() *cobra.Command {
 --capacity -1 (the default) is unbounded, up to the broker's memory limit;
 0 is a rendezvous (a send completes only when a receiver takes the message);
 N holds at most N messages (senders wait for space).
---mode works like a file's permission bits: w = may send, r = may receive.`,
-		Example: "  postbox create jobs --capacity 1000 --mode 0660",
+--mode works like a file's permission bits: w = may send, r = may receive.
+--exist-ok succeeds if NAME already is a mailbox with exactly the
+settings this command gives (defaults included), so a setup script may
+run it again; otherwise it fails, listing each setting that differs.`,
+		Example: "  postbox create jobs --capacity 1000 --mode 0660\n  postbox create jobs --capacity 1000 --mode 0660 --exist-ok  # again: exit 0",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := parseMode(mode)
@@ -59,6 +63,9 @@ N holds at most N messages (senders wait for space).
 				opts = append(opts, postbox.Durable())
 			}
 			_, err = c.Create(cmd.Context(), args[0], opts...)
+			if existOk && err != nil { // existok.go
+				return existOK(cmd.Context(), c, args[0], wantMailbox{capacity, m, durable, maxDeliveries, maxBytes, ttl, deadLetter}, err)
+			}
 			return err
 		},
 	}
@@ -69,15 +76,17 @@ N holds at most N messages (senders wait for space).
 	cmd.Flags().Int64Var(&maxBytes, "max-bytes", 0, "also bound the queued bytes (0 = no bound)")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "queued messages older than this are dead-lettered (0 = never)")
 	cmd.Flags().StringVar(&deadLetter, "dead-letter", "", "existing mailbox that receives dead letters (default: they are dropped)")
+	cmd.Flags().BoolVar(&existOk, "exist-ok", false, "succeed if the mailbox exists with these settings")
 	return cmd
 }
 
 func newRm() *cobra.Command {
 	return &cobra.Command{
-		Use:   "rm NAME...",
-		Short: "Destroy mailboxes (like ipcrm)",
-		Long:  "Destroy mailboxes. Waiting senders and receivers fail with \"mailbox destroyed\". Only the owner or root may.",
-		Args:  cobra.MinimumNArgs(1),
+		Use:     "rm NAME...",
+		Example: "  postbox rm jobs\n  postbox rm a b c",
+		Short:   "Destroy mailboxes (like ipcrm)",
+		Long:    "Destroy mailboxes. Waiting senders and receivers fail with \"mailbox destroyed\". Only the owner or root may.",
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := dial(cmd.Context())
 			if err != nil {
@@ -101,9 +110,10 @@ func newRm() *cobra.Command {
 
 func newChmod() *cobra.Command {
 	return &cobra.Command{
-		Use:   "chmod MODE NAME",
-		Short: "Change a mailbox's permission bits",
-		Args:  cobra.ExactArgs(2),
+		Use:     "chmod MODE NAME",
+		Example: "  postbox chmod 0660 jobs",
+		Short:   "Change a mailbox's permission bits",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := parseMode(args[0])
 			if err != nil {
@@ -144,8 +154,9 @@ func ownerText(i postbox.Info) string {
 func newACL() *cobra.Command {
 	var add, remove []string
 	cmd := &cobra.Command{
-		Use:   "acl NAME [--add PATTERN=rw]... [--remove PATTERN]...",
-		Short: "Show or change a mailbox's access entries for remote (TLS) principals",
+		Use:     "acl NAME [--add PATTERN=rw]... [--remove PATTERN]...",
+		Example: "  postbox acl jobs\n  postbox acl jobs --add 'spiffe://example.org/workers/*=r'\n  postbox acl jobs --remove 'spiffe://example.org/workers/*'",
+		Short:   "Show or change a mailbox's access entries for remote (TLS) principals",
 		Long: `Show or change the access entries that decide what remote principals (TLS
 clients, named by their certificate's URI SAN, else subject DN) may do with
 a mailbox. Mode bits decide for local users; for a TLS client other than the
@@ -226,8 +237,9 @@ func newLs() *cobra.Command {
 	var out string
 	var all, subjects, noHeaders bool
 	cmd := &cobra.Command{
-		Use:   "ls",
-		Short: "List mailboxes (like ipcs)",
+		Use:     "ls",
+		Example: "  postbox ls\n  postbox ls --all -o json\n  postbox ls --no-headers | awk '$6 > 0 {print $1}'   # mailboxes with messages",
+		Short:   "List mailboxes (like ipcs)",
 		Long: `List mailboxes: name, kind (mailbox, service or inbox), owner, mode,
 capacity, depth (queued messages), receivers and consumers waiting,
 messages in flight (leased, not yet acked), blocked senders, best-effort
@@ -339,9 +351,10 @@ func kind(i postbox.Info) string {
 func newStat() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
-		Use:   "stat NAME",
-		Short: "Show one mailbox's state",
-		Args:  cobra.ExactArgs(1),
+		Use:     "stat NAME",
+		Example: "  postbox stat jobs\n  postbox stat jobs -o json | jq .depth",
+		Short:   "Show one mailbox's state",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "text", "json", "yaml"); err != nil {
 				return err

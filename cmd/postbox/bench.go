@@ -18,8 +18,9 @@ func newBench() *cobra.Command {
 	cfg := brokerbench.DefaultConfig()
 	var useSocket bool
 	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure the broker against a raw Unix socket, in one run",
+		Use:     "bench",
+		Example: "  postbox bench\n  postbox bench --duration 5s -o json",
+		Short:   "Measure the broker against a raw Unix socket, in one run",
 		Long: `Measure, in one run: mailbox throughput for one sender and one receiver
 (pipelined, acks on) at 64 B and 4 KiB, and send-to-receive latency p50/p99
 at 64 B; beside each, a raw Unix-socket echo doing the same without a
@@ -89,8 +90,9 @@ func newBenchDurable() *cobra.Command {
 	var out, dir string
 	var quick bool
 	cmd := &cobra.Command{
-		Use:   "durable",
-		Short: "Measure durable sends against raw write+fdatasync, in one run",
+		Use:     "durable",
+		Example: "  postbox bench durable --dir /var/tmp --quick",
+		Short:   "Measure durable sends against raw write+fdatasync, in one run",
 		Long: `Measure, in one run, on the disk holding --dir: durable appends to the
 store with 1, 16 and 64 concurrent writers at 256 B and 4 KiB (records/s,
 records per fsync, p50/p99), beside a raw write+fdatasync loop and a run
@@ -126,8 +128,9 @@ func newBenchShm() *cobra.Command {
 	var out string
 	var quick bool
 	cmd := &cobra.Command{
-		Use:   "shm",
-		Short: "Measure shared-memory channels against a pipe and a Unix socket, in one run",
+		Use:     "shm",
+		Example: "  postbox bench shm --quick",
+		Short:   "Measure shared-memory channels against a pipe and a Unix socket, in one run",
 		Long: `Measure, in one run, with the peer in a separate process: one-way latency
 (round trip / 2) p50/p99 for 64 B, 4 KiB, 64 KiB and 1 MiB messages, busy-poll
 and default wait policies, copy and loan APIs; throughput (msgs/s, bytes/s),

@@ -185,7 +185,6 @@ func sameStep(a, b string) bool {
 	return qa == qb && strings.Fields(a)[0] == strings.Fields(b)[0]
 }
 
-
 // commandName is `VERB "NAME"` for cmd: its verb and, when it takes
 // one, its first argument.
 func commandName(cmd *cobra.Command) string {

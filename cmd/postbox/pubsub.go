@@ -285,8 +285,9 @@ Needs w on the mailbox. --unbind removes the binding.
 
 func newTopic() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "topic",
-		Short: "Claims on subjects",
+		Use:     "topic",
+		Example: "  postbox topic claim 'orders.>' --mode 0640\n  postbox topic release 'orders.>'",
+		Short:   "Claims on subjects",
 		Long: `Subjects have owners and modes like mailboxes: "topic claim PATTERN
 --mode 0640" makes you the owner of the subjects PATTERN matches, with w =
 may publish, r = may subscribe (owner, group, other). An unclaimed subject
@@ -297,9 +298,10 @@ broker with a data directory. "postbox ls --subjects" lists them.`,
 	}
 	var mode string
 	claim := &cobra.Command{
-		Use:   "claim PATTERN",
-		Short: "Claim a subject pattern",
-		Args:  cobra.ExactArgs(1),
+		Use:     "claim PATTERN",
+		Example: "  postbox topic claim 'orders.>' --mode 0640",
+		Short:   "Claim a subject pattern",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := strconv.ParseUint(mode, 8, 32)
 			if err != nil || m > 0o777 {
@@ -315,9 +317,10 @@ broker with a data directory. "postbox ls --subjects" lists them.`,
 	}
 	claim.Flags().StringVar(&mode, "mode", "0644", "permission bits: r = subscribe, w = publish")
 	release := &cobra.Command{
-		Use:   "release PATTERN",
-		Short: "Release your claim on a pattern",
-		Args:  cobra.ExactArgs(1),
+		Use:     "release PATTERN",
+		Example: "  postbox topic release 'orders.>'",
+		Short:   "Release your claim on a pattern",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := dial(cmd.Context())
 			if err != nil {

@@ -18,9 +18,10 @@ func newUsage() *cobra.Command {
 	var uid int64
 	var noHeaders bool
 	cmd := &cobra.Command{
-		Use:   "usage",
-		Short: "Show what each uid and TLS principal holds against its quotas (root: every one; others: their own)",
-		Args:  cobra.NoArgs,
+		Use:     "usage",
+		Example: "  postbox usage\n  postbox usage --uid 1000 -o yaml",
+		Short:   "Show what each uid and TLS principal holds against its quotas (root: every one; others: their own)",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json", "yaml"); err != nil {
 				return err
