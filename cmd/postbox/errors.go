@@ -154,7 +154,7 @@ func errorText(cmd *cobra.Command, err error) string {
 	s = strings.ReplaceAll(s, "token too long", "line too long")
 	s = strings.ReplaceAll(s, "context canceled", "interrupted")
 	// One wording for every timeout, whoever noticed it.
-	for _, t := range []string{"context deadline exceeded", "i/o timeout", "deadline exceeded"} {
+	for _, t := range []string{"canceled (deadline)", "context deadline exceeded", "i/o timeout", "deadline exceeded"} {
 		s = strings.ReplaceAll(s, t, "timed out")
 	}
 	parts := strings.Split(s, ": ")
