@@ -153,6 +153,7 @@ func errorText(cmd *cobra.Command, err error) string {
 	s = flagValue.ReplaceAllString(s, `$2 "$1"`)
 	s = strings.ReplaceAll(s, "token too long", "line too long")
 	s = strings.ReplaceAll(s, "context canceled", "interrupted")
+	s = strings.ReplaceAll(s, "canceled: interrupted", "interrupted")
 	// One wording for every timeout, whoever noticed it.
 	for _, t := range []string{"canceled (deadline)", "context deadline exceeded", "i/o timeout", "deadline exceeded"} {
 		s = strings.ReplaceAll(s, t, "timed out")

@@ -144,15 +144,16 @@ func (e errorString) Error() string { return string(e) }
 func TestCLIInterruptExits130(t *testing.T) {
 	p := startBroker(t)
 	ok(t, p, "", "create", "jobs")
+	ok(t, p, "", "pipe", "create", "p")
 	c := p.Dial(t)
-	for _, args := range [][]string{{"recv", "jobs", "--follow"}, {"recv", "jobs"}, {"sub", "a.>"}} {
+	for _, args := range [][]string{{"recv", "--follow", "jobs"}, {"recv", "--count", "2", "jobs"}, {"sub", "a.>"}, {"pipe", "read", "p"}} {
 		r := startCLI(t, p, nil, false, nil, args...)
 		waitFor(t, "the receiver to wait", func() bool {
 			if args[0] == "sub" {
 				ti, err := c.Topics(context.Background())
 				return err == nil && len(ti.Subjects) > 0
 			}
-			i, err := c.Mailbox("jobs").Stat(context.Background())
+			i, err := c.Mailbox(args[len(args)-1]).Stat(context.Background())
 			return err == nil && i.Receivers+i.Consumers > 0
 		})
 		r.cmd.Process.Signal(os.Interrupt)

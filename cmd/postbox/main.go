@@ -67,15 +67,19 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	var interrupted atomic.Bool
+	target, _, _ := root.Find(os.Args[1:])
+	client := target == nil || target.Name() != "serve"
 	go func() {
 		for s := range sigs {
-			interrupted.Store(interrupted.Load() || s == os.Interrupt)
+			if s == os.Interrupt && interrupted.Swap(true) && client {
+				os.Exit(exitInterrupted) // a second Ctrl-C: now
+			}
 			cancel()
 		}
 	}()
 	cmd, err := root.ExecuteContextC(ctx)
 	code := exitCode(cmd, err)
-	if interrupted.Load() && cmd != nil && cmd.Name() != "serve" {
+	if interrupted.Load() && client {
 		code = exitInterrupted
 	}
 	os.Exit(code)

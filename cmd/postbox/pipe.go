@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -218,7 +219,11 @@ them.
 			}
 			defer r.Close()
 			if out == "raw" {
+				defer context.AfterFunc(ctx, func() { r.Close() })() // Ctrl-C ends WriteTo
 				_, err := r.WriteTo(os.Stdout)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return err
 			}
 			w := bufio.NewWriter(os.Stdout)
