@@ -104,15 +104,17 @@ func exitCodeOf(err error) int {
 		return exitEndOfStream
 	case errors.Is(err, postbox.ErrNoReader):
 		return exitNoReader
+	// What was missing or refused says more than the deadline that
+	// passed while retrying (call --semantics exactly-once).
+	case errors.Is(err, postbox.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, postbox.ErrPermission), errors.Is(err, postbox.ErrUnsafeSocket):
+		return exitPermission
 	case errors.Is(err, postbox.ErrTimeout), errors.Is(err, postbox.ErrEmpty), errors.Is(err, postbox.ErrFull),
 		errors.Is(err, context.DeadlineExceeded):
 		return exitWouldBlock
 	case errors.Is(err, errNotWithdrawn): // cancel.go
 		return exitWouldBlock
-	case errors.Is(err, postbox.ErrNotFound):
-		return exitNotFound
-	case errors.Is(err, postbox.ErrPermission), errors.Is(err, postbox.ErrUnsafeSocket):
-		return exitPermission
 	case errors.Is(err, postbox.ErrClosed):
 		return exitUnavailable
 	}
