@@ -99,7 +99,7 @@ func newRm() *cobra.Command {
 					if first == nil {
 						first = err
 					} else {
-						fmt.Fprintln(os.Stderr, "postbox:", trimPrefix(err.Error()))
+						fmt.Fprintln(os.Stderr, "postbox:", errorText(nil, err))
 					}
 				}
 			}

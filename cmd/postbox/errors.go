@@ -168,7 +168,10 @@ func errorText(cmd *cobra.Command, err error) string {
 		}
 	}
 	s = strings.Join(kept, ": ")
-	if !verbName.MatchString(s) && cmd != nil && cmd != cmd.Root() && !strings.HasPrefix(s, "unknown command") {
+	var ae *argsError
+	if errors.As(err, &ae) {
+		// It says which command already.
+	} else if !verbName.MatchString(s) && cmd != nil && cmd != cmd.Root() && !strings.HasPrefix(s, "unknown command") {
 		s = commandName(cmd) + ": " + s
 	}
 	return s
@@ -195,11 +198,59 @@ func commandName(cmd *cobra.Command) string {
 	if v, ok := cmdVerbs[verb]; ok {
 		verb = v
 	}
-	if p := cmd.Parent(); p != nil && p != cmd.Root() {
-		verb = p.Name() + " " + verb
-	}
+	verb = parentVerb(cmd) + verb
 	if args := cmd.Flags().Args(); len(args) > 0 && len(strings.Fields(cmd.Use)) > 1 {
 		return fmt.Sprintf("%s %q", verb, args[0])
 	}
 	return verb
+}
+
+// argsError: a command got the wrong arguments; the message says what
+// it takes (its Use line) instead of naming the first argument.
+type argsError struct {
+	path string // "pipe read"
+	use  string
+	err  error
+}
+
+func (e *argsError) Error() string {
+	if want := strings.Fields(e.use); len(want) > 1 && !strings.HasPrefix(e.err.Error(), "want ") {
+		return fmt.Sprintf("%s: want %s (%v)", e.path, strings.Join(want[1:], " "), e.err)
+	}
+	return e.path + ": " + e.err.Error()
+}
+
+func (e *argsError) Unwrap() error { return e.err }
+
+// argsAreUsage makes a wrong number or shape of arguments a usage error
+// (exit 2) on every command, subcommands too.
+func argsAreUsage(c *cobra.Command) {
+	if c.Args != nil {
+		args := c.Args
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				if strings.HasPrefix(err.Error(), "unknown command") {
+					return usageError{err}
+				}
+				path := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+				return usageError{&argsError{path: path, use: cmd.Use, err: err}}
+			}
+			return nil
+		}
+	}
+	for _, s := range c.Commands() {
+		argsAreUsage(s)
+	}
+}
+
+// parentVerb is "pipe " for "postbox pipe read": the words of a
+// subcommand's path before its own name.
+func parentVerb(cmd *cobra.Command) string {
+	if cmd == nil {
+		return ""
+	}
+	if p := cmd.Parent(); p != nil && p != cmd.Root() {
+		return p.Name() + " "
+	}
+	return ""
 }

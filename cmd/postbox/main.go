@@ -57,6 +57,8 @@ Errors print one line: postbox: VERB "NAME": cause.`
 // usageError marks errors in how the command was called.
 type usageError struct{ error }
 
+func (e usageError) Unwrap() error { return e.error }
+
 func main() {
 	// `postbox bench shm` runs its peer as a second copy of this binary.
 	shmbench.MaybeRunPeer()
@@ -155,17 +157,7 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 	builtinExamples(root)   // completion.go
 	completeOutputs(root)   // output.go
 	completeMailboxes(root) // completion.go
-	for _, c := range root.Commands() {
-		if c.Args != nil {
-			args := c.Args
-			c.Args = func(cmd *cobra.Command, a []string) error {
-				if err := args(cmd, a); err != nil {
-					return usageError{err}
-				}
-				return nil
-			}
-		}
-	}
+	argsAreUsage(root)      // errors.go
 	return root
 }
 

@@ -198,13 +198,13 @@ func (s *replier) handle(c *postbox.Client, m *postbox.Message) {
 			body = nil
 		}
 		if _, err := m.Reply(settle, body, opts...); err != nil {
-			fmt.Fprintf(os.Stderr, "postbox: reply %q: request %d: %v\n", s.name, m.ID, trimPrefix(err.Error()))
+			fmt.Fprintf(os.Stderr, "postbox: reply %q: request %d: %v\n", s.name, m.ID, errorText(nil, err))
 		}
 		return
 	}
 	// Not a request, or nobody waits for its answer any more.
 	if err := m.Ack(settle); err != nil && !errors.Is(err, postbox.ErrStaleLease) {
-		fmt.Fprintf(os.Stderr, "postbox: reply %q: ack of request %d: %v\n", s.name, m.ID, trimPrefix(err.Error()))
+		fmt.Fprintf(os.Stderr, "postbox: reply %q: ack of request %d: %v\n", s.name, m.ID, errorText(nil, err))
 	}
 }
 

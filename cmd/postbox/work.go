@@ -248,7 +248,7 @@ func (w *worker) settle(c *postbox.Client, m *postbox.Message, done bool, cause 
 		}
 	}
 	if err != nil && !errors.Is(err, postbox.ErrStaleLease) {
-		w.logf("settling message %d: %v", m.ID, trimPrefix(err.Error()))
+		w.logf("settling message %d: %v", m.ID, errorText(nil, err))
 	}
 }
 
