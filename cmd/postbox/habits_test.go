@@ -192,6 +192,18 @@ func TestCLIVersion(t *testing.T) {
 	}
 }
 
+func TestVersionLineNamesRevisionAndModified(t *testing.T) {
+	yes := true
+	v := buildVersion{Version: "v0.0.0-20261202195511-f6e91f642c38", Revision: "f6e91f642c38a7ca6cda391893ebc8f1ca6be43b",
+		Time: "2026-12-02T19:55:11Z", Modified: &yes, Go: "go1.26.8"}
+	if got, want := v.String(), "v0.0.0-20261202195511-f6e91f642c38 f6e91f642c38+modified 2026-12-02T19:55:11Z go1.26.8"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+	if got := (buildVersion{Version: "(devel)", Go: "go1.26.8"}).String(); got != "(devel) go1.26.8" {
+		t.Errorf("without VCS information: %q", got)
+	}
+}
+
 func TestCLIManPages(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "man1")
 	ok(t, nil, "", "man", "--dir", dir)
