@@ -73,7 +73,7 @@ func dialError(err error) error {
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, postbox.ErrUnsafeSocket) || errors.Is(err, postbox.ErrTLS) ||
 		errors.Is(err, postbox.ErrHandshake) || errors.Is(err, postbox.ErrVersion) || errors.Is(err, postbox.ErrPermission) ||
-		errors.Is(err, postbox.ErrLimit) || errors.Is(err, context.Canceled) {
+		errors.Is(err, postbox.ErrLimit) || errors.Is(err, postbox.ErrInvalid) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	where := urlFlag
@@ -130,6 +130,8 @@ var (
 	goPrefix = regexp.MustCompile(`\b(postbox|wire|topic|broker|rpc|envelope|mux|bufio\.Scanner|json): `)
 	// A number flag that is not one: pflag quotes strconv's error.
 	strconvErr = regexp.MustCompile(`strconv\.Parse\w+: parsing "[^"]*": (invalid syntax|value out of range)`)
+	// The connection's end, with the socket call that saw it.
+	connLost   = regexp.MustCompile(`(closed: )?connection to broker lost: .*`)
 	frameLarge = regexp.MustCompile(`frame too large: (\d+) bytes, limit (\d+)`)
 	// pflag's wording for a flag value it cannot parse.
 	flagValue = regexp.MustCompile(`invalid argument "([^"]*)" for "(?:-\w, )?(--[\w-]+)" flag`)
@@ -153,6 +155,7 @@ func errorText(cmd *cobra.Command, err error) string {
 	})
 	s = frameLarge.ReplaceAllString(s, "a message of $1 bytes (with its headers) is larger than the broker's limit of $2 bytes")
 	s = flagValue.ReplaceAllString(s, `$2 "$1"`)
+	s = connLost.ReplaceAllString(s, "the broker went away (connection lost)")
 	s = strings.ReplaceAll(s, "token too long", "line too long")
 	s = strings.ReplaceAll(s, "context canceled", "interrupted")
 	s = strings.ReplaceAll(s, "canceled: interrupted", "interrupted")

@@ -63,6 +63,7 @@ func TestCLIExitCodesAndErrorFormat(t *testing.T) {
 		{"missing argument", exitUsage, []string{"pipe", "read"}, "pipe read: want NAME"},
 		{"too few arguments", exitUsage, []string{"chmod", "0600"}, "chmod: want MODE NAME"},
 		{"no command", exitUsage, []string{"reply", "q", "cat"}, "reply: want MAILBOX -- CMD"},
+		{"bad URL", exitUsage, []string{"ls", "--url", "bogus://x"}, `ls: broker URL "bogus://x": scheme must be`},
 		{"bad pattern", exitUsage, []string{"sub", "a..b"}, `subscribe "a..b": invalid pattern`},
 		{"timeout", exitWouldBlock, []string{"recv", "jobs", "--timeout", "100ms"}, `receive from "jobs": timed out`},
 		{"send timeout", exitWouldBlock, []string{"send", "full", "y", "--timeout", "100ms"}, `send to "full": timed out`},
@@ -104,6 +105,22 @@ func TestCLIExitCodesAndErrorFormat(t *testing.T) {
 			checkErrorLine(t, r.stderr.String(), `"private": permission denied`)
 		}
 	})
+}
+
+func TestCLIBrokerGoneExitsUnavailable(t *testing.T) {
+	p := startBroker(t)
+	ok(t, p, "", "create", "q")
+	r := startCLI(t, p, nil, false, nil, "recv", "--follow", "q")
+	c := p.Dial(t)
+	waitFor(t, "the receiver to consume", func() bool {
+		i, err := c.Mailbox("q").Stat(context.Background())
+		return err == nil && i.Consumers > 0
+	})
+	p.Crash(t)
+	if code := r.wait(); code != exitUnavailable {
+		t.Fatalf("recv --follow when the broker died: exit %d, want %d; stderr %q", code, exitUnavailable, r.stderr.String())
+	}
+	checkErrorLine(t, r.stderr.String(), `receive from "q": the broker went away`)
 }
 
 func checkErrorLine(t *testing.T, stderr, want string) {
