@@ -61,7 +61,7 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 	case m.Mode > 0o777:
 		invalid(fmt.Sprintf("mode %#o has bits outside 0777", m.Mode))
 		return
-	case m.Durable && b.st == nil:
+	case m.Durable && b.cfg.DataDir == "":
 		invalid("durable mailboxes need the broker to run with a data directory (postbox serve --data DIR)")
 		return
 	case m.MaxBytes < 0 || m.TTL < 0:
@@ -95,7 +95,13 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 		bx.pipe, m.MaxBytes = newPipe(), pipeBuffer(&m) // a pipe's buffer is the core's byte bound
 	}
 	if m.Durable {
-		bx.st = b.st
+		st, err := b.needStore() // the first durable mailbox opens the data directory (lazystore.go)
+		if err != nil {
+			code, text := storageError(fmt.Sprintf("create %q", m.Name), err)
+			c.replyErr(hd, code, text)
+			return
+		}
+		bx.st = st
 	}
 	bx.core = mailbox.New(mailbox.Config{Capacity: m.Capacity, MaxBytes: m.MaxBytes, MaxDeliveries: m.MaxDeliveries,
 		TTL: m.TTL, Durable: m.Durable, Leases: &b.leases, Charge: b.quota.charge, TryLease: b.quota.leaser(bx)})

@@ -72,7 +72,8 @@ type Broker struct {
 	notices    notices    // watches (watch.go)
 	fileCounts fileCounts // descriptors held for messages (files.go)
 
-	st   *store.Store // nil without a data directory
+	st   *store.Store // nil without a data directory, or until it is needed (lazystore.go)
+	lazy lazyStore    // the data directory until the store is opened
 	sync syncer       // completes requests once their records are durable
 
 	wg      sync.WaitGroup // every goroutine the broker started
@@ -96,9 +97,11 @@ func New(cfg Config) *Broker {
 	return b
 }
 
-// Open returns a broker with cfg. With a DataDir it opens the store there
-// (taking its lock: a second broker on the directory fails with
-// store.ErrLocked) and recovers the durable mailboxes.
+// Open returns a broker with cfg. With a DataDir holding a store it opens
+// it (taking its lock: a second broker on the directory fails with
+// store.ErrLocked) and recovers the durable mailboxes; a DataDir without
+// one is locked if it exists, and the store is created there only when
+// the first durable mailbox needs it (lazystore.go).
 func Open(cfg Config) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -124,12 +127,11 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	l := cfg.Limits
 	b.limits.Store(&l)
+	b.sync.cond.L = &b.sync.mu
 	if cfg.DataDir != "" {
-		if err := b.openStore(); err != nil {
+		if err := b.openDataDir(); err != nil {
 			return nil, err
 		}
-		b.wg.Add(1)
-		go b.syncLoop()
 	}
 	b.ps = newPubsub(b) // after the store: it restores the bindings of durable mailboxes
 	return b, nil
@@ -272,6 +274,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 // closeStore closes the store once nothing can write to it any more.
 func (b *Broker) closeStore() error {
 	if b.st == nil {
+		b.releaseDirLock()
 		return nil
 	}
 	return b.st.Close()

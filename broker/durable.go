@@ -125,7 +125,7 @@ func (s step) err() error {
 // it, holding none either. So fn may take any lock, even the lock of the
 // mailbox whose step wrote st (see ready.go).
 func (b *Broker) after(r *completions, st step, fn func(error)) {
-	if b.st == nil || !st.wrote() {
+	if !st.wrote() || b.st == nil { // only durable boxes write: b.st is read only for them (lazystore.go)
 		r.addDone(fn, nil)
 		return
 	}
@@ -346,17 +346,13 @@ func (b *Broker) recover() error {
 	return nil
 }
 
-// openStore opens the data directory and recovers from it.
+// openStore opens the data directory at Open and recovers from it.
 func (b *Broker) openStore() error {
-	opts := store.DefaultOptions(b.cfg.DataDir)
-	opts.Logger = b.log
-	opts.NoSync = b.cfg.NoSync
-	st, err := store.Open(opts)
+	st, err := store.Open(b.storeOptions())
 	if err != nil {
 		return fmt.Errorf("broker: data directory %s: %w", b.cfg.DataDir, err)
 	}
 	b.st = st
-	b.sync.cond.L = &b.sync.mu
 	return b.recover()
 }
 
@@ -367,12 +363,14 @@ func storageError(what string, err error) (wire.Code, string) {
 }
 
 // DiskStats reports the store's counters (fsyncs, records, bytes on
-// disk); ok is false for a broker without a data directory.
+// disk); ok is false for a broker without a data directory, or whose
+// store is not open yet (no durable mailbox so far: lazystore.go).
 func (b *Broker) DiskStats() (st store.DiskStats, ok bool) {
-	if b.st == nil {
+	s := b.openedStore()
+	if s == nil {
 		return st, false
 	}
-	return b.st.DiskStats(), true
+	return s.DiskStats(), true
 }
 
 // isClosing reports whether connections are being closed (the syncer has

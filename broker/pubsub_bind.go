@@ -232,6 +232,9 @@ func (ps *pubsub) save() error {
 	if dir == "" {
 		return nil
 	}
+	if _, err := ps.b.needStore(); err != nil { // the directory may not exist yet (lazystore.go)
+		return err
+	}
 	ps.saveMu.Lock()
 	defer ps.saveMu.Unlock()
 	ps.mu.Lock()

@@ -17,16 +17,27 @@ func Open(opts Options) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, classify("create directory", err)
 	}
 	lock, err := lockDir(opts.Dir)
 	if err != nil {
 		return nil, err
+	}
+	return openWith(opts, lock)
+}
+
+// openWith is Open once opts.Dir exists and lock holds it. On failure it
+// releases lock.
+func openWith(opts Options, lock *os.File) (*Store, error) {
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		unlockDir(lock)
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
 	}
 	s := &Store{
 		opts:       opts,

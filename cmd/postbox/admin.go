@@ -306,6 +306,7 @@ bindings and the claims (with -o json, one object each).`,
 	tableOutput(cmd, &out, &noHeaders, "table")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "include endpoints' inboxes")
 	cmd.Flags().BoolVar(&subjects, "subjects", false, "list subjects, bindings and claims (publish/subscribe)")
+	watchable(cmd) // --watch, --interval: lswatch.go
 	return cmd
 }
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/broker"
-	"github.com/postbox-ipc/postbox/internal/benchfmt"
 	"github.com/postbox-ipc/postbox/internal/brokerbench"
 	"github.com/postbox-ipc/postbox/shm/shmbench"
 )
@@ -17,10 +16,10 @@ func newBench() *cobra.Command {
 	var out string
 	cfg := brokerbench.DefaultConfig()
 	var useSocket bool
+	var load benchLoad // benchload.go
 	cmd := &cobra.Command{
-		Use:     "bench",
-		Example: "  postbox bench\n  postbox bench --duration 5s -o json",
-		Short:   "Measure the broker against a raw Unix socket, in one run",
+		Use:   "bench",
+		Short: "Measure the broker against a raw Unix socket, in one run",
 		Long: `Measure, in one run: mailbox throughput for one sender and one receiver
 (pipelined, acks on) at 64 B and 4 KiB, and send-to-receive latency p50/p99
 at 64 B; beside each, a raw Unix-socket echo doing the same without a
@@ -37,11 +36,32 @@ of one broker, point --socket and --url at the same "postbox serve":
   postbox bench --use-socket --socket S --url tls://127.0.0.1:PORT \
       --tls-cert client.pem --tls-key client-key.pem --tls-ca ca.pem
 
--o json prints one JSON object per figure: name, size, p50_ns, p99_ns,
-msgs_per_sec, bytes_per_sec, baseline, ratio.`,
+--size, --count, --senders, --receivers and --window change the load:
+the sizes measured (throughput and latency at each), a message count per
+throughput figure instead of --duration (the raw-socket baselines still
+run for --duration), and the clients on each side, each sender a
+Publisher with --window sends in flight. Mailbox throughput is compared
+with the raw socket doing one write per message (the baseline the README
+quotes) and with the pipelined raw socket (the ceiling).
+
+The table fits 100 columns: rows are numbered, a ratio names its baseline
+by number, columns that apply to no figure are left out, and notes follow.
+-o csv prints a header and one record per figure, -o json one object per
+figure (name, size, p50_ns, p99_ns, msgs_per_sec, bytes_per_sec,
+baseline, ratio, ceiling, ceiling_ratio, note; a field that does not
+apply is left out). --plot FILE.svg or FILE.png draws the latency
+distributions and the throughput beside their baselines.
+While it runs, and stderr is a terminal, bench shows there what it is
+measuring.`,
+		Example: `  postbox bench
+  postbox bench --size 256 --senders 4 --receivers 2 --count 200000 -o csv
+  postbox bench --plot docs/img/bench.png`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "table", "json"); err != nil {
+			if err := checkOutput(out, "table", "json", "csv"); err != nil {
+				return err
+			}
+			if err := load.apply(&cfg); err != nil {
 				return err
 			}
 			if urlFlag != "" {
@@ -64,24 +84,25 @@ msgs_per_sec, bytes_per_sec, baseline, ratio.`,
 				// settings `postbox serve` runs with.
 				tuneGC(broker.DefaultConfig())
 			}
+			stop := benchProgress(os.Stderr, &cfg) // benchload.go
 			rows, err := brokerbench.Run(cmd.Context(), cfg)
+			stop()
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				return benchfmt.WriteJSON(os.Stdout, rows)
-			}
-			return benchfmt.WriteTable(os.Stdout, rows)
+			compareWithReadmeBaselines(rows)
+			return writeBench(os.Stdout, rows, out, load.plot)
 		},
 	}
 	cmd.AddCommand(newBenchDurable(), newBenchShm(), newBenchRPC(), newBenchRPCPeer())
 	cmd.AddCommand(newBenchPipe())
 	cmd.AddCommand(newBenchCLI())
 	cmd.AddCommand(newBenchPubSub()) // benchpubsub.go
-	outputFlag(cmd, &out, "table", "table or json")
+	outputFlag(cmd, &out, "table", "table, csv or json")
 	cmd.Flags().DurationVar(&cfg.Duration, "duration", 2*time.Second, "how long each throughput figure runs")
 	cmd.Flags().IntVar(&cfg.Samples, "samples", cfg.Samples, "latency samples per figure")
-	cmd.Flags().IntVar(&cfg.Window, "window", cfg.Window, "sends in flight in the throughput figures")
+	cmd.Flags().IntVar(&cfg.Window, "window", cfg.Window, "sends in flight per sender in the throughput figures")
+	load.flags(cmd)
 	cmd.Flags().BoolVar(&useSocket, "use-socket", false, "measure the running broker at --socket instead of one in this process")
 	return cmd
 }
@@ -101,7 +122,7 @@ without fsync; then whole sends through a broker to a durable mailbox with
 mailbox.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "table", "json"); err != nil {
+			if err := checkOutput(out, "table", "json", "csv"); err != nil {
 				return err
 			}
 			if dir == "" {
@@ -112,13 +133,10 @@ mailbox.`,
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				return benchfmt.WriteJSON(os.Stdout, rows)
-			}
-			return benchfmt.WriteTable(os.Stdout, rows)
+			return writeBench(os.Stdout, rows, out, "") // benchload.go
 		},
 	}
-	outputFlag(cmd, &out, "table", "table or json")
+	outputFlag(cmd, &out, "table", "table, csv or json")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory on the disk to measure (default the temp directory)")
 	cmd.Flags().BoolVar(&quick, "quick", false, "short runs (figures are rougher)")
 	return cmd
@@ -138,20 +156,17 @@ batched and unbatched; and the same figures for a Go pipe and a Go Unix
 socket, with ratios and the CPU time used.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "table", "json"); err != nil {
+			if err := checkOutput(out, "table", "json", "csv"); err != nil {
 				return err
 			}
 			rows, err := shmbench.Run(cmd.Context(), shmbench.Config{Quick: quick})
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				return benchfmt.WriteJSON(os.Stdout, rows)
-			}
-			return benchfmt.WriteTable(os.Stdout, rows)
+			return writeBench(os.Stdout, rows, out, "") // benchload.go
 		},
 	}
-	outputFlag(cmd, &out, "table", "table or json")
+	outputFlag(cmd, &out, "table", "table, csv or json")
 	cmd.Flags().BoolVar(&quick, "quick", false, "short runs (figures are rougher)")
 	return cmd
 }

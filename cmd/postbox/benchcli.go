@@ -57,7 +57,7 @@ the one at --socket.
 bytes_per_sec, baseline, ratio.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "table", "json"); err != nil {
+			if err := checkOutput(out, "table", "json", "csv"); err != nil {
 				return err
 			}
 			if n < 1 {
@@ -100,13 +100,10 @@ bytes_per_sec, baseline, ratio.`,
 			}
 			rows = append([]benchfmt.Row{base}, rows...)
 			benchfmt.Fill(rows)
-			if out == "json" {
-				return benchfmt.WriteJSON(os.Stdout, rows)
-			}
-			return benchfmt.WriteTable(os.Stdout, rows)
+			return writeBench(os.Stdout, rows, out, "") // benchload.go
 		},
 	}
-	outputFlag(cmd, &out, "table", "table or json")
+	outputFlag(cmd, &out, "table", "table, csv or json")
 	cmd.Flags().IntVarP(&n, "lines", "n", 500000, "lines moved in each CLI figure")
 	cmd.Flags().DurationVar(&duration, "duration", 2*time.Second, "how long the broker figure runs")
 	cmd.Flags().BoolVar(&useSocket, "use-socket", false, "measure the running broker at --socket instead of one in this process")

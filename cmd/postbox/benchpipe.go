@@ -52,7 +52,7 @@ with the same write size.
 msgs_per_sec (writes), baseline, ratio.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "table", "json"); err != nil {
+			if err := checkOutput(out, "table", "json", "csv"); err != nil {
 				return err
 			}
 			n, err := parseSize(total)
@@ -67,13 +67,10 @@ msgs_per_sec (writes), baseline, ratio.`,
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				return benchfmt.WriteJSON(os.Stdout, rows)
-			}
-			return benchfmt.WriteTable(os.Stdout, rows)
+			return writeBench(os.Stdout, rows, out, "") // benchload.go
 		},
 	}
-	outputFlag(cmd, &out, "table", "table or json")
+	outputFlag(cmd, &out, "table", "table, csv or json")
 	cmd.Flags().StringVar(&total, "bytes", "256M", "bytes each run of a figure moves (K, M suffixes)")
 	cmd.Flags().IntVar(&runs, "runs", 3, "runs of each figure, interleaved; the best is reported (the machine is shared)")
 	return cmd

@@ -55,7 +55,7 @@ The broker runs in this process unless --use-socket measures the one at
 msgs_per_sec, p50_ns, p99_ns, baseline, ratio.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "table", "json"); err != nil {
+			if err := checkOutput(out, "table", "json", "csv"); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -104,10 +104,10 @@ msgs_per_sec, p50_ns, p99_ns, baseline, ratio.`,
 			for i, r := range rows {
 				plain[i] = r.Row
 			}
-			return benchfmt.WriteTable(os.Stdout, plain)
+			return writeBench(os.Stdout, plain, out, "") // table or csv (benchload.go)
 		},
 	}
-	outputFlag(cmd, &out, "table", "table or json")
+	outputFlag(cmd, &out, "table", "table, csv or json")
 	cmd.Flags().DurationVar(&dur, "duration", time.Second, "how long each throughput figure runs")
 	cmd.Flags().IntVar(&inflight, "inflight", 64, "publications (and sends) in flight, one per frame")
 	cmd.Flags().IntVar(&window, "window", 512, "publications in flight for the batched publisher")

@@ -50,7 +50,8 @@ const exitHelp = `Exit status:
   69   broker unreachable: none listening at the socket or URL, or it went
        away during the command (EX_UNAVAILABLE)
   77   permission denied, or an unsafe socket refused (EX_NOPERM)
-  130  interrupted by Ctrl-C (SIGINT; client commands)
+  130  interrupted by Ctrl-C (SIGINT; client commands, even those that then
+       stop cleanly, as recv --follow, work and reply do; SIGTERM: their own)
   141  pipe write with no reader left (as a writer killed by SIGPIPE)
 Errors print one line: postbox: VERB "NAME": cause.`
 
@@ -73,8 +74,8 @@ func main() {
 	client := target == nil || target.Name() != "serve"
 	go func() {
 		for s := range sigs {
-			if s == os.Interrupt && interrupted.Swap(true) && client {
-				os.Exit(exitInterrupted) // a second Ctrl-C: now
+			if s == os.Interrupt {
+				interrupted.Store(true)
 			}
 			cancel()
 		}
@@ -151,6 +152,7 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 	root.AddCommand(newJoin(), newLeave(), newWatch()) // groups.go
 	root.AddCommand(newWork())
 	root.AddCommand(newPub(), newSub(), newBind(), newTopic()) // pubsub.go
+	root.AddCommand(newTop())
 	root.AddCommand(newVersion(), newMan())
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

@@ -56,7 +56,7 @@ cancels, is killed (SIGKILL); no reply is sent then, nobody waits for one.
 -P N runs up to N commands at once (default 1). SIGTERM or SIGINT stops
 taking requests: requests received but not started go back to the
 mailbox for another server, running commands finish and are answered,
-and the command exits 0.
+and the command exits 0 (130 after SIGINT).
 
 ` + exitHelp,
 		Example: "  postbox reply upper -- tr a-z A-Z\n  postbox reply jobs -P 4 -- sh -c 'sleep 1; wc -c'",

@@ -133,8 +133,21 @@ flags or a --config file say otherwise.
 
 Durable mailboxes live in the data directory: --data DIR, else
 $POSTBOX_DATA, else $XDG_STATE_HOME/postbox, else ~/.local/state/postbox.
-A second broker on the same directory is refused. --memory runs without
-one.
+Nothing is created there until a durable mailbox (or a topic claim)
+needs it: then the directory (0700), its lock, log and RESERVE file. A
+directory that already holds a store is opened and recovered at start,
+an existing empty one only locked; either way a second broker on it is
+refused. Two brokers started on a directory that does not exist yet both
+start; the second to create a durable mailbox is refused then. --memory
+runs without one.
+
+Under systemd (contrib/systemd, docs/OPERATIONS.md): sockets passed by
+socket activation (LISTEN_FDS) replace --socket: every Unix stream
+socket is a broker socket, a TCP one named tls (FileDescriptorName=tls)
+serves TLS as --listen tls:// does, one named tcp plain TCP (with
+--insecure, loopback only); anything else is refused. With NOTIFY_SOCKET
+serve sends READY=1 once it serves, STATUS= lines, STOPPING=1 on
+shutdown and, with WATCHDOG_USEC, WATCHDOG=1 every half of it.
 
 The socket is --socket PATH, else $POSTBOX_SOCKET; else, run as root, the
 system-wide /run/postbox/postbox.sock ($POSTBOX_SYSTEM_SOCKET moves it),
@@ -307,16 +320,27 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			if socketFlag != "" {
 				path, dirMode = socketFlag, 0o700
 			}
-			remote, err := nl.open()
+			// --- systemd ---
+			act, err := takeActivated(&nl) // sockets systemd passed (serve_systemd.go)
 			if err != nil {
 				b.Close()
 				return err
 			}
-			l, err := broker.ListenDir(path, os.FileMode(mode), dirMode)
+			// --- end systemd ---
+			remote, err := nl.open()
 			if err != nil {
+				act.close()
+				b.Close()
+				return err
+			}
+			var l net.Listener
+			if len(act.unix) > 0 { // --- systemd ---: the passed socket instead of ours
+				l, path = act.unix[0], act.unix[0].Addr().String()
+			} else if l, err = broker.ListenDir(path, os.FileMode(mode), dirMode); err != nil {
 				for _, rl := range remote {
 					rl.Close()
 				}
+				act.close()
 				b.Close()
 				return err
 			}
@@ -324,6 +348,7 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 				scheme, _, _ := strings.Cut(nl.urls[i], "://")
 				log.Info("postbox broker listening", "listen", scheme+"://"+rl.Addr().String())
 			}
+			remote = append(remote, act.more(log)...) // --- systemd ---
 			log.Info("postbox broker listening", "socket", path, "pid", os.Getpid(), "data", cfg.DataDir,
 				"gogc", gcPercent, "memory_limit", memLimit,
 				"max_connections", cfg.MaxConnections, "max_mailboxes", cfg.MaxMailboxes,
@@ -341,6 +366,10 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 					}
 				}()
 			}
+			// --- systemd ---
+			sd := startNotify(log, b) // READY=1, watchdog (serve_systemd.go)
+			defer sd.stopping()
+			// --- end systemd ---
 			for {
 				select {
 				case err := <-served:
@@ -350,10 +379,11 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 					return err
 				case s := <-sigs:
 					if s == syscall.SIGHUP {
-						reload(log, b, load, &cfg, configFile)
+						sd.reload(func() { reload(log, b, load, &cfg, configFile) })
 						continue
 					}
 					log.Info("shutting down", "signal", s.String())
+					sd.stopping()
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					err := b.Shutdown(ctx)
 					cancel()

@@ -1,16 +1,17 @@
 // Package benchfmt is the one result format shared by every `postbox bench`
-// figure: a Row per measured figure, printed either as an aligned table or as
-// one JSON object per line. Keeping it in one place means the broker, shared
-// memory and durability benchmarks report the same fields the same way, and
-// every figure carries the baseline it was measured beside.
+// figure: a Row per measured figure, printed as a table that fits 100
+// columns (table.go), as CSV, or as one JSON object per line. Keeping it in
+// one place means the broker, shared memory and durability benchmarks
+// report the same fields the same way, and every figure carries the
+// baseline it was measured beside. A field that does not apply to a figure
+// (a latency figure's throughput, say) is left out of every format rather
+// than printed as zero.
 package benchfmt
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"slices"
-	"text/tabwriter"
 	"time"
 )
 
@@ -23,11 +24,14 @@ type Row struct {
 	Size int `json:"size"`
 	// P50 and P99 are latency percentiles in nanoseconds (0 when the figure
 	// is a throughput figure).
-	P50 int64 `json:"p50_ns"`
-	P99 int64 `json:"p99_ns"`
+	P50 int64 `json:"p50_ns,omitempty"`
+	P99 int64 `json:"p99_ns,omitempty"`
+	// Samples are the latency samples behind P50 and P99, sorted, when the
+	// benchmark keeps them (for plots; not printed).
+	Samples []time.Duration `json:"-"`
 	// MsgsPerSec and BytesPerSec are throughput (0 for latency figures).
-	MsgsPerSec  float64 `json:"msgs_per_sec"`
-	BytesPerSec float64 `json:"bytes_per_sec"`
+	MsgsPerSec  float64 `json:"msgs_per_sec,omitempty"`
+	BytesPerSec float64 `json:"bytes_per_sec,omitempty"`
 	// CPUSeconds is the CPU time (user+system) consumed while measuring, if
 	// the benchmark records it.
 	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
@@ -38,6 +42,11 @@ type Row struct {
 	// msgs/s divided by the baseline's; for latency, p50 divided by the
 	// baseline's p50. 0 when there is no baseline.
 	Ratio float64 `json:"ratio,omitempty"`
+	// Ceiling names a second row to compare with, the best the figure
+	// could do (e.g. the pipelined raw socket); CeilingRatio is the ratio
+	// to it, computed as Ratio is.
+	Ceiling      string  `json:"ceiling,omitempty"`
+	CeilingRatio float64 `json:"ceiling_ratio,omitempty"`
 	// Note carries anything else worth knowing (e.g. "batched 64").
 	Note string `json:"note,omitempty"`
 }
@@ -56,27 +65,34 @@ func Latencies(samples []time.Duration) (p50, p99 int64) {
 	return at(0.50), at(0.99)
 }
 
-// Fill computes Ratio for every row that names a Baseline present in rows.
-// A latency row (P50 > 0, no throughput) is compared by p50; a throughput
-// row by messages per second.
+// Fill computes Ratio (and CeilingRatio) for every row that names a
+// Baseline (a Ceiling) present in rows with the same size. A latency row
+// (P50 > 0, no throughput) is compared by p50; a throughput row by
+// messages per second.
 func Fill(rows []Row) {
 	for i := range rows {
 		r := &rows[i]
-		if r.Baseline == "" {
+		r.Ratio = ratio(rows, r, r.Baseline)
+		r.CeilingRatio = ratio(rows, r, r.Ceiling)
+	}
+}
+
+func ratio(rows []Row, r *Row, name string) float64 {
+	if name == "" {
+		return 0
+	}
+	for _, b := range rows {
+		if b.Name != name || b.Size != r.Size {
 			continue
 		}
-		for _, b := range rows {
-			if b.Name != r.Baseline || b.Size != r.Size {
-				continue
-			}
-			switch {
-			case r.MsgsPerSec > 0 && b.MsgsPerSec > 0:
-				r.Ratio = r.MsgsPerSec / b.MsgsPerSec
-			case r.P50 > 0 && b.P50 > 0:
-				r.Ratio = float64(r.P50) / float64(b.P50)
-			}
+		switch {
+		case r.MsgsPerSec > 0 && b.MsgsPerSec > 0:
+			return r.MsgsPerSec / b.MsgsPerSec
+		case r.P50 > 0 && b.P50 > 0:
+			return float64(r.P50) / float64(b.P50)
 		}
 	}
+	return 0
 }
 
 // WriteJSON prints one JSON object per row.
@@ -88,56 +104,4 @@ func WriteJSON(w io.Writer, rows []Row) error {
 		}
 	}
 	return nil
-}
-
-// WriteTable prints rows as an aligned table.
-func WriteTable(w io.Writer, rows []Row) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIGURE\tSIZE\tP50\tP99\tMSGS/S\tMB/S\tCPU s\tVS BASELINE\tNOTE")
-	for _, r := range rows {
-		ratio := "-"
-		if r.Ratio != 0 {
-			ratio = fmt.Sprintf("%.2fx %s", r.Ratio, r.Baseline)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Name, size(r.Size), ns(r.P50), ns(r.P99), rate(r.MsgsPerSec),
-			rate(r.BytesPerSec/1e6), cpu(r.CPUSeconds), ratio, r.Note)
-	}
-	return tw.Flush()
-}
-
-func size(n int) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-func ns(v int64) string {
-	if v == 0 {
-		return "-"
-	}
-	return time.Duration(v).String()
-}
-
-func rate(v float64) string {
-	switch {
-	case v == 0:
-		return "-"
-	case v >= 1e6:
-		return fmt.Sprintf("%.2fM", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.1fk", v/1e3)
-	}
-	return fmt.Sprintf("%.1f", v)
-}
-
-func cpu(v float64) string {
-	if v == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f", v)
 }

@@ -38,6 +38,16 @@ type Config struct {
 	Samples int
 	// Window is how many sends the sender keeps in flight.
 	Window int
+
+	// (load.go) Sizes replaces the message sizes measured (64 B and
+	// 4 KiB for throughput, 64 B for latency); Count, when set, has each
+	// throughput figure move that many messages instead of running for
+	// Duration; Senders and Receivers are the clients on each side (1
+	// when 0); Progress, when set, is told each figure before it runs.
+	Sizes              []int
+	Count              int
+	Senders, Receivers int
+	Progress           func(figure string)
 }
 
 // DefaultConfig measures for about ten seconds in all.
@@ -71,7 +81,8 @@ func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
 		defer stop()
 	}
 	var rows []benchfmt.Row
-	for _, size := range []int{64, 4096} {
+	for _, size := range cfg.throughputSizes() {
+		cfg.progress("throughput", size)
 		r, err := Throughput(ctx, sock, size, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("throughput %d B: %w", size, err)
@@ -87,16 +98,10 @@ func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
 		r.Baseline, perWrite.Baseline = raw.Name, raw.Name
 		rows = append(rows, r, raw, perWrite)
 	}
-	lat, err := Latency(ctx, sock, 64, cfg.Samples)
+	lat, err := latencies(ctx, sock, filepath.Join(dir, "rawlat.sock"), cfg, &rows) // load.go
 	if err != nil {
-		return nil, fmt.Errorf("latency: %w", err)
+		return nil, err
 	}
-	raw, err := RawLatency(ctx, filepath.Join(dir, "rawlat.sock"), 64, cfg.Samples)
-	if err != nil {
-		return nil, fmt.Errorf("raw latency: %w", err)
-	}
-	lat.Baseline = raw.Name
-	rows = append(rows, lat, raw)
 	if cfg.URL != "" {
 		// The same figures through the URL, each beside its Unix-socket
 		// row as the baseline.
@@ -105,7 +110,8 @@ func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
 			remote = append(remote, postbox.WithTLS(cfg.TLS))
 		}
 		over := " over " + cfg.URL
-		for i, size := range []int{64, 4096} {
+		for i, size := range cfg.throughputSizes() {
+			cfg.progress("throughput"+over, size)
 			r, err := throughput(ctx, remote, size, cfg)
 			if err != nil {
 				return nil, fmt.Errorf("throughput %d B%s: %w", size, over, err)
@@ -113,7 +119,8 @@ func Run(ctx context.Context, cfg Config) ([]benchfmt.Row, error) {
 			r.Name, r.Baseline = r.Name+over, rows[3*i].Name
 			rows = append(rows, r)
 		}
-		r, err := latency(ctx, remote, 64, cfg.Samples)
+		cfg.progress("latency"+over, lat.Size)
+		r, err := latency(ctx, remote, lat.Size, cfg.Samples)
 		if err != nil {
 			return nil, fmt.Errorf("latency%s: %w", over, err)
 		}
@@ -152,6 +159,9 @@ func Throughput(ctx context.Context, sock string, size int, cfg Config) (benchfm
 }
 
 func throughput(ctx context.Context, dial []postbox.DialOption, size int, cfg Config) (benchfmt.Row, error) {
+	if cfg.Count > 0 || cfg.Senders > 1 || cfg.Receivers > 1 {
+		return load(ctx, dial, size, cfg) // load.go
+	}
 	row := benchfmt.Row{Name: NameThroughput, Size: size, Note: fmt.Sprintf("Publisher, %d sends in flight", cfg.Window)}
 	sc, err := postbox.Dial(ctx, dial...)
 	if err != nil {
@@ -275,6 +285,7 @@ func latency(ctx context.Context, dial []postbox.DialOption, size, samples int) 
 		}
 	}
 	row.P50, row.P99 = benchfmt.Latencies(lat)
+	row.Samples = lat
 	return row, nil
 }
 
@@ -402,5 +413,6 @@ func RawLatency(ctx context.Context, path string, size, samples int) (benchfmt.R
 		}
 	}
 	row.P50, row.P99 = benchfmt.Latencies(lat)
+	row.Samples = lat
 	return row, nil
 }
