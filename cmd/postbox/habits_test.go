@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -21,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/internal/testbroker"
 )
 
@@ -416,6 +419,28 @@ func TestCLICompletionScripts(t *testing.T) {
 	for _, sh := range []string{"bash", "zsh", "fish"} {
 		if r := ok(t, nil, "", "completion", sh); !strings.Contains(r.stdout, "postbox") || !strings.Contains(r.stdout, "__complete") {
 			t.Errorf("completion %s: %.200q", sh, r.stdout)
+		}
+	}
+}
+
+func TestCLIErrorsMatchTheirSentinels(t *testing.T) {
+	refused := &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}
+	if err := dialError(refused); !errors.Is(err, errUnreachable) || !errors.Is(err, syscall.ECONNREFUSED) || exitCodeOf(err) != exitUnavailable {
+		t.Errorf("dialError(%v) = %v: want errUnreachable, the cause, exit %d", refused, err, exitUnavailable)
+	}
+	if err := dialError(postbox.ErrUnsafeSocket); errors.Is(err, errUnreachable) || exitCodeOf(err) != exitPermission {
+		t.Errorf("an unsafe socket is not an unreachable broker: %v", err)
+	}
+	if !errors.Is(errExistsOther, postbox.ErrExists) {
+		t.Errorf("errExistsOther does not match postbox.ErrExists")
+	}
+	for err, code := range map[error]int{
+		postbox.ErrNotFound: exitNotFound, postbox.ErrPermission: exitPermission, postbox.ErrInvalid: exitUsage,
+		postbox.ErrTimeout: exitWouldBlock, postbox.ErrClosed: exitUnavailable, postbox.ErrExists: exitError,
+		fmt.Errorf("call: %w: %w", postbox.ErrTimeout, postbox.ErrNotFound): exitNotFound,
+	} {
+		if got := exitCodeOf(err); got != code {
+			t.Errorf("exitCodeOf(%v) = %d, want %d", err, got, code)
 		}
 	}
 }
