@@ -96,6 +96,7 @@ var codeErrors = map[wire.Code]error{
 	wire.CodeEndOfStream:   ErrEndOfStream,
 	wire.CodeNoReader:      ErrNoReader,
 	wire.CodeNoDescriptors: ErrNoDescriptors,
+	wire.CodeUnavailable:   ErrUnavailable, // cluster.go
 }
 
 // Error is an error reply from the broker.

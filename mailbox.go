@@ -40,7 +40,8 @@ func (m *Mailbox) Name() string { return m.name }
 func (c *Client) Create(ctx context.Context, name string, opts ...CreateOption) (*Mailbox, error) {
 	o := createDefaults(opts)
 	req := wire.Create{Name: []byte(name), Capacity: o.capacity, Mode: o.mode, Durable: o.durable,
-		MaxBytes: o.maxBytes, TTL: o.ttl, MaxDeliveries: o.maxDeliveries, Service: o.service}
+		MaxBytes: o.maxBytes, TTL: o.ttl, MaxDeliveries: o.maxDeliveries, Service: o.service,
+		Cluster: o.cluster, Replicas: o.replicas}
 	if o.hasDeadLetter {
 		req.DeadLetter = []byte(o.deadLetter)
 	}
@@ -112,6 +113,13 @@ type Info struct {
 	Closed bool `json:"closed,omitempty"`
 	// Pipe: a pipe (Client.CreatePipe).
 	Pipe bool `json:"pipe,omitempty"`
+	// Cluster is set for a cluster mailbox (created with Cluster): the
+	// name of the cluster holding it, its replica count, and its stream
+	// and that stream's state as the cluster reports it.
+	Cluster     string `json:"cluster,omitempty"`
+	Replicas    int    `json:"replicas,omitempty"`
+	Stream      string `json:"stream,omitempty"`
+	StreamState string `json:"stream_state,omitempty"`
 }
 
 // AccessEntry grants the TLS principals whose name matches Pattern (an
@@ -184,6 +192,9 @@ func infoOf(w *wire.MailboxInfo) Info {
 		}
 		for _, e := range acl {
 			i.Access = append(i.Access, AccessEntry{Pattern: e.Pattern, Read: e.Perms&wire.PermRead != 0, Write: e.Perms&wire.PermWrite != 0})
+		}
+		if ci, ok := wire.ClusterInfoOf(w.Ext); ok {
+			i.Cluster, i.Replicas, i.Stream, i.StreamState = ci.Cluster, int(ci.Replicas), ci.Stream, ci.StreamState
 		}
 	}
 	return i

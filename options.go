@@ -83,6 +83,8 @@ type createOptions struct {
 	deadLetter    string
 	hasDeadLetter bool
 	service       bool
+	cluster       bool // cluster.go
+	replicas      uint8
 }
 
 // outHeaders are the headers an option set asks for.

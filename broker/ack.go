@@ -36,6 +36,14 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 	}
 	c.pmu.Unlock()
 	c.b.quota.settled(c.ident, boxes)
+	if !noReply && c.b.rm.takesAll(boxes) {
+		// Leases of cluster mailboxes only: confirmed off the reader
+		// (remote_recv.go), which goes on with the next frame.
+		c.b.rm.settleAsync(c, hd, slices.Clone(ids))
+		clear(boxes)
+		h.boxes, h.ids = boxes[:0], ids[:0]
+		return
+	}
 	lazy := noReply && hd.Op == wire.OpAck // a NACK may deliver: never lazy
 	for i := 0; i < len(ids); {
 		j := i + 1
@@ -48,7 +56,13 @@ func (h *handler) doAck(hd wire.Header, p []byte) {
 			done += n
 		} else {
 			for _, id := range ids[i:j] {
-				failed = append(failed, wire.LeaseFailure{Lease: id, Status: wire.CodeStaleLease})
+				if code, ok := c.b.rm.settle(c, hd.Op, id, !noReply); ok && code == wire.OK { // a cluster mailbox's (remote_recv.go)
+					done++
+				} else if ok {
+					failed = append(failed, wire.LeaseFailure{Lease: id, Status: code})
+				} else {
+					failed = append(failed, wire.LeaseFailure{Lease: id, Status: wire.CodeStaleLease})
+				}
 			}
 		}
 		i = j

@@ -50,6 +50,10 @@ func (h *handler) doCreate(hd wire.Header, p []byte) {
 		c.replyErr(hd, wire.CodeOf(err), "CREATE: "+err.Error())
 		return
 	}
+	if m.Cluster {
+		h.createRemote(hd, &m) // remote_box.go
+		return
+	}
 	invalid := func(why string) { c.replyErr(hd, wire.CodeInvalid, fmt.Sprintf("create %q: %s", m.Name, why)) }
 	switch {
 	case !wire.ValidName(m.Name):
@@ -378,13 +382,21 @@ func (b *Broker) list(cursor []byte, limit, budget int) ([]wire.MailboxInfo, []b
 	}
 	b.mu.RUnlock()
 	slices.SortFunc(boxes, func(a, b *box) int { return strings.Compare(a.name, b.name) })
-	infos := make([]wire.MailboxInfo, 0, min(len(boxes), limit))
+	remote := b.rm.list(after) // cluster mailboxes, sorted (remote_box.go)
+	infos := make([]wire.MailboxInfo, 0, min(len(boxes)+len(remote), limit))
 	size := 0
-	for _, bx := range boxes {
+	for i, j := 0, 0; i < len(boxes) || j < len(remote); {
 		if len(infos) == limit {
 			break
 		}
-		info := bx.info()
+		var info wire.MailboxInfo
+		if j == len(remote) || i < len(boxes) && boxes[i].name < string(remote[j].Name) {
+			info = boxes[i].info()
+			i++
+		} else {
+			info = remote[j]
+			j++
+		}
 		n := 4 + infoSize(&info)
 		if len(infos) > 0 && size+n > budget {
 			break
@@ -393,7 +405,7 @@ func (b *Broker) list(cursor []byte, limit, budget int) ([]wire.MailboxInfo, []b
 		infos = append(infos, info)
 	}
 	var next []byte
-	if len(infos) < len(boxes) {
+	if len(infos) < len(boxes)+len(remote) {
 		next = []byte(infos[len(infos)-1].Name)
 	}
 	return infos, next

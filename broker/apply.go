@@ -43,6 +43,7 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 				hd = replyHeader(p.header(nil), wire.OK)
 			}
 			if !st.wrote() {
+				b.stats.delivered(e.Msg, c.readAt.Load()) // stats.go
 				c.deliver(hd, e.Msg, e.Lease)
 				if p.op == wire.OpConsume && c.overBacklog() && (len(stall) == 0 || stall[len(stall)-1] != p) {
 					stall = append(stall, p)
@@ -54,6 +55,7 @@ func (b *Broker) apply(bx *box, effs []mailbox.Effect, r *completions) (st step)
 				// Delivered even if the record failed: the message is in
 				// memory and its sender was told the send failed (at least
 				// once, never lost).
+				b.stats.delivered(msg, b.stats.now()) // after the record: its fsync counts
 				c.deliver(hd, msg, lease)
 				if p.op == wire.OpConsume && c.overBacklog() {
 					c.stallLocking(p) // this runs holding no lock

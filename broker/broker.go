@@ -72,9 +72,12 @@ type Broker struct {
 	notices    notices    // watches (watch.go)
 	fileCounts fileCounts // descriptors held for messages (files.go)
 
-	st   *store.Store // nil without a data directory, or until it is needed (lazystore.go)
-	lazy lazyStore    // the data directory until the store is opened
-	sync syncer       // completes requests once their records are durable
+	rm *remotes // cluster mailboxes (remote_box.go); nil without Config.Remote
+
+	st    *store.Store // nil without a data directory, or until it is needed (lazystore.go)
+	lazy  lazyStore    // the data directory until the store is opened
+	stats stats        // statistics beyond the counts limits keep (stats.go)
+	sync  syncer       // completes requests once their records are durable
 
 	wg      sync.WaitGroup // every goroutine the broker started
 	done    chan struct{}  // closed by Shutdown/Close: no more accepting
@@ -120,6 +123,7 @@ func Open(cfg Config) (*Broker, error) {
 		uidOffers: make(map[uint32]int),
 	}
 	b.epoch = newEpoch()
+	b.stats.start()
 	b.quota = newQuotaTable(cfg.Quotas, cfg.MaxQueuedBytes)
 	b.auth = cfg.Authorizer
 	if b.auth == nil {
@@ -133,6 +137,7 @@ func Open(cfg Config) (*Broker, error) {
 			return nil, err
 		}
 	}
+	b.rm = newRemotes(b)
 	b.ps = newPubsub(b) // after the store: it restores the bindings of durable mailboxes
 	return b, nil
 }
@@ -244,6 +249,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.failPending(mailbox.ErrClosed)
 	}
+	b.rm.shutdown()      // receives from cluster mailboxes end CLOSED (remote_recv.go)
 	b.notices.shutdown() // watch.go
 	// Durable requests whose records are being written get their replies
 	// before their connections close.

@@ -51,6 +51,16 @@ type Config struct {
 	// NoSync skips fdatasync in the store: for tests and benchmarks only,
 	// as nothing is then durable against a machine crash.
 	NoSync bool `json:"-"`
+	// Remote holds the cluster mailboxes (package cluster); nil: none,
+	// and CREATE with CLUSTER is refused (ErrNoCluster).
+	Remote RemoteBackend `json:"-"`
+	// HostID names this broker in what it stamps on cluster messages;
+	// empty: the host name.
+	HostID string `json:"-"`
+	// RemoteKeepAlive is how often the leases this broker's clients hold
+	// on cluster mailboxes are kept alive (RemoteLease.InProgress); 0:
+	// 10 s. The backend's redelivery time must be well above it.
+	RemoteKeepAlive time.Duration `json:"-"`
 	// Name is reported to clients in the handshake.
 	Name string `json:"-"`
 	// Logger receives the broker's logs; nil means slog.Default().

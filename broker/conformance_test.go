@@ -65,6 +65,7 @@ var validOutcome = map[string]wire.Code{
 	"browse-default-limit":         wire.CodeNotFound, // @42: no such endpoint
 	"usage-all":                    wire.OK,           // the tests run as root: every uid
 	"usage-uid-1000":               wire.OK,
+	"info":                         wire.OK, // INFO (stats_info.go)
 	"create-service":               wire.OK,
 	"call":                         wire.CodeInvalid,  // REPLY_TO is not the caller's inbox
 	"send-reply-flag":              wire.OK,           // to an inbox of another run: dropped
@@ -88,6 +89,7 @@ var validOutcome = map[string]wire.Code{
 	"withdraw-user-header-after":   wire.OK, // ANY_SENDER: root owns everything
 
 	"create-pipe":    wire.OK,
+	"create-cluster": wire.CodeInvalid, // a broker without a cluster: ErrNoCluster
 	"join":           wire.OK,
 	"join-mailbox":   wire.OK, // root may receive from jobs
 	"leave":          wire.OK,

@@ -58,6 +58,10 @@ type conn struct {
 	hsUID   int64            // its handshake slot's uid (accept.go)
 	counted bool             // it holds a MaxConnections slot (from accept)
 	noffers int              // channel offers it made not yet attached; guarded by b.omu
+	// readAt is when the reader last read frames from the socket (Unix
+	// ns, the handler's now): the clock of the deliveries to this
+	// connection in the send-to-delivery histogram (stats.go).
+	readAt atomic.Int64
 
 	pmu     sync.Mutex // guards pending, leases, touched, stalled, slow
 	pending map[uint64]*pending
@@ -157,6 +161,7 @@ func (c *conn) readLoop() {
 		h.takeFrameFiles(fr, r, start)
 		if fresh {
 			h.now = time.Now().UnixNano()
+			c.readAt.Store(h.now) // stats.go
 		}
 		switch {
 		case err == nil:
@@ -429,6 +434,7 @@ func (c *conn) cleanup() {
 			r.run()
 		}
 		c.b.releaseQuota(c)
+		c.b.rm.connGone(c) // its cluster leases are nacked at once (remote_recv.go)
 		c.b.ps.disconnect(c, wire.OK)
 		c.b.ps.connEvent(c, "closed")
 		c.b.log.Debug("disconnected", "endpoint", c.id, "pid", c.ident.PID)

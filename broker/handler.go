@@ -76,6 +76,7 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		}
 		c.b.ps.cancel(c, hd.Request) // a SUBSCRIBE or a waiting PUBLISH
 		if pd == nil {
+			c.b.rm.cancel(c, hd.Request)      // a receive from a cluster mailbox (remote_recv.go)
 			c.b.notices.cancel(c, hd.Request) // a WATCH (watch.go)
 			c.cancelPipeOpen(hd.Request)      // a waiting PIPE_OPEN (pipe.go)
 		}
@@ -103,6 +104,8 @@ func (h *handler) handle(hd wire.Header, p []byte) {
 		h.doList(hd, p)
 	case wire.OpUsage:
 		h.doUsage(hd, p)
+	case wire.OpInfo:
+		h.doInfo(hd, p) // stats_info.go
 	case wire.OpPublish:
 		if hd.Flags&wire.FlagPublishBatch != 0 {
 			h.doPublishBatch(hd, p)

@@ -164,6 +164,7 @@ func (b *Broker) storeOptions() store.Options {
 	opts := store.DefaultOptions(b.cfg.DataDir)
 	opts.Logger = b.log
 	opts.NoSync = b.cfg.NoSync
+	opts.ObserveSync = b.stats.fsync.Observe // stats.go
 	return opts
 }
 

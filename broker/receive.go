@@ -89,7 +89,11 @@ func (h *handler) doCredit(hd wire.Header, p []byte) {
 	c.pmu.Lock()
 	pd := c.pending[hd.Request]
 	c.pmu.Unlock()
-	if pd == nil || pd.recv == nil || !pd.recv.Consumer {
+	if pd == nil {
+		c.b.rm.addCredit(c, hd.Request, m.N) // a cluster mailbox's consumer (remote_recv.go)
+		return
+	}
+	if pd.recv == nil || !pd.recv.Consumer {
 		return
 	}
 	bx := pd.box

@@ -104,6 +104,7 @@ func (h *handler) ackLease(lease uint64) {
 	delete(c.leases, lease)
 	c.pmu.Unlock()
 	if bx == nil {
+		c.b.rm.settle(c, wire.OpAck, lease, false) // a cluster mailbox's lease (remote_recv.go), if it is one
 		return
 	}
 	boxes := append(h.boxes[:0], bx)

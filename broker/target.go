@@ -81,7 +81,7 @@ func (b *Broker) resolve(name []byte) (target, wire.Code, string) {
 	}
 	bx := b.lookup(name)
 	if bx == nil {
-		return nil, wire.CodeNotFound, "no such mailbox"
+		return b.rm.resolve(name) // a cluster mailbox, or NOT_FOUND (remote_box.go)
 	}
 	return bx, wire.OK, ""
 }

@@ -301,3 +301,24 @@ func TestAutoAckCreatesNoLease(t *testing.T) {
 		t.Fatalf("ack of lease 0: %v", err)
 	}
 }
+
+func TestStatsCountDeliveriesAcksAndNacks(t *testing.T) {
+	m := unbounded()
+	mustSend(t, m, newMsg("a", 1, 0))
+	l := lease(t, m, 1)
+	if err := m.Nack(1, l); err != nil {
+		t.Fatal(err)
+	}
+	l = lease(t, m, 1)
+	if err := m.Ack(1, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ack(1, l); err == nil {
+		t.Fatal("a stale ack succeeded")
+	}
+	st := m.Stats()
+	if st.Delivered != 2 || st.Acked != 1 || st.Nacked != 1 || st.Redelivered != 1 || st.Received != 1 {
+		t.Fatalf("delivered %d acked %d nacked %d redelivered %d received %d; want 2 1 1 1 1",
+			st.Delivered, st.Acked, st.Nacked, st.Redelivered, st.Received)
+	}
+}

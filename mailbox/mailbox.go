@@ -64,6 +64,10 @@ type Stats struct {
 	Redelivered    uint64
 	DeadLettered   uint64
 	Expired        uint64
+	// Delivered counts deliveries (redeliveries included), Acked and
+	// Nacked the leases ended by Ack and Nack.
+	Delivered      uint64
+	Acked, Nacked  uint64
 	OldestUnixNano int64
 }
 
@@ -232,6 +236,7 @@ func (m *Mailbox) deliver(r *Receiver, msg *Message) {
 		m.emit(Effect{Kind: EffSendDone, Ref: s.Ref, Msg: msg, Taken: true, Receipt: r.Who()})
 	}
 	msg.taker = r.Ident
+	m.st.Delivered++
 	var lease uint64
 	if r.AutoAck {
 		m.st.Received++
@@ -522,6 +527,7 @@ func (m *Mailbox) Ack(endpoint, lease uint64) error {
 		return err
 	}
 	m.st.Received++
+	m.st.Acked++
 	m.hold(msg, -1)
 	m.journal(EffRemoved, msg)
 	m.endStreams()
@@ -535,6 +541,7 @@ func (m *Mailbox) Nack(endpoint, lease uint64) error {
 	if err != nil {
 		return err
 	}
+	m.st.Nacked++
 	m.giveBack(msg)
 	m.endStreams()
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -121,4 +122,15 @@ func classify(op string, err error) error {
 		kind = ErrIO
 	}
 	return fmt.Errorf("%w: %s: %w", kind, op, err)
+}
+
+// datasync is fdatasync of a segment, timed for Options.ObserveSync.
+func (s *Store) datasync(f *os.File) error {
+	if s.opts.ObserveSync == nil {
+		return fdatasync(f)
+	}
+	start := time.Now()
+	err := fdatasync(f)
+	s.opts.ObserveSync(time.Since(start))
+	return err
 }

@@ -44,6 +44,10 @@ type Options struct {
 	// FailOnCorruption makes Open fail with ErrCorrupt instead of
 	// skipping and reporting records whose checksum does not match.
 	FailOnCorruption bool
+	// ObserveSync, if set, is told how long each fdatasync of a segment
+	// took (a broker's fsync latency histogram). It runs on the writer
+	// goroutine and must be a leaf: count, never block.
+	ObserveSync func(time.Duration)
 }
 
 // DefaultOptions returns the options used in production for dir. A zero

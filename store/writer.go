@@ -168,7 +168,7 @@ func (s *Store) commit(buf []byte, sync bool) error {
 	if !s.opts.NoSync && !sync {
 		s.w.dirty = true
 	} else if !s.opts.NoSync {
-		if err := fdatasync(s.w.f); err != nil {
+		if err := s.datasync(s.w.f); err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages; nothing written since the last good sync can be
 			// trusted, so stop rather than build on it.
@@ -240,7 +240,7 @@ func (s *Store) rotate() error {
 		// Lazy records written since the last sync go to disk before the
 		// segment is sealed; if that fails nothing after it can be
 		// trusted.
-		if err := fdatasync(s.w.f); err != nil {
+		if err := s.datasync(s.w.f); err != nil {
 			return s.fail(classify("fdatasync "+segName(s.w.id), err))
 		}
 		s.fsyncs.Add(1)
@@ -259,7 +259,7 @@ func (s *Store) rotate() error {
 	s.idx.Unlock()
 	_, err = f.WriteAt(buf, 0)
 	if err == nil && !s.opts.NoSync {
-		if err = fdatasync(f); err == nil {
+		if err = s.datasync(f); err == nil {
 			s.fsyncs.Add(1)
 			err = syncDir(s.opts.Dir)
 		}

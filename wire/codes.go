@@ -142,7 +142,9 @@ const (
 	// arrived); the reply's text says which (PROTOCOL.md 8.24).
 	CodeNoDescriptors Code = 22
 
-	codeEnd = 23
+	// Code 23 (CodeUnavailable) is in cluster.go.
+
+	codeEnd = 24
 )
 
 var codeText = [codeEnd]string{
@@ -170,6 +172,7 @@ var codeText = [codeEnd]string{
 	CodeEndOfStream:   "end of stream", // wire/pipe.go
 	CodeNoReader:      "no reader",
 	CodeNoDescriptors: "descriptors cannot go there",
+	CodeUnavailable:   "the cluster is unreachable", // wire/cluster.go
 }
 
 func (c Code) String() string {

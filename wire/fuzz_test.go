@@ -66,6 +66,7 @@ var decoders = []struct {
 	{"Join", func() payload { return new(Join) }},
 	{"Watch", func() payload { return new(Watch) }},
 	{"Notice", func() payload { return new(Notice) }},
+	{"InfoReply", func() payload { return new(InfoReply) }},
 }
 
 // headersPayload lets the fuzzer treat a headers block like a payload.

@@ -32,6 +32,10 @@ type Create struct {
 	// buffer is PipeBuffer bytes (0: DefaultPipeBuffer).
 	Pipe       bool
 	PipeBuffer uint32
+	// Cluster makes the mailbox on the broker's cluster (TagCluster,
+	// wire/cluster.go) with Replicas replicas (0: the cluster's default).
+	Cluster  bool
+	Replicas uint8
 	// Ext is appended after the options by Append. Decode leaves it nil:
 	// unknown non-critical entries are skipped, not kept, so a decoded
 	// Create re-encodes canonically (options in tag order).
@@ -63,6 +67,9 @@ func (m *Create) Append(b []byte) []byte {
 	if m.Pipe {
 		b = AppendU32(appendExtHead(b, TagPipe, 4), m.PipeBuffer)
 	}
+	if m.Cluster {
+		b = append(appendExtHead(b, TagCluster, 1), m.Replicas)
+	}
 	return append(b, m.Ext...)
 }
 
@@ -82,7 +89,7 @@ func (m *Create) Decode(p []byte) error {
 	var bad error
 	for f, ok := it.Next(); ok; f, ok = it.Next() {
 		v := NewDecoder(f.Value)
-		if f.Tag >= TagDurable && f.Tag <= TagPipe {
+		if f.Tag >= TagDurable && f.Tag <= TagCluster {
 			bit := uint8(1) << (f.Tag - TagDurable)
 			if seen&bit != 0 {
 				return ErrMalformed
@@ -96,6 +103,8 @@ func (m *Create) Decode(p []byte) error {
 			m.Service = true
 		case TagPipe:
 			m.Pipe, m.PipeBuffer = true, v.U32()
+		case TagCluster:
+			m.Cluster, m.Replicas = true, v.U8()
 		case TagMaxBytes:
 			m.MaxBytes = v.I64()
 		case TagTTL:

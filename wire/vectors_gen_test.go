@@ -28,6 +28,7 @@ func vectorFiles() []vectorFile {
 		{"withdraw.json", withdrawVectors()},
 		{"groups.json", groupsVectors()},
 		{"fds.json", fdsVectors()},
+		{"info.json", infoVectors()},
 	}
 }
 
@@ -279,6 +280,9 @@ func listVectors() []vecSpec {
 	grown.Ext = AppendExt(nil, 0x0001, []byte("later field"))
 	dropped := vecInfo("metrics")
 	dropped.Dropped = 12
+	clustered := vecInfo("c.jobs")
+	clustered.Ext = AppendClusterInfo(nil, ClusterInfo{Cluster: "east", Replicas: 3,
+		StreamState: "leader n1, 2/2 followers current", Stream: "PB_0123456789abcdef0123456789abcdef"})
 	reply := &ListReply{Infos: []MailboxInfo{*a, *b}, Next: []byte("jobs/dead")}
 	rp := reply.Append(nil)
 	return []vecSpec{
@@ -288,6 +292,7 @@ func listVectors() []vecSpec {
 		ok("list-reply-last-page-entry-with-ext", rep(OpList, 13), "ListReply", &ListReply{Infos: []MailboxInfo{*grown}}),
 		ok("stat-reply", rep(OpStat, 14), "MailboxInfo", a),
 		ok("stat-reply-dropped", rep(OpStat, 15), "MailboxInfo", dropped),
+		ok("stat-reply-cluster", rep(OpStat, 16), "MailboxInfo", clustered), // PROTOCOL.md 8.25
 		bad("stat-reply-dropped-len-4", rep(OpStat, 15), "MailboxInfo",
 			AppendExt(a.Append(nil), TagDropped, []byte{1, 0, 0, 0}), "malformed"),
 		bad("list-reply-count-past-end", rep(OpList, 12), "ListReply", cat(AppendU32(nil, 3), rp[4:]), "malformed"),
@@ -314,6 +319,7 @@ func createVectors() []vecSpec {
 		ok("create-no-options", req(OpCreate, 2), "Create", &Create{Name: []byte("r"), Capacity: 0, Mode: 0o666}),
 		ok("create-service", req(OpCreate, 2), "Create", &Create{Name: []byte("svc"), Capacity: -1, Mode: 0o622, Service: true}),
 		ok("create-pipe", req(OpCreate, 2), "Create", &Create{Name: []byte("logs"), Capacity: -1, Mode: 0o620, Pipe: true, PipeBuffer: 65536}),
+		ok("create-cluster", req(OpCreate, 2), "Create", &Create{Name: []byte("jobs"), Capacity: -1, Mode: 0o660, Cluster: true, Replicas: 3}),
 		bad("create-pipe-len-2", req(OpCreate, 2), "Create", opt(AppendExt(nil, TagPipe, []byte{1, 2})), "malformed"),
 		ok("create-reply", rep(OpCreate, 2), "Empty", &Empty{}),
 		bad("create-unknown-critical-option", req(OpCreate, 2), "Create", opt(AppendExt(nil, 0x8077, nil)), "critical"),

@@ -30,6 +30,10 @@ func newCreate() *cobra.Command {
 	var ttl time.Duration
 	var deadLetter string
 	var existOk bool
+	// --- cluster ---
+	var onCluster bool
+	var replicas int
+	// --- end cluster ---
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a mailbox",
@@ -39,10 +43,13 @@ func newCreate() *cobra.Command {
 0 is a rendezvous (a send completes only when a receiver takes the message);
 N holds at most N messages (senders wait for space).
 --mode works like a file's permission bits: w = may send, r = may receive.
+--cluster makes the mailbox on the NATS JetStream cluster the broker is
+attached to (postbox serve --cluster), shared by every broker attached to
+it, with --replicas copies of each message (docs/CLUSTER.md).
 --exist-ok succeeds if NAME already is a mailbox with exactly the
 settings this command gives (defaults included), so a setup script may
 run it again; otherwise it fails, listing each setting that differs.`,
-		Example: "  postbox create jobs --capacity 1000 --mode 0660\n  postbox create jobs --capacity 1000 --mode 0660 --exist-ok  # again: exit 0",
+		Example: "  postbox create jobs --capacity 1000 --mode 0660\n  postbox create jobs --capacity 1000 --mode 0660 --exist-ok  # again: exit 0\n  postbox create jobs --cluster --replicas 3",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := parseMode(mode)
@@ -62,6 +69,17 @@ run it again; otherwise it fails, listing each setting that differs.`,
 			if durable {
 				opts = append(opts, postbox.Durable())
 			}
+			// --- cluster ---
+			if cmd.Flags().Changed("replicas") && !onCluster {
+				return usageError{fmt.Errorf("--replicas needs --cluster")}
+			}
+			if onCluster {
+				if replicas < 0 || replicas > 5 {
+					return usageError{fmt.Errorf("--replicas %d: want 1..5 (0: the cluster's default)", replicas)}
+				}
+				opts = append(opts, postbox.Cluster(replicas))
+			}
+			// --- end cluster ---
 			_, err = c.Create(cmd.Context(), args[0], opts...)
 			if existOk && err != nil { // existok.go
 				return existOK(cmd.Context(), c, args[0], wantMailbox{capacity, m, durable, maxDeliveries, maxBytes, ttl, deadLetter}, err)
@@ -77,6 +95,10 @@ run it again; otherwise it fails, listing each setting that differs.`,
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "queued messages older than this are dead-lettered (0 = never)")
 	cmd.Flags().StringVar(&deadLetter, "dead-letter", "", "existing mailbox that receives dead letters (default: they are dropped)")
 	cmd.Flags().BoolVar(&existOk, "exist-ok", false, "succeed if the mailbox exists with these settings")
+	// --- cluster ---
+	cmd.Flags().BoolVar(&onCluster, "cluster", false, "make the mailbox on the broker's NATS JetStream cluster")
+	cmd.Flags().IntVar(&replicas, "replicas", 0, "with --cluster: copies of each message, 1..5 (default 3, or 1 on a cluster of fewer than 3 servers)")
+	// --- end cluster ---
 	return cmd
 }
 
@@ -345,6 +367,8 @@ func kind(i postbox.Info) string {
 		return "service"
 	case i.Pipe:
 		return "pipe"
+	case i.Cluster != "": // --- cluster ---
+		return fmt.Sprintf("cluster/R%d", i.Replicas)
 	}
 	return "mailbox"
 }
@@ -391,6 +415,13 @@ func newStat() *cobra.Command {
 			row("depth", fmt.Sprintf("%d messages, %d bytes", i.Depth, i.Bytes))
 			row("in flight", i.InFlight)
 			row("kind", kind(i))
+			// --- cluster ---
+			if i.Cluster != "" {
+				row("cluster", i.Cluster)
+				row("replicas", i.Replicas)
+				row("stream", fmt.Sprintf("%s (%s)", i.Stream, i.StreamState))
+			}
+			// --- end cluster ---
 			if i.Closed {
 				row("closed", "for sending: receivers drain it, then end of stream")
 			}

@@ -151,6 +151,7 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 	root.AddCommand(newPipe())
 	root.AddCommand(newJoin(), newLeave(), newWatch()) // groups.go
 	root.AddCommand(newWork())
+	root.AddCommand(newInfo())
 	root.AddCommand(newPub(), newSub(), newBind(), newTopic()) // pubsub.go
 	root.AddCommand(newTop())
 	root.AddCommand(newVersion(), newMan())

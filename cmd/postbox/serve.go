@@ -124,6 +124,12 @@ func newServe() *cobra.Command {
 	var socketMode, configFile, logLevel, dataDir string
 	var memoryOnly bool
 	var nl netListen
+	// --- ops ---
+	var mf metricsFlags // --metrics (serve_metrics.go)
+	// --- end ops ---
+	// --- cluster ---
+	var cl clusterFlags // serve_cluster.go
+	// --- end cluster ---
 	cmd := &cobra.Command{
 		Use:     "serve",
 		Example: "  postbox serve\n  postbox serve --memory --socket /tmp/pb/postbox.sock\n  postbox serve --listen tls://0.0.0.0:7443 --tls-cert broker.pem --tls-key broker-key.pem --tls-client-ca clients-ca.pem",
@@ -211,6 +217,11 @@ descriptor passing need the Unix socket. --listen tcp://127.0.0.1:PORT
 (plain TCP, no identity at all) is refused unless --insecure is given,
 and only on a loopback address. Config keys: listen (a list), tls_cert,
 tls_key, tls_client_ca, insecure (read at start only; flags win).
+
+--metrics HOST:PORT serves Prometheus metrics at http://HOST:PORT/metrics
+(docs/OPERATIONS.md lists them). It must be a loopback address (127.0.0.1,
+[::1], localhost) unless --metrics-public is given: the endpoint has no
+authentication, and it names every mailbox and uid.
 
 The broker runs the Go collector at GOGC=400 with a soft memory limit of
 twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
@@ -303,6 +314,11 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
+			// --- ops ---
+			if err := mf.check(); err != nil {
+				return usageError{err}
+			}
+			// --- end ops ---
 			if !memoryOnly {
 				if dataDir == "" {
 					dataDir = defaultDataDir()
@@ -311,6 +327,13 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 			}
 			// Open the data directory first: a second broker on it is
 			// refused before it touches the socket.
+			// --- cluster ---
+			closeCluster, err := cl.attach(&cfg, log)
+			if err != nil {
+				return err
+			}
+			defer closeCluster()
+			// --- end cluster ---
 			gcPercent, memLimit := tuneGC(cfg)
 			b, err := broker.Open(cfg)
 			if err != nil {
@@ -344,6 +367,18 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 				b.Close()
 				return err
 			}
+			// --- ops ---
+			stopMetrics, err := mf.start(b, log)
+			if err != nil {
+				l.Close()
+				for _, rl := range remote {
+					rl.Close()
+				}
+				b.Close()
+				return err
+			}
+			defer stopMetrics()
+			// --- end ops ---
 			for i, rl := range remote {
 				scheme, _, _ := strings.Cut(nl.urls[i], "://")
 				log.Info("postbox broker listening", "listen", scheme+"://"+rl.Addr().String())
@@ -425,6 +460,12 @@ twice max_queued_bytes plus 512 MiB; $GOGC and $GOMEMLIMIT override.`,
 	f.Uint32Var(&cfg.BroadcastOwner, "broadcast-owner", cfg.BroadcastOwner, "uid that may, besides root, send to every endpoint (send @*; config key broadcast_owner, read at start only)")
 	f.IntVar(&cfg.MaxFilesPerConn, "max-files-per-conn", cfg.MaxFilesPerConn, "most descriptors held for messages sent by one connection")
 	f.IntVar(&cfg.MaxFilesPerUID, "max-files-per-uid", cfg.MaxFilesPerUID, "most descriptors held for messages sent by one uid")
+	// --- ops ---
+	mf.register(cmd)
+	// --- end ops ---
+	// --- cluster ---
+	cl.register(f)
+	// --- end cluster ---
 	return cmd
 }
 

@@ -1092,11 +1092,16 @@ class Client:
 
     def create(self, name: str, *, capacity: int = -1, mode: int = 0o600, durable: bool = False,
                max_bytes: int = 0, ttl: Optional[float] = None, max_deliveries: int = 0,
-               dead_letter: Optional[str] = None, service: bool = False) -> Mailbox:
+               dead_letter: Optional[str] = None, service: bool = False,
+               cluster: Optional[int] = None) -> Mailbox:
         """Create a mailbox (CREATE, 8.3): capacity -1 unbounded, 0
-        rendezvous, N bounded; ``ttl`` in seconds."""
+        rendezvous, N bounded; ``ttl`` in seconds. ``cluster=R`` makes it
+        on the broker's NATS JetStream cluster with R replicas (0: the
+        cluster's default; 8.26, docs/CLUSTER.md)."""
         c = wire.Create(_b(name), capacity, mode, durable, max_bytes, int((ttl or 0) * 1e9), max_deliveries,
                         _b(dead_letter or b""), service)
+        if cluster is not None:
+            c.cluster, c.replicas = True, cluster
         self._request(wire.OP_CREATE, 0, c.encode(), None).result()  # type: ignore[arg-type]
         return Mailbox(self, name)
 
@@ -1150,6 +1155,11 @@ class Client:
         u = wire.Usage(uid is not None, uid or 0)
         r = self._request(wire.OP_USAGE, 0, u.encode(), wire.UsageReply.decode).result()
         return [*r.entries, *r.principals]
+
+    def info(self) -> wire.InfoReply:
+        """INFO (8.25): the broker's version, pid, uptime, listeners, data
+        directory, limits, connections, memory and store size."""
+        return self._request(wire.OP_INFO, 0, b"", wire.InfoReply.decode).result()
 
     def ack(self, leases: Iterable[int], *, noreply: bool = False) -> Optional[AckResult]:
         """ACK leases, merged into ranges; returns the AckResult (None with

@@ -182,8 +182,17 @@ class NoDescriptorsError(PostboxError):
     code, name = 22, "NO_DESCRIPTORS"
 
 
+class UnavailableError(PostboxError):
+    """23 UNAVAILABLE: the broker cannot reach its cluster just now (a
+    cluster mailbox, docs/CLUSTER.md); local mailboxes are unaffected and
+    the broker reconnects by itself. Sending the same request again is
+    stored once."""
+
+    code, name = 23, "UNAVAILABLE"
+
+
 class UnknownStatusError(PostboxError):
-    """A status code this client does not know (23 and up)."""
+    """A status code this client does not know (24 and up)."""
 
     name = "UNKNOWN_STATUS"
 
@@ -224,7 +233,7 @@ BY_CODE: dict[int, type[PostboxError]] = {
         MalformedError, VersionError, UnknownOpError, TooLargeError, NotFoundError, ExistsError,
         PermissionDeniedError, FullError, EmptyError, TimedOutError, DestroyedError, StaleLeaseError,
         LimitError, ClosedError, CanceledError, InternalError, StorageError, InvalidError, HandshakeError,
-        EndOfStreamError, NoReaderError, NoDescriptorsError,
+        EndOfStreamError, NoReaderError, NoDescriptorsError, UnavailableError,
     )
 }
 

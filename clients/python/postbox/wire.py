@@ -37,6 +37,7 @@ OP_LIST = 0x13
 OP_CHMOD = 0x14
 OP_USAGE = 0x15
 OP_ACL = 0x16
+OP_INFO = 0x17
 OP_SEND = 0x20
 OP_RECV = 0x21
 OP_CONSUME = 0x22
@@ -107,6 +108,7 @@ EXT_MAX_DELIVERIES = 0x8004
 EXT_DEAD_LETTER = 0x8005
 EXT_SERVICE = 0x8006
 EXT_PIPE = 0x8007  # Create: the mailbox is a pipe, u32 buffer bytes (8.23)
+EXT_CLUSTER = 0x8008  # Create: a cluster mailbox, u8 replicas (8.26)
 EXT_PRINCIPAL_NAME = 0x0020  # HelloReply, Delivery, SendReply, error reply (7.3)
 EXT_OWNER = 0x0020  # MailboxInfo: a remote owner (7.4)
 EXT_ACCESS = 0x0021  # MailboxInfo: one access entry (7.4, 8.18)
@@ -656,6 +658,8 @@ class Create:
     service: bool = False
     pipe: bool = False
     pipe_buffer: int = 0
+    cluster: bool = False
+    replicas: int = 0
     ext: bytes = b""
 
     def encode(self) -> bytes:
@@ -674,6 +678,8 @@ class Create:
             out += _ext_entry(EXT_SERVICE, b"")
         if self.pipe:
             out += _ext_entry(EXT_PIPE, _U32.pack(self.pipe_buffer))
+        if self.cluster:
+            out += _ext_entry(EXT_CLUSTER, bytes([self.replicas]))
         return bytes(out + self.ext)
 
     @classmethod
@@ -682,8 +688,10 @@ class Create:
         v = cls(r.string("name"), r.i64("capacity"), r.u32("mode"))
         vals, v.ext = r.ext(
             {EXT_DURABLE: 0, EXT_MAX_BYTES: 8, EXT_TTL: 8, EXT_MAX_DELIVERIES: 4, EXT_DEAD_LETTER: None, EXT_SERVICE: 0,
-             EXT_PIPE: 4}
+             EXT_PIPE: 4, EXT_CLUSTER: 1}
         )
+        if EXT_CLUSTER in vals:
+            v.cluster, v.replicas = True, vals[EXT_CLUSTER][0]
         if EXT_PIPE in vals:
             v.pipe, v.pipe_buffer = True, _U32.unpack(vals[EXT_PIPE])[0]
         v.durable = EXT_DURABLE in vals
@@ -1919,6 +1927,85 @@ class Notice:
         return v
 
 
+@dataclass
+class InfoLimits:
+    """The broker-wide limits in an InfoReply (8.25)."""
+
+    max_connections: int = 0
+    max_mailboxes: int = 0
+    max_message: int = 0
+    max_queued_bytes: int = 0
+    max_frame: int = 0
+    inbox_capacity: int = 0
+
+
+@dataclass
+class InfoListener:
+    """One address the broker accepts connections on (8.25)."""
+
+    network: bytes = b""
+    address: bytes = b""
+
+
+_INFO_MID = struct.Struct("<IqqIIqqqI")
+_INFO_LIMITS = struct.Struct("<6q")
+
+
+@dataclass
+class InfoReply:
+    """INFO's OK reply (8.25): what the broker process is. ``rss_bytes``
+    and ``store_bytes`` are -1 when unknown or without a data directory."""
+
+    version: bytes = b""
+    go_version: bytes = b""
+    pid: int = 0
+    started_unix_nano: int = 0
+    uptime_nano: int = 0
+    connections: int = 0
+    mailboxes: int = 0
+    heap_bytes: int = 0
+    sys_bytes: int = 0
+    rss_bytes: int = 0
+    goroutines: int = 0
+    data_dir: bytes = b""
+    store_bytes: int = 0
+    limits: InfoLimits = field(default_factory=InfoLimits)
+    listeners: list[InfoListener] = field(default_factory=list)
+    ext: bytes = b""
+
+    def encode(self) -> bytes:
+        out = bytearray(_string(self.version) + _string(self.go_version))
+        out += _INFO_MID.pack(self.pid, self.started_unix_nano, self.uptime_nano, self.connections, self.mailboxes,
+                              self.heap_bytes, self.sys_bytes, self.rss_bytes, self.goroutines)
+        out += _string(self.data_dir) + _I64.pack(self.store_bytes)
+        lim = self.limits
+        out += _INFO_LIMITS.pack(lim.max_connections, lim.max_mailboxes, lim.max_message, lim.max_queued_bytes,
+                                 lim.max_frame, lim.inbox_capacity)
+        out += _U16.pack(len(self.listeners))
+        for ln in self.listeners:
+            out += _string(ln.network) + _string(ln.address)
+        return bytes(out + self.ext)
+
+    @classmethod
+    def decode(cls, b: bytes) -> "InfoReply":
+        r = _R(b)
+        version, go_version = r.string("version"), r.string("go_version")
+        mid = r.unpack(_INFO_MID, "info fields")
+        data_dir, store_bytes = r.string("data_dir"), r.i64("store_bytes")
+        limits = InfoLimits(*r.unpack(_INFO_LIMITS, "limits"))
+        n = r.u16("listener count")
+        r.need(4 * n, "listeners")
+        listeners = []
+        for _ in range(n):
+            ln = InfoListener(r.string("network"), r.string("address"))
+            if not ln.network:
+                raise DecodeError("malformed", "a listener with an empty network")
+            listeners.append(ln)
+        _, ext = r.ext()
+        r.finish()
+        return cls(version, go_version, *mid, data_dir, store_bytes, limits, listeners, ext)
+
+
 PAYLOAD_TYPES: dict[str, type] = {
     "Hello": Hello,
     "HelloReply": HelloReply,
@@ -1960,4 +2047,5 @@ PAYLOAD_TYPES: dict[str, type] = {
     "Join": Join,
     "Watch": Watch,
     "Notice": Notice,
+    "InfoReply": InfoReply,
 }

@@ -218,6 +218,14 @@ class TestAdmin(BrokerTest):
         self.assertEqual(entries[0].uid, os.getuid())
         self.assertGreaterEqual(entries[0].used.connections, 1)
 
+    def test_info(self):
+        info = self.c.info()
+        self.assertGreater(info.pid, 0)
+        self.assertGreaterEqual(info.connections, 1)
+        self.assertGreater(info.uptime_nano, 0)
+        self.assertEqual(info.listeners[0].network, b"unix")
+        self.assertGreater(info.limits.max_frame, info.limits.max_message)
+
 
 class TestSendReceive(BrokerTest):
     def test_send_receive_ack(self):
@@ -655,7 +663,7 @@ class TestCall(BrokerTest):
 
 class TestErrors(unittest.TestCase):
     def test_one_class_per_code(self):
-        self.assertEqual(sorted(postbox.BY_CODE), list(range(1, 23)))
+        self.assertEqual(sorted(postbox.BY_CODE), list(range(1, 24)))
         for code, cls in postbox.BY_CODE.items():
             self.assertTrue(issubclass(cls, postbox.PostboxError))
             e = postbox.errors.error_from_reply(code, wire.Error(b"why", 3, True).encode())
