@@ -23,7 +23,7 @@ import (
 // (eof.go) and exitNoReader (pipe.go); sysexits.h's where one fits.
 const (
 	exitNotFound    = 66  // EX_NOINPUT: no such mailbox, service, binding, claim
-	exitUnavailable = 69  // EX_UNAVAILABLE: no broker reachable, or it went away
+	exitUnavailable = 69  // EX_UNAVAILABLE: no broker reachable, it went away, or its cluster is unreachable
 	exitPermission  = 77  // EX_NOPERM: permission denied, unsafe socket
 	exitInterrupted = 130 // 128+SIGINT: a client command stopped by Ctrl-C
 )
@@ -115,7 +115,7 @@ func exitCodeOf(err error) int {
 		return exitWouldBlock
 	case errors.Is(err, errNotWithdrawn): // cancel.go
 		return exitWouldBlock
-	case errors.Is(err, postbox.ErrClosed):
+	case errors.Is(err, postbox.ErrClosed), errors.Is(err, postbox.ErrUnavailable):
 		return exitUnavailable
 	}
 	return exitError

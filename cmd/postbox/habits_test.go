@@ -456,6 +456,7 @@ func TestCLIErrorsMatchTheirSentinels(t *testing.T) {
 	for err, code := range map[error]int{
 		postbox.ErrNotFound: exitNotFound, postbox.ErrPermission: exitPermission, postbox.ErrInvalid: exitUsage,
 		postbox.ErrTimeout: exitWouldBlock, postbox.ErrClosed: exitUnavailable, postbox.ErrExists: exitError,
+		postbox.ErrUnavailable: exitUnavailable,
 		fmt.Errorf("call: %w: %w", postbox.ErrTimeout, postbox.ErrNotFound): exitNotFound,
 	} {
 		if got := exitCodeOf(err); got != code {

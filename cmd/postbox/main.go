@@ -47,8 +47,8 @@ const exitHelp = `Exit status:
   3    timed out, mailbox empty (--nowait) or full (--nowait)
   4    end of stream: the mailbox is closed for sending (send --eof) and drained
   66   not found: no such mailbox, service, binding or claim (EX_NOINPUT)
-  69   broker unreachable: none listening at the socket or URL, or it went
-       away during the command (EX_UNAVAILABLE)
+  69   broker unreachable: none listening at the socket or URL, it went
+       away during the command, or its cluster is unreachable (EX_UNAVAILABLE)
   77   permission denied, or an unsafe socket refused (EX_NOPERM)
   130  interrupted by Ctrl-C (SIGINT; client commands, even those that then
        stop cleanly, as recv --follow, work and reply do; SIGTERM: their own)
