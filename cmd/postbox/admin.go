@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -30,6 +29,7 @@ func newCreate() *cobra.Command {
 	var maxBytes int64
 	var ttl time.Duration
 	var deadLetter string
+	var existOk bool
 	// --- cluster ---
 	var onCluster bool
 	var replicas int
@@ -45,8 +45,11 @@ N holds at most N messages (senders wait for space).
 --mode works like a file's permission bits: w = may send, r = may receive.
 --cluster makes the mailbox on the NATS JetStream cluster the broker is
 attached to (postbox serve --cluster), shared by every broker attached to
-it, with --replicas copies of each message (docs/CLUSTER.md).`,
-		Example: "  postbox create jobs --capacity 1000 --mode 0660\n  postbox create jobs --cluster --replicas 3",
+it, with --replicas copies of each message (docs/CLUSTER.md).
+--exist-ok succeeds if NAME already is a mailbox with exactly the
+settings this command gives (defaults included), so a setup script may
+run it again; otherwise it fails, listing each setting that differs.`,
+		Example: "  postbox create jobs --capacity 1000 --mode 0660\n  postbox create jobs --capacity 1000 --mode 0660 --exist-ok  # again: exit 0\n  postbox create jobs --cluster --replicas 3",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := parseMode(mode)
@@ -78,6 +81,9 @@ it, with --replicas copies of each message (docs/CLUSTER.md).`,
 			}
 			// --- end cluster ---
 			_, err = c.Create(cmd.Context(), args[0], opts...)
+			if existOk && err != nil { // existok.go
+				return existOK(cmd.Context(), c, args[0], wantMailbox{capacity, m, durable, maxDeliveries, maxBytes, ttl, deadLetter}, err)
+			}
 			return err
 		},
 	}
@@ -88,6 +94,7 @@ it, with --replicas copies of each message (docs/CLUSTER.md).`,
 	cmd.Flags().Int64Var(&maxBytes, "max-bytes", 0, "also bound the queued bytes (0 = no bound)")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "queued messages older than this are dead-lettered (0 = never)")
 	cmd.Flags().StringVar(&deadLetter, "dead-letter", "", "existing mailbox that receives dead letters (default: they are dropped)")
+	cmd.Flags().BoolVar(&existOk, "exist-ok", false, "succeed if the mailbox exists with these settings")
 	// --- cluster ---
 	cmd.Flags().BoolVar(&onCluster, "cluster", false, "make the mailbox on the broker's NATS JetStream cluster")
 	cmd.Flags().IntVar(&replicas, "replicas", 0, "with --cluster: copies of each message, 1..5 (default 3, or 1 on a cluster of fewer than 3 servers)")
@@ -97,10 +104,11 @@ it, with --replicas copies of each message (docs/CLUSTER.md).`,
 
 func newRm() *cobra.Command {
 	return &cobra.Command{
-		Use:   "rm NAME...",
-		Short: "Destroy mailboxes (like ipcrm)",
-		Long:  "Destroy mailboxes. Waiting senders and receivers fail with \"mailbox destroyed\". Only the owner or root may.",
-		Args:  cobra.MinimumNArgs(1),
+		Use:     "rm NAME...",
+		Example: "  postbox rm jobs\n  postbox rm a b c",
+		Short:   "Destroy mailboxes (like ipcrm)",
+		Long:    "Destroy mailboxes. Waiting senders and receivers fail with \"mailbox destroyed\". Only the owner or root may.",
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := dial(cmd.Context())
 			if err != nil {
@@ -113,7 +121,7 @@ func newRm() *cobra.Command {
 					if first == nil {
 						first = err
 					} else {
-						fmt.Fprintln(os.Stderr, "postbox:", trimPrefix(err.Error()))
+						fmt.Fprintln(os.Stderr, "postbox:", errorText(nil, err))
 					}
 				}
 			}
@@ -124,9 +132,10 @@ func newRm() *cobra.Command {
 
 func newChmod() *cobra.Command {
 	return &cobra.Command{
-		Use:   "chmod MODE NAME",
-		Short: "Change a mailbox's permission bits",
-		Args:  cobra.ExactArgs(2),
+		Use:     "chmod MODE NAME",
+		Example: "  postbox chmod 0660 jobs",
+		Short:   "Change a mailbox's permission bits",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := parseMode(args[0])
 			if err != nil {
@@ -167,8 +176,9 @@ func ownerText(i postbox.Info) string {
 func newACL() *cobra.Command {
 	var add, remove []string
 	cmd := &cobra.Command{
-		Use:   "acl NAME [--add PATTERN=rw]... [--remove PATTERN]...",
-		Short: "Show or change a mailbox's access entries for remote (TLS) principals",
+		Use:     "acl NAME [--add PATTERN=rw]... [--remove PATTERN]...",
+		Example: "  postbox acl jobs\n  postbox acl jobs --add 'spiffe://example.org/workers/*=r'\n  postbox acl jobs --remove 'spiffe://example.org/workers/*'",
+		Short:   "Show or change a mailbox's access entries for remote (TLS) principals",
 		Long: `Show or change the access entries that decide what remote principals (TLS
 clients, named by their certificate's URI SAN, else subject DN) may do with
 a mailbox. Mode bits decide for local users; for a TLS client other than the
@@ -247,10 +257,11 @@ func checkOutput(o string, allowed ...string) error {
 
 func newLs() *cobra.Command {
 	var out string
-	var all, subjects bool
+	var all, subjects, noHeaders bool
 	cmd := &cobra.Command{
-		Use:   "ls",
-		Short: "List mailboxes (like ipcs)",
+		Use:     "ls",
+		Example: "  postbox ls\n  postbox ls --all -o json\n  postbox ls --no-headers | awk '$6 > 0 {print $1}'   # mailboxes with messages",
+		Short:   "List mailboxes (like ipcs)",
 		Long: `List mailboxes: name, kind (mailbox, service or inbox), owner, mode,
 capacity, depth (queued messages), receivers and consumers waiting,
 messages in flight (leased, not yet acked), blocked senders, best-effort
@@ -263,11 +274,11 @@ with its subscribers, queue groups, events delivered and dropped.
 bindings and the claims (with -o json, one object each).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "table", "json"); err != nil {
+			if err := checkOutput(out, "table", "json", "yaml"); err != nil {
 				return err
 			}
 			if subjects {
-				return lsSubjects(cmd.Context(), os.Stdout, out) // pubsub.go
+				return lsSubjects(cmd.Context(), os.Stdout, out, noHeaders) // pubsub.go
 			}
 			c, err := dial(cmd.Context())
 			if err != nil {
@@ -284,15 +295,15 @@ bindings and the claims (with -o json, one object each).`,
 					shown = append(shown, i)
 				}
 			}
-			if out == "json" {
-				enc := json.NewEncoder(os.Stdout)
+			if structured(out) {
+				enc := newRecordEncoder(os.Stdout, out)
 				for _, i := range shown {
 					enc.Encode(jsonInfo(i))
 				}
 				return nil
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tKIND\tOWNER\tMODE\tCAPACITY\tDEPTH\tBYTES\tRECEIVERS\tIN FLIGHT\tBLOCKED SENDERS\tDROPPED\tSERVERS")
+			header(tw, noHeaders, "NAME\tKIND\tOWNER\tMODE\tCAPACITY\tDEPTH\tBYTES\tRECEIVERS\tIN FLIGHT\tBLOCKED SENDERS\tDROPPED\tSERVERS")
 			for _, i := range shown {
 				servers := "-"
 				if i.Service {
@@ -305,15 +316,16 @@ bindings and the claims (with -o json, one object each).`,
 				return err
 			}
 			// Then the subscribed subjects, if any (all of pub/sub: --subjects).
+			// (--no-headers: the mailbox rows only.)
 			topics, err := c.Topics(cmd.Context())
-			if err != nil || len(topics.Subjects) == 0 {
+			if err != nil || len(topics.Subjects) == 0 || noHeaders {
 				return err
 			}
 			fmt.Println()
-			return printTopics(os.Stdout, topics, out, false) // pubsub.go
+			return printTopics(os.Stdout, topics, out, false, false) // pubsub.go
 		},
 	}
-	outputFlag(cmd, &out, "table", "table or json (one object per line)")
+	tableOutput(cmd, &out, &noHeaders, "table")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "include endpoints' inboxes")
 	cmd.Flags().BoolVar(&subjects, "subjects", false, "list subjects, bindings and claims (publish/subscribe)")
 	watchable(cmd) // --watch, --interval: lswatch.go
@@ -364,11 +376,12 @@ func kind(i postbox.Info) string {
 func newStat() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
-		Use:   "stat NAME",
-		Short: "Show one mailbox's state",
-		Args:  cobra.ExactArgs(1),
+		Use:     "stat NAME",
+		Example: "  postbox stat jobs\n  postbox stat jobs -o json | jq .depth",
+		Short:   "Show one mailbox's state",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "text", "json"); err != nil {
+			if err := checkOutput(out, "text", "json", "yaml"); err != nil {
 				return err
 			}
 			c, err := dial(cmd.Context())
@@ -380,8 +393,8 @@ func newStat() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				return json.NewEncoder(os.Stdout).Encode(jsonInfo(i))
+			if structured(out) {
+				return newRecordEncoder(os.Stdout, out).Encode(jsonInfo(i))
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 1, ' ', 0)
 			row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
@@ -449,6 +462,6 @@ func newStat() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	outputFlag(cmd, &out, "text", "text or json")
+	outputFlag(cmd, &out, "text", "text, json or yaml")
 	return cmd
 }

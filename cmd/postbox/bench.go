@@ -112,8 +112,9 @@ func newBenchDurable() *cobra.Command {
 	var quick, useSocket bool
 	var senders int
 	cmd := &cobra.Command{
-		Use:   "durable",
-		Short: "Measure durable sends against raw write+fdatasync, in one run",
+		Use:     "durable",
+		Example: "  postbox bench durable --dir /var/tmp --quick",
+		Short:   "Measure durable sends against raw write+fdatasync, in one run",
 		Long: `Measure, in one run, on the disk holding --dir: durable appends to the
 store with 1, 16 and 64 concurrent writers at 256 B and 4 KiB (records/s,
 records per fsync, p50/p99), beside a raw write+fdatasync loop and a run
@@ -161,8 +162,9 @@ func newBenchShm() *cobra.Command {
 	var out string
 	var quick bool
 	cmd := &cobra.Command{
-		Use:   "shm",
-		Short: "Measure shared-memory channels against a pipe and a Unix socket, in one run",
+		Use:     "shm",
+		Example: "  postbox bench shm --quick",
+		Short:   "Measure shared-memory channels against a pipe and a Unix socket, in one run",
 		Long: `Measure, in one run, with the peer in a separate process: one-way latency
 (round trip / 2) p50/p99 for 64 B, 4 KiB, 64 KiB and 1 MiB messages, busy-poll
 and default wait policies, copy and loan APIs; throughput (msgs/s, bytes/s),

@@ -40,8 +40,9 @@ func newBenchCLI() *cobra.Command {
 	var useSocket bool
 	var duration time.Duration
 	cmd := &cobra.Command{
-		Use:   "cli",
-		Short: "Measure send --lines and recv --count against the broker's own throughput, in one run",
+		Use:     "cli",
+		Example: "  postbox bench cli --lines 100000",
+		Short:   "Measure send --lines and recv --count against the broker's own throughput, in one run",
 		Long: `Measure, in one run: N 64-byte lines sent by "postbox send q --lines"
 from a file, then received by "postbox recv q --count N" into a file, then
 both at once (the receiver started first), each command a subprocess of

@@ -35,8 +35,9 @@ func newBenchPipe() *cobra.Command {
 	var total string
 	var runs int
 	cmd := &cobra.Command{
-		Use:   "pipe",
-		Short: "Measure postbox pipes against a kernel pipe and a Unix socket, in one run",
+		Use:     "pipe",
+		Example: "  postbox bench pipe --bytes 64M --runs 1",
+		Short:   "Measure postbox pipes against a kernel pipe and a Unix socket, in one run",
 		Long: `Measure, in one run, one writer and one reader moving --bytes through:
 a kernel pipe (the baseline; and one with the 1 MiB buffer a handed-off
 pipe gets), a Unix socket, a postbox pipe relayed by

@@ -32,8 +32,9 @@ func newBenchPubSub() *cobra.Command {
 	var inflight, window int
 	var cpuprofile string
 	cmd := &cobra.Command{
-		Use:   "pubsub",
-		Short: "Measure publish/subscribe fan-out against mailboxes and a raw Unix socket, in one run",
+		Use:     "pubsub",
+		Example: "  postbox bench pubsub --duration 2s",
+		Short:   "Measure publish/subscribe fan-out against mailboxes and a raw Unix socket, in one run",
 		Long: `Measure, in one run: one publisher (--inflight publications in flight) to
 1, 4 and 16 subscribers at 64 B and 4 KiB, counting the events the
 subscribers receive per second, and publish-to-receive latency p50/p99

@@ -19,8 +19,9 @@ func newBenchRPC() *cobra.Command {
 	var useSocket bool
 	cfg := rpcbench.DefaultConfig()
 	cmd := &cobra.Command{
-		Use:   "rpc",
-		Short: "Measure RPC calls against gRPC-go over unix:// and a raw socket, in one run",
+		Use:     "rpc",
+		Example: "  postbox bench rpc --callers 1,16 --size 1024",
+		Short:   "Measure RPC calls against gRPC-go over unix:// and a raw socket, in one run",
 		Long: `Measure, in one run, unary calls with 64-byte payloads at 1 and 16
 concurrent callers: postbox RPC for each semantics (maybe, at-least-once,
 exactly-once) through a broker to an echo service; gRPC-go unary calls

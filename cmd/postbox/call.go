@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/rpc"
 	"github.com/postbox-ipc/postbox/rpc/envelope"
 )
@@ -121,6 +122,9 @@ and exits 1 (3 for DeadlineExceeded: no reply in time).
 				if err := writeBody(os.Stdout, rep.Body, "text"); err != nil {
 					return err
 				}
+			}
+			if errors.Is(err, postbox.ErrNotFound) {
+				return &textError{fmt.Sprintf("call %q %s: no such service (no server has started)", service, method), err}
 			}
 			if err != nil {
 				return fmt.Errorf("call %q %s: %w", service, method, &statusError{code: code, msg: msg, err: err})

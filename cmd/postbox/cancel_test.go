@@ -44,5 +44,5 @@ func TestCLISendPrintIDThenCancel(t *testing.T) {
 	exits(t, p, 2, "cancel", "jobs", "--id", "1", "--header", "a=b")
 	exits(t, p, 2, "cancel", "jobs", "--id", "x")
 	exits(t, p, 2, "send", "jobs", "x", "--best-effort", "--print-id")
-	exits(t, p, 1, "cancel", "nosuch", "--id", "1")
+	exits(t, p, exitNotFound, "cancel", "nosuch", "--id", "1")
 }

@@ -210,7 +210,7 @@ func TestCLIJobsScenario(t *testing.T) {
 	}
 
 	ok(t, p, "", "rm", "jobs")
-	r = exits(t, p, 1, "stat", "jobs")
+	r = exits(t, p, exitNotFound, "stat", "jobs")
 	if !strings.Contains(r.stderr, "jobs") {
 		t.Errorf("stat of a removed mailbox: %q does not name it", r.stderr)
 	}
@@ -239,7 +239,7 @@ func TestCLIUsageErrorsExitTwo(t *testing.T) {
 		exits(t, p, 2, args...)
 	}
 	// Nothing was created by the rejected commands.
-	exits(t, p, 1, "stat", "x")
+	exits(t, p, exitNotFound, "stat", "x")
 }
 
 func TestCLIWouldBlockExitsThree(t *testing.T) {
@@ -258,7 +258,7 @@ func TestCLIWouldBlockExitsThree(t *testing.T) {
 	exits(t, p, 3, "recv", "full", "--nowait")
 }
 
-func TestCLINotFoundExitsOneNamingTheMailbox(t *testing.T) {
+func TestCLINotFoundExitsNotFoundNamingTheMailbox(t *testing.T) {
 	p := startBroker(t)
 	for _, args := range [][]string{
 		{"recv", "nosuch", "--nowait"},
@@ -267,7 +267,7 @@ func TestCLINotFoundExitsOneNamingTheMailbox(t *testing.T) {
 		{"rm", "nosuch"},
 		{"chmod", "0600", "nosuch"},
 	} {
-		r := exits(t, p, 1, args...)
+		r := exits(t, p, exitNotFound, args...)
 		if !strings.Contains(r.stderr, `"nosuch"`) {
 			t.Errorf("postbox %s: %q does not name the mailbox", strings.Join(args, " "), r.stderr)
 		}
@@ -321,7 +321,7 @@ func TestCLIHelpMentionsExitCodes(t *testing.T) {
 		if r.code != 0 {
 			t.Errorf("postbox %s: exit %d", strings.Join(args, " "), r.code)
 		}
-		for _, want := range []string{"Exit status", "0  success", "1  error", "2  usage", "3  timed out"} {
+		for _, want := range []string{"Exit status", "0    success", "1    error", "2    usage", "3    timed out", "66   not found", "69   broker unreachable", "77   permission denied", "130  interrupted"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("postbox %s: help lacks %q:\n%s", strings.Join(args, " "), want, r.stdout)
 			}

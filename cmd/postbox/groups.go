@@ -192,7 +192,7 @@ reason and the exit code or signal when the broker learnt it).
 one notice, endpoint-exited, when that endpoint's process exits or its
 connection ends; the reason says which ("process exited", "disconnected",
 "broker shutdown"). The command then exits 0. An endpoint not connected
-is "not found" (exit 1). Anyone may watch an endpoint.
+is "not found" (exit 66). Anyone may watch an endpoint.
 
 A MAILBOX gets a notice each time it is created, destroyed, becomes
 non-empty (its queue goes from no messages to some) or falls below its

@@ -60,7 +60,7 @@ func TestCLIGroupsAndWatch(t *testing.T) {
 		t.Fatalf("after leave: stderr %q", r.stderr)
 	}
 	exits(t, p, 2, "leave", "#g")
-	exits(t, p, 1, "join", "nohash", "--mailbox", "log")
-	exits(t, p, 1, "watch", "@1")
-	exits(t, p, 1, "watch", "#g")
+	exits(t, p, exitUsage, "join", "nohash", "--mailbox", "log")
+	exits(t, p, exitNotFound, "watch", "@1")
+	exits(t, p, exitUsage, "watch", "#g")
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -31,7 +30,7 @@ the system, resident set) and the size of its store on disk.
   postbox info -o json | jq .uptime_ns`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "table", "json"); err != nil {
+			if err := checkOutput(out, "table", "json", "yaml"); err != nil {
 				return err
 			}
 			c, err := dial(cmd.Context())
@@ -43,13 +42,13 @@ the system, resident set) and the size of its store on disk.
 			if err != nil {
 				return fmt.Errorf("info: %w", err)
 			}
-			if out == "json" {
-				return json.NewEncoder(os.Stdout).Encode(in)
+			if structured(out) { // output.go
+				return newRecordEncoder(os.Stdout, out).Encode(in)
 			}
 			return printInfo(os.Stdout, in)
 		},
 	}
-	outputFlag(cmd, &out, "table", "table or json")
+	outputFlag(cmd, &out, "table", "table, json or yaml")
 	return cmd
 }
 

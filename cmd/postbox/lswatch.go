@@ -24,7 +24,7 @@ var errWatchInterval = errors.New("postbox: --interval must be at least 100ms")
 
 // watchable gives cmd the flags --watch and --interval: with --watch,
 // cmd's RunE runs every interval until the command's context ends (Ctrl-C),
-// and the command then exits 0. A failed run (the broker unreachable, say)
+// and the command then exits 0 (130 after SIGINT: main.go). A failed run (the broker unreachable, say)
 // is reported on stderr and the next one tried; an invalid argument ends
 // the watch at once.
 func watchable(cmd *cobra.Command) {

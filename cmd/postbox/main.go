@@ -14,18 +14,16 @@
 //	postbox cancel NAME --id N            withdraw messages you sent, not yet taken
 //	postbox bench                         measure the broker against a raw socket
 //
-// Exit status: 0 success, 1 error, 2 usage, 3 timed out, empty or full,
-// 4 end of stream, 141 no pipe reader left.
+// Exit status: see exitHelp below.
 package main
 
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -43,15 +41,24 @@ const (
 )
 
 const exitHelp = `Exit status:
-  0  success
-  1  error (not found, permission denied, broker unreachable, ...)
-  2  usage error
-  3  timed out, mailbox empty (--nowait) or full (--nowait)
-  4  end of stream: the mailbox is closed for sending (send --eof) and drained
-  141  pipe write with no reader left (as a writer killed by SIGPIPE)`
+  0    success
+  1    error (any other failure)
+  2    usage error: an unknown flag or command, a bad name, --type 0, ...
+  3    timed out, mailbox empty (--nowait) or full (--nowait)
+  4    end of stream: the mailbox is closed for sending (send --eof) and drained
+  66   not found: no such mailbox, service, binding or claim (EX_NOINPUT)
+  69   broker unreachable: none listening at the socket or URL, it went
+       away during the command, or its cluster is unreachable (EX_UNAVAILABLE)
+  77   permission denied, or an unsafe socket refused (EX_NOPERM)
+  130  interrupted by Ctrl-C (SIGINT; client commands, even those that then
+       stop cleanly, as recv --follow, work and reply do; SIGTERM: their own)
+  141  pipe write with no reader left (as a writer killed by SIGPIPE)
+Errors print one line: postbox: VERB "NAME": cause.`
 
 // usageError marks errors in how the command was called.
 type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
 
 func main() {
 	// `postbox bench shm` runs its peer as a second copy of this binary.
@@ -59,35 +66,35 @@ func main() {
 	root := newRoot()
 	// Client commands end cleanly on SIGINT/SIGTERM; serve installs its
 	// own handlers, which take precedence.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := root.ExecuteContext(ctx)
-	stop()
-	os.Exit(exitCode(root, err))
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	var interrupted atomic.Bool
+	target, _, _ := root.Find(os.Args[1:])
+	client := target == nil || target.Name() != "serve"
+	go func() {
+		for s := range sigs {
+			if s == os.Interrupt {
+				interrupted.Store(true)
+			}
+			cancel()
+		}
+	}()
+	cmd, err := root.ExecuteContextC(ctx)
+	code := exitCode(cmd, err)
+	if interrupted.Load() && client {
+		code = exitInterrupted
+	}
+	os.Exit(code)
 }
 
-func exitCode(root *cobra.Command, err error) int {
+// exitCode prints err, if any, and says how to exit for it (errors.go).
+func exitCode(cmd *cobra.Command, err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "postbox:", trimPrefix(err.Error()))
-	var ue usageError
-	var es exitStatus // recv --exec: the command's status (files.go)
-	switch {
-	case errors.As(err, &es):
-		return es.code
-	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"):
-		return exitUsage
-	case errors.Is(err, postbox.ErrEndOfStream):
-		return exitEndOfStream
-	case errors.Is(err, postbox.ErrNoReader):
-		return exitNoReader
-	case errors.Is(err, postbox.ErrTimeout), errors.Is(err, postbox.ErrEmpty), errors.Is(err, postbox.ErrFull),
-		errors.Is(err, context.DeadlineExceeded):
-		return exitWouldBlock
-	case errors.Is(err, errNotWithdrawn): // cancel.go
-		return exitWouldBlock
-	}
-	return exitError
+	fmt.Fprintln(os.Stderr, "postbox:", errorText(cmd, err))
+	return exitCodeOf(err)
 }
 
 func trimPrefix(s string) string {
@@ -102,8 +109,10 @@ var socketFlag, urlFlag, tlsCertFlag, tlsKeyFlag, tlsCAFlag string
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:   "postbox",
-		Short: "Named mailboxes between processes, with kernel-verified senders",
+		Use:     "postbox",
+		Version: readBuildVersion().String(),
+		Example: "  postbox serve &\n  postbox create jobs && echo hello | postbox send jobs && postbox recv jobs",
+		Short:   "Named mailboxes between processes, with kernel-verified senders",
 		Long: `postbox is an inter-process communication system for Linux: a broker that
 keeps named mailboxes, and this command to run it and to use them from a shell.
 
@@ -135,6 +144,7 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 	root.PersistentFlags().StringVar(&tlsKeyFlag, "tls-key", "", "the key of --tls-cert (PEM; default $POSTBOX_TLS_KEY)")
 	root.PersistentFlags().StringVar(&tlsCAFlag, "tls-ca", "", "the CA that signed the broker's certificate (PEM; default $POSTBOX_TLS_CA, else the system's)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.SetVersionTemplate("postbox {{.Version}}\n")
 	root.AddCommand(newServe(), newCreate(), newRm(), newLs(), newStat(), newSend(), newRecv(), newReq(), newReply(), newCall(),
 		newChmod(), newACL(), newBench(), newUsage())
 	root.AddCommand(newCancel())
@@ -144,17 +154,13 @@ a broker listening on loopback with --insecure; unix:///PATH is --socket.
 	root.AddCommand(newInfo())
 	root.AddCommand(newPub(), newSub(), newBind(), newTopic()) // pubsub.go
 	root.AddCommand(newTop())
-	for _, c := range root.Commands() {
-		if c.Args != nil {
-			args := c.Args
-			c.Args = func(cmd *cobra.Command, a []string) error {
-				if err := args(cmd, a); err != nil {
-					return usageError{err}
-				}
-				return nil
-			}
-		}
-	}
+	root.AddCommand(newVersion(), newMan())
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	builtinExamples(root)   // completion.go
+	completeOutputs(root)   // output.go
+	completeMailboxes(root) // completion.go
+	argsAreUsage(root)      // errors.go
 	return root
 }
 
@@ -171,7 +177,11 @@ func dial(ctx context.Context) (*postbox.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return postbox.Dial(ctx, append(opts, postbox.WithName("postbox-cli"))...)
+	c, err := postbox.Dial(ctx, append(opts, postbox.WithName("postbox-cli"))...)
+	if err != nil {
+		return nil, dialError(err) // errors.go
+	}
+	return c, nil
 }
 
 // dialOptions say where the broker is: --url, else --socket, else what

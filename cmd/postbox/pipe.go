@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,8 +21,9 @@ import (
 
 func newPipe() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "pipe",
-		Short: "Named pipes through the broker: a better mkfifo",
+		Use:     "pipe",
+		Example: "  postbox pipe create backups\n  tar c dir | postbox pipe write backups   # and elsewhere: postbox pipe read backups | tar x",
+		Short:   "Named pipes through the broker: a better mkfifo",
 		Long: `Named pipes kept by the broker, with the fifo(7) rules and what a fifo lacks.
 
   postbox pipe create NAME [--mode 0600] [--buffer 1M]
@@ -60,9 +62,10 @@ read (r) and write (w) is the mode, as for mailboxes.
 func newPipeCreate() *cobra.Command {
 	var mode, buffer string
 	cmd := &cobra.Command{
-		Use:   "create NAME",
-		Short: "Create a pipe",
-		Args:  cobra.ExactArgs(1),
+		Use:     "create NAME",
+		Example: "  postbox pipe create backups --mode 0660",
+		Short:   "Create a pipe",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := parseMode(mode)
 			if err != nil {
@@ -216,7 +219,11 @@ them.
 			}
 			defer r.Close()
 			if out == "raw" {
+				defer context.AfterFunc(ctx, func() { r.Close() })() // Ctrl-C ends WriteTo
 				_, err := r.WriteTo(os.Stdout)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return err
 			}
 			w := bufio.NewWriter(os.Stdout)
@@ -251,9 +258,10 @@ them.
 
 func newPipeRm() *cobra.Command {
 	return &cobra.Command{
-		Use:   "rm NAME...",
-		Short: "Remove pipes (the owner or root)",
-		Args:  cobra.MinimumNArgs(1),
+		Use:     "rm NAME...",
+		Example: "  postbox pipe rm backups",
+		Short:   "Remove pipes (the owner or root)",
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := dial(cmd.Context())
 			if err != nil {

@@ -324,11 +324,11 @@ func TestCLIPipePermissionsFollowTheMode(t *testing.T) {
 	ok(t, p, "", "pipe", "create", "p", "--mode", "0602") // others may write, not read
 	ok(t, p, "", "pipe", "create", "closed")              // 0600: others neither
 	r := startCLI(t, p, nil, false, nobody, "pipe", "read", "p")
-	if code := r.wait(); code != exitError || !strings.Contains(r.stderr.String(), "permission denied") {
-		t.Fatalf("read as uid 65534 of a 0602 pipe: exit %d, stderr %q; want 1, permission denied", code, r.stderr.String())
+	if code := r.wait(); code != exitPermission || !strings.Contains(r.stderr.String(), "permission denied") {
+		t.Fatalf("read as uid 65534 of a 0602 pipe: exit %d, stderr %q; want 77, permission denied", code, r.stderr.String())
 	}
 	wc := startCLI(t, p, strings.NewReader("x"), false, nobody, "pipe", "write", "closed")
-	if code := wc.wait(); code != exitError || !strings.Contains(wc.stderr.String(), "permission denied") {
+	if code := wc.wait(); code != exitPermission || !strings.Contains(wc.stderr.String(), "permission denied") {
 		t.Fatalf("write as uid 65534 to a 0600 pipe: exit %d, stderr %q", code, wc.stderr.String())
 	}
 	w := startCLI(t, p, strings.NewReader("from nobody\n"), false, nobody, "pipe", "write", "p")

@@ -285,8 +285,9 @@ Needs w on the mailbox. --unbind removes the binding.
 
 func newTopic() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "topic",
-		Short: "Claims on subjects",
+		Use:     "topic",
+		Example: "  postbox topic claim 'orders.>' --mode 0640\n  postbox topic release 'orders.>'",
+		Short:   "Claims on subjects",
 		Long: `Subjects have owners and modes like mailboxes: "topic claim PATTERN
 --mode 0640" makes you the owner of the subjects PATTERN matches, with w =
 may publish, r = may subscribe (owner, group, other). An unclaimed subject
@@ -297,9 +298,10 @@ broker with a data directory. "postbox ls --subjects" lists them.`,
 	}
 	var mode string
 	claim := &cobra.Command{
-		Use:   "claim PATTERN",
-		Short: "Claim a subject pattern",
-		Args:  cobra.ExactArgs(1),
+		Use:     "claim PATTERN",
+		Example: "  postbox topic claim 'orders.>' --mode 0640",
+		Short:   "Claim a subject pattern",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := strconv.ParseUint(mode, 8, 32)
 			if err != nil || m > 0o777 {
@@ -315,9 +317,10 @@ broker with a data directory. "postbox ls --subjects" lists them.`,
 	}
 	claim.Flags().StringVar(&mode, "mode", "0644", "permission bits: r = subscribe, w = publish")
 	release := &cobra.Command{
-		Use:   "release PATTERN",
-		Short: "Release your claim on a pattern",
-		Args:  cobra.ExactArgs(1),
+		Use:     "release PATTERN",
+		Example: "  postbox topic release 'orders.>'",
+		Short:   "Release your claim on a pattern",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := dial(cmd.Context())
 			if err != nil {
@@ -334,7 +337,7 @@ broker with a data directory. "postbox ls --subjects" lists them.`,
 // lsSubjects is "ls --subjects": the subscribed patterns with their
 // subscribers, queue groups, delivered and dropped counts, then the
 // bindings and the claims.
-func lsSubjects(ctx context.Context, w io.Writer, out string) error {
+func lsSubjects(ctx context.Context, w io.Writer, out string, noHeaders bool) error {
 	c, err := dial(ctx)
 	if err != nil {
 		return err
@@ -344,14 +347,14 @@ func lsSubjects(ctx context.Context, w io.Writer, out string) error {
 	if err != nil {
 		return err
 	}
-	return printTopics(w, info, out, true)
+	return printTopics(w, info, out, true, noHeaders)
 }
 
 // printTopics prints what TOPICS returned: the subscribed subjects, and
 // with all the bindings and claims too.
-func printTopics(w io.Writer, info postbox.TopicsInfo, out string, all bool) error {
-	if out == "json" {
-		enc := json.NewEncoder(w)
+func printTopics(w io.Writer, info postbox.TopicsInfo, out string, all, noHeaders bool) error {
+	if structured(out) {
+		enc := newRecordEncoder(w, out)
 		for _, s := range info.Subjects {
 			enc.Encode(map[string]any{"pattern": s.Pattern, "subscribers": s.Subscribers, "queues": s.Queues,
 				"delivered": s.Delivered, "dropped": s.Dropped})
@@ -365,18 +368,18 @@ func printTopics(w io.Writer, info postbox.TopicsInfo, out string, all bool) err
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SUBJECT\tSUBSCRIBERS\tQUEUE GROUPS\tDELIVERED\tDROPPED")
+	header(tw, noHeaders, "SUBJECT\tSUBSCRIBERS\tQUEUE GROUPS\tDELIVERED\tDROPPED")
 	for _, s := range info.Subjects {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s.Pattern, s.Subscribers, s.Queues, s.Delivered, s.Dropped)
 	}
 	if len(info.Bindings) > 0 && all {
-		fmt.Fprintln(tw, "\nBOUND PATTERN\tMAILBOX")
+		header(tw, noHeaders, "\nBOUND PATTERN\tMAILBOX")
 		for _, b := range info.Bindings {
 			fmt.Fprintf(tw, "%s\t%s\n", b.Pattern, b.Mailbox)
 		}
 	}
 	if len(info.Claims) > 0 && all {
-		fmt.Fprintln(tw, "\nCLAIMED PATTERN\tUID\tGID\tMODE")
+		header(tw, noHeaders, "\nCLAIMED PATTERN\tUID\tGID\tMODE")
 		for _, cl := range info.Claims {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%04o\n", cl.Pattern, cl.UID, cl.GID, uint32(cl.Mode))
 		}

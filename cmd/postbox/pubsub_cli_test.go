@@ -76,10 +76,10 @@ func TestCLIBindTopicClaimAndBadInput(t *testing.T) {
 		t.Fatalf("ls --subjects:\n%s", ls)
 	}
 	ok(t, p, "", "bind", "orders.>", "archive", "--unbind")
-	exits(t, p, 1, "bind", "orders.>", "archive", "--unbind") // no such binding
+	exits(t, p, exitNotFound, "bind", "orders.>", "archive", "--unbind") // no such binding
 	exits(t, p, 2, "sub", "a", "--policy", "sometimes")
 	exits(t, p, 2, "pub", "a")
-	exits(t, p, 1, "pub", "a.*", "x") // a pattern is no subject
+	exits(t, p, exitUsage, "pub", "a.*", "x") // a pattern is no subject
 	if r := ok(t, p, "", "ls"); strings.Contains(r.stdout, "SUBJECT") {
 		t.Fatalf("plain ls changed: %q", r.stdout)
 	}

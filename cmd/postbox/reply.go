@@ -56,7 +56,7 @@ cancels, is killed (SIGKILL); no reply is sent then, nobody waits for one.
 -P N runs up to N commands at once (default 1). SIGTERM or SIGINT stops
 taking requests: requests received but not started go back to the
 mailbox for another server, running commands finish and are answered,
-and the command exits 0.
+and the command exits 0 (130 after SIGINT).
 
 ` + exitHelp,
 		Example: "  postbox reply upper -- tr a-z A-Z\n  postbox reply jobs -P 4 -- sh -c 'sleep 1; wc -c'",
@@ -198,13 +198,13 @@ func (s *replier) handle(c *postbox.Client, m *postbox.Message) {
 			body = nil
 		}
 		if _, err := m.Reply(settle, body, opts...); err != nil {
-			fmt.Fprintf(os.Stderr, "postbox: reply %q: request %d: %v\n", s.name, m.ID, trimPrefix(err.Error()))
+			fmt.Fprintf(os.Stderr, "postbox: reply %q: request %d: %v\n", s.name, m.ID, errorText(nil, err))
 		}
 		return
 	}
 	// Not a request, or nobody waits for its answer any more.
 	if err := m.Ack(settle); err != nil && !errors.Is(err, postbox.ErrStaleLease) {
-		fmt.Fprintf(os.Stderr, "postbox: reply %q: ack of request %d: %v\n", s.name, m.ID, trimPrefix(err.Error()))
+		fmt.Fprintf(os.Stderr, "postbox: reply %q: ack of request %d: %v\n", s.name, m.ID, errorText(nil, err))
 	}
 }
 

@@ -195,7 +195,7 @@ func TestCLIReqWithNoServerTimesOutExitThree(t *testing.T) {
 	if info, err := p.Dial(t).Mailbox("idle").Stat(context.Background()); err != nil || info.Depth != 0 {
 		t.Errorf("after the timed-out req: %+v, %v; want depth 0", info, err)
 	}
-	exits(t, p, 1, "req", "nosuch", "x", "--timeout", "5s")
+	exits(t, p, exitNotFound, "req", "nosuch", "x", "--timeout", "5s")
 }
 
 func TestCLIReplyParallelRunsNCommandsAtOnce(t *testing.T) {

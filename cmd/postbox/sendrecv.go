@@ -267,7 +267,7 @@ carries it has succeeded. Messages pushed ahead but not printed when recv
 stops (interrupted, its output closed) go back to the mailbox, counted as
 a redelivery. When the mailbox is closed for sending and drained, recv
 exits 4 (end of stream) before its --count, and --follow ends normally
-(exit 0).
+(exit 0; stopped by Ctrl-C, 130).
 
 --peek lists up to --count of the messages queued now, in the order
 receivers would take them (with --type: the messages that type selects),

@@ -131,8 +131,9 @@ func newServe() *cobra.Command {
 	var cl clusterFlags // serve_cluster.go
 	// --- end cluster ---
 	cmd := &cobra.Command{
-		Use:   "serve",
-		Short: "Run the broker",
+		Use:     "serve",
+		Example: "  postbox serve\n  postbox serve --memory --socket /tmp/pb/postbox.sock\n  postbox serve --listen tls://0.0.0.0:7443 --tls-cert broker.pem --tls-key broker-key.pem --tls-client-ca clients-ca.pem",
+		Short:   "Run the broker",
 		Long: `Run the postbox broker in the foreground, on its embedded defaults unless
 flags or a --config file say otherwise.
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -17,12 +16,14 @@ import (
 func newUsage() *cobra.Command {
 	var out string
 	var uid int64
+	var noHeaders bool
 	cmd := &cobra.Command{
-		Use:   "usage",
-		Short: "Show what each uid and TLS principal holds against its quotas (root: every one; others: their own)",
-		Args:  cobra.NoArgs,
+		Use:     "usage",
+		Example: "  postbox usage\n  postbox usage --uid 1000 -o yaml",
+		Short:   "Show what each uid and TLS principal holds against its quotas (root: every one; others: their own)",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(out, "table", "json"); err != nil {
+			if err := checkOutput(out, "table", "json", "yaml"); err != nil {
 				return err
 			}
 			if uid < -1 || uid > 1<<32-1 {
@@ -44,15 +45,15 @@ func newUsage() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if out == "json" {
-				enc := json.NewEncoder(os.Stdout)
+			if structured(out) {
+				enc := newRecordEncoder(os.Stdout, out)
 				for _, u := range us {
 					enc.Encode(jsonUsage(u))
 				}
 				return nil
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "UID\tCONNECTIONS\tMAILBOXES\tQUEUED BYTES\tLEASES")
+			header(tw, noHeaders, "UID\tCONNECTIONS\tMAILBOXES\tQUEUED BYTES\tLEASES")
 			for _, u := range us {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", usageWho(u),
 					ofQuota(u.Used.Connections, u.Quota.Connections), ofQuota(u.Used.Mailboxes, u.Quota.Mailboxes),
@@ -62,7 +63,7 @@ func newUsage() *cobra.Command {
 		},
 	}
 	cmd.Flags().Int64Var(&uid, "uid", -1, "only this uid (root may name any)")
-	outputFlag(cmd, &out, "table", "table or json (one object per line)")
+	tableOutput(cmd, &out, &noHeaders, "table")
 	return cmd
 }
 

@@ -63,7 +63,7 @@ returned unstarted at a stop.
 
 SIGTERM or SIGINT stops taking messages: the messages leased but not yet
 started go back to the mailbox (nacked), the running commands finish and
-are settled, and the worker exits 0. With --grace D, commands still
+are settled, and the worker exits 0 (130 after SIGINT). With --grace D, commands still
 running D after the signal are sent SIGTERM (SIGKILL 5s later) and their
 messages nacked. A second signal does nothing more; kill -9 the worker
 to stop at once: its leases return to the mailbox (they count as a
@@ -248,7 +248,7 @@ func (w *worker) settle(c *postbox.Client, m *postbox.Message, done bool, cause 
 		}
 	}
 	if err != nil && !errors.Is(err, postbox.ErrStaleLease) {
-		w.logf("settling message %d: %v", m.ID, trimPrefix(err.Error()))
+		w.logf("settling message %d: %v", m.ID, errorText(nil, err))
 	}
 }
 
