@@ -26,8 +26,8 @@ func TestCLIBenchLoadFlagsReachTheFiguresAsCSVAndAPlot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, r.stdout)
 	}
-	if len(recs) != 6 || recs[0][0] != "name" {
-		t.Fatalf("want a header and 5 figures (3 throughput, 2 latency):\n%s", r.stdout)
+	if len(recs) != 7 || recs[0][0] != "name" {
+		t.Fatalf("want a header and 6 figures (3 throughput; 3 latency: the mailbox's, the inter-process and the in-process echo):\n%s", r.stdout)
 	}
 	for _, rec := range recs[1:] {
 		if rec[1] != "128" {
