@@ -54,11 +54,17 @@ func latencies(ctx context.Context, sock, rawPath string, cfg Config, rows *[]be
 		if err != nil {
 			return first, fmt.Errorf("raw inter-process latency %d B: %w", size, err)
 		}
-		// Through a broker process (--use-socket) a message crosses into
-		// another process and back out, as the inter-process echo's bytes
-		// do: that echo is the latency's baseline. The in-process echo
-		// stays beside it as the floor of the socket alone.
-		lat.Baseline, raw.Baseline = proc.Name, proc.Name
+		// Through a broker process (cfg.Socket, --use-socket) a message
+		// crosses into another process and back out, as the inter-process
+		// echo's bytes do: that echo is the latency's baseline, the
+		// in-process echo beside it as the floor of the socket alone. A
+		// broker in this process is compared with the in-process echo,
+		// which has no process wake-up either.
+		if cfg.Socket != "" {
+			lat.Baseline, raw.Baseline = proc.Name, proc.Name
+		} else {
+			lat.Baseline, proc.Baseline = raw.Name, raw.Name
+		}
 		*rows = append(*rows, lat, proc, raw)
 		if i == 0 {
 			first = lat
