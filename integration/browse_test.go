@@ -157,8 +157,8 @@ func TestBrowseDeniedWithoutReadPermission(t *testing.T) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
 	cmd.Dir = "/"
 	out, err := cmd.CombinedOutput()
-	if code := testbroker.ExitCode(err); code != 1 || !strings.Contains(string(out), "permission denied") {
-		t.Fatalf("peek as uid 65534: exit %d, output %q; want 1, permission denied", code, out)
+	if code := testbroker.ExitCode(err); code != 77 || !strings.Contains(string(out), "permission denied") {
+		t.Fatalf("peek as uid 65534: exit %d, output %q; want 77 (permission denied), permission denied", code, out)
 	}
 	// Another endpoint's inbox is browsed by nobody but its endpoint.
 	other := b.Dial(t)

@@ -102,7 +102,7 @@ func TestChmodAndDestroyByNonOwnerAreDenied(t *testing.T) {
 	}
 }
 
-func TestCLIPermissionDeniedExitsOneForOtherUID(t *testing.T) {
+func TestCLIPermissionDeniedExits77ForOtherUID(t *testing.T) {
 	needRoot(t)
 	testbroker.CheckGoroutines(t)
 	p := testbroker.StartProcess(t, cli(t))
@@ -120,8 +120,8 @@ func TestCLIPermissionDeniedExitsOneForOtherUID(t *testing.T) {
 		cmd.Dir = "/"
 		out, err := cmd.CombinedOutput()
 		cancel()
-		if code := testbroker.ExitCode(err); code != 1 {
-			t.Errorf("postbox %s as uid 65534: exit %d (%v), want 1; output %q", strings.Join(args, " "), code, err, out)
+		if code := testbroker.ExitCode(err); code != 77 {
+			t.Errorf("postbox %s as uid 65534: exit %d (%v), want 77 (permission denied); output %q", strings.Join(args, " "), code, err, out)
 			continue
 		}
 		if !strings.Contains(string(out), "permission denied") && !strings.Contains(string(out), "only its owner") {

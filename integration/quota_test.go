@@ -324,7 +324,7 @@ func TestCLIUsageShowsPerUIDNumbers(t *testing.T) {
 	if fmt.Sprint(u.Used) != fmt.Sprint(wantUsed) || fmt.Sprint(u.Quota) != fmt.Sprint(wantQuota) {
 		t.Fatalf("as 65534: used %v quota %v, want %v %v", u.Used, u.Quota, wantUsed, wantQuota)
 	}
-	if out, code := run(nobody, "--uid", "0"); code != 1 || !strings.Contains(out, "permission denied") {
+	if out, code := run(nobody, "--uid", "0"); code != 77 || !strings.Contains(out, "permission denied") {
 		t.Fatalf("postbox usage --uid 0 as 65534: exit %d: %s", code, out)
 	}
 	// stat shows the owner's usage line (root may see it).

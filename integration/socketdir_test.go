@@ -194,15 +194,15 @@ func TestRootBrokerServesTheMachineAndClientsFallBackToIt(t *testing.T) {
 		plant.do(filepath.Join(xdg, "postbox"))
 		code, out := runCLI(t, nobody, pathEnv("XDG_RUNTIME_DIR="+xdg, postbox.SystemSocketEnv+"="+sys), "ls")
 		path := filepath.Join(xdg, "postbox", "postbox.sock")
-		if code != 1 || !strings.Contains(out, "unsafe socket "+path) || !strings.Contains(out, plant.why) || strings.Contains(out, "machine-wide") {
-			t.Errorf("postbox ls as uid 65534, per-user directory %s: exit %d, output %q; want exit 1 saying the socket %s is unsafe", plant.why, code, out, path)
+		if code != 77 || !strings.Contains(out, "unsafe socket "+path) || !strings.Contains(out, plant.why) || strings.Contains(out, "machine-wide") {
+			t.Errorf("postbox ls as uid 65534, per-user directory %s: exit %d, output %q; want exit 77 saying the socket %s is unsafe", plant.why, code, out, path)
 		}
 		if plant.why != "symlink" {
 			continue
 		}
 		// --socket naming the default path is the default path: checked.
 		code, out = runCLI(t, nobody, pathEnv("XDG_RUNTIME_DIR="+xdg), "ls", "--socket", path)
-		if code != 1 || !strings.Contains(out, "unsafe socket "+path) {
+		if code != 77 || !strings.Contains(out, "unsafe socket "+path) {
 			t.Errorf("postbox ls --socket %s (the default path) as uid 65534: exit %d, output %q; want it refused", path, code, out)
 		}
 		// Any other --socket (or $POSTBOX_SOCKET) is the user's choice:

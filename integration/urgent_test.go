@@ -178,12 +178,12 @@ func TestOnlyTheSenderOrTheOwnerMayCancel(t *testing.T) {
 	}
 	// nobody may not withdraw root's message: the whole request fails.
 	code, out = nobodyCLI(t, b.Socket, "cancel", "shared", "--id", fmt.Sprint(theirs), "--id", fmt.Sprint(mine))
-	if code != 1 || !strings.Contains(out, "permission denied") && !strings.Contains(out, "not yours") {
-		t.Fatalf("nobody cancelling root's message: exit %d %q, want 1, permission denied", code, out)
+	if code != 77 || !strings.Contains(out, "permission denied") && !strings.Contains(out, "not yours") {
+		t.Fatalf("nobody cancelling root's message: exit %d %q, want 77, permission denied", code, out)
 	}
 	code, out = nobodyCLI(t, b.Socket, "cancel", "shared", "--header", "batch=1", "--any-sender")
-	if code != 1 || !strings.Contains(out, "ANY_SENDER") {
-		t.Fatalf("nobody with --any-sender: exit %d %q, want 1", code, out)
+	if code != 77 || !strings.Contains(out, "ANY_SENDER") {
+		t.Fatalf("nobody with --any-sender: exit %d %q, want 77 (permission denied)", code, out)
 	}
 	if info, _ := mb.Stat(ctxT(t)); info.Depth != 2 {
 		t.Fatalf("after refused cancels: depth %d, want 2", info.Depth)
