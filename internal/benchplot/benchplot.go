@@ -113,6 +113,7 @@ var (
 	baseline  = color.RGBA{R: 0x88, G: 0x88, B: 0x88, A: 0xff}
 	palette   = []color.Color{measured, color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}}
 	dashes    = []vg.Length{vg.Points(4), vg.Points(3)}
+	dots      = []vg.Length{vg.Points(1.5), vg.Points(2.5)}
 	quantiles = 200
 	// topPercentile is where the curves stop: the slowest samples of a
 	// run on a shared machine would stretch the axis past the rest.
@@ -132,7 +133,7 @@ func latencyPlot(rows []benchfmt.Row) *plot.Plot {
 	p.Legend.Top, p.Legend.Left = false, false // bottom right: the curves rise on the left
 	p.Legend.YOffs = vg.Millimeter * 2
 	p.Add(plotter.NewGrid())
-	n, drawn := 0, 0
+	n, nb, drawn := 0, 0, 0
 	for _, r := range rows {
 		if len(r.Samples) == 0 {
 			continue
@@ -149,8 +150,12 @@ func latencyPlot(rows []benchfmt.Row) *plot.Plot {
 			continue
 		}
 		l.Width = vg.Points(1.5)
-		if r.Baseline == "" {
+		if isBaseline(r) {
 			l.Color, l.Dashes = baseline, dashes
+			if nb%2 == 1 {
+				l.Dashes = dots // a second baseline, told apart from the first
+			}
+			nb++
 		} else {
 			l.Color = palette[n%len(palette)]
 			n++
@@ -170,7 +175,7 @@ func throughputPlot(rows []benchfmt.Row) *plot.Plot {
 	var b bars
 	for _, r := range rows {
 		if r.MsgsPerSec > 0 {
-			b = append(b, bar{label: Label(r.Name) + ", " + sizeText(r.Size), v: r.MsgsPerSec, base: r.Baseline == "", ratio: r.Ratio})
+			b = append(b, bar{label: Label(r.Name) + ", " + sizeText(r.Size), v: r.MsgsPerSec, base: isBaseline(r), ratio: r.Ratio})
 		}
 	}
 	if len(b) == 0 {
@@ -251,6 +256,7 @@ func Label(name string) string {
 	for _, r := range []struct{ long, short string }{
 		{"raw unix socket echo, one write per message", "raw socket, a write per message"},
 		{"raw unix socket echo, pipelined", "raw socket, pipelined"},
+		{"raw unix socket echo round trip, echo in another process", "raw socket round trip, another process"},
 		{"raw unix socket echo round trip", "raw socket round trip"},
 		{"mailbox send→receive latency", "mailbox send→receive"},
 		{"mailbox throughput (1 sender, 1 receiver, acks on)", "mailbox, acks on"},
@@ -261,6 +267,13 @@ func Label(name string) string {
 		}
 	}
 	return name
+}
+
+// isBaseline reports whether r is drawn as a baseline (grey): a figure
+// compared with nothing, or one named as a baseline that is itself
+// compared with another (the inter-process echo beside the in-process one).
+func isBaseline(r benchfmt.Row) bool {
+	return r.Baseline == "" || strings.HasPrefix(r.Name, "baseline: ")
 }
 
 func sizeText(n int) string {
