@@ -99,13 +99,15 @@ func (s *sender) receive(ctx context.Context, socket, name string, seen map[int]
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if m.Ack(ctx) != nil {
-			continue // not confirmed: it comes again
-		}
+		// Delivered is not lost, whatever the ack's outcome: an ack whose
+		// confirmation was cut off by a crash may have been applied (then
+		// the message does not come again), or not (then it comes again
+		// and is seen twice).
 		k, _ := strconv.Atoi(string(m.Body))
 		s.mu.Lock()
 		seen[k] = true
 		s.mu.Unlock()
+		m.Ack(ctx)
 	}
 }
 
