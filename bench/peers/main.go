@@ -1,0 +1,174 @@
+// Command peers measures postbox side by side with its peers, each server
+// its own process started by this command: `postbox serve` (built from
+// this repository, a temporary data directory), nats-server core,
+// nats-server with JetStream syncing every write (sync_interval: always),
+// and a gRPC-go unary echo server. It runs the same workloads against
+// each, interleaved over --rounds rounds, and prints one table of the
+// medians with the ratio postbox ÷ peer per figure (-o json: one JSON
+// object per figure, every round's value included):
+//
+//   - 64 B and 4 KiB, one sender → one receiver, msgs/s: postbox with
+//     acks on (`postbox bench --use-socket`'s figure: a Publisher with
+//     1024 sends in flight, a consumer acking every message) against
+//     NATS core, which has no acks;
+//   - send → receive latency of 64 B, p50 and p99, against NATS core, and
+//     the p50 against the round trip of a raw Unix-socket echo in its own
+//     process (what two hops cost with no broker);
+//   - durable 256 B sends from 64 concurrent senders, each on its own
+//     connection and waiting for its answer: postbox durable mailbox
+//     (synced before the answer) against JetStream publish with PubAck,
+//     and against one writer's write + fdatasync loop on the same disk;
+//   - RPC round trips of 64 B at 1 and 16 callers sharing a connection:
+//     postbox Mailbox.Call to a responder process against gRPC-go unary.
+//
+// Run it from this directory (it is a module of its own, so the main
+// module gains no dependency): `go run .`, or from the repository root
+// `go -C bench/peers run .`. It builds what it starts into a temporary
+// directory and kills every process it started when it ends, is
+// interrupted or fails.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const usage = `Usage: go run . [flags]   (in bench/peers; from the repository root: go -C bench/peers run . [flags])
+
+Build and start postbox serve, nats-server (core), nats-server (JetStream,
+sync_interval: always) and a gRPC-go echo server, each its own process;
+run the same workloads against each, interleaved over --rounds rounds;
+print the medians with the ratio postbox ÷ peer per figure. Progress goes
+to stderr, the table (Markdown) or -o json (one object per figure) to
+stdout. Every process started is stopped at the end, on failure and on
+Ctrl-C (exit 130). Bad flags exit 2, a failed run 1.
+
+Flags:
+`
+
+// errInvalid is a bad flag value.
+var errInvalid = errors.New("peers: invalid flag")
+
+// Config says what to measure and for how long.
+type Config struct {
+	Rounds   int           // each figure is measured this many times, interleaved
+	Duration time.Duration // each throughput, durable and RPC measurement
+	Samples  int           // each latency measurement
+	Window   int           // postbox Publisher sends in flight
+	Senders  int           // concurrent durable senders
+	Callers  []int         // concurrent RPC callers, one figure each
+	// Dir holds the temporary directory: the disk the durable figures
+	// measure. Empty is the system's temporary directory.
+	Dir string
+	// Postbox and NatsServer are prebuilt binaries; empty builds them.
+	Postbox, NatsServer string
+	// Progress, when not nil, gets a line per measurement.
+	Progress io.Writer
+}
+
+// DefaultConfig measures three rounds of about 25 s each.
+func DefaultConfig() Config {
+	return Config{Rounds: 3, Duration: 2 * time.Second, Samples: 10000, Window: 1024, Senders: 64, Callers: []int{1, 16}}
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Rounds < 1:
+		return fmt.Errorf("%w: --rounds %d: at least 1", errInvalid, c.Rounds)
+	case c.Duration <= 0:
+		return fmt.Errorf("%w: --duration %v: must be positive", errInvalid, c.Duration)
+	case c.Samples < 1:
+		return fmt.Errorf("%w: --samples %d: at least 1", errInvalid, c.Samples)
+	case c.Window < 1:
+		return fmt.Errorf("%w: --window %d: at least 1", errInvalid, c.Window)
+	case c.Senders < 1:
+		return fmt.Errorf("%w: --senders %d: at least 1", errInvalid, c.Senders)
+	case len(c.Callers) == 0:
+		return fmt.Errorf("%w: --callers: at least one number", errInvalid)
+	}
+	for _, n := range c.Callers {
+		if n < 1 {
+			return fmt.Errorf("%w: --callers %d: at least 1", errInvalid, n)
+		}
+	}
+	return nil
+}
+
+func main() {
+	cfg := DefaultConfig()
+	out := "table"
+	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "measure every figure this many times, interleaved, and report the medians")
+	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each throughput, durable and RPC measurement runs")
+	flag.IntVar(&cfg.Samples, "samples", cfg.Samples, "samples per latency measurement")
+	flag.IntVar(&cfg.Window, "window", cfg.Window, "postbox sends in flight in the throughput figures")
+	flag.IntVar(&cfg.Senders, "senders", cfg.Senders, "concurrent senders in the durable figure")
+	callers := flag.String("callers", "1,16", "concurrent RPC callers, comma-separated: one figure each")
+	flag.StringVar(&cfg.Dir, "dir", "", "directory for the temporary files and data (the disk measured); default the temp directory")
+	flag.StringVar(&cfg.Postbox, "postbox", "", "postbox binary to run instead of building ./cmd/postbox")
+	flag.StringVar(&cfg.NatsServer, "nats-server", "", "nats-server binary to run instead of building it")
+	flag.StringVar(&out, "o", out, "output: table or json")
+	quiet := flag.Bool("q", false, "no progress lines on stderr")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), usage)
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if !*quiet {
+		cfg.Progress = os.Stderr
+	}
+	err := parseCallers(*callers, &cfg)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err == nil && out != "table" && out != "json" {
+		err = fmt.Errorf("%w: -o %q: table or json", errInvalid, out)
+	}
+	if err == nil && flag.NArg() > 0 {
+		err = fmt.Errorf("%w: unexpected argument %q", errInvalid, flag.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if ctx.Err() != nil {
+			os.Exit(130)
+		}
+		os.Exit(1)
+	}
+	if out == "json" {
+		err = rep.WriteJSON(os.Stdout)
+	} else {
+		err = rep.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func parseCallers(s string, cfg *Config) error {
+	cfg.Callers = nil
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return fmt.Errorf("%w: --callers %q: %v", errInvalid, s, err)
+		}
+		cfg.Callers = append(cfg.Callers, n)
+	}
+	return nil
+}
