@@ -406,19 +406,9 @@ func RawLatency(ctx context.Context, path string, size, samples int) (benchfmt.R
 		return row, err
 	}
 	defer c.Close()
-	buf := make([]byte, size)
-	lat := make([]time.Duration, 0, samples)
-	for i := range samples + samples/10 {
-		t0 := time.Now()
-		if _, err := c.Write(buf); err != nil {
-			return row, err
-		}
-		if _, err := io.ReadFull(c, buf); err != nil {
-			return row, err
-		}
-		if i >= samples/10 {
-			lat = append(lat, time.Since(t0))
-		}
+	lat, err := roundTrips(c, size, samples)
+	if err != nil {
+		return row, err
 	}
 	row.P50, row.P99 = benchfmt.Latencies(lat)
 	row.Samples = lat

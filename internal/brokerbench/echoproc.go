@@ -87,21 +87,32 @@ func RawProcLatency(ctx context.Context, path string, size, samples int) (benchf
 		return row, err
 	}
 	defer c.Close()
+	lat, err := roundTrips(c, size, samples)
+	if err != nil {
+		return row, err
+	}
+	row.P50, row.P99 = benchfmt.Latencies(lat)
+	row.Samples = lat // for --plot, as the other latency rows
+	return row, nil
+}
+
+// roundTrips writes size bytes to an echo at c and reads them back,
+// samples times after a tenth as many to warm up, and returns each round
+// trip's duration.
+func roundTrips(c net.Conn, size, samples int) ([]time.Duration, error) {
 	buf := make([]byte, size)
 	lat := make([]time.Duration, 0, samples)
 	for i := range samples + samples/10 {
 		t0 := time.Now()
 		if _, err := c.Write(buf); err != nil {
-			return row, err
+			return nil, err
 		}
 		if _, err := io.ReadFull(c, buf); err != nil {
-			return row, err
+			return nil, err
 		}
 		if i >= samples/10 {
 			lat = append(lat, time.Since(t0))
 		}
 	}
-	row.P50, row.P99 = benchfmt.Latencies(lat)
-	row.Samples = lat // for --plot, as the other latency rows
-	return row, nil
+	return lat, nil
 }
