@@ -182,7 +182,14 @@ func TestCLIPipeWriterWithNoReaderLeftExits141(t *testing.T) {
 	}
 	// --wait-reader instead waits for the next reader and finishes.
 	w2 := startCLI(t, p, strings.NewReader("later\n"), false, nil, "pipe", "write", "p", "--wait-reader")
+	// A reader that opens before the writer is registered finds no writer
+	// and ends at once (end of stream): read again until the writer's
+	// bytes arrive.
 	r2 := run(t, p, "", "pipe", "read", "p")
+	for i := 0; i < 100 && r2.code == 0 && !strings.HasSuffix(r2.stdout, "later\n"); i++ {
+		time.Sleep(20 * time.Millisecond)
+		r2 = run(t, p, "", "pipe", "read", "p")
+	}
 	if code := w2.wait(); code != 0 || r2.code != 0 {
 		t.Fatalf("--wait-reader writer exit %d (%s), reader exit %d (%s)", code, w2.stderr.String(), r2.code, r2.stderr)
 	}
