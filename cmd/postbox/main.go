@@ -12,6 +12,10 @@
 //	postbox usage                         per-uid usage and quotas, like ipcs -u
 //	postbox acl NAME [--add P=rw]         access entries for remote (TLS) principals
 //	postbox cancel NAME --id N            withdraw messages you sent, not yet taken
+//	postbox pub SUBJECT BODY / sub PATTERN publish and subscribe
+//	postbox pipe create|write|read NAME   byte streams with pipe semantics
+//	postbox info / top / ls --watch       the broker process, a live view
+//	postbox version / man / completion    build info, man pages, shell completion
 //	postbox bench                         measure the broker against a raw socket
 //
 // Exit status: see exitHelp below.
