@@ -177,3 +177,17 @@ func BenchmarkValidateHeaders(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkEventDecode(b *testing.B) {
+	ev := Event{Subject: []byte("bench.fanout.64.4"), Sender: Identity{Kind: 1, UID: 1000, GID: 1000, PID: 4242, Endpoint: 1 << 33},
+		SentUnixNano: 1, Type: 1, Body: make([]byte, 64)}
+	enc := ev.Append(nil)
+	var m Event
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := m.Decode(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -13,6 +13,8 @@ package wire
 // (the next EVENT's Missed says how many), PolicyDisconnect ends the
 // SUBSCRIBE with CodeLimit. BIND routes a pattern into a mailbox.
 
+import "encoding/binary"
+
 const (
 	OpPublish   Op = 0x40 // a publication; its reply is a PublishReply
 	OpSubscribe Op = 0x41 // streaming, like CONSUME: pushed EVENTs, then one final reply
@@ -306,12 +308,40 @@ func (m *Event) Append(b []byte) []byte {
 	return append(b, m.Ext...)
 }
 
+// Decode reads the fixed fields (flags .. type, the subject between
+// them) at their offsets after two bounds checks: a subscriber decodes
+// one EVENT per publication. A payload too short for them is decoded
+// field by field (decodeSlow), which sets what is there, and is
+// ErrMalformed.
 func (m *Event) Decode(p []byte) error {
+	const head = 1 + 8 + 2 // flags, missed, the subject's length
+	const fixed = IdentitySize + 8 + 8
+	if len(p) < head {
+		m.decodeSlow(p)
+		return ErrMalformed
+	}
+	le := binary.LittleEndian
+	sl := int(le.Uint16(p[9:]))
+	if len(p) < head+sl+fixed {
+		m.decodeSlow(p)
+		return ErrMalformed
+	}
+	m.Flags, m.Missed = p[0], le.Uint64(p[1:])
+	m.Subject = p[head : head+sl : head+sl]
+	f := p[head+sl : head+sl+fixed]
+	m.Sender = Identity{Kind: f[0], UID: le.Uint32(f[1:]), GID: le.Uint32(f[5:]), PID: int32(le.Uint32(f[9:])), Endpoint: le.Uint64(f[13:])}
+	m.SentUnixNano, m.Type = int64(le.Uint64(f[IdentitySize:])), int64(le.Uint64(f[IdentitySize+8:]))
+	d := NewDecoder(p[head+sl+fixed:])
+	m.Headers, m.Body, m.Ext = d.Headers(), d.Bytes(), d.Ext()
+	return d.Err()
+}
+
+// decodeSlow is Decode field by field.
+func (m *Event) decodeSlow(p []byte) {
 	d := NewDecoder(p)
 	m.Flags, m.Missed, m.Subject, m.Sender = d.U8(), d.U64(), d.String(), d.Identity()
 	m.SentUnixNano, m.Type = d.I64(), d.I64()
 	m.Headers, m.Body, m.Ext = d.Headers(), d.Bytes(), d.Ext()
-	return d.Err()
 }
 
 // EventOverhead is what an EVENT frame adds to a publication's subject,
