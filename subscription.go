@@ -99,8 +99,9 @@ type Subscription struct {
 	pattern string
 	buffer  uint32
 
-	mu      sync.Mutex // guards queue, err, granted, missed, closed
-	queue   []*Event
+	mu      sync.Mutex // guards queue, qhead, err, granted, missed, closed
+	queue   []*Event   // received, not yet taken: queue[qhead:]
+	qhead   int
 	err     error // why the stream ended; nil while it runs
 	granted uint32
 	missed  uint64
@@ -215,6 +216,13 @@ func (st *subStream) Push(hd wire.Header, p []byte) {
 	}
 	s.mu.Lock()
 	s.missed += e.Missed
+	if len(s.queue) == cap(s.queue) && s.qhead >= len(s.queue)/2 {
+		// Full, half of it taken: slide the untaken events down rather
+		// than grow an array whose front is spent (less taken: grow).
+		n := copy(s.queue, s.queue[s.qhead:])
+		clear(s.queue[n:])
+		s.queue, s.qhead = s.queue[:n], 0
+	}
 	s.queue = append(s.queue, ev)
 	s.mu.Unlock()
 	s.signal()
@@ -247,10 +255,12 @@ func (s *Subscription) end(err error) {
 func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 	for {
 		s.mu.Lock()
-		if len(s.queue) > 0 {
-			ev := s.queue[0]
-			s.queue[0] = nil
-			s.queue = s.queue[1:]
+		if s.qhead < len(s.queue) {
+			ev := s.queue[s.qhead]
+			s.queue[s.qhead] = nil
+			if s.qhead++; s.qhead == len(s.queue) {
+				s.queue, s.qhead = s.queue[:0], 0 // drained: the array is reused
+			}
 			var grant uint32
 			// The broker hands out at most a window of events before
 			// credit comes back: Buffer, or half of it under
