@@ -16,6 +16,11 @@ import (
 // flushFrames patches in under the connection writer's lock; the low
 // pubCountBits of a frame's request id carry its item count minus 1, so
 // a reply settles that many items with no table of frames in flight.
+//
+// Besides the window (items sent and not yet answered), a publisher
+// waits while pendMax bytes are encoded and not yet taken by the writer:
+// a window of large items would otherwise pile up tens of MiB in pend,
+// regrown (and page-faulted) by doubling while the socket drains.
 type pipeline struct {
 	g        *mux.Group
 	window   int // items in flight at most
@@ -34,6 +39,10 @@ type pipeline struct {
 	frames   uint64
 }
 
+// pendMax bounds pend: an item is queued while pend holds less (so one
+// larger than it still goes, alone).
+const pendMax = 2 << 20
+
 // pubBatch is one frame's worth of pend: pend[off:end], n items.
 type pubBatch struct{ off, end, n int }
 
@@ -51,13 +60,13 @@ func (p *pipeline) init(window, maxSize int) {
 	p.maxBatch = min(wire.MaxBatch, max(1, p.window/4))
 }
 
-// reserve locks p.mu and waits until the window has room, until ctx
+// reserve locks p.mu and waits until the window and pend have room, until ctx
 // ends (the error names the mailbox or subject to), or returns the error
 // that failed the publisher. It returns nil with p.mu held, else with it
 // released.
 func (p *pipeline) reserve(ctx context.Context, to []byte) error {
 	p.mu.Lock()
-	for p.inflight >= p.window && p.err == nil {
+	for (p.inflight >= p.window || len(p.pend) >= pendMax) && p.err == nil {
 		if ctx.Done() == nil {
 			p.cond.Wait()
 			continue
@@ -120,6 +129,9 @@ func (p *pipeline) flushFrames(b []byte) []byte {
 		p.frames++
 	}
 	p.batches = p.batches[:0]
+	if len(p.pend) >= pendMax {
+		p.cond.Broadcast() // publishers wait for pend to empty
+	}
 	if len(b) == 0 {
 		b, p.pend = p.pend, b[:0]
 		return b
