@@ -14,7 +14,9 @@ import (
 // (up to a quarter of the window, so that several frames are in flight,
 // and at most wire.MaxBatch messages), so a pipelined producer spends a
 // fraction of a frame, and of a broker reply, per message (Sent/Frames).
-// A send that fails makes the Publisher fail: that error is returned by
+// Besides the window, a Send waits while 2 MiB of messages are encoded
+// and not yet written to the socket, so large messages do not pile up in
+// memory ahead of the connection. A send that fails makes the Publisher fail: that error is returned by
 // the next Send and by Flush, and no further sends are made. Its methods
 // are safe for concurrent use.
 //
@@ -71,7 +73,8 @@ func (m *Mailbox) Publisher(window int, opts ...PublisherOption) *Publisher {
 	return p
 }
 
-// Send queues body. It waits while the window is full, until ctx ends
+// Send queues body. It waits while the window is full, or 2 MiB of
+// messages are encoded and not yet written, until ctx ends
 // (then nothing is sent, and the error matches ErrTimeout at a deadline).
 // It returns the error of an earlier send, if one failed. body may be
 // reused when Send returns (it is copied).

@@ -19,7 +19,16 @@
 //     (synced before the answer) against JetStream publish with PubAck,
 //     and against one writer's write + fdatasync loop on the same disk;
 //   - RPC round trips of 64 B at 1 and 16 callers sharing a connection:
-//     postbox Mailbox.Call to a responder process against gRPC-go unary.
+//     postbox Mailbox.Call to a responder process against gRPC-go unary;
+//   - pub/sub fan-out of 64 B, one publisher → 1, 4 and 16 subscribers
+//     (--fanouts), each on its own connection, msgs/s summed over the
+//     subscribers: postbox's batched TopicPublisher (--pubsub-window
+//     publications in flight, 8192; no acks, but the broker answers each
+//     PUBLISH frame, and a subscriber whose buffer, --pubsub-buffer
+//     events (65536: 4 MiB of 64 B), is full blocks the publisher)
+//     against NATS core (no acks, no flow control: its publisher is held
+//     within 8 MiB of the slowest subscriber, whose pending limit is 64
+//     MiB). A gap or a dropped message fails the run.
 //
 // Run it from this directory (it is a module of its own, so the main
 // module gains no dependency): `go run .`, or from the repository root
@@ -66,6 +75,13 @@ type Config struct {
 	Window   int           // postbox Publisher sends in flight
 	Senders  int           // concurrent durable senders
 	Callers  []int         // concurrent RPC callers, one figure each
+	Fanouts  []int         // subscribers of one publisher, one figure each
+	// PubsubDuration is each pub/sub fan-out measurement (after a warm-up
+	// of a fifth of it).
+	PubsubDuration time.Duration
+	// PubsubWindow is the postbox TopicPublisher's publications in
+	// flight, PubsubBuffer each postbox subscriber's buffer in events.
+	PubsubWindow, PubsubBuffer int
 	// Dir holds the temporary directory: the disk the durable figures
 	// measure. Empty is the system's temporary directory.
 	Dir string
@@ -75,9 +91,10 @@ type Config struct {
 	Progress io.Writer
 }
 
-// DefaultConfig measures three rounds of about 25 s each.
+// DefaultConfig measures three rounds of about 40 s each.
 func DefaultConfig() Config {
-	return Config{Rounds: 3, Duration: 2 * time.Second, Samples: 10000, Window: 1024, Senders: 64, Callers: []int{1, 16}}
+	return Config{Rounds: 3, Duration: 2 * time.Second, PubsubDuration: 2 * time.Second, PubsubWindow: 8192, PubsubBuffer: 65536, Samples: 10000, Window: 1024,
+		Senders: 64, Callers: []int{1, 16}, Fanouts: []int{1, 4, 16}}
 }
 
 // Validate names the first bad field.
@@ -93,12 +110,25 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: --window %d: at least 1", errInvalid, c.Window)
 	case c.Senders < 1:
 		return fmt.Errorf("%w: --senders %d: at least 1", errInvalid, c.Senders)
+	case c.PubsubWindow < 1:
+		return fmt.Errorf("%w: --pubsub-window %d: at least 1", errInvalid, c.PubsubWindow)
+	case c.PubsubBuffer < 1 || c.PubsubBuffer > 1<<20:
+		return fmt.Errorf("%w: --pubsub-buffer %d: 1 to %d", errInvalid, c.PubsubBuffer, 1<<20)
+	case c.PubsubDuration <= 0:
+		return fmt.Errorf("%w: --pubsub-duration %v: must be positive", errInvalid, c.PubsubDuration)
 	case len(c.Callers) == 0:
 		return fmt.Errorf("%w: --callers: at least one number", errInvalid)
+	case len(c.Fanouts) == 0:
+		return fmt.Errorf("%w: --fanouts: at least one number", errInvalid)
 	}
 	for _, n := range c.Callers {
 		if n < 1 {
 			return fmt.Errorf("%w: --callers %d: at least 1", errInvalid, n)
+		}
+	}
+	for _, n := range c.Fanouts {
+		if n < 1 {
+			return fmt.Errorf("%w: --fanouts %d: at least 1", errInvalid, n)
 		}
 	}
 	return nil
@@ -111,8 +141,12 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each throughput, durable and RPC measurement runs")
 	flag.IntVar(&cfg.Samples, "samples", cfg.Samples, "samples per latency measurement")
 	flag.IntVar(&cfg.Window, "window", cfg.Window, "postbox sends in flight in the throughput figures")
+	flag.IntVar(&cfg.PubsubWindow, "pubsub-window", cfg.PubsubWindow, "postbox publications in flight in the pub/sub figures")
+	flag.IntVar(&cfg.PubsubBuffer, "pubsub-buffer", cfg.PubsubBuffer, "each postbox subscriber's buffer, in events, in the pub/sub figures")
 	flag.IntVar(&cfg.Senders, "senders", cfg.Senders, "concurrent senders in the durable figure")
 	callers := flag.String("callers", "1,16", "concurrent RPC callers, comma-separated: one figure each")
+	fanouts := flag.String("fanouts", "1,4,16", "subscribers of the one pub/sub publisher, comma-separated: one figure each")
+	flag.DurationVar(&cfg.PubsubDuration, "pubsub-duration", cfg.PubsubDuration, "how long each pub/sub fan-out measurement runs; when not given, --duration's value")
 	flag.StringVar(&cfg.Dir, "dir", "", "directory for the temporary files and data (the disk measured); default the temp directory")
 	flag.StringVar(&cfg.Postbox, "postbox", "", "postbox binary to run instead of building ./cmd/postbox")
 	flag.StringVar(&cfg.NatsServer, "nats-server", "", "nats-server binary to run instead of building it")
@@ -126,7 +160,16 @@ func main() {
 	if !*quiet {
 		cfg.Progress = os.Stderr
 	}
-	err := parseCallers(*callers, &cfg)
+	var err error
+	pubsubSet := false
+	flag.Visit(func(f *flag.Flag) { pubsubSet = pubsubSet || f.Name == "pubsub-duration" })
+	if !pubsubSet {
+		cfg.PubsubDuration = cfg.Duration
+	}
+	cfg.Callers, err = parseInts("--callers", *callers)
+	if err == nil {
+		cfg.Fanouts, err = parseInts("--fanouts", *fanouts)
+	}
 	if err == nil {
 		err = cfg.Validate()
 	}
@@ -161,14 +204,15 @@ func main() {
 	}
 }
 
-func parseCallers(s string, cfg *Config) error {
-	cfg.Callers = nil
+// parseInts reads flag's comma-separated numbers.
+func parseInts(flag, s string) ([]int, error) {
+	var ns []int
 	for f := range strings.SplitSeq(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
-			return fmt.Errorf("%w: --callers %q: %v", errInvalid, s, err)
+			return nil, fmt.Errorf("%w: %s %q: %v", errInvalid, flag, s, err)
 		}
-		cfg.Callers = append(cfg.Callers, n)
+		ns = append(ns, n)
 	}
-	return nil
+	return ns, nil
 }

@@ -12,9 +12,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// errDropped is a NATS subscriber losing messages (a slow consumer): the
-// figure would count less than was sent, so the run fails instead.
-var errDropped = errors.New("peers: the NATS subscriber dropped messages")
+// errDropped is a subscriber losing messages (a NATS slow consumer, or a
+// postbox gap notice): the figure would count less than was sent, so the
+// run fails instead.
+var errDropped = errors.New("peers: a subscriber dropped messages")
 
 // natsWindowBytes bounds how far the NATS publisher runs ahead of its
 // subscriber. Core NATS has no acks, so without a bound a publisher

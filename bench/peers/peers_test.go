@@ -21,8 +21,8 @@ import (
 // tinyConfig runs every workload with counts too small to mean anything:
 // it proves the whole bench works, not how fast anything is.
 func tinyConfig(t *testing.T) Config {
-	return Config{Rounds: 2, Duration: 100 * time.Millisecond, Samples: 50, Window: 64, Senders: 4,
-		Callers: []int{1, 2}, Dir: t.TempDir()}
+	return Config{Rounds: 2, Duration: 100 * time.Millisecond, PubsubDuration: 100 * time.Millisecond, PubsubWindow: 64, PubsubBuffer: 256, Samples: 50, Window: 64, Senders: 4,
+		Callers: []int{1, 2}, Fanouts: []int{1, 2}, Dir: t.TempDir()}
 }
 
 // gone reports whether no process has pid any more (they were reaped).
@@ -51,6 +51,15 @@ func TestRunMeasuresEveryFigureBesideItsPeerAndLeavesNoProcess(t *testing.T) {
 	if want := len(figures(cfg)); len(rep.Rows) != want {
 		t.Fatalf("%d rows, want %d", len(rep.Rows), want)
 	}
+	pubsubRows := 0
+	for _, row := range rep.Rows {
+		if strings.HasPrefix(row.Figure, "pub/sub ") {
+			pubsubRows++
+		}
+	}
+	if pubsubRows != len(cfg.Fanouts) {
+		t.Errorf("%d pub/sub rows, want one per fan-out (%v)", pubsubRows, cfg.Fanouts)
+	}
 	for _, row := range rep.Rows {
 		if row.Postbox <= 0 || row.PeerValue <= 0 || row.Ratio <= 0 {
 			t.Errorf("%s: postbox %v, %s %v, ratio %v: want all positive", row.Figure, row.Postbox, row.Peer, row.PeerValue, row.Ratio)
@@ -64,7 +73,9 @@ func TestRunMeasuresEveryFigureBesideItsPeerAndLeavesNoProcess(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"(acks on)", "(no acks)", "NATS core", "JetStream, sync_interval: always", "gRPC-go unary", "raw Unix socket round trip", "raw write + fdatasync loop"} {
+	for _, want := range []string{"(acks on)", "(no acks)", "NATS core", "JetStream, sync_interval: always", "gRPC-go unary", "raw Unix socket round trip", "raw write + fdatasync loop",
+		"pub/sub 64 B, one publisher → 1 subscriber", "pub/sub 64 B, one publisher → 2 subscribers",
+		"(64 publications in flight)", "buffer (256 events)", "credit back every 64 events", "within 8 MiB of the slowest subscriber", "CPU per event: server "} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -141,19 +152,29 @@ func TestRunThatFailsStopsWhatItStarted(t *testing.T) {
 }
 
 func TestConfigValidateNamesTheBadFlag(t *testing.T) {
-	for flag, bad := range map[string]func(*Config){
-		"--rounds":   func(c *Config) { c.Rounds = 0 },
-		"--duration": func(c *Config) { c.Duration = 0 },
-		"--samples":  func(c *Config) { c.Samples = 0 },
-		"--window":   func(c *Config) { c.Window = 0 },
-		"--senders":  func(c *Config) { c.Senders = 0 },
-		"--callers":  func(c *Config) { c.Callers = []int{1, 0} },
+	for _, c := range []struct {
+		flag string
+		bad  func(*Config)
+	}{
+		{"--rounds", func(c *Config) { c.Rounds = 0 }},
+		{"--duration", func(c *Config) { c.Duration = 0 }},
+		{"--samples", func(c *Config) { c.Samples = 0 }},
+		{"--window", func(c *Config) { c.Window = 0 }},
+		{"--senders", func(c *Config) { c.Senders = 0 }},
+		{"--callers", func(c *Config) { c.Callers = []int{1, 0} }},
+		{"--fanouts", func(c *Config) { c.Fanouts = []int{4, 0} }},
+		{"--fanouts", func(c *Config) { c.Fanouts = nil }},
+		{"--pubsub-duration", func(c *Config) { c.PubsubDuration = 0 }},
+		{"--pubsub-window", func(c *Config) { c.PubsubWindow = 0 }},
+		{"--pubsub-buffer", func(c *Config) { c.PubsubBuffer = 0 }},
+		{"--pubsub-buffer", func(c *Config) { c.PubsubBuffer = 1<<20 + 1 }},
+		{"--pubsub-duration", func(c *Config) { c.PubsubDuration = -time.Second }},
 	} {
 		cfg := DefaultConfig()
-		bad(&cfg)
+		c.bad(&cfg)
 		err := cfg.Validate()
-		if !errors.Is(err, errInvalid) || !strings.Contains(err.Error(), flag) {
-			t.Errorf("%s: Validate = %v, want errInvalid naming it", flag, err)
+		if !errors.Is(err, errInvalid) || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("%s: Validate = %v, want errInvalid naming it", c.flag, err)
 		}
 	}
 	if err := DefaultConfig().Validate(); err != nil {
@@ -162,15 +183,34 @@ func TestConfigValidateNamesTheBadFlag(t *testing.T) {
 }
 
 func TestCommandRejectsABadFlagWithExit2(t *testing.T) {
-	cmd := exec.Command("go", "run", ".", "--rounds", "0")
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 && ee.ExitCode() != 2 {
-		t.Fatalf("go run . --rounds 0: %v, want a failed exit\n%s", err, out)
+	// Built once, so that each case runs the program itself and its exit
+	// status is the program's.
+	bin := filepath.Join(t.TempDir(), "peers")
+	if err := goBuild(context.Background(), ".", bin, "."); err != nil {
+		t.Fatal(err)
 	}
-	// go run reports the program's exit status on its last line.
-	if !strings.Contains(string(out), "peers: invalid flag: --rounds 0") || !strings.Contains(string(out), "exit status 2") {
-		t.Errorf("output:\n%s", out)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rounds", "0"}, "peers: invalid flag: --rounds 0"},
+		{[]string{"--fanouts", "1,x"}, `peers: invalid flag: --fanouts "1,x"`},
+		{[]string{"--fanouts", ""}, `peers: invalid flag: --fanouts ""`},
+		{[]string{"--fanouts", "4,0"}, "peers: invalid flag: --fanouts 0: at least 1"},
+		{[]string{"--fanouts", "-2"}, "peers: invalid flag: --fanouts -2: at least 1"},
+		{[]string{"--pubsub-duration", "0s"}, "peers: invalid flag: --pubsub-duration 0s: must be positive"},
+		{[]string{"--pubsub-duration", "-1s"}, "peers: invalid flag: --pubsub-duration -1s: must be positive"},
+		{[]string{"--duration", "0s", "--pubsub-duration", "1s"}, "peers: invalid flag: --duration 0s"},
+	} {
+		out, err := exec.Command(bin, c.args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("peers %v: %v, want exit status 2\n%s", c.args, err, out)
+			continue
+		}
+		if !strings.Contains(string(out), c.want) {
+			t.Errorf("peers %v: output lacks %q:\n%s", c.args, c.want, out)
+		}
 	}
 }
 
@@ -277,5 +317,25 @@ func TestSlowNATSSubscriberIsErrDropped(t *testing.T) {
 			t.Fatalf("checkDropped = %v after 100 messages to a blocked subscriber limited to 1, want errDropped", err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestProcessCPUReadsProcStat: this process's CPU time read from
+// /proc/PID/stat grows as it burns CPU, agrees with getrusage to the
+// tick, and a process that is not there reads 0.
+func TestProcessCPUReadsProcStat(t *testing.T) {
+	before := processCPU(os.Getpid())
+	for start := selfCPU(); selfCPU()-start < 100*time.Millisecond; {
+	}
+	after, self := processCPU(os.Getpid()), selfCPU()
+	if after <= before {
+		t.Errorf("CPU time %v then %v after 100 ms of spinning", before, after)
+	}
+	// Both count every thread; /proc in ticks of 10 ms.
+	if d := self - after; d < -20*time.Millisecond || d > 100*time.Millisecond {
+		t.Errorf("/proc says %v, getrusage %v", after, self)
+	}
+	if got := processCPU(1 << 30); got != 0 {
+		t.Errorf("no such process: %v, want 0", got)
 	}
 }

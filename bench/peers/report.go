@@ -48,7 +48,19 @@ func figures(cfg Config) []figure {
 			figure{name: fmt.Sprintf("RPC 64 B round trip, %d %s, calls/s", n, callersWord(n)), workload: w, metric: "rate", peer: "grpc", postboxAcks: "CALL + Reply"},
 			figure{name: fmt.Sprintf("RPC 64 B round trip, %d %s, p50", n, callersWord(n)), workload: w, metric: "p50", peer: "grpc", postboxAcks: "CALL + Reply", lowerIsBetter: true})
 	}
+	pbAcks, natsAcks := pubsubAcks(cfg)
+	for _, n := range cfg.Fanouts {
+		fs = append(fs, figure{name: pubsubTitle(n) + ", msgs/s at the subscribers", workload: fmt.Sprintf("pubsub%d", n), metric: "rate", peer: "nats",
+			postboxAcks: pbAcks, peerAcks: natsAcks})
+	}
 	return fs
+}
+
+// pubsubAcks says what each side of the pub/sub rows confirms.
+func pubsubAcks(cfg Config) (postbox, nats string) {
+	return fmt.Sprintf("no acks; the broker answers each batched PUBLISH frame (%d publications in flight), a subscriber's full buffer (%d events) blocks the publisher, credit back every %d events",
+			cfg.PubsubWindow, cfg.PubsubBuffer, max(1, cfg.PubsubBuffer/4)),
+		fmt.Sprintf("no acks, no flow control; the bench holds the publisher within %d MiB of the slowest subscriber", natsWindowBytes>>20)
 }
 
 // Row is one figure of the report, as -o json prints it.
@@ -102,7 +114,11 @@ func newReport(cfg Config, got map[string]map[string][]result) *Report {
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
-	for _, key := range []string{"tput64", "tput4096"} {
+	keys := []string{"tput64", "tput4096"}
+	for _, n := range cfg.Fanouts {
+		keys = append(keys, fmt.Sprintf("pubsub%d", n))
+	}
+	for _, key := range keys {
 		for _, sys := range []string{"postbox", "nats"} {
 			if rs := got[key][sys]; len(rs) > 0 && rs[0].note != "" {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("%s, %s: %s", key, label(sys), rs[0].note))

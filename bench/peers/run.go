@@ -53,6 +53,16 @@ func plan(cfg Config, s servers) []workload {
 			{"grpc", func(ctx context.Context) (result, error) { return grpcCalls(ctx, s.grpc, n, 64, cfg.Duration) }},
 		}})
 	}
+	for _, n := range cfg.Fanouts {
+		ws = append(ws, workload{key: fmt.Sprintf("pubsub%d", n), title: pubsubTitle(n), systems: []system{
+			{"postbox", func(ctx context.Context) (result, error) {
+				return postboxFanOut(ctx, s.postbox, s.postboxPID, n, pubsubSize, cfg.PubsubWindow, cfg.PubsubBuffer, cfg.PubsubDuration)
+			}},
+			{"nats", func(ctx context.Context) (result, error) {
+				return natsFanOut(ctx, s.nats, s.natsPID, n, pubsubSize, cfg.PubsubDuration)
+			}},
+		}})
+	}
 	return ws
 }
 
@@ -142,7 +152,7 @@ func run(ctx context.Context, cfg Config, started *[]int) (*Report, error) {
 					got[w.key] = make(map[string][]result)
 				}
 				got[w.key][sys.key] = append(got[w.key][sys.key], r)
-				progress(cfg, "round %d/%d  %-30s %-34s %s", round+1, cfg.Rounds, w.title, label(sys.key), r)
+				progress(cfg, "round %d/%d  %-45s %-36s %s", round+1, cfg.Rounds, w.title, label(sys.key), r)
 			}
 		}
 	}

@@ -25,6 +25,9 @@ type servers struct {
 	grpc      string // gRPC-go echo, Unix socket
 	raw       string // raw echo, Unix socket
 	dir       string // on the disk the durable figures measure
+	// The pids of postbox serve and nats-server core, whose CPU time the
+	// pub/sub rows report per event.
+	postboxPID, natsPID int
 }
 
 // binaries are the programs the bench runs.
@@ -76,6 +79,7 @@ func startAll(ctx context.Context, ps *procs, bin binaries, dir, sockDir string)
 	if err != nil {
 		return s, err
 	}
+	s.postboxPID = pb.cmd.Process.Pid
 	if err := waitReady(ctx, pb, func(ctx context.Context) error {
 		c, err := postbox.Dial(ctx, postbox.WithSocket(s.postbox))
 		if err != nil {
@@ -95,6 +99,7 @@ func startAll(ctx context.Context, ps *procs, bin binaries, dir, sockDir string)
 	if err != nil {
 		return s, err
 	}
+	s.natsPID = core.cmd.Process.Pid
 	if err := waitReady(ctx, core, func(context.Context) error {
 		nc, err := nats.Connect(s.nats)
 		if err != nil {
