@@ -82,17 +82,31 @@ func (c *Client) Publisher(subject string, window int, opts ...PublishOption) *T
 // deadline). It returns the error of an earlier publication, if one
 // failed. body may be reused when Publish returns (it is copied).
 func (p *TopicPublisher) Publish(ctx context.Context, body []byte) error {
-	if err := p.reserve(ctx, p.subject); err != nil {
+	return p.publish(ctx, p.subject, body)
+}
+
+// PublishTo is Publish to subject instead of the publisher's own: one
+// TopicPublisher pipelines publications to any number of subjects (a
+// batched frame's items each carry their subject), in the order they are
+// made. The broker checks each subject; an invalid or denied one fails
+// the publisher as a failed Publish does. The publisher's options apply
+// to every publication.
+func (p *TopicPublisher) PublishTo(ctx context.Context, subject string, body []byte) error {
+	return p.publish(ctx, []byte(subject), body)
+}
+
+func (p *TopicPublisher) publish(ctx context.Context, subject, body []byte) error {
+	if err := p.reserve(ctx, subject); err != nil {
 		return err
 	}
-	kick := p.frameFor(p.perItem+len(body), false, func(b []byte) []byte {
+	kick := p.frameFor(p.perItem-len(p.subject)+len(subject)+len(body), false, func(b []byte) []byte {
 		// A new frame: its header, timeout and count go first, patched
 		// by flushFrames, so pend is a run of whole frames.
 		b, _ = wire.StartFrame(b, wire.Header{Op: wire.OpPublish, Flags: wire.FlagPublishBatch})
 		b = wire.AppendI64(b, -1)
 		return wire.AppendU16(b, 0)
 	})
-	b := wire.AppendString(p.pend, p.subject)
+	b := wire.AppendString(p.pend, subject)
 	b = wire.AppendI64(b, p.typ)
 	b = wire.AppendBytes(b, p.hdr)
 	p.pend = wire.AppendBytes(b, body)

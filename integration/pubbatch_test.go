@@ -292,3 +292,68 @@ func TestPubBatchWaitingEndsOnCancelAndOnDisconnect(t *testing.T) {
 		t.Fatalf("after the publisher left: %q", rest)
 	}
 }
+
+// TestTopicPublisherPublishToManySubjects: one TopicPublisher pipelines
+// publications to many subjects (PublishTo) beside its own (Publish);
+// each subscriber sees what its pattern matches, in the order made, with
+// each event's own subject; an invalid subject, then a $SYS one, fails
+// the publisher with the error the broker gives.
+func TestTopicPublisherPublishToManySubjects(t *testing.T) {
+	b := start(t, nil)
+	pub := b.Dial(t)
+	all, onlyB := b.Dial(t), b.Dial(t)
+	sAll := subscribe(t, all, "multi.*", postbox.Buffer(8192))
+	sB := subscribe(t, onlyB, "multi.b", postbox.Buffer(8192))
+	tp := pub.Publisher("multi.own", 64, postbox.Type(3))
+	const n = 3000
+	subjects := []string{"multi.a", "multi.b", "multi.c"}
+	for i := range n {
+		var err error
+		if i%4 == 3 {
+			err = tp.Publish(ctxT(t), []byte(fmt.Sprint(i)))
+		} else {
+			err = tp.PublishTo(ctxT(t), subjects[i%4], []byte(fmt.Sprint(i)))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tp.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	// multi.* takes all n; multi.b those with i%4 == 1.
+	if want := uint64(n + n/4); tp.Matched() != want || tp.Frames() >= tp.Sent() {
+		t.Fatalf("matched %d (want %d), %d frames for %d publications", tp.Matched(), want, tp.Frames(), tp.Sent())
+	}
+	for i := range n {
+		want := "multi.own"
+		if i%4 != 3 {
+			want = subjects[i%4]
+		}
+		if ev := next(t, sAll); ev.Subject != want || string(ev.Body) != fmt.Sprint(i) || ev.Type != 3 {
+			t.Fatalf("multi.* event %d: %s %q type %d, want %s %d type 3", i, ev.Subject, ev.Body, ev.Type, want, i)
+		}
+		if i%4 == 1 {
+			if ev := next(t, sB); ev.Subject != "multi.b" || string(ev.Body) != fmt.Sprint(i) {
+				t.Fatalf("multi.b event: %s %q, want multi.b %d", ev.Subject, ev.Body, i)
+			}
+		}
+	}
+	nothingMore(t, all, sAll)
+	nothingMore(t, onlyB, sB)
+
+	for _, c := range []struct {
+		subject string
+		want    error
+	}{{"multi..x", postbox.ErrInvalid}, {"$SYS.x", postbox.ErrPermission}} {
+		tp := pub.Publisher("multi.own", 8)
+		_ = tp.PublishTo(ctxT(t), c.subject, []byte("x"))
+		if err := tp.Close(ctxT(t)); !errors.Is(err, c.want) {
+			t.Fatalf("PublishTo %q: %v, want %v", c.subject, err, c.want)
+		}
+		if err := tp.PublishTo(ctxT(t), "multi.a", []byte("after")); !errors.Is(err, c.want) {
+			t.Fatalf("PublishTo after the failure: %v, want the failure", err)
+		}
+	}
+	nothingMore(t, all, sAll)
+}
