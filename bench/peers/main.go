@@ -20,15 +20,21 @@
 //     and against one writer's write + fdatasync loop on the same disk;
 //   - RPC round trips of 64 B at 1 and 16 callers sharing a connection:
 //     postbox Mailbox.Call to a responder process against gRPC-go unary;
-//   - pub/sub fan-out of 64 B, one publisher → 1, 4 and 16 subscribers
-//     (--fanouts), each on its own connection, msgs/s summed over the
-//     subscribers: postbox's batched TopicPublisher (--pubsub-window
-//     publications in flight, 8192; no acks, but the broker answers each
-//     PUBLISH frame, and a subscriber whose buffer, --pubsub-buffer
-//     events (65536: 4 MiB of 64 B), is full blocks the publisher)
-//     against NATS core (no acks, no flow control: its publisher is held
-//     within 8 MiB of the slowest subscriber, whose pending limit is 64
-//     MiB). A gap or a dropped message fails the run.
+//   - pub/sub fan-out of 64 B and 4 KiB (--pubsub-sizes), one publisher
+//     → 1, 4 and 16 subscribers (--fanouts), each on its own connection,
+//     msgs/s summed over the subscribers: postbox's batched
+//     TopicPublisher (--pubsub-window publications in flight, 8192; no
+//     acks, but the broker answers each PUBLISH frame, and a subscriber
+//     whose buffer is full blocks the publisher: as many events as fit
+//     in --pubsub-buffer-bytes, 4 MiB) against NATS core (no acks, no
+//     flow control: its publisher is held within 8 MiB of the slowest
+//     subscriber, whose pending limit is 64 MiB); and a wildcard-heavy
+//     row (--wildcard): 10,000 subscriptions (W.g.* and W.g.>) on four
+//     connections, publications round 2,500 subjects each matching four
+//     (postbox: TopicPublisher.PublishTo, subscriptions of the default
+//     256 events). Each row's notes give the CPU time the server process
+//     and the bench's clients spent per event. A gap or a dropped
+//     message fails the run.
 //
 // Run it from this directory (it is a module of its own, so the main
 // module gains no dependency): `go run .`, or from the repository root
@@ -80,8 +86,11 @@ type Config struct {
 	// of a fifth of it).
 	PubsubDuration time.Duration
 	// PubsubWindow is the postbox TopicPublisher's publications in
-	// flight, PubsubBuffer each postbox subscriber's buffer in events.
-	PubsubWindow, PubsubBuffer int
+	// flight; PubsubBufferBytes sets each postbox subscriber's buffer to
+	// as many events as fit (subscriberBuffer).
+	PubsubWindow, PubsubBufferBytes int
+	PubsubSizes                     []int // publication sizes, one figure per size and fan-out
+	Wildcard                        bool  // the wildcard-heavy pub/sub figure too
 	// Dir holds the temporary directory: the disk the durable figures
 	// measure. Empty is the system's temporary directory.
 	Dir string
@@ -93,7 +102,8 @@ type Config struct {
 
 // DefaultConfig measures three rounds of about 40 s each.
 func DefaultConfig() Config {
-	return Config{Rounds: 3, Duration: 2 * time.Second, PubsubDuration: 2 * time.Second, PubsubWindow: 8192, PubsubBuffer: 65536, Samples: 10000, Window: 1024,
+	return Config{Rounds: 3, Duration: 2 * time.Second, PubsubDuration: 2 * time.Second, PubsubWindow: 8192, PubsubBufferBytes: 4 << 20,
+		PubsubSizes: []int{64, 4096}, Wildcard: true, Samples: 10000, Window: 1024,
 		Senders: 64, Callers: []int{1, 16}, Fanouts: []int{1, 4, 16}}
 }
 
@@ -112,8 +122,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: --senders %d: at least 1", errInvalid, c.Senders)
 	case c.PubsubWindow < 1:
 		return fmt.Errorf("%w: --pubsub-window %d: at least 1", errInvalid, c.PubsubWindow)
-	case c.PubsubBuffer < 1 || c.PubsubBuffer > 1<<20:
-		return fmt.Errorf("%w: --pubsub-buffer %d: 1 to %d", errInvalid, c.PubsubBuffer, 1<<20)
+	case c.PubsubBufferBytes < 1:
+		return fmt.Errorf("%w: --pubsub-buffer-bytes %d: at least 1", errInvalid, c.PubsubBufferBytes)
+	case len(c.PubsubSizes) == 0:
+		return fmt.Errorf("%w: --pubsub-sizes: at least one number", errInvalid)
 	case c.PubsubDuration <= 0:
 		return fmt.Errorf("%w: --pubsub-duration %v: must be positive", errInvalid, c.PubsubDuration)
 	case len(c.Callers) == 0:
@@ -124,6 +136,11 @@ func (c Config) Validate() error {
 	for _, n := range c.Callers {
 		if n < 1 {
 			return fmt.Errorf("%w: --callers %d: at least 1", errInvalid, n)
+		}
+	}
+	for _, n := range c.PubsubSizes {
+		if n < 1 || n > 1<<20 {
+			return fmt.Errorf("%w: --pubsub-sizes %d: 1 to %d bytes", errInvalid, n, 1<<20)
 		}
 	}
 	for _, n := range c.Fanouts {
@@ -142,7 +159,9 @@ func main() {
 	flag.IntVar(&cfg.Samples, "samples", cfg.Samples, "samples per latency measurement")
 	flag.IntVar(&cfg.Window, "window", cfg.Window, "postbox sends in flight in the throughput figures")
 	flag.IntVar(&cfg.PubsubWindow, "pubsub-window", cfg.PubsubWindow, "postbox publications in flight in the pub/sub figures")
-	flag.IntVar(&cfg.PubsubBuffer, "pubsub-buffer", cfg.PubsubBuffer, "each postbox subscriber's buffer, in events, in the pub/sub figures")
+	flag.IntVar(&cfg.PubsubBufferBytes, "pubsub-buffer-bytes", cfg.PubsubBufferBytes, "each postbox subscriber's buffer in the pub/sub figures: as many events as fit in this many bytes")
+	flag.BoolVar(&cfg.Wildcard, "wildcard", cfg.Wildcard, "measure the wildcard-heavy pub/sub figure (10,000 subscriptions, 4 matching each publication)")
+	sizes := flag.String("pubsub-sizes", "64,4096", "publication sizes in bytes of the pub/sub figures, comma-separated: one figure per size and fan-out")
 	flag.IntVar(&cfg.Senders, "senders", cfg.Senders, "concurrent senders in the durable figure")
 	callers := flag.String("callers", "1,16", "concurrent RPC callers, comma-separated: one figure each")
 	fanouts := flag.String("fanouts", "1,4,16", "subscribers of the one pub/sub publisher, comma-separated: one figure each")
@@ -169,6 +188,9 @@ func main() {
 	cfg.Callers, err = parseInts("--callers", *callers)
 	if err == nil {
 		cfg.Fanouts, err = parseInts("--fanouts", *fanouts)
+	}
+	if err == nil {
+		cfg.PubsubSizes, err = parseInts("--pubsub-sizes", *sizes)
 	}
 	if err == nil {
 		err = cfg.Validate()

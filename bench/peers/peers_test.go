@@ -21,8 +21,8 @@ import (
 // tinyConfig runs every workload with counts too small to mean anything:
 // it proves the whole bench works, not how fast anything is.
 func tinyConfig(t *testing.T) Config {
-	return Config{Rounds: 2, Duration: 100 * time.Millisecond, PubsubDuration: 100 * time.Millisecond, PubsubWindow: 64, PubsubBuffer: 256, Samples: 50, Window: 64, Senders: 4,
-		Callers: []int{1, 2}, Fanouts: []int{1, 2}, Dir: t.TempDir()}
+	return Config{Rounds: 2, Duration: 100 * time.Millisecond, PubsubDuration: 100 * time.Millisecond, PubsubWindow: 64, PubsubBufferBytes: 256 * 64, PubsubSizes: []int{64, 1024}, Samples: 50, Window: 64, Senders: 4,
+		Callers: []int{1, 2}, Fanouts: []int{1, 2}, Wildcard: true, Dir: t.TempDir()}
 }
 
 // gone reports whether no process has pid any more (they were reaped).
@@ -57,8 +57,8 @@ func TestRunMeasuresEveryFigureBesideItsPeerAndLeavesNoProcess(t *testing.T) {
 			pubsubRows++
 		}
 	}
-	if pubsubRows != len(cfg.Fanouts) {
-		t.Errorf("%d pub/sub rows, want one per fan-out (%v)", pubsubRows, cfg.Fanouts)
+	if pubsubRows != len(cfg.Fanouts)*len(cfg.PubsubSizes)+1 { // and the wildcard-heavy row
+		t.Errorf("%d pub/sub rows, want one per fan-out (%v) and size (%v)", pubsubRows, cfg.Fanouts, cfg.PubsubSizes)
 	}
 	for _, row := range rep.Rows {
 		if row.Postbox <= 0 || row.PeerValue <= 0 || row.Ratio <= 0 {
@@ -74,8 +74,8 @@ func TestRunMeasuresEveryFigureBesideItsPeerAndLeavesNoProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"(acks on)", "(no acks)", "NATS core", "JetStream, sync_interval: always", "gRPC-go unary", "raw Unix socket round trip", "raw write + fdatasync loop",
-		"pub/sub 64 B, one publisher → 1 subscriber", "pub/sub 64 B, one publisher → 2 subscribers",
-		"(64 publications in flight)", "buffer (256 events)", "credit back every 64 events", "within 8 MiB of the slowest subscriber", "CPU per event: server "} {
+		"pub/sub 64 B, one publisher → 1 subscriber", "pub/sub 64 B, one publisher → 2 subscribers", "pub/sub 1 KiB, one publisher → 2 subscribers",
+		"(64 publications in flight)", "buffer (256 events)", "credit back every 64 events", "buffer (16 events)", "wildcard-heavy: 10,000 subscriptions", "PublishTo round 2500 subjects", "within 8 MiB of the slowest subscriber", "CPU per event: server "} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -166,8 +166,10 @@ func TestConfigValidateNamesTheBadFlag(t *testing.T) {
 		{"--fanouts", func(c *Config) { c.Fanouts = nil }},
 		{"--pubsub-duration", func(c *Config) { c.PubsubDuration = 0 }},
 		{"--pubsub-window", func(c *Config) { c.PubsubWindow = 0 }},
-		{"--pubsub-buffer", func(c *Config) { c.PubsubBuffer = 0 }},
-		{"--pubsub-buffer", func(c *Config) { c.PubsubBuffer = 1<<20 + 1 }},
+		{"--pubsub-buffer-bytes", func(c *Config) { c.PubsubBufferBytes = 0 }},
+		{"--pubsub-sizes", func(c *Config) { c.PubsubSizes = nil }},
+		{"--pubsub-sizes", func(c *Config) { c.PubsubSizes = []int{64, 0} }},
+		{"--pubsub-sizes", func(c *Config) { c.PubsubSizes = []int{1<<20 + 1} }},
 		{"--pubsub-duration", func(c *Config) { c.PubsubDuration = -time.Second }},
 	} {
 		cfg := DefaultConfig()
@@ -200,6 +202,9 @@ func TestCommandRejectsABadFlagWithExit2(t *testing.T) {
 		{[]string{"--fanouts", "-2"}, "peers: invalid flag: --fanouts -2: at least 1"},
 		{[]string{"--pubsub-duration", "0s"}, "peers: invalid flag: --pubsub-duration 0s: must be positive"},
 		{[]string{"--pubsub-duration", "-1s"}, "peers: invalid flag: --pubsub-duration -1s: must be positive"},
+		{[]string{"--pubsub-sizes", "64,k"}, `peers: invalid flag: --pubsub-sizes "64,k"`},
+		{[]string{"--pubsub-sizes", "0"}, "peers: invalid flag: --pubsub-sizes 0: 1 to 1048576 bytes"},
+		{[]string{"--pubsub-buffer-bytes", "0"}, "peers: invalid flag: --pubsub-buffer-bytes 0: at least 1"},
 		{[]string{"--duration", "0s", "--pubsub-duration", "1s"}, "peers: invalid flag: --duration 0s"},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()

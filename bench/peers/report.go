@@ -48,18 +48,26 @@ func figures(cfg Config) []figure {
 			figure{name: fmt.Sprintf("RPC 64 B round trip, %d %s, calls/s", n, callersWord(n)), workload: w, metric: "rate", peer: "grpc", postboxAcks: "CALL + Reply"},
 			figure{name: fmt.Sprintf("RPC 64 B round trip, %d %s, p50", n, callersWord(n)), workload: w, metric: "p50", peer: "grpc", postboxAcks: "CALL + Reply", lowerIsBetter: true})
 	}
-	pbAcks, natsAcks := pubsubAcks(cfg)
-	for _, n := range cfg.Fanouts {
-		fs = append(fs, figure{name: pubsubTitle(n) + ", msgs/s at the subscribers", workload: fmt.Sprintf("pubsub%d", n), metric: "rate", peer: "nats",
+	for _, size := range cfg.PubsubSizes {
+		pbAcks, natsAcks := pubsubAcks(cfg.PubsubWindow, subscriberBuffer(cfg, size))
+		for _, n := range cfg.Fanouts {
+			fs = append(fs, figure{name: pubsubTitle(size, n) + ", msgs/s at the subscribers", workload: pubsubKey(size, n), metric: "rate", peer: "nats",
+				postboxAcks: pbAcks, peerAcks: natsAcks})
+		}
+	}
+	if cfg.Wildcard {
+		pbAcks, natsAcks := pubsubAcks(cfg.PubsubWindow, wildcardBuffer)
+		fs = append(fs, figure{name: wildcardTitle + ", msgs/s at the subscribers", workload: "wildcard", metric: "rate", peer: "nats",
 			postboxAcks: pbAcks, peerAcks: natsAcks})
 	}
 	return fs
 }
 
-// pubsubAcks says what each side of the pub/sub rows confirms.
-func pubsubAcks(cfg Config) (postbox, nats string) {
+// pubsubAcks says what each side of a pub/sub row confirms: postbox
+// with window publications in flight, subscribers of buffer events.
+func pubsubAcks(window, buffer int) (postbox, nats string) {
 	return fmt.Sprintf("no acks; the broker answers each batched PUBLISH frame (%d publications in flight), a subscriber's full buffer (%d events) blocks the publisher, credit back every %d events",
-			cfg.PubsubWindow, cfg.PubsubBuffer, max(1, cfg.PubsubBuffer/4)),
+			window, buffer, max(1, buffer/4)),
 		fmt.Sprintf("no acks, no flow control; the bench holds the publisher within %d MiB of the slowest subscriber", natsWindowBytes>>20)
 }
 
@@ -115,9 +123,12 @@ func newReport(cfg Config, got map[string]map[string][]result) *Report {
 		rep.Rows = append(rep.Rows, row)
 	}
 	keys := []string{"tput64", "tput4096"}
-	for _, n := range cfg.Fanouts {
-		keys = append(keys, fmt.Sprintf("pubsub%d", n))
+	for _, size := range cfg.PubsubSizes {
+		for _, n := range cfg.Fanouts {
+			keys = append(keys, pubsubKey(size, n))
+		}
 	}
+	keys = append(keys, "wildcard")
 	for _, key := range keys {
 		for _, sys := range []string{"postbox", "nats"} {
 			if rs := got[key][sys]; len(rs) > 0 && rs[0].note != "" {

@@ -53,13 +53,25 @@ func plan(cfg Config, s servers) []workload {
 			{"grpc", func(ctx context.Context) (result, error) { return grpcCalls(ctx, s.grpc, n, 64, cfg.Duration) }},
 		}})
 	}
-	for _, n := range cfg.Fanouts {
-		ws = append(ws, workload{key: fmt.Sprintf("pubsub%d", n), title: pubsubTitle(n), systems: []system{
+	for _, size := range cfg.PubsubSizes {
+		for _, n := range cfg.Fanouts {
+			ws = append(ws, workload{key: pubsubKey(size, n), title: pubsubTitle(size, n), systems: []system{
+				{"postbox", func(ctx context.Context) (result, error) {
+					return postboxFanOut(ctx, s.postbox, s.postboxPID, n, size, cfg.PubsubWindow, subscriberBuffer(cfg, size), cfg.PubsubDuration)
+				}},
+				{"nats", func(ctx context.Context) (result, error) {
+					return natsFanOut(ctx, s.nats, s.natsPID, n, size, cfg.PubsubDuration)
+				}},
+			}})
+		}
+	}
+	if cfg.Wildcard {
+		ws = append(ws, workload{key: "wildcard", title: wildcardTitle, systems: []system{
 			{"postbox", func(ctx context.Context) (result, error) {
-				return postboxFanOut(ctx, s.postbox, s.postboxPID, n, pubsubSize, cfg.PubsubWindow, cfg.PubsubBuffer, cfg.PubsubDuration)
+				return postboxWildcard(ctx, s.postbox, s.postboxPID, cfg.PubsubWindow, wildcardBuffer, cfg.PubsubDuration)
 			}},
 			{"nats", func(ctx context.Context) (result, error) {
-				return natsFanOut(ctx, s.nats, s.natsPID, n, pubsubSize, cfg.PubsubDuration)
+				return natsWildcard(ctx, s.nats, s.natsPID, cfg.PubsubDuration)
 			}},
 		}})
 	}
