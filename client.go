@@ -125,8 +125,9 @@ type link struct {
 	maxMessage int
 	maxFrame   int
 	server     string
-	inbox      string  // this connection's inbox address, a CALL's REPLY_TO
-	session    Session // the session the broker says is in effect
+	inbox      string      // this connection's inbox address, a CALL's REPLY_TO
+	session    Session     // the session the broker says is in effect
+	events     eventChunks // the reader's: what its subscriptions' events are cut from
 }
 
 // DialOption configures Dial and NewClient.

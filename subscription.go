@@ -110,14 +110,14 @@ type Subscription struct {
 	ended   chan struct{} // closed when the stream ended
 
 	// The reader's own (subStream.Push): the last subject and sender
-	// seen, and the chunks events and small bodies are cut from.
+	// seen, and its connection's chunks events and small bodies are cut
+	// from (set before the stream is opened).
 	subj       string
 	wsender    wire.Identity
 	senderExt  string
 	sender     Identity
 	haveSender bool
-	slab       []Event
-	arena      []byte
+	chunks     *eventChunks
 
 	evOnce sync.Once
 	events chan *Event
@@ -138,6 +138,7 @@ func (c *Client) Subscribe(ctx context.Context, pattern string, opts ...Subscrib
 	s := &Subscription{c: c, pattern: pattern, buffer: o.buffer, ready: make(chan struct{}, 1),
 		ended: make(chan struct{}), stop: make(chan struct{}), pumped: make(chan struct{})}
 	lk := c.link()
+	s.chunks = &lk.events
 	id, err := lk.m.OpenStream((*subStream)(s))
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %q: %w", pattern, err)
@@ -160,13 +161,50 @@ func (c *Client) Subscribe(ctx context.Context, pattern string, opts ...Subscrib
 	return s, nil
 }
 
-// Chunk sizes of subStream.Push: events per slab, and the bytes of the
-// chunk that bodies up to an eighth of it share. A chunk lives while any
-// event cut from it is referenced.
+// eventChunks are the chunks a connection's events and their small
+// bodies are cut from. They belong to its reader goroutine (every
+// subStream.Push runs on it) and are shared by all its subscriptions, so
+// that 10,000 subscriptions with a few events each do not hold a slab
+// and an arena each. A chunk lives while any event cut from it is
+// referenced.
+type eventChunks struct {
+	slab  []Event
+	arena []byte
+}
+
+// Chunk sizes: events per slab, and the bytes of the chunk that bodies
+// up to an eighth of it share.
 const (
 	eventSlab  = 64
 	eventArena = 32 << 10
 )
+
+// event returns a new Event from the slab.
+func (ch *eventChunks) event() *Event {
+	if len(ch.slab) == 0 {
+		ch.slab = make([]Event, eventSlab)
+	}
+	ev := &ch.slab[0]
+	ch.slab = ch.slab[1:]
+	return ev
+}
+
+// body returns a copy of b: from the arena, or its own if large.
+func (ch *eventChunks) body(b []byte) []byte {
+	n := len(b)
+	switch {
+	case n == 0:
+		return nil
+	case n > eventArena/8:
+		return append([]byte(nil), b...)
+	}
+	if cap(ch.arena)-len(ch.arena) < n {
+		ch.arena = make([]byte, 0, eventArena)
+	}
+	at := len(ch.arena)
+	ch.arena = append(ch.arena, b...)
+	return ch.arena[at : at+n : at+n]
+}
 
 // subStream is a Subscription as the connection sees it: the mux.Stream
 // of its SUBSCRIBE. Its methods run on the connection's reader.
@@ -191,23 +229,10 @@ func (st *subStream) Push(hd wire.Header, p []byte) {
 		st.wsender, st.senderExt, st.haveSender = e.Sender, string(e.Ext), true
 		st.sender = identityWithName(e.Sender, e.Ext)
 	}
-	if len(st.slab) == 0 {
-		st.slab = make([]Event, eventSlab)
-	}
-	ev := &st.slab[0]
-	st.slab = st.slab[1:]
+	ev := st.chunks.event()
 	*ev = Event{Subject: st.subj, Type: e.Type, Sender: st.sender,
-		SentAt: time.Unix(0, e.SentUnixNano), Missed: e.Missed, Gap: e.Flags&wire.EventGap != 0}
-	if n := len(e.Body); n > eventArena/8 {
-		ev.Body = append([]byte(nil), e.Body...)
-	} else if n > 0 {
-		if cap(st.arena)-len(st.arena) < n {
-			st.arena = make([]byte, 0, eventArena)
-		}
-		at := len(st.arena)
-		st.arena = append(st.arena, e.Body...)
-		ev.Body = st.arena[at : at+n : at+n]
-	}
+		SentAt: time.Unix(0, e.SentUnixNano), Missed: e.Missed, Gap: e.Flags&wire.EventGap != 0,
+		Body: st.chunks.body(e.Body)}
 	if len(e.Headers) > 0 {
 		var m Message
 		if m.setHeaders(e.Headers) == nil {

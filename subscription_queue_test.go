@@ -16,7 +16,7 @@ import (
 func TestSubscriptionQueueKeepsOrderAcrossRefills(t *testing.T) {
 	// A buffer no test run reaches a quarter of: Next returns no credit
 	// (there is no connection to post it on).
-	s := &Subscription{buffer: 1 << 20, ready: make(chan struct{}, 1), ended: make(chan struct{})}
+	s := &Subscription{buffer: 1 << 20, ready: make(chan struct{}, 1), ended: make(chan struct{}), chunks: new(eventChunks)}
 	st := (*subStream)(s)
 	hd := wire.Header{Op: wire.OpEvent, Flags: wire.FlagPush}
 	ctx := context.Background()
