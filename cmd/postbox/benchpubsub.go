@@ -29,7 +29,7 @@ func newBenchPubSub() *cobra.Command {
 	var out string
 	var dur time.Duration
 	var useSocket bool
-	var inflight, window int
+	var inflight, window, buffer int
 	var cpuprofile string
 	cmd := &cobra.Command{
 		Use:     "pubsub",
@@ -41,8 +41,11 @@ subscribers receive per second, and publish-to-receive latency p50/p99
 (one publication at a time); the same fan-outs from one goroutine through
 the batched, pipelined publisher (Client.Publisher: --window publications
 in flight, up to 1024 a PUBLISH frame), each with its ratio to the
-one-publication-per-frame row above it; a wildcard-heavy case (10,000 subscriptions,
-each publication matching 4); and as baselines, in the same run, the same
+one-publication-per-frame row above it (each subscriber's buffer --buffer
+events, policy block); a wildcard-heavy case (10,000 subscriptions, each
+publication matching 4, the publications going round 2,500 subjects),
+from --inflight Publish calls and from one TopicPublisher's PublishTo;
+and as baselines, in the same run, the same
 broker's SEND/CONSUME mailbox path (one sender, one consumer, the same
 in-flight window) and a raw Unix socket stream of the same sizes. Each
 pub/sub row's ratio is to the mailbox row of its size; the mailbox row's
@@ -57,6 +60,12 @@ msgs_per_sec, p50_ns, p99_ns, baseline, ratio.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(out, "table", "json", "csv"); err != nil {
 				return err
+			}
+			if buffer < 1 || buffer > 1<<20 {
+				return usageError{fmt.Errorf("--buffer %d: want 1 to %d events", buffer, 1<<20)}
+			}
+			if inflight < 1 || window < 1 {
+				return usageError{fmt.Errorf("--inflight %d, --window %d: want at least 1", inflight, window)}
 			}
 			ctx := cmd.Context()
 			sock := socketPath()
@@ -89,7 +98,7 @@ msgs_per_sec, p50_ns, p99_ns, baseline, ratio.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			rows, err := runBenchPubSub(ctx, sock, dur, inflight, window)
+			rows, err := runBenchPubSub(ctx, sock, dur, inflight, window, buffer)
 			if err != nil {
 				return err
 			}
@@ -111,6 +120,7 @@ msgs_per_sec, p50_ns, p99_ns, baseline, ratio.`,
 	cmd.Flags().DurationVar(&dur, "duration", time.Second, "how long each throughput figure runs")
 	cmd.Flags().IntVar(&inflight, "inflight", 64, "publications (and sends) in flight, one per frame")
 	cmd.Flags().IntVar(&window, "window", 512, "publications in flight for the batched publisher")
+	cmd.Flags().IntVar(&buffer, "buffer", 4096, "each fan-out subscriber's buffer, in events (policy block)")
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (the client side, and the broker unless --use-socket) to FILE")
 	cmd.Flags().BoolVar(&useSocket, "use-socket", false, "measure the running broker at --socket instead of one in this process")
 	return cmd
@@ -122,7 +132,7 @@ type pubsubRow struct {
 	Subscribers int `json:"subscribers"`
 }
 
-func runBenchPubSub(ctx context.Context, sock string, dur time.Duration, inflight, window int) ([]pubsubRow, error) {
+func runBenchPubSub(ctx context.Context, sock string, dur time.Duration, inflight, window, buffer int) ([]pubsubRow, error) {
 	dial := func() (*postbox.Client, error) { return postbox.Dial(ctx, postbox.WithSocket(sock)) }
 	var rows []pubsubRow
 	for _, size := range []int{64, 4096} {
@@ -138,13 +148,13 @@ func runBenchPubSub(ctx context.Context, sock string, dur time.Duration, infligh
 		mb.Baseline = "baseline: unix socket stream"
 		rows = append(rows, pubsubRow{Row: mb, Subscribers: 1})
 		for _, n := range []int{1, 4, 16} {
-			r, err := benchFanOut(ctx, dial, size, n, dur, inflight, 0)
+			r, err := benchFanOut(ctx, dial, size, n, dur, inflight, 0, buffer)
 			if err != nil {
 				return nil, err
 			}
 			r.Baseline = "mailbox send/consume"
 			rows = append(rows, pubsubRow{Row: r, Subscribers: n})
-			bt, err := benchFanOut(ctx, dial, size, n, dur, inflight, window)
+			bt, err := benchFanOut(ctx, dial, size, n, dur, inflight, window, buffer)
 			if err != nil {
 				return nil, err
 			}
@@ -208,7 +218,7 @@ func pump(inflight int, stop <-chan struct{}, one func() error) (wait func() err
 // benchFanOut measures one publisher to n subscribers: inflight
 // goroutines calling Publish (one publication per frame), or, with
 // window > 0, one goroutine feeding the batched TopicPublisher.
-func benchFanOut(ctx context.Context, dial func() (*postbox.Client, error), size, n int, dur time.Duration, inflight, window int) (benchfmt.Row, error) {
+func benchFanOut(ctx context.Context, dial func() (*postbox.Client, error), size, n int, dur time.Duration, inflight, window, buffer int) (benchfmt.Row, error) {
 	pub, err := dial()
 	if err != nil {
 		return benchfmt.Row{}, err
@@ -234,7 +244,7 @@ func benchFanOut(ctx context.Context, dial func() (*postbox.Client, error), size
 			return benchfmt.Row{}, err
 		}
 		clients = append(clients, c)
-		s, err := c.Subscribe(ctx, subject, postbox.Buffer(4096))
+		s, err := c.Subscribe(ctx, subject, postbox.Buffer(buffer))
 		if err != nil {
 			return benchfmt.Row{}, err
 		}
