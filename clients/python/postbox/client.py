@@ -1216,7 +1216,9 @@ def connect(
     given), ``$POSTBOX_URL``, else the default paths of PROTOCOL.md
     section 1 (per-user, then system-wide, each checked first). For TLS,
     pass ``ssl_context`` or ``tls_cert``/``tls_key``/``tls_ca``.
-    ``timeout`` bounds connecting and the handshake."""
+    ``timeout`` bounds connecting and the handshake. A handshake the
+    broker closes before answering (it bounds the handshakes in progress
+    per uid; or it is restarting) is tried again, for at most 5 s."""
     ctx = ssl_context
     tls_cert = tls_cert or os.environ.get("POSTBOX_TLS_CERT") or None
     tls_key = tls_key or os.environ.get("POSTBOX_TLS_KEY") or None
@@ -1227,16 +1229,44 @@ def connect(
         socket_path = os.environ.get("POSTBOX_SOCKET") or None
         if socket_path is None:
             url = os.environ.get("POSTBOX_URL") or None
+    addr = None
     if socket_path is not None:
         if socket_path == _tr.user_socket_path():
             _tr.check_default_path(socket_path)
-        stream, where = _tr.dial_unix(socket_path, timeout), f"unix://{socket_path}"
     elif url is not None:
         addr = _tr.parse_url(url)
         if addr.scheme == "tls" and ctx is None:
             raise ValueError("a tls:// url needs ssl_context or tls_cert/tls_key/tls_ca")
-        stream, where = _tr.dial(addr, timeout, ctx, server_hostname), str(addr)
-    else:
+
+    def dial() -> tuple:
+        if socket_path is not None:
+            return _tr.dial_unix(socket_path, timeout), f"unix://{socket_path}"
+        if addr is not None:
+            return _tr.dial(addr, timeout, ctx, server_hostname), str(addr)
         s, path = _tr.dial_defaults(timeout)
-        stream, where = s, f"unix://{path}"
-    return Client(stream, name=name, session=session, address=where, handshake_timeout=timeout)
+        return s, f"unix://{path}"
+
+    # A broker closes a connection past its bound of connections still in
+    # their handshake (per uid) before it can say why, and one that is
+    # restarting closes it too: as the Go client does, try again after a
+    # pause that doubles, for at most _HANDSHAKE_RETRY_BUDGET (and
+    # ``timeout``) in all. Any other failure is raised at once.
+    budget = _HANDSHAKE_RETRY_BUDGET if timeout is None else min(timeout, _HANDSHAKE_RETRY_BUDGET)
+    deadline = time.monotonic() + budget
+    pause = _HANDSHAKE_RETRY_FIRST
+    while True:
+        stream, where = dial()
+        try:
+            return Client(stream, name=name, session=session, address=where, handshake_timeout=timeout)
+        except (ConnectionLostError, ConnectionResetError, BrokenPipeError):
+            if time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, _HANDSHAKE_RETRY_MAX)
+
+
+# connect's retries of a handshake the broker closed: the first pause, the
+# longest, and the time they may take in all (seconds), as the Go client's.
+_HANDSHAKE_RETRY_FIRST = 0.002
+_HANDSHAKE_RETRY_MAX = 0.1
+_HANDSHAKE_RETRY_BUDGET = 5.0

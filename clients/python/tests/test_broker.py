@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import shutil
 import os
 import sys
 import subprocess
@@ -1082,3 +1083,55 @@ class TestTLSClient(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(BIN, "POSTBOX_BIN is needed")
+class TestHandshakeBound(unittest.TestCase):
+    """A broker of its own that lets one connection per uid be in its
+    handshake at a time, closing the others at accept: connect tries
+    again (as the Go client does), so 32 clients started at once all get
+    through."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="pbpy-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.sock = os.path.join(self.dir, "s")
+        self.p = subprocess.Popen([BIN, "serve", "--memory", "--socket", self.sock, "--max-handshaking-per-uid", "1",
+                                   "--log-level", "warn"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.addCleanup(self._stop)
+        for _ in range(500):
+            if os.path.exists(self.sock):
+                break
+            time.sleep(0.01)
+        else:
+            self.fail("the broker made no socket")
+
+    def _stop(self):
+        self.p.terminate()
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        self.p.stderr.close()
+
+    def test_concurrent_connects_all_succeed(self):
+        n = 32
+        errors: list[BaseException] = []
+        start = threading.Event()
+
+        def one():
+            start.wait()
+            try:
+                with postbox.connect(self.sock, name="python-bound", timeout=20) as c:
+                    c.ping()
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        ts = [threading.Thread(target=one) for _ in range(n)]
+        for t in ts:
+            t.start()
+        start.set()
+        for t in ts:
+            t.join(60)
+        self.assertEqual(errors, [])
