@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"strings"
 	"testing"
@@ -596,5 +597,34 @@ func TestTLSHandshakeSlotsAreCountedPerRemoteIP(t *testing.T) {
 	defer c.Close()
 	if c.Identity().Name != aliceName {
 		t.Fatalf("client is %+v", c.Identity())
+	}
+}
+
+// TestInfoNamesTLSListenersApart: INFO lists the Unix socket, a plain
+// TCP listener as "tcp" and the TLS one as "tls", each with its address,
+// and a TLS client reads the same list.
+func TestInfoNamesTLSListenersApart(t *testing.T) {
+	w := startTLS(t, nil)
+	tl, err := broker.ListenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go w.b.Serve(tl)
+	want := map[string]string{"unix": w.b.Socket, "tcp": tl.Addr().String(), "tls": strings.TrimPrefix(w.url, "tls://")}
+	for _, c := range []*postbox.Client{w.b.Dial(t), w.dial(t, w.alice)} {
+		in, err := c.Info(tctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, l := range in.Listeners {
+			got[l.Network] = l.Address
+		}
+		if len(in.Listeners) != 3 || !maps.Equal(got, want) {
+			t.Fatalf("listeners %+v, want %v", in.Listeners, want)
+		}
+		if in.Listeners[0].Network != "unix" {
+			t.Errorf("first listener %+v, want the Unix socket", in.Listeners[0])
+		}
 	}
 }

@@ -26,7 +26,7 @@ func TLSListener(l net.Listener, cfg *tls.Config) (net.Listener, error) {
 	if _, ok := l.Addr().(*net.TCPAddr); !ok {
 		return nil, fmt.Errorf("%w: listen tls://%s: not a TCP socket (%s)", ErrConfig, addr, l.Addr().Network())
 	}
-	return tls.NewListener(l, cfg), nil
+	return tlsListener{tls.NewListener(l, cfg)}, nil
 }
 
 // TCPListener checks that l, a TCP listener made elsewhere, is bound to a

@@ -44,7 +44,7 @@ type Info struct {
 
 // Listener is one address the broker accepts connections on.
 type Listener struct {
-	Network string // "unix", "tcp"
+	Network string // "unix", "tcp" or "tls"
 	Address string // a socket path, or host:port
 }
 

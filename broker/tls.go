@@ -83,8 +83,19 @@ func ListenTLS(addr string, cfg *tls.Config) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: listen tls://%s: %w", addr, err)
 	}
-	return tls.NewListener(l, cfg), nil
+	return tlsListener{tls.NewListener(l, cfg)}, nil
 }
+
+// tlsListener is a TLS listener whose address's network is "tls", so
+// that INFO tells it from a plain TCP one.
+type tlsListener struct{ net.Listener }
+
+func (l tlsListener) Addr() net.Addr { return tlsAddr{l.Listener.Addr()} }
+
+// tlsAddr is a TLS listener's TCP address, of network "tls".
+type tlsAddr struct{ net.Addr }
+
+func (tlsAddr) Network() string { return "tls" }
 
 // ListenTCP listens on the TCP address addr without TLS. Its peers are
 // KindNone (no identity: the mode's other triple, no ownership), so addr
