@@ -269,6 +269,22 @@ func TestClusterServeProcess(t *testing.T) {
 		return string(out)
 	}
 	run("create", "proc.jobs", "--cluster", "--replicas", "3")
+	// --exist-ok compares --cluster, and --replicas when given.
+	run("create", "proc.jobs", "--cluster", "--replicas", "3", "--exist-ok")
+	run("create", "proc.jobs", "--cluster", "--exist-ok")
+	// (A plain create of proc.jobs would make a local mailbox that
+	// shadows it on this broker: docs/CLUSTER.md, Names.)
+	run("create", "proc.local")
+	for args, want := range map[string]string{
+		"proc.jobs --cluster --replicas 1": "replicas 3 (asked 1)",
+		"proc.local --cluster":             "cluster false (asked true)",
+	} {
+		cmd := append([]string{"--socket", p.Socket, "create", "--exist-ok"}, strings.Fields(args)...)
+		out, err := exec.Command(bin, cmd...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "exists with other settings") || !strings.Contains(string(out), want) {
+			t.Fatalf("create %s --exist-ok: %v\n%s", args, err, out)
+		}
+	}
 	out, err := exec.Command(bin, "--socket", p.Socket, "create", "proc.bad", "--cluster", "--capacity", "0").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "rendezvous") {
 		t.Fatalf("create --cluster --capacity 0: %v\n%s", err, out)

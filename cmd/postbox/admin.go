@@ -46,9 +46,10 @@ N holds at most N messages (senders wait for space).
 --cluster makes the mailbox on the NATS JetStream cluster the broker is
 attached to (postbox serve --cluster), shared by every broker attached to
 it, with --replicas copies of each message (docs/CLUSTER.md).
---exist-ok succeeds if NAME already is a mailbox with exactly the
-settings this command gives (defaults included), so a setup script may
-run it again; otherwise it fails, listing each setting that differs.`,
+--exist-ok succeeds if NAME already is a mailbox of yours with exactly
+the settings this command gives (defaults included; --cluster, and
+--replicas when given), so a setup script may run it again; otherwise it
+fails, listing each setting that differs, the owner included.`,
 		Example: "  postbox create jobs --capacity 1000 --mode 0660\n  postbox create jobs --capacity 1000 --mode 0660 --exist-ok  # again: exit 0\n  postbox create jobs --cluster --replicas 3",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -82,7 +83,7 @@ run it again; otherwise it fails, listing each setting that differs.`,
 			// --- end cluster ---
 			_, err = c.Create(cmd.Context(), args[0], opts...)
 			if existOk && err != nil { // existok.go
-				return existOK(cmd.Context(), c, args[0], wantMailbox{capacity, m, durable, maxDeliveries, maxBytes, ttl, deadLetter}, err)
+				return existOK(cmd.Context(), c, args[0], wantMailbox{capacity, m, durable, maxDeliveries, maxBytes, ttl, deadLetter, onCluster, replicas}, err)
 			}
 			return err
 		},

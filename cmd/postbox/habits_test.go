@@ -370,6 +370,17 @@ func TestCLICreateExistOK(t *testing.T) {
 	ok(t, p, "", "pipe", "create", "p")
 	r = exits(t, p, exitError, "create", "p", "--exist-ok")
 	checkErrorLine(t, r.stderr, `create "p": exists as a pipe, not a mailbox`)
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another uid")
+	}
+	// The same name and settings, another user's: not yours, so not ok.
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	ok(t, p, "", "create", "shared", "--mode", "0666")
+	c := startCLI(t, p, nil, false, nobody, "create", "shared", "--mode", "0666", "--exist-ok")
+	if code := c.wait(); code != exitError {
+		t.Fatalf("create --exist-ok of root's mailbox as nobody: exit %d, want %d; stderr %q", code, exitError, c.stderr.String())
+	}
+	checkErrorLine(t, c.stderr.String(), `create "shared": exists with other settings: owner uid 0, gid 0 (you are uid 65534, gid 65534)`)
 }
 
 // complete runs cobra's hidden __complete in this process, as a shell's
