@@ -115,6 +115,10 @@ EXT_ACCESS = 0x0021  # MailboxInfo: one access entry (7.4, 8.18)
 EXT_KEEPALIVE = 0x0010  # HelloReply: send a frame whenever this long (i64 ns) passes without one (4.3)
 EXT_DEAD_PEER = 0x0011  # HelloReply: the broker closes a connection silent this long (i64 ns) (4.3)
 EXT_DROPPED = 0x0010  # MailboxInfo: best-effort messages dropped (u64) (8.5, 8.7)
+EXT_INFO_CLUSTER = 0x0011  # MailboxInfo: the cluster holding the mailbox (string); marks a cluster mailbox (8.26)
+EXT_INFO_REPLICAS = 0x0012  # MailboxInfo: a cluster mailbox's replica count (u8) (8.26)
+EXT_INFO_STREAM_STATE = 0x0013  # MailboxInfo: its stream's state as the cluster reports it (string) (8.26)
+EXT_INFO_STREAM = 0x0014  # MailboxInfo: the stream holding it (string) (8.26)
 EXT_FILES = 0x8002  # SEND: u8 per message, descriptors that belong to it (8.24)
 
 # descriptors on messages (8.24)
@@ -711,6 +715,16 @@ class Create:
 
 
 @dataclass
+class ClusterInfo:
+    """What a cluster mailbox's MailboxInfo says of it (8.26)."""
+
+    cluster: str = ""
+    replicas: int = 0
+    stream: str = ""
+    stream_state: str = ""
+
+
+@dataclass
 class MailboxInfo:
     """STAT's reply and LIST's entries (8.5)."""
 
@@ -786,6 +800,22 @@ class MailboxInfo:
             if tag == EXT_OWNER and val:
                 return val[0], val[1:].decode("utf-8", "replace")
         return None
+
+    @property
+    def cluster(self) -> Optional["ClusterInfo"]:
+        """A cluster mailbox's entries (8.26): the cluster, replicas,
+        stream and stream state; None for a local mailbox."""
+        ci, found = ClusterInfo(), False
+        for tag, val in ext_entries(self.ext):
+            if tag == EXT_INFO_CLUSTER:
+                ci.cluster, found = val.decode("utf-8", "replace"), True
+            elif tag == EXT_INFO_REPLICAS and len(val) == 1:
+                ci.replicas = val[0]
+            elif tag == EXT_INFO_STREAM_STATE:
+                ci.stream_state = val.decode("utf-8", "replace")
+            elif tag == EXT_INFO_STREAM:
+                ci.stream = val.decode("utf-8", "replace")
+        return ci if found else None
 
     @property
     def access(self) -> "list[tuple[int, str]]":

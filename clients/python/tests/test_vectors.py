@@ -120,7 +120,8 @@ class TestVectors(unittest.TestCase):
 class TestHelpers(unittest.TestCase):
     def test_ext_readers(self):
         """The readers of ext tags the decoders keep raw: PRINCIPAL_NAME,
-        OWNER and ACCESS, PRINCIPAL_USAGE, OUTCOME and RECEIVER."""
+        OWNER and ACCESS, the cluster entries, PRINCIPAL_USAGE, OUTCOME
+        and RECEIVER."""
         by_name = {v["name"]: v for _, v in VECTORS}
 
         def decode(name):
@@ -135,6 +136,10 @@ class TestHelpers(unittest.TestCase):
         self.assertEqual(info.owner, (2, alice))
         self.assertEqual(info.access, [(6, "spiffe://example.org/*"), (2, "CN=ci,O=Example")])
         self.assertIsNone(decode("stat-reply").owner)
+        ci = decode("stat-reply-cluster").cluster
+        self.assertEqual((ci.cluster, ci.replicas, ci.stream_state, ci.stream),
+                         ("east", 3, "leader n1, 2/2 followers current", "PB_0123456789abcdef0123456789abcdef"))
+        self.assertIsNone(decode("stat-reply").cluster)
         (pu,) = decode("usage-reply-principal-bucket").principals
         self.assertEqual((pu.name, pu.used.mailboxes, pu.quota.connections), (alice, 2, 256))
         e = decode("call-timeout-in-progress")
