@@ -98,20 +98,14 @@ func (h *handler) doTopics(hd wire.Header, p []byte) {
 	var rep wire.TopicsReply
 	budget := c.b.cfg.MaxFrame - wire.HeaderSize - 64 // the reply must fit a frame
 	ps.mu.Lock()
-	for _, eng := range []*topic.Engine{ps.eng, ps.sys} {
-		for _, s := range eng.Subjects() {
-			if budget -= 2 + len(s.Pattern) + 24; budget < 0 {
-				break
-			}
-			rep.Subjects = append(rep.Subjects, wire.SubjectInfo{Pattern: []byte(s.Pattern), Subscribers: uint32(s.Subscribers),
-				Queues: uint32(s.QueueGroups), Delivered: s.Delivered, Dropped: s.Dropped})
+	for _, s := range ps.subjectsLocked() {
+		if budget -= 2 + len(s.Pattern) + 24; budget < 0 {
+			break
 		}
+		rep.Subjects = append(rep.Subjects, wire.SubjectInfo{Pattern: []byte(s.Pattern), Subscribers: uint32(s.Subscribers),
+			Queues: uint32(s.QueueGroups), Delivered: s.Delivered, Dropped: s.Dropped})
 	}
-	// The bindings are subscriptions too: leave their own entries out of
-	// the subjects when only bindings have the pattern.
-	bound := map[string]int{}
 	for _, bd := range ps.binds {
-		bound[bd.key.pattern]++
 		if budget -= 4 + len(bd.key.pattern) + len(bd.key.mailbox); budget >= 0 {
 			rep.Bindings = append(rep.Bindings, wire.BindingInfo{Pattern: []byte(bd.key.pattern), Mailbox: []byte(bd.key.mailbox)})
 		}
@@ -122,18 +116,30 @@ func (h *handler) doTopics(hd wire.Header, p []byte) {
 		}
 	}
 	ps.mu.Unlock()
-	subjects := rep.Subjects[:0]
-	for _, s := range rep.Subjects {
-		if n := bound[string(s.Pattern)]; n > 0 {
-			s.Subscribers -= uint32(min(int(s.Subscribers), n))
-			if s.Subscribers == 0 {
-				continue
-			}
-		}
-		subjects = append(subjects, s)
-	}
-	rep.Subjects = subjects
 	c.reply(replyHeader(hd, wire.OK), &rep)
+}
+
+// subjectsLocked is every pattern with subscriptions, the broker's own
+// ($SYS.) after the others, as TOPICS and Snapshot report them: the
+// bindings are subscriptions too, and their own are left out (a pattern
+// only bindings have is not listed). mu is held.
+func (ps *pubsub) subjectsLocked() []topic.SubjectStat {
+	bound := map[string]int{}
+	for _, bd := range ps.binds {
+		bound[bd.key.pattern]++
+	}
+	var out []topic.SubjectStat
+	for _, eng := range []*topic.Engine{ps.eng, ps.sys} {
+		for _, s := range eng.Subjects() {
+			if n := bound[s.Pattern]; n > 0 {
+				if s.Subscribers -= min(s.Subscribers, n); s.Subscribers == 0 {
+					continue
+				}
+			}
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // sysIdentity is the broker as the sender of its own events.

@@ -86,6 +86,20 @@ type Snapshot struct {
 	// mailbox, to the delivery after its record is on disk (see
 	// stats.delivered).
 	DeliveryLatency HistogramSnapshot
+	// Subjects is every subscribed pattern (as TOPICS lists them:
+	// bindings' own subscriptions left out), sorted, the broker's $SYS.
+	// ones last. A pattern's counters start again when its last
+	// subscription goes.
+	Subjects []SubjectStats
+}
+
+// SubjectStats are one subscribed pattern's subscriptions and counters.
+type SubjectStats struct {
+	Pattern     string
+	Subscribers int    // subscriptions with this pattern, queue members included
+	QueueGroups int    // distinct queue groups among them
+	Delivered   uint64 // events handed to the subscribers' connections
+	Dropped     uint64 // events dropped by the overflow policies (drop-oldest, drop-newest, disconnect)
 }
 
 // MailboxStats are one mailbox's state and counters since the broker
@@ -139,6 +153,16 @@ func (b *Broker) Snapshot() Snapshot {
 		s.Store = &StoreStats{DiskStats: ds, FsyncLatency: b.stats.fsync.Snapshot()}
 	}
 	s.DeliveryLatency = b.stats.delivery.Snapshot()
+	if ps := b.ps; ps != nil {
+		ps.mu.Lock()
+		subjects := ps.subjectsLocked()
+		ps.mu.Unlock()
+		s.Subjects = make([]SubjectStats, len(subjects))
+		for i, st := range subjects {
+			s.Subjects[i] = SubjectStats{Pattern: st.Pattern, Subscribers: st.Subscribers, QueueGroups: st.QueueGroups,
+				Delivered: st.Delivered, Dropped: st.Dropped}
+		}
+	}
 	return s
 }
 

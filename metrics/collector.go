@@ -66,6 +66,11 @@ var (
 	descStoreBatches  = desc("store_batches_total", "Group commits (batches of records) the store wrote.")
 	descStoreFailed   = desc("store_failed", "1 once the store refuses writes (a failed fsync or write), else 0.")
 	descFsyncLatency  = desc("store_fsync_duration_seconds", "Latency of the store's fdatasync calls.")
+
+	descSubscribers    = desc("subject_subscribers", "Subscriptions with the pattern, queue-group members included.", "pattern")
+	descSubjectQueues  = desc("subject_queue_groups", "Queue groups among the pattern's subscriptions.", "pattern")
+	descSubjectEvents  = desc("subject_delivered_events_total", "Events handed to the pattern's subscribers (restarts when its last subscription goes).", "pattern")
+	descSubjectDropped = desc("subject_dropped_events_total", "Events the pattern's subscriptions dropped by their overflow policy.", "pattern")
 )
 
 var allDescs = []*prometheus.Desc{
@@ -75,6 +80,7 @@ var allDescs = []*prometheus.Desc{
 	descUseConns, descUseBoxes, descUseBytes, descUseLeases, descQuotaConns, descQuotaBoxes, descQuotaBytes, descQuotaLeases,
 	descStoreSize, descStoreLive, descStoreSegments, descStoreFsyncs, descStoreRecords, descStoreBatches, descStoreFailed,
 	descFsyncLatency,
+	descSubscribers, descSubjectQueues, descSubjectEvents, descSubjectDropped,
 }
 
 // Describe sends every metric's description.
@@ -115,6 +121,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRedelivered, m.Redelivered, m.Name)
 		counter(descDead, m.DeadLettered, m.Name)
 		counter(descExpired, m.Expired, m.Name)
+	}
+
+	for i := range s.Subjects {
+		p := &s.Subjects[i]
+		gauge(descSubscribers, float64(p.Subscribers), p.Pattern)
+		gauge(descSubjectQueues, float64(p.QueueGroups), p.Pattern)
+		counter(descSubjectEvents, p.Delivered, p.Pattern)
+		counter(descSubjectDropped, p.Dropped, p.Pattern)
 	}
 
 	for i := range s.Usage {

@@ -14,7 +14,8 @@
 // them with their types, labels and meaning. Per-mailbox metrics have the
 // label mailbox (named mailboxes only: endpoints' private inboxes would
 // make a series per connection), per-account ones the label account
-// ("uid:1000", "principal:NAME" or "anonymous").
+// ("uid:1000", "principal:NAME" or "anonymous"), per-subject ones the
+// label pattern (each subscribed pattern).
 //
 // This is the only package of the module that imports
 // github.com/prometheus/client_golang.

@@ -233,3 +233,59 @@ func TestMetricNamesFollowConventions(t *testing.T) {
 		t.Errorf("only %d postbox_ families", seen)
 	}
 }
+
+// TestScrapeCountsSubjects: the subject metrics follow a real broker's
+// subscriptions: subscribers per pattern, events delivered, and the
+// drops of a drop-newest subscription that does not read; a bound
+// mailbox's own subscription is not counted.
+func TestScrapeCountsSubjects(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	srv := httptest.NewServer(metrics.Handler(b))
+	defer srv.Close()
+	url := srv.URL + "/metrics"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	pub, sc := b.Dial(t), b.Dial(t)
+	s1, err := sc.Subscribe(ctx, "orders.*", postbox.Buffer(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := sc.Subscribe(ctx, "orders.*", postbox.Queue("workers"), postbox.Buffer(2), postbox.WithPolicy(postbox.PolicyDropNewest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := pub.Create(ctx, "archive"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Bind(ctx, "audit.>", "archive"); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := pub.Publish(ctx, "orders.eu", []byte("o")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 { // s1 takes all five; s2 (not read) two, then drops
+		if _, err := s1.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := scrape(t, url)
+	for name, want := range map[string]float64{
+		"postbox_subject_subscribers":            2,
+		"postbox_subject_queue_groups":           1,
+		"postbox_subject_delivered_events_total": 7,
+		"postbox_subject_dropped_events_total":   3,
+	} {
+		if got := value(m, name, "pattern", "orders.*"); got != want {
+			t.Errorf("%s{pattern=orders.*} = %v, want %v", name, got, want)
+		}
+	}
+	if got := value(m, "postbox_subject_subscribers", "pattern", "audit.>"); got != -1 {
+		t.Errorf("the binding's pattern is listed: %v subscribers", got)
+	}
+}
