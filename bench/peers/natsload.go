@@ -47,11 +47,8 @@ func natsThroughput(ctx context.Context, url string, size int, d time.Duration) 
 	defer sc.Close()
 	subj := subject("tput")
 	var received atomic.Int64
-	sub, err := sc.Subscribe(subj, func(*nats.Msg) { received.Add(1) })
+	sub, err := natsSubscribe(sc, subj, &received)
 	if err != nil {
-		return result{}, err
-	}
-	if err := sub.SetPendingLimits(-1, 64<<20); err != nil {
 		return result{}, err
 	}
 	if err := sc.Flush(); err != nil { // the subscription is in place
@@ -100,6 +97,20 @@ func natsThroughput(ctx context.Context, url string, size int, d time.Duration) 
 	}
 	return result{rate: float64(got) / elapsed.Seconds(),
 		note: fmt.Sprintf("publisher held within %d messages of the subscriber", window)}, nil
+}
+
+// natsSubscribe subscribes sc to subj with a callback that counts into
+// count, and a pending limit (64 MiB) that no subscriber keeping up
+// reaches.
+func natsSubscribe(sc *nats.Conn, subj string, count *atomic.Int64) (*nats.Subscription, error) {
+	sub, err := sc.Subscribe(subj, func(*nats.Msg) { count.Add(1) })
+	if err != nil {
+		return nil, err
+	}
+	if err := sub.SetPendingLimits(-1, 64<<20); err != nil {
+		return nil, err
+	}
+	return sub, nil
 }
 
 // checkDropped fails if sub has dropped messages.

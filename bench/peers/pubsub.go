@@ -107,15 +107,115 @@ func measureFanOut(ctx context.Context, counts fanOutCounts, server int, d time.
 
 var pubsubSeq atomic.Uint64
 
+// postboxSubscribers is the subscriber side of a postbox pub/sub row:
+// clients, each with subscriptions whose goroutines count the events
+// into counts[the client's index]. A gap notice is kept as errDropped:
+// nothing may be lost.
+type postboxSubscribers struct {
+	sock    string
+	counts  fanOutCounts
+	gap     atomic.Value // the first gap notice seen, as an error
+	subs    []*postbox.Subscription
+	clients []*postbox.Client
+	wg      sync.WaitGroup
+}
+
+func newPostboxSubscribers(sock string, clients int) *postboxSubscribers {
+	return &postboxSubscribers{sock: sock, counts: make(fanOutCounts, clients)}
+}
+
+// dial connects the next subscriber client.
+func (ps *postboxSubscribers) dial(ctx context.Context) (*postbox.Client, error) {
+	c, err := postbox.Dial(ctx, postbox.WithSocket(ps.sock))
+	if err == nil {
+		ps.clients = append(ps.clients, c)
+	}
+	return c, err
+}
+
+// subscribe subscribes client i (c) to pattern with a buffer of buffer
+// events and starts the goroutine that counts its events.
+func (ps *postboxSubscribers) subscribe(ctx context.Context, i int, c *postbox.Client, pattern string, buffer int) error {
+	s, err := c.Subscribe(ctx, pattern, postbox.Buffer(buffer))
+	if err != nil {
+		return err
+	}
+	ps.subs = append(ps.subs, s)
+	ps.wg.Add(1)
+	go func() {
+		defer ps.wg.Done()
+		for {
+			ev, err := s.Next(context.Background())
+			if err != nil {
+				return // closed, or the connection ended
+			}
+			if ev.Gap || ev.Missed > 0 {
+				ps.gap.CompareAndSwap(nil, fmt.Errorf("%w: a postbox subscription of %q (client %d of %d) missed %d publications",
+					errDropped, pattern, i+1, len(ps.counts), ev.Missed))
+				continue
+			}
+			ps.counts[i].Add(1)
+		}
+	}()
+	return nil
+}
+
+// err is the first gap seen, or a subscription's missed count, as
+// errDropped; nil if nothing was lost.
+func (ps *postboxSubscribers) err() error {
+	if err, _ := ps.gap.Load().(error); err != nil {
+		return err
+	}
+	for _, s := range ps.subs {
+		if m := s.Missed(); m > 0 {
+			return fmt.Errorf("%w: a postbox subscription missed %d publications", errDropped, m)
+		}
+	}
+	return nil
+}
+
+// close ends the subscriptions, waits for their goroutines, and closes
+// the clients.
+func (ps *postboxSubscribers) close() {
+	for _, s := range ps.subs {
+		s.Close()
+	}
+	ps.wg.Wait()
+	for _, c := range ps.clients {
+		c.Close()
+	}
+}
+
+// publishUntil calls publish(0), publish(1), ... in a goroutine until
+// stop is closed or a call fails; wait returns that failure, or nil.
+func publishUntil(stop <-chan struct{}, publish func(i int) error) (wait func() error) {
+	errc := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				errc <- nil
+				return
+			default:
+			}
+			if err := publish(i); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	return func() error { return <-errc }
+}
+
 // postboxFanOut is `postbox bench`'s batched fan-out (benchFanOut): one
 // client publishes size-byte messages to a subject through a
 // TopicPublisher with window publications in flight (batched PUBLISH
 // frames, each answered by the broker), and n clients, each with one
 // subscription (buffer events, policy block: a publication waits in the
 // broker while a subscriber's buffer is full, and the subscriber returns
-// credit every buffer/4 events it takes) and a goroutine
-// calling Next, count the events. Nothing may be lost: a gap notice
-// fails the measurement with errDropped.
+// credit every buffer/4 events it takes) and a goroutine calling Next,
+// count the events. Nothing may be lost: a gap notice fails the
+// measurement with errDropped.
 func postboxFanOut(ctx context.Context, sock string, server, n, size, window, buffer int, d time.Duration) (result, error) {
 	pub, err := postbox.Dial(ctx, postbox.WithSocket(sock))
 	if err != nil {
@@ -123,66 +223,21 @@ func postboxFanOut(ctx context.Context, sock string, server, n, size, window, bu
 	}
 	defer pub.Close()
 	subj := fmt.Sprintf("peers.fanout.%d", pubsubSeq.Add(1))
-	counts := make(fanOutCounts, n)
-	var gap atomic.Value // the first gap notice seen, as an error
-	var subs []*postbox.Subscription
-	var clients []*postbox.Client
-	var wg sync.WaitGroup
-	defer func() {
-		for _, s := range subs {
-			s.Close()
-		}
-		wg.Wait()
-		for _, c := range clients {
-			c.Close()
-		}
-	}()
+	subs := newPostboxSubscribers(sock, n)
+	defer subs.close()
 	for i := range n {
-		c, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+		c, err := subs.dial(ctx)
 		if err != nil {
 			return result{}, err
 		}
-		clients = append(clients, c)
-		s, err := c.Subscribe(ctx, subj, postbox.Buffer(buffer))
-		if err != nil {
+		if err := subs.subscribe(ctx, i, c, subj, buffer); err != nil {
 			return result{}, err
 		}
-		subs = append(subs, s)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				ev, err := s.Next(context.Background())
-				if err != nil {
-					return // closed, or the connection ended
-				}
-				if ev.Gap || ev.Missed > 0 {
-					gap.CompareAndSwap(nil, fmt.Errorf("%w: postbox subscriber %d of %d missed %d publications", errDropped, i+1, n, ev.Missed))
-					continue
-				}
-				counts[i].Add(1)
-			}
-		}()
 	}
 	tp := pub.Publisher(subj, window)
 	body := make([]byte, size)
-	fo, err := measureFanOut(ctx, counts, server, d, func(stop <-chan struct{}) func() error {
-		errc := make(chan error, 1)
-		go func() {
-			for {
-				select {
-				case <-stop:
-					errc <- nil
-					return
-				default:
-				}
-				if err := tp.Publish(ctx, body); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-		return func() error { return <-errc }
+	fo, err := measureFanOut(ctx, subs.counts, server, d, func(stop <-chan struct{}) func() error {
+		return publishUntil(stop, func(int) error { return tp.Publish(ctx, body) })
 	})
 	if err != nil {
 		return result{}, err
@@ -190,16 +245,39 @@ func postboxFanOut(ctx context.Context, sock string, server, n, size, window, bu
 	if err := tp.Close(ctx); err != nil {
 		return result{}, err
 	}
-	if err, _ := gap.Load().(error); err != nil {
+	if err := subs.err(); err != nil {
 		return result{}, err
-	}
-	for i, s := range subs {
-		if m := s.Missed(); m > 0 {
-			return result{}, fmt.Errorf("%w: postbox subscriber %d of %d missed %d publications", errDropped, i+1, n, m)
-		}
 	}
 	return result{rate: fo.rate, note: fmt.Sprintf("Client.Publisher window %d, %.0f publications a frame; %s",
 		window, float64(tp.Sent())/float64(max(tp.Frames(), 1)), fo.cpu())}, nil
+}
+
+// natsPublishHeld calls publish(0), publish(1), ... in a goroutine until
+// stop is closed or a call fails, keeping the sent ones within window
+// of the slowest count (NATS core has no flow control); wait returns
+// the failure, or nil.
+func natsPublishHeld(stop <-chan struct{}, counts fanOutCounts, window int64, publish func(sent int64) error) (wait func() error) {
+	var halt atomic.Bool
+	go func() { <-stop; halt.Store(true) }()
+	errc := make(chan error, 1)
+	go func() {
+		var sent int64
+		least := counts.least() // of the slowest subscriber, refreshed when the bound looks reached
+		for !halt.Load() {
+			for sent-least > window && !halt.Load() {
+				if least = counts.least(); sent-least > window {
+					time.Sleep(20 * time.Microsecond)
+				}
+			}
+			if err := publish(sent); err != nil {
+				errc <- err
+				return
+			}
+			sent++
+		}
+		errc <- nil
+	}()
+	return func() error { return <-errc }
 }
 
 // natsFanOut is postboxFanOut against NATS core: one publisher
@@ -222,11 +300,8 @@ func natsFanOut(ctx context.Context, url string, server, n, size int, d time.Dur
 			return result{}, err
 		}
 		defer sc.Close()
-		sub, err := sc.Subscribe(subj, func(*nats.Msg) { counts[i].Add(1) })
+		sub, err := natsSubscribe(sc, subj, &counts[i])
 		if err != nil {
-			return result{}, err
-		}
-		if err := sub.SetPendingLimits(-1, 64<<20); err != nil {
 			return result{}, err
 		}
 		if err := sc.Flush(); err != nil { // the subscription is in place
@@ -237,27 +312,7 @@ func natsFanOut(ctx context.Context, url string, server, n, size int, d time.Dur
 	window := int64(natsWindowBytes / size)
 	body := make([]byte, size)
 	fo, err := measureFanOut(ctx, counts, server, d, func(stop <-chan struct{}) func() error {
-		var halt atomic.Bool
-		go func() { <-stop; halt.Store(true) }()
-		errc := make(chan error, 1)
-		go func() {
-			var sent int64
-			least := counts.least() // of the slowest subscriber, refreshed when the bound looks reached
-			for !halt.Load() {
-				for sent-least > window && !halt.Load() {
-					if least = counts.least(); sent-least > window {
-						time.Sleep(20 * time.Microsecond)
-					}
-				}
-				if err := pc.Publish(subj, body); err != nil {
-					errc <- err
-					return
-				}
-				sent++
-			}
-			errc <- nil
-		}()
-		return func() error { return <-errc }
+		return natsPublishHeld(stop, counts, window, func(int64) error { return pc.Publish(subj, body) })
 	})
 	if err != nil {
 		return result{}, err

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,69 +56,24 @@ func postboxWildcard(ctx context.Context, sock string, server, window, buffer in
 	}
 	defer pub.Close()
 	prefix := fmt.Sprintf("peers.w%d", pubsubSeq.Add(1))
-	counts := make(fanOutCounts, wildcardConns)
-	var gap atomic.Value
-	var subs []*postbox.Subscription
-	var clients []*postbox.Client
-	var wg sync.WaitGroup
-	defer func() {
-		for _, s := range subs {
-			s.Close()
-		}
-		wg.Wait()
-		for _, c := range clients {
-			c.Close()
-		}
-	}()
+	subs := newPostboxSubscribers(sock, wildcardConns)
+	defer subs.close()
 	for i := range wildcardConns {
-		c, err := postbox.Dial(ctx, postbox.WithSocket(sock))
+		c, err := subs.dial(ctx)
 		if err != nil {
 			return result{}, err
 		}
-		clients = append(clients, c)
 		for g := range wildcardGroups {
-			s, err := c.Subscribe(ctx, wildcardPattern(prefix, i, g), postbox.Buffer(buffer))
-			if err != nil {
+			if err := subs.subscribe(ctx, i, c, wildcardPattern(prefix, i, g), buffer); err != nil {
 				return result{}, err
 			}
-			subs = append(subs, s)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					ev, err := s.Next(context.Background())
-					if err != nil {
-						return
-					}
-					if ev.Gap || ev.Missed > 0 {
-						gap.CompareAndSwap(nil, fmt.Errorf("%w: a postbox subscription missed %d publications", errDropped, ev.Missed))
-						continue
-					}
-					counts[i].Add(1)
-				}
-			}()
 		}
 	}
 	subjects := wildcardSubjects(prefix)
 	tp := pub.Publisher(subjects[0], window)
 	body := make([]byte, wildcardSize)
-	fo, err := measureFanOut(ctx, counts, server, d, func(stop <-chan struct{}) func() error {
-		errc := make(chan error, 1)
-		go func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					errc <- nil
-					return
-				default:
-				}
-				if err := tp.PublishTo(ctx, subjects[i%wildcardGroups], body); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-		return func() error { return <-errc }
+	fo, err := measureFanOut(ctx, subs.counts, server, d, func(stop <-chan struct{}) func() error {
+		return publishUntil(stop, func(i int) error { return tp.PublishTo(ctx, subjects[i%wildcardGroups], body) })
 	})
 	if err != nil {
 		return result{}, err
@@ -128,7 +81,7 @@ func postboxWildcard(ctx context.Context, sock string, server, window, buffer in
 	if err := tp.Close(ctx); err != nil {
 		return result{}, err
 	}
-	if err, _ := gap.Load().(error); err != nil {
+	if err := subs.err(); err != nil {
 		return result{}, err
 	}
 	return result{rate: fo.rate, note: fmt.Sprintf("TopicPublisher.PublishTo round %d subjects, window %d, %.0f publications a frame; %s",
@@ -155,11 +108,8 @@ func natsWildcard(ctx context.Context, url string, server int, d time.Duration) 
 		}
 		defer sc.Close()
 		for g := range wildcardGroups {
-			sub, err := sc.Subscribe(wildcardPattern(prefix, i, g), func(*nats.Msg) { counts[i].Add(1) })
+			sub, err := natsSubscribe(sc, wildcardPattern(prefix, i, g), &counts[i])
 			if err != nil {
-				return result{}, err
-			}
-			if err := sub.SetPendingLimits(-1, 64<<20); err != nil {
 				return result{}, err
 			}
 			subs = append(subs, sub)
@@ -172,27 +122,7 @@ func natsWildcard(ctx context.Context, url string, server int, d time.Duration) 
 	window := int64(natsWindowBytes / wildcardSize)
 	body := make([]byte, wildcardSize)
 	fo, err := measureFanOut(ctx, counts, server, d, func(stop <-chan struct{}) func() error {
-		var halt atomic.Bool
-		go func() { <-stop; halt.Store(true) }()
-		errc := make(chan error, 1)
-		go func() {
-			var sent int64
-			least := counts.least()
-			for !halt.Load() {
-				for sent-least > window && !halt.Load() {
-					if least = counts.least(); sent-least > window {
-						time.Sleep(20 * time.Microsecond)
-					}
-				}
-				if err := pc.Publish(subjects[sent%wildcardGroups], body); err != nil {
-					errc <- err
-					return
-				}
-				sent++
-			}
-			errc <- nil
-		}()
-		return func() error { return <-errc }
+		return natsPublishHeld(stop, counts, window, func(sent int64) error { return pc.Publish(subjects[sent%wildcardGroups], body) })
 	})
 	if err != nil {
 		return result{}, err
