@@ -182,7 +182,10 @@ type Event struct {
 	Body   []byte
 	// Missed is how many publications this subscription dropped (its
 	// buffer was full) just before this one: a gap notice. An Event with
-	// Gap set carries nothing else.
+	// Gap set carries nothing else. A reconnecting client's subscription
+	// (WithReconnect) returns one with Gap set and Missed 0 after each
+	// reconnect: publications made while it was disconnected did not
+	// reach it, and how many is not known.
 	Missed uint64
 	Gap    bool
 

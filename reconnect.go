@@ -46,6 +46,18 @@ import (
 //     connection has a new endpoint id and inbox (Identity, Inbox), to
 //     which new Calls ask for their replies. A Call in flight fails as
 //     above.
+//   - Subscriptions resume: each open Subscription subscribes again on
+//     the new connection with its pattern, queue group, buffer, policy
+//     and filters, and Next goes on returning events. Publications made
+//     while the client was disconnected are not delivered to it (pub/sub
+//     keeps nothing for a subscriber that is not there: bind the pattern
+//     to a mailbox for that), so the first event after a reconnect is a
+//     gap notice (Gap set) with Missed 0: how many were missed is not
+//     known. Events received before the break are still returned first.
+//     A subscription the broker refuses on the new connection (a claim
+//     now denies it) ends with that error.
+//   - Watches do not resume: a Watcher ends (ErrWatchEnded) with its
+//     connection; watch again from OnReconnect.
 //   - A Publisher does not resume: its messages in flight have an unknown
 //     outcome, and it fails (ErrUnknownOutcome) from then on; make a new
 //     one. Shared-memory channels do not resume either (their
@@ -112,7 +124,7 @@ type reconnector struct {
 	mu        sync.Mutex    // guards changed, err, consumers, closing
 	changed   chan struct{} // closed (and replaced) whenever the link changes or the client stops
 	err       error         // why the client stopped for good
-	consumers map[*Consumer]struct{}
+	consumers map[resumable]struct{}
 	closing   bool
 	done      chan struct{} // closed when the client stopped for good
 	closeOnce sync.Once
@@ -130,7 +142,15 @@ func newReconnector(p ReconnectPolicy, o dialOptions) *reconnector {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &reconnector{p: p, o: o, ctx: ctx, cancel: cancel, changed: make(chan struct{}),
-		consumers: make(map[*Consumer]struct{}), done: make(chan struct{})}
+		consumers: make(map[resumable]struct{}), done: make(chan struct{})}
+}
+
+// resumable is a stream a reconnect re-establishes on the new connection
+// (a Consumer, a Subscription): reopen does it, end ends it for good
+// when the client stops.
+type resumable interface {
+	reopen(*link)
+	end(error)
 }
 
 func (r *reconnector) start(c *Client) {
@@ -160,7 +180,7 @@ func (r *reconnector) run(c *Client) {
 		r.mu.Lock()
 		close(r.changed)
 		r.changed = make(chan struct{})
-		cons := make([]*Consumer, 0, len(r.consumers))
+		cons := make([]resumable, 0, len(r.consumers))
 		for cn := range r.consumers {
 			cons = append(cons, cn)
 		}
@@ -243,7 +263,7 @@ func (r *reconnector) stop(c *Client, err error) {
 		r.changed = make(chan struct{})
 	}
 	cons := r.consumers
-	r.consumers = map[*Consumer]struct{}{}
+	r.consumers = map[resumable]struct{}{}
 	r.mu.Unlock()
 	for cn := range cons {
 		cn.end(err)
@@ -270,9 +290,9 @@ func (r *reconnector) close(c *Client) {
 	r.stop(c, ErrClosed)
 }
 
-// track registers a consumer to resume after reconnects; it reports false
-// if the client has stopped.
-func (r *reconnector) track(cn *Consumer) bool {
+// track registers a consumer or subscription to resume after reconnects;
+// it reports false if the client has stopped.
+func (r *reconnector) track(cn resumable) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
@@ -282,8 +302,8 @@ func (r *reconnector) track(cn *Consumer) bool {
 	return true
 }
 
-// untrack forgets an ended consumer.
-func (r *reconnector) untrack(cn *Consumer) {
+// untrack forgets an ended consumer or subscription.
+func (r *reconnector) untrack(cn resumable) {
 	r.mu.Lock()
 	delete(r.consumers, cn)
 	r.mu.Unlock()

@@ -3,7 +3,9 @@ package postbox_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -129,4 +131,123 @@ func TestReconnectCarriesManualCreditOver(t *testing.T) {
 		t.Fatalf("after Credit(1) on the new connection: %v", err)
 	}
 	noMore(t, ctx, cons)
+}
+
+// TestReconnectResumesSubscriptions: a reconnecting client's
+// subscriptions (a plain one with a header filter, a queue-group member)
+// subscribe again after the network breaks: the events received before
+// the break come first, then a gap notice (Missed 0: what was published
+// meanwhile is unknown), then new publications, filtered as before; a
+// closed subscription is not resumed.
+func TestReconnectResumesSubscriptions(t *testing.T) {
+	testbroker.CheckGoroutines(t)
+	b := testbroker.Start(t, nil)
+	p := startStallingProxy(t, b.ServeTCP(t))
+	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
+	defer cancel()
+	reconnected := make(chan postbox.Identity, 1)
+	var d net.Dialer
+	c, err := postbox.Dial(ctx,
+		postbox.WithDialer(func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", p.addr) }),
+		postbox.WithReconnect(postbox.ReconnectPolicy{Backoff: 10 * time.Millisecond,
+			OnReconnect: func(id postbox.Identity) { reconnected <- id }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pub := b.Dial(t) // on the Unix socket, unaffected
+	eu, err := c.Subscribe(ctx, "orders.*", postbox.FilterHeader("region", "eu"), postbox.Buffer(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eu.Close()
+	member, err := c.Subscribe(ctx, "jobs.>", postbox.Queue("workers"), postbox.Buffer(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	gone, err := c.Subscribe(ctx, "gone.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(subject, body, region string) {
+		t.Helper()
+		if _, err := pub.Publish(ctx, subject, []byte(body), postbox.WithHeader("region", region)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("orders.new", "before", "eu")
+	publish("orders.new", "us before", "us")
+	// The broker queued "before" on c's connection when it was published;
+	// a ping's reply comes after it, so "before" is in c's hands.
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := gone.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p.cut()
+	select {
+	case <-reconnected:
+	case <-time.After(testbroker.HangGuard):
+		t.Fatal("no reconnect")
+	}
+	next := func(s *postbox.Subscription) *postbox.Event {
+		t.Helper()
+		ev, err := s.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	if ev := next(eu); ev.Gap || string(ev.Body) != "before" {
+		t.Fatalf("first event: %+v, want \"before\", received before the break", ev)
+	}
+	if ev := next(eu); !ev.Gap || ev.Missed != 0 {
+		t.Fatalf("after the break: %+v, want a gap notice with Missed 0", ev)
+	}
+	if ev := next(member); !ev.Gap {
+		t.Fatalf("queue member after the break: %+v, want a gap notice", ev)
+	}
+	// Subscribed again on the broker: two patterns (gone.x stayed closed).
+	waitSubscribers(t, ctx, pub, map[string]int{"orders.*": 1, "jobs.>": 1})
+	publish("orders.new", "us after", "us")
+	publish("orders.new", "after", "eu")
+	if ev := next(eu); ev.Gap || string(ev.Body) != "after" || ev.Subject != "orders.new" {
+		t.Fatalf("resumed: %+v, want \"after\" (the filter holds)", ev)
+	}
+	for i := range 5 { // more than its buffer: credit flows on the new stream
+		publish("jobs.a", strconv.Itoa(i), "")
+		if ev := next(member); string(ev.Body) != strconv.Itoa(i) {
+			t.Fatalf("queue member, event %d: %+v", i, ev)
+		}
+	}
+	if _, err := gone.Next(ctx); !errors.Is(err, postbox.ErrCanceled) {
+		t.Fatalf("closed subscription after the reconnect: %v, want ErrCanceled", err)
+	}
+}
+
+// waitSubscribers waits until the broker lists exactly want (pattern →
+// subscribers) among its subjects.
+func waitSubscribers(t *testing.T, ctx context.Context, c *postbox.Client, want map[string]int) {
+	t.Helper()
+	for {
+		ti, err := c.Topics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, s := range ti.Subjects {
+			got[s.Pattern] = s.Subscribers
+		}
+		if maps.Equal(got, want) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("subjects %v, want %v", got, want)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }

@@ -94,16 +94,18 @@ func FilterHeaderPresent(key string) SubscribeOption {
 // it ends when the connection does (with WithReconnect too).
 type Subscription struct {
 	c       *Client
-	lk      *link
-	id      uint64
 	pattern string
 	buffer  uint32
+	req     wire.Subscribe // what a reconnect subscribes again with
 
-	mu      sync.Mutex // guards queue, qhead, err, granted, missed, closed
-	queue   []*Event   // received, not yet taken: queue[qhead:]
+	mu      sync.Mutex // guards lk, id, queue, qhead, err, granted, stale, missed, closed
+	lk      *link      // the stream's connection, and its request id there
+	id      uint64
+	queue   []*Event // received, not yet taken: queue[qhead:]
 	qhead   int
 	err     error // why the stream ended; nil while it runs
 	granted uint32
+	stale   int // queued events of an earlier connection's stream: taken, they credit nothing
 	missed  uint64
 	closed  bool
 	ready   chan struct{} // signalled when queue grows or the stream ends
@@ -136,29 +138,75 @@ func (c *Client) Subscribe(ctx context.Context, pattern string, opts ...Subscrib
 		op(&o)
 	}
 	s := &Subscription{c: c, pattern: pattern, buffer: o.buffer, ready: make(chan struct{}, 1),
-		ended: make(chan struct{}), stop: make(chan struct{}), pumped: make(chan struct{})}
-	lk := c.link()
-	s.chunks = &lk.events
-	id, err := lk.m.OpenStream((*subStream)(s))
-	if err != nil {
-		return nil, fmt.Errorf("subscribe %q: %w", pattern, err)
+		ended: make(chan struct{}), stop: make(chan struct{}), pumped: make(chan struct{}),
+		req: wire.Subscribe{Pattern: []byte(pattern), Queue: []byte(o.queue), Buffer: o.buffer, Policy: uint8(o.policy),
+			Ext: wire.AppendFilter(nil, &o.filter)}}
+	if c.rc != nil && !c.rc.track(s) {
+		return nil, c.rc.stopErr()
 	}
-	s.lk, s.id = lk, id
-	req := wire.Subscribe{Pattern: []byte(pattern), Queue: []byte(o.queue), Buffer: o.buffer, Policy: uint8(o.policy),
-		Ext: wire.AppendFilter(nil, &o.filter)}
-	lk.m.Post(false, wire.Header{Op: wire.OpSubscribe, Request: id}, req.Append)
+	for {
+		lk := c.link()
+		s.mu.Lock()
+		var err error
+		if s.lk != lk { // else a reconnect reopened it there already
+			err = s.openLocked(lk)
+		}
+		s.mu.Unlock()
+		if err == nil {
+			break
+		}
+		if c.rc == nil {
+			return nil, fmt.Errorf("subscribe %q: %w", pattern, err)
+		}
+		if err := c.rc.awaitNext(ctx, c, lk, fmt.Sprintf("subscribe %q", pattern)); err != nil {
+			c.rc.untrack(s)
+			return nil, err
+		}
+	}
 	// A refused SUBSCRIBE ends at once; a PING orders after it.
 	if err := c.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.mu.Lock()
-	err = s.err
+	err := s.err
 	s.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %q: %w", pattern, err)
 	}
 	return s, nil
+}
+
+// openLocked starts the subscription's stream on lk: a SUBSCRIBE with a
+// new request id and a whole buffer of credit. s.mu is held; the
+// connection's event chunks are set before the stream can get a push.
+func (s *Subscription) openLocked(lk *link) error {
+	s.chunks = &lk.events
+	id, err := lk.m.OpenStream((*subStream)(s))
+	if err != nil {
+		return err
+	}
+	s.lk, s.id, s.granted = lk, id, 0
+	lk.m.Post(false, wire.Header{Op: wire.OpSubscribe, Request: id}, s.req.Append)
+	return nil
+}
+
+// reopen subscribes again on a new connection after a reconnect
+// (reconnect.go), unless the subscription was closed or ended meanwhile,
+// and queues the gap notice that says publications may have been missed.
+// A refusal ends the stream as any SUBSCRIBE reply does.
+func (s *Subscription) reopen(lk *link) {
+	s.mu.Lock()
+	if s.closed || s.err != nil || s.lk == lk {
+		s.mu.Unlock()
+		return
+	}
+	s.stale = len(s.queue) - s.qhead
+	s.queue = append(s.queue, &Event{Gap: true})
+	s.stale++
+	s.openLocked(lk) // a connection lost again: the next reconnect reopens it
+	s.mu.Unlock()
+	s.signal()
 }
 
 // eventChunks are the chunks a connection's events and their small
@@ -254,7 +302,16 @@ func (st *subStream) Push(hd wire.Header, p []byte) {
 }
 
 func (st *subStream) End(hd wire.Header, p []byte) { (*Subscription)(st).end(replyError(hd.Status, p)) }
-func (st *subStream) Stopped(err error)            { (*Subscription)(st).end(err) }
+
+// Stopped: the connection stopped. A reconnecting client subscribes
+// again on its next connection instead of ending the subscription.
+func (st *subStream) Stopped(err error) {
+	s := (*Subscription)(st)
+	if s.c.rc != nil && s.c.rc.resumes() {
+		return
+	}
+	s.end(err)
+}
 
 func (s *Subscription) signal() {
 	select {
@@ -265,11 +322,15 @@ func (s *Subscription) signal() {
 
 func (s *Subscription) end(err error) {
 	s.mu.Lock()
-	if s.err == nil {
+	first := s.err == nil
+	if first {
 		s.err = err
 		close(s.ended)
 	}
 	s.mu.Unlock()
+	if first && s.c.rc != nil {
+		s.c.rc.untrack(s)
+	}
 	s.signal()
 }
 
@@ -290,13 +351,17 @@ func (s *Subscription) Next(ctx context.Context) (*Event, error) {
 			// The broker hands out at most a window of events before
 			// credit comes back: Buffer, or half of it under
 			// PolicyDropOldest. A quarter of Buffer is below either.
-			if s.granted++; s.granted >= max(1, s.buffer/4) && s.err == nil && !s.closed {
+			// Events of an earlier connection's stream credit nothing.
+			if s.stale > 0 {
+				s.stale--
+			} else if s.granted++; s.granted >= max(1, s.buffer/4) && s.err == nil && !s.closed {
 				grant, s.granted = s.granted, 0
 			}
+			lk, id := s.lk, s.id
 			s.mu.Unlock()
 			if grant > 0 {
 				cr := wire.Credit{N: grant}
-				s.lk.m.Post(false, wire.Header{Op: wire.OpCredit, Request: s.id}, cr.Append)
+				lk.m.Post(false, wire.Header{Op: wire.OpCredit, Request: id}, cr.Append)
 			}
 			return ev, nil
 		}
@@ -371,16 +436,17 @@ func (s *Subscription) Close() error {
 	s.mu.Lock()
 	first := !s.closed
 	s.closed = true
+	lk, id := s.lk, s.id
 	s.mu.Unlock()
 	if first {
 		close(s.stop)
-		s.lk.m.Post(true, wire.Header{Op: wire.OpCancel, Flags: wire.FlagUrgent, Request: s.id}, nil)
+		lk.m.Post(true, wire.Header{Op: wire.OpCancel, Flags: wire.FlagUrgent, Request: id}, nil)
 	}
 	var err error
 	t := time.NewTimer(max(s.c.grace, time.Second))
 	select {
 	case <-s.ended:
-	case <-s.lk.m.Done():
+	case <-lk.m.Done():
 	case <-t.C:
 		err = fmt.Errorf("%w: subscription %q closed before the broker confirmed", ErrCanceled, s.pattern)
 	}
