@@ -90,8 +90,10 @@ func FilterHeaderPresent(key string) SubscribeOption {
 
 // Subscription is a stream of events from the publications matching one
 // pattern. Next is meant for one goroutine at a time (or use Events);
-// Close may be called from any. A subscription lives on one connection:
-// it ends when the connection does (with WithReconnect too).
+// Close may be called from any. It ends when its connection does, unless
+// the client reconnects (WithReconnect): then it subscribes again on the
+// new connection, and a gap notice (Gap, Missed 0) marks the break
+// (reconnect.go).
 type Subscription struct {
 	c       *Client
 	pattern string
@@ -197,7 +199,7 @@ func (s *Subscription) openLocked(lk *link) error {
 // A refusal ends the stream as any SUBSCRIBE reply does.
 func (s *Subscription) reopen(lk *link) {
 	s.mu.Lock()
-	if s.closed || s.err != nil || s.lk == lk {
+	if s.closed || s.err != nil || s.lk == lk || s.lk == nil { // nil: Subscribe has yet to open it, and will
 		s.mu.Unlock()
 		return
 	}
