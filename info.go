@@ -38,7 +38,7 @@ type BrokerInfo struct {
 
 // BrokerListener is one address a broker accepts connections on.
 type BrokerListener struct {
-	Network string `json:"network"` // "unix" or "tcp" (also for TLS)
+	Network string `json:"network"` // "unix", "tcp" (plain, loopback only) or "tls"
 	Address string `json:"address"` // a socket path, or host:port
 }
 

@@ -15,8 +15,8 @@ import (
 // and at most wire.MaxBatch messages), so a pipelined producer spends a
 // fraction of a frame, and of a broker reply, per message (Sent/Frames).
 // Besides the window, a Send waits while 2 MiB of messages are encoded
-// and not yet written to the socket, so large messages do not pile up in
-// memory ahead of the connection. A send that fails makes the Publisher fail: that error is returned by
+// and not yet taken by the connection's writer, so large messages do not
+// pile up in memory ahead of the connection. A send that fails makes the Publisher fail: that error is returned by
 // the next Send and by Flush, and no further sends are made. Its methods
 // are safe for concurrent use.
 //
@@ -74,7 +74,7 @@ func (m *Mailbox) Publisher(window int, opts ...PublisherOption) *Publisher {
 }
 
 // Send queues body. It waits while the window is full, or 2 MiB of
-// messages are encoded and not yet written, until ctx ends
+// messages are encoded and not yet taken by the writer, until ctx ends
 // (then nothing is sent, and the error matches ErrTimeout at a deadline).
 // It returns the error of an earlier send, if one failed. body may be
 // reused when Send returns (it is copied).

@@ -77,7 +77,7 @@ func (c *Client) Publisher(subject string, window int, opts ...PublishOption) *T
 }
 
 // Publish queues body. It waits while the window is full, or 2 MiB of
-// publications are encoded and not yet written, until ctx ends
+// publications are encoded and not yet taken by the writer, until ctx ends
 // (then nothing is published, and the error matches ErrTimeout at a
 // deadline). It returns the error of an earlier publication, if one
 // failed. body may be reused when Publish returns (it is copied).

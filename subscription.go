@@ -203,10 +203,14 @@ func (s *Subscription) reopen(lk *link) {
 		s.mu.Unlock()
 		return
 	}
-	s.stale = len(s.queue) - s.qhead
+	if s.openLocked(lk) != nil { // a connection lost again: the next reconnect reopens it
+		s.mu.Unlock()
+		return
+	}
+	// The gap notice, after what came before the break; none of those
+	// queued credits the new stream.
 	s.queue = append(s.queue, &Event{Gap: true})
-	s.stale++
-	s.openLocked(lk) // a connection lost again: the next reconnect reopens it
+	s.stale = len(s.queue) - s.qhead
 	s.mu.Unlock()
 	s.signal()
 }

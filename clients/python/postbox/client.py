@@ -1238,12 +1238,12 @@ def connect(
         if addr.scheme == "tls" and ctx is None:
             raise ValueError("a tls:// url needs ssl_context or tls_cert/tls_key/tls_ca")
 
-    def dial() -> tuple:
+    def dial(t: Optional[float]) -> tuple:
         if socket_path is not None:
-            return _tr.dial_unix(socket_path, timeout), f"unix://{socket_path}"
+            return _tr.dial_unix(socket_path, t), f"unix://{socket_path}"
         if addr is not None:
-            return _tr.dial(addr, timeout, ctx, server_hostname), str(addr)
-        s, path = _tr.dial_defaults(timeout)
+            return _tr.dial(addr, t, ctx, server_hostname), str(addr)
+        s, path = _tr.dial_defaults(t)
         return s, f"unix://{path}"
 
     # A broker closes a connection past its bound of connections still in
@@ -1251,13 +1251,16 @@ def connect(
     # restarting closes it too: as the Go client does, try again after a
     # pause that doubles, for at most _HANDSHAKE_RETRY_BUDGET (and
     # ``timeout``) in all. Any other failure is raised at once.
+    start = time.monotonic()
     budget = _HANDSHAKE_RETRY_BUDGET if timeout is None else min(timeout, _HANDSHAKE_RETRY_BUDGET)
-    deadline = time.monotonic() + budget
+    deadline = start + budget
     pause = _HANDSHAKE_RETRY_FIRST
     while True:
-        stream, where = dial()
+        # Each attempt gets what is left of timeout: it bounds them all.
+        left = None if timeout is None else max(start + timeout - time.monotonic(), 0.001)
+        stream, where = dial(left)
         try:
-            return Client(stream, name=name, session=session, address=where, handshake_timeout=timeout)
+            return Client(stream, name=name, session=session, address=where, handshake_timeout=left)
         except (ConnectionLostError, ConnectionResetError, BrokenPipeError):
             if time.monotonic() + pause > deadline:
                 raise
