@@ -23,16 +23,7 @@ func TestReconnectOverTCPAfterTheNetworkBreaks(t *testing.T) {
 	p := startStallingProxy(t, b.ServeTCP(t))
 	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
 	defer cancel()
-	reconnected := make(chan postbox.Identity, 1)
-	var d net.Dialer
-	c, err := postbox.Dial(ctx,
-		postbox.WithDialer(func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", p.addr) }),
-		postbox.WithReconnect(postbox.ReconnectPolicy{Backoff: 10 * time.Millisecond,
-			OnReconnect: func(id postbox.Identity) { reconnected <- id }}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, reconnected := dialReconnecting(t, ctx, p.addr)
 	local := b.Dial(t) // a sender on the Unix socket, unaffected
 	jobs, err := local.Create(ctx, "jobs", postbox.Mode(0o666))
 	if err != nil {
@@ -53,12 +44,7 @@ func TestReconnectOverTCPAfterTheNetworkBreaks(t *testing.T) {
 	old := c.Identity()
 
 	p.cut()
-	var id postbox.Identity
-	select {
-	case id = <-reconnected:
-	case <-time.After(testbroker.HangGuard):
-		t.Fatal("no reconnect")
-	}
+	id := awaitReconnect(t, reconnected)
 	if id.Endpoint == old.Endpoint || c.Inbox().Name() == postbox.InboxName(old.Endpoint) {
 		t.Fatalf("same endpoint %d after reconnecting", id.Endpoint)
 	}
@@ -89,16 +75,7 @@ func TestReconnectCarriesManualCreditOver(t *testing.T) {
 	p := startStallingProxy(t, b.ServeTCP(t))
 	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
 	defer cancel()
-	reconnected := make(chan postbox.Identity, 1)
-	var d net.Dialer
-	c, err := postbox.Dial(ctx,
-		postbox.WithDialer(func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", p.addr) }),
-		postbox.WithReconnect(postbox.ReconnectPolicy{Backoff: 10 * time.Millisecond,
-			OnReconnect: func(id postbox.Identity) { reconnected <- id }}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, reconnected := dialReconnecting(t, ctx, p.addr)
 	local := b.Dial(t)
 	jobs, err := local.Create(ctx, "jobs", postbox.Mode(0o666))
 	if err != nil {
@@ -120,11 +97,7 @@ func TestReconnectCarriesManualCreditOver(t *testing.T) {
 		}
 	}
 	p.cut()
-	select {
-	case <-reconnected:
-	case <-time.After(testbroker.HangGuard):
-		t.Fatal("no reconnect")
-	}
+	awaitReconnect(t, reconnected)
 	noMore(t, ctx, cons) // the window was used up before the break
 	cons.Credit(1)
 	if _, err := cons.Next(ctx); err != nil {
@@ -145,16 +118,7 @@ func TestReconnectResumesSubscriptions(t *testing.T) {
 	p := startStallingProxy(t, b.ServeTCP(t))
 	ctx, cancel := context.WithTimeout(context.Background(), testbroker.HangGuard)
 	defer cancel()
-	reconnected := make(chan postbox.Identity, 1)
-	var d net.Dialer
-	c, err := postbox.Dial(ctx,
-		postbox.WithDialer(func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", p.addr) }),
-		postbox.WithReconnect(postbox.ReconnectPolicy{Backoff: 10 * time.Millisecond,
-			OnReconnect: func(id postbox.Identity) { reconnected <- id }}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, reconnected := dialReconnecting(t, ctx, p.addr)
 	pub := b.Dial(t) // on the Unix socket, unaffected
 	eu, err := c.Subscribe(ctx, "orders.*", postbox.FilterHeader("region", "eu"), postbox.Buffer(8))
 	if err != nil {
@@ -188,11 +152,7 @@ func TestReconnectResumesSubscriptions(t *testing.T) {
 	}
 
 	p.cut()
-	select {
-	case <-reconnected:
-	case <-time.After(testbroker.HangGuard):
-		t.Fatal("no reconnect")
-	}
+	awaitReconnect(t, reconnected)
 	next := func(s *postbox.Subscription) *postbox.Event {
 		t.Helper()
 		ev, err := s.Next(ctx)
@@ -250,4 +210,34 @@ func waitSubscribers(t *testing.T, ctx context.Context, c *postbox.Client, want 
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// dialReconnecting dials addr over TCP with a reconnect policy that
+// retries every 10 ms; each reconnect's identity goes to the channel.
+// The client is closed when the test ends.
+func dialReconnecting(t *testing.T, ctx context.Context, addr string) (*postbox.Client, <-chan postbox.Identity) {
+	t.Helper()
+	reconnected := make(chan postbox.Identity, 1)
+	var d net.Dialer
+	c, err := postbox.Dial(ctx,
+		postbox.WithDialer(func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }),
+		postbox.WithReconnect(postbox.ReconnectPolicy{Backoff: 10 * time.Millisecond,
+			OnReconnect: func(id postbox.Identity) { reconnected <- id }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, reconnected
+}
+
+// awaitReconnect waits for the next reconnect and returns its identity.
+func awaitReconnect(t *testing.T, reconnected <-chan postbox.Identity) postbox.Identity {
+	t.Helper()
+	select {
+	case id := <-reconnected:
+		return id
+	case <-time.After(testbroker.HangGuard):
+		t.Fatal("no reconnect")
+	}
+	return postbox.Identity{}
 }
