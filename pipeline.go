@@ -63,8 +63,9 @@ func (p *pipeline) init(window, maxSize int) {
 // reserve locks p.mu and waits until the window and pend have room, until ctx
 // ends (the error names the mailbox or subject to), or returns the error
 // that failed the publisher. It returns nil with p.mu held, else with it
-// released.
-func (p *pipeline) reserve(ctx context.Context, to []byte) error {
+// released. A function, not a method, to take to as a string or bytes
+// without converting it for every item.
+func reserve[S ~string | ~[]byte](p *pipeline, ctx context.Context, to S) error {
 	p.mu.Lock()
 	for (p.inflight >= p.window || len(p.pend) >= pendMax) && p.err == nil {
 		if ctx.Done() == nil {

@@ -79,7 +79,7 @@ func (m *Mailbox) Publisher(window int, opts ...PublisherOption) *Publisher {
 // It returns the error of an earlier send, if one failed. body may be
 // reused when Send returns (it is copied).
 func (p *Publisher) Send(ctx context.Context, body []byte) error {
-	if err := p.reserve(ctx, p.name); err != nil {
+	if err := reserve(&p.pipeline, ctx, p.name); err != nil {
 		return err
 	}
 	kick := p.frameFor(p.perMsg+len(body), p.flags&wire.FlagReceipt != 0, func(b []byte) []byte {

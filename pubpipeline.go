@@ -82,7 +82,7 @@ func (c *Client) Publisher(subject string, window int, opts ...PublishOption) *T
 // deadline). It returns the error of an earlier publication, if one
 // failed. body may be reused when Publish returns (it is copied).
 func (p *TopicPublisher) Publish(ctx context.Context, body []byte) error {
-	return p.publish(ctx, p.subject, body)
+	return topicPublish(p, ctx, p.subject, body)
 }
 
 // PublishTo is Publish to subject instead of the publisher's own: one
@@ -92,11 +92,13 @@ func (p *TopicPublisher) Publish(ctx context.Context, body []byte) error {
 // the publisher as a failed Publish does. The publisher's options apply
 // to every publication.
 func (p *TopicPublisher) PublishTo(ctx context.Context, subject string, body []byte) error {
-	return p.publish(ctx, []byte(subject), body)
+	return topicPublish(p, ctx, subject, body)
 }
 
-func (p *TopicPublisher) publish(ctx context.Context, subject, body []byte) error {
-	if err := p.reserve(ctx, subject); err != nil {
+// topicPublish is Publish and PublishTo: subject is taken as it comes,
+// not converted per publication.
+func topicPublish[S ~string | ~[]byte](p *TopicPublisher, ctx context.Context, subject S, body []byte) error {
+	if err := reserve(&p.pipeline, ctx, subject); err != nil {
 		return err
 	}
 	kick := p.frameFor(p.perItem-len(p.subject)+len(subject)+len(body), false, func(b []byte) []byte {

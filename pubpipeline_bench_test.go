@@ -13,10 +13,14 @@ import (
 // frame and a reply per publication), in the same run. ns/op is per
 // publication, received at the subscriber.
 
-func BenchmarkPublishOnePerFrame64(b *testing.B) { benchPublish(b, 64, false) }
-func BenchmarkPublishBatched64(b *testing.B)     { benchPublish(b, 64, true) }
+func BenchmarkPublishOnePerFrame64(b *testing.B) { benchPublish(b, 64, false, false) }
+func BenchmarkPublishBatched64(b *testing.B)     { benchPublish(b, 64, true, false) }
 
-func benchPublish(b *testing.B, size int, batched bool) {
+// BenchmarkPublishToBatched64 is BenchmarkPublishBatched64 through
+// PublishTo (the subject given with each publication).
+func BenchmarkPublishToBatched64(b *testing.B) { benchPublish(b, 64, true, true) }
+
+func benchPublish(b *testing.B, size int, batched, to bool) {
 	br := testbroker.Start(b, nil)
 	pub, sc := br.Dial(b), br.Dial(b)
 	ctx := context.Background()
@@ -42,7 +46,13 @@ func benchPublish(b *testing.B, size int, batched bool) {
 	if batched {
 		tp := pub.Publisher("bench.p", 4096)
 		for range b.N {
-			if err := tp.Publish(ctx, body); err != nil {
+			var err error
+			if to {
+				err = tp.PublishTo(ctx, "bench.p", body)
+			} else {
+				err = tp.Publish(ctx, body)
+			}
+			if err != nil {
 				b.Fatal(err)
 			}
 		}
