@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/postbox-ipc/postbox"
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 // pubsubTitle names the fan-out workload of size-byte publications to n
@@ -22,13 +23,10 @@ func pubsubKey(size, n int) string { return fmt.Sprintf("pubsub%d-%d", size, n) 
 
 // subscriberBuffer is a postbox subscriber's buffer, in events, for
 // size-byte publications: cfg.PubsubBufferBytes of them, at least 1 and
-// at most the broker's largest buffer.
+// at most the largest buffer a SUBSCRIBE may ask for.
 func subscriberBuffer(cfg Config, size int) int {
-	return min(max(1, cfg.PubsubBufferBytes/max(size, 1)), maxSubscriberBuffer)
+	return min(max(1, cfg.PubsubBufferBytes/max(size, 1)), wire.MaxSubscribeBuffer)
 }
-
-// maxSubscriberBuffer is the largest postbox.Buffer the broker takes.
-const maxSubscriberBuffer = 1 << 20
 
 func subscribersWord(n int) string {
 	if n == 1 {

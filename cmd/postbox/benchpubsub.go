@@ -20,6 +20,7 @@ import (
 	"github.com/postbox-ipc/postbox"
 	"github.com/postbox-ipc/postbox/broker"
 	"github.com/postbox-ipc/postbox/internal/benchfmt"
+	"github.com/postbox-ipc/postbox/wire"
 )
 
 // bench pubsub: publish/subscribe fan-out, beside the same broker's
@@ -61,8 +62,8 @@ msgs_per_sec, p50_ns, p99_ns, baseline, ratio.`,
 			if err := checkOutput(out, "table", "json", "csv"); err != nil {
 				return err
 			}
-			if buffer < 1 || buffer > 1<<20 {
-				return usageError{fmt.Errorf("--buffer %d: want 1 to %d events", buffer, 1<<20)}
+			if buffer < 1 || buffer > wire.MaxSubscribeBuffer {
+				return usageError{fmt.Errorf("--buffer %d: want 1 to %d events", buffer, wire.MaxSubscribeBuffer)}
 			}
 			if inflight < 1 || window < 1 {
 				return usageError{fmt.Errorf("--inflight %d, --window %d: want at least 1", inflight, window)}

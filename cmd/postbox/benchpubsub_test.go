@@ -52,7 +52,7 @@ func TestCLIBenchPubSubRows(t *testing.T) {
 			t.Errorf("no %q row", want)
 		}
 	}
-	for _, args := range [][]string{{"--buffer", "0"}, {"--buffer", "1048577"}, {"--window", "0"}, {"--inflight", "0"}} {
+	for _, args := range [][]string{{"--buffer", "0"}, {"--buffer", "1048577"}, {"--buffer", "65537"}, {"--window", "0"}, {"--inflight", "0"}} {
 		exits(t, nil, 2, append([]string{"bench", "pubsub"}, args...)...)
 	}
 }
